@@ -1,0 +1,83 @@
+"""Apply the ordered migrations in indexer.schema, backing up the file first."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import sqlite_utils
+
+from .schema import MIGRATIONS
+
+KEEP_BACKUPS = 3
+
+
+def applied(db: sqlite_utils.Database) -> list[str]:
+    if "migrations" not in db.table_names():
+        return []
+    return [r["name"] for r in db.query("SELECT name FROM migrations ORDER BY id")]
+
+
+def pending(db: sqlite_utils.Database, upto: int | None = None) -> list[tuple[str, str]]:
+    done = set(applied(db))
+    todo = MIGRATIONS if upto is None else MIGRATIONS[:upto]
+    return [(n, sql) for n, sql in todo if n not in done]
+
+
+def migrate(db: sqlite_utils.Database, path: Path | None, upto: int | None = None) -> list[str]:
+    """Run pending migrations (all, or the first `upto`). Returns their names.
+
+    A library that already holds data is copied to `<name>.bak-<stamp>` first, with
+    SQLite's online backup, so a failed migration never costs the user their index.
+    """
+    todo = pending(db, upto)
+    if not todo:
+        return []
+    if path is not None and applied(db):
+        backup(db, path)
+    conn = db.conn
+    conn.execute("""CREATE TABLE IF NOT EXISTS migrations (
+        id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,
+        applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')))""")
+    names = []
+    for name, sql in todo:
+        # executescript would commit; run each statement inside one transaction.
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for stmt in _statements(sql):
+                conn.execute(stmt)
+            conn.execute("INSERT INTO migrations(name) VALUES (?)", (name,))
+            conn.execute("COMMIT")
+        except Exception:
+            conn.execute("ROLLBACK")
+            raise
+        names.append(name)
+    return names
+
+
+def backup(db: sqlite_utils.Database, path: Path) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    target = path.with_name(f"{path.name}.bak-{stamp}")
+    import sqlean
+    dest = sqlean.connect(str(target))
+    try:
+        db.conn.backup(dest)
+    finally:
+        dest.close()
+    old = sorted(path.parent.glob(f"{path.name}.bak-*"))
+    for stale in old[:-KEEP_BACKUPS]:
+        stale.unlink(missing_ok=True)
+    return target
+
+
+def _statements(sql: str):
+    """Split a script into complete statements (trigger bodies contain ';')."""
+    import sqlean
+    buf = ""
+    for line in sql.splitlines(keepends=True):
+        buf += line
+        if sqlean.complete_statement(buf):
+            if buf.strip():
+                yield buf.strip()
+            buf = ""
+    if buf.strip():
+        yield buf.strip()

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Creates .venv and installs what avindex needs; a second run only checks and exits.
+# Usage: packaging/setup_env.sh [run|test]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+purpose=${1:-run}
+
+sys_pkgs=(ffmpeg libpulse0 libegl1 libxkbcommon0 libgl1)
+if [ "$purpose" = test ]; then
+  sys_pkgs+=(espeak-ng xvfb pocketsphinx-testdata opencv-doc)
+fi
+
+missing=()
+for p in "${sys_pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "==> installing system packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  else
+    echo "avindex needs these system packages. Run:" >&2
+    echo "  sudo apt-get update && sudo apt-get install -y ${missing[*]}" >&2
+    exit 1
+  fi
+fi
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  echo "==> creating .venv"
+  "$PY" -m venv .venv
+fi
+
+# Re-install only when the dependency declarations or this script change.
+stamp=.venv/.avindex-setup
+want=$(cat pyproject.toml packaging/setup_env.sh | sha256sum | cut -c1-16)-$purpose
+if [ -f "$stamp" ] && grep -qx -- "$want" "$stamp"; then
+  exit 0
+fi
+[ -f "$stamp" ] && [ "$purpose" = run ] && grep -qx -- "${want%-run}-test" "$stamp" && exit 0
+
+pip=(.venv/bin/python -m pip install --disable-pip-version-check -q)
+echo "==> installing Python packages (first run takes a few minutes)"
+"${pip[@]}" --upgrade pip
+# The CPU build of torch first; an unpinned torch would pull the CUDA stack.
+"${pip[@]}" torch==2.13.0
+extra=""
+[ "$purpose" = test ] && extra="[test]"
+"${pip[@]}" -e ".$extra"
+# openai-whisper without triton (GPU-only, ~1 GB); its other deps come from pyproject.
+"${pip[@]}" --no-deps openai-whisper==20250625
+echo "$want" > "$stamp"
+echo "==> environment ready"
