@@ -1,0 +1,316 @@
+"""The avindex command line: the same engine as the GUI, headless.
+
+Exit codes: 0 success, 1 some files failed, 2 bad usage, 3 library or model
+problem, 4 not found, 130 interrupted. Every command takes --json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+from .settings import Settings, library_path
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LIBRARY, EXIT_NOT_FOUND, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
+
+
+class CliError(Exception):
+    def __init__(self, message: str, code: int = EXIT_USAGE):
+        super().__init__(message)
+        self.code = code
+
+
+def hhmmss(seconds: float) -> str:
+    s = int(seconds)
+    return f"{s // 3600:02d}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+def _emit(args, data, text: str | None = None) -> None:
+    if args.json:
+        print(json.dumps(data, ensure_ascii=False, indent=2))
+    elif text is not None:
+        print(text)
+
+
+def _open_store(args):
+    from indexer.db import LibraryError
+    from indexer.store import Store
+    try:
+        return Store(args.library_path)
+    except LibraryError as exc:
+        raise CliError(str(exc), EXIT_LIBRARY)
+
+
+# ---- index ----------------------------------------------------------------------
+def cmd_index(args) -> int:
+    from indexer.intake import discover, take
+
+    from .progress import ProgressView
+    from .runner import LibraryBusy, Runner
+
+    settings = _settings(args)
+    store = _open_store(args)
+    intakes, missing = [], []
+    for path, problem in discover(args.paths):
+        if problem:
+            missing.append({"path": str(path), "error": problem})
+        else:
+            intakes.append(take(store, path))
+    ids = {i.media_id for i in intakes if i.media_id is not None}
+
+    view = ProgressView(store, enabled=not args.json and not args.quiet)
+    runner = Runner(args.library_path, settings, on_event=view.on_event)
+    interrupted = False
+
+    def on_sigint(signum, frame):
+        nonlocal interrupted
+        interrupted = True
+        runner.stop()
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    busy = False
+    try:
+        runner.run()
+    except LibraryBusy:
+        busy = True
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        view.close()
+
+    by_action = {i.media_id: i for i in intakes if i.media_id is not None}
+    files = []
+    for media_id in sorted(ids):
+        m = store.media(media_id)
+        action = by_action[media_id].action
+        outcome = {"done": "indexed", "failed": "failed", "cancelled": "cancelled",
+                   "queued": "queued", "indexing": "queued"}[m["status"]]
+        if action in ("unchanged", "relinked") and m["status"] == "done":
+            outcome = "skipped" if action == "unchanged" else "relinked"
+        files.append({"path": m["path"], "media_id": media_id, "outcome": outcome,
+                      "action": action, "error": m["error"], "duration": m["duration"],
+                      "language": m["language"]})
+    for miss in missing:
+        files.append({"path": miss["path"], "media_id": None, "outcome": "failed",
+                      "action": "missing", "error": miss["error"]})
+    summary = {k: sum(f["outcome"] == k for f in files)
+               for k in ("indexed", "skipped", "relinked", "failed", "cancelled", "queued")}
+    store.close()
+    result = {"library": str(args.library_path), "summary": summary, "files": files,
+              "interrupted": interrupted, "busy": busy}
+    lines = [f"{len(files)} file(s): " + ", ".join(f"{v} {k}" for k, v in summary.items() if v)]
+    for f in files:
+        if f["outcome"] == "failed":
+            lines.append(f"  FAILED  {f['path']}\n          {f['error']}")
+    if busy:
+        lines.append("Another avindex process is indexing this library; "
+                     "the files are queued and it will process them.")
+    if interrupted:
+        lines.append("Interrupted. Run `avindex index` again to finish the queued files.")
+    _emit(args, result, "\n".join(lines))
+    if interrupted:
+        return EXIT_INTERRUPTED
+    return EXIT_FAILED if summary["failed"] else EXIT_OK
+
+
+def cmd_retry(args) -> int:
+    store = _open_store(args)
+    ids = None
+    if args.paths:
+        ids = [_resolve_media(store, p)["id"] for p in args.paths]
+    n = store.retry(ids)
+    store.close()
+    if not n:
+        _emit(args, {"requeued": 0}, "Nothing to retry.")
+        return EXIT_OK
+    args.paths = []
+    return cmd_index(args)
+
+
+# ---- status / search / export / prune ----------------------------------------------
+def cmd_status(args) -> int:
+    store = _open_store(args)
+    summary = store.status_summary()
+    store.close()
+    lines = [f"Library: {summary['library']}",
+             f"{summary['media']} file(s), {summary['hours']:.2f} h, {summary['segments']} segments",
+             "Status: " + (", ".join(f"{k} {v}" for k, v in sorted(summary["by_status"].items()))
+                           or "empty")]
+    for f in summary["failures"]:
+        lines.append(f"  FAILED [{f['stage']}] {f['path']}\n          {f['error']}")
+    _emit(args, summary, "\n".join(lines))
+    return EXIT_OK
+
+
+def cmd_search(args) -> int:
+    from indexer.search import search_text
+    store = _open_store(args)
+    hits = search_text(store, args.query, limit=args.limit)
+    store.close()
+    lines = [f"{h.path}  {hhmmss(h.start)}  [{h.kind}]  {h.snippet}" for h in hits]
+    _emit(args, {"query": args.query, "hits": [h.to_dict() for h in hits]},
+          "\n".join(lines) if lines else "No matches.")
+    return EXIT_OK if hits else EXIT_NOT_FOUND
+
+
+def _resolve_media(store, ref: str) -> dict:
+    if ref.isdigit() and store.media(int(ref)):
+        return store.media(int(ref))
+    m = store.media_by_path(str(Path(ref).expanduser().resolve()))
+    if m is None:
+        raise CliError(f"{ref} is not in the library (index it first, or give its id "
+                       "from `avindex status --json`).", EXIT_NOT_FOUND)
+    return m
+
+
+def cmd_export(args) -> int:
+    from indexer.subtitles import render
+    store = _open_store(args)
+    media = _resolve_media(store, args.media)
+    segments = store.transcript(media["id"])
+    store.close()
+    if not segments:
+        raise CliError(f"{media['path']} has no transcript (status: {media['status']}).",
+                       EXIT_NOT_FOUND)
+    text = render(args.format, segments)
+    out = args.output
+    if out is None:
+        out = str(Path(media["path"]).with_suffix("." + args.format))
+    if out == "-":
+        sys.stdout.write(text)
+        return EXIT_OK
+    Path(out).write_text(text, encoding="utf-8")
+    _emit(args, {"media": media["path"], "format": args.format, "output": out,
+                 "segments": len(segments)}, f"Wrote {out}")
+    return EXIT_OK
+
+
+def cmd_prune(args) -> int:
+    from indexer.intake import missing_media
+    store = _open_store(args)
+    gone = missing_media(store)
+    removed = store.delete_media(m["id"] for m in gone) if (gone and args.yes) else 0
+    store.close()
+    lines = [f"  {m['path']}" for m in gone]
+    if not gone:
+        text = "Every file in the library is still there."
+    elif args.yes:
+        text = f"Removed {removed} file(s) whose media is gone:\n" + "\n".join(lines)
+    else:
+        text = (f"{len(gone)} file(s) in the library are gone:\n" + "\n".join(lines)
+                + "\nRun `avindex prune --yes` to remove them from the library.")
+    _emit(args, {"missing": [{"media_id": m["id"], "path": m["path"]} for m in gone],
+                 "removed": removed}, text)
+    return EXIT_OK
+
+
+def cmd_models(args) -> int:
+    from models.weights import ModelUnavailable, available_models, import_model
+    settings = _settings(args)
+    models_dir = settings.resolved_models_dir()
+    if args.action == "import":
+        if not args.dir:
+            raise CliError("usage: avindex models import DIR")
+        try:
+            dest = import_model(Path(args.dir), models_dir)
+        except (ModelUnavailable, ValueError, OSError) as exc:
+            raise CliError(str(exc), EXIT_LIBRARY)
+        _emit(args, {"imported": str(dest)}, f"Imported into {dest}")
+        return EXIT_OK
+    found = available_models(models_dir)
+    rows = [m.to_dict() if hasattr(m, "to_dict") else vars(m) for m in found]
+    _emit(args, {"models_dir": str(models_dir), "models": rows},
+          "\n".join(f"{r['name']:10} {r.get('origin', '')}: {r.get('path', '')}" for r in rows)
+          or "No Whisper models found.")
+    return EXIT_OK
+
+
+def cmd_gui(args) -> int:
+    from .gui import launch
+    return launch(args.library_path, _settings(args))
+
+
+def _settings(args) -> Settings:
+    s = Settings.load(args.library_path)
+    if getattr(args, "model", None):
+        s.whisper_model = args.model
+    if getattr(args, "engine", None):
+        s.asr_engine = args.engine
+    if getattr(args, "device", None):
+        s.device = args.device
+    return s
+
+
+# ---- parser -----------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--library", metavar="PATH", default=argparse.SUPPRESS,
+                        help="library file (default: $AVINDEX_LIBRARY or the user data dir)")
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                        help="machine-readable output")
+    p = argparse.ArgumentParser(prog="avindex", parents=[common],
+                                description="Search audio and video by what is said in them.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    engine = argparse.ArgumentParser(add_help=False)
+    engine.add_argument("--model", choices=["base", "tiny.en"], help="Whisper model")
+    engine.add_argument("--engine", choices=["faster-whisper", "openai-whisper"])
+    engine.add_argument("--device", choices=["auto", "cpu", "cuda"])
+
+    s = sub.add_parser("index", parents=[common, engine], help="index files and folders")
+    s.add_argument("paths", nargs="+", metavar="PATH")
+    s.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    s.set_defaults(func=cmd_index)
+
+    s = sub.add_parser("retry", parents=[common, engine], help="run failed jobs again")
+    s.add_argument("paths", nargs="*", metavar="MEDIA")
+    s.add_argument("-q", "--quiet", action="store_true")
+    s.set_defaults(func=cmd_retry)
+
+    s = sub.add_parser("status", parents=[common], help="what is indexed, queued and failed")
+    s.set_defaults(func=cmd_status)
+
+    s = sub.add_parser("search", parents=[common], help="find moments by what was said")
+    s.add_argument("query")
+    s.add_argument("--limit", type=int, default=20)
+    s.set_defaults(func=cmd_search)
+
+    s = sub.add_parser("export", parents=[common], help="write subtitles or a transcript")
+    s.add_argument("media", help="a media file's path or library id")
+    s.add_argument("--format", "-f", choices=["srt", "vtt", "json", "txt"], default="srt")
+    s.add_argument("--output", "-o", help="output file ('-' for stdout; default: beside the media)")
+    s.set_defaults(func=cmd_export)
+
+    s = sub.add_parser("prune", parents=[common], help="forget files that are gone")
+    s.add_argument("--yes", action="store_true", help="remove them (otherwise only list)")
+    s.set_defaults(func=cmd_prune)
+
+    s = sub.add_parser("models", parents=[common], help="list or import Whisper models")
+    s.add_argument("action", nargs="?", choices=["list", "import"], default="list")
+    s.add_argument("dir", nargs="?")
+    s.set_defaults(func=cmd_models)
+
+    s = sub.add_parser("gui", parents=[common], help="open the desktop app")
+    s.set_defaults(func=cmd_gui)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return EXIT_USAGE if exc.code not in (0, None) else EXIT_OK
+    args.json = getattr(args, "json", False)
+    args.library_path = library_path(getattr(args, "library", None))
+    try:
+        return args.func(args)
+    except CliError as exc:
+        if args.json:
+            print(json.dumps({"error": str(exc), "exit_code": exc.code}))
+        else:
+            print(f"avindex: {exc}", file=sys.stderr)
+        return exc.code
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED

@@ -1,0 +1,231 @@
+"""The job runner: feeds queued jobs to a worker process and turns what it says
+into a stream of structured events. It survives the worker crashing or being
+killed: the job in hand is retried once, then failed with a message."""
+from __future__ import annotations
+
+import fcntl
+import multiprocessing as mp
+import os
+import signal
+import threading
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Callable
+
+from indexer.store import Store
+
+from .settings import Settings
+from .worker import worker_main
+
+Event = dict
+POLL_S = 0.25
+
+
+class LibraryBusy(Exception):
+    """Another process is already running jobs on this library."""
+
+
+class LibraryLock:
+    """One runner per library file (advisory lock beside it)."""
+
+    def __init__(self, library: Path):
+        self.path = library.with_name(library.name + ".lock")
+        self.fd: int | None = None
+
+    def acquire(self) -> bool:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        self.fd = fd
+        return True
+
+    def release(self) -> None:
+        if self.fd is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None
+
+
+class _Worker:
+    def __init__(self, library: Path, settings: Settings):
+        ctx = mp.get_context("spawn")
+        self.tasks_r, self.tasks_w = ctx.Pipe(duplex=False)
+        self.events_r, self.events_w = ctx.Pipe(duplex=False)
+        self.cancel = ctx.Event()
+        self.proc = ctx.Process(target=worker_main, name="avindex-worker", daemon=True,
+                                args=(str(library), asdict(settings), self.tasks_r,
+                                      self.events_w, self.cancel))
+        self.proc.start()
+        # Close our copies of the child's ends so a dead child reads as EOF, not a hang.
+        self.tasks_r.close()
+        self.events_w.close()
+        self.jobs_run = 0
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc.is_alive()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        try:
+            self.tasks_w.send(None)
+        except (OSError, ValueError):
+            pass
+        self.proc.join(timeout)
+        if self.proc.is_alive():
+            self.proc.kill()
+            self.proc.join(5)
+        for conn in (self.tasks_w, self.events_r):
+            conn.close()
+
+    def exit_description(self) -> str:
+        code = self.proc.exitcode
+        if code is None:
+            return "stopped responding"
+        if code < 0:
+            try:
+                return f"was killed by signal {signal.Signals(-code).name}"
+            except ValueError:
+                return f"was killed by signal {-code}"
+        return f"exited with code {code}"
+
+
+class Runner:
+    """Runs every queued job of a library, one worker process at a time.
+
+    `on_event` receives dicts with "type" in: run_started, worker_started,
+    job_started, progress, job_finished, worker_crashed, run_finished.
+    Thread-safe controls: cancel_media(), cancel_current(), stop().
+    """
+
+    def __init__(self, library: Path, settings: Settings,
+                 on_event: Callable[[Event], None] | None = None):
+        self.library = Path(library)
+        self.settings = settings
+        self.on_event = on_event or (lambda e: None)
+        self._stop = threading.Event()
+        self._worker: _Worker | None = None
+        self._current: dict | None = None
+        self.worker_pids: list[int] = []
+
+    # ---- controls (any thread) ------------------------------------------------
+    def stop(self) -> None:
+        """Finish nothing more: cancel the running job, leave the rest queued."""
+        self._stop.set()
+        self.cancel_current()
+
+    def cancel_current(self) -> None:
+        if self._worker is not None and self._current is not None:
+            self._worker.cancel.set()
+
+    def cancel_media(self, media_ids: list[int]) -> None:
+        store = Store(self.library)
+        try:
+            store.cancel_queued(media_ids)
+        finally:
+            store.close()
+        cur = self._current
+        if cur is not None and cur["media_id"] in media_ids:
+            self.cancel_current()
+
+    @property
+    def current_worker_pid(self) -> int | None:
+        w = self._worker
+        return w.pid if w is not None and w.alive() else None
+
+    # ---- the loop ---------------------------------------------------------------
+    def run(self) -> dict:
+        lock = LibraryLock(self.library)
+        if not lock.acquire():
+            raise LibraryBusy(f"another avindex process is indexing {self.library}")
+        store = Store(self.library)
+        try:
+            requeued = store.requeue_stale()
+            self.on_event({"type": "run_started", "requeued": requeued,
+                           "queued": store.count_queued()})
+            counts = {"done": 0, "failed": 0, "cancelled": 0, "crashed": 0}
+            while not self._stop.is_set():
+                job = store.claim_next_job()
+                if job is None:
+                    break
+                state = self._run_one(store, job)
+                counts[state] = counts.get(state, 0) + 1
+            if self._stop.is_set():
+                store.requeue_stale()   # nothing stays 'running' after we return
+            self.on_event({"type": "run_finished", **counts, "stopped": self._stop.is_set()})
+            return counts
+        finally:
+            if self._worker is not None:
+                self._worker.stop()
+                self._worker = None
+            store.close()
+            lock.release()
+
+    def _ensure_worker(self) -> _Worker:
+        w = self._worker
+        if w is not None and (not w.alive() or w.jobs_run >= self.settings.worker_recycle_jobs):
+            w.stop()
+            w = self._worker = None
+        if w is None:
+            w = self._worker = _Worker(self.library, self.settings)
+            self.worker_pids.append(w.pid)
+            self.on_event({"type": "worker_started", "pid": w.pid})
+        return w
+
+    def _run_one(self, store: Store, job: dict) -> str:
+        worker = self._ensure_worker()
+        worker.cancel.clear()
+        self._current = job
+        try:
+            worker.tasks_w.send(job["id"])
+        except (OSError, ValueError):
+            pass  # the worker died between jobs; handled below as a crash
+        worker.jobs_run += 1
+        try:
+            while True:
+                try:
+                    if worker.events_r.poll(POLL_S):
+                        event = worker.events_r.recv()
+                        if event.get("type") == "worker_ready":
+                            continue
+                        self.on_event(event)
+                        if event.get("type") == "job_finished" and event["job_id"] == job["id"]:
+                            return event["state"]
+                        continue
+                except (EOFError, OSError):
+                    worker.proc.join(5)
+                if not worker.alive():
+                    return self._worker_died(store, worker, job)
+        finally:
+            self._current = None
+
+    def _worker_died(self, store: Store, worker: _Worker, job: dict) -> str:
+        self._worker = None
+        worker.stop(timeout=1)
+        how = worker.exit_description()
+        current = store.job(job["id"])
+        if current and current["state"] in ("done", "failed", "cancelled"):
+            return current["state"]         # it finished just before dying
+        if current["attempts"] < self.settings.max_attempts and not self._stop.is_set():
+            store.finish_job(job["id"], "queued")
+            state, error = "queued", None
+        else:
+            error = (f"avindex's worker process {how} while running the {job['stage']} "
+                     f"stage on this file (tried {current['attempts']} times).")
+            store.finish_job(job["id"], "failed", error)
+            state = "failed"
+        self.on_event({"type": "worker_crashed", "job_id": job["id"], "media_id": job["media_id"],
+                       "path": job["path"], "stage": job["stage"], "how": how,
+                       "retrying": state == "queued"})
+        if state == "failed":
+            self.on_event({"type": "job_finished", "job_id": job["id"],
+                           "media_id": job["media_id"], "path": job["path"],
+                           "stage": job["stage"], "state": "failed", "error": error})
+        return "crashed" if state == "queued" else "failed"

@@ -1,0 +1,16 @@
+"""Composition of the pipeline: which stages run, with which models."""
+from __future__ import annotations
+
+from indexer.pipeline import ProbeStage, SpeechStage, Stage
+
+from .settings import Settings
+
+
+def build_stages(settings: Settings) -> dict[str, Stage]:
+    def speech_engine():
+        from models.asr import load_engine
+        return load_engine(settings.asr_engine, settings.whisper_model, device=settings.device,
+                           threads=settings.threads, models_dir=settings.resolved_models_dir())
+
+    content: list[Stage] = [SpeechStage(speech_engine, beam_size=settings.beam_size)]
+    return {s.name: s for s in [ProbeStage(content), *content]}

@@ -1,0 +1,90 @@
+"""Pipeline stages: each takes a media row and returns a function that saves its
+results, so the worker can commit results and job state in one transaction."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Protocol
+
+from .store import Store
+
+Saver = Callable[[Store], None]
+
+
+class Cancelled(Exception):
+    """The user cancelled the job; nothing of it is saved."""
+
+
+@dataclass
+class StageContext:
+    report: Callable[[float], None] = lambda fraction: None
+    cancelled: Callable[[], bool] = lambda: False
+    started: float = field(default_factory=time.monotonic)
+
+    def check(self) -> None:
+        if self.cancelled():
+            raise Cancelled()
+
+
+class Stage(Protocol):
+    name: str
+
+    def applies(self, probe: dict) -> bool: ...
+
+    def run(self, media: dict, ctx: StageContext) -> Saver: ...
+
+
+class ProbeStage:
+    """Reads the container and streams; queues the content stages that apply."""
+
+    name = "probe"
+
+    def __init__(self, content_stages: list[Stage]):
+        self.content_stages = content_stages
+
+    def applies(self, probe: dict) -> bool:
+        return True
+
+    def run(self, media: dict, ctx: StageContext) -> Saver:
+        from .probe import probe
+        info = probe(media["path"]).to_dict()
+        ctx.report(1.0)
+        follow = [s.name for s in self.content_stages if s.applies(info)]
+        return lambda store: store.save_probe(media["id"], info, follow)
+
+
+class SpeechStage:
+    """Whisper transcription with word timestamps and per-segment language."""
+
+    name = "speech"
+
+    def __init__(self, engine_factory: Callable[[], object], beam_size: int = 5):
+        self._factory = engine_factory
+        self._engine = None
+        self.beam_size = beam_size
+
+    @property
+    def engine(self):
+        if self._engine is None:          # loaded once per worker, on first use
+            self._engine = self._factory()
+        return self._engine
+
+    def applies(self, probe: dict) -> bool:
+        return probe.get("has_audio", False)
+
+    def run(self, media: dict, ctx: StageContext) -> Saver:
+        info, segments = self.engine.transcribe(media["path"], beam_size=self.beam_size)
+        duration = info.duration or media.get("duration") or 0.0
+        rows = []
+        for seg in segments:
+            ctx.check()
+            rows.append({
+                "start": seg.start, "end": seg.end, "text": seg.text.strip(),
+                "language": seg.language or info.language, "confidence": seg.confidence,
+                "words": [{"start": w.start, "end": w.end, "word": w.word,
+                           "probability": w.probability} for w in seg.words]})
+            if duration:
+                ctx.report(min(1.0, seg.end / duration))
+        ctx.check()
+        language = info.language
+        return lambda store: store.save_transcript(media["id"], language, rows)

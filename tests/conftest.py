@@ -1,0 +1,26 @@
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+@pytest.fixture
+def library(tmp_path, monkeypatch):
+    """A fresh library file and data dir, isolated from the user's own."""
+    monkeypatch.setenv("AVINDEX_DATA_DIR", str(tmp_path / "data"))
+    path = tmp_path / "data" / "library.db"
+    monkeypatch.setenv("AVINDEX_LIBRARY", str(path))
+    return path
+
+
+@pytest.fixture
+def store(library):
+    from indexer.store import Store
+    s = Store(library)
+    yield s
+    s.close()
