@@ -29,28 +29,28 @@ def migrate(db: sqlite_utils.Database, path: Path | None, upto: int | None = Non
     A library that already holds data is copied to `<name>.bak-<stamp>` first, with
     SQLite's online backup, so a failed migration never costs the user their index.
     """
-    todo = pending(db, upto)
-    if not todo:
+    if not pending(db, upto):
         return []
     if path is not None and applied(db):
         backup(db, path)
     conn = db.conn
-    conn.execute("""CREATE TABLE IF NOT EXISTS migrations (
-        id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,
-        applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')))""")
-    names = []
-    for name, sql in todo:
-        # executescript would commit; run each statement inside one transaction.
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+    # One write transaction for the lot: concurrent openers (the CLI, its worker,
+    # the GUI) wait here, and the loser finds nothing left to do.
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute("""CREATE TABLE IF NOT EXISTS migrations (
+            id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,
+            applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')))""")
+        names = []
+        for name, sql in pending(db, upto):
             for stmt in _statements(sql):
                 conn.execute(stmt)
             conn.execute("INSERT INTO migrations(name) VALUES (?)", (name,))
-            conn.execute("COMMIT")
-        except Exception:
-            conn.execute("ROLLBACK")
-            raise
-        names.append(name)
+            names.append(name)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
     return names
 
 

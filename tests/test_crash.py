@@ -1,0 +1,129 @@
+"""Crash safety: a killed worker or a killed CLI leaves a consistent library, and
+the next run finishes the rest."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from app.cli import main
+from app.runner import Runner
+from app.settings import Settings
+from indexer.intake import discover, take
+from indexer.store import Store
+from tests.media_factory import make_media
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LINES = ["Alpha station reports clear skies over the harbour.",
+         "Bravo team found the missing compass under the bridge.",
+         "Charlie painted the fence a bright shade of orange.",
+         "Delta flight landed early despite the heavy rain.",
+         "Echo chamber music filled the empty concert hall.",
+         "Foxtrot dancers practised every morning before breakfast."]
+
+
+@pytest.fixture(scope="module")
+def speech_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("speech")
+    for i, line in enumerate(LINES):
+        make_media(root / f"clip{i}.wav", text=line + " " + line)
+    return root
+
+
+def queue_all(library, folder):
+    s = Store(library)
+    ids = [take(s, p).media_id for p, _ in discover([folder])]
+    s.close()
+    return ids
+
+
+def test_worker_killed_mid_job_is_retried(library, speech_dir):
+    ids = queue_all(library, speech_dir)
+    events, killed = [], []
+    runner = None
+
+    def on_event(e):
+        events.append(e)
+        if e["type"] == "job_started" and e["stage"] == "speech" and not killed:
+            killed.append(e["media_id"])
+            os.kill(runner.current_worker_pid, signal.SIGKILL)
+
+    runner = Runner(library, Settings(whisper_model="tiny.en"), on_event=on_event)
+    runner.run()
+    crashes = [e for e in events if e["type"] == "worker_crashed"]
+    assert len(crashes) == 1 and crashes[0]["retrying"] and crashes[0]["how"].endswith("SIGKILL")
+    assert len(runner.worker_pids) == 2
+    s = Store(library)
+    assert s.integrity_check() == "ok"
+    assert [s.media(i)["status"] for i in ids] == ["done"] * len(ids)
+    # The killed job ran twice and its transcript was written once.
+    job = next(j for j in s.jobs(killed[0]) if j["stage"] == "speech")
+    assert job["attempts"] == 2
+    segs = s.transcript(killed[0])
+    assert segs and len({round(x["start"], 2) for x in segs}) == len(segs)
+    s.close()
+
+
+def test_file_that_always_kills_the_worker_fails_with_a_message(library, speech_dir):
+    ids = queue_all(library, speech_dir)
+    victim = ids[2]
+    runner = None
+
+    def on_event(e):
+        if e["type"] == "job_started" and e["media_id"] == victim and e["stage"] == "speech":
+            os.kill(runner.current_worker_pid, signal.SIGKILL)
+
+    runner = Runner(library, Settings(whisper_model="tiny.en"), on_event=on_event)
+    runner.run()
+    s = Store(library)
+    statuses = {i: s.media(i)["status"] for i in ids}
+    assert statuses.pop(victim) == "failed"
+    assert set(statuses.values()) == {"done"}
+    error = s.media(victim)["error"]
+    assert "worker process was killed by signal SIGKILL" in error and "tried 2 times" in error
+    s.close()
+
+
+def test_kill_dash_nine_mid_batch_then_resume(library, speech_dir, capsys):
+    env = {**os.environ, "PYTHONPATH": ROOT}
+    proc = subprocess.Popen([sys.executable, "-m", "app", "index", str(speech_dir),
+                             "--model", "tiny.en", "--quiet", "--library", str(library)],
+                            cwd=ROOT, env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=open(library.parent.parent / "cli.log", "w"))
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline:
+            time.sleep(0.1)
+            if not library.exists():
+                continue
+            s = Store(library)
+            done = len(s.jobs(state="done"))
+            speech_done = [j for j in s.jobs(state="done") if j["stage"] == "speech"]
+            s.close()
+            if speech_done and done < 2 * len(LINES):
+                break
+        else:
+            pytest.fail("the batch never got going: " + (library.parent.parent / "cli.log").read_text())
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)      # the CLI and its worker, mid-batch
+        proc.wait()
+
+    s = Store(library)
+    assert s.integrity_check() == "ok"
+    states = [j["state"] for j in s.jobs()]
+    assert "done" in states and ("running" in states or "queued" in states)
+    s.close()
+
+    code = main(["index", str(speech_dir), "--model", "tiny.en", "--json"])
+    capsys.readouterr()
+    assert code == 0
+    s = Store(library)
+    assert s.integrity_check() == "ok"
+    assert {m["status"] for m in s.all_media()} == {"done"}
+    assert len(s.all_media()) == len(LINES)
+    for m in s.all_media():
+        assert sum(j["stage"] == "speech" for j in s.jobs(m["id"])) == 1
+        assert m["segment_count"] >= 1
+    s.close()
