@@ -127,3 +127,26 @@ def test_kill_dash_nine_mid_batch_then_resume(library, speech_dir, capsys):
         assert sum(j["stage"] == "speech" for j in s.jobs(m["id"])) == 1
         assert m["segment_count"] >= 1
     s.close()
+
+
+def test_cancel_running_job_saves_nothing_and_retry_finishes(library, speech_dir):
+    ids = queue_all(library, speech_dir)
+    target = ids[1]
+    runner = None
+
+    def on_event(e):
+        if e["type"] == "job_started" and e["media_id"] == target and e["stage"] == "speech":
+            runner.cancel_media([target])
+
+    runner = Runner(library, Settings(whisper_model="tiny.en"), on_event=on_event)
+    runner.run()
+    s = Store(library)
+    assert s.media(target)["status"] == "cancelled"
+    assert s.transcript(target) == []
+    assert all(s.media(i)["status"] == "done" for i in ids if i != target)
+    assert s.retry([target]) == 1
+    s.close()
+    Runner(library, Settings(whisper_model="tiny.en")).run()
+    s = Store(library)
+    assert s.media(target)["status"] == "done" and s.transcript(target)
+    s.close()
