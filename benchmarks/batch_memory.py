@@ -59,6 +59,9 @@ def main() -> None:
                 pid = runner.current_worker_pid
                 if pid:
                     samples.append(rss_mb(pid))
+                    if len(samples) % 25 == 0:
+                        print(f"  after {len(samples)} files: worker RSS {samples[-1]:.0f} MB",
+                              flush=True)
 
         runner = Runner(library, Settings(whisper_model=args.model), on_event=on_event)
         t0 = time.monotonic()
