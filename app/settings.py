@@ -46,7 +46,10 @@ class Settings:
     extra: dict = field(default_factory=dict)
 
     def resolved_models_dir(self) -> Path:
-        return Path(self.models_dir).expanduser() if self.models_dir else data_dir() / "models"
+        if self.models_dir:
+            return Path(self.models_dir).expanduser()
+        env = os.environ.get("AVINDEX_MODELS_DIR")
+        return Path(env) if env else data_dir() / "models"
 
     @classmethod
     def load(cls, library: Path) -> "Settings":

@@ -3,14 +3,24 @@ from __future__ import annotations
 
 from indexer.pipeline import ProbeStage, SpeechStage, Stage
 
-from .settings import Settings
+from .settings import Settings, data_dir
+
+
+def thumbnail_dir():
+    return data_dir() / "thumbnails"
 
 
 def build_stages(settings: Settings) -> dict[str, Stage]:
+    from indexer.visual import VisualStage
+
     def speech_engine():
         from models.asr import load_engine
         return load_engine(settings.asr_engine, settings.whisper_model, device=settings.device,
                            threads=settings.threads, models_dir=settings.resolved_models_dir())
 
-    content: list[Stage] = [SpeechStage(speech_engine, beam_size=settings.beam_size)]
+    content: list[Stage] = [
+        SpeechStage(speech_engine, beam_size=settings.beam_size),
+        VisualStage(thumbnail_dir(), settings.resolved_models_dir(),
+                    max_gap=settings.frame_interval_s, threads=settings.threads),
+    ]
     return {s.name: s for s in [ProbeStage(content), *content]}

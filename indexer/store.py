@@ -12,10 +12,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable, Iterator
 
+import numpy as np
 import sqlite_utils
 
 from .db import connect
 from .migrations import migrate
+
+def _f32(vec) -> bytes:
+    """A vector as sqlite-vec's float32 blob."""
+    return np.asarray(vec, dtype=np.float32).tobytes()
+
 
 DERIVED_TABLES = ("segments", "keywords", "keyframes", "tags", "screen_text")
 FINAL_STATES = ("done", "failed", "cancelled")
@@ -309,6 +315,44 @@ class Store:
                 "media_id": seg["media_id"], "start": seg["start"], "end": seg["end"],
                 "original": original["original"] if original else seg["text"], "text": text})
             self.db.execute("UPDATE segments SET text = ? WHERE id = ?", (text, segment_id))
+
+    def save_visual(self, media_id: int, keyframes: list[dict], tags: list[dict],
+                    screen_text: list[dict], features, replace_sources=("imagenet",)) -> None:
+        """Replace a media's keyframes (and their vectors), its tags of the given
+        sources and its screen text. Tags of other sources (user, action, ...) stay.
+
+        keyframes: time, shot, thumbnail, kind (keyframe_vec metadata); features: one
+        1280-d vector per keyframe, or None; tags: start, end, label, source, score;
+        screen_text: start, end, text, confidence.
+        """
+        features = list(features) if features is not None else []
+        if features and len(features) != len(keyframes):
+            raise ValueError(f"{len(features)} features for {len(keyframes)} keyframes")
+        db = self.db
+        with self.transaction():
+            # the keyframes_vec_ad trigger removes the old vectors with their keyframes
+            db.execute("DELETE FROM keyframes WHERE media_id = ?", (media_id,))
+            sources = sorted({t["source"] for t in tags} | set(replace_sources))
+            db.execute(f"DELETE FROM tags WHERE media_id = ? AND source IN "
+                       f"({','.join('?' * len(sources))})", (media_id, *sources))
+            db.execute("DELETE FROM screen_text WHERE media_id = ?", (media_id,))
+            for i, kf in enumerate(keyframes):
+                cur = db.execute("INSERT INTO keyframes(media_id, time, shot, thumbnail) "
+                                 "VALUES (?, ?, ?, ?)", (media_id, float(kf["time"]),
+                                                         kf.get("shot"), kf.get("thumbnail")))
+                vec = features[i] if features else None
+                if vec is not None:
+                    db.execute("INSERT INTO keyframe_vec(keyframe_id, embedding, media_id, kind) "
+                               "VALUES (?, ?, ?, ?)", (cur.lastrowid, _f32(vec), media_id,
+                                                       kf.get("kind", "video")))
+            db["tags"].insert_all(({"media_id": media_id, "start": float(t["start"]),
+                                    "end": float(t["end"]), "label": t["label"],
+                                    "source": t["source"], "score": t.get("score")}
+                                   for t in tags), batch_size=500)
+            db["screen_text"].insert_all(({"media_id": media_id, "start": float(s["start"]),
+                                           "end": float(s["end"]), "text": s["text"],
+                                           "confidence": s.get("confidence")}
+                                          for s in screen_text), batch_size=500)
 
     # ---- reads ---------------------------------------------------------------
     def transcript(self, media_id: int) -> list[dict]:

@@ -9,6 +9,14 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def shared_models_dir(tmp_path_factory):
+    """Assembled/converted weights are made once per test session, not once per test."""
+    path = tmp_path_factory.mktemp("models")
+    os.environ["AVINDEX_MODELS_DIR"] = str(path)
+    return path
+
+
 @pytest.fixture
 def library(tmp_path, monkeypatch):
     """A fresh library file and data dir, isolated from the user's own."""

@@ -1,0 +1,363 @@
+"""Keyframes: sampled frames, shot boundaries, one keyframe per shot plus one every N seconds.
+
+    for kf in iter_keyframes("talk.mp4", max_gap=5.0, thumb_dir=thumbs, thumb_prefix="m12"):
+        kf.time, kf.shot, kf.reason, kf.thumbnail   # thumbnail is relative to thumb_dir
+        kf.image                                    # upright full-size BGR frame
+
+Decoding is one sequential pass. With OpenCV every frame is grab()bed (demuxed and
+decoded, which no reader can avoid for inter-coded video) but only the sampled ones are
+retrieve()d (converted to BGR); there are no seeks. Files OpenCV cannot open go through
+PyAV instead. Both honour the display-matrix rotation, so frames are upright.
+
+Shot boundaries come from PySceneDetect's ContentDetector run on the sampled frames,
+downscaled to DETECT_WIDTH (the width PySceneDetect's own auto-downscale aims at); a cut is
+reported at the first sampled frame of the new shot, so its time is at most one sample
+interval (1 / sample_fps) after the true cut. `benchmarks/visual_speed.py --shots`
+compares it with AdaptiveDetector and a plain HSV-histogram method on real and generated
+clips.
+
+Frames are produced lazily and only a few are held at once, so memory does not grow with
+the length of the file.
+"""
+from __future__ import annotations
+
+import math
+import os
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import cv2
+import numpy as np
+
+DEFAULT_SAMPLE_FPS = 4.0      # frames per second looked at for shot detection
+DEFAULT_MAX_GAP = 5.0         # at least one keyframe every N seconds
+DETECT_WIDTH = 256            # shot detection works on frames this wide
+DEFAULT_MIN_SHOT = 0.6        # seconds; a cut closer than this to the last one is ignored
+BLANK_STD = 6.0              # grey-level spread below which a frame counts as blank
+THUMB_WIDTH = 320
+THUMB_QUALITY = 80
+DETECTORS = ("content", "adaptive", "histogram")
+
+Progress = Callable[[float], None]          # called with the time (s) of each sampled frame
+
+
+class VideoUnreadable(Exception):
+    """Neither OpenCV nor PyAV could read a single frame of the file."""
+
+
+@dataclass
+class Frame:
+    index: int            # running number of the sampled frame
+    time: float           # seconds from the start of the stream
+    image: np.ndarray     # upright BGR, full size
+
+
+@dataclass
+class Keyframe:
+    time: float
+    shot: int             # 0 for the first shot, +1 at each detected cut
+    reason: str           # "start", "cut" or "interval"
+    image: np.ndarray = field(repr=False)
+    thumbnail: str | None = None   # relative to the thumbnail folder
+
+
+# ---- sequential, sampled decoding --------------------------------------------------------
+
+def _sample_due(t: float, next_t: float, step: float) -> bool:
+    return t >= next_t - 1e-3 * step
+
+
+def _next_slot(t: float, step: float) -> float:
+    """The first sampling-grid time strictly after t (grid: 0, step, 2*step, ...)."""
+    return (math.floor(t / step + 1e-3) + 1) * step
+
+
+def _opencv_frames(path: str, step: float) -> Iterator[Frame]:
+    cap = cv2.VideoCapture(path, cv2.CAP_FFMPEG)
+    try:
+        if not cap.isOpened():
+            raise VideoUnreadable(f"OpenCV cannot open {path}")
+        # Upright frames (the FFmpeg backend's default, set in case a build differs).
+        cap.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1)
+        fps = cap.get(cv2.CAP_PROP_FPS)
+        fps = fps if fps and math.isfinite(fps) and 0 < fps < 1000 else 25.0
+        decoded, sampled, next_t, last_t = 0, 0, 0.0, -1.0
+        while cap.grab():
+            pos = cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
+            # The container's timestamp when it is sane, else frame count / fps.
+            t = pos if math.isfinite(pos) and pos > last_t else decoded / fps
+            if decoded and t <= last_t:
+                t = last_t + 1.0 / fps
+            decoded += 1
+            last_t = t
+            if not _sample_due(t, next_t, step):
+                continue
+            ok, img = cap.retrieve()
+            if not ok or img is None:
+                continue
+            yield Frame(sampled, t, img)
+            sampled += 1
+            next_t = _next_slot(t, step)
+        if decoded == 0:
+            raise VideoUnreadable(f"OpenCV decoded no frame of {path}")
+    finally:
+        cap.release()
+
+
+def _pyav_frames(path: str, step: float) -> Iterator[Frame]:
+    import av
+    try:
+        container = av.open(path)
+    except av.FFmpegError as exc:
+        raise VideoUnreadable(f"PyAV cannot open {path}: {exc}") from exc
+    with container:
+        if not container.streams.video:
+            raise VideoUnreadable(f"{path} has no video stream")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        rate = float(stream.average_rate or stream.guessed_rate or 25)
+        sampled, decoded, next_t = 0, 0, 0.0
+        try:
+            for frame in container.decode(stream):
+                t = frame.time if frame.time is not None else decoded / rate
+                decoded += 1
+                if not _sample_due(t, next_t, step):
+                    continue
+                img = frame.to_ndarray(format="bgr24")
+                k = round((getattr(frame, "rotation", 0) or 0) / 90) % 4
+                if k:
+                    img = np.ascontiguousarray(np.rot90(img, k))
+                yield Frame(sampled, t, img)
+                sampled += 1
+                next_t = _next_slot(t, step)
+        except av.FFmpegError:
+            if decoded == 0:
+                raise
+            # a damaged tail: keep what was decoded
+        if decoded == 0:
+            raise VideoUnreadable(f"PyAV decoded no frame of {path}")
+
+
+def sampled_frames(path: str | os.PathLike, sample_fps: float = DEFAULT_SAMPLE_FPS, *,
+                   backend: str = "auto") -> Iterator[Frame]:
+    """Upright BGR frames on a 1/sample_fps grid (or every frame of slower video).
+
+    backend "auto" uses OpenCV and falls back to PyAV when OpenCV cannot open the file or
+    decodes nothing from it; "opencv" and "pyav" force one reader.
+    """
+    path, step = str(path), 1.0 / sample_fps
+    if backend not in ("auto", "opencv", "pyav"):
+        raise ValueError(f"unknown backend {backend!r}")
+    if backend in ("auto", "opencv"):
+        produced = 0
+        try:
+            for frame in _opencv_frames(path, step):
+                produced += 1
+                yield frame
+            return
+        except VideoUnreadable:
+            if backend == "opencv" or produced:
+                raise
+    yield from _pyav_frames(path, step)
+
+
+# ---- shot boundaries ------------------------------------------------------------------
+
+class HistogramCutDetector:
+    """A plain method kept for comparison: Bhattacharyya distance between HSV histograms of
+    consecutive sampled frames (same process_frame interface as PySceneDetect detectors)."""
+
+    def __init__(self, threshold: float = 0.45, min_scene_len: int = 2):
+        self.threshold, self.min_len = threshold, min_scene_len
+        self._last_hist, self._last_cut = None, None
+
+    event_buffer_length = 0
+
+    def process_frame(self, timecode, frame_img: np.ndarray) -> list:
+        hsv = cv2.cvtColor(frame_img, cv2.COLOR_BGR2HSV)
+        hist = cv2.calcHist([hsv], [0, 1, 2], None, [16, 4, 4], [0, 180, 0, 256, 0, 256])
+        cv2.normalize(hist, hist, 1.0, 0.0, cv2.NORM_L1)
+        last, self._last_hist = self._last_hist, hist
+        if last is None:
+            return []
+        d = cv2.compareHist(last, hist, cv2.HISTCMP_BHATTACHARYYA)
+        index = timecode.frame_num
+        if d >= self.threshold and (self._last_cut is None or index - self._last_cut >= self.min_len):
+            self._last_cut = index
+            return [timecode]
+        return []
+
+    def post_process(self, timecode) -> list:
+        return []
+
+
+def make_detector(method: str = "content", sample_fps: float = DEFAULT_SAMPLE_FPS,
+                  min_shot: float = DEFAULT_MIN_SHOT, threshold: float | None = None):
+    """A shot detector fed with downscaled sampled frames (frame numbers in samples)."""
+    min_len = max(1, round(min_shot * sample_fps))
+    if method == "content":
+        from scenedetect.detector import FlashFilter
+        from scenedetect.detectors import ContentDetector
+        # SUPPRESS reports a cut on the frame where it happens (MERGE may report it late).
+        return ContentDetector(threshold=27.0 if threshold is None else threshold,
+                               min_scene_len=min_len, filter_mode=FlashFilter.Mode.SUPPRESS)
+    if method == "adaptive":
+        from scenedetect.detectors import AdaptiveDetector
+        return AdaptiveDetector(adaptive_threshold=3.0 if threshold is None else threshold,
+                                min_scene_len=min_len)
+    if method == "histogram":
+        return HistogramCutDetector(0.45 if threshold is None else threshold, min_len)
+    raise ValueError(f"unknown shot detector {method!r}; one of {DETECTORS}")
+
+
+def detect_width_frame(img: np.ndarray, width: int = DETECT_WIDTH) -> np.ndarray:
+    h, w = img.shape[:2]
+    if w <= width:
+        return img
+    return cv2.resize(img, (width, max(1, round(h * width / w))), interpolation=cv2.INTER_AREA)
+
+
+def is_blank(small_bgr: np.ndarray, max_std: float = BLANK_STD) -> bool:
+    """A frame of (nearly) one colour: black, a fade, a blank card."""
+    gray = cv2.cvtColor(small_bgr, cv2.COLOR_BGR2GRAY) if small_bgr.ndim == 3 else small_bgr
+    return float(gray.std()) < max_std
+
+
+def _timecode(index: int, sample_fps: float):
+    from scenedetect import FrameTimecode
+    return FrameTimecode(index, fps=sample_fps)
+
+
+# ---- keyframes --------------------------------------------------------------------------
+
+def write_thumbnail(img: np.ndarray, thumb_dir: Path, name: str,
+                    width: int = THUMB_WIDTH, quality: int = THUMB_QUALITY) -> str:
+    """A small JPEG at thumb_dir/name; returns name (relative, '/'-separated)."""
+    h, w = img.shape[:2]
+    if w > width:
+        img = cv2.resize(img, (width, max(1, round(h * width / w))), interpolation=cv2.INTER_AREA)
+    target = Path(thumb_dir) / name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    ok, data = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise OSError(f"cannot encode thumbnail {name}")
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.write_bytes(data.tobytes())
+    os.replace(tmp, target)
+    return name
+
+
+def iter_keyframes(path: str | os.PathLike, *, sample_fps: float = DEFAULT_SAMPLE_FPS,
+                   max_gap: float = DEFAULT_MAX_GAP, detector: str = "content",
+                   min_shot: float = DEFAULT_MIN_SHOT, threshold: float | None = None,
+                   thumb_dir: str | os.PathLike | None = None, thumb_prefix: str = "",
+                   thumb_width: int = THUMB_WIDTH, backend: str = "auto",
+                   progress: Progress | None = None) -> Iterator[Keyframe]:
+    """Keyframes in time order: the first frame, the first sampled frame of every shot, and
+    more so that consecutive keyframes are never more than `max_gap` seconds apart (unless
+    the file's own frames are further apart than the sampling can see coming).
+
+    `progress(t)` is called for every sampled frame (the place to report and to cancel).
+    With `thumb_dir`, each keyframe gets a JPEG `<thumb_prefix>/<milliseconds>.jpg`.
+    """
+    if max_gap <= 0 or sample_fps <= 0:
+        raise ValueError("max_gap and sample_fps must be positive")
+    # Sample at least twice per max_gap so the gap can be honoured.
+    sample_fps = max(sample_fps, 2.0 / max_gap)
+    step = 1.0 / sample_fps
+    # Samples are the first decoded frame at or after each grid time, so the next one comes
+    # at most a grid step plus one source frame later; 1.5 steps covers any source with at
+    # least 2 frames per step. Sparser sources (every frame sampled, or variable frame rate
+    # with gaps) use the recent spacing of their frames instead.
+    spacing: deque[float] = deque(maxlen=4)
+    det = make_detector(detector, sample_fps, min_shot, threshold)
+    lag = int(getattr(det, "event_buffer_length", 0) or 0)
+    pending: deque[Frame] = deque()
+    cuts: set[int] = set()
+    blank: set[int] = set()
+    state = {"shot": 0, "last": None, "first": None, "postponed": None, "emitted": 0}
+
+    def decide(frame: Frame, force: bool = False) -> Keyframe | None:
+        last = state["last"]
+        lookahead = max(1.5 * step, 1.2 * max(spacing, default=0.0))
+        if state["first"] is None:
+            state["first"] = frame
+        if frame.index in cuts and last is not None:
+            state["shot"] += 1
+            reason = "cut"
+        elif last is None:
+            reason = "start"
+        elif state["postponed"]:
+            reason = state["postponed"]
+        elif frame.time + lookahead > last + max_gap + 1e-6:  # the next sample may be too late
+            reason = "interval"
+        else:
+            return None
+        # A black or blank frame makes a useless keyframe (fades, the black first frame of
+        # many files): wait for the next picture, unless max_gap would be broken.
+        anchor = last if last is not None else state["first"].time
+        if frame.index in blank and not force and frame.time + lookahead <= anchor + max_gap + 1e-6:
+            state["postponed"] = reason
+            return None
+        state["postponed"] = None
+        state["last"] = frame.time
+        state["emitted"] += 1
+        kf = Keyframe(frame.time, state["shot"], reason, frame.image)
+        if thumb_dir is not None:
+            name = f"{int(round(frame.time * 1000)):09d}.jpg"
+            kf.thumbnail = write_thumbnail(frame.image, Path(thumb_dir),
+                                           f"{thumb_prefix}/{name}" if thumb_prefix else name,
+                                           width=thumb_width)
+        return kf
+
+    last_frame = None
+    for frame in sampled_frames(path, sample_fps, backend=backend):
+        if progress is not None:
+            progress(frame.time)
+        if last_frame is not None:
+            spacing.append(frame.time - last_frame.time)
+        last_frame = frame
+        small = detect_width_frame(frame.image)
+        if is_blank(small):
+            blank.add(frame.index)
+        for tc in det.process_frame(_timecode(frame.index, sample_fps), small):
+            cuts.add(int(tc.frame_num))
+        pending.append(frame)
+        while len(pending) > lag:
+            kf = decide(pending.popleft())
+            if kf is not None:
+                yield kf
+    if last_frame is not None and hasattr(det, "post_process"):
+        for tc in det.post_process(_timecode(last_frame.index, sample_fps)) or ():
+            cuts.add(int(tc.frame_num))
+    while pending:
+        kf = decide(pending.popleft())
+        if kf is not None:
+            yield kf
+    if state["emitted"] == 0 and state["first"] is not None:   # all blank: keep one anyway
+        state["last"] = None
+        kf = decide(state["first"], force=True)
+        if kf is not None:
+            yield kf
+
+
+def detect_cuts(path: str | os.PathLike, *, sample_fps: float = DEFAULT_SAMPLE_FPS,
+                detector: str = "content", min_shot: float = DEFAULT_MIN_SHOT,
+                threshold: float | None = None, backend: str = "auto") -> list[float]:
+    """Times (s) of the first sampled frame after each detected cut."""
+    det = make_detector(detector, sample_fps, min_shot, threshold)
+    times: dict[int, float] = {}
+    cuts: list[int] = []
+    last = None
+    for frame in sampled_frames(path, sample_fps, backend=backend):
+        times[frame.index] = frame.time
+        last = frame
+        cuts += [int(tc.frame_num) for tc in
+                 det.process_frame(_timecode(frame.index, sample_fps),
+                                   detect_width_frame(frame.image))]
+    if last is not None and hasattr(det, "post_process"):
+        cuts += [int(tc.frame_num) for tc in
+                 det.post_process(_timecode(last.index, sample_fps)) or ()]
+    return [times[i] for i in sorted(set(cuts)) if i in times]

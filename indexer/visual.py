@@ -1,0 +1,287 @@
+"""The "visual" stage: keyframes, ImageNet tags, keyframe features and on-screen text.
+
+    stage = VisualStage(thumb_dir, models_dir, max_gap=settings.frame_interval_s)
+    saver = stage.run(media, ctx)         # decodes, classifies, reads text; no SQL
+    saver(store)                          # one transaction (Store.save_visual)
+
+One sequential pass over the video (indexer.keyframes): a keyframe at each shot and at
+least every `max_gap` seconds. Per keyframe:
+
+* EfficientNet-Lite0 (models.vision.image_features), in batches: a 1280-d feature for
+  search by example (keyframe_vec) and ImageNet probabilities; labels reaching their
+  calibrated threshold (models.vision.tags) become tags. A tag carried by consecutive
+  keyframes is one row from the first of them to the next keyframe without it (the end of
+  the media after the last keyframe), scored with its highest probability.
+* OCR (models.vision.ocr) when the cheap text check passes, reusing the previous result when
+  the picture has not changed. Identical consecutive lines (after normalising case, spaces
+  and OCR jitter) are merged into one time range like tags.
+"""
+from __future__ import annotations
+
+import difflib
+import logging
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import cv2
+import numpy as np
+
+from .keyframes import DEFAULT_MAX_GAP, DEFAULT_SAMPLE_FPS, Keyframe, iter_keyframes
+
+log = logging.getLogger(__name__)
+
+TAG_SOURCE = "imagenet"
+CLASSIFY_BATCH = 8
+TEXT_MATCH_RATIO = 0.85       # difflib ratio above which two OCR lines are the same text
+MIN_TEXT_CHARS = 2            # alphanumeric characters a line needs to be kept
+
+
+@dataclass
+class _Open:
+    start: float
+    text: str          # or label
+    score: float
+    last_seen: float
+
+
+@dataclass
+class VisualResult:
+    keyframes: list[dict] = field(default_factory=list)   # time, shot, thumbnail, reason
+    features: list[np.ndarray] = field(default_factory=list)
+    tags: list[dict] = field(default_factory=list)        # start, end, label, source, score
+    screen_text: list[dict] = field(default_factory=list) # start, end, text, confidence
+    stats: dict = field(default_factory=dict)
+
+
+# ---- merging per-keyframe results into time ranges ----------------------------------------
+
+class RangeMerger:
+    """Turns per-keyframe observations into (start, end) ranges. Call `observe(t, items)` for
+    every keyframe in time order (items: key -> (display text, score)); an item absent from a
+    keyframe closes its range at that keyframe's time."""
+
+    def __init__(self, same: Callable[[str, str], bool] | None = None):
+        self.same = same or (lambda a, b: a == b)
+        self.open: dict[str, _Open] = {}
+        self.closed: list[tuple[float, float, str, float]] = []
+
+    def _match(self, key: str) -> str | None:
+        if key in self.open:
+            return key
+        for k in self.open:
+            if self.same(k, key):
+                return k
+        return None
+
+    def observe(self, t: float, items: dict[str, tuple[str, float]]) -> None:
+        seen = set()
+        for key, (text, score) in items.items():
+            k = self._match(key)
+            if k is None or k in seen:
+                self.open[key] = _Open(t, text, score, t)
+                seen.add(key)
+                continue
+            o = self.open[k]
+            if score > o.score:
+                o.text, o.score = text, score
+            o.last_seen = t
+            seen.add(k)
+        for k in [k for k in self.open if k not in seen]:
+            o = self.open.pop(k)
+            self.closed.append((o.start, t, o.text, o.score))
+
+    def finish(self, end: float) -> list[tuple[float, float, str, float]]:
+        for o in self.open.values():
+            self.closed.append((o.start, max(end, o.last_seen), o.text, o.score))
+        self.open.clear()
+        return sorted(self.closed)
+
+
+def normalise_text(text: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"[^\w\s]", "", text.casefold())).strip()
+
+
+def _same_text(a: str, b: str) -> bool:
+    return difflib.SequenceMatcher(None, a, b).ratio() >= TEXT_MATCH_RATIO
+
+
+# ---- the stage ------------------------------------------------------------------------------
+
+class VisualStage:
+    """Keyframes, tags, features and screen text of a video (see module docstring)."""
+
+    name = "visual"
+
+    def __init__(self, thumb_dir: str | os.PathLike, models_dir: str | os.PathLike | None = None,
+                 *, max_gap: float = DEFAULT_MAX_GAP, sample_fps: float = DEFAULT_SAMPLE_FPS,
+                 detector: str = "content", ocr: bool = True, threads: int = 0,
+                 classifier=None, reader=None, thresholds=None, max_tags: int = 3):
+        self.thumb_dir = Path(thumb_dir)
+        self.models_dir = Path(models_dir) if models_dir is not None else None
+        self.max_gap, self.sample_fps, self.detector = max_gap, sample_fps, detector
+        self.use_ocr, self.threads, self.max_tags = ocr, threads, max_tags
+        self._classifier, self._reader, self._thresholds = classifier, reader, thresholds
+        self.last_stats: dict = {}
+
+    # models are loaded once per worker, on first use
+    @property
+    def classifier(self):
+        if self._classifier is None:
+            from models.vision.image_features import ImageClassifier
+            self._classifier = ImageClassifier(self.models_dir, threads=self.threads)
+        return self._classifier
+
+    @property
+    def reader(self):
+        if self._reader is None:
+            from models.vision.ocr import ScreenTextReader
+            self._reader = ScreenTextReader(threads=self.threads)
+        return self._reader
+
+    @property
+    def thresholds(self) -> np.ndarray:
+        if self._thresholds is None:
+            from models.vision.tags import TagThresholds
+            self._thresholds = TagThresholds.load()
+        t = self._thresholds
+        return t if isinstance(t, np.ndarray) else t.vector(len(self.classifier.labels))
+
+    def applies(self, probe: dict) -> bool:
+        return bool(probe.get("has_video", False))
+
+    def analyse(self, path: str, *, media_id: int | str = "x", duration: float | None = None,
+                report: Callable[[float], None] = lambda f: None,
+                check: Callable[[], None] = lambda: None) -> VisualResult:
+        """Everything but the saving; `report(fraction)` and `check()` are called often."""
+        from models.vision.ocr import frame_signature, might_have_text, same_picture
+        from models.vision.tags import select
+
+        t0 = time.perf_counter()
+        clf = self.classifier
+        reader = self.reader if self.use_ocr else None
+        thresholds = self.thresholds
+        stats = {"load_s": time.perf_counter() - t0, "classify_s": 0.0, "ocr_s": 0.0,
+                 "gate_s": 0.0, "ocr_frames": 0, "ocr_reused": 0, "ocr_skipped": 0}
+        res = VisualResult(stats=stats)
+        tag_merge = RangeMerger()
+        text_merge = RangeMerger(_same_text)
+        pending: list[tuple[float, np.ndarray]] = []     # (time, small image) to classify
+        last_sig, last_lines = None, {}
+
+        reported = [-1.0]
+
+        def progress(t: float) -> None:
+            check()
+            if duration:
+                fraction = min(0.99, t / duration)
+                if fraction - reported[0] >= 0.005:        # at most ~200 reports a file
+                    reported[0] = fraction
+                    report(fraction)
+
+        def classify() -> None:
+            if not pending:
+                return
+            s = time.perf_counter()
+            for (t, _), a in zip(pending, clf.analyze([im for _, im in pending])):
+                res.features.append(a.feature)
+                tags = select(a.probs, clf.labels, thresholds, self.max_tags)
+                tag_merge.observe(t, {label: (label, p) for label, p in tags})
+            pending.clear()
+            stats["classify_s"] += time.perf_counter() - s
+
+        start = time.perf_counter()
+        last_time = 0.0
+        for kf in iter_keyframes(path, sample_fps=self.sample_fps, max_gap=self.max_gap,
+                                 detector=self.detector, thumb_dir=self.thumb_dir,
+                                 thumb_prefix=str(media_id), progress=progress):
+            last_time = kf.time
+            res.keyframes.append({"time": kf.time, "shot": kf.shot,
+                                  "thumbnail": kf.thumbnail, "reason": kf.reason})
+            pending.append((kf.time, _shrink(kf.image, 256)))
+            if reader is not None:
+                lines = self._read_text(kf, reader, stats, last_sig, last_lines,
+                                        frame_signature, might_have_text, same_picture)
+                last_sig, last_lines = frame_signature(kf.image), lines
+                text_merge.observe(kf.time, lines)
+            kf.image = None                                   # keep memory flat
+            if len(pending) >= CLASSIFY_BATCH:
+                classify()
+            check()
+        classify()
+        end = duration if duration else last_time + 1.0 / self.sample_fps
+        res.tags = [{"start": s, "end": e, "label": label, "source": TAG_SOURCE,
+                     "score": round(p, 4)} for s, e, label, p in tag_merge.finish(end)]
+        res.screen_text = [{"start": s, "end": e, "text": text, "confidence": round(p, 4)}
+                           for s, e, text, p in text_merge.finish(end)]
+        stats.update(total_s=time.perf_counter() - start, keyframes=len(res.keyframes),
+                     shots=len({k["shot"] for k in res.keyframes}), tags=len(res.tags),
+                     text_lines=len(res.screen_text), backend=getattr(clf, "backend", "?"))
+        stats["decode_and_shots_s"] = (stats["total_s"] - stats["classify_s"] - stats["ocr_s"]
+                                       - stats["gate_s"])
+        report(1.0)
+        return res
+
+    def _read_text(self, kf: Keyframe, reader, stats, last_sig, last_lines,
+                   frame_signature, might_have_text, same_picture) -> dict:
+        s = time.perf_counter()
+        if last_sig is not None and same_picture(last_sig, frame_signature(kf.image)):
+            stats["ocr_reused"] += 1
+            stats["gate_s"] += time.perf_counter() - s
+            return last_lines
+        gate = might_have_text(kf.image)
+        stats["gate_s"] += time.perf_counter() - s
+        if not gate:
+            stats["ocr_skipped"] += 1
+            return {}
+        s = time.perf_counter()
+        lines = {}
+        for line in reader.read(kf.image):
+            if sum(ch.isalnum() for ch in line.text) < MIN_TEXT_CHARS:
+                continue
+            key = normalise_text(line.text)
+            if key and (key not in lines or line.confidence > lines[key][1]):
+                lines[key] = (line.text, line.confidence)
+        stats["ocr_s"] += time.perf_counter() - s
+        stats["ocr_frames"] += 1
+        return lines
+
+    def run(self, media: dict, ctx) -> Callable:
+        media_id = media["id"]
+        res = self.analyse(media["path"], media_id=media_id, duration=media.get("duration"),
+                           report=ctx.report, check=ctx.check)
+        self.last_stats = res.stats
+        ctx.check()
+        kind = media.get("kind") or "video"
+        thumb_dir, keep = self.thumb_dir, {k["thumbnail"] for k in res.keyframes}
+
+        def saver(store) -> None:
+            rows = [dict(k, kind=kind) for k in res.keyframes]
+            store.save_visual(media_id, rows, res.tags, res.screen_text, res.features,
+                              replace_sources=(TAG_SOURCE,))
+            prune_thumbnails(thumb_dir, str(media_id), keep)
+        return saver
+
+
+def _shrink(img: np.ndarray, short_side: int) -> np.ndarray:
+    h, w = img.shape[:2]
+    s = short_side / min(h, w)
+    if s >= 1:
+        return img.copy()
+    return cv2.resize(img, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+
+
+def prune_thumbnails(thumb_dir: Path, prefix: str, keep: set) -> None:
+    """After the new rows are committed: drop this media's thumbnails no row points to."""
+    folder = Path(thumb_dir) / prefix
+    if not folder.is_dir():
+        return
+    for f in folder.iterdir():
+        if f.is_file() and f"{prefix}/{f.name}" not in keep:
+            try:
+                f.unlink()
+            except OSError:
+                pass
