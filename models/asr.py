@@ -1,0 +1,317 @@
+"""Speech recognition behind one small interface, with two real engines.
+
+    engine = load_engine("faster-whisper", "base", models_dir=...)
+    info, segments = engine.transcribe("talk.mp4")
+    for seg in segments:                  # lazy: decoding happens while iterating
+        report(seg.end / info.duration)   # progress; stop iterating to cancel
+
+Both engines: word timestamps, silero VAD (bundled with faster-whisper, runs offline on
+onnxruntime), and hallucination guards (no conditioning on previous text, so one bad
+line cannot seed a loop; compression-ratio / no-speech / log-prob fallbacks;
+hallucination_silence_threshold skips text invented over long silences).
+
+Files are decoded and transcribed in windows (WINDOW_S seconds, cut at a quiet point) so
+memory stays flat however long the file is; timestamps are offset back to file time and
+the language found in the first window with speech is kept for the rest.
+"""
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol, Union, runtime_checkable
+
+import numpy as np
+
+from . import audio_stream
+from .weights import resolve_model
+
+SAMPLE_RATE = audio_stream.SAMPLE_RATE
+WINDOW_S = 600.0                  # ~38 MB of samples per window
+HALLUCINATION_SILENCE_S = 2.0
+Audio = Union[str, os.PathLike, np.ndarray]
+
+
+@dataclass
+class Word:
+    start: float
+    end: float
+    word: str
+    probability: float
+
+
+@dataclass
+class Segment:
+    start: float
+    end: float
+    text: str
+    language: str
+    confidence: float  # exp(avg_logprob), clipped to [0, 1]
+    words: list[Word] = field(default_factory=list)
+
+
+@dataclass
+class TranscriptInfo:
+    language: str
+    language_probability: float
+    duration: float  # seconds of the whole input (0.0 when a container does not say)
+
+
+@runtime_checkable
+class ASREngine(Protocol):
+    name: str
+    model_name: str
+    device: str
+    compute_type: str
+
+    def transcribe(
+        self, audio: Audio, *, language: str | None = None, beam_size: int = 5
+    ) -> tuple[TranscriptInfo, Iterator[Segment]]: ...
+
+
+def _confidence(avg_logprob: float) -> float:
+    return min(1.0, max(0.0, math.exp(avg_logprob)))
+
+
+def _hallucinated(words: list[Word], avg_logprob: float) -> bool:
+    """Whisper's word-anomaly score (openai-whisper transcribe.py), applied to every
+    segment the decoder itself was unsure of (avg_logprob < -1).
+
+    hallucination_silence_threshold only checks segments next to a long silence, and
+    after VAD has cut the silences out there are none left: the classic "I'll see you
+    in the next one." then survives at the end of a speech run, with near-zero-length,
+    low-probability words.
+    """
+    if avg_logprob >= -1.0 or not words:
+        return False
+    score = 0.0
+    for w in words[:8]:
+        d = w.end - w.start
+        score += (w.probability < 0.15) + max(0.0, 0.133 - d) * 15 + max(0.0, d - 2.0)
+    return score >= 3 or score + 0.01 >= len(words[:8])
+
+
+class _WindowedEngine:
+    """Shared driver: split input into windows, run `_run` on each, offset the results."""
+
+    name = ""
+    model_name = ""
+    device = "cpu"
+    compute_type = ""
+    window_s = WINDOW_S
+
+    def _run(
+        self, audio: np.ndarray, language: str | None, beam_size: int
+    ) -> tuple[str, float, Iterator[Segment]]:
+        """Transcribe one window: (language, probability, segments in window time)."""
+        raise NotImplementedError
+
+    def transcribe(
+        self, audio: Audio, *, language: str | None = None, beam_size: int = 5
+    ) -> tuple[TranscriptInfo, Iterator[Segment]]:
+        if isinstance(audio, np.ndarray):
+            audio = np.asarray(audio, dtype=np.float32).reshape(-1)
+            duration = len(audio) / SAMPLE_RATE
+            parts = audio_stream.windows([audio], self.window_s)
+        else:
+            duration = audio_stream.probe_duration(audio)
+            parts = audio_stream.windows(audio_stream.decode_blocks(audio), self.window_s)
+
+        first = next(parts, None)
+        if first is None:  # no samples at all
+            return TranscriptInfo(language or "", 0.0, duration), iter(())
+        lang, prob, segs = self._run(first[1], language, beam_size)
+        info = TranscriptInfo(lang, prob, duration)
+
+        def generate() -> Iterator[Segment]:
+            # Keep the detected language only once a window had speech in it: a file that
+            # opens with music should not fix the language from the music.
+            carried = language
+            window_lang, window_segs, offset = lang, segs, 0.0
+            try:
+                while True:
+                    had_speech = False
+                    for seg in window_segs:
+                        had_speech = True
+                        yield _shift(seg, offset)
+                    if carried is None and had_speech:
+                        carried = window_lang
+                    nxt = next(parts, None)
+                    if nxt is None:
+                        return
+                    offset, samples = nxt
+                    window_lang, _, window_segs = self._run(samples, carried, beam_size)
+            finally:
+                parts.close()  # closes the decoder (and its file) on early stop too
+
+        return info, generate()
+
+
+def _shift(seg: Segment, offset: float) -> Segment:
+    if offset:
+        seg.start += offset
+        seg.end += offset
+        for w in seg.words:
+            w.start += offset
+            w.end += offset
+    return seg
+
+
+# Silences over 1 s are cut (faster-whisper's default is 2 s). On LibriVox clips joined by
+# 1.5 s of digital silence, the 2 s setting let one ~30 s run reach the window end, where the
+# int8 word alignment stretched a word over it and the last sentence was skipped.
+VAD_OPTIONS = dict(min_silence_duration_ms=1000, speech_pad_ms=400)
+
+_FW_OPTIONS = dict(
+    word_timestamps=True,
+    vad_filter=True,
+    vad_parameters=VAD_OPTIONS,
+    condition_on_previous_text=False,
+    compression_ratio_threshold=2.4,
+    log_prob_threshold=-1.0,
+    no_speech_threshold=0.6,
+    hallucination_silence_threshold=HALLUCINATION_SILENCE_S,
+)
+
+
+class FasterWhisperEngine(_WindowedEngine):
+    """CTranslate2 Whisper: int8 on CPU, float16 on CUDA."""
+
+    name = "faster-whisper"
+
+    def __init__(self, model_dir: Path, model_name: str, device: str = "auto",
+                 compute_type: str | None = None, cpu_threads: int = 0):
+        import ctranslate2
+        from faster_whisper import WhisperModel
+
+        if device == "auto":
+            device = "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
+        self.device = device
+        self.compute_type = compute_type or ("float16" if device == "cuda" else "int8")
+        self.model_name = model_name
+        # local_files_only: a folder missing tokenizer.json must fail here, not go to the hub.
+        self.model = WhisperModel(str(model_dir), device=device, compute_type=self.compute_type,
+                                  cpu_threads=cpu_threads, local_files_only=True)
+
+    def _run(self, audio, language, beam_size):
+        segments, info = self.model.transcribe(audio, language=language, beam_size=beam_size, **_FW_OPTIONS)
+        lang = info.language
+
+        def convert():
+            for s in segments:
+                words = [Word(float(w.start), float(w.end), w.word, float(w.probability)) for w in (s.words or [])]
+                if _hallucinated(words, s.avg_logprob):
+                    continue
+                yield Segment(float(s.start), float(s.end), s.text.strip(), lang, _confidence(s.avg_logprob), words)
+
+        return lang, float(info.language_probability), convert()
+
+
+class OpenAIWhisperEngine(_WindowedEngine):
+    """openai-whisper (PyTorch) on a checkpoint converted from the CTranslate2 weights.
+
+    Audio reaches it as numpy arrays decoded by PyAV, so the `ffmpeg` program is not
+    needed. The same silero VAD as faster-whisper removes non-speech first (openai-whisper
+    has none); timestamps are mapped back to the window afterwards.
+    """
+
+    name = "openai-whisper"
+    window_s = 300.0  # openai-whisper returns a window's segments at once: smaller = finer progress
+
+    def __init__(self, model_dir: Path, model_name: str, models_dir: Path,
+                 device: str = "auto", threads: int = 0):
+        import torch
+        import whisper
+
+        from .whisper_convert import alignment_heads_dump, cached_checkpoint
+
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        if threads > 0:
+            torch.set_num_threads(threads)
+        self.device = device
+        self.compute_type = "float16" if device == "cuda" else "float32"
+        self.model_name = model_name
+        checkpoint = cached_checkpoint(model_dir, models_dir, model_name)
+        self.model = whisper.load_model(str(checkpoint), device=device)
+        # load_model(path) leaves the default heads (all of the upper half); word timings
+        # are better with the tuned heads the CT2 config carries.
+        dims = self.model.dims
+        dump = alignment_heads_dump(model_dir, dims.n_text_layer, dims.n_text_head)
+        if dump is not None:
+            self.model.set_alignment_heads(dump)
+
+    def _detect_language(self, speech: np.ndarray) -> tuple[str, float]:
+        import whisper
+
+        if not self.model.is_multilingual:
+            return "en", 1.0
+        mel = whisper.log_mel_spectrogram(whisper.pad_or_trim(speech), self.model.dims.n_mels)
+        _, probs = self.model.detect_language(mel.to(self.model.device))
+        lang = max(probs, key=probs.get)
+        return lang, float(probs[lang])
+
+    def _run(self, audio, language, beam_size):
+        import whisper
+        from faster_whisper.vad import SpeechTimestampsMap, VadOptions, get_speech_timestamps
+
+        chunks = get_speech_timestamps(audio, VadOptions(**VAD_OPTIONS))
+        if not chunks:
+            return language or "", 0.0, iter(())
+        speech = np.concatenate([audio[c["start"]: c["end"]] for c in chunks])
+        if language is None:
+            language, prob = self._detect_language(speech)
+        else:
+            prob = 1.0
+        result = whisper.transcribe(
+            self.model, speech, language=language, beam_size=beam_size, best_of=5,
+            temperature=(0.0, 0.2, 0.4, 0.6, 0.8, 1.0), fp16=self.compute_type == "float16",
+            verbose=None, word_timestamps=True, condition_on_previous_text=False,
+            compression_ratio_threshold=2.4, logprob_threshold=-1.0, no_speech_threshold=0.6,
+            hallucination_silence_threshold=HALLUCINATION_SILENCE_S,
+        )
+        ts = SpeechTimestampsMap(chunks, SAMPLE_RATE)
+        lang = language
+
+        def convert():
+            for s in result["segments"]:
+                words = []
+                for w in s.get("words", []):
+                    # Map both ends through the chunk holding the word's middle, as
+                    # faster-whisper does, so a word never straddles a removed gap.
+                    i = ts.get_chunk_index((w["start"] + w["end"]) / 2)
+                    words.append(Word(ts.get_original_time(w["start"], i), ts.get_original_time(w["end"], i),
+                                      w["word"], float(w["probability"])))
+                if _hallucinated(words, s["avg_logprob"]):
+                    continue
+                if words:
+                    start, end = words[0].start, words[-1].end
+                else:
+                    start, end = ts.get_original_time(s["start"]), ts.get_original_time(s["end"], is_end=True)
+                yield Segment(start, end, s["text"].strip(), lang, _confidence(s["avg_logprob"]), words)
+
+        return lang, prob, convert()
+
+
+ENGINES = ("faster-whisper", "openai-whisper")
+
+
+def load_engine(
+    engine: str = "faster-whisper",
+    model: str = "base",
+    device: str = "auto",
+    threads: int = 0,
+    *,
+    models_dir: Path,
+    use_packages: bool = True,
+    allow_download: bool = False,
+) -> ASREngine:
+    """Build an engine; weights are resolved by models.weights (raises ModelUnavailable)."""
+    if engine not in ENGINES:
+        raise ValueError(f"unknown ASR engine {engine!r}; choose one of {', '.join(ENGINES)}")
+    source = resolve_model(model, models_dir, use_packages=use_packages, allow_download=allow_download)
+    if engine == "faster-whisper":
+        return FasterWhisperEngine(source.path, model, device=device, cpu_threads=threads)
+    return OpenAIWhisperEngine(source.path, model, Path(models_dir), device=device, threads=threads)
