@@ -1,7 +1,7 @@
 """Composition of the pipeline: which stages run, with which models."""
 from __future__ import annotations
 
-from indexer.pipeline import ProbeStage, SpeechStage, Stage
+from indexer.pipeline import ProbeStage, SpeechStage, Stage, TextIndexStage
 
 from .settings import Settings, data_dir
 
@@ -23,4 +23,4 @@ def build_stages(settings: Settings) -> dict[str, Stage]:
         VisualStage(thumbnail_dir(), settings.resolved_models_dir(),
                     max_gap=settings.frame_interval_s, threads=settings.threads),
     ]
-    return {s.name: s for s in [ProbeStage(content), *content]}
+    return {s.name: s for s in [ProbeStage(content), *content, TextIndexStage()]}

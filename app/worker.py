@@ -77,7 +77,8 @@ def _run_job(store: Store, stages: dict, job_id: int, events, cancel) -> None:
     state, error = "done", None
     try:
         stage = stages[job["stage"]]
-        saver = stage.run(media, StageContext(report=report, cancelled=cancel.is_set))
+        saver = stage.run(media, StageContext(report=report, cancelled=cancel.is_set,
+                                              store=store))
         with store.transaction():
             saver(store)
             store.finish_job(job_id, "done")

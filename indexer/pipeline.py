@@ -19,6 +19,7 @@ class Cancelled(Exception):
 class StageContext:
     report: Callable[[float], None] = lambda fraction: None
     cancelled: Callable[[], bool] = lambda: False
+    store: Store | None = None           # for stages that build on earlier results
     started: float = field(default_factory=time.monotonic)
 
     def check(self) -> None:
@@ -58,10 +59,12 @@ class SpeechStage:
 
     name = "speech"
 
-    def __init__(self, engine_factory: Callable[[], object], beam_size: int = 5):
+    def __init__(self, engine_factory: Callable[[], object], beam_size: int = 5,
+                 then: tuple[str, ...] = ("text",)):
         self._factory = engine_factory
         self._engine = None
         self.beam_size = beam_size
+        self.then = then                 # stages that build on the transcript
 
     @property
     def engine(self):
@@ -87,4 +90,27 @@ class SpeechStage:
                 ctx.report(min(1.0, seg.end / duration))
         ctx.check()
         language = info.language
-        return lambda store: store.save_transcript(media["id"], language, rows)
+
+        def save(store: Store) -> None:
+            store.save_transcript(media["id"], language, rows)
+            for stage in self.then:
+                store.queue_stage(media["id"], stage)
+        return save
+
+
+class TextIndexStage:
+    """Keywords and semantic embeddings of transcript windows; runs after speech."""
+
+    name = "text"
+
+    def applies(self, probe: dict) -> bool:
+        return False                     # queued by the speech stage, not by the probe
+
+    def run(self, media: dict, ctx: StageContext) -> Saver:
+        from .semantic import prepare_text_index, save_text_index
+        segments = ctx.store.transcript(media["id"])
+        ctx.check()
+        index = prepare_text_index(segments)
+        ctx.report(1.0)
+        return lambda store: save_text_index(store, media["id"], index.windows,
+                                             index.embeddings, index.keywords)

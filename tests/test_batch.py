@@ -109,3 +109,24 @@ def test_export_of_indexed_file(library, tmp_path, capsys):
     assert cues and cues[0].start.total_seconds() < 1.5
     assert main(["export", str(tmp_path / "nope.mp4"), "--json"]) == 4
     assert "not in the library" in json.loads(capsys.readouterr().out)["error"]
+
+
+def test_speech_is_followed_by_keywords_and_semantic_vectors(library, tmp_path, capsys):
+    media = make_media(tmp_path / "storm.wav", text=SENTENCE + " " + SENTENCE)
+    assert main(["index", str(media), "--model", "tiny.en", "--json"]) == 0
+    capsys.readouterr()
+    from indexer.semantic import embed_query, semantic_search
+    from indexer.store import Store
+    s = Store(library)
+    m = s.media_by_path(str(media))
+    assert [j["stage"] for j in s.jobs(m["id"])] == ["probe", "speech", "text"]
+    assert {j["state"] for j in s.jobs(m["id"])} == {"done"}
+    keywords = [r["keyword"].lower() for r in
+                s.db.query("SELECT keyword FROM keywords WHERE media_id = ?", [m["id"]])]
+    assert any("lighthouse" in k or "ships" in k or "storm" in k for k in keywords), keywords
+    for query in ("someone counting boats before bad weather came",
+                  "tempête et bateaux au phare"):
+        hits = semantic_search(s, embed_query(query))
+        assert hits and hits[0][1] == m["id"], query
+    assert semantic_search(s, embed_query("qwertyuiop asdfghjkl zxcvbnm")) == []
+    s.close()

@@ -1,0 +1,230 @@
+"""Semantic search over transcripts: windows of a few segments, their sentence
+embeddings in the `segment_vec` table, keywords in the `keywords` table.
+
+A query should match a thought, not half a sentence, so what is embedded is a
+*window* of 2-4 consecutive segments (about 15-30 s), and consecutive windows
+overlap by one segment so a thought that straddles a boundary is whole in one
+of them.
+
+Keying: `segment_vec` rows are keyed by segment id, so each window is stored
+under the id of its FIRST segment; its metadata (media_id, kind, language) sits
+in the vec0 table so filters apply inside the KNN. Windows always start at
+distinct segments, so the keys are unique. A hit's segment id therefore points
+at where its window begins, which is where playback should start. Deleting a
+segment (re-transcription, reset) drops its vector via the schema's trigger.
+
+    tix = prepare_text_index(store.transcript(media_id))      # no DB: a stage's work
+    save_text_index(store, media_id, tix.windows, tix.embeddings, tix.keywords)
+    hits = semantic_search(store, embed_query("what they said about taxes"))
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from .schema import SEGMENT_DIM
+
+# Calibrated with the multilingual USE (benchmarks/text_models.py --part
+# calibration [--distractors 2000]). Paraphrased queries meet their passage at
+# cosine 0.16-0.75 (10th percentile 0.31, median 0.42). The best match of an
+# unrelated query: off-topic <= 0.24 and gibberish <= 0.25 among the 40 eval
+# passages; <= 0.30 and <= 0.31 once 2000 unrelated distractor passages are added
+# (the best of many unrelated rows creeps up with library size). 0.30 keeps 90%
+# of true matches and rejects every off-topic query in both settings and every
+# gibberish query but one ("qwertyuiop asdfghjkl" vs a docstring, 0.31) with the
+# distractors. Pass min_similarity=None for an unthresholded top k.
+MIN_SIMILARITY = 0.30
+
+WINDOW_TARGET_S = 20.0    # stop growing a window once it spans this much
+WINDOW_MAX_S = 30.0       # never grow a window past this (a single long segment may)
+WINDOW_MAX_SEGMENTS = 4
+WINDOW_MIN_SEGMENTS = 2   # grow to at least this many, within WINDOW_MAX_S
+WINDOW_GAP_S = 8.0        # a silence this long ends the thought
+MAX_K = 4096              # sqlite-vec's limit on k
+
+
+# ------------------------------------------------------------------ windows ---
+def _majority(values: Iterable[tuple[str | None, int]]) -> str | None:
+    c: Counter = Counter()
+    for v, w in values:
+        if v:
+            c[v] += max(1, w)
+    return c.most_common(1)[0][0] if c else None
+
+
+def transcript_windows(segments: Sequence[dict], *, target_s: float = WINDOW_TARGET_S,
+                       max_s: float = WINDOW_MAX_S, max_segments: int = WINDOW_MAX_SEGMENTS,
+                       min_segments: int = WINDOW_MIN_SEGMENTS, gap_s: float = WINDOW_GAP_S,
+                       overlap: int = 1) -> list[dict]:
+    """Group consecutive segments into overlapping windows.
+
+    A window grows segment by segment until it spans `target_s` seconds and holds
+    `min_segments` segments, or holds `max_segments`; it never grows past `max_s`
+    seconds or across a silence longer than `gap_s`. The next window starts
+    `overlap` segments before this one ended. Blank segments are skipped.
+
+    Returns [{"start", "end", "text", "indices" (positions in `segments`),
+    "segment_ids" (their "id"s, or None when a segment has none), "language"}],
+    in time order; every non-blank segment is in at least one window.
+    """
+    items = sorted(((i, s) for i, s in enumerate(segments) if (s.get("text") or "").strip()),
+                   key=lambda it: (float(it[1]["start"]), it[0]))
+    windows: list[dict] = []
+    i, n = 0, len(items)
+    last_end_index = -1
+    while i < n:
+        j = i + 1                                  # window = items[i:j]
+        while j < n and j - i < max_segments:
+            first, prev, nxt = items[i][1], items[j - 1][1], items[j][1]
+            span = float(prev["end"]) - float(first["start"])
+            if span >= target_s and j - i >= min_segments:
+                break
+            if float(nxt["start"]) - float(prev["end"]) > gap_s:
+                break
+            if float(nxt["end"]) - float(first["start"]) > max_s:
+                break
+            j += 1
+        if j - 1 > last_end_index:                 # not already inside the last window
+            chunk = items[i:j]
+            segs = [s for _, s in chunk]
+            ids = [s.get("id") for s in segs]
+            windows.append({
+                "start": float(segs[0]["start"]),
+                "end": max(float(s["end"]) for s in segs),
+                "text": " ".join(" ".join(s["text"].split()) for s in segs),
+                "indices": [k for k, _ in chunk],
+                "segment_ids": None if any(x is None for x in ids) else ids,
+                "language": _majority((s.get("language"), len(s["text"])) for s in segs),
+            })
+            last_end_index = j - 1
+        if j >= n:
+            break
+        # Overlap with the next window, but always move forward.
+        i = max(i + 1, j - overlap) if j - i > overlap else j
+    return windows
+
+
+# ------------------------------------------------------------- preparation ---
+@dataclass
+class TextIndex:
+    windows: list[dict]
+    embeddings: np.ndarray
+    keywords: list[dict] = field(default_factory=list)
+
+
+def prepare_text_index(segments: Sequence[dict], *, embedder=None, keyword_method: str | None
+                       = None, window_s: float = 60.0) -> TextIndex:
+    """Windows, their embeddings and the keywords of one transcript (no DB).
+    `segments` should carry their ids (as `Store.transcript()` returns them)."""
+    from models.keywords import DEFAULT_METHOD, extract_keywords
+    from models.text_embed import load_embedder
+    embedder = embedder or load_embedder()
+    windows = transcript_windows(segments)
+    embeddings = embedder.embed([w["text"] for w in windows], kind="passage") if windows \
+        else np.zeros((0, embedder.dim), np.float32)
+    kws = extract_keywords(segments, window_s=window_s,
+                           method=keyword_method or DEFAULT_METHOD, embedder=embedder)
+    return TextIndex(windows, embeddings, kws)
+
+
+def embed_query(text: str, embedder=None) -> np.ndarray:
+    from models.text_embed import load_embedder
+    embedder = embedder or load_embedder()
+    return embedder.embed([text], kind="query")[0]
+
+
+# ------------------------------------------------------------------- storing ---
+def save_text_index(store, media_id: int, windows: Sequence[dict], embeddings: np.ndarray,
+                    keywords: Sequence[dict]) -> None:
+    """Replace the media's keywords and window vectors, in one transaction.
+
+    Each window is stored under the id of its first segment (see the module
+    doc), with the media's kind and the window's majority language as vec0
+    metadata ('' when unknown: vec0 metadata columns cannot hold NULL). Windows without segment ids, or with a blank text or an all-zero
+    embedding, cannot be stored; the first two raise, the last is skipped.
+    """
+    embeddings = np.asarray(embeddings, dtype=np.float32)
+    if len(windows) != len(embeddings):
+        raise ValueError(f"{len(windows)} windows but {len(embeddings)} embeddings")
+    if len(windows) and embeddings.shape[1] != SEGMENT_DIM:
+        raise ValueError(f"segment_vec holds {SEGMENT_DIM}-d vectors; got "
+                         f"{embeddings.shape[1]}-d (wrong text embedder for this library)")
+    rows = []
+    for w, vec in zip(windows, embeddings):
+        if not w.get("segment_ids"):
+            raise ValueError("windows need segment ids: build them from Store.transcript()")
+        norm = float(np.linalg.norm(vec))
+        if norm == 0 or not np.isfinite(norm):
+            continue
+        rows.append((int(w["segment_ids"][0]), (vec / norm).astype(np.float32).tobytes(),
+                     w.get("language") or ""))
+    db = store.db
+    with store.transaction():
+        media = db.execute("SELECT kind FROM media WHERE id = ?", (media_id,)).fetchone()
+        if media is None:
+            raise KeyError(f"no media {media_id}")
+        kind = media[0] or ""
+        seg_ids = [r[0] for r in db.execute("SELECT id FROM segments WHERE media_id = ?",
+                                            (media_id,)).fetchall()]
+        # Every vector of this media is keyed by one of its segment ids.
+        db.conn.executemany("DELETE FROM segment_vec WHERE segment_id = ?",
+                            [(s,) for s in seg_ids])
+        known = set(seg_ids)
+        missing = [r[0] for r in rows if r[0] not in known]
+        if missing:
+            raise ValueError(f"segments {missing[:5]} do not belong to media {media_id}")
+        db.conn.executemany(
+            "INSERT INTO segment_vec(segment_id, embedding, media_id, kind, language) "
+            "VALUES (?, ?, ?, ?, ?)", [(sid, emb, media_id, kind, lang) for sid, emb, lang in rows])
+        db.execute("DELETE FROM keywords WHERE media_id = ?", (media_id,))
+        db["keywords"].insert_all(
+            ({"media_id": media_id, "start": k.get("start"), "end": k.get("end"),
+              "keyword": k["keyword"], "score": k.get("score")} for k in keywords),
+            batch_size=500)
+
+
+# -------------------------------------------------------------------- search ---
+def semantic_search(store, query_vec: np.ndarray, k: int = 10,
+                    media_kind: str | Sequence[str] | None = None, language: str | None = None,
+                    min_similarity: float | None = MIN_SIMILARITY
+                    ) -> list[tuple[int, int, float]]:
+    """The k windows nearest the query: [(segment_id, media_id, cosine similarity)],
+    best first. `segment_id` is the window's first segment.
+
+    Filters on media kind ("audio", "video", "audio+video", or several) and
+    language run inside the KNN, so up to k rows come back whenever k rows match.
+    Hits under `min_similarity` are dropped (None keeps all): an unrelated query
+    returns nothing rather than the least bad rows.
+    """
+    k = int(k)
+    if k <= 0:
+        return []
+    q = np.asarray(query_vec, dtype=np.float32).reshape(-1)
+    if q.shape[0] != SEGMENT_DIM:
+        raise ValueError(f"query has {q.shape[0]} dims, segment_vec has {SEGMENT_DIM}")
+    norm = float(np.linalg.norm(q))
+    if norm == 0 or not np.isfinite(norm):
+        return []
+    q = q / norm
+    sql = ("SELECT segment_id, media_id, distance FROM segment_vec "
+           "WHERE embedding MATCH ? AND k = ?")
+    params: list = [q.astype(np.float32).tobytes(), min(k, MAX_K)]
+    if media_kind is not None:
+        kinds = [media_kind] if isinstance(media_kind, str) else list(media_kind)
+        if not kinds:
+            return []
+        sql += " AND kind IN (" + ",".join("?" * len(kinds)) + ")"
+        params += kinds
+    if language is not None:
+        sql += " AND language = ?"
+        params.append(language)
+    sql += " ORDER BY distance"
+    out = []
+    for seg_id, media_id, dist in store.db.execute(sql, params).fetchall():
+        sim = 1.0 - float(dist)
+        if min_similarity is None or sim >= min_similarity:
+            out.append((int(seg_id), int(media_id), sim))
+    return out
