@@ -144,13 +144,38 @@ def cmd_status(args) -> int:
 
 
 def cmd_search(args) -> int:
-    from indexer.search import search_text
+    from indexer.search import Filters, group_by_file, search
+    if not args.query and not args.image:
+        raise CliError("give a query, --image PATH, or both")
+    if args.image and not Path(args.image).is_file():
+        raise CliError(f"{args.image}: no such image file", EXIT_NOT_FOUND)
+    filters = Filters(kind=args.kind, language=args.lang, tag=args.tag, folder=args.folder,
+                      since=args.since, until=args.until,
+                      date_field="modified" if args.by_mtime else "added",
+                      min_duration=args.min_duration, max_duration=args.max_duration)
     store = _open_store(args)
-    hits = search_text(store, args.query, limit=args.limit)
-    store.close()
-    lines = [f"{h.path}  {hhmmss(h.start)}  [{h.kind}]  {h.snippet}" for h in hits]
-    _emit(args, {"query": args.query, "hits": [h.to_dict() for h in hits]},
-          "\n".join(lines) if lines else "No matches.")
+    try:
+        hits = search(store, args.query or "", image=args.image, filters=filters,
+                      limit=args.limit, mode=args.mode,
+                      models_dir=_settings(args).resolved_models_dir() if args.image else None)
+    except ValueError as exc:
+        raise CliError(str(exc))
+    finally:
+        store.close()
+    if args.group:
+        groups = group_by_file(hits)
+        data = {"query": args.query, "image": args.image,
+                "files": [{"media_id": g.media_id, "path": g.path, "score": g.score,
+                           "hits": [h.to_dict() for h in g.hits]} for g in groups]}
+        lines = []
+        for g in groups:
+            lines.append(g.path)
+            lines += [f"  {hhmmss(h.start)}  [{', '.join(h.kinds)}]  {h.snippet}" for h in g.hits]
+    else:
+        data = {"query": args.query, "image": args.image, "hits": [h.to_dict() for h in hits]}
+        lines = [f"{h.path}  {hhmmss(h.start)}  [{', '.join(h.kinds)}]  {h.snippet}"
+                 for h in hits]
+    _emit(args, data, "\n".join(lines) if lines else "No matches.")
     return EXIT_OK if hits else EXIT_NOT_FOUND
 
 
@@ -216,7 +241,8 @@ def cmd_models(args) -> int:
             dest = import_model(Path(args.dir), models_dir)
         except (ModelUnavailable, ValueError, OSError) as exc:
             raise CliError(str(exc), EXIT_LIBRARY)
-        _emit(args, {"imported": str(dest)}, f"Imported into {dest}")
+        _emit(args, {"imported": str(dest.path), "name": dest.name},
+              f"Imported {dest.name} into {dest.path}")
         return EXIT_OK
     found = available_models(models_dir)
     rows = [m.to_dict() if hasattr(m, "to_dict") else vars(m) for m in found]
@@ -271,8 +297,25 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("status", parents=[common], help="what is indexed, queued and failed")
     s.set_defaults(func=cmd_status)
 
-    s = sub.add_parser("search", parents=[common], help="find moments by what was said")
-    s.add_argument("query")
+    s = sub.add_parser("search", parents=[common],
+                       help="find moments by what was said, shown or meant, or by an image")
+    s.add_argument("query", nargs="?", default="",
+                   help='words ("quoted phrase", prefix*) or a description')
+    s.add_argument("--image", metavar="PATH", help="find frames that look like this image")
+    s.add_argument("--tag", metavar="T", help="only files carrying this tag")
+    s.add_argument("--lang", metavar="L", help="only speech in this language (e.g. en)")
+    s.add_argument("--in", dest="folder", metavar="FOLDER", help="only files under this folder")
+    s.add_argument("--kind", choices=["audio", "video", "audio+video"],
+                   help="only this kind of file (video: any file with a picture)")
+    s.add_argument("--since", metavar="DATE", help="only files added on or after (YYYY-MM-DD)")
+    s.add_argument("--until", metavar="DATE", help="only files added before (YYYY-MM-DD)")
+    s.add_argument("--by-mtime", action="store_true",
+                   help="--since/--until compare the file's modification time instead")
+    s.add_argument("--min-duration", type=float, metavar="S", help="only files at least S s long")
+    s.add_argument("--max-duration", type=float, metavar="S", help="only files at most S s long")
+    s.add_argument("--mode", choices=["hybrid", "text", "semantic"], default="hybrid",
+                   help="full text and meaning (default), or one of them")
+    s.add_argument("--group", action="store_true", help="group the moments per file")
     s.add_argument("--limit", type=int, default=20)
     s.set_defaults(func=cmd_search)
 

