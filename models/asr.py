@@ -11,8 +11,15 @@ line cannot seed a loop; compression-ratio / no-speech / log-prob fallbacks;
 hallucination_silence_threshold skips text invented over long silences).
 
 Files are decoded and transcribed in windows (WINDOW_S seconds, cut at a quiet point) so
-memory stays flat however long the file is; timestamps are offset back to file time and
-the language found in the first window with speech is kept for the rest.
+memory stays flat however long the file is; timestamps are offset back to file time.
+
+Language, per segment and per file (unless the caller fixes one): the first window with
+speech sets it, and from then on it is carried and only changes where the detector is sure
+(> LANGUAGE_SWITCH_P) of a different one. faster-whisper checks every 30 s decoding chunk
+(its `multilingual` mode, which reuses the chunk's encoder output: one decoder step, about
+free); openai-whisper checks every window (one extra encoder pass per window). Each Segment
+carries the language it was decoded in; once the segments have been consumed,
+TranscriptInfo.language is the language with the most speech in the file.
 """
 from __future__ import annotations
 
@@ -34,6 +41,10 @@ SAMPLE_RATE = audio_stream.SAMPLE_RATE
 # and cuts are rare next to the VAD's own.
 WINDOW_S = 120.0
 HALLUCINATION_SILENCE_S = 2.0
+# A carried language gives way only to a detection this sure of another one: accented or
+# noisy speech often scores 0.3-0.7 for a neighbouring language, and decoding it in that
+# language turns it into a translation or into nonsense.
+LANGUAGE_SWITCH_P = 0.8
 Audio = Union[str, os.PathLike, np.ndarray]
 
 
@@ -57,6 +68,8 @@ class Segment:
 
 @dataclass
 class TranscriptInfo:
+    # Detected in the first window; once every segment has been consumed, the language with
+    # the most speech in the file (and the detector's probability for it).
     language: str
     language_probability: float
     duration: float  # seconds of the whole input (0.0 when a container does not say)
@@ -106,9 +119,15 @@ class _WindowedEngine:
     window_s = WINDOW_S
 
     def _run(
-        self, audio: np.ndarray, language: str | None, beam_size: int
+        self, audio: np.ndarray, language: str | None, beam_size: int, carried: str | None,
+        seen: dict[str, float],
     ) -> tuple[str, float, Iterator[Segment]]:
-        """Transcribe one window: (language, probability, segments in window time)."""
+        """Transcribe one window: (language, probability, segments in window time).
+
+        `language` is the caller's fixed language (None: detect); `carried` the language of
+        the last segment so far, kept unless another is detected with > LANGUAGE_SWITCH_P.
+        Every detection that is used goes into `seen` (language -> best probability).
+        """
         raise NotImplementedError
 
     def transcribe(
@@ -125,30 +144,34 @@ class _WindowedEngine:
         first = next(parts, None)
         if first is None:  # no samples at all
             return TranscriptInfo(language or "", 0.0, duration), iter(())
-        lang, prob, segs = self._run(first[1], language, beam_size)
+        seen: dict[str, float] = {}
+        lang, prob, segs = self._run(first[1], language, beam_size, None, seen)
         info = TranscriptInfo(lang, prob, duration)
 
         def generate() -> Iterator[Segment]:
-            # Keep the detected language only once a window had speech in it: a file that
-            # opens with music should not fix the language from the music.
-            carried = language
-            window_lang, window_segs, offset = lang, segs, 0.0
+            # The language is carried from the last segment, so a window without speech
+            # (music, silence) neither sets nor changes it.
+            carried = None
+            spoken: dict[str, float] = {}  # seconds of speech per language
+            window_segs, offset = segs, 0.0
             try:
                 while True:
-                    had_speech = False
                     for seg in window_segs:
-                        had_speech = True
+                        carried = seg.language
+                        spoken[carried] = spoken.get(carried, 0.0) + seg.end - seg.start
                         yield _shift(seg, offset)
-                    if carried is None and had_speech:
-                        carried = window_lang
                     nxt = next(parts, None)
                     if nxt is None:
-                        return
+                        break
                     offset, samples = nxt
                     _release_memory()
-                    window_lang, _, window_segs = self._run(samples, carried, beam_size)
+                    _, _, window_segs = self._run(samples, language, beam_size, carried, seen)
             finally:
                 parts.close()  # closes the decoder (and its file) on early stop too
+            if spoken:
+                main = max(spoken, key=spoken.get)
+                if main != info.language:
+                    info.language, info.language_probability = main, seen.get(main, 0.0)
 
         return info, generate()
 
@@ -197,6 +220,43 @@ _FW_OPTIONS = dict(
 )
 
 
+class _LanguageGate:
+    """Stands in for the CTranslate2 model inside a faster-whisper WhisperModel.
+
+    In `multilingual` mode faster-whisper asks `model.detect_language(encoder_output)`
+    before decoding each 30 s chunk and decodes in the top language, however unsure. This
+    puts the current language first unless another one scores > LANGUAGE_SWITCH_P, and
+    remembers the result, so segments can be labelled with the language they were decoded
+    in. With `current` None (the first detection of a file) results pass through untouched.
+    Everything else is delegated to the real model.
+    """
+
+    def __init__(self, model):
+        self._model = model
+        self.current: str | None = None
+        self.seen: dict[str, float] = {}
+
+    def __getattr__(self, name):
+        return getattr(self._model, name)
+
+    def detect_language(self, *args, **kwargs):
+        results = self._model.detect_language(*args, **kwargs)
+        if self.current is None:
+            return results
+        gated = []
+        for ranked in results:  # one list per batch item, best first: [("<|en|>", p), ...]
+            token, p = ranked[0]
+            lang = token[2:-2]
+            if lang != self.current and p > LANGUAGE_SWITCH_P:
+                self.current = lang
+                self.seen[lang] = max(self.seen.get(lang, 0.0), p)
+            elif lang != self.current:
+                keep = f"<|{self.current}|>"
+                ranked = sorted(ranked, key=lambda tp: tp[0] != keep)  # stable: keep goes first
+            gated.append(ranked)
+        return gated
+
+
 class FasterWhisperEngine(_WindowedEngine):
     """CTranslate2 Whisper: int8 on CPU, float16 on CUDA."""
 
@@ -215,19 +275,32 @@ class FasterWhisperEngine(_WindowedEngine):
         # local_files_only: a folder missing tokenizer.json must fail here, not go to the hub.
         self.model = WhisperModel(str(model_dir), device=device, compute_type=self.compute_type,
                                   cpu_threads=cpu_threads, local_files_only=True)
+        # English-only models (tiny.en) have nothing to detect.
+        self._gate = None
+        if self.model.model.is_multilingual:
+            self._gate = self.model.model = _LanguageGate(self.model.model)
 
-    def _run(self, audio, language, beam_size):
-        segments, info = self.model.transcribe(audio, language=language, beam_size=beam_size, **_FW_OPTIONS)
-        lang = info.language
+    def _run(self, audio, language, beam_size, carried, seen):
+        gate = self._gate if language is None else None
+        if gate is not None:
+            gate.current, gate.seen = None, seen
+        segments, info = self.model.transcribe(
+            audio, language=language or carried, beam_size=beam_size, multilingual=gate is not None,
+            **_FW_OPTIONS)
+        if language is None and carried is None:
+            seen[info.language] = max(seen.get(info.language, 0.0), float(info.language_probability))
+        if gate is not None:
+            gate.current = info.language  # from here on, switches need > LANGUAGE_SWITCH_P
 
         def convert():
-            for s in segments:
+            for s in segments:  # lazy: the gate has seen this segment's chunk by now
                 words = [Word(float(w.start), float(w.end), w.word, float(w.probability)) for w in (s.words or [])]
                 if _hallucinated(words, s.avg_logprob):
                     continue
+                lang = gate.current if gate is not None else info.language
                 yield Segment(float(s.start), float(s.end), s.text.strip(), lang, _confidence(s.avg_logprob), words)
 
-        return lang, float(info.language_probability), convert()
+        return info.language, float(info.language_probability), convert()
 
 
 class OpenAIWhisperEngine(_WindowedEngine):
@@ -273,18 +346,23 @@ class OpenAIWhisperEngine(_WindowedEngine):
         lang = max(probs, key=probs.get)
         return lang, float(probs[lang])
 
-    def _run(self, audio, language, beam_size):
+    def _run(self, audio, language, beam_size, carried, seen):
         import whisper
         from faster_whisper.vad import SpeechTimestampsMap, VadOptions, get_speech_timestamps
 
         chunks = get_speech_timestamps(audio, VadOptions(**VAD_OPTIONS))
         if not chunks:
-            return language or "", 0.0, iter(())
+            return language or carried or "", 0.0, iter(())
         speech = np.concatenate([audio[c["start"]: c["end"]] for c in chunks])
+        prob = 1.0
         if language is None:
-            language, prob = self._detect_language(speech)
-        else:
-            prob = 1.0
+            # Once per window (its first 30 s of speech): an encoder pass each time.
+            detected, p = self._detect_language(speech)
+            if carried is None or (detected != carried and p > LANGUAGE_SWITCH_P):
+                language, prob = detected, p
+                seen[detected] = max(seen.get(detected, 0.0), p)
+            else:
+                language = carried
         result = whisper.transcribe(
             self.model, speech, language=language, beam_size=beam_size, best_of=5,
             temperature=(0.0, 0.2, 0.4, 0.6, 0.8, 1.0), fp16=self.compute_type == "float16",
