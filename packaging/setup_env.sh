@@ -5,7 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 purpose=${1:-run}
 
-sys_pkgs=(ffmpeg libpulse0 libegl1 libxkbcommon0 libgl1)
+# Qt Multimedia and the xcb platform plugin (a real window on X11).
+sys_pkgs=(ffmpeg libpulse0 libegl1 libxkbcommon0 libgl1 libxkbcommon-x11-0 libxcb-cursor0
+          libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-render-util0 libxcb-shape0
+          libxcb-randr0 libxcb-xkb1 libfontconfig1 libdbus-1-3)
 if [ "$purpose" = test ]; then
   sys_pkgs+=(espeak-ng xvfb pocketsphinx-testdata opencv-doc)
 fi

@@ -1,0 +1,604 @@
+"""The GUI's one door into the engine.
+
+`LibraryService` lives on the GUI thread and only emits typed signals; the work
+happens elsewhere:
+  - library reads, intake (which hashes files), corrections and exports run on a
+    `_DbWorker` moved to its own QThread, with its own Store (one SQLite
+    connection per thread);
+  - indexing runs in a Python thread driving the existing `Runner`, which feeds a
+    separate worker process, so a file that crashes a decoder cannot freeze or
+    kill the window.
+Everything crossing to the UI is plain data (dicts, lists, str).
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib.metadata
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import unicodedata
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
+
+import ui.qt_compat  # noqa: F401  (PySide6 6.12 refcount bug on Python 3.11; see there)
+
+from .runner import LibraryBusy, Runner
+from .settings import Settings
+
+REFRESH_DEBOUNCE_MS = 200
+BUSY_RETRY_MS = 5000
+SEARCH_LIMIT = 50
+
+# Settings the GUI edits; everything else in Settings is kept as loaded.
+EDITABLE_SETTINGS = ("whisper_model", "asr_engine", "device", "threads", "frame_interval_s",
+                     "models_dir")
+
+
+def _fold(text: str) -> str:
+    """Lower case without diacritics, like FTS5's unicode61 remove_diacritics."""
+    decomposed = unicodedata.normalize("NFKD", text.lower())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+def query_terms(query: str) -> list[tuple[str, bool]]:
+    """(folded term, is_prefix) for each word of a search query."""
+    terms = []
+    for tok in re.findall(r'"[^"]*"|\S+', query):
+        prefix = tok.endswith("*")
+        words = re.findall(r"\w+", _fold(tok))
+        terms += [(w, False) for w in words[:-1]]
+        if words:
+            terms.append((words[-1], prefix))
+    return terms
+
+
+def moment_time(query: str, segment_start: float, words: list[dict]) -> float:
+    """The time of the first word of the segment that matches the query, so a hit in
+    a long segment plays from the word said, not from the segment's start."""
+    terms = query_terms(query)
+    for w in words:
+        word = "".join(re.findall(r"\w+", _fold(w["word"])))
+        for term, prefix in terms:
+            if word == term or (prefix and word.startswith(term)):
+                return float(w["start"])
+    return segment_start
+
+
+def export_target(media_path: str, fmt: str, folder: str | None) -> Path:
+    media = Path(media_path)
+    base = Path(folder) if folder else media.parent
+    return base / f"{media.stem}.{fmt}"
+
+
+def diagnostics(library: Path, settings: Settings) -> dict:
+    """Versions, GPU and ffmpeg availability: what a bug report needs."""
+    def version(dist: str) -> str:
+        try:
+            return importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            return "not installed"
+
+    try:
+        import ctranslate2
+        gpus = ctranslate2.get_cuda_device_count()
+        gpu = f"{gpus} CUDA device(s)" if gpus else "none (CPU only)"
+    except Exception as exc:   # a broken CUDA install must not break the About page
+        gpus, gpu = 0, f"unknown ({type(exc).__name__}: {exc})"
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg:
+        try:
+            first = subprocess.run([ffmpeg, "-version"], capture_output=True, text=True,
+                                   timeout=10).stdout.splitlines()[:1]
+            ffmpeg_text = f"{ffmpeg} ({first[0] if first else 'version unknown'})"
+        except (OSError, subprocess.SubprocessError):
+            ffmpeg_text = f"{ffmpeg} (does not run)"
+    else:
+        ffmpeg_text = "not found on PATH (not needed for indexing; PyAV decodes audio)"
+    try:
+        from models.weights import available_models
+        models = [f"{m.name} ({m.format}, {m.origin})"
+                  for m in available_models(settings.resolved_models_dir())]
+    except Exception as exc:
+        models = [f"could not list: {exc}"]
+    return {
+        "Python": sys.version.split()[0],
+        "PySide6": version("PySide6"),
+        "torch": version("torch"),
+        "faster-whisper": version("faster-whisper"),
+        "CTranslate2": version("ctranslate2"),
+        "GPU": gpu,
+        "Device in use": resolved_device(settings.device, gpus),
+        "Whisper model": settings.whisper_model,
+        "Whisper weights found": ", ".join(models) or "none",
+        "ffmpeg": ffmpeg_text,
+        "Library": str(library),
+        "Models folder": str(settings.resolved_models_dir()),
+    }
+
+
+def resolved_device(device: str, cuda_devices: int) -> str:
+    if device == "cuda":
+        return "GPU (CUDA)" if cuda_devices else "GPU requested, none found"
+    if device == "auto" and cuda_devices:
+        return "GPU (CUDA)"
+    return "CPU"
+
+
+WORKER_NICENESS = 10
+
+
+def lower_priority(pid: int, niceness: int = WORKER_NICENESS) -> None:
+    """Let the indexing worker yield the CPU to the window (and the rest of the desktop).
+    Linux keeps a nice value per thread, so every thread of the process is lowered;
+    threads it starts later inherit it."""
+    try:
+        tids = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+    except OSError:
+        tids = [pid]
+    for tid in tids:
+        try:
+            if os.getpriority(os.PRIO_PROCESS, tid) < niceness:
+                os.setpriority(os.PRIO_PROCESS, tid, niceness)
+        except (OSError, AttributeError):    # gone already, or no setpriority (Windows)
+            pass
+
+
+def _guarded(method):
+    """A slot on the DB thread reports its failure instead of dying silently."""
+    def wrapper(self, *args):
+        try:
+            return method(self, *args)
+        except Exception as exc:   # one bad request must not end the DB thread
+            self.failed.emit(f"{type(exc).__name__}: {exc}")
+    wrapper.__name__ = method.__name__
+    return wrapper
+
+
+class _DbWorker(QObject):
+    """Runs on its own QThread; owns that thread's Store. Payloads are declared
+    `object`: a `list`/`dict` signal converts through QVariant, ~90 ms for 10k rows."""
+
+    media_listed = Signal(object)
+    intake_progress = Signal(int)         # files taken so far
+    intake_done = Signal(object, object)  # intakes, problems (dicts)
+    search_done = Signal(int, str, object)  # generation, query, hits
+    transcript_done = Signal(int, object)
+    correction_done = Signal(int, int, str)  # media id, segment id, text
+    export_done = Signal(object, object)  # written paths, (path, error) problems
+    retried = Signal(int)
+    diagnostics_done = Signal(object)
+    failed = Signal(str)
+
+    def __init__(self, library: Path, service: "LibraryService"):
+        super().__init__()
+        self._library = library
+        self._service = service
+        self._store = None
+
+    @property
+    def store(self):
+        if self._store is None:
+            from indexer.store import Store
+            self._store = Store(self._library)
+        return self._store
+
+    @Slot(str)
+    @_guarded
+    def open_library(self, path: str) -> None:
+        self.close()
+        self._library = Path(path)
+        self.media_listed.emit(self.store.all_media())
+
+    @Slot()
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    @Slot()
+    @_guarded
+    def list_media(self) -> None:
+        self.media_listed.emit(self.store.all_media())
+
+    @Slot(object)
+    @_guarded
+    def add_paths(self, paths: list) -> None:
+        from indexer.intake import discover, take
+        intakes, problems = [], []
+        for n, (path, problem) in enumerate(discover(paths), 1):
+            if problem:
+                problems.append({"path": str(path), "error": problem})
+                continue
+            intakes.append(dataclasses.asdict(take(self.store, path)))
+            if n == 1 or n % 25 == 0:
+                self.intake_progress.emit(n)   # lets indexing start while a big folder is taken
+            if n % 250 == 0:
+                self.media_listed.emit(self.store.all_media())
+        self.media_listed.emit(self.store.all_media())
+        self.intake_done.emit(intakes, problems)
+
+    @Slot(int, str)
+    @_guarded
+    def search(self, generation: int, query: str) -> None:
+        if generation != self._service._search_generation:
+            return   # a newer query was typed meanwhile
+        from indexer.queries import segment_words
+        from indexer.search import search_text
+        hits = []
+        for hit in search_text(self.store, query, SEARCH_LIMIT):
+            row = hit.to_dict()
+            row["name"] = Path(hit.path).name
+            row["seek"] = hit.start
+            # A whole-file keyword has no moment of its own; say so rather than "speech".
+            row["match"] = "keyword" if set(row.get("ranks") or ()) == {"keyword"} else hit.kind
+            if hit.kind == "said":
+                words = segment_words(self.store, hit.media_id, hit.start)
+                row["seek"] = moment_time(query, hit.start, words)
+            hits.append(row)
+        self.search_done.emit(generation, query, hits)
+
+    @Slot(int)
+    @_guarded
+    def transcript(self, media_id: int) -> None:
+        self.transcript_done.emit(media_id, self.store.transcript(media_id))
+
+    @Slot(int, str)
+    @_guarded
+    def correct(self, segment_id: int, text: str) -> None:
+        from indexer.queries import segment_media
+        self.store.correct_segment(segment_id, text)
+        self.correction_done.emit(segment_media(self.store, segment_id), segment_id, text)
+
+    @Slot(object, str, str)
+    @_guarded
+    def export(self, media_ids: list, fmt: str, folder: str) -> None:
+        from indexer.subtitles import render
+        written, problems = [], []
+        for media_id in media_ids:
+            media = self.store.media(media_id)
+            if media is None:
+                continue
+            segments = self.store.transcript(media_id)
+            if not segments:
+                problems.append((media["path"], f"no transcript yet (status: {media['status']})"))
+                continue
+            target = export_target(media["path"], fmt, folder or None)
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(render(fmt, segments), encoding="utf-8")
+            except OSError as exc:
+                problems.append((media["path"], f"cannot write {target}: {exc.strerror or exc}"))
+                continue
+            written.append(str(target))
+        self.export_done.emit(written, problems)
+
+    @Slot(object)
+    @_guarded
+    def cancel(self, media_ids: list) -> None:
+        self._service._cancel_in_engine(self.store, media_ids)
+        self.media_listed.emit(self.store.all_media())
+
+    @Slot(object)
+    @_guarded
+    def retry(self, media_ids: list) -> None:
+        n = self.store.retry(media_ids or None)
+        self.media_listed.emit(self.store.all_media())
+        self.retried.emit(n)
+
+    @Slot()
+    @_guarded
+    def diagnostics(self) -> None:
+        self.diagnostics_done.emit(diagnostics(self._library, self._service.settings()))
+
+
+class LibraryService(QObject):
+    media_changed = Signal(object)        # every media row (dicts from Store.all_media)
+    job_event = Signal(object)            # the runner's events, unchanged
+    run_state_changed = Signal(bool)      # indexing or idle
+    files_added = Signal(object, object)  # intakes, problems
+    search_results = Signal(str, object)  # query, hits (dicts; "seek" is the moment's time)
+    transcript_loaded = Signal(int, object)
+    correction_saved = Signal(int, int, str)
+    export_finished = Signal(object, object)
+    diagnostics_ready = Signal(object)
+    settings_changed = Signal(object)
+    library_changed = Signal(str)
+    message = Signal(str)                 # something for the status bar
+    error = Signal(str)
+
+    # requests to the DB thread (queued connections)
+    _req_list = Signal()
+    _req_add = Signal(object)
+    _req_search = Signal(int, str)
+    _req_transcript = Signal(int)
+    _req_correct = Signal(int, str)
+    _req_export = Signal(object, str, str)
+    _req_cancel = Signal(object)
+    _req_retry = Signal(object)
+    _req_diagnostics = Signal()
+    _req_open = Signal(str)
+    _runner_event = Signal(object)        # emitted on the runner thread, delivered here
+
+    def __init__(self, library: Path, settings: Settings | None = None, parent=None):
+        super().__init__(parent)
+        self._library = Path(library)
+        self._settings = settings or Settings.load(self._library)
+        self._search_generation = 0
+        self._run_lock = threading.Lock()
+        self._running = False
+        self._rerun = False
+        self._stopping = False
+        self._runner: Runner | None = None
+        self._run_thread: threading.Thread | None = None
+        self._cancel_requested: set[int] = set()
+        self._pending_library: Path | None = None
+        self._busy_reported = False
+        self._cuda_devices: int | None = None
+        self._worker_pid: int | None = None
+
+        self._db_thread = QThread(self)
+        self._db_thread.setObjectName("avindex-db")
+        self._db = _DbWorker(self._library, self)
+        self._db.moveToThread(self._db_thread)
+        self._db_thread.finished.connect(self._db.deleteLater)
+        for req, slot in ((self._req_list, self._db.list_media), (self._req_add, self._db.add_paths),
+                          (self._req_search, self._db.search),
+                          (self._req_transcript, self._db.transcript),
+                          (self._req_correct, self._db.correct), (self._req_export, self._db.export),
+                          (self._req_cancel, self._db.cancel), (self._req_retry, self._db.retry),
+                          (self._req_diagnostics, self._db.diagnostics),
+                          (self._req_open, self._db.open_library)):
+            req.connect(slot)
+        self._db.media_listed.connect(self.media_changed)
+        self._db.intake_progress.connect(self._on_intake_progress)
+        self._db.intake_done.connect(self._on_intake_done)
+        self._db.search_done.connect(self._on_search_done)
+        self._db.transcript_done.connect(self.transcript_loaded)
+        self._db.correction_done.connect(self._on_correction_done)
+        self._db.export_done.connect(self.export_finished)
+        self._db.retried.connect(self._on_retried)
+        self._db.diagnostics_done.connect(self.diagnostics_ready)
+        self._db.failed.connect(self.error)
+        self._runner_event.connect(self._on_runner_event)
+
+        self._refresh_timer = QTimer(self, singleShot=True, interval=REFRESH_DEBOUNCE_MS)
+        self._refresh_timer.timeout.connect(self._req_list)
+        self._busy_timer = QTimer(self, singleShot=True, interval=BUSY_RETRY_MS)
+        self._busy_timer.timeout.connect(self._retry_after_busy)
+        self._db_thread.start()
+
+    # ---- life cycle --------------------------------------------------------------
+    def start(self) -> None:
+        """List the library and resume whatever is queued (also jobs a crash left)."""
+        self._req_list.emit()
+        self.ensure_running()
+
+    def shutdown(self, timeout: float = 20.0) -> None:
+        self._busy_timer.stop()
+        self._refresh_timer.stop()
+        thread = self._run_thread
+        self._stop_runner()
+        if thread is not None:
+            thread.join(timeout)
+        self._db_thread.quit()
+        if self._db_thread.wait(int(timeout * 1000)):
+            self._db.close()    # its thread has ended; a queued close might never run
+
+    @property
+    def library(self) -> Path:
+        return self._library
+
+    @property
+    def is_running(self) -> bool:
+        return self._running
+
+    # ---- requests (GUI thread; all return at once) -------------------------------------
+    def add_paths(self, paths: list[str]) -> None:
+        paths = [str(p) for p in paths if str(p)]
+        if paths:
+            self._req_add.emit(paths)
+
+    def refresh(self) -> None:
+        self._refresh_timer.start()
+
+    def cancel(self, media_ids: list[int]) -> None:
+        self._cancel_requested.update(media_ids)
+        self._req_cancel.emit(list(media_ids))
+
+    def retry(self, media_ids: list[int]) -> None:
+        """Failed and cancelled jobs of these media (or of all, with []) run again."""
+        self._cancel_requested.difference_update(media_ids)
+        if not media_ids:
+            self._cancel_requested.clear()
+        self._req_retry.emit(list(media_ids))
+
+    def search(self, query: str) -> None:
+        self._search_generation += 1
+        if not query.strip():
+            self.search_results.emit(query, [])
+            return
+        self._req_search.emit(self._search_generation, query)
+
+    def transcript(self, media_id: int) -> None:
+        self._req_transcript.emit(media_id)
+
+    def correct(self, segment_id: int, text: str) -> None:
+        self._req_correct.emit(segment_id, text)
+
+    def export(self, media_ids: list[int], fmt: str, folder: str | None = None) -> None:
+        self._req_export.emit(list(media_ids), fmt, folder or "")
+
+    @staticmethod
+    def media_extensions() -> list[str]:
+        from indexer.intake import MEDIA_EXTENSIONS
+        return sorted(MEDIA_EXTENSIONS)
+
+    def request_diagnostics(self) -> None:
+        self._req_diagnostics.emit()
+
+    # ---- settings ----------------------------------------------------------------------
+    def settings(self) -> Settings:
+        return dataclasses.replace(self._settings)
+
+    def settings_dict(self) -> dict:
+        values = {k: getattr(self._settings, k) for k in EDITABLE_SETTINGS}
+        values["library"] = str(self._library)
+        return values
+
+    def set_settings(self, values: dict) -> None:
+        """Apply and persist (JSON beside the library, shared with the CLI). A running
+        batch keeps its loaded model; the next run uses the new settings."""
+        library = values.get("library")
+        changes = {k: v for k, v in values.items() if k in EDITABLE_SETTINGS}
+        self._settings = dataclasses.replace(self._settings, **changes)
+        if library and Path(library).expanduser().resolve() != self._library:
+            self.set_library(Path(library).expanduser().resolve())
+        else:
+            self._save_settings()
+            self.settings_changed.emit(self.settings_dict())
+
+    def _save_settings(self) -> None:
+        try:
+            self._settings.save(self._library)
+        except OSError as exc:
+            self.error.emit(f"Could not save settings beside {self._library}: {exc}")
+
+    def set_library(self, library: Path) -> None:
+        """Switch to another library file; a running batch is stopped first (its
+        unfinished jobs stay queued in the old library)."""
+        self._pending_library = Path(library)
+        if self._running and self._runner is not None:
+            self.message.emit("Stopping indexing to switch library…")
+            self._stop_runner()
+        else:
+            self._switch_library()
+
+    def _switch_library(self) -> None:
+        library, self._pending_library = self._pending_library, None
+        self._library = library
+        self._save_settings()
+        self._req_open.emit(str(library))
+        self.library_changed.emit(str(library))
+        self.settings_changed.emit(self.settings_dict())
+        self.ensure_running()
+
+    def device_label(self) -> str:
+        if self._cuda_devices is None:
+            try:
+                import ctranslate2
+                self._cuda_devices = ctranslate2.get_cuda_device_count()
+            except Exception:
+                self._cuda_devices = 0
+        return resolved_device(self._settings.device, self._cuda_devices)
+
+    # ---- indexing ----------------------------------------------------------------------
+    def ensure_running(self) -> None:
+        with self._run_lock:
+            if self._running:
+                self._rerun = True      # the loop looks again before it ends
+                return
+            self._running = True
+            self._rerun = False
+            self._stopping = False
+        self._runner = Runner(self._library, self.settings(), on_event=self._runner_event.emit)
+        self._run_thread = threading.Thread(target=self._run_loop, args=(self._runner,),
+                                            name="avindex-runner", daemon=True)
+        self.run_state_changed.emit(True)
+        self._run_thread.start()
+
+    def _run_loop(self, runner: Runner) -> None:
+        """Runner thread. Runs until nothing is queued, including files added meanwhile."""
+        while True:
+            try:
+                runner.run()
+            except LibraryBusy as exc:
+                self._runner_event.emit({"type": "library_busy", "message": str(exc)})
+            except Exception as exc:   # the GUI must learn of it, not lose its runner
+                self._runner_event.emit({"type": "run_error",
+                                         "message": f"{type(exc).__name__}: {exc}"})
+            with self._run_lock:
+                if self._rerun and not self._stopping:
+                    self._rerun = False
+                    continue
+                self._running = False
+                break
+        self._runner_event.emit({"type": "runner_idle", "runner": id(runner)})
+
+    def _stop_runner(self) -> None:
+        with self._run_lock:
+            self._stopping = True
+        if self._runner is not None:
+            self._runner.stop()
+
+    def _cancel_in_engine(self, store, media_ids: list[int]) -> None:
+        """DB thread: cancel queued jobs, and the running one if it is one of these."""
+        runner = self._runner
+        if self._running and runner is not None:
+            runner.cancel_media(media_ids)
+        else:
+            store.cancel_queued(media_ids)
+
+    @Slot(object)
+    def _on_runner_event(self, event: dict) -> None:
+        kind = event.get("type")
+        if kind == "worker_started":
+            self._worker_pid = event.get("pid")
+        if kind in ("worker_started", "job_started") and self._worker_pid:
+            lower_priority(self._worker_pid)     # again per job: threads a model load started
+        if kind == "job_started" and event.get("media_id") in self._cancel_requested:
+            # A stage that finished just as the user cancelled may have queued the next one.
+            self._req_cancel.emit([event["media_id"]])
+        if kind == "library_busy":
+            if not self._busy_reported:
+                self._busy_reported = True
+                self.message.emit("Another avindex process is indexing this library; "
+                                  "queued files will be processed when it is done.")
+            self._busy_timer.start()
+        elif kind == "run_started":
+            self._busy_reported = False
+        elif kind == "run_error":
+            self.error.emit("Indexing stopped: " + event["message"])
+        if kind != "progress":
+            self._refresh_timer.start()
+        if kind == "runner_idle":
+            if self._running and event["runner"] != id(self._runner):
+                return              # an earlier run's goodbye; a new run is under way
+            self.run_state_changed.emit(False)
+            if self._pending_library is not None:
+                self._switch_library()
+        self.job_event.emit(event)
+
+    def _retry_after_busy(self) -> None:
+        self._req_list.emit()
+        self.ensure_running()
+
+    # ---- replies from the DB thread ----------------------------------------------------
+    @Slot(int)
+    def _on_intake_progress(self, n: int) -> None:
+        self.ensure_running()
+
+    @Slot(object, object)
+    def _on_intake_done(self, intakes: list, problems: list) -> None:
+        self.ensure_running()
+        self.files_added.emit(intakes, problems)
+
+    @Slot(int)
+    def _on_retried(self, n: int) -> None:
+        if n:
+            self.ensure_running()
+        else:
+            self.message.emit("Nothing to retry.")
+
+    @Slot(int, str, object)
+    def _on_search_done(self, generation: int, query: str, hits: list) -> None:
+        if generation == self._search_generation:
+            self.search_results.emit(query, hits)
+
+    @Slot(int, int, str)
+    def _on_correction_done(self, media_id: int, segment_id: int, text: str) -> None:
+        self.correction_saved.emit(media_id, segment_id, text)

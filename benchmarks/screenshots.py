@@ -1,0 +1,139 @@
+"""Screenshots of the main window in its main states, for review and docs.
+
+    xvfb-run -a .venv/bin/python benchmarks/screenshots.py OUTDIR
+
+Makes real speech media, indexes it with the real engine (Whisper tiny.en) in a
+throw-away library, and saves 1-empty.png, 2-indexing.png, 3-search.png and
+4-player.png. Needs a real X display (xvfb) so the video frame is captured.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+os.environ.setdefault("QT_MEDIA_BACKEND", "ffmpeg")
+
+TALKS = {
+    "team-meeting.mp4": "Good morning everyone. Today we review the quarterly budget. "
+                        "Marketing spent less than planned, and the travel budget is almost "
+                        "gone. After that, the elephant report is due on Friday.",
+    "product-demo.mkv": "This demo shows the new search feature. Type a word, and the app "
+                        "finds every moment where somebody said it. The budget for the "
+                        "launch is approved.",
+    "podcast-episode-12.mp3": "Welcome back to the show. This week we talk about saving "
+                              "money, building a family budget, and why small habits matter.",
+    # long enough that indexing is caught half-way
+    "lecture-intro.wav": " ".join([
+        "In this lecture we discuss the history of the printing press and how it changed "
+        "the way people shared ideas.",
+        "Before printing, every book was copied by hand, which took months.",
+        "Gutenberg combined movable metal type, oil-based ink and a screw press.",
+        "Within fifty years, presses were running in more than two hundred cities.",
+        "Pamphlets, newspapers and scientific journals followed.",
+    ] * 3),
+}
+
+
+def wait_until(app, predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        app.processEvents()
+        time.sleep(0.02)
+
+
+def settle(app, seconds: float = 0.5) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        app.processEvents()
+        time.sleep(0.02)
+
+
+def shoot(app, window, path: Path, wait: float = 0.4) -> None:
+    settle(app, wait)
+    # Grab from the display (not QWidget.grab) so the video surface is included.
+    pixmap = window.screen().grabWindow(window.winId())
+    if pixmap.isNull() or pixmap.width() < 10:
+        pixmap = window.grab()
+    pixmap.save(str(path))
+    print(f"wrote {path}")
+
+
+def main(out: Path) -> int:
+    out.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="avindex-shots-"))
+    os.environ["AVINDEX_DATA_DIR"] = str(work / "data")
+    library = work / "data" / "library.db"
+    os.environ["AVINDEX_LIBRARY"] = str(library)
+
+    from media_factory import make_media, make_text_as_media
+    media = work / "Recordings"
+    files = [make_media(media / name, text=text) for name, text in TALKS.items()]
+    files.append(make_text_as_media(media / "notes-not-a-video.mp4"))
+
+    from PySide6.QtCore import QSettings
+    from PySide6.QtWidgets import QApplication
+
+    from app.gui import build
+    from app.settings import Settings
+
+    app = QApplication(sys.argv[:1])
+    app.setApplicationName("avindex")
+    qsettings = QSettings(str(work / "ui.ini"), QSettings.IniFormat)
+    service, window = build(library, Settings(whisper_model="tiny.en"), qsettings)
+    window.resize(1280, 800)
+    window.show()
+    service.start()
+    try:
+        wait_until(app, lambda: window.isVisible(), 10, "the window")
+        shoot(app, window, out / "1-empty.png")
+
+        window.add_paths([str(media)])
+        jobs = window.jobs_panel.model
+        wait_until(app, lambda: any(r["state"] == "running" and r["stage"] == "speech"
+                                    and r["fraction"] > 0.2 and r["eta"]
+                                    and r["path"].endswith(".wav") for r in jobs.rows()),
+                   300, "a file half-transcribed")
+        shoot(app, window, out / "2-indexing.png", wait=0.05)
+
+        wait_until(app, lambda: len(jobs.rows()) == len(files) and not service.is_running and
+                   all(r["state"] in ("done", "failed") for r in jobs.rows()), 300,
+                   "the batch to finish")
+        window.tabs.setCurrentIndex(0)
+        window.library_panel.table.clearSelection()
+        window.search_box.setText("budget")
+        window.search_box.flush()
+        window.search_box.query_changed.emit("budget")
+        wait_until(app, lambda: window.results.model.hits, 10, "search results")
+        shoot(app, window, out / "3-search.png")
+
+        hits = window.results.model.hits
+        row = max((i for i, h in enumerate(hits) if h["name"] == "team-meeting.mp4"),
+                  key=lambda i: hits[i]["seek"])
+        window.results.table.selectRow(row)
+        window.results.activate_current()
+        player = window.player
+        wait_until(app, lambda: player.is_playing() and player.player.position() > 0 and
+                   window.transcript.model.current >= 0, 30, "playback")
+        settle(app, 1.2)
+        player.player.pause()
+        shoot(app, window, out / "4-player.png")
+    finally:
+        window.close()
+        service.shutdown()
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        print(__doc__)
+        sys.exit(2)
+    sys.exit(main(Path(sys.argv[1])))

@@ -1,0 +1,495 @@
+"""The main window: library, jobs and search results on the left, the player and the
+transcript of the playing file on the right. It talks to the library service only
+through its methods and signals (plain data both ways)."""
+from __future__ import annotations
+
+import os
+
+from PySide6.QtCore import QSettings, Qt, QTimer, QUrl
+from PySide6.QtGui import QAction, QDesktopServices, QKeySequence
+from PySide6.QtWidgets import (QFileDialog, QLabel, QMainWindow, QProgressBar, QSplitter,
+                               QTabWidget, QToolBar)
+
+from .about_dialog import AboutDialog
+from .export_dialog import ExportDialog
+from .formatting import eta_text, file_name
+from .jobs_panel import JobsPanel
+from .library_view import LibraryPanel
+from .player import PlayerWidget
+from .search_panel import SearchBox, SearchResults
+from .settings_dialog import SettingsDialog
+from .transcript_panel import TranscriptPanel
+
+LIBRARY_TAB, JOBS_TAB, SEARCH_TAB = range(3)
+
+
+class DropOverlay(QLabel):
+    """Shown over the window while files are dragged onto it."""
+
+    def __init__(self, parent):
+        super().__init__("Drop to add to the library", parent)
+        self.setAlignment(Qt.AlignCenter)
+        self.setAttribute(Qt.WA_TransparentForMouseEvents)
+        self.setStyleSheet("QLabel { background: rgba(26, 98, 181, 150); color: white;"
+                           " font-size: 22px; font-weight: bold;"
+                           " border: 3px dashed white; border-radius: 12px; }")
+        self.hide()
+
+    def cover(self) -> None:
+        self.setGeometry(self.parentWidget().rect().adjusted(8, 8, -8, -8))
+        self.raise_()
+        self.show()
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, service, qsettings: QSettings, version: str = "", parent=None):
+        super().__init__(parent)
+        self.service = service
+        self.qsettings = qsettings
+        self.version = version
+        self._media_status: dict[int, str] = {}
+        self._about: AboutDialog | None = None
+        self.export_dialog: ExportDialog | None = None
+        self.last_export: tuple[list, list] | None = None
+        self.setAcceptDrops(True)
+        self.resize(1280, 800)
+
+        self.library_panel = LibraryPanel()
+        self.jobs_panel = JobsPanel()
+        self.results = SearchResults()
+        self.player = PlayerWidget()
+        self.transcript = TranscriptPanel()
+        self.search_box = SearchBox()
+
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.library_panel, "Library")
+        self.tabs.addTab(self.jobs_panel, "Jobs")
+        self.tabs.addTab(self.results, "Search results")
+        self.right = QSplitter(Qt.Vertical)
+        self.right.addWidget(self.player)
+        self.right.addWidget(self.transcript)
+        self.right.setStretchFactor(0, 3)
+        self.right.setStretchFactor(1, 2)
+        self.splitter = QSplitter(Qt.Horizontal)
+        self.splitter.addWidget(self.tabs)
+        self.splitter.addWidget(self.right)
+        self.splitter.setStretchFactor(0, 5)
+        self.splitter.setStretchFactor(1, 4)
+        self.setCentralWidget(self.splitter)
+        self.overlay = DropOverlay(self)
+
+        self._build_actions()
+        self._build_toolbar()
+        self._build_menus()
+        self._build_status_bar()
+        self._connect()
+        self._restore_state()
+        self._library_changed(str(service.library))
+
+    # ---- construction ------------------------------------------------------------------
+    def _action(self, text: str, slot, shortcut=None, tip: str = "") -> QAction:
+        action = QAction(text, self)
+        action.triggered.connect(slot)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+        if tip:
+            action.setStatusTip(tip)
+            action.setToolTip(tip)
+        self.addAction(action)
+        return action
+
+    def _build_actions(self) -> None:
+        a = self._action
+        self.add_files_action = a("Add &files…", self.choose_files, QKeySequence.Open,
+                                  "Add audio or video files to the library")
+        self.add_folder_action = a("Add fol&der…", self.choose_folder, "Ctrl+Shift+O",
+                                   "Add every audio and video file in a folder (recursively)")
+        self.export_action = a("&Export subtitles…", self.open_export_dialog, "Ctrl+E",
+                               "Write SRT, WebVTT, JSON or text for the selected files")
+        self.settings_action = a("&Settings…", self.open_settings, QKeySequence.Preferences)
+        self.quit_action = a("&Quit", self.close, QKeySequence.Quit)
+        self.play_action = a("&Play selected", self.play_selected, None,
+                             "Play the selected file from the start")
+        self.cancel_action = a("&Cancel indexing", self.cancel_selected, None)
+        self.retry_action = a("&Retry failed", self.retry_selected, None)
+        self.reveal_action = a("Open containing &folder", self.reveal_selected, None)
+        self.search_action = a("&Search", self.focus_search, "Ctrl+K")
+        self.find_action = a("&Find in transcript", self.transcript.focus_find, QKeySequence.Find)
+        # YouTube's convention: J/L jump 10 s, K toggles; arrows step 5 s.
+        self.toggle_action = a("Play/&pause", self.player.toggle_play, "Space")
+        self.toggle_k_action = a("Play/pause (K)", self.player.toggle_play, "K")
+        self.back_action = a("Back 5 s", lambda: self.player.step(-5), "Left")
+        self.forward_action = a("Forward 5 s", lambda: self.player.step(5), "Right")
+        self.back_j_action = a("Back 10 s (J)", lambda: self.player.step(-10), "J")
+        self.forward_l_action = a("Forward 10 s (L)", lambda: self.player.step(10), "L")
+        self.about_action = a("&About and diagnostics", self.open_about)
+
+    def _build_toolbar(self) -> None:
+        bar = QToolBar("Main")
+        bar.setMovable(False)
+        bar.setObjectName("main-toolbar")
+        bar.addAction(self.add_files_action)
+        bar.addAction(self.add_folder_action)
+        bar.addSeparator()
+        bar.addWidget(QLabel(" Search: "))
+        bar.addWidget(self.search_box)
+        self.search_box.setMinimumWidth(420)
+        bar.addSeparator()
+        bar.addAction(self.export_action)
+        self.addToolBar(bar)
+
+    def _build_menus(self) -> None:
+        menu = self.menuBar()
+        file_menu = menu.addMenu("&File")
+        for action in (self.add_files_action, self.add_folder_action, None, self.export_action,
+                       None, self.settings_action, None, self.quit_action):
+            file_menu.addSeparator() if action is None else file_menu.addAction(action)
+        lib = menu.addMenu("&Library")
+        for action in (self.play_action, self.reveal_action, None, self.cancel_action,
+                       self.retry_action, None, self.search_action, self.find_action):
+            lib.addSeparator() if action is None else lib.addAction(action)
+        play = menu.addMenu("&Playback")
+        for action in (self.toggle_action, self.toggle_k_action, None, self.back_action,
+                       self.forward_action, self.back_j_action, self.forward_l_action):
+            play.addSeparator() if action is None else play.addAction(action)
+        help_menu = menu.addMenu("&Help")
+        help_menu.addAction(self.about_action)
+        table = self.library_panel.table
+        table.setContextMenuPolicy(Qt.ActionsContextMenu)
+        for action in (self.play_action, self.export_action, self.reveal_action,
+                       self.cancel_action, self.retry_action):
+            table.addAction(action)
+
+    def _build_status_bar(self) -> None:
+        bar = self.statusBar()
+        self.progress_label = QLabel()
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setRange(0, 1000)
+        self.progress_bar.setFixedWidth(220)
+        self.progress_bar.setFormat("%p%")
+        self.device_label = QLabel()
+        self.device_label.setStyleSheet("QLabel { padding: 0 6px; }")
+        bar.addPermanentWidget(self.progress_label)
+        bar.addPermanentWidget(self.progress_bar)
+        bar.addPermanentWidget(self.device_label)
+        self._update_overall()
+        self._update_device_label()
+
+    def _connect(self) -> None:
+        s = self.service
+        s.media_changed.connect(self._media_changed)
+        s.job_event.connect(self._job_event)
+        s.run_state_changed.connect(self._run_state_changed)
+        s.files_added.connect(self._files_added)
+        s.search_results.connect(self._search_results)
+        s.transcript_loaded.connect(self._transcript_loaded)
+        s.correction_saved.connect(self._correction_saved)
+        s.export_finished.connect(self._export_finished)
+        s.settings_changed.connect(lambda _: self._update_device_label())
+        s.library_changed.connect(self._library_changed)
+        s.message.connect(lambda text: self.statusBar().showMessage(text, 10000))
+        s.error.connect(lambda text: self.statusBar().showMessage("Error: " + text, 15000))
+
+        lp = self.library_panel
+        lp.media_activated.connect(lambda mid: self.open_media(mid, 0.0, play=True))
+        lp.selection_changed.connect(self._library_selection)
+        lp.add_files_requested.connect(self.choose_files)
+        lp.add_folder_requested.connect(self.choose_folder)
+        self.jobs_panel.cancel_requested.connect(self.service.cancel)
+        self.jobs_panel.retry_requested.connect(self.service.retry)
+        self.jobs_panel.active_count_changed.connect(self._active_count)
+        self.search_box.query_changed.connect(self._query_changed)
+        self.search_box.submit.connect(self.results.activate_current)
+        self.search_box.focus_results.connect(self.results.focus_table)
+        self.results.hit_activated.connect(self.play_hit)
+        self.player.position_changed.connect(self.transcript.follow)
+        self.transcript.seek_requested.connect(self._seek_from_transcript)
+        self.transcript.correction_made.connect(self.service.correct)
+
+    # ---- adding files --------------------------------------------------------------------
+    def add_paths(self, paths: list[str]) -> None:
+        """What a drop and the File menu both do."""
+        paths = [p for p in paths if p]
+        if not paths:
+            return
+        self.service.add_paths(paths)
+        self.statusBar().showMessage(f"Adding {len(paths)} item(s)…", 5000)
+
+    def choose_files(self) -> None:
+        exts = " ".join(f"*{e}" for e in self.service.media_extensions())
+        paths, _ = QFileDialog.getOpenFileNames(
+            self, "Add files", self.qsettings.value("ui/last_dir", os.path.expanduser("~")),
+            f"Audio and video ({exts});;All files (*)")
+        if paths:
+            self.qsettings.setValue("ui/last_dir", os.path.dirname(paths[0]))
+            self.add_paths(paths)
+
+    def choose_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(
+            self, "Add folder", self.qsettings.value("ui/last_dir", os.path.expanduser("~")))
+        if folder:
+            self.qsettings.setValue("ui/last_dir", folder)
+            self.add_paths([folder])
+
+    @staticmethod
+    def _local_paths(mime) -> list[str]:
+        if not mime.hasUrls():
+            return []
+        return [u.toLocalFile() for u in mime.urls() if u.isLocalFile()]
+
+    def dragEnterEvent(self, event):
+        if self._local_paths(event.mimeData()):
+            event.acceptProposedAction()
+            self.overlay.cover()
+        else:
+            event.ignore()
+
+    def dragMoveEvent(self, event):
+        if self._local_paths(event.mimeData()):
+            event.acceptProposedAction()
+
+    def dragLeaveEvent(self, event):
+        self.overlay.hide()
+
+    def dropEvent(self, event):
+        self.overlay.hide()
+        paths = self._local_paths(event.mimeData())
+        if paths:
+            event.acceptProposedAction()
+            self.add_paths(paths)
+
+    def resizeEvent(self, event):
+        super().resizeEvent(event)
+        if self.overlay.isVisible():
+            self.overlay.cover()
+
+    # ---- service feedback --------------------------------------------------------------
+    def _media_changed(self, rows: list) -> None:
+        self.library_panel.set_media(rows)
+        self.jobs_panel.model.sync_media(rows)
+        current = self.player.media_id
+        statuses = {r["id"]: r["status"] for r in rows}
+        if current is not None:
+            if current not in statuses:
+                self.player.unload()
+                self.transcript.clear()
+            elif statuses[current] != self._media_status.get(current):
+                self.service.transcript(current)    # e.g. it just finished indexing
+        self._media_status = statuses
+        self._update_overall()
+
+    def _job_event(self, event: dict) -> None:
+        self.jobs_panel.model.apply_event(event)
+        self._update_overall()
+
+    def _run_state_changed(self, running: bool) -> None:
+        if not running:
+            self.jobs_panel.model.end_batch_if_idle()
+        self._update_overall()
+
+    def _files_added(self, intakes: list, problems: list) -> None:
+        counts: dict[str, int] = {}
+        for i in intakes:
+            counts[i["action"]] = counts.get(i["action"], 0) + 1
+        words = {"new": "new", "changed": "changed", "relinked": "moved (re-linked)",
+                 "unchanged": "already indexed", "retry": "retried", "unreadable": "unreadable"}
+        parts = [f"{n} {words.get(k, k)}" for k, n in counts.items()]
+        if problems:
+            parts.append(f"{len(problems)} not found")
+        if not intakes and not problems:
+            parts.append("no audio or video files found")
+        self.statusBar().showMessage("Added: " + ", ".join(parts), 10000)
+        if any(i["action"] in ("new", "changed", "retry", "unreadable") for i in intakes):
+            self.tabs.setCurrentIndex(JOBS_TAB)
+
+    def _update_overall(self) -> None:
+        finished, total, fraction, running = self.jobs_panel.model.overall()
+        active = total and finished < total
+        self.progress_bar.setVisible(bool(active))
+        if not active:
+            self.progress_label.setText("")
+            return
+        self.progress_bar.setValue(int(fraction * 1000))
+        text = f"Indexing: {finished} of {total} files done"
+        if running:
+            text += (f" · {file_name(running['path'])}: {running['stage']} "
+                     f"{running['fraction'] * 100:.0f}%")
+            if running.get("eta") is not None:
+                text += f" · {eta_text(running['eta'])}"
+        self.progress_label.setText(text)
+
+    def _active_count(self, n: int) -> None:
+        self.tabs.setTabText(JOBS_TAB, f"Jobs ({n})" if n else "Jobs")
+
+    def _update_device_label(self) -> None:
+        settings = self.service.settings()
+        device = self.service.device_label()
+        self.device_label.setText(f"{device} · Whisper {settings.whisper_model}")
+        self.device_label.setToolTip(f"Speech engine: {settings.asr_engine}, device setting: "
+                                     f"{settings.device}, threads: {settings.threads or 'all'}")
+
+    def _library_changed(self, path: str) -> None:
+        self.setWindowTitle(f"avindex — {path}")
+        self.player.unload()
+        self.transcript.clear()
+        self._update_device_label()
+
+    # ---- search and playback -------------------------------------------------------------
+    def focus_search(self) -> None:
+        self.search_box.setFocus()
+        self.search_box.selectAll()
+
+    def _query_changed(self, query: str) -> None:
+        self.service.search(query)
+        if query.strip():
+            self.tabs.setCurrentIndex(SEARCH_TAB)
+
+    def _search_results(self, query: str, hits: list) -> None:
+        if query == self.search_box.text():
+            self.results.show_hits(query, hits)
+
+    def play_hit(self, hit: dict) -> None:
+        self.open_media(hit["media_id"], float(hit["seek"]), play=True, path=hit["path"])
+
+    def open_media(self, media_id: int, position: float = 0.0, play: bool = False,
+                   path: str | None = None) -> None:
+        row = self.library_panel.media(media_id)
+        path = path or (row["path"] if row else None)
+        if path is None:
+            return
+        if not os.path.exists(path):
+            self.statusBar().showMessage(f"{path} is gone (moved or deleted).", 10000)
+            return
+        changed = self.player.media_id != media_id
+        self.player.load(media_id, path, position, play=play)
+        if changed or self.transcript.media_id != media_id:
+            self.transcript.set_transcript(media_id, file_name(path), [],
+                                           row["status"] if row else None)
+            self.transcript.placeholder.setText("Loading transcript…")
+            self.service.transcript(media_id)
+
+    def _library_selection(self, ids: list) -> None:
+        if len(ids) == 1 and ids[0] != self.player.media_id:
+            self.open_media(ids[0], 0.0, play=False)
+
+    def _seek_from_transcript(self, seconds: float) -> None:
+        self.player.seek(seconds)
+
+    def _transcript_loaded(self, media_id: int, segments: list) -> None:
+        if media_id != self.player.media_id:
+            return
+        row = self.library_panel.media(media_id)
+        self.transcript.set_transcript(media_id, file_name(self.player.path or ""), segments,
+                                       row["status"] if row else None)
+        self.transcript.follow(self.player.position_s())
+
+    def _correction_saved(self, media_id: int, segment_id: int, text: str) -> None:
+        self.transcript.apply_correction(segment_id, text)
+        self.statusBar().showMessage("Correction saved; search and export use it.", 5000)
+        if self.search_box.text().strip():
+            self.service.search(self.search_box.text())
+
+    # ---- selection commands -----------------------------------------------------------
+    def _target_ids(self) -> list[int]:
+        ids = self.library_panel.selected_ids()
+        if not ids and self.player.media_id is not None:
+            ids = [self.player.media_id]
+        return ids
+
+    def play_selected(self) -> None:
+        ids = self.library_panel.selected_ids()
+        if ids:
+            self.open_media(ids[0], 0.0, play=True)
+
+    def cancel_selected(self) -> None:
+        ids = self.library_panel.selected_ids()
+        if ids:
+            self.service.cancel(ids)
+
+    def retry_selected(self) -> None:
+        self.service.retry(self.library_panel.selected_ids())
+
+    def reveal_selected(self) -> None:
+        for media_id in self._target_ids()[:1]:
+            row = self.library_panel.media(media_id)
+            if row:
+                QDesktopServices.openUrl(QUrl.fromLocalFile(os.path.dirname(row["path"])))
+
+    # ---- dialogs -----------------------------------------------------------------------
+    def open_export_dialog(self, media_ids: list[int] | None = None) -> ExportDialog | None:
+        ids = media_ids or self._target_ids()
+        media = [m for m in (self.library_panel.media(i) for i in ids) if m]
+        if not media:
+            self.statusBar().showMessage("Select the files to export in the library first.", 8000)
+            return None
+        dialog = ExportDialog(media, fmt=self.qsettings.value("export/format", "srt"),
+                              folder=self.qsettings.value("export/folder", ""), parent=self)
+        dialog.accepted.connect(lambda: self._export_accepted(dialog))
+        dialog.finished.connect(dialog.deleteLater)
+        self.export_dialog = dialog
+        dialog.open()
+        return dialog
+
+    def _export_accepted(self, dialog: ExportDialog) -> None:
+        self.qsettings.setValue("export/format", dialog.format())
+        if dialog.folder():
+            self.qsettings.setValue("export/folder", dialog.folder())
+        self.service.export(dialog.media_ids(), dialog.format(), dialog.folder())
+
+    def _export_finished(self, written: list, problems: list) -> None:
+        self.last_export = (written, problems)
+        text = f"Exported {len(written)} file(s)"
+        if written:
+            text += f": {written[0]}" + (" …" if len(written) > 1 else "")
+        if problems:
+            text += f". Skipped {len(problems)}: " + "; ".join(
+                f"{file_name(p)} ({why})" for p, why in problems[:3])
+        self.statusBar().showMessage(text, 15000)
+
+    def open_settings(self) -> SettingsDialog:
+        dialog = SettingsDialog(self.service.settings_dict(),
+                                str(self.service.settings().resolved_models_dir()), self)
+        dialog.accepted.connect(lambda: self.apply_settings(dialog.values()))
+        dialog.finished.connect(dialog.deleteLater)
+        dialog.open()
+        return dialog
+
+    def apply_settings(self, values: dict) -> None:
+        for key, value in values.items():
+            self.qsettings.setValue(f"settings/{key}", value)
+        self.qsettings.sync()
+        self.service.set_settings(values)
+
+    def open_about(self) -> AboutDialog:
+        if self._about is None:
+            self._about = AboutDialog(self.version, self)
+            self.service.diagnostics_ready.connect(self._about.set_diagnostics)
+        self.service.request_diagnostics()
+        self._about.show()
+        self._about.raise_()
+        return self._about
+
+    # ---- window state ---------------------------------------------------------------------
+    def _restore_state(self) -> None:
+        geometry = self.qsettings.value("ui/geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        for key, splitter in (("ui/splitter", self.splitter), ("ui/right", self.right)):
+            state = self.qsettings.value(key)
+            if state is not None:
+                splitter.restoreState(state)
+        if self.qsettings.value("ui/splitter") is None:
+            QTimer.singleShot(0, self._default_sizes)
+
+    def _default_sizes(self) -> None:
+        width, height = self.splitter.width(), self.right.height()
+        self.splitter.setSizes([width * 11 // 20, width * 9 // 20])
+        self.right.setSizes([height * 11 // 20, height * 9 // 20])
+
+    def closeEvent(self, event):
+        self.qsettings.setValue("ui/geometry", self.saveGeometry())
+        self.qsettings.setValue("ui/splitter", self.splitter.saveState())
+        self.qsettings.setValue("ui/right", self.right.saveState())
+        self.qsettings.sync()
+        self.player.player.stop()
+        super().closeEvent(event)
