@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
 import sys
 from pathlib import Path
@@ -252,6 +251,19 @@ def cmd_models(args) -> int:
     return EXIT_OK
 
 
+def cmd_self_test(args) -> int:
+    from . import selftest
+    live = None if args.json else (lambda c: print(selftest.format_line(c), flush=True))
+    checks = selftest.run_checks(_settings(args), on_check=live)
+    code = selftest.exit_code(checks)
+    if args.json:
+        _emit(args, {"ok": code == 0, "summary": selftest.summary(checks),
+                     "checks": [c.to_dict() for c in checks]})
+    else:
+        print(selftest.summary(checks))
+    return code
+
+
 def cmd_gui(args) -> int:
     from .gui import launch
     return launch(args.library_path, _settings(args))
@@ -333,6 +345,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("action", nargs="?", choices=["list", "import"], default="list")
     s.add_argument("dir", nargs="?")
     s.set_defaults(func=cmd_models)
+
+    s = sub.add_parser("self-test", parents=[common],
+                       help="check that every model, decoder and library loads here, offline")
+    s.set_defaults(func=cmd_self_test)
 
     s = sub.add_parser("gui", parents=[common], help="open the desktop app")
     s.set_defaults(func=cmd_gui)

@@ -8,7 +8,6 @@ import multiprocessing as mp
 import os
 import signal
 import threading
-import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Callable

@@ -2,7 +2,6 @@
 through the CLI, the job runner and the worker process."""
 import json
 import os
-import shutil
 
 import pytest
 

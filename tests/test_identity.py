@@ -21,7 +21,7 @@ def test_rename_relinks_unchanged_skips_changed_reindexes(library, tmp_path, cap
     lib = tmp_path / "media"
     lib.mkdir()
     clip = make_media(lib / "clip one.mp4", audio=False, seconds=2)
-    other = make_media(lib / "other.mkv", audio=False, seconds=3)
+    make_media(lib / "other.mkv", audio=False, seconds=3)
 
     code, first = run_cli(capsys, "index", str(lib))
     assert code == 0

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import html
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt, QTimer, Signal
+from PySide6.QtCore import QModelIndex, Qt, QTimer, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (QAbstractItemView, QApplication, QHBoxLayout, QHeaderView,
                                QLabel, QPushButton, QStyle, QStyledItemDelegate,
                                QStyleOptionProgressBar, QTableView, QVBoxLayout, QWidget)
-
 from .formatting import eta_text, file_name
+from .table_model import ListTableModel
 
 MEDIA_ID_ROLE = Qt.UserRole + 1
 FRACTION_ROLE = Qt.UserRole + 3
@@ -25,7 +25,7 @@ STAGE_SPAN = {"probe": (0.0, 0.05), "speech": (0.05, 0.85)}
 LATER_STAGES_SPAN = (0.9, 0.1)
 
 
-class JobsModel(QAbstractTableModel):
+class JobsModel(ListTableModel):
     COLUMNS = ("File", "Progress", "Time left", "Details")
     PROGRESS_COL = 1
 
@@ -36,16 +36,6 @@ class JobsModel(QAbstractTableModel):
         self.batch: set[int] = set()     # files of the current indexing run
 
     # ---- Qt model --------------------------------------------------------------
-    def rowCount(self, parent=QModelIndex()):
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent=QModelIndex()):
-        return 0 if parent.isValid() else len(self.COLUMNS)
-
-    def headerData(self, section, orientation, role=Qt.DisplayRole):
-        if orientation == Qt.Horizontal and role == Qt.DisplayRole:
-            return self.COLUMNS[section]
-        return None
 
     def data(self, index, role=Qt.DisplayRole):
         if not index.isValid():

@@ -1,14 +1,14 @@
 """The library list: every file with its duration, language, status and tag count."""
 from __future__ import annotations
 
-from PySide6.QtCore import (QAbstractTableModel, QModelIndex, QSortFilterProxyModel, Qt,
+from PySide6.QtCore import (QModelIndex, QSortFilterProxyModel, Qt,
                             QTimer, Signal)
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QHeaderView, QLabel,
                                QLineEdit, QPushButton, QStackedWidget, QTableView, QVBoxLayout,
                                QWidget)
-
 from .formatting import file_name, short_duration
+from .table_model import ListTableModel
 
 MEDIA_ID_ROLE = Qt.UserRole + 1
 SORT_ROLE = Qt.UserRole + 2
@@ -19,23 +19,13 @@ STATUS_COLOR = {"failed": QColor("#b3261e"), "indexing": QColor("#1a62b5"),
                 "cancelled": QColor("#7a7a7a")}
 
 
-class LibraryModel(QAbstractTableModel):
+class LibraryModel(ListTableModel):
     COLUMNS = ("Name", "Duration", "Language", "Status", "Tags")
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self._rows: list[dict] = []
 
-    def rowCount(self, parent=QModelIndex()):
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent=QModelIndex()):
-        return 0 if parent.isValid() else len(self.COLUMNS)
-
-    def headerData(self, section, orientation, role=Qt.DisplayRole):
-        if orientation == Qt.Horizontal and role == Qt.DisplayRole:
-            return self.COLUMNS[section]
-        return None
 
     def data(self, index, role=Qt.DisplayRole):
         if not index.isValid():

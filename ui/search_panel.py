@@ -1,12 +1,12 @@
 """Search as you type: a debounced query box and the list of matching moments."""
 from __future__ import annotations
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt, QTimer, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (QAbstractItemView, QHeaderView, QLabel, QLineEdit, QTableView,
                                QVBoxLayout, QWidget)
-
 from .formatting import MATCH_KINDS, hhmmss, snippet_html, snippet_plain
 from .rich_text_delegate import HTML_ROLE, RichTextDelegate
+from .table_model import ListTableModel
 
 DEBOUNCE_MS = 250
 HIT_ROLE = Qt.UserRole + 1
@@ -50,23 +50,15 @@ class SearchBox(QLineEdit):
         super().keyPressEvent(event)
 
 
-class HitsModel(QAbstractTableModel):
+class HitsModel(ListTableModel):
     COLUMNS = ("File", "Time", "Match", "What matched")
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self.hits: list[dict] = []
 
-    def rowCount(self, parent=QModelIndex()):
-        return 0 if parent.isValid() else len(self.hits)
-
-    def columnCount(self, parent=QModelIndex()):
-        return 0 if parent.isValid() else len(self.COLUMNS)
-
-    def headerData(self, section, orientation, role=Qt.DisplayRole):
-        if orientation == Qt.Horizontal and role == Qt.DisplayRole:
-            return self.COLUMNS[section]
-        return None
+    def _items(self) -> list:
+        return self.hits
 
     def data(self, index, role=Qt.DisplayRole):
         if not index.isValid():
