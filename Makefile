@@ -20,3 +20,23 @@ bench: setup-test
 
 clean:
 	rm -rf $(VENV) build *.egg-info
+
+# ---- desktop bundle (PyInstaller, one folder) -- not part of `make test` ----------------
+.PHONY: dist dist-test
+dist: setup
+	@$(PY) -c "import PyInstaller" 2>/dev/null || $(VENV)/bin/pip install -q "pyinstaller>=6.10"
+	@$(PY) packaging/render_icons.py >/dev/null
+	@start=$$(date +%s); \
+	$(VENV)/bin/pyinstaller --noconfirm --log-level WARN --distpath dist \
+		--workpath build/pyinstaller packaging/avindex.spec || exit 1; \
+	ln -sfn avindex dist/avindex/avindex-gui; \
+	mkdir -p dist/avindex/share/applications dist/avindex/share/metainfo; \
+	cp packaging/avindex.desktop dist/avindex/share/applications/; \
+	cp packaging/io.github.avindex.metainfo.xml dist/avindex/share/metainfo/; \
+	cp -r packaging/icons/hicolor dist/avindex/share/icons/; \
+	end=$$(date +%s); \
+	echo "dist/avindex: $$(du -sh dist/avindex | cut -f1) ($$(du -sb dist/avindex | cut -f1) bytes), built in $$((end - start)) s"
+
+dist-test:
+	@test -x dist/avindex/avindex || { echo "no bundle: run make dist first" >&2; exit 2; }
+	packaging/dist_test.sh dist/avindex

@@ -159,6 +159,8 @@ def cmd_search(args) -> int:
                       models_dir=_settings(args).resolved_models_dir() if args.image else None)
     except ValueError as exc:
         raise CliError(str(exc))
+    except RuntimeError as exc:        # an image model that cannot be loaded
+        raise CliError(str(exc), EXIT_LIBRARY)
     finally:
         store.close()
     if args.group:

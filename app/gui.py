@@ -73,6 +73,20 @@ def launch(library: Path, settings: Settings) -> int:
     app.setApplicationDisplayName("avindex")
     service, window = build(library, settings)
     app.aboutToQuit.connect(service.shutdown)
+    _quit_on_sigterm(app)
     window.show()
     service.start()
     return app.exec()
+
+
+def _quit_on_sigterm(app) -> None:
+    """SIGTERM (logout, `kill`) closes the window the normal way, so the running job is
+    cancelled and the worker stopped. Python only sees signals while it runs code, hence
+    the idle timer."""
+    import signal
+
+    from PySide6.QtCore import QTimer
+    signal.signal(signal.SIGTERM, lambda *_: app.quit())
+    timer = QTimer(app)
+    timer.timeout.connect(lambda: None)
+    timer.start(250)
