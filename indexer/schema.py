@@ -180,3 +180,8 @@ MIGRATIONS: list[tuple[str, str]] = [
     ("0003_vectors", _VECTORS + _VECTOR_CLEANUP),
     ("0004_corrections", _CORRECTIONS),
 ]
+
+# Binary codes, int8 re-rank vectors and their bookkeeping (indexer/hashing.py).
+from .schema_search import MIGRATIONS as _SEARCH_MIGRATIONS  # noqa: E402
+
+MIGRATIONS += _SEARCH_MIGRATIONS
