@@ -158,6 +158,8 @@ class Runner:
                 counts[state] = counts.get(state, 0) + 1
             if self._stop.is_set():
                 store.requeue_stale()   # nothing stays 'running' after we return
+            elif counts["done"]:
+                self._maintain_codes(store)
             self.on_event({"type": "run_finished", **counts, "stopped": self._stop.is_set()})
             return counts
         finally:
@@ -166,6 +168,16 @@ class Runner:
                 self._worker = None
             store.close()
             lock.release()
+
+    def _maintain_codes(self, store: Store) -> None:
+        """Fit, refit or update the search's binary codes once a batch is in; the
+        query path never writes. A failure here costs speed, not results."""
+        from indexer.hashing import maintain
+        try:
+            report = maintain(store)
+        except Exception as exc:  # noqa: BLE001
+            report = [{"error": f"{type(exc).__name__}: {exc}"}]
+        self.on_event({"type": "codes_maintained", "report": report})
 
     def _ensure_worker(self) -> _Worker:
         w = self._worker
