@@ -273,7 +273,7 @@ def test_drop_on_a_child_widget_reaches_the_window(qtbot, gui, tmp_path):
 
 def test_search_is_debounced(qtbot, gui):
     queries = []
-    gui.service.search = queries.append
+    gui.service.search = lambda query, *filters: queries.append(query)
     qtbot.keyClicks(gui.search_box, "budget")
     assert queries == []
     qtbot.waitUntil(lambda: queries == ["budget"], timeout=2000)

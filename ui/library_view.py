@@ -1,7 +1,8 @@
-"""The library list: every file with its duration, language, status and tag count."""
+"""The library list: every file with its first keyframe (or an audio icon), duration,
+language, status and tag count."""
 from __future__ import annotations
 
-from PySide6.QtCore import (QModelIndex, QSortFilterProxyModel, Qt,
+from PySide6.QtCore import (QModelIndex, QSize, QSortFilterProxyModel, Qt,
                             QTimer, Signal)
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QHeaderView, QLabel,
@@ -9,12 +10,15 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QHeade
                                QWidget)
 from .formatting import file_name, short_duration
 from .table_model import ListTableModel
+from .thumbnails import ThumbnailCache
 
 MEDIA_ID_ROLE = Qt.UserRole + 1
 SORT_ROLE = Qt.UserRole + 2
 
 STATUS_TEXT = {"queued": "Queued", "indexing": "Indexing", "done": "Indexed",
                "failed": "Failed", "cancelled": "Cancelled"}
+THUMB_SIZE = QSize(64, 36)
+ROW_HEIGHT = 42
 STATUS_COLOR = {"failed": QColor("#b3261e"), "indexing": QColor("#1a62b5"),
                 "cancelled": QColor("#7a7a7a")}
 
@@ -22,10 +26,27 @@ STATUS_COLOR = {"failed": QColor("#b3261e"), "indexing": QColor("#1a62b5"),
 class LibraryModel(ListTableModel):
     COLUMNS = ("Name", "Duration", "Language", "Status", "Tags")
 
-    def __init__(self, parent=None):
+    def __init__(self, parent=None, thumbnails: ThumbnailCache | None = None):
         super().__init__(parent)
         self._rows: list[dict] = []
+        self.thumbnails = thumbnails or ThumbnailCache(self)
+        self.thumbnails.ready.connect(self._thumbnail_ready)
 
+    def thumbnail(self, row: dict):
+        """The first keyframe (cached, or loading), an audio icon, or a neutral tile."""
+        if row.get("thumbnail"):
+            pm = self.thumbnails.pixmap(row["thumbnail"], THUMB_SIZE)
+            if pm is not None:
+                return pm
+        elif row.get("kind") == "audio":
+            return self.thumbnails.audio_icon(THUMB_SIZE)
+        return self.thumbnails.pending_icon(THUMB_SIZE)
+
+    def _thumbnail_ready(self, path: str) -> None:
+        for i, row in enumerate(self._rows):
+            if row.get("thumbnail") == path:
+                index = self.index(i, 0)
+                self.dataChanged.emit(index, index, [Qt.DecorationRole])
 
     def data(self, index, role=Qt.DisplayRole):
         if not index.isValid():
@@ -40,6 +61,8 @@ class LibraryModel(ListTableModel):
                     row.get("language") or "", row["status"], row.get("tag_count") or 0)[col]
         if role == MEDIA_ID_ROLE:
             return row["id"]
+        if role == Qt.DecorationRole and col == 0:
+            return self.thumbnail(row)
         if role == Qt.ToolTipRole:
             tip = row["path"]
             return f"{tip}\n{row['error']}" if row.get("error") else tip
@@ -113,9 +136,9 @@ class LibraryPanel(QWidget):
     add_files_requested = Signal()
     add_folder_requested = Signal()
 
-    def __init__(self, parent=None):
+    def __init__(self, parent=None, thumbnails: ThumbnailCache | None = None):
         super().__init__(parent)
-        self.model = LibraryModel(self)
+        self.model = LibraryModel(self, thumbnails)
         self.proxy = LibraryFilter(self)
         self.proxy.setSourceModel(self.model)
 
@@ -142,6 +165,8 @@ class LibraryPanel(QWidget):
         self.table.setShowGrid(False)
         self.table.verticalHeader().hide()
         self.table.setWordWrap(False)
+        self.table.setIconSize(THUMB_SIZE)
+        self.table.verticalHeader().setDefaultSectionSize(ROW_HEIGHT)
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(0, QHeaderView.Stretch)
         for col in range(1, 5):
