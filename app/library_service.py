@@ -7,7 +7,10 @@ happens elsewhere:
     connection per thread);
   - indexing runs in a Python thread driving the existing `Runner`, which feeds a
     separate worker process, so a file that crashes a decoder cannot freeze or
-    kill the window.
+    kill the window;
+  - search (hybrid text, by image, more like this) runs in a search process of its
+    own (app.search_process), driven from a `SearchWorker` on its own QThread: its
+    Python and model work cannot hold the window's GIL.
 Everything crossing to the UI is plain data (dicts, lists, str).
 """
 from __future__ import annotations
@@ -26,8 +29,8 @@ from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 import ui.qt_compat  # noqa: F401  (PySide6 6.12 refcount bug on Python 3.11; see there)
 
 from .runner import LibraryBusy, Runner
-from .search_worker import (SEARCH_LIMIT, SearchWorker, is_image_file,  # noqa: F401
-                            moment_time, query_terms)
+from .search_requests import SEARCH_LIMIT, moment_time, query_terms  # noqa: F401
+from .search_worker import SearchWorker
 from .settings import Settings
 from .stages import thumbnail_dir
 
@@ -290,6 +293,7 @@ class LibraryService(QObject):
     _req_search_image = Signal(int, str, object)
     _req_more_like = Signal(int, object, object)
     _req_tags = Signal(int)
+    _req_warm_search = Signal()
     _req_transcript = Signal(int)
     _req_correct = Signal(int, str)
     _req_export = Signal(object, str, str)
@@ -351,6 +355,7 @@ class LibraryService(QObject):
         self._req_search.connect(self._searcher.search)
         self._req_search_image.connect(self._searcher.search_image)
         self._req_more_like.connect(self._searcher.more_like_this)
+        self._req_warm_search.connect(self._searcher.warm_up)
         self._req_open.connect(self._searcher.open_library)
         self._searcher.done.connect(self._on_search_done)
         self._searcher.failed.connect(self._on_search_failed)
@@ -366,6 +371,7 @@ class LibraryService(QObject):
     def start(self) -> None:
         """List the library and resume whatever is queued (also jobs a crash left)."""
         self._req_list.emit()
+        self._req_warm_search.emit()
         self.ensure_running()
 
     def shutdown(self, timeout: float = 20.0) -> None:
@@ -376,6 +382,7 @@ class LibraryService(QObject):
         if thread is not None:
             thread.join(timeout)
         self._search_generation += 1        # whatever is queued is dropped unanswered
+        self._searcher.close()              # stops the search process; a wait there ends
         for thread, worker in ((self._db_thread, self._db),
                                (self._search_thread, self._searcher)):
             thread.quit()

@@ -172,11 +172,16 @@ def main(out: Path) -> int:
 
             walk = next(m["id"] for m in window.library_panel.all_media()
                         if m["path"].endswith("photo-walk.mp4"))
-            window.open_media(walk, 5.0, play=True)
-            wait_until(app, lambda: player.is_playing() and player.player.position() > 5000
-                       and player.timeline.tags, 30, "the slideshow playing")
-            settle(app, 1.5)
+            window.open_media(walk, 6.0, play=False)
+            wait_until(app, lambda: player.player.position() >= 5900 and player.timeline.tags
+                       and window.transcript.model.segments, 30, "the slideshow at 6 s")
+            player.player.play()          # a paused seek shows no frame on xvfb; play a bit
+            try:
+                wait_until(app, lambda: player.player.position() >= 6600, 10, "playback")
+            except TimeoutError:
+                pass
             player.player.pause()
+            settle(app, 1.0)
             shoot(app, window, out / "7-player-tags.png")
     finally:
         window.close()

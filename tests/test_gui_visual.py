@@ -20,13 +20,14 @@ os.environ.setdefault("QT_MEDIA_BACKEND", "ffmpeg")
 
 import cv2  # noqa: E402
 from PySide6.QtCore import QPoint, QSettings, Qt  # noqa: E402
-from PySide6.QtGui import QMouseEvent, QPixmap  # noqa: E402
+from PySide6.QtGui import QImage, QMouseEvent, QPixmap  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from app.gui import build  # noqa: E402
 from app.settings import Settings  # noqa: E402
 from media_factory import make_media, make_slideshow  # noqa: E402
 from test_gui import SPEECH, drop_on  # noqa: E402
+from ui.thumbnails import letterboxed  # noqa: E402
 
 PHOTOS = Path("/usr/share/doc/opencv-doc/examples/data")
 SLIDES = ["fruits.jpg", "butterfly.jpg", "baboon.jpg"]        # 4 s each: 0-4, 4-8, 8-12 s
@@ -137,20 +138,20 @@ def test_library_list_shows_the_first_keyframe_and_an_audio_icon(qtbot, vgui):
     proxy = panel.proxy
     rows = {proxy.index(r, 0).data(): r for r in range(proxy.rowCount())}
     pending = vgui.thumbnails.pending_icon(QPixmap(64, 36).size())
+    assert pending.cacheKey() != vgui.thumbnails.audio_icon(pending.size()).cacheKey()
     pm = decoration(vgui, proxy, rows["slides.mp4"])
     assert isinstance(pm, QPixmap) and not pm.isNull()
     assert pm.cacheKey() != pending.cacheKey()
-    assert pm.width() <= 64 and pm.height() <= 36 and (pm.width() == 64 or pm.height() == 36)
+    assert (pm.width(), pm.height()) == (64, 36)          # one size: the rows line up
     # it is the first keyframe (the fruit photo), not any frame: compare with the JPEG
-    first = QPixmap(slides["thumbnail"]).scaled(pm.size(), Qt.IgnoreAspectRatio,
-                                                Qt.SmoothTransformation).toImage()
+    first = letterboxed(QImage(slides["thumbnail"]), pm.size())
     got = pm.toImage()
     diff = sum(abs(first.pixelColor(x, y).red() - got.pixelColor(x, y).red())
                for x in range(0, pm.width(), 4) for y in range(0, pm.height(), 4))
     assert diff / ((pm.width() // 4 + 1) * (pm.height() // 4 + 1)) < 20
     tone = decoration(vgui, proxy, rows["tone.wav"])
-    assert tone.cacheKey() == vgui.thumbnails.audio_icon(pm.size()).cacheKey() or \
-        tone.cacheKey() == vgui.thumbnails.audio_icon(QPixmap(64, 36).size()).cacheKey()
+    assert tone.cacheKey() == vgui.thumbnails.audio_icon(pm.size()).cacheKey()
+    assert proxy.headerData(0, Qt.Horizontal) == "Name"
 
 
 # ---- hybrid results ----------------------------------------------------------------------------
@@ -166,7 +167,7 @@ def test_hybrid_results_say_how_each_moment_matched(qtbot, vgui):
     assert "background-color" in model.index(0, 2).data(Qt.UserRole + 10)
     assert top["thumb_path"].endswith("000004000.jpg") and Path(top["thumb_path"]).is_file()
     pm = decoration(vgui, model, 0)
-    assert isinstance(pm, QPixmap) and pm.width() <= 96 and pm.height() <= 54
+    assert isinstance(pm, QPixmap) and (pm.width(), pm.height()) == (96, 54)
 
     hits = type_search(qtbot, vgui, "camera")              # said (and meant)
     said = [h for h in hits if h["match"] == "said"]

@@ -8,12 +8,13 @@ from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QHeaderView, QLabel,
                                QLineEdit, QPushButton, QStackedWidget, QTableView, QVBoxLayout,
                                QWidget)
+from . import roles
 from .formatting import file_name, short_duration
 from .table_model import ListTableModel
 from .thumbnails import ThumbnailCache
 
-MEDIA_ID_ROLE = Qt.UserRole + 1
-SORT_ROLE = Qt.UserRole + 2
+MEDIA_ID_ROLE = roles.USER + 1
+SORT_ROLE = roles.USER + 2
 
 STATUS_TEXT = {"queued": "Queued", "indexing": "Indexing", "done": "Indexed",
                "failed": "Failed", "cancelled": "Cancelled"}
@@ -46,13 +47,13 @@ class LibraryModel(ListTableModel):
         for i, row in enumerate(self._rows):
             if row.get("thumbnail") == path:
                 index = self.index(i, 0)
-                self.dataChanged.emit(index, index, [Qt.DecorationRole])
+                self.dataChanged.emit(index, index, [roles.DECORATION])
 
-    def data(self, index, role=Qt.DisplayRole):
+    def data(self, index, role=roles.DISPLAY):
         if not index.isValid():
             return None
         row, col = self._rows[index.row()], index.column()
-        if role == Qt.DisplayRole:
+        if role == roles.DISPLAY:
             return (file_name(row["path"]), short_duration(row.get("duration")),
                     row.get("language") or "", STATUS_TEXT.get(row["status"], row["status"]),
                     str(row.get("tag_count") or 0) if row["status"] == "done" else "")[col]
@@ -61,15 +62,15 @@ class LibraryModel(ListTableModel):
                     row.get("language") or "", row["status"], row.get("tag_count") or 0)[col]
         if role == MEDIA_ID_ROLE:
             return row["id"]
-        if role == Qt.DecorationRole and col == 0:
+        if role == roles.DECORATION and col == 0:
             return self.thumbnail(row)
-        if role == Qt.ToolTipRole:
+        if role == roles.TOOLTIP:
             tip = row["path"]
             return f"{tip}\n{row['error']}" if row.get("error") else tip
-        if role == Qt.ForegroundRole and col == 3:
+        if role == roles.FOREGROUND and col == 3:
             return STATUS_COLOR.get(row["status"])
-        if role == Qt.TextAlignmentRole and col in (1, 4):
-            return int(Qt.AlignRight | Qt.AlignVCenter)
+        if role == roles.ALIGNMENT and col in (1, 4):
+            return roles.ALIGN_RIGHT_VCENTER
         return None
 
     def row_by_id(self, media_id: int) -> dict | None:
@@ -209,8 +210,9 @@ class LibraryPanel(QWidget):
         font.setBold(True)
         title.setFont(font)
         hint = QLabel("Drop audio or video files or folders anywhere on this window.\n"
-                      "Their speech is transcribed so you can search what was said\n"
-                      "and play each file from the matching moment.")
+                      "Their speech is transcribed and their frames tagged, so you can\n"
+                      "search what was said, shown or seen (or drop a picture on the\n"
+                      "search box) and play each file from the matching moment.")
         hint.setAlignment(Qt.AlignCenter)
         buttons = QHBoxLayout()
         buttons.addStretch(1)

@@ -216,6 +216,8 @@ class PlayerWidget(QWidget):
 
     def _duration_changed(self, ms: int) -> None:
         self.slider.setRange(0, max(0, ms))
+        if not self._dragging:        # a position reported before the duration was clamped
+            self.slider.setValue(self.player.position())
         self.timeline.set_duration(ms / 1000)
         self.time_label.setText(self._time_text(self.player.position()))
 

@@ -10,6 +10,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QHBoxLay
                                QHeaderView, QLabel, QLineEdit, QMenu, QPushButton, QTableView,
                                QVBoxLayout, QWidget)
 
+from . import roles
 from .formatting import (MATCH_HINTS, MATCH_KINDS, file_name, hhmmss, match_badges_html,
                          snippet_html, snippet_plain)
 from .rich_text_delegate import HTML_ROLE, RichTextDelegate
@@ -17,7 +18,7 @@ from .table_model import ListTableModel
 from .thumbnails import ThumbnailCache
 
 DEBOUNCE_MS = 250
-HIT_ROLE = Qt.UserRole + 1
+HIT_ROLE = roles.USER + 1
 THUMB_SIZE = QSize(96, 54)
 ROW_HEIGHT = 60
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
@@ -147,11 +148,11 @@ class HitsModel(ListTableModel):
             return self.thumbnails.audio_icon(THUMB_SIZE)
         return self.thumbnails.pending_icon(THUMB_SIZE)
 
-    def data(self, index, role=Qt.DisplayRole):
+    def data(self, index, role=roles.DISPLAY):
         if not index.isValid():
             return None
         hit, col = self.hits[index.row()], index.column()
-        if role == Qt.DisplayRole:
+        if role == roles.DISPLAY:
             if col == 0:
                 return hit["name"]
             if col == 1:
@@ -163,11 +164,11 @@ class HitsModel(ListTableModel):
             return snippet_html(hit["snippet"])
         if role == HTML_ROLE and col == self.MATCH_COL:
             return match_badges_html(self.kinds(hit))
-        if role == Qt.DecorationRole and col == 0:
+        if role == roles.DECORATION and col == 0:
             return self.thumbnail(hit)
         if role == HIT_ROLE:
             return hit
-        if role == Qt.ToolTipRole:
+        if role == roles.TOOLTIP:
             how = "; ".join(f"{MATCH_KINDS.get(k, k)}: {MATCH_HINTS.get(k, '')}"
                             for k in self.kinds(hit))
             sim = hit.get("similarity")
@@ -199,7 +200,7 @@ class HitsModel(ListTableModel):
         for i, hit in enumerate(self.hits):
             if hit.get("thumb_path") == path:
                 index = self.index(i, 0)
-                self.dataChanged.emit(index, index, [Qt.DecorationRole])
+                self.dataChanged.emit(index, index, [roles.DECORATION])
 
 
 class SearchResults(QWidget):

@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections import OrderedDict
 
 from PySide6.QtCore import QObject, QRectF, QRunnable, QSize, Qt, QThreadPool, Signal
-from PySide6.QtGui import QColor, QImageReader, QPainter, QPainterPath, QPen, QPixmap
+from PySide6.QtGui import (QColor, QImage, QImageReader, QPainter, QPainterPath, QPen,
+                           QPixmap)
 
 CACHE_ITEMS = 3000
 LOADER_THREADS = 1          # the indexer already keeps both cores busy
@@ -34,11 +35,26 @@ class _Load(QRunnable):
         if src.isValid():
             reader.setScaledSize(src.scaled(self.size, Qt.KeepAspectRatio))
         image = reader.read()
-        if not image.isNull() and (image.width() > self.size.width()
-                                   or image.height() > self.size.height()):
-            image = image.scaled(self.size, Qt.KeepAspectRatio, Qt.SmoothTransformation)
+        if not image.isNull():
+            image = letterboxed(image, self.size)
         self.sink.loaded.emit(self.path, (self.size.width(), self.size.height()),
                               None if image.isNull() else image)
+
+
+def letterboxed(image: QImage, size: QSize) -> QImage:
+    """The image scaled to fit `size`, centred on a dark tile of exactly that size, so
+    every row's thumbnail (4:3, 16:9, portrait) lines up, like the drawn tiles."""
+    if image.width() > size.width() or image.height() > size.height():
+        image = image.scaled(size, Qt.KeepAspectRatio, Qt.SmoothTransformation)
+    if image.size() == size:
+        return image
+    tile = QImage(size, QImage.Format_ARGB32_Premultiplied)
+    tile.fill(QColor("#202124"))
+    p = QPainter(tile)
+    p.drawImage((size.width() - image.width()) // 2, (size.height() - image.height()) // 2,
+                image)
+    p.end()
+    return tile
 
 
 class ThumbnailCache(QObject):
