@@ -256,6 +256,8 @@ class MainWindow(QMainWindow):
     def dragEnterEvent(self, event):
         if self._local_paths(event.mimeData()):
             event.acceptProposedAction()
+            self.overlay.setText("Drop to search by this picture" if image_paths(
+                event.mimeData()) else "Drop to add to the library")
             self.overlay.cover()
         else:
             event.ignore()
