@@ -57,7 +57,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 CACHE = ROOT / "benchmarks" / ".cache"
-GENERATOR_VERSION = 4
+GENERATOR_VERSION = 5  # 5: int8 vectors in vec0 (migration 0007)
 DATA = Path("/usr/share/doc/opencv-doc/examples/data")
 
 N_TOPICS = 2000

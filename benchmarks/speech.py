@@ -11,10 +11,11 @@ process's own (ru_maxrss from wait4). Variants run interleaved, `--repeats` time
 table keeps each variant's fastest run and the 1-minute load average around every run.
 
 Variants:
-  avindex-beam5     models.asr FasterWhisperEngine, beam 5 (Settings.beam_size today)
+  avindex-beam5     models.asr FasterWhisperEngine, beam 5, chunk by chunk (batch_size 0:
+                    faster-whisper's sequential decoding with temperature fallback)
   avindex-greedy    the same, beam 1
-  avindex-batched   faster-whisper's BatchedInferencePipeline (beam 5, batch 8) inside the
-                    same windows and VAD; not wired into avindex, measured to decide
+  avindex-batched   beam 5, batch 8: VAD chunks decoded together by faster-whisper's
+                    BatchedInferencePipeline (models.asr.BATCH_SIZE, what avindex runs)
   avindex-batched4, avindex-batched2: the same, batch 4 or 2
   avindex-batched-greedy, -greedy4, -greedy2: beam 1, batch 8, 4 or 2
   whisper-cli       `whisper FILES --model base.pt --beam_size 5 --fp16 False --device cpu`
@@ -290,10 +291,8 @@ def worker(variant: str, files: list[str], out: Path) -> None:
     """One avindex engine over the files; writes texts and its own timings."""
     t0 = time.perf_counter()
     from models.asr import load_engine
-    engine = load_engine("faster-whisper", "base", models_dir=models_dir())
     beam, batch = AVINDEX[variant]
-    if batch:
-        _use_batched(engine, batch)
+    engine = load_engine("faster-whisper", "base", models_dir=models_dir(), batch_size=batch)
     chunks = _count_fallbacks(engine.model)
     loaded = time.perf_counter() - t0
     results = []
@@ -310,7 +309,8 @@ def worker(variant: str, files: list[str], out: Path) -> None:
 
 def _count_fallbacks(model) -> dict:
     """Count 30 s decoding chunks, and those that needed temperature fallback (decoded
-    again, sampling best-of-5 at 0.2, 0.4, ...: the expensive case on hard audio)."""
+    again, sampling best-of-5 at 0.2, 0.4, ...: the expensive case on hard audio). The
+    batched pipeline has no fallback and does not go through here (0/0)."""
     counts = {"all": 0, "fallback": 0}
     inner = model.generate_with_fallback
 
@@ -322,37 +322,6 @@ def _count_fallbacks(model) -> dict:
 
     model.generate_with_fallback = counted
     return counts
-
-
-def _use_batched(engine, batch_size: int = 8) -> None:
-    """Swap the engine's per-window decoding for faster-whisper's BatchedInferencePipeline
-    (the same windows, VAD settings, word timestamps and anomaly filter)."""
-    import types
-
-    from faster_whisper import BatchedInferencePipeline
-
-    from models import asr
-
-    pipeline = BatchedInferencePipeline(engine.model)
-
-    def _run(self, audio, language, beam_size, carried, seen):
-        options = {k: v for k, v in asr._FW_OPTIONS.items() if k not in ("vad_filter",)}
-        segments, info = pipeline.transcribe(audio, language=language or carried, beam_size=beam_size,
-                                             batch_size=batch_size, vad_filter=True, **options)
-        if language is None and carried is None:
-            seen[info.language] = info.language_probability
-
-        def convert():
-            for s in segments:
-                words = [asr.Word(float(w.start), float(w.end), w.word, float(w.probability)) for w in (s.words or [])]
-                if asr._hallucinated(words, s.avg_logprob):
-                    continue
-                yield asr.Segment(float(s.start), float(s.end), s.text.strip(), info.language,
-                                  asr._confidence(s.avg_logprob), words)
-
-        return info.language, float(info.language_probability), convert()
-
-    engine._run = types.MethodType(_run, engine)
 
 
 # ---------------------------------------------------------------- report

@@ -50,6 +50,12 @@ HALLUCINATION_SILENCE_S = 2.0
 # noisy speech often scores 0.3-0.7 for a neighbouring language, and decoding it in that
 # language turns it into a translation or into nonsense.
 LANGUAGE_SWITCH_P = 0.8
+# faster-whisper decodes this many VAD chunks (up to 30 s of speech each) at once, with
+# no temperature fallback (see _batched_loop). Memory grows with batch x beam (the decoder
+# keeps the encoder's keys and values per hypothesis): peak RSS 490 MB chunk by chunk, 607 MB
+# at batch 2, 819 MB at 4, 896 MB at 8 (benchmarks/README.md, Speech). 0 or 1 decodes chunk
+# by chunk with temperature fallback.
+BATCH_SIZE = 4
 Audio = Union[str, os.PathLike, np.ndarray]
 
 
@@ -213,6 +219,10 @@ def _shift(seg: Segment, offset: float) -> Segment:
 # int8 word alignment stretched a word over it and the last sentence was skipped.
 VAD_OPTIONS = dict(min_silence_duration_ms=1000, speech_pad_ms=400)
 
+# The batched pipeline decodes only the first 30 s of a VAD speech run (it warns and drops
+# the rest), so runs are split at 30 s there.
+_BATCH_VAD = dict(VAD_OPTIONS, max_speech_duration_s=30.0)
+
 _FW_OPTIONS = dict(
     word_timestamps=True,
     vad_filter=True,
@@ -223,6 +233,56 @@ _FW_OPTIONS = dict(
     no_speech_threshold=0.6,
     hallucination_silence_threshold=HALLUCINATION_SILENCE_S,
 )
+
+
+LINE_MAX_S = 12.0     # a transcript line cut from a batched chunk is at most this long
+LINE_PAUSE_S = 0.8    # ... and ends at a sentence end or at a pause this long
+_SENTENCE_END = (".", "?", "!", "。", "？", "！", "…")
+_ABBREVIATIONS = frozenset("mr. mrs. ms. dr. prof. st. sr. jr. vs. etc. e.g. i.e. no. "
+                           "sra. sr. dra. hr. fr. dr.-ing. bzw. z.b. mme. mlle.".split())
+
+
+def _ends_sentence(word: str) -> bool:
+    w = word.strip()
+    if not w.endswith(_SENTENCE_END):
+        return False
+    low = w.lower()
+    return low not in _ABBREVIATIONS and not (len(w) == 2 and w[0].isalpha())  # "J." initials
+
+
+def split_lines(seg: Segment) -> list[Segment]:
+    """A long segment cut into transcript lines at its words: after a sentence end, at a
+    pause, and (for a line running past LINE_MAX_S) at the widest gap or comma. Texts are
+    the words' own text, so languages written without spaces stay intact."""
+    words = seg.words
+    if len(words) < 2:
+        return [seg]
+    lines, cur = [], [words[0]]
+    for prev, w in zip(words, words[1:]):
+        if _ends_sentence(prev.word) or w.start - prev.end >= LINE_PAUSE_S:
+            lines.append(cur)
+            cur = []
+        cur.append(w)
+    lines.append(cur)
+    out: list[list[Word]] = []
+    for line in lines:
+        out += _cut_long(line)
+    return [Segment(ws[0].start, ws[-1].end, "".join(w.word for w in ws).strip(), seg.language,
+                    seg.confidence, ws) for ws in out]
+
+
+def _cut_long(ws: list[Word]) -> list[list[Word]]:
+    if ws[-1].end - ws[0].start <= LINE_MAX_S or len(ws) < 2:
+        return [ws]
+
+    def weight(i: int) -> float:  # cut after word i: prefer commas, then wide gaps, then the middle
+        gap = ws[i + 1].start - ws[i].end
+        comma = ws[i].word.strip().endswith((",", ";", ":", "、", "，"))
+        middle = 1.0 - abs((ws[i].end - ws[0].start) / (ws[-1].end - ws[0].start) - 0.5)
+        return comma + 2.0 * gap + 0.5 * middle
+
+    i = max(range(len(ws) - 1), key=weight)
+    return _cut_long(ws[: i + 1]) + _cut_long(ws[i + 1:])
 
 
 class _LanguageGate:
@@ -242,6 +302,7 @@ class _LanguageGate:
         self._model = model
         self.current: str | None = None
         self.seen: dict[str, float] = {}
+        self.last: list[str | None] = []
 
     def __getattr__(self, name):
         return getattr(self._model, name)
@@ -259,7 +320,38 @@ class _LanguageGate:
                 keep = f"<|{self.current}|>"
                 ranked = sorted(ranked, key=lambda tp: tp[0] != keep)  # stable: keep goes first
             gated.append(ranked)
+        self.last = [self.current] * len(gated)  # the language each batch item is decoded in
         return gated
+
+
+def _batched_pipeline(model, gate: _LanguageGate | None):
+    """faster-whisper's BatchedInferencePipeline, remembering the language each chunk was
+    decoded in (chunk start in frames -> language), since its segments do not say."""
+    from faster_whisper import BatchedInferencePipeline
+
+    class Labelled(BatchedInferencePipeline):
+        lang_at: dict[int, str] = {}
+
+        def forward(self, features, tokenizer, chunks_metadata, options):
+            out = super().forward(features, tokenizer, chunks_metadata, options)
+            if gate is not None:
+                fps = self.model.frames_per_second
+                for meta, lang in zip(chunks_metadata, gate.last):
+                    self.lang_at[int(meta["offset"] * fps)] = lang
+            return out
+
+    return Labelled(model)
+
+
+def _batched_loop(s) -> bool:
+    """A batched segment to drop. The batched pipeline decodes each chunk once, at
+    temperature 0, without whisper's fallback; what the fallback would have retried is
+    dropped instead: a repetition loop (compression ratio > 2.4), or a chunk the model
+    both calls silence and is unsure of (whisper's no-speech rule)."""
+    if s.compression_ratio > _FW_OPTIONS["compression_ratio_threshold"]:
+        return True
+    return (s.no_speech_prob > _FW_OPTIONS["no_speech_threshold"]
+            and s.avg_logprob < _FW_OPTIONS["log_prob_threshold"])
 
 
 class FasterWhisperEngine(_WindowedEngine):
@@ -268,7 +360,7 @@ class FasterWhisperEngine(_WindowedEngine):
     name = "faster-whisper"
 
     def __init__(self, model_dir: Path, model_name: str, device: str = "auto",
-                 compute_type: str | None = None, cpu_threads: int = 0):
+                 compute_type: str | None = None, cpu_threads: int = 0, batch_size: int = BATCH_SIZE):
         import ctranslate2
         from faster_whisper import WhisperModel
 
@@ -284,6 +376,9 @@ class FasterWhisperEngine(_WindowedEngine):
         self._gate = None
         if self.model.model.is_multilingual:
             self._gate = self.model.model = _LanguageGate(self.model.model)
+        # batch_size > 1: VAD chunks of up to 30 s decoded together (see BATCH_SIZE).
+        self.batch_size = batch_size
+        self._batched = _batched_pipeline(self.model, self._gate) if batch_size > 1 else None
 
     def _run(self, audio, language, beam_size, carried, seen):
         gate = self._gate if language is None else None
@@ -294,16 +389,35 @@ class FasterWhisperEngine(_WindowedEngine):
             language_arg = carried or "en"
         else:
             language_arg = language or carried  # English-only model: faster-whisper uses "en"
-        segments, info = self.model.transcribe(
-            audio, language=language_arg, beam_size=beam_size, multilingual=gate is not None, **_FW_OPTIONS)
+        batched = self._batched
+        if batched is None:
+            segments, info = self.model.transcribe(
+                audio, language=language_arg, beam_size=beam_size, multilingual=gate is not None,
+                **_FW_OPTIONS)
+        else:
+            # Without timestamp tokens (the batched default) a chunk is one segment of up
+            # to 30 s, cut into lines by its word timings below. With them, the model often
+            # ends a chunk early, expecting a next window that batched decoding never gives
+            # it: the last sentence of a LibriVox chunk was lost.
+            batched.lang_at = {}
+            segments, info = batched.transcribe(
+                audio, language=language_arg, beam_size=beam_size, multilingual=gate is not None,
+                batch_size=self.batch_size, without_timestamps=True,
+                **{**_FW_OPTIONS, "vad_parameters": _BATCH_VAD})
 
         def convert():
             for s in segments:  # lazy: the gate has seen this segment's chunk by now
                 words = [Word(float(w.start), float(w.end), w.word, float(w.probability)) for w in (s.words or [])]
-                if _hallucinated(words, s.avg_logprob):
+                if _hallucinated(words, s.avg_logprob) or (batched is not None and _batched_loop(s)):
                     continue
-                lang = gate.current if gate is not None else info.language
-                yield Segment(float(s.start), float(s.end), s.text.strip(), lang, _confidence(s.avg_logprob), words)
+                if gate is None:
+                    lang = info.language
+                elif batched is None:
+                    lang = gate.current
+                else:
+                    lang = batched.lang_at.get(s.seek, gate.current)
+                seg = Segment(float(s.start), float(s.end), s.text.strip(), lang, _confidence(s.avg_logprob), words)
+                yield from (split_lines(seg) if batched is not None else (seg,))
 
         if gate is None or carried is not None:
             return info.language if gate is None else carried, float(info.language_probability), convert()
@@ -417,11 +531,13 @@ def load_engine(
     models_dir: Path,
     use_packages: bool = True,
     allow_download: bool = False,
+    batch_size: int = BATCH_SIZE,
 ) -> ASREngine:
     """Build an engine; weights are resolved by models.weights (raises ModelUnavailable)."""
     if engine not in ENGINES:
         raise ValueError(f"unknown ASR engine {engine!r}; choose one of {', '.join(ENGINES)}")
     source = resolve_model(model, models_dir, use_packages=use_packages, allow_download=allow_download)
     if engine == "faster-whisper":
-        return FasterWhisperEngine(source.path, model, device=device, cpu_threads=threads)
+        return FasterWhisperEngine(source.path, model, device=device, cpu_threads=threads,
+                                   batch_size=batch_size)
     return OpenAIWhisperEngine(source.path, model, Path(models_dir), device=device, threads=threads)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from whisper.normalizers import EnglishTextNormalizer
 
-from models.asr import LANGUAGE_SWITCH_P, ASREngine, OpenAIWhisperEngine, _LanguageGate, load_engine
+from models.asr import BATCH_SIZE, LANGUAGE_SWITCH_P, ASREngine, OpenAIWhisperEngine, _LanguageGate, load_engine
 from models.audio_stream import SAMPLE_RATE, decode_audio
 from models.weights import (
     ModelUnavailable,
@@ -78,8 +78,17 @@ def joined_wav(tmp_path_factory) -> tuple[Path, list[str]]:
     return path, list(refs.values())
 
 
-def test_default_engine_transcribes_librivox(base):
+@pytest.fixture(scope="module")
+def sequential(models_dir) -> ASREngine:
+    """Chunk by chunk, with temperature fallback (the default decodes VAD chunks in batches)."""
+    return load_engine(models_dir=models_dir, batch_size=0)
+
+
+@pytest.mark.parametrize("engine", ["base", "sequential"])
+def test_default_engine_transcribes_librivox(engine, request):
+    base = request.getfixturevalue(engine)
     assert (base.name, base.model_name, base.device, base.compute_type) == ("faster-whisper", "base", "cpu", "int8")
+    assert base.batch_size == (BATCH_SIZE if engine == "base" else 0)
     refs, hyps = [], []
     for path, ref in references().items():
         info, segments = base.transcribe(path)
@@ -147,9 +156,12 @@ GERMAN = ("Guten Morgen, meine Damen und Herren. Die Bundesregierung hat heute b
           "die Steuern für kleine Unternehmen zu senken. Die Opposition kritisiert diese Entscheidung.")
 
 
-def test_language_is_detected_per_segment(base, tmp_path):
+@pytest.mark.parametrize("engine", ["base", "sequential"])
+def test_language_is_detected_per_segment(engine, request, tmp_path):
     """English then German (espeak-ng), 1.5 s apart. faster-whisper checks the language of
-    every 30 s decoding chunk; windows of 12 s put each language in chunks of its own."""
+    every 30 s decoding chunk (batched: every VAD chunk); windows of 12 s put each language
+    in chunks of its own."""
+    base = request.getfixturevalue(engine)
     english = espeak(tmp_path / "en.wav", ENGLISH)
     german = espeak(tmp_path / "de.wav", GERMAN, voice="de")
     switch = (len(english) + 0.75 * SAMPLE_RATE) / SAMPLE_RATE
