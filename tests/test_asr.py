@@ -371,3 +371,29 @@ def test_windows_cut_in_quiet_places_and_lose_nothing():
         assert all(len(w) <= 30 * SAMPLE_RATE for _, w in parts)
         offsets = [o for o, _ in parts]
         assert offsets == sorted(offsets) and offsets[0] == 0.0
+
+
+def test_batched_chunks_are_cut_into_lines_at_sentence_ends_pauses_and_length():
+    from models.asr import LINE_MAX_S, Segment, Word, split_lines
+
+    def words(spec):  # "text@start-end ..."
+        out = []
+        for item in spec.split():
+            text, times = item.rsplit("@", 1)
+            a, b = times.split("-")
+            out.append(Word(float(a), float(b), " " + text.replace("_", " "), 0.9))
+        return out
+
+    ws = words("And@0-0.3 Mr.@0.3-0.6 Dashwood@0.6-1 left.@1-1.5 He@1.6-1.8 was@1.8-2 "
+               "tired,@2-2.5 then@3.5-3.8 slept.@3.8-4.2 J.@4.3-4.5 Smith@4.5-5")
+    lines = split_lines(Segment(0.0, 5.0, "", "en", 0.8, ws))
+    # "Mr." and the initial "J." end no sentence; a 1 s pause ends a line
+    assert [ln.text for ln in lines] == ["And Mr. Dashwood left.", "He was tired,", "then slept.", "J. Smith"]
+    assert [(ln.start, ln.end) for ln in lines] == [(0.0, 1.5), (1.6, 2.5), (3.5, 4.2), (4.3, 5.0)]
+    assert all(ln.language == "en" and ln.confidence == 0.8 for ln in lines)
+    # a 20 s run with no sentence end or pause is cut, at its comma
+    run = [Word(i * 0.5, i * 0.5 + 0.45, f" w{i}" + ("," if i == 23 else ""), 0.9) for i in range(40)]
+    lines = split_lines(Segment(0.0, 20.0, "", "en", 0.8, run))
+    assert all(ln.end - ln.start <= LINE_MAX_S for ln in lines)
+    assert lines[0].text.endswith("w23,")
+    assert sum(len(ln.words) for ln in lines) == 40
