@@ -54,7 +54,9 @@ LANGUAGE_SWITCH_P = 0.8
 # no temperature fallback (see _batched_loop). Memory grows with batch x beam (the decoder
 # keeps the encoder's keys and values per hypothesis): peak RSS 490 MB chunk by chunk, 607 MB
 # at batch 2, 819 MB at 4, 896 MB at 8 (benchmarks/README.md, Speech). 0 or 1 decodes chunk
-# by chunk with temperature fallback.
+# by chunk with temperature fallback. Multilingual models only: English-only tiny.en (the
+# fast mode) decodes chunk by chunk, since batched it misheard more of the synthetic test
+# speech ("quarterly budget" -> "quarter-image"; 12.8% vs 12.0% WER on two long passages).
 BATCH_SIZE = 4
 Audio = Union[str, os.PathLike, np.ndarray]
 
@@ -360,7 +362,7 @@ class FasterWhisperEngine(_WindowedEngine):
     name = "faster-whisper"
 
     def __init__(self, model_dir: Path, model_name: str, device: str = "auto",
-                 compute_type: str | None = None, cpu_threads: int = 0, batch_size: int = BATCH_SIZE):
+                 compute_type: str | None = None, cpu_threads: int = 0, batch_size: int | None = None):
         import ctranslate2
         from faster_whisper import WhisperModel
 
@@ -377,6 +379,8 @@ class FasterWhisperEngine(_WindowedEngine):
         if self.model.model.is_multilingual:
             self._gate = self.model.model = _LanguageGate(self.model.model)
         # batch_size > 1: VAD chunks of up to 30 s decoded together (see BATCH_SIZE).
+        if batch_size is None:
+            batch_size = BATCH_SIZE if self._gate is not None else 0
         self.batch_size = batch_size
         self._batched = _batched_pipeline(self.model, self._gate) if batch_size > 1 else None
 
@@ -531,7 +535,7 @@ def load_engine(
     models_dir: Path,
     use_packages: bool = True,
     allow_download: bool = False,
-    batch_size: int = BATCH_SIZE,
+    batch_size: int | None = None,
 ) -> ASREngine:
     """Build an engine; weights are resolved by models.weights (raises ModelUnavailable)."""
     if engine not in ENGINES:
