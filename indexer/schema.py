@@ -185,3 +185,8 @@ MIGRATIONS: list[tuple[str, str]] = [
 from .schema_search import MIGRATIONS as _SEARCH_MIGRATIONS  # noqa: E402
 
 MIGRATIONS += _SEARCH_MIGRATIONS
+
+# Motion: encoders, window descriptors, action-tag models, motion groups (schema_motion.py).
+from .schema_motion import MIGRATIONS as _MOTION_MIGRATIONS  # noqa: E402
+
+MIGRATIONS += _MOTION_MIGRATIONS

@@ -17,13 +17,14 @@ import sqlite_utils
 
 from .db import connect
 from .migrations import migrate
+from .store_motion import MotionStoreMixin
 
 def _f32(vec) -> bytes:
     """A vector as sqlite-vec's float32 blob."""
     return np.asarray(vec, dtype=np.float32).tobytes()
 
 
-DERIVED_TABLES = ("segments", "keywords", "keyframes", "tags", "screen_text")
+DERIVED_TABLES = ("segments", "keywords", "keyframes", "tags", "screen_text", "motion_windows")
 FINAL_STATES = ("done", "failed", "cancelled")
 
 
@@ -52,7 +53,7 @@ class _JoiningConnection:
         return False
 
 
-class Store:
+class Store(MotionStoreMixin):
     def __init__(self, path: Path | str, *, migrate_to: int | None = None):
         self.path = Path(path)
         raw = connect(self.path).conn
