@@ -7,7 +7,10 @@ happens elsewhere:
     connection per thread);
   - indexing runs in a Python thread driving the existing `Runner`, which feeds a
     separate worker process, so a file that crashes a decoder cannot freeze or
-    kill the window.
+    kill the window;
+  - search (hybrid text, by image, more like this) runs in a search process of its
+    own (app.search_process), driven from a `SearchWorker` on its own QThread: its
+    Python and model work cannot hold the window's GIL.
 Everything crossing to the UI is plain data (dicts, lists, str).
 """
 from __future__ import annotations
@@ -15,12 +18,10 @@ from __future__ import annotations
 import dataclasses
 import importlib.metadata
 import os
-import re
 import shutil
 import subprocess
 import sys
 import threading
-import unicodedata
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
@@ -28,45 +29,17 @@ from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 import ui.qt_compat  # noqa: F401  (PySide6 6.12 refcount bug on Python 3.11; see there)
 
 from .runner import LibraryBusy, Runner
+from .search_requests import SEARCH_LIMIT, moment_time, query_terms  # noqa: F401
+from .search_worker import SearchWorker
 from .settings import Settings
+from .stages import thumbnail_dir
 
 REFRESH_DEBOUNCE_MS = 200
 BUSY_RETRY_MS = 5000
-SEARCH_LIMIT = 50
 
 # Settings the GUI edits; everything else in Settings is kept as loaded.
 EDITABLE_SETTINGS = ("whisper_model", "asr_engine", "device", "threads", "frame_interval_s",
                      "models_dir")
-
-
-def _fold(text: str) -> str:
-    """Lower case without diacritics, like FTS5's unicode61 remove_diacritics."""
-    decomposed = unicodedata.normalize("NFKD", text.lower())
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
-
-
-def query_terms(query: str) -> list[tuple[str, bool]]:
-    """(folded term, is_prefix) for each word of a search query."""
-    terms = []
-    for tok in re.findall(r'"[^"]*"|\S+', query):
-        prefix = tok.endswith("*")
-        words = re.findall(r"\w+", _fold(tok))
-        terms += [(w, False) for w in words[:-1]]
-        if words:
-            terms.append((words[-1], prefix))
-    return terms
-
-
-def moment_time(query: str, segment_start: float, words: list[dict]) -> float:
-    """The time of the first word of the segment that matches the query, so a hit in
-    a long segment plays from the word said, not from the segment's start."""
-    terms = query_terms(query)
-    for w in words:
-        word = "".join(re.findall(r"\w+", _fold(w["word"])))
-        for term, prefix in terms:
-            if word == term or (prefix and word.startswith(term)):
-                return float(w["start"])
-    return segment_start
 
 
 def export_target(media_path: str, fmt: str, folder: str | None) -> Path:
@@ -166,7 +139,7 @@ class _DbWorker(QObject):
     media_listed = Signal(object)
     intake_progress = Signal(int)         # files taken so far
     intake_done = Signal(object, object)  # intakes, problems (dicts)
-    search_done = Signal(int, str, object)  # generation, query, hits
+    tags_done = Signal(int, object)       # media id, tag ranges
     transcript_done = Signal(int, object)
     correction_done = Signal(int, int, str)  # media id, segment id, text
     export_done = Signal(object, object)  # written paths, (path, error) problems
@@ -192,7 +165,7 @@ class _DbWorker(QObject):
     def open_library(self, path: str) -> None:
         self.close()
         self._library = Path(path)
-        self.media_listed.emit(self.store.all_media())
+        self.media_listed.emit(self._media_rows())
 
     @Slot()
     def close(self) -> None:
@@ -203,7 +176,7 @@ class _DbWorker(QObject):
     @Slot()
     @_guarded
     def list_media(self) -> None:
-        self.media_listed.emit(self.store.all_media())
+        self.media_listed.emit(self._media_rows())
 
     @Slot(object)
     @_guarded
@@ -218,29 +191,27 @@ class _DbWorker(QObject):
             if n == 1 or n % 25 == 0:
                 self.intake_progress.emit(n)   # lets indexing start while a big folder is taken
             if n % 250 == 0:
-                self.media_listed.emit(self.store.all_media())
-        self.media_listed.emit(self.store.all_media())
+                self.media_listed.emit(self._media_rows())
+        self.media_listed.emit(self._media_rows())
         self.intake_done.emit(intakes, problems)
 
-    @Slot(int, str)
+    def _media_rows(self) -> list[dict]:
+        """Store.all_media plus `thumbnail`: the absolute path of the file's first
+        keyframe thumbnail, or None (audio, not analysed yet)."""
+        from indexer.queries import first_thumbnails
+        rows = self.store.all_media()
+        thumbs = first_thumbnails(self.store)
+        folder = thumbnail_dir()
+        for row in rows:
+            thumb = thumbs.get(row["id"])
+            row["thumbnail"] = str(folder / thumb) if thumb else None
+        return rows
+
+    @Slot(int)
     @_guarded
-    def search(self, generation: int, query: str) -> None:
-        if generation != self._service._search_generation:
-            return   # a newer query was typed meanwhile
-        from indexer.queries import segment_words
-        from indexer.search import search_text
-        hits = []
-        for hit in search_text(self.store, query, SEARCH_LIMIT):
-            row = hit.to_dict()
-            row["name"] = Path(hit.path).name
-            row["seek"] = hit.start
-            # A whole-file keyword has no moment of its own; say so rather than "speech".
-            row["match"] = "keyword" if set(row.get("ranks") or ()) == {"keyword"} else hit.kind
-            if hit.kind == "said":
-                words = segment_words(self.store, hit.media_id, hit.start)
-                row["seek"] = moment_time(query, hit.start, words)
-            hits.append(row)
-        self.search_done.emit(generation, query, hits)
+    def tag_ranges(self, media_id: int) -> None:
+        from indexer.queries import tag_ranges
+        self.tags_done.emit(media_id, tag_ranges(self.store, media_id))
 
     @Slot(int)
     @_guarded
@@ -281,13 +252,13 @@ class _DbWorker(QObject):
     @_guarded
     def cancel(self, media_ids: list) -> None:
         self._service._cancel_in_engine(self.store, media_ids)
-        self.media_listed.emit(self.store.all_media())
+        self.media_listed.emit(self._media_rows())
 
     @Slot(object)
     @_guarded
     def retry(self, media_ids: list) -> None:
         n = self.store.retry(media_ids or None)
-        self.media_listed.emit(self.store.all_media())
+        self.media_listed.emit(self._media_rows())
         self.retried.emit(n)
 
     @Slot()
@@ -302,6 +273,10 @@ class LibraryService(QObject):
     run_state_changed = Signal(bool)      # indexing or idle
     files_added = Signal(object, object)  # intakes, problems
     search_results = Signal(str, object)  # query, hits (dicts; "seek" is the moment's time)
+    # search by image / more like this: (request: mode "image" or "similar", hits)
+    example_results = Signal(object, object)
+    search_failed = Signal(str)
+    tags_loaded = Signal(int, object)     # media id, tag ranges (dicts)
     transcript_loaded = Signal(int, object)
     correction_saved = Signal(int, int, str)
     export_finished = Signal(object, object)
@@ -314,7 +289,11 @@ class LibraryService(QObject):
     # requests to the DB thread (queued connections)
     _req_list = Signal()
     _req_add = Signal(object)
-    _req_search = Signal(int, str)
+    _req_search = Signal(int, str, object)
+    _req_search_image = Signal(int, str, object)
+    _req_more_like = Signal(int, object, object)
+    _req_tags = Signal(int)
+    _req_warm_search = Signal()
     _req_transcript = Signal(int)
     _req_correct = Signal(int, str)
     _req_export = Signal(object, str, str)
@@ -347,7 +326,7 @@ class LibraryService(QObject):
         self._db.moveToThread(self._db_thread)
         self._db_thread.finished.connect(self._db.deleteLater)
         for req, slot in ((self._req_list, self._db.list_media), (self._req_add, self._db.add_paths),
-                          (self._req_search, self._db.search),
+                          (self._req_tags, self._db.tag_ranges),
                           (self._req_transcript, self._db.transcript),
                           (self._req_correct, self._db.correct), (self._req_export, self._db.export),
                           (self._req_cancel, self._db.cancel), (self._req_retry, self._db.retry),
@@ -357,7 +336,7 @@ class LibraryService(QObject):
         self._db.media_listed.connect(self.media_changed)
         self._db.intake_progress.connect(self._on_intake_progress)
         self._db.intake_done.connect(self._on_intake_done)
-        self._db.search_done.connect(self._on_search_done)
+        self._db.tags_done.connect(self.tags_loaded)
         self._db.transcript_done.connect(self.transcript_loaded)
         self._db.correction_done.connect(self._on_correction_done)
         self._db.export_done.connect(self.export_finished)
@@ -366,16 +345,33 @@ class LibraryService(QObject):
         self._db.failed.connect(self.error)
         self._runner_event.connect(self._on_runner_event)
 
+        # Search has its own thread and connection: it never queues behind intake.
+        self._search_thread = QThread(self)
+        self._search_thread.setObjectName("avindex-search")
+        self._searcher = SearchWorker(self._library, lambda: self._search_generation,
+                                      self.settings, thumbnail_dir)
+        self._searcher.moveToThread(self._search_thread)
+        self._search_thread.finished.connect(self._searcher.deleteLater)
+        self._req_search.connect(self._searcher.search)
+        self._req_search_image.connect(self._searcher.search_image)
+        self._req_more_like.connect(self._searcher.more_like_this)
+        self._req_warm_search.connect(self._searcher.warm_up)
+        self._req_open.connect(self._searcher.open_library)
+        self._searcher.done.connect(self._on_search_done)
+        self._searcher.failed.connect(self._on_search_failed)
+
         self._refresh_timer = QTimer(self, singleShot=True, interval=REFRESH_DEBOUNCE_MS)
         self._refresh_timer.timeout.connect(self._req_list)
         self._busy_timer = QTimer(self, singleShot=True, interval=BUSY_RETRY_MS)
         self._busy_timer.timeout.connect(self._retry_after_busy)
         self._db_thread.start()
+        self._search_thread.start()
 
     # ---- life cycle --------------------------------------------------------------
     def start(self) -> None:
         """List the library and resume whatever is queued (also jobs a crash left)."""
         self._req_list.emit()
+        self._req_warm_search.emit()
         self.ensure_running()
 
     def shutdown(self, timeout: float = 20.0) -> None:
@@ -385,9 +381,13 @@ class LibraryService(QObject):
         self._stop_runner()
         if thread is not None:
             thread.join(timeout)
-        self._db_thread.quit()
-        if self._db_thread.wait(int(timeout * 1000)):
-            self._db.close()    # its thread has ended; a queued close might never run
+        self._search_generation += 1        # whatever is queued is dropped unanswered
+        self._searcher.close()              # stops the search process; a wait there ends
+        for thread, worker in ((self._db_thread, self._db),
+                               (self._search_thread, self._searcher)):
+            thread.quit()
+            if thread.wait(int(timeout * 1000)):
+                worker.close()  # its thread has ended; a queued close might never run
 
     @property
     def library(self) -> Path:
@@ -417,12 +417,28 @@ class LibraryService(QObject):
             self._cancel_requested.clear()
         self._req_retry.emit(list(media_ids))
 
-    def search(self, query: str) -> None:
+    def search(self, query: str, filters: dict | None = None) -> None:
+        """Hybrid search (words said, shown or tagged, and meaning); answered by
+        `search_results`. filters: keys of indexer.search.Filters (kind, language, ...)."""
         self._search_generation += 1
         if not query.strip():
             self.search_results.emit(query, [])
             return
-        self._req_search.emit(self._search_generation, query)
+        self._req_search.emit(self._search_generation, query, dict(filters or {}))
+
+    def search_image(self, path: str, filters: dict | None = None) -> None:
+        """Moments whose frames look like the image; answered by `example_results`."""
+        self._search_generation += 1
+        self._req_search_image.emit(self._search_generation, str(path), dict(filters or {}))
+
+    def more_like_this(self, hit: dict, filters: dict | None = None) -> None:
+        """Moments like a result, in its own modality; answered by `example_results`."""
+        self._search_generation += 1
+        self._req_more_like.emit(self._search_generation, dict(hit), dict(filters or {}))
+
+    def tag_ranges(self, media_id: int) -> None:
+        """The file's tag ranges (every source); answered by `tags_loaded`."""
+        self._req_tags.emit(media_id)
 
     def transcript(self, media_id: int) -> None:
         self._req_transcript.emit(media_id)
@@ -594,10 +610,20 @@ class LibraryService(QObject):
         else:
             self.message.emit("Nothing to retry.")
 
-    @Slot(int, str, object)
-    def _on_search_done(self, generation: int, query: str, hits: list) -> None:
+    @Slot(int, object, object)
+    def _on_search_done(self, generation: int, request: dict, hits: list) -> None:
+        if generation != self._search_generation:
+            return
+        if request["mode"] == "text":
+            self.search_results.emit(request["query"], hits)
+        else:
+            self.example_results.emit(request, hits)
+
+    @Slot(int, str)
+    def _on_search_failed(self, generation: int, message: str) -> None:
         if generation == self._search_generation:
-            self.search_results.emit(query, hits)
+            self.search_failed.emit(message)
+            self.error.emit("Search failed: " + message)
 
     @Slot(int, int, str)
     def _on_correction_done(self, media_id: int, segment_id: int, text: str) -> None:

@@ -2,9 +2,19 @@
 
     xvfb-run -a .venv/bin/python benchmarks/screenshots.py OUTDIR
 
-Makes real speech media, indexes it with the real engine (Whisper tiny.en) in a
-throw-away library, and saves 1-empty.png, 2-indexing.png, 3-search.png and
-4-player.png. Needs a real X display (xvfb) so the video frame is captured.
+Makes real speech media (and a slideshow of Debian opencv-doc photos, when installed),
+indexes it with the real engine (Whisper tiny.en, EfficientNet tags) in a throw-away
+library, and saves:
+
+    1-empty.png          the empty library
+    2-indexing.png       a batch half-way, with the jobs panel
+    3-search.png         hybrid search results with thumbnails and match types
+    4-player.png         playing a result, transcript following
+    5-library.png        the library list with keyframe thumbnails and audio icons
+    6-by-image.png       results of a search by a dropped photo
+    7-player-tags.png    the player with the tag timeline of the slideshow
+
+Needs a real X display (xvfb) so the video frame is captured.
 """
 from __future__ import annotations
 
@@ -40,6 +50,13 @@ TALKS = {
 }
 
 
+PHOTOS = Path("/usr/share/doc/opencv-doc/examples/data")
+SLIDES = ["fruits.jpg", "butterfly.jpg", "baboon.jpg", "orange.jpg", "building.jpg"]
+SLIDE_SPEECH = ("Welcome to the photo walk. First, a bowl of fresh fruit on the table. "
+                "Next, a colourful insect sits on a flower. Then a monkey looks straight at "
+                "the camera. After that, a ripe orange. Finally, an old building in the city.")
+
+
 def wait_until(app, predicate, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -66,6 +83,12 @@ def shoot(app, window, path: Path, wait: float = 0.4) -> None:
     print(f"wrote {path}")
 
 
+def thumbs_loaded(app, window) -> None:
+    """Let the visible rows ask for their thumbnails and the loader answer."""
+    settle(app, 0.3)
+    wait_until(app, lambda: not window.thumbnails.is_pending(), 20, "thumbnails")
+
+
 def main(out: Path) -> int:
     out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="avindex-shots-"))
@@ -77,6 +100,10 @@ def main(out: Path) -> int:
     media = work / "Recordings"
     files = [make_media(media / name, text=text) for name, text in TALKS.items()]
     files.append(make_text_as_media(media / "notes-not-a-video.mp4"))
+    slides = [PHOTOS / n for n in SLIDES]
+    if all(p.is_file() for p in slides):
+        from media_factory import make_slideshow
+        files.append(make_slideshow(media / "photo-walk.mp4", slides, text=SLIDE_SPEECH))
 
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
@@ -111,7 +138,8 @@ def main(out: Path) -> int:
         window.search_box.setText("budget")
         window.search_box.flush()
         window.search_box.query_changed.emit("budget")
-        wait_until(app, lambda: window.results.model.hits, 10, "search results")
+        wait_until(app, lambda: window.results.model.hits, 60, "search results")
+        thumbs_loaded(app, window)
         shoot(app, window, out / "3-search.png")
 
         hits = window.results.model.hits
@@ -125,6 +153,36 @@ def main(out: Path) -> int:
         settle(app, 1.2)
         player.player.pause()
         shoot(app, window, out / "4-player.png")
+
+        window.tabs.setCurrentIndex(0)
+        thumbs_loaded(app, window)
+        shoot(app, window, out / "5-library.png")
+
+        if all(p.is_file() for p in slides):
+            import cv2
+            img = cv2.imread(str(PHOTOS / "butterfly.jpg"))
+            h, w = img.shape[:2]
+            cut = work / "insect-photo.jpg"
+            cv2.imwrite(str(cut), img[int(0.1 * h):int(0.85 * h), int(0.1 * w):int(0.85 * w)])
+            window.search_by_image(str(cut))
+            wait_until(app, lambda: window.results.model.hits and not window.results.summary
+                       .text().startswith("Looking"), 60, "by-image results")
+            thumbs_loaded(app, window)
+            shoot(app, window, out / "6-by-image.png")
+
+            walk = next(m["id"] for m in window.library_panel.all_media()
+                        if m["path"].endswith("photo-walk.mp4"))
+            window.open_media(walk, 6.0, play=False)
+            wait_until(app, lambda: player.player.position() >= 5900 and player.timeline.tags
+                       and window.transcript.model.segments, 30, "the slideshow at 6 s")
+            player.player.play()          # a paused seek shows no frame on xvfb; play a bit
+            try:
+                wait_until(app, lambda: player.player.position() >= 6600, 10, "playback")
+            except TimeoutError:
+                pass
+            player.player.pause()
+            settle(app, 1.0)
+            shoot(app, window, out / "7-player-tags.png")
     finally:
         window.close()
         service.shutdown()

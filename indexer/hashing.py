@@ -38,6 +38,8 @@ import numpy as np
 
 from models.hashing import BinaryCoder, as_words, fit_coder, hamming, smallest, word_major
 
+from .vec_codec import from_int8, int8_rows_to_float, to_int8
+
 FIT_MIN_ROWS = 20000       # below this the exact float KNN is fast (and exact): no codes
 REFIT_GROWTH = 2.0         # refit once the library holds this many times the fitted rows
 FIT_SAMPLE = 30000         # vectors the coder is fitted on
@@ -53,7 +55,7 @@ LOG_MAX = 200000           # change-log entries kept per space before it is trim
 @dataclass(frozen=True)
 class Space:
     name: str
-    vec_table: str          # float vectors (owned by indexer.semantic / indexer.store)
+    vec_table: str          # vec0 int8 vectors (owned by indexer.semantic / indexer.store)
     id_col: str
     dim: int
     code_table: str
@@ -248,27 +250,11 @@ def vec_count(store, space: Space | str) -> int:
 
 
 def read_vectors(store, space: Space | str, ids=None) -> dict:
-    """Float vectors of a space (all, or by id) with media_id/kind(/language)."""
+    """Vectors of a space (all, or by id; unit-length float32) with media_id/kind(/language)."""
     sp = SPACES[space] if isinstance(space, str) else space
-    res = read_vec0(_conn(store), sp.vec_table, sp.dim * 4, sp.meta, ids)
-    res["vectors"] = res["vectors"].view(np.float32).reshape(len(res["ids"]), sp.dim)
+    res = read_vec0(_conn(store), sp.vec_table, sp.dim, sp.meta, ids)
+    res["vectors"] = int8_rows_to_float(res["vectors"], sp.dim)
     return res
-
-
-# ---- int8 re-rank vectors ---------------------------------------------------------------
-def to_int8(x: np.ndarray) -> list[bytes]:
-    """Each row as float32 scale + int8 values (x ~= scale * int8)."""
-    x = np.asarray(x, dtype=np.float32)
-    scale = np.maximum(np.abs(x).max(axis=1), 1e-12) / 127.0
-    q = np.clip(np.rint(x / scale[:, None]), -127, 127).astype(np.int8)
-    return [s.tobytes() + r.tobytes() for s, r in zip(scale.astype(np.float32), q)]
-
-
-def from_int8(blobs: Sequence[bytes], dim: int) -> np.ndarray:
-    raw = np.frombuffer(b"".join(blobs), np.uint8).reshape(len(blobs), dim + 4)
-    scale = raw[:, :4].copy().view(np.float32)[:, 0]
-    vals = raw[:, 4:].view(np.int8).astype(np.float32)
-    return vals * scale[:, None]
 
 
 # ---- fitting and keeping in step ------------------------------------------------------------
@@ -394,7 +380,7 @@ def reconcile(store, space: Space | str) -> int:
     anti-join; slow-ish at 1M rows, so `maintain` runs it, searches do not)."""
     sp = SPACES[space] if isinstance(space, str) else space
     conn = _conn(store)
-    vec_ids = read_vec0(conn, sp.vec_table, sp.dim * 4, (("media_id", "int"),),
+    vec_ids = read_vec0(conn, sp.vec_table, sp.dim, (("media_id", "int"),),
                         with_vectors=False)
     have = np.array([r[0] for r in conn.execute(f"SELECT {sp.id_col} FROM {sp.rr_table}")],
                     np.int64)
@@ -677,7 +663,7 @@ def dirty_media(store, space: Space | str) -> list[int]:
 def exact_over_media(store, space: Space | str, q: np.ndarray, media_ids: Sequence[int], k: int,
                      kinds: Sequence[str] | None = None, language: str | None = None,
                      exclude: Iterable[int] = ()) -> list[tuple[int, int, float]]:
-    """Exact cosine KNN over the float vectors of a few media, in numpy (their vectors
+    """Exact cosine KNN over the stored vectors of a few media, in numpy (their vectors
     are read by chunk, not by scanning the whole vec0 table)."""
     sp = SPACES[space] if isinstance(space, str) else space
     if not media_ids:

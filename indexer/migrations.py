@@ -42,9 +42,12 @@ def migrate(db: sqlite_utils.Database, path: Path | None, upto: int | None = Non
             id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,
             applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')))""")
         names = []
-        for name, sql in pending(db, upto):
-            for stmt in _statements(sql):
-                conn.execute(stmt)
+        for name, step in pending(db, upto):
+            if callable(step):  # a data migration written in Python
+                step(conn)
+            else:
+                for stmt in _statements(step):
+                    conn.execute(stmt)
             conn.execute("INSERT INTO migrations(name) VALUES (?)", (name,))
             names.append(name)
         conn.execute("COMMIT")

@@ -20,3 +20,32 @@ def segment_media(store: Store, segment_id: int) -> int | None:
     row = next(iter(store.db.query("SELECT media_id FROM segments WHERE id = ?", (segment_id,))),
                None)
     return row["media_id"] if row else None
+
+
+def tag_ranges(store: Store, media_id: int) -> list[dict]:
+    """Every tag range of one file (any source: imagenet, action, user, ...), by label
+    then time: what the player's tag timeline draws."""
+    return list(store.db.query("""
+        SELECT id, start, end, label, source, score FROM tags
+        WHERE media_id = ? ORDER BY label, start""", (media_id,)))
+
+
+def first_thumbnails(store: Store) -> dict[int, str]:
+    """media id -> thumbnail (relative to the thumbnail folder) of its first keyframe
+    that has one. One index seek per file (keyframes_media), not a scan of keyframes."""
+    rows = store.db.execute("""
+        SELECT m.id, (SELECT k.thumbnail FROM keyframes k
+                      WHERE k.media_id = m.id AND k.thumbnail IS NOT NULL
+                      ORDER BY k.time LIMIT 1)
+        FROM media m""").fetchall()
+    return {mid: thumb for mid, thumb in rows if thumb}
+
+
+def media_kinds(store: Store, media_ids) -> dict[int, str | None]:
+    """media id -> kind (audio, video, audio+video; None before probing)."""
+    ids = sorted(set(media_ids))
+    if not ids:
+        return {}
+    rows = store.db.execute(f"SELECT id, kind FROM media WHERE id IN "
+                            f"({','.join('?' * len(ids))})", ids).fetchall()
+    return {mid: kind for mid, kind in rows}

@@ -1,7 +1,8 @@
 """The library schema as ordered, named migrations.
 
-Each migration is (name, SQL). The applied ones are recorded in the
-`migrations` table; never edit one that has shipped, append a new one.
+Each migration is (name, SQL) or (name, function of the connection) for data
+migrations. The applied ones are recorded in the `migrations` table; never edit
+one that has shipped, append a new one.
 """
 from __future__ import annotations
 
@@ -190,3 +191,7 @@ MIGRATIONS += _SEARCH_MIGRATIONS
 from .schema_motion import MIGRATIONS as _MOTION_MIGRATIONS  # noqa: E402
 
 MIGRATIONS += _MOTION_MIGRATIONS
+
+from .schema_vectors import MIGRATIONS as _VECTOR_MIGRATIONS  # noqa: E402
+
+MIGRATIONS += _VECTOR_MIGRATIONS

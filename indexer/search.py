@@ -54,6 +54,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from .store import Store
+from .vec_codec import int8_blob
 
 MARK_OPEN, MARK_CLOSE = "[", "]"
 
@@ -541,8 +542,9 @@ def _exact_knn(store: Store, table: str, id_col: str, q: np.ndarray, k: int,
     """The exact float KNN in sqlite-vec, filters inside the KNN (metadata columns)."""
     from .semantic import MAX_K
     exclude = set(exclude)
-    sql = f"SELECT {id_col}, media_id, distance FROM {table} WHERE embedding MATCH ? AND k = ?"
-    params: list = [np.asarray(q, np.float32).tobytes(), min(MAX_K, k + len(exclude))]
+    sql = (f"SELECT {id_col}, media_id, distance FROM {table} "
+           "WHERE embedding MATCH vec_int8(?) AND k = ?")
+    params: list = [int8_blob(q), min(MAX_K, k + len(exclude))]
     if media_ids is not None:
         if not media_ids:
             return []
@@ -1086,7 +1088,7 @@ def _more_like_this(store, hit, limit, filters, vector_path):
 
 def _window_key(store: Store, hit: Hit) -> int | None:
     """The segment_vec key (a window's first segment) of the window holding the hit."""
-    from .hashing import read_vec0
+    from .hashing import SPACES, read_vec0
     cands = [r[0] for r in store.db.execute(
         "SELECT id FROM segments WHERE media_id = ? AND start <= ? ORDER BY start DESC, id DESC "
         "LIMIT 8", (hit.media_id, hit.start + 0.01)).fetchall()]
@@ -1095,7 +1097,7 @@ def _window_key(store: Store, hit: Hit) -> int | None:
     if not cands:
         return None
     have = set(read_vec0(store.db.conn._raw if hasattr(store.db.conn, "_raw") else store.db.conn,
-                         "segment_vec", 512 * 4, (), cands)["ids"].tolist())
+                         "segment_vec", SPACES["segment"].dim, (), cands)["ids"].tolist())
     return next((c for c in cands if c in have), None)
 
 

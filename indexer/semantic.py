@@ -26,6 +26,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from .schema import SEGMENT_DIM
+from .vec_codec import int8_blob
 
 # Calibrated with the multilingual USE (benchmarks/text_models.py --part
 # calibration [--distractors 2000]). Paraphrased queries meet their passage at
@@ -159,7 +160,7 @@ def save_text_index(store, media_id: int, windows: Sequence[dict], embeddings: n
         norm = float(np.linalg.norm(vec))
         if norm == 0 or not np.isfinite(norm):
             continue
-        rows.append((int(w["segment_ids"][0]), (vec / norm).astype(np.float32).tobytes(),
+        rows.append((int(w["segment_ids"][0]), int8_blob(vec),
                      w.get("language") or ""))
     db = store.db
     with store.transaction():
@@ -178,7 +179,7 @@ def save_text_index(store, media_id: int, windows: Sequence[dict], embeddings: n
             raise ValueError(f"segments {missing[:5]} do not belong to media {media_id}")
         db.conn.executemany(
             "INSERT INTO segment_vec(segment_id, embedding, media_id, kind, language) "
-            "VALUES (?, ?, ?, ?, ?)", [(sid, emb, media_id, kind, lang) for sid, emb, lang in rows])
+            "VALUES (?, vec_int8(?), ?, ?, ?)", [(sid, emb, media_id, kind, lang) for sid, emb, lang in rows])
         db.execute("DELETE FROM keywords WHERE media_id = ?", (media_id,))
         db["keywords"].insert_all(
             ({"media_id": media_id, "start": k.get("start"), "end": k.get("end"),
@@ -210,8 +211,8 @@ def semantic_search(store, query_vec: np.ndarray, k: int = 10,
         return []
     q = q / norm
     sql = ("SELECT segment_id, media_id, distance FROM segment_vec "
-           "WHERE embedding MATCH ? AND k = ?")
-    params: list = [q.astype(np.float32).tobytes(), min(k, MAX_K)]
+           "WHERE embedding MATCH vec_int8(?) AND k = ?")
+    params: list = [int8_blob(q), min(k, MAX_K)]
     if media_kind is not None:
         kinds = [media_kind] if isinstance(media_kind, str) else list(media_kind)
         if not kinds:

@@ -12,17 +12,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable, Iterator
 
-import numpy as np
 import sqlite_utils
 
 from .db import connect
 from .migrations import migrate
 from .store_motion import MotionStoreMixin
-
-def _f32(vec) -> bytes:
-    """A vector as sqlite-vec's float32 blob."""
-    return np.asarray(vec, dtype=np.float32).tobytes()
-
+from .vec_codec import int8_blob
 
 DERIVED_TABLES = ("segments", "keywords", "keyframes", "tags", "screen_text", "motion_windows")
 FINAL_STATES = ("done", "failed", "cancelled")
@@ -344,7 +339,7 @@ class Store(MotionStoreMixin):
                 vec = features[i] if features else None
                 if vec is not None:
                     db.execute("INSERT INTO keyframe_vec(keyframe_id, embedding, media_id, kind) "
-                               "VALUES (?, ?, ?, ?)", (cur.lastrowid, _f32(vec), media_id,
+                               "VALUES (?, vec_int8(?), ?, ?)", (cur.lastrowid, int8_blob(vec), media_id,
                                                        kf.get("kind", "video")))
             db["tags"].insert_all(({"media_id": media_id, "start": float(t["start"]),
                                     "end": float(t["end"]), "label": t["label"],

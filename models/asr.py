@@ -5,6 +5,9 @@
     for seg in segments:                  # lazy: decoding happens while iterating
         report(seg.end / info.duration)   # progress; stop iterating to cancel
 
+(faster-whisper with a multilingual model and no fixed language decodes the first 30 s
+chunk inside transcribe(), where the language is detected from it.)
+
 Both engines: word timestamps, silero VAD (bundled with faster-whisper, runs offline on
 onnxruntime), and hallucination guards (no conditioning on previous text, so one bad
 line cannot seed a loop; compression-ratio / no-speech / log-prob fallbacks;
@@ -17,12 +20,14 @@ Language, per segment and per file (unless the caller fixes one): the first wind
 speech sets it, and from then on it is carried and only changes where the detector is sure
 (> LANGUAGE_SWITCH_P) of a different one. faster-whisper checks every 30 s decoding chunk
 (its `multilingual` mode, which reuses the chunk's encoder output: one decoder step, about
-free); openai-whisper checks every window (one extra encoder pass per window). Each Segment
-carries the language it was decoded in; once the segments have been consumed,
-TranscriptInfo.language is the language with the most speech in the file.
+free, and the first detection no longer costs an encoder pass of its own); openai-whisper
+checks every window (one extra encoder pass per window). Each Segment carries the language
+it was decoded in; once the segments have been consumed, TranscriptInfo.language is the
+language with the most speech in the file.
 """
 from __future__ import annotations
 
+import itertools
 import math
 import os
 from collections.abc import Iterator
@@ -227,7 +232,9 @@ class _LanguageGate:
     before decoding each 30 s chunk and decodes in the top language, however unsure. This
     puts the current language first unless another one scores > LANGUAGE_SWITCH_P, and
     remembers the result, so segments can be labelled with the language they were decoded
-    in. With `current` None (the first detection of a file) results pass through untouched.
+    in. With `current` None (nothing detected in the file yet) the top language is taken:
+    the file's first chunk sets the language from the encoder output it is decoded from,
+    instead of the separate encoder pass of faster-whisper's own up-front detection.
     Everything else is delegated to the real model.
     """
 
@@ -241,13 +248,11 @@ class _LanguageGate:
 
     def detect_language(self, *args, **kwargs):
         results = self._model.detect_language(*args, **kwargs)
-        if self.current is None:
-            return results
         gated = []
         for ranked in results:  # one list per batch item, best first: [("<|en|>", p), ...]
             token, p = ranked[0]
             lang = token[2:-2]
-            if lang != self.current and p > LANGUAGE_SWITCH_P:
+            if self.current is None or (lang != self.current and p > LANGUAGE_SWITCH_P):
                 self.current = lang
                 self.seen[lang] = max(self.seen.get(lang, 0.0), p)
             elif lang != self.current:
@@ -283,14 +288,14 @@ class FasterWhisperEngine(_WindowedEngine):
     def _run(self, audio, language, beam_size, carried, seen):
         gate = self._gate if language is None else None
         if gate is not None:
-            gate.current, gate.seen = None, seen
+            gate.current, gate.seen = carried, seen
+            # Unknown language: the gate picks it at the first chunk, and "en" only fills
+            # the slot faster-whisper would otherwise fill with an extra encoder pass.
+            language_arg = carried or "en"
+        else:
+            language_arg = language or carried  # English-only model: faster-whisper uses "en"
         segments, info = self.model.transcribe(
-            audio, language=language or carried, beam_size=beam_size, multilingual=gate is not None,
-            **_FW_OPTIONS)
-        if language is None and carried is None:
-            seen[info.language] = max(seen.get(info.language, 0.0), float(info.language_probability))
-        if gate is not None:
-            gate.current = info.language  # from here on, switches need > LANGUAGE_SWITCH_P
+            audio, language=language_arg, beam_size=beam_size, multilingual=gate is not None, **_FW_OPTIONS)
 
         def convert():
             for s in segments:  # lazy: the gate has seen this segment's chunk by now
@@ -300,7 +305,14 @@ class FasterWhisperEngine(_WindowedEngine):
                 lang = gate.current if gate is not None else info.language
                 yield Segment(float(s.start), float(s.end), s.text.strip(), lang, _confidence(s.avg_logprob), words)
 
-        return info.language, float(info.language_probability), convert()
+        if gate is None or carried is not None:
+            return info.language if gate is None else carried, float(info.language_probability), convert()
+        # Decode up to the first segment now, so the language is known when this returns
+        # ("" when the window had no speech at all).
+        segs = convert()
+        first = next(segs, None)
+        lang = gate.current or ""
+        return lang, seen.get(lang, 0.0), segs if first is None else itertools.chain([first], segs)
 
 
 class OpenAIWhisperEngine(_WindowedEngine):

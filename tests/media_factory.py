@@ -163,3 +163,33 @@ def make_unsupported_codec(dst, seconds: float = 2.0) -> Path:
     dst.write_bytes(data.replace(b"A_OPUS", b"A_OPUX"))
     os.remove(tmp)
     return dst
+
+
+def make_slideshow(path, photos, *, text: str | None = None, seconds_each: float = 4.0,
+                   size: str = "320x240") -> Path:
+    """An mp4 showing each photo for `seconds_each` (hard cuts between them), with espeak
+    speech of `text` (or silence) as its sound track."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    total = seconds_each * len(photos)
+    w, h = size.split("x")
+    with tempfile.TemporaryDirectory() as tmp:
+        inputs: list[str] = []
+        for photo in photos:
+            inputs += ["-loop", "1", "-framerate", str(FPS), "-t", f"{seconds_each:.3f}",
+                       "-i", str(photo)]
+        n = len(photos)
+        scale = "".join(f"[{i}:v]scale={w}:{h}:force_original_aspect_ratio=decrease,"
+                        f"pad={w}:{h}:(ow-iw)/2:(oh-ih)/2,setsar=1,fps={FPS}[v{i}];"
+                        for i in range(n))
+        graph = scale + "".join(f"[v{i}]" for i in range(n)) + f"concat=n={n}:v=1:a=0[v]"
+        if text is not None:
+            wav = speech_wav(Path(tmp) / "speech.wav", text)
+            inputs += ["-i", str(wav)]
+        else:
+            inputs += ["-f", "lavfi", "-i", f"anullsrc=r=22050:cl=mono:d={total}"]
+        cmd = ["ffmpeg", "-nostdin", "-y", "-loglevel", "error", *inputs,
+               "-filter_complex", graph, "-map", "[v]", "-map", f"{n}:a", "-af", "apad",
+               *CODECS["mp4"][0], *CODECS["mp4"][1], "-t", f"{total:.3f}", str(path)]
+        _run(cmd)
+    return path

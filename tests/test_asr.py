@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import re
+import subprocess
 import wave
+from collections import Counter
 from pathlib import Path
 
 import jiwer
@@ -10,7 +12,7 @@ import numpy as np
 import pytest
 from whisper.normalizers import EnglishTextNormalizer
 
-from models.asr import ASREngine, OpenAIWhisperEngine, load_engine
+from models.asr import LANGUAGE_SWITCH_P, ASREngine, OpenAIWhisperEngine, _LanguageGate, load_engine
 from models.audio_stream import SAMPLE_RATE, decode_audio
 from models.weights import (
     ModelUnavailable,
@@ -132,6 +134,130 @@ def test_no_hallucinated_loops_on_noise_and_music(base):
     texts = [normalize(s.text) for s in segments]
     assert len(texts) <= 3, texts
     assert len(set(texts)) == len(texts), texts
+
+
+def espeak(path: Path, text: str, voice: str = "en") -> np.ndarray:
+    subprocess.run(["espeak-ng", "-v", voice, "-w", str(path), text], check=True, capture_output=True)
+    return decode_audio(path)
+
+
+ENGLISH = ("The weather was cold this morning, so we stayed inside and read books by the fire. "
+           "Later in the afternoon the sun came out and we went for a long walk along the river.")
+GERMAN = ("Guten Morgen, meine Damen und Herren. Die Bundesregierung hat heute beschlossen, "
+          "die Steuern für kleine Unternehmen zu senken. Die Opposition kritisiert diese Entscheidung.")
+
+
+def test_language_is_detected_per_segment(base, tmp_path):
+    """English then German (espeak-ng), 1.5 s apart. faster-whisper checks the language of
+    every 30 s decoding chunk; windows of 12 s put each language in chunks of its own."""
+    english = espeak(tmp_path / "en.wav", ENGLISH)
+    german = espeak(tmp_path / "de.wav", GERMAN, voice="de")
+    switch = (len(english) + 0.75 * SAMPLE_RATE) / SAMPLE_RATE
+    audio = np.concatenate([english, np.zeros(int(1.5 * SAMPLE_RATE), np.float32), german])
+    base.window_s = 12.0
+    try:
+        info, segments = base.transcribe(audio)
+        assert (info.language, info.language_probability > 0.9) == ("en", True)  # the first window's
+        segments = list(segments)
+    finally:
+        del base.window_s
+    langs = [(s.language, s.end < switch, s.start > switch) for s in segments]
+    assert all(lang == "en" for lang, before, _ in langs if before), langs
+    assert all(lang == "de" for lang, _, after in langs if after), langs
+    assert {"en", "de"} <= {lang for lang, _, _ in langs}, langs
+    german_text = " ".join(s.text for s in segments if s.language == "de")
+    assert jiwer.wer(GERMAN.lower(), german_text.lower()) <= 0.5, german_text
+    english_text = " ".join(s.text for s in segments if s.language == "en")
+    assert wer([ENGLISH], [english_text]) <= 0.25, english_text
+    # Once consumed, the file's language is the one with the most speech.
+    assert info.language == "de" and info.language_probability > LANGUAGE_SWITCH_P
+
+
+def test_fixed_language_is_not_detected(base, tmp_path):
+    english = espeak(tmp_path / "en.wav", "Good morning, this is a short test.")
+    info, segments = base.transcribe(english, language="en")
+    segments = list(segments)
+    assert (info.language, info.language_probability) == ("en", 1.0)
+    assert segments and all(s.language == "en" for s in segments)
+
+
+class _FakeCT2:
+    """What _LanguageGate wraps: ranked language scores per batch item."""
+
+    is_multilingual = True
+
+    def __init__(self, ranked):
+        self.ranked = ranked
+
+    def detect_language(self, encoder_output):
+        return [list(self.ranked)]
+
+
+def test_language_gate_switches_only_when_sure():
+    unsure = [("<|nn|>", 0.6), ("<|en|>", 0.3), ("<|de|>", 0.1)]
+    sure = [("<|de|>", 0.95), ("<|en|>", 0.03), ("<|nn|>", 0.02)]
+    gate = _LanguageGate(_FakeCT2([("<|en|>", 0.7), ("<|de|>", 0.2)]))
+    assert gate.is_multilingual  # everything else is delegated
+    assert gate.detect_language(None)[0][0] == ("<|en|>", 0.7)  # nothing yet: the top one, however unsure
+    assert gate.current == "en" and gate.seen == {"en": 0.7}
+    gate._model = _FakeCT2(unsure)
+    assert gate.detect_language(None)[0][0] == ("<|en|>", 0.3)  # stays: 0.6 is not sure
+    assert gate.current == "en" and gate.seen == {"en": 0.7}
+    gate._model = _FakeCT2(sure)
+    assert gate.detect_language(None)[0][0] == ("<|de|>", 0.95)
+    assert gate.current == "de" and gate.seen == {"en": 0.7, "de": 0.95}
+    gate._model = _FakeCT2([("<|en|>", LANGUAGE_SWITCH_P), ("<|de|>", 0.1)])
+    assert gate.detect_language(None)[0][0] == ("<|de|>", 0.1)  # needs more than the threshold
+    assert gate.current == "de"
+
+
+SENTENCE = "Please remember to water the plants on the balcony before you leave."
+# ffmpeg lavfi sources, 16 kHz mono: a plucked melody with harmonics, a sung vowel (harmonics
+# of 180 Hz with vibrato, at syllable rate: silero VAD lets some of it through, so the
+# decoder's own guards are exercised), and a tremolo chord in pink noise.
+_MELODY = ("aevalsrc='0.1*(sin(2*PI*t*(220+55*floor(mod(t*3\\,5))))+0.5*sin(4*PI*t*(220+55*floor(mod(t*3\\,5))))"
+           "+0.3*sin(6*PI*t*(220+55*floor(mod(t*3\\,5)))))*(0.3+0.7*exp(-3*mod(t\\,1/3)))':s=16000:d=15")
+_F0 = "(180+8*sin(2*PI*5*t))"
+_VOWEL = (f"aevalsrc='0.1*(0.5+0.5*sin(2*PI*4*t))*(sin(2*PI*{_F0}*t)+0.7*sin(4*PI*{_F0}*t)"
+          f"+0.5*sin(6*PI*{_F0}*t)+0.3*sin(10*PI*{_F0}*t))':s=16000:d=15")
+
+
+def test_no_hallucinations_around_a_sentence_in_silence_and_music(base, tmp_path):
+    """70 s: 20 s digital silence, 15 s melody in noise, one spoken sentence (about 4 s),
+    15 s sung vowel, 15 s chord in noise. Only the sentence may come out, once."""
+    subprocess.run(["espeak-ng", "-v", "en", "-w", str(tmp_path / "sentence.wav"), SENTENCE], check=True)
+    path = tmp_path / "guard.m4a"
+    lavfi = ["anullsrc=r=16000:cl=mono:d=20", _MELODY, "anoisesrc=color=pink:amplitude=0.02:r=16000:d=15:seed=1",
+             None, _VOWEL, "sine=f=261.6:r=16000:d=15", "sine=f=329.6:r=16000:d=15",
+             "anoisesrc=color=pink:amplitude=0.05:r=16000:d=15:seed=3"]
+    inputs = []
+    for src in lavfi:
+        inputs += ["-i", str(tmp_path / "sentence.wav")] if src is None else ["-f", "lavfi", "-i", src]
+    graph = ("[1][2]amix=inputs=2:normalize=0[melody];[3]aresample=16000,apad=pad_dur=1[speech];"
+             "[5][6][7]amix=inputs=3:normalize=0,volume=0.3,tremolo=f=3:d=0.5[chord];"
+             "[0][melody][speech][4][chord]concat=n=5:v=0:a=1[out]")
+    subprocess.run(["ffmpeg", "-v", "error", "-y", *inputs, "-filter_complex", graph, "-map", "[out]",
+                    "-ac", "1", "-ar", "16000", "-c:a", "aac", "-b:a", "64k", str(path)],
+                   check=True, capture_output=True)
+    speech = (35.0, 35.0 + len(decode_audio(tmp_path / "sentence.wav")) / SAMPLE_RATE)
+
+    from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+    from models.asr import VAD_OPTIONS
+    audio = decode_audio(path)
+    assert len(audio) / SAMPLE_RATE == pytest.approx(70.0, abs=1.0)
+    passed = [(c["start"] / SAMPLE_RATE, c["end"] / SAMPLE_RATE)
+              for c in get_speech_timestamps(audio, VadOptions(**VAD_OPTIONS))]
+    assert any(start > speech[1] + 0.5 for start, _ in passed), passed  # music reaches the decoder
+
+    info, segments = base.transcribe(path)
+    segments = list(segments)
+    texts = [normalize(s.text) for s in segments]
+    assert not [t for t, n in Counter(texts).items() if n >= 3], texts  # no repeated-line loop
+    outside = [s for s in segments if s.end < speech[0] - 0.5 or s.start > speech[1] + 0.5]
+    assert not outside, outside  # nothing in the silence or the music
+    assert wer([SENTENCE], [" ".join(s.text for s in segments)]) <= 0.2, texts
+    assert info.language == "en"
 
 
 def test_openai_engine_with_converted_checkpoint_agrees(models_dir, base):

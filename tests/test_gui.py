@@ -271,9 +271,21 @@ def test_drop_on_a_child_widget_reaches_the_window(qtbot, gui, tmp_path):
     assert not gui.overlay.isVisible()
 
 
+def test_a_picture_dropped_on_the_window_searches_by_it(qtbot, gui, tmp_path):
+    from media_factory import make_image
+    photo = make_image(tmp_path / "frame.png")
+    added, searched = [], []
+    gui.service.add_paths = added.append
+    gui.service.search_image = lambda path, *filters: searched.append(path)
+    assert drop_on(gui.transcript.view.viewport(), [photo])
+    assert searched == [str(photo)] and added == []
+    assert gui.tabs.currentWidget() is gui.results
+    assert "frames like frame.png" in gui.results.summary.text()
+
+
 def test_search_is_debounced(qtbot, gui):
     queries = []
-    gui.service.search = queries.append
+    gui.service.search = lambda query, *filters: queries.append(query)
     qtbot.keyClicks(gui.search_box, "budget")
     assert queries == []
     qtbot.waitUntil(lambda: queries == ["budget"], timeout=2000)

@@ -19,6 +19,7 @@ from indexer import hashing, search as S
 from indexer.schema_search import ensure_search_schema
 from indexer.search import Filters, group_by_file, search, search_text
 from indexer.store import Store
+from indexer.vec_codec import int8_blob
 
 ROOT = Path(__file__).resolve().parents[1]
 EVAL = json.loads((ROOT / "benchmarks/data/retrieval_eval.json").read_text(encoding="utf-8"))
@@ -275,12 +276,10 @@ def test_filtered_knn_returns_k_whenever_k_rows_match(tmp_path):
     with store.transaction():
         for i, v in enumerate(near):
             conn.execute("INSERT INTO segment_vec(segment_id, embedding, media_id, kind, language)"
-                         " VALUES (?, ?, ?, 'video', 'en')", (i + 1, (v / np.linalg.norm(v))
-                                                            .astype(np.float32).tobytes(), va))
+                         " VALUES (?, vec_int8(?), ?, 'video', 'en')", (i + 1, int8_blob(v), va))
         for i, v in enumerate(far):
             conn.execute("INSERT INTO segment_vec(segment_id, embedding, media_id, kind, language)"
-                         " VALUES (?, ?, ?, 'audio', 'de')", (5000 + i, (v / np.linalg.norm(v))
-                                                            .astype(np.float32).tobytes(), au))
+                         " VALUES (?, vec_int8(?), ?, 'audio', 'de')", (5000 + i, int8_blob(v), au))
     f = Filters(kind="audio")
     exact = S.vector_knn(store, "segment", q, 10, f, path="exact")
     assert len(exact) == 10 and {m for _, m, _ in exact} == {au}
@@ -415,14 +414,14 @@ def test_vec0_chunk_reader_matches_sql_and_codes_follow_changes(tmp_path):
     with store.transaction():
         for i, v in enumerate(x[:2500]):
             conn.execute("INSERT INTO segment_vec(segment_id, embedding, media_id, kind, language)"
-                         " VALUES (?, ?, ?, ?, ?)", (10 ** 6 + i, v.tobytes(), mids[i % 2],
+                         " VALUES (?, vec_int8(?), ?, ?, ?)", (10 ** 6 + i, int8_blob(v), mids[i % 2],
                                                      "video", ["en", "a-long-language-tag"][i % 2]))
         conn.execute("DELETE FROM segment_vec WHERE segment_id IN (1000007, 1000700, 1001500)")
-    fast = hashing.read_vec0(conn, "segment_vec", 2048, hashing.SPACES["segment"].meta)
-    slow = hashing._read_vec0_sql(conn, "segment_vec", 2048, hashing.SPACES["segment"].meta, None)
+    fast = hashing.read_vec0(conn, "segment_vec", 512, hashing.SPACES["segment"].meta)
+    slow = hashing._read_vec0_sql(conn, "segment_vec", 512, hashing.SPACES["segment"].meta, None)
     for key in fast:
         assert (np.asarray(fast[key]) == np.asarray(slow[key])).all(), key
-    some = hashing.read_vec0(conn, "segment_vec", 2048, (), [10 ** 6 + 3, 10 ** 6 + 7,
+    some = hashing.read_vec0(conn, "segment_vec", 512, (), [10 ** 6 + 3, 10 ** 6 + 7,
                                                              10 ** 6 + 2400, 99999])
     assert some["ids"].tolist() == [10 ** 6 + 3, 10 ** 6 + 2400]
 
@@ -475,7 +474,7 @@ def test_maintain_fits_then_refits_when_grown(tmp_path):
         with store.transaction():
             for i in range(lo, hi):
                 conn.execute("INSERT INTO segment_vec(segment_id, embedding, media_id, kind, "
-                             "language) VALUES (?, ?, ?, 'video', 'en')", (i + 1, x[i].tobytes(), mid))
+                             "language) VALUES (?, vec_int8(?), ?, 'video', 'en')", (i + 1, int8_blob(x[i]), mid))
     add(0, 300)
     assert hashing.maintain(store, ["segment"], min_rows=400)[0]["action"].startswith("none")
     add(300, 400)

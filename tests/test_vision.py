@@ -272,6 +272,7 @@ def _stage_clip(tmp_path: Path) -> Path:
 def test_visual_stage_writes_rows_into_a_store(tmp_path, models_dir, classifier, reader):
     from indexer.pipeline import StageContext
     from indexer.store import Store
+    from indexer.vec_codec import int8_blob
     from indexer.visual import VisualStage
     clip = _stage_clip(tmp_path)
     store = Store(tmp_path / "lib.db")
@@ -320,7 +321,7 @@ def test_visual_stage_writes_rows_into_a_store(tmp_path, models_dir, classifier,
         q = classifier.features([cv2.imread(str(DATA / "squirrel_cls.jpg"))])[0]
         near = list(store.db.query(
             "SELECT k.time FROM keyframe_vec v JOIN keyframes k ON k.id = v.keyframe_id "
-            "WHERE v.embedding MATCH ? AND k = 1", [q.astype(np.float32).tobytes()]))
+            "WHERE v.embedding MATCH vec_int8(?) AND k = 1", [int8_blob(q)]))
         assert near[0]["time"] < 3.0
 
         # re-running replaces (no duplicates) and keeps tags of other sources

@@ -45,5 +45,21 @@ def file_name(path: str) -> str:
     return os.path.basename(path) or path
 
 
-MATCH_KINDS = {"said": "Speech", "shown": "On screen", "tag": "Tag", "similar": "Similar",
+# How each match type is named and coloured in the results (indexer.search kinds).
+MATCH_KINDS = {"said": "Said", "shown": "Shown", "tag": "Tag", "similar": "Similar",
                "keyword": "Keyword"}
+MATCH_HINTS = {"said": "the words were spoken", "shown": "the words are on screen",
+               "tag": "a tag of what is seen", "similar": "close in meaning or look",
+               "keyword": "a keyword of the whole file"}
+MATCH_COLORS = {"said": "#1a62b5", "shown": "#8a4b00", "tag": "#2e7d32", "similar": "#6a3fb5",
+                "keyword": "#5f6368"}
+
+
+def match_badges_html(kinds: list[str]) -> str:
+    """Coloured labels, one per way a moment matched (first = the one that placed it)."""
+    out = []
+    for kind in dict.fromkeys(kinds):
+        color = MATCH_COLORS.get(kind, "#5f6368")
+        out.append(f'<span style="background-color:{color}; color:#ffffff;">'
+                   f'&nbsp;{html.escape(MATCH_KINDS.get(kind, kind))}&nbsp;</span>')
+    return "&nbsp;".join(out)

@@ -9,11 +9,13 @@ from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (QAbstractItemView, QApplication, QHBoxLayout, QHeaderView,
                                QLabel, QPushButton, QStyle, QStyledItemDelegate,
                                QStyleOptionProgressBar, QTableView, QVBoxLayout, QWidget)
+from . import roles
 from .formatting import eta_text, file_name
 from .table_model import ListTableModel
 
-MEDIA_ID_ROLE = Qt.UserRole + 1
-FRACTION_ROLE = Qt.UserRole + 3
+MEDIA_ID_ROLE = roles.USER + 1
+FRACTION_ROLE = roles.USER + 3
+FAILED_COLOR = QColor("#b3261e")
 
 ACTIVE = ("queued", "running")
 FINAL = ("done", "failed", "cancelled")
@@ -37,11 +39,11 @@ class JobsModel(ListTableModel):
 
     # ---- Qt model --------------------------------------------------------------
 
-    def data(self, index, role=Qt.DisplayRole):
+    def data(self, index, role=roles.DISPLAY):
         if not index.isValid():
             return None
         row, col = self._rows[index.row()], index.column()
-        if role == Qt.DisplayRole:
+        if role == roles.DISPLAY:
             if col == 0:
                 return file_name(row["path"])
             if col == 1:
@@ -54,10 +56,10 @@ class JobsModel(ListTableModel):
                 1.0 if row["state"] == "done" else 0.0)
         if role == MEDIA_ID_ROLE:
             return row["media_id"]
-        if role == Qt.ToolTipRole:
+        if role == roles.TOOLTIP:
             return row["path"] + (f"\n\n{row['error']}" if row.get("error") else "")
-        if role == Qt.ForegroundRole and row["state"] == "failed" and col in (1, 3):
-            return QColor("#b3261e")
+        if role == roles.FOREGROUND and row["state"] == "failed" and col in (1, 3):
+            return FAILED_COLOR
         return None
 
     @staticmethod
@@ -201,7 +203,7 @@ class ProgressDelegate(QStyledItemDelegate):
         opt.rect = option.rect.adjusted(2, 3, -2, -3)
         opt.minimum, opt.maximum = 0, 1000
         opt.progress = int((index.data(FRACTION_ROLE) or 0.0) * 1000)
-        opt.text = index.data(Qt.DisplayRole) or ""
+        opt.text = index.data(roles.DISPLAY) or ""
         opt.textVisible = True
         opt.state = option.state | QStyle.State_Horizontal
         opt.palette = option.palette

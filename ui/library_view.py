@@ -1,20 +1,25 @@
-"""The library list: every file with its duration, language, status and tag count."""
+"""The library list: every file with its first keyframe (or an audio icon), duration,
+language, status and tag count."""
 from __future__ import annotations
 
-from PySide6.QtCore import (QModelIndex, QSortFilterProxyModel, Qt,
+from PySide6.QtCore import (QModelIndex, QSize, QSortFilterProxyModel, Qt,
                             QTimer, Signal)
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QHeaderView, QLabel,
                                QLineEdit, QPushButton, QStackedWidget, QTableView, QVBoxLayout,
                                QWidget)
+from . import roles
 from .formatting import file_name, short_duration
 from .table_model import ListTableModel
+from .thumbnails import ThumbnailCache
 
-MEDIA_ID_ROLE = Qt.UserRole + 1
-SORT_ROLE = Qt.UserRole + 2
+MEDIA_ID_ROLE = roles.USER + 1
+SORT_ROLE = roles.USER + 2
 
 STATUS_TEXT = {"queued": "Queued", "indexing": "Indexing", "done": "Indexed",
                "failed": "Failed", "cancelled": "Cancelled"}
+THUMB_SIZE = QSize(64, 36)
+ROW_HEIGHT = 42
 STATUS_COLOR = {"failed": QColor("#b3261e"), "indexing": QColor("#1a62b5"),
                 "cancelled": QColor("#7a7a7a")}
 
@@ -22,16 +27,33 @@ STATUS_COLOR = {"failed": QColor("#b3261e"), "indexing": QColor("#1a62b5"),
 class LibraryModel(ListTableModel):
     COLUMNS = ("Name", "Duration", "Language", "Status", "Tags")
 
-    def __init__(self, parent=None):
+    def __init__(self, parent=None, thumbnails: ThumbnailCache | None = None):
         super().__init__(parent)
         self._rows: list[dict] = []
+        self.thumbnails = thumbnails or ThumbnailCache(self)
+        self.thumbnails.ready.connect(self._thumbnail_ready)
 
+    def thumbnail(self, row: dict):
+        """The first keyframe (cached, or loading), an audio icon, or a neutral tile."""
+        if row.get("thumbnail"):
+            pm = self.thumbnails.pixmap(row["thumbnail"], THUMB_SIZE)
+            if pm is not None:
+                return pm
+        elif row.get("kind") == "audio":
+            return self.thumbnails.audio_icon(THUMB_SIZE)
+        return self.thumbnails.pending_icon(THUMB_SIZE)
 
-    def data(self, index, role=Qt.DisplayRole):
+    def _thumbnail_ready(self, path: str) -> None:
+        for i, row in enumerate(self._rows):
+            if row.get("thumbnail") == path:
+                index = self.index(i, 0)
+                self.dataChanged.emit(index, index, [roles.DECORATION])
+
+    def data(self, index, role=roles.DISPLAY):
         if not index.isValid():
             return None
         row, col = self._rows[index.row()], index.column()
-        if role == Qt.DisplayRole:
+        if role == roles.DISPLAY:
             return (file_name(row["path"]), short_duration(row.get("duration")),
                     row.get("language") or "", STATUS_TEXT.get(row["status"], row["status"]),
                     str(row.get("tag_count") or 0) if row["status"] == "done" else "")[col]
@@ -40,13 +62,15 @@ class LibraryModel(ListTableModel):
                     row.get("language") or "", row["status"], row.get("tag_count") or 0)[col]
         if role == MEDIA_ID_ROLE:
             return row["id"]
-        if role == Qt.ToolTipRole:
+        if role == roles.DECORATION and col == 0:
+            return self.thumbnail(row)
+        if role == roles.TOOLTIP:
             tip = row["path"]
             return f"{tip}\n{row['error']}" if row.get("error") else tip
-        if role == Qt.ForegroundRole and col == 3:
+        if role == roles.FOREGROUND and col == 3:
             return STATUS_COLOR.get(row["status"])
-        if role == Qt.TextAlignmentRole and col in (1, 4):
-            return int(Qt.AlignRight | Qt.AlignVCenter)
+        if role == roles.ALIGNMENT and col in (1, 4):
+            return roles.ALIGN_RIGHT_VCENTER
         return None
 
     def row_by_id(self, media_id: int) -> dict | None:
@@ -113,9 +137,9 @@ class LibraryPanel(QWidget):
     add_files_requested = Signal()
     add_folder_requested = Signal()
 
-    def __init__(self, parent=None):
+    def __init__(self, parent=None, thumbnails: ThumbnailCache | None = None):
         super().__init__(parent)
-        self.model = LibraryModel(self)
+        self.model = LibraryModel(self, thumbnails)
         self.proxy = LibraryFilter(self)
         self.proxy.setSourceModel(self.model)
 
@@ -142,6 +166,8 @@ class LibraryPanel(QWidget):
         self.table.setShowGrid(False)
         self.table.verticalHeader().hide()
         self.table.setWordWrap(False)
+        self.table.setIconSize(THUMB_SIZE)
+        self.table.verticalHeader().setDefaultSectionSize(ROW_HEIGHT)
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(0, QHeaderView.Stretch)
         for col in range(1, 5):
@@ -184,8 +210,9 @@ class LibraryPanel(QWidget):
         font.setBold(True)
         title.setFont(font)
         hint = QLabel("Drop audio or video files or folders anywhere on this window.\n"
-                      "Their speech is transcribed so you can search what was said\n"
-                      "and play each file from the matching moment.")
+                      "Their speech is transcribed and their frames tagged, so you can\n"
+                      "search what was said, shown or seen (or drop a picture on the\n"
+                      "search box) and play each file from the matching moment.")
         hint.setAlignment(Qt.AlignCenter)
         buttons = QHBoxLayout()
         buttons.addStretch(1)

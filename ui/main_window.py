@@ -16,8 +16,9 @@ from .formatting import eta_text, file_name
 from .jobs_panel import JobsPanel
 from .library_view import LibraryPanel
 from .player import PlayerWidget
-from .search_panel import SearchBox, SearchResults
+from .search_panel import IMAGE_EXTENSIONS, SearchBox, SearchResults, image_paths
 from .settings_dialog import SettingsDialog
+from .thumbnails import ThumbnailCache
 from .transcript_panel import TranscriptPanel
 
 LIBRARY_TAB, JOBS_TAB, SEARCH_TAB = range(3)
@@ -54,9 +55,12 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self.resize(1280, 800)
 
-        self.library_panel = LibraryPanel()
+        self._last_search: tuple[str, object] | None = None   # what the results show
+        self._warmed = False
+        self.thumbnails = ThumbnailCache(self)     # one cache for library and results
+        self.library_panel = LibraryPanel(thumbnails=self.thumbnails)
         self.jobs_panel = JobsPanel()
-        self.results = SearchResults()
+        self.results = SearchResults(thumbnails=self.thumbnails)
         self.player = PlayerWidget()
         self.transcript = TranscriptPanel()
         self.search_box = SearchBox()
@@ -114,6 +118,9 @@ class MainWindow(QMainWindow):
         self.retry_action = a("&Retry failed", self.retry_selected, None)
         self.reveal_action = a("Open containing &folder", self.reveal_selected, None)
         self.search_action = a("&Search", self.focus_search, "Ctrl+K")
+        self.image_search_action = a("Search by &image…", self.choose_image, "Ctrl+Shift+K",
+                                     "Find the frames that look like a picture "
+                                     "(or drop an image on the search box)")
         self.find_action = a("&Find in transcript", self.transcript.focus_find, QKeySequence.Find)
         # YouTube's convention: J/L jump 10 s, K toggles; arrows step 5 s.
         self.toggle_action = a("Play/&pause", self.player.toggle_play, "Space")
@@ -134,6 +141,7 @@ class MainWindow(QMainWindow):
         bar.addWidget(QLabel(" Search: "))
         bar.addWidget(self.search_box)
         self.search_box.setMinimumWidth(420)
+        bar.addAction(self.image_search_action)
         bar.addSeparator()
         bar.addAction(self.export_action)
         self.addToolBar(bar)
@@ -146,7 +154,8 @@ class MainWindow(QMainWindow):
             file_menu.addSeparator() if action is None else file_menu.addAction(action)
         lib = menu.addMenu("&Library")
         for action in (self.play_action, self.reveal_action, None, self.cancel_action,
-                       self.retry_action, None, self.search_action, self.find_action):
+                       self.retry_action, None, self.search_action, self.image_search_action,
+                       self.find_action):
             lib.addSeparator() if action is None else lib.addAction(action)
         play = menu.addMenu("&Playback")
         for action in (self.toggle_action, self.toggle_k_action, None, self.back_action,
@@ -182,6 +191,9 @@ class MainWindow(QMainWindow):
         s.run_state_changed.connect(self._run_state_changed)
         s.files_added.connect(self._files_added)
         s.search_results.connect(self._search_results)
+        s.example_results.connect(self._example_results)
+        s.search_failed.connect(lambda text: self.results.show_busy("Search failed: " + text))
+        s.tags_loaded.connect(self._tags_loaded)
         s.transcript_loaded.connect(self._transcript_loaded)
         s.correction_saved.connect(self._correction_saved)
         s.export_finished.connect(self._export_finished)
@@ -202,6 +214,10 @@ class MainWindow(QMainWindow):
         self.search_box.submit.connect(self.results.activate_current)
         self.search_box.focus_results.connect(self.results.focus_table)
         self.results.hit_activated.connect(self.play_hit)
+        self.results.more_like_requested.connect(self.more_like_this)
+        self.results.filters_changed.connect(lambda _: self._rerun_search())
+        self.results.image_search_requested.connect(self.choose_image)
+        self.search_box.image_dropped.connect(self.search_by_image)
         self.player.position_changed.connect(self.transcript.follow)
         self.transcript.seek_requested.connect(self._seek_from_transcript)
         self.transcript.correction_made.connect(self.service.correct)
@@ -240,6 +256,8 @@ class MainWindow(QMainWindow):
     def dragEnterEvent(self, event):
         if self._local_paths(event.mimeData()):
             event.acceptProposedAction()
+            self.overlay.setText("Drop to search by this picture" if image_paths(
+                event.mimeData()) else "Drop to add to the library")
             self.overlay.cover()
         else:
             event.ignore()
@@ -253,6 +271,11 @@ class MainWindow(QMainWindow):
 
     def dropEvent(self, event):
         self.overlay.hide()
+        images = image_paths(event.mimeData())
+        if images:                      # pictures are not media: search by them instead
+            event.acceptProposedAction()
+            self.search_by_image(images[0])
+            return
         paths = self._local_paths(event.mimeData())
         if paths:
             event.acceptProposedAction()
@@ -275,6 +298,7 @@ class MainWindow(QMainWindow):
                 self.transcript.clear()
             elif statuses[current] != self._media_status.get(current):
                 self.service.transcript(current)    # e.g. it just finished indexing
+                self.service.tag_ranges(current)
         self._media_status = statuses
         self._update_overall()
 
@@ -340,13 +364,59 @@ class MainWindow(QMainWindow):
         self.search_box.selectAll()
 
     def _query_changed(self, query: str) -> None:
-        self.service.search(query)
+        self._last_search = ("text", query)
+        self.service.search(query, self.results.filters())
         if query.strip():
             self.tabs.setCurrentIndex(SEARCH_TAB)
 
     def _search_results(self, query: str, hits: list) -> None:
-        if query == self.search_box.text():
+        if query == self.search_box.text() and self._last_search == ("text", query):
             self.results.show_hits(query, hits)
+
+    def choose_image(self) -> None:
+        exts = " ".join(f"*{e}" for e in IMAGE_EXTENSIONS)
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Search by image", self.qsettings.value("ui/last_image_dir",
+                                                          os.path.expanduser("~")),
+            f"Images ({exts});;All files (*)")
+        if path:
+            self.qsettings.setValue("ui/last_image_dir", os.path.dirname(path))
+            self.search_by_image(path)
+
+    def search_by_image(self, path: str) -> None:
+        """Find the keyframes that look like a picture; results show as moments."""
+        self._last_search = ("image", path)
+        self.search_box.clear()
+        self.search_box.cancel_pending()       # clearing the box must not search for ""
+        self.results.show_busy(f"Looking for frames like {os.path.basename(path)}…")
+        self.tabs.setCurrentIndex(SEARCH_TAB)
+        self.service.search_image(path, self.results.filters())
+
+    def more_like_this(self, hit: dict) -> None:
+        """Moments like a result, in its own modality (speech or frames)."""
+        self._last_search = ("similar", hit)
+        self.results.show_busy(f"Looking for moments like {hit['name']} at "
+                               f"{hit.get('seek', 0):.0f} s…")
+        self.tabs.setCurrentIndex(SEARCH_TAB)
+        self.service.more_like_this(hit, self.results.filters())
+
+    def _example_results(self, request: dict, hits: list) -> None:
+        # The service answers only the newest request; a text typed since has its own.
+        if self._last_search and self._last_search[0] == request.get("mode"):
+            self.results.show_examples(request, hits)
+
+    def _rerun_search(self) -> None:
+        mode, what = self._last_search or (None, None)
+        if mode == "text":
+            self._query_changed(what)
+        elif mode == "image":
+            self.search_by_image(what)
+        elif mode == "similar":
+            self.more_like_this(what)
+
+    def _tags_loaded(self, media_id: int, tags: list) -> None:
+        row = self.library_panel.media(media_id)
+        self.player.set_tags(media_id, tags, row.get("duration") if row else None)
 
     def play_hit(self, hit: dict) -> None:
         self.open_media(hit["media_id"], float(hit["seek"]), play=True, path=hit["path"])
@@ -362,6 +432,8 @@ class MainWindow(QMainWindow):
             return
         changed = self.player.media_id != media_id
         self.player.load(media_id, path, position, play=play)
+        if changed:
+            self.service.tag_ranges(media_id)
         if changed or self.transcript.media_id != media_id:
             self.transcript.set_transcript(media_id, file_name(path), [],
                                            row["status"] if row else None)
@@ -485,6 +557,27 @@ class MainWindow(QMainWindow):
         width, height = self.splitter.width(), self.right.height()
         self.splitter.setSizes([width * 11 // 20, width * 9 // 20])
         self.right.setSizes([height * 11 // 20, height * 9 // 20])
+
+    def showEvent(self, event):
+        super().showEvent(event)
+        if not self._warmed:
+            self._warmed = True
+            QTimer.singleShot(0, self._warm_up)
+
+    def _warm_up(self) -> None:
+        """Polish, lay out and render once, off screen, the widgets that first appear
+        mid-work (the library table, the jobs and results tabs, the status-bar progress):
+        the first show of each took 15-50 ms on the GUI thread, a visible stall when the
+        first dropped file arrived. Rendering into a pixmap does not touch the screen."""
+        for model in (self.library_panel.model, self.results.model):
+            for kind in ("audio", None):          # draw the audio and placeholder tiles
+                model.thumbnail({"kind": kind, "media_kind": kind})
+        for page in (self.library_panel.stack.widget(1), self.jobs_panel, self.results):
+            if not page.isVisible():
+                page.resize(self.tabs.size())     # laid out at about the size it will have
+                page.grab()
+        if not self.progress_bar.isVisible():
+            self.progress_bar.grab()
 
     def closeEvent(self, event):
         self.qsettings.setValue("ui/geometry", self.saveGeometry())

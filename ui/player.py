@@ -1,4 +1,5 @@
-"""The media player: video (or a title card for audio), play/pause, seek, volume."""
+"""The media player: video (or a title card for audio), the tag timeline of the file,
+play/pause, seek, volume."""
 from __future__ import annotations
 
 import os
@@ -10,6 +11,7 @@ from PySide6.QtWidgets import (QHBoxLayout, QLabel, QSizePolicy, QSlider, QStack
                                QStyle, QStyleOptionSlider, QToolButton, QVBoxLayout, QWidget)
 
 from .formatting import hhmmss
+from .tag_timeline import TagTimeline
 
 Status = QMediaPlayer.MediaStatus
 
@@ -114,6 +116,10 @@ class PlayerWidget(QWidget):
         lay.setContentsMargins(0, 0, 0, 0)
         lay.setSpacing(2)
         lay.addWidget(self.screen, 1)
+        self.timeline = TagTimeline()
+        self.timeline.setToolTip("Tags of this file over time: hover to read, click to seek")
+        self.timeline.seek_requested.connect(self.seek)
+        lay.addWidget(self.timeline)
         lay.addWidget(self.title)
         lay.addLayout(controls)
 
@@ -140,6 +146,7 @@ class PlayerWidget(QWidget):
         self.title.setToolTip(path)
         self.card.setText(f"{os.path.basename(path)}\n\n(audio)")
         self.slider.setRange(0, 0)
+        self.timeline.clear()
         self.player.setSource(QUrl.fromLocalFile(path))
         self._set_enabled(True)
         self.media_loaded.emit(media_id)
@@ -148,10 +155,17 @@ class PlayerWidget(QWidget):
         self.player.stop()
         self.player.setSource(QUrl())
         self.media_id = self.path = None
+        self.timeline.clear()
         self.title.setText("")
         self.card.setText("Select a file in the library, or a search result, to play it here.")
         self.screen.setCurrentWidget(self.card)
         self._set_enabled(False)
+
+    def set_tags(self, media_id: int, tags: list[dict], duration: float | None = None) -> None:
+        """The tag ranges of the file now loaded (ignored if another file is loaded)."""
+        if media_id == self.media_id:
+            ms = self.player.duration()
+            self.timeline.set_tags(tags, ms / 1000 if ms > 0 else duration)
 
     def seek(self, seconds: float) -> None:
         ms = max(0, int(seconds * 1000))
@@ -202,12 +216,16 @@ class PlayerWidget(QWidget):
 
     def _duration_changed(self, ms: int) -> None:
         self.slider.setRange(0, max(0, ms))
+        if not self._dragging:        # a position reported before the duration was clamped
+            self.slider.setValue(self.player.position())
+        self.timeline.set_duration(ms / 1000)
         self.time_label.setText(self._time_text(self.player.position()))
 
     def _position_changed(self, ms: int) -> None:
         if not self._dragging:
             self.slider.setValue(ms)
             self.time_label.setText(self._time_text(ms))
+        self.timeline.set_position(ms / 1000)
         self.position_changed.emit(ms / 1000)
 
     def _state_changed(self, state) -> None:

@@ -1,15 +1,27 @@
-"""Item delegate that renders a cell's text as HTML (bold search matches)."""
+"""Item delegate that renders a cell's text as HTML (bold search matches, badges)."""
 from __future__ import annotations
+
+from collections import OrderedDict
 
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QAbstractTextDocumentLayout, QPalette, QTextDocument, QTextOption
 from PySide6.QtWidgets import QApplication, QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
 HTML_ROLE = Qt.UserRole + 10
+DOCUMENT_CACHE = 400      # laid-out documents kept: a repaint or scroll reuses them
 
 
 class RichTextDelegate(QStyledItemDelegate):
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self._docs: OrderedDict[tuple, QTextDocument] = OrderedDict()
+
     def _document(self, option, html: str) -> QTextDocument:
+        key = (html, option.font.key())
+        doc = self._docs.get(key)
+        if doc is not None:
+            self._docs.move_to_end(key)
+            return doc
         doc = QTextDocument()
         doc.setDefaultFont(option.font)
         doc.setDocumentMargin(0)
@@ -17,6 +29,9 @@ class RichTextDelegate(QStyledItemDelegate):
         opt.setWrapMode(QTextOption.NoWrap)
         doc.setDefaultTextOption(opt)
         doc.setHtml(html)
+        self._docs[key] = doc
+        if len(self._docs) > DOCUMENT_CACHE:
+            self._docs.popitem(last=False)
         return doc
 
     def paint(self, painter, option, index):

@@ -1,29 +1,57 @@
-"""Search as you type: a debounced query box and the list of matching moments."""
+"""Search as you type: a debounced query box (that also takes a dropped image) and the
+list of matching moments, each with its thumbnail, how it matched and a snippet."""
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtWidgets import (QAbstractItemView, QHeaderView, QLabel, QLineEdit, QTableView,
+import os
+
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QHBoxLayout,
+                               QHeaderView, QLabel, QLineEdit, QMenu, QPushButton, QTableView,
                                QVBoxLayout, QWidget)
-from .formatting import MATCH_KINDS, hhmmss, snippet_html, snippet_plain
+
+from . import roles
+from .formatting import (MATCH_HINTS, MATCH_KINDS, file_name, hhmmss, match_badges_html,
+                         snippet_html, snippet_plain)
 from .rich_text_delegate import HTML_ROLE, RichTextDelegate
 from .table_model import ListTableModel
+from .thumbnails import ThumbnailCache
 
 DEBOUNCE_MS = 250
-HIT_ROLE = Qt.UserRole + 1
+HIT_ROLE = roles.USER + 1
+THUMB_SIZE = QSize(96, 54)
+ROW_HEIGHT = 60
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+KIND_FILTERS = (("All media", None), ("Video", "video"), ("Audio only", "audio"))
+
+
+def image_paths(mime) -> list[str]:
+    """Local image files in a drag's data (none if anything else is in it)."""
+    if not mime.hasUrls():
+        return []
+    paths = [u.toLocalFile() for u in mime.urls() if u.isLocalFile()]
+    if paths and all(p.lower().endswith(IMAGE_EXTENSIONS) and os.path.isfile(p)
+                     for p in paths):
+        return paths
+    return []
 
 
 class SearchBox(QLineEdit):
-    """Emits `query_changed` once typing pauses; Enter/Down hand over to the results."""
+    """Emits `query_changed` once typing pauses; Enter/Down hand over to the results.
+    An image file dropped on it asks for a search by that image (`image_dropped`);
+    any other drop goes on to the window (which adds media files to the library)."""
 
     query_changed = Signal(str)
     submit = Signal()
     focus_results = Signal()
+    image_dropped = Signal(str)
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.setPlaceholderText("Search what was said…  (\"exact phrase\", prefix*)")
+        self.setPlaceholderText("Search what was said, shown or tagged…  "
+                                "(\"exact phrase\", prefix*, or drop an image)")
         self.setClearButtonEnabled(True)
-        self.setAcceptDrops(False)
+        self.setAcceptDrops(True)
         self._timer = QTimer(self, singleShot=True, interval=DEBOUNCE_MS)
         self._timer.timeout.connect(lambda: self.query_changed.emit(self.text()))
         self.textEdited.connect(lambda _: self._timer.start())
@@ -39,6 +67,9 @@ class SearchBox(QLineEdit):
             self._timer.stop()
             self.query_changed.emit(self.text())
 
+    def cancel_pending(self) -> None:
+        self._timer.stop()
+
     def keyPressEvent(self, event):
         if event.key() in (Qt.Key_Return, Qt.Key_Enter):
             self.flush()
@@ -49,81 +80,247 @@ class SearchBox(QLineEdit):
             return
         super().keyPressEvent(event)
 
+    # ---- an image dropped here searches by that image ---------------------------------
+    def _highlight(self, on: bool) -> None:
+        self.setStyleSheet("QLineEdit { border: 2px solid #1a62b5; background: #e8f0fe; }"
+                           if on else "")
+
+    def dragEnterEvent(self, event):
+        if image_paths(event.mimeData()):
+            event.acceptProposedAction()
+            self._highlight(True)
+        elif event.mimeData().hasUrls():
+            event.ignore()                  # media files: the window adds them
+        else:
+            super().dragEnterEvent(event)   # plain text, as any line edit
+
+    def dragMoveEvent(self, event):
+        if image_paths(event.mimeData()):
+            event.acceptProposedAction()
+        elif event.mimeData().hasUrls():
+            event.ignore()
+        else:
+            super().dragMoveEvent(event)
+
+    def dragLeaveEvent(self, event):
+        self._highlight(False)
+        super().dragLeaveEvent(event)
+
+    def dropEvent(self, event):
+        self._highlight(False)
+        paths = image_paths(event.mimeData())
+        if paths:
+            event.acceptProposedAction()
+            self.image_dropped.emit(paths[0])
+        elif event.mimeData().hasUrls():
+            event.ignore()
+        else:
+            super().dropEvent(event)
+
 
 class HitsModel(ListTableModel):
     COLUMNS = ("File", "Time", "Match", "What matched")
+    MATCH_COL, SNIPPET_COL = 2, 3
 
-    def __init__(self, parent=None):
+    def __init__(self, parent=None, thumbnails: ThumbnailCache | None = None):
         super().__init__(parent)
         self.hits: list[dict] = []
+        self.grouped = False
+        self.thumbnails = thumbnails or ThumbnailCache(self)
+        self.thumbnails.ready.connect(self._thumbnail_ready)
 
     def _items(self) -> list:
         return self.hits
 
-    def data(self, index, role=Qt.DisplayRole):
+    @staticmethod
+    def kinds(hit: dict) -> list[str]:
+        """How the moment matched: the kind shown first, then the others."""
+        first = hit.get("match") or hit["kind"]
+        return [first] + [k for k in hit.get("kinds") or () if k != first and
+                          not (first == "keyword" and k == "said")]
+
+    def thumbnail(self, hit: dict):
+        if hit.get("thumb_path"):
+            pm = self.thumbnails.pixmap(hit["thumb_path"], THUMB_SIZE)
+            if pm is not None:
+                return pm
+        elif hit.get("media_kind") == "audio":
+            return self.thumbnails.audio_icon(THUMB_SIZE)
+        return self.thumbnails.pending_icon(THUMB_SIZE)
+
+    def data(self, index, role=roles.DISPLAY):
         if not index.isValid():
             return None
         hit, col = self.hits[index.row()], index.column()
-        if role == Qt.DisplayRole:
-            match = hit.get("match") or hit["kind"]
-            return (hit["name"], hhmmss(hit["seek"]), MATCH_KINDS.get(match, match),
-                    snippet_plain(hit["snippet"]))[col]
-        if role == HTML_ROLE and col == 3:
+        if role == roles.DISPLAY:
+            if col == 0:
+                return hit["name"]
+            if col == 1:
+                return hhmmss(hit["seek"])
+            if col == 2:
+                return " + ".join(MATCH_KINDS.get(k, k) for k in self.kinds(hit))
+            return snippet_plain(hit["snippet"])
+        if role == HTML_ROLE and col == self.SNIPPET_COL:
             return snippet_html(hit["snippet"])
+        if role == HTML_ROLE and col == self.MATCH_COL:
+            return match_badges_html(self.kinds(hit))
+        if role == roles.DECORATION and col == 0:
+            return self.thumbnail(hit)
         if role == HIT_ROLE:
             return hit
-        if role == Qt.ToolTipRole:
-            return f"{snippet_plain(hit['snippet'])}\n\n{hit['path']} at {hhmmss(hit['seek'])}"
+        if role == roles.TOOLTIP:
+            how = "; ".join(f"{MATCH_KINDS.get(k, k)}: {MATCH_HINTS.get(k, '')}"
+                            for k in self.kinds(hit))
+            sim = hit.get("similarity")
+            if sim is not None:
+                how += f" (similarity {sim:.2f})"
+            return (f"{snippet_plain(hit['snippet'])}\n\n{how}\n"
+                    f"{hit['path']} at {hhmmss(hit['seek'])}")
         return None
 
     def set_hits(self, hits: list[dict]) -> None:
         self.beginResetModel()
-        self.hits = list(hits)
+        self.hits = self._ordered(hits)
         self.endResetModel()
+
+    def set_grouped(self, grouped: bool) -> None:
+        if grouped != self.grouped:
+            self.grouped = grouped
+            self.set_hits(sorted(self.hits, key=lambda h: h.get("rank", 0)))
+
+    def _ordered(self, hits: list[dict]) -> list[dict]:
+        """Best first; grouped: files by their best moment, each file's moments by time."""
+        for i, h in enumerate(hits):
+            h.setdefault("rank", i)
+        if not self.grouped:
+            return sorted(hits, key=lambda h: h["rank"])
+        return sorted(hits, key=lambda h: (h.get("group", 0), h["seek"]))
+
+    def _thumbnail_ready(self, path: str) -> None:
+        for i, hit in enumerate(self.hits):
+            if hit.get("thumb_path") == path:
+                index = self.index(i, 0)
+                self.dataChanged.emit(index, index, [roles.DECORATION])
 
 
 class SearchResults(QWidget):
     hit_activated = Signal(dict)
+    more_like_requested = Signal(dict)
+    filters_changed = Signal(dict)
+    image_search_requested = Signal()
 
-    def __init__(self, parent=None):
+    def __init__(self, parent=None, thumbnails: ThumbnailCache | None = None):
         super().__init__(parent)
-        self.model = HitsModel(self)
-        self.summary = QLabel("Type in the search box to find moments in your library.")
+        self.model = HitsModel(self, thumbnails)
+        self.summary = QLabel("Type in the search box to find moments in your library, "
+                              "or drop an image on it to find frames that look alike.")
         self.summary.setWordWrap(True)
+        self.kind_combo = QComboBox()
+        for text, value in KIND_FILTERS:
+            self.kind_combo.addItem(text, value)
+        self.kind_combo.setToolTip("Search only video files, or only audio files")
+        self.kind_combo.currentIndexChanged.connect(lambda: self.filters_changed.emit(
+            self.filters()))
+        self.group_check = QCheckBox("Group by file")
+        self.group_check.setToolTip("Show each file's moments together, in time order")
+        self.group_check.toggled.connect(self.model.set_grouped)
+        self.more_button = QPushButton("More like this")
+        self.more_button.setToolTip("Find moments like the selected one: what was said "
+                                    "for speech, what was seen for a frame")
+        self.more_button.clicked.connect(self.request_more_like_current)
+        self.image_button = QPushButton("Search by image…")
+        self.image_button.setToolTip("Find the frames that look like a picture "
+                                     "(or drop an image on the search box)")
+        self.image_button.clicked.connect(self.image_search_requested)
+
         self.table = QTableView()
         self.table.setModel(self.model)
-        self.table.setItemDelegateForColumn(3, RichTextDelegate(self.table))
+        delegate = RichTextDelegate(self.table)
+        self.table.setItemDelegateForColumn(HitsModel.MATCH_COL, delegate)
+        self.table.setItemDelegateForColumn(HitsModel.SNIPPET_COL, delegate)
         self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SingleSelection)
         self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
         self.table.setShowGrid(False)
         self.table.setWordWrap(False)
         self.table.setAlternatingRowColors(True)
+        self.table.setIconSize(THUMB_SIZE)
         self.table.verticalHeader().hide()
+        self.table.verticalHeader().setDefaultSectionSize(ROW_HEIGHT)
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(0, QHeaderView.Interactive)
         header.setSectionResizeMode(1, QHeaderView.ResizeToContents)
-        header.setSectionResizeMode(2, QHeaderView.ResizeToContents)
+        header.setSectionResizeMode(2, QHeaderView.Interactive)
         header.setSectionResizeMode(3, QHeaderView.Stretch)
-        self.table.setColumnWidth(0, 150)
+        self.table.setColumnWidth(0, 250)
+        self.table.setColumnWidth(2, 130)
         self.table.activated.connect(self._activate)
+        self.table.setContextMenuPolicy(Qt.CustomContextMenu)
+        self.table.customContextMenuRequested.connect(self._context_menu)
+        self.table.selectionModel().currentRowChanged.connect(lambda *_: self._update_buttons())
+        self.model.modelReset.connect(self._update_buttons)
+
+        bar = QHBoxLayout()
+        bar.addWidget(self.kind_combo)
+        bar.addWidget(self.group_check)
+        bar.addStretch(1)
+        bar.addWidget(self.image_button)
+        bar.addWidget(self.more_button)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self.summary)
+        lay.addLayout(bar)
         lay.addWidget(self.table, 1)
+        self._update_buttons()
 
+    def filters(self) -> dict:
+        kind = self.kind_combo.currentData()
+        return {"kind": kind} if kind else {}
+
+    # ---- showing results --------------------------------------------------------------
     def show_hits(self, query: str, hits: list[dict]) -> None:
-        self.model.set_hits(hits)
+        """Results of a text search."""
         if not query.strip():
-            self.summary.setText("Type in the search box to find moments in your library.")
+            self._show([], "Type in the search box to find moments in your library, "
+                           "or drop an image on it to find frames that look alike.")
         elif not hits:
-            self.summary.setText(f"No moments match “{query}”.")
+            self._show([], f"No moments match “{query}”.")
         else:
-            files = len({h["media_id"] for h in hits})
-            self.summary.setText(f"{len(hits)} moment(s) in {files} file(s) for “{query}”. "
-                                 "Enter or double-click plays from that moment.")
+            self._show(hits, f"{self._count(hits)} for “{query}”. "
+                             "Enter or double-click plays from that moment.")
+
+    def show_examples(self, request: dict, hits: list[dict]) -> None:
+        """Results of a search by image or of "more like this"."""
+        if request.get("mode") == "image":
+            what = f"frames like {file_name(request['image'])}"
+        else:
+            src = request.get("source") or {}
+            what = f"moments like {src.get('name', '')} at {hhmmss(src.get('seek'))}"
+        if not hits:
+            self._show([], f"No {what} were found.")
+        else:
+            self._show(hits, f"{self._count(hits)}: {what}. "
+                             "Enter or double-click plays from that moment.")
+
+    def show_busy(self, text: str) -> None:
+        self.summary.setText(text)
+
+    @staticmethod
+    def _count(hits: list[dict]) -> str:
+        files = len({h["media_id"] for h in hits})
+        return f"{len(hits)} moment(s) in {files} file(s)"
+
+    def _show(self, hits: list[dict], text: str) -> None:
+        self.model.set_hits([dict(h, rank=i) for i, h in enumerate(hits)])
+        self.summary.setText(text)
         if hits:
             self.table.selectRow(0)
+        self._update_buttons()
+
+    # ---- acting on a result --------------------------------------------------------------
+    def current_hit(self) -> dict | None:
+        index = self.table.currentIndex()
+        return index.data(HIT_ROLE) if index.isValid() else None
 
     def _activate(self, index) -> None:
         hit = index.data(HIT_ROLE)
@@ -138,6 +335,40 @@ class SearchResults(QWidget):
             self._activate(index)
             return True
         return False
+
+    def request_more_like(self, row: int) -> None:
+        if 0 <= row < self.model.rowCount():
+            self.more_like_requested.emit(self.model.hits[row])
+
+    def request_more_like_current(self) -> None:
+        index = self.table.currentIndex()
+        if index.isValid():
+            self.request_more_like(index.row())
+
+    def context_menu_for(self, row: int) -> QMenu:
+        """The menu a right-click on a result opens (also used by tests)."""
+        menu = QMenu(self)
+        hit = self.model.hits[row]
+        play = QAction(f"Play from {hhmmss(hit['seek'])}", menu)
+        play.triggered.connect(lambda: self.hit_activated.emit(hit))
+        more = QAction("More like this", menu)
+        more.setToolTip(self.more_button.toolTip())
+        more.triggered.connect(lambda: self.more_like_requested.emit(hit))
+        menu.addAction(play)
+        menu.addAction(more)
+        return menu
+
+    def _context_menu(self, pos) -> None:
+        index = self.table.indexAt(pos)
+        if not index.isValid():
+            return
+        self.table.selectRow(index.row())
+        menu = self.context_menu_for(index.row())
+        menu.exec(self.table.viewport().mapToGlobal(pos))
+        menu.deleteLater()
+
+    def _update_buttons(self) -> None:
+        self.more_button.setEnabled(self.table.currentIndex().isValid())
 
     def focus_table(self) -> None:
         self.table.setFocus()

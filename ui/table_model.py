@@ -1,7 +1,9 @@
 """The part every list-backed table model in the window shares."""
 from __future__ import annotations
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt
+from PySide6.QtCore import QAbstractTableModel, QModelIndex
+
+from . import roles
 
 
 class ListTableModel(QAbstractTableModel):
@@ -18,7 +20,7 @@ class ListTableModel(QAbstractTableModel):
     def columnCount(self, parent=QModelIndex()):
         return 0 if parent.isValid() else len(self.COLUMNS)
 
-    def headerData(self, section, orientation, role=Qt.DisplayRole):
-        if orientation == Qt.Horizontal and role == Qt.DisplayRole:
+    def headerData(self, section, orientation, role=roles.DISPLAY):
+        if role == roles.DISPLAY and orientation is roles.HORIZONTAL:
             return self.COLUMNS[section]
         return None

@@ -12,9 +12,11 @@ from PySide6.QtGui import QColor, QFont, QFontMetrics, QKeySequence, QPalette, Q
 from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QLabel, QLineEdit, QListView,
                                QStyle, QStyledItemDelegate, QToolButton, QVBoxLayout, QWidget)
 
+from . import roles
 from .formatting import hhmmss
 
 SEGMENT_ROLE = Qt.UserRole + 1
+EDITABLE = Qt.ItemIsEditable
 CURRENT_BG = QColor("#fff1b8")
 MATCH_BG = QColor("#d7e8ff")
 TIME_FG = QColor("#5f6368")
@@ -35,21 +37,21 @@ class TranscriptModel(QAbstractListModel):
         return 0 if parent.isValid() else len(self.segments)
 
     def flags(self, index):
-        return super().flags(index) | Qt.ItemIsEditable
+        return super().flags(index) | EDITABLE
 
-    def data(self, index, role=Qt.DisplayRole):
+    def data(self, index, role=roles.DISPLAY):
         if not index.isValid():
             return None
         seg, row = self.segments[index.row()], index.row()
-        if role in (Qt.DisplayRole, Qt.EditRole):
+        if role == roles.DISPLAY or role == roles.EDIT:
             return seg["text"]
-        if role == Qt.BackgroundRole:
+        if role == roles.BACKGROUND:
             if row == self.current:
                 return CURRENT_BG
             if row in self.matches:
                 return MATCH_BG
             return None
-        if role == Qt.ToolTipRole:
+        if role == roles.TOOLTIP:
             tip = f"{hhmmss(seg['start'])}–{hhmmss(seg['end'])}"
             if seg.get("corrected"):
                 tip += " · corrected by you"
@@ -58,8 +60,8 @@ class TranscriptModel(QAbstractListModel):
             return seg
         return None
 
-    def setData(self, index, value, role=Qt.EditRole):
-        if role != Qt.EditRole or not index.isValid():
+    def setData(self, index, value, role=roles.EDIT):
+        if role != roles.EDIT or not index.isValid():
             return False
         text = " ".join(str(value).split())
         seg = self.segments[index.row()]
