@@ -88,8 +88,6 @@ class _TagWorker(QObject):
 
     @Slot(str, object, object)
     def train(self, label: str, examples: list, negatives: list) -> None:
-        self.cancel_flag.clear()
-
         def report(fraction: float, message: str) -> None:
             if fraction < 1.0 and self.cancel_flag.is_set():
                 raise TrainingCancelled()
@@ -227,6 +225,7 @@ class TagController(QObject):
 
     def train(self, label: str, examples: list[dict], negatives: list[dict] = ()) -> None:
         """examples/negatives: {"path", "start", "end"} dicts (None times: whole file)."""
+        self._worker.cancel_flag.clear()      # here, so a cancel right after it counts
         self._req_train.emit(label, [dict(e) for e in examples], [dict(e) for e in negatives])
 
     def cancel(self) -> None:

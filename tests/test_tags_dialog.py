@@ -170,6 +170,20 @@ def test_errors_are_messages_not_tracebacks(qtbot, window, tmp_path):
     assert dialog.last_error == "Give the tag a name first."
 
 
+def test_cancel_stops_a_training_before_it_saves(qtbot, window, motion_library):
+    library, files = motion_library
+    dialog = window.open_tags_dialog()
+    dialog.label_edit.setText("cancelled-tag")
+    dialog.add_example(None, files["rotating0"])
+    ctl = window.service.tags
+    with qtbot.waitSignal(ctl.cancelled, timeout=WORK_MS):
+        dialog.train()
+        ctl.cancel()
+    assert dialog.status.text() == "Training cancelled; nothing was changed."
+    assert "cancelled-tag" not in labels(library)
+    assert TagService(library).tag_ranges("cancelled-tag") == []
+
+
 def test_find_play_and_name_a_motion_group(qtbot, window, motion_library):
     library, files = motion_library
     win = window
