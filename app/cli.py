@@ -266,6 +266,115 @@ def cmd_self_test(args) -> int:
     return code
 
 
+# ---- action tags and motion ----------------------------------------------------------
+def _tag_service(args):
+    from .tag_service import TagService
+    _open_store(args).close()            # a clear error for a bad library path
+    return TagService(args.library_path)
+
+
+def _tag_call(fn, *a, **kw):
+    from .tag_service import TagError
+    try:
+        return fn(*a, **kw)
+    except TagError as exc:
+        raise CliError(str(exc), EXIT_NOT_FOUND if "not in the library" in str(exc)
+                       or "no trained tag" in str(exc) or "no motion group" in str(exc)
+                       else EXIT_USAGE)
+
+
+def _pct(v) -> str:
+    return "n/a" if v is None else f"{100 * v:.1f}%"
+
+
+def _train_lines(label: str, r: dict) -> list[str]:
+    acc = (f"cross-validated accuracy {_pct(r['cv_accuracy'])} ({r['folds']}-fold)"
+           if r["cv_accuracy"] is not None else "too few examples to cross-validate")
+    return [f"{label}: {acc}, threshold {r['threshold']:.3f}",
+            f"  {r['positives']} example window(s), {r['negatives']} negative(s) "
+            f"({r['negatives_from']}); tagged {r['tagged_windows']} of {r['windows']} "
+            f"window(s) in {r['ranges']} range(s)"]
+
+
+def cmd_tags(args) -> int:
+    svc = _tag_service(args)
+    progress = None if args.json else (lambda f, m: None)
+    if args.action == "train":
+        if args.folder:
+            res = _tag_call(svc.train_folder, args.folder, progress=progress)
+            lines = [ln for label, r in res.items() for ln in _train_lines(label, r)]
+            _emit(args, {"tags": res}, "\n".join(lines))
+            return EXIT_OK
+        if not args.label or not args.examples:
+            raise CliError("usage: avindex tags train LABEL --examples CLIP [CLIP ...] "
+                           "(CLIP: a file, or FILE@START-END in seconds), or --folder DIR")
+        res = _tag_call(svc.train, args.label, args.examples, args.negatives or (),
+                        progress=progress)
+        _emit(args, res, "\n".join(_train_lines(res["label"], res)))
+        return EXIT_OK
+    if args.action == "list":
+        rows = svc.list_tags()
+        lines = [f"{'label':20} {'source':13} {'ranges':>6} {'accuracy':>9} {'threshold':>9}"]
+        lines += [f"{r['label'][:20]:20} {r['source']:13} {r['ranges']:6d} "
+                  f"{_pct(r['cv_accuracy']):>9} {r['threshold']:9.3f}" for r in rows]
+        _emit(args, {"tags": rows}, "\n".join(lines) if rows else "No trained tags.")
+        return EXIT_OK
+    if args.action == "delete":
+        if not args.label:
+            raise CliError("usage: avindex tags delete LABEL")
+        n = _tag_call(svc.delete, args.label)
+        _emit(args, {"deleted": args.label, "rows": n}, f"Deleted tag {args.label!r}.")
+        return EXIT_OK
+    if args.action == "groups":
+        groups = svc.groups()
+        if args.refresh or args.k or not groups:
+            groups = _tag_call(svc.make_groups, args.k)
+        lines = []
+        for g in groups:
+            name = f" = {g['label']!r}" if g["label"] else ""
+            lines.append(f"group {g['id']}{name}: {g['size']} window(s)")
+            lines += [f"  {e['path']}  {hhmmss(e['start'])}-{hhmmss(e['end'])}"
+                      for e in g["examples"]]
+        lines.append("Name one with `avindex tags name GROUP LABEL`.")
+        _emit(args, {"groups": groups}, "\n".join(lines))
+        return EXIT_OK
+    if args.action == "name":
+        if not args.label or not args.examples or len(args.examples) != 1 \
+                or not args.label.isdigit():
+            raise CliError("usage: avindex tags name GROUP LABEL")
+        res = _tag_call(svc.name_group, int(args.label), args.examples[0])
+        _emit(args, res, f"Group {res['group']} is now the tag {res['label']!r}: "
+                         f"{res['windows']} window(s) in {res['ranges']} range(s).")
+        return EXIT_OK
+    raise CliError(f"unknown tags action {args.action}")
+
+
+def cmd_motion(args) -> int:
+    svc = _tag_service(args)
+    if args.action == "status":
+        st = svc.encoder_status()
+        cur = st["current"]
+        text = ("No encoder yet (the shipped default is used at the first video)." if cur is None
+                else f"Encoder v{cur['version']} ({cur['kind']}, "
+                     f"{'shipped default' if cur['version'] == 0 else 'trained ' + cur['trained_at']})"
+                     f"; windows per version: {st['windows']}")
+        _emit(args, st, text)
+        return EXIT_OK
+    show = not args.json and not getattr(args, "quiet", False)
+
+    def progress(f: float, msg: str) -> None:
+        if show:
+            print(f"\r{100 * f:5.1f}%  {msg[:60]:60}", end="", file=sys.stderr, flush=True)
+    report = _tag_call(svc.train_encoder, progress=progress, budget_s=args.budget)
+    if show:
+        print(file=sys.stderr)
+    _emit(args, report, f"Encoder v{report['version']} learnt from {report['clips']} clip(s) in "
+                        f"{report['total_seconds']:.1f} s (peak {report['peak_rss_mb']:.0f} MB); "
+                        f"{report['queued']} video(s) queued for new descriptors: run "
+                        "`avindex retry` or `avindex index` to compute them.")
+    return EXIT_OK
+
+
 def cmd_gui(args) -> int:
     from .gui import launch
     return launch(args.library_path, _settings(args))
@@ -351,6 +460,28 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("self-test", parents=[common],
                        help="check that every model, decoder and library loads here, offline")
     s.set_defaults(func=cmd_self_test)
+
+    s = sub.add_parser("tags", parents=[common], help="action tags learnt from examples; "
+                       "motion groups")
+    s.add_argument("action", choices=["train", "list", "delete", "groups", "name"])
+    s.add_argument("label", nargs="?", help="the tag (train, delete) or GROUP (name)")
+    s.add_argument("examples", nargs="*", default=[], help=argparse.SUPPRESS)
+    s.add_argument("--examples", dest="examples", nargs="+", metavar="CLIP",
+                   help="example clips: FILE or FILE@START-END (seconds or [h:]mm:ss)")
+    s.add_argument("--negatives", nargs="+", metavar="CLIP",
+                   help="clips without the action (default: a sample of the library)")
+    s.add_argument("--folder", metavar="DIR", help="train one tag per subfolder of DIR")
+    s.add_argument("--k", type=int, help="groups: how many (default: from the library size)")
+    s.add_argument("--refresh", action="store_true", help="groups: cluster again")
+    s.set_defaults(func=cmd_tags)
+
+    s = sub.add_parser("motion", parents=[common],
+                       help="learn the library's motion encoder (background job) or show it")
+    s.add_argument("action", nargs="?", choices=["train", "status"], default="status")
+    s.add_argument("--budget", type=float, default=60.0, metavar="S",
+                   help="seconds of learning at most (default 60)")
+    s.add_argument("-q", "--quiet", action="store_true")
+    s.set_defaults(func=cmd_motion)
 
     s = sub.add_parser("gui", parents=[common], help="open the desktop app")
     s.set_defaults(func=cmd_gui)

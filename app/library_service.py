@@ -33,6 +33,7 @@ from .search_requests import SEARCH_LIMIT, moment_time, query_terms  # noqa: F40
 from .search_worker import SearchWorker
 from .settings import Settings
 from .stages import thumbnail_dir
+from .tag_controller import TagController
 
 REFRESH_DEBOUNCE_MS = 200
 BUSY_RETRY_MS = 5000
@@ -366,6 +367,8 @@ class LibraryService(QObject):
         self._busy_timer.timeout.connect(self._retry_after_busy)
         self._db_thread.start()
         self._search_thread.start()
+        # Action tags and motion groups: their own thread (training takes seconds).
+        self.tags = TagController(self._library, thumbnail_dir, self)
 
     # ---- life cycle --------------------------------------------------------------
     def start(self) -> None:
@@ -383,6 +386,7 @@ class LibraryService(QObject):
             thread.join(timeout)
         self._search_generation += 1        # whatever is queued is dropped unanswered
         self._searcher.close()              # stops the search process; a wait there ends
+        self.tags.shutdown(int(timeout * 1000))
         for thread, worker in ((self._db_thread, self._db),
                                (self._search_thread, self._searcher)):
             thread.quit()
@@ -499,6 +503,7 @@ class LibraryService(QObject):
         self._library = library
         self._save_settings()
         self._req_open.emit(str(library))
+        self.tags.open_library(library)
         self.library_changed.emit(str(library))
         self.settings_changed.emit(self.settings_dict())
         self.ensure_running()

@@ -21,6 +21,15 @@ Event = dict
 POLL_S = 0.25
 
 
+def _run_events(job):
+    job.start()
+    for event in job.events():
+        if event["type"] == "progress":
+            yield {**event, "type": "motion_training"}
+        else:
+            yield {**event, "type": "motion_training_" + event["type"]}
+
+
 class LibraryBusy(Exception):
     """Another process is already running jobs on this library."""
 
@@ -123,6 +132,9 @@ class Runner:
     def cancel_current(self) -> None:
         if self._worker is not None and self._current is not None:
             self._worker.cancel.set()
+        training = getattr(self, "_training", None)
+        if training is not None:
+            training.cancel()
 
     def cancel_media(self, media_ids: list[int]) -> None:
         store = Store(self.library)
@@ -150,16 +162,26 @@ class Runner:
             self.on_event({"type": "run_started", "requeued": requeued,
                            "queued": store.count_queued()})
             counts = {"done": 0, "failed": 0, "cancelled": 0, "crashed": 0}
-            while not self._stop.is_set():
-                job = store.claim_next_job()
-                if job is None:
+            motion_checked = False
+            while True:
+                while not self._stop.is_set():
+                    job = store.claim_next_job()
+                    if job is None:
+                        break
+                    state = self._run_one(store, job)
+                    counts[state] = counts.get(state, 0) + 1
+                # once per run: learn the library's own motion encoder when due (it queues
+                # the recomputation, which the loop above then runs)
+                if self._stop.is_set() or motion_checked or not counts["done"]:
                     break
-                state = self._run_one(store, job)
-                counts[state] = counts.get(state, 0) + 1
+                motion_checked = True
+                if not self._maintain_motion(store):
+                    break
             if self._stop.is_set():
                 store.requeue_stale()   # nothing stays 'running' after we return
             elif counts["done"]:
                 self._maintain_codes(store)
+                self._retrain_tags(store)
             self.on_event({"type": "run_finished", **counts, "stopped": self._stop.is_set()})
             return counts
         finally:
@@ -178,6 +200,35 @@ class Runner:
         except Exception as exc:  # noqa: BLE001
             report = [{"error": f"{type(exc).__name__}: {exc}"}]
         self.on_event({"type": "codes_maintained", "report": report})
+
+    def _maintain_motion(self, store: Store) -> bool:
+        """Train the motion encoder in a child process if the library is due (see
+        app.motion_jobs); True when recomputation jobs were queued."""
+        from .motion_jobs import EncoderTraining, should_auto_train
+        try:
+            if not self.settings.extra.get("motion_auto_train", True) or not should_auto_train(store):
+                return False
+        except Exception:  # noqa: BLE001
+            return False
+        job = EncoderTraining(self.library)
+        self._training = job
+        try:
+            for event in _run_events(job):
+                self.on_event(event)
+        finally:
+            self._training = None
+        result = job.result or {}
+        return result.get("type") == "finished" and result["report"].get("queued", 0) > 0
+
+    def _retrain_tags(self, store: Store) -> None:
+        """Tags trained on an older encoder are retrained once their media are redescribed."""
+        from indexer.action_tags import retrain_stale_tags
+        try:
+            report = retrain_stale_tags(store)
+        except Exception as exc:  # noqa: BLE001
+            report = [{"error": f"{type(exc).__name__}: {exc}"}]
+        if report:
+            self.on_event({"type": "tags_retrained", "report": report})
 
     def _ensure_worker(self) -> _Worker:
         w = self._worker

@@ -11,6 +11,7 @@ def thumbnail_dir():
 
 
 def build_stages(settings: Settings) -> dict[str, Stage]:
+    from indexer.motion import MotionStage
     from indexer.visual import VisualStage
 
     def speech_engine():
@@ -23,4 +24,4 @@ def build_stages(settings: Settings) -> dict[str, Stage]:
         VisualStage(thumbnail_dir(), settings.resolved_models_dir(),
                     max_gap=settings.frame_interval_s, threads=settings.threads),
     ]
-    return {s.name: s for s in [ProbeStage(content), *content, TextIndexStage()]}
+    return {s.name: s for s in [ProbeStage(content), *content, TextIndexStage(), MotionStage()]}

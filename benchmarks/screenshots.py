@@ -1,6 +1,6 @@
 """Screenshots of the main window in its main states, for review and docs.
 
-    xvfb-run -a .venv/bin/python benchmarks/screenshots.py OUTDIR
+    xvfb-run -a .venv/bin/python benchmarks/screenshots.py OUTDIR [--only tags]
 
 Makes real speech media (and a slideshow of Debian opencv-doc photos, when installed),
 indexes it with the real engine (Whisper tiny.en, EfficientNet tags) in a throw-away
@@ -13,6 +13,11 @@ library, and saves:
     5-library.png        the library list with keyframe thumbnails and audio icons
     6-by-image.png       results of a search by a dropped photo
     7-player-tags.png    the player with the tag timeline of the slideshow
+    8-train-a-tag.png    Tools > Train a tag… after training "spinning" on rendered clips
+    9-motion-groups.png  Tools > Motion groups… with the groups found and one named
+    10-action-tag.png    the player's tag timeline showing the trained action tag
+
+`--only tags` makes just 8-10 (rendered motion clips; no speech model needed).
 
 Needs a real X display (xvfb) so the video frame is captured.
 """
@@ -89,12 +94,110 @@ def thumbs_loaded(app, window) -> None:
     wait_until(app, lambda: not window.thumbnails.is_pending(), 20, "thumbnails")
 
 
-def main(out: Path) -> int:
+def motion_clips(folder: Path) -> dict[str, Path]:
+    """Rendered clips (models.motion.synthetic) written to H.264: three each of a
+    rotating, a translating and a still object."""
+    from models.motion.synthetic import render, write_video
+    folder.mkdir(parents=True, exist_ok=True)
+    clips = {}
+    for motion in ("rotating", "translating", "static"):
+        for s in range(3):
+            p = folder / f"{motion}-{s + 1}.mp4"
+            write_video(p, render(motion, 500 + 10 * s + len(motion), seconds=4, fps=15,
+                                  size=(320, 180)))
+            clips[f"{motion}{s}"] = p
+    return clips
+
+
+def tag_shots(app, window, service, work: Path, out: Path) -> None:
+    """Index the motion clips, train a tag in the dialog, find and name groups."""
+    clips = motion_clips(work / "Motion clips")
+    before = len(window.library_panel.all_media())
+    window.add_paths([str(clips["rotating0"].parent)])
+    wait_until(app, lambda: len(window.library_panel.all_media()) == before + len(clips)
+               and not service.is_running and all(
+                   m["status"] in ("done", "failed") for m in window.library_panel.all_media()),
+               300, "the motion clips to be indexed")
+    ids = {Path(m["path"]): m["id"] for m in window.library_panel.all_media()}
+    ctl = service.tags
+
+    dialog = window.open_tags_dialog()
+    dialog.resize(920, 720)
+    dialog.label_edit.setText("spinning")
+    dialog.add_example(ids[clips["rotating0"]], str(clips["rotating0"]), 0.0, 4.0)
+    dialog.add_player_moment(ids[clips["rotating1"]], str(clips["rotating1"]), 2.0)
+    for key in ("static0", "translating0", "translating1"):
+        dialog.add_example(ids[clips[key]], str(clips[key]), positive=False)
+    done = []
+    ctl.trained.connect(done.append)
+    ctl.failed.connect(lambda op, msg: done.append(msg))
+    dialog.train()
+    wait_until(app, lambda: done and dialog.tags and not ctl.busy, 120, "training")
+    if not isinstance(done[0], dict):
+        raise RuntimeError(f"training failed: {done[0]}")
+    dialog.tags_table.selectRow(0)
+    settle(app, 0.3)
+    shoot(app, dialog, out / "8-train-a-tag.png")
+
+    dialog.tabs.setCurrentIndex(1)
+    listed = []
+    ctl.groups_listed.connect(lambda rows, made: made and listed.append(rows))
+    dialog.find_groups()
+    wait_until(app, lambda: listed and not ctl.busy, 60, "motion groups")
+    named = []
+    ctl.group_named.connect(named.append)
+    dialog.select_group(dialog.groups[0]["id"])
+    still = all("static" in Path(e["path"]).name for e in dialog.groups[0]["examples"])
+    dialog.name_selected_group("still" if still else "moving")
+    wait_until(app, lambda: named and not ctl.busy and dialog.groups[0].get("label"), 60,
+               "naming a group")
+    dialog.select_group(dialog.groups[0]["id"])
+    thumbs_loaded(app, window)
+    shoot(app, dialog, out / "9-motion-groups.png")
+    dialog.close()
+
+    player = window.player
+    window.open_media(ids[clips["rotating2"]], 1.0, play=False)
+    wait_until(app, lambda: any(t["label"] == "spinning" for t in player.timeline.tags), 30,
+               "the action tag on the timeline")
+    player.player.play()
+    try:
+        wait_until(app, lambda: player.player.position() >= 1500, 10, "playback")
+    except TimeoutError:
+        pass
+    player.player.pause()
+    settle(app, 1.0)
+    shoot(app, window, out / "10-action-tag.png")
+
+
+def main(out: Path, only: str | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="avindex-shots-"))
     os.environ["AVINDEX_DATA_DIR"] = str(work / "data")
     library = work / "data" / "library.db"
     os.environ["AVINDEX_LIBRARY"] = str(library)
+
+    from PySide6.QtCore import QSettings
+    from PySide6.QtWidgets import QApplication
+
+    from app.gui import build
+    from app.settings import Settings
+
+    if only == "tags":
+        app = QApplication(sys.argv[:1])
+        qsettings = QSettings(str(work / "ui.ini"), QSettings.IniFormat)
+        service, window = build(library, Settings(whisper_model="tiny.en"), qsettings)
+        window.resize(1280, 800)
+        window.show()
+        service.start()
+        try:
+            wait_until(app, lambda: window.isVisible(), 10, "the window")
+            tag_shots(app, window, service, work, out)
+        finally:
+            window.close()
+            service.shutdown()
+            shutil.rmtree(work, ignore_errors=True)
+        return 0
 
     from media_factory import make_media, make_text_as_media
     media = work / "Recordings"
@@ -104,12 +207,6 @@ def main(out: Path) -> int:
     if all(p.is_file() for p in slides):
         from media_factory import make_slideshow
         files.append(make_slideshow(media / "photo-walk.mp4", slides, text=SLIDE_SPEECH))
-
-    from PySide6.QtCore import QSettings
-    from PySide6.QtWidgets import QApplication
-
-    from app.gui import build
-    from app.settings import Settings
 
     app = QApplication(sys.argv[:1])
     app.setApplicationName("avindex")
@@ -183,6 +280,7 @@ def main(out: Path) -> int:
             player.player.pause()
             settle(app, 1.0)
             shoot(app, window, out / "7-player-tags.png")
+        tag_shots(app, window, service, work, out)
     finally:
         window.close()
         service.shutdown()
@@ -191,7 +289,10 @@ def main(out: Path) -> int:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
+    args = sys.argv[1:]
+    if len(args) == 3 and args[1] == "--only":
+        sys.exit(main(Path(args[0]), args[2]))
+    if len(args) != 1:
         print(__doc__)
         sys.exit(2)
-    sys.exit(main(Path(sys.argv[1])))
+    sys.exit(main(Path(args[0])))

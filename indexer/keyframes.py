@@ -254,13 +254,16 @@ def iter_keyframes(path: str | os.PathLike, *, sample_fps: float = DEFAULT_SAMPL
                    min_shot: float = DEFAULT_MIN_SHOT, threshold: float | None = None,
                    thumb_dir: str | os.PathLike | None = None, thumb_prefix: str = "",
                    thumb_width: int = THUMB_WIDTH, backend: str = "auto",
-                   progress: Progress | None = None) -> Iterator[Keyframe]:
+                   progress: Progress | None = None,
+                   on_frame: Callable[[float, np.ndarray], None] | None = None
+                   ) -> Iterator[Keyframe]:
     """Keyframes in time order: the first frame, the first sampled frame of every shot, and
     more so that consecutive keyframes are never more than `max_gap` seconds apart (unless
     the file's own frames are further apart than the sampling can see coming).
 
-    `progress(t)` is called for every sampled frame (the place to report and to cancel).
-    With `thumb_dir`, each keyframe gets a JPEG `<thumb_prefix>/<milliseconds>.jpg`.
+    `progress(t)` is called for every sampled frame (the place to report and to cancel);
+    `on_frame(t, small)` gets every sampled frame downsized to DETECT_WIDTH (motion reuses
+    them instead of decoding the file again). With `thumb_dir`, each keyframe gets a JPEG `<thumb_prefix>/<milliseconds>.jpg`.
     """
     if max_gap <= 0 or sample_fps <= 0:
         raise ValueError("max_gap and sample_fps must be positive")
@@ -320,6 +323,8 @@ def iter_keyframes(path: str | os.PathLike, *, sample_fps: float = DEFAULT_SAMPL
             spacing.append(frame.time - last_frame.time)
         last_frame = frame
         small = detect_width_frame(frame.image)
+        if on_frame is not None:
+            on_frame(frame.time, small)
         if is_blank(small):
             blank.add(frame.index)
         for tc in det.process_frame(_timecode(frame.index, sample_fps), small):

@@ -49,3 +49,14 @@ def media_kinds(store: Store, media_ids) -> dict[int, str | None]:
     rows = store.db.execute(f"SELECT id, kind FROM media WHERE id IN "
                             f"({','.join('?' * len(ids))})", ids).fetchall()
     return {mid: kind for mid, kind in rows}
+
+
+def thumbnail_near(store: Store, media_id: int, time: float, within: float) -> str | None:
+    """The thumbnail (relative to the thumbnail folder) of the file's keyframe nearest
+    `time`, if one lies within `within` seconds; uses the keyframes_media index."""
+    row = store.db.execute("""
+        SELECT thumbnail FROM keyframes
+        WHERE media_id = ? AND thumbnail IS NOT NULL AND time BETWEEN ? AND ?
+        ORDER BY abs(time - ?) LIMIT 1""",
+        (media_id, time - within, time + within, time)).fetchone()
+    return row[0] if row else None

@@ -187,6 +187,11 @@ from .schema_search import MIGRATIONS as _SEARCH_MIGRATIONS  # noqa: E402
 
 MIGRATIONS += _SEARCH_MIGRATIONS
 
+# Motion: encoders, window descriptors, action-tag models, motion groups (schema_motion.py).
+from .schema_motion import MIGRATIONS as _MOTION_MIGRATIONS  # noqa: E402
+
+MIGRATIONS += _MOTION_MIGRATIONS
+
 from .schema_vectors import MIGRATIONS as _VECTOR_MIGRATIONS  # noqa: E402
 
 MIGRATIONS += _VECTOR_MIGRATIONS

@@ -16,9 +16,10 @@ import sqlite_utils
 
 from .db import connect
 from .migrations import migrate
+from .store_motion import MotionStoreMixin
 from .vec_codec import int8_blob
 
-DERIVED_TABLES = ("segments", "keywords", "keyframes", "tags", "screen_text")
+DERIVED_TABLES = ("segments", "keywords", "keyframes", "tags", "screen_text", "motion_windows")
 FINAL_STATES = ("done", "failed", "cancelled")
 
 
@@ -47,7 +48,7 @@ class _JoiningConnection:
         return False
 
 
-class Store:
+class Store(MotionStoreMixin):
     def __init__(self, path: Path | str, *, migrate_to: int | None = None):
         self.path = Path(path)
         raw = connect(self.path).conn

@@ -12,6 +12,9 @@ least every `max_gap` seconds. Per keyframe:
   calibrated threshold (models.vision.tags) become tags. A tag carried by consecutive
   keyframes is one row from the first of them to the next keyframe without it (the end of
   the media after the last keyframe), scored with its highest probability.
+* Motion (indexer.motion), when the stage has a store to read the encoder from: every
+  sampled frame of the same pass feeds the window descriptors (no second decode); they and
+  the action tags of the library's trained tags are saved with the rest.
 * OCR (models.vision.ocr) when the cheap text check passes, reusing the previous result when
   the picture has not changed. Identical consecutive lines (after normalising case, spaces
   and OCR jitter) are merged into one time range like tags.
@@ -55,6 +58,7 @@ class VisualResult:
     tags: list[dict] = field(default_factory=list)        # start, end, label, source, score
     screen_text: list[dict] = field(default_factory=list) # start, end, text, confidence
     stats: dict = field(default_factory=dict)
+    motion: object | None = None                          # indexer.motion.MotionResult
 
 
 # ---- merging per-keyframe results into time ranges ----------------------------------------
@@ -119,11 +123,13 @@ class VisualStage:
     def __init__(self, thumb_dir: str | os.PathLike, models_dir: str | os.PathLike | None = None,
                  *, max_gap: float = DEFAULT_MAX_GAP, sample_fps: float = DEFAULT_SAMPLE_FPS,
                  detector: str = "content", ocr: bool = True, threads: int = 0,
-                 classifier=None, reader=None, thresholds=None, max_tags: int = 3):
+                 classifier=None, reader=None, thresholds=None, max_tags: int = 3,
+                 motion: bool = True):
         self.thumb_dir = Path(thumb_dir)
         self.models_dir = Path(models_dir) if models_dir is not None else None
         self.max_gap, self.sample_fps, self.detector = max_gap, sample_fps, detector
         self.use_ocr, self.threads, self.max_tags = ocr, threads, max_tags
+        self.use_motion = motion
         self._classifier, self._reader, self._thresholds = classifier, reader, thresholds
         self.last_stats: dict = {}
 
@@ -155,8 +161,16 @@ class VisualStage:
 
     def analyse(self, path: str, *, media_id: int | str = "x", duration: float | None = None,
                 report: Callable[[float], None] = lambda f: None,
-                check: Callable[[], None] = lambda: None) -> VisualResult:
-        """Everything but the saving; `report(fraction)` and `check()` are called often."""
+                check: Callable[[], None] = lambda: None, motion=None) -> VisualResult:
+        """Everything but the saving; `report(fraction)` and `check()` are called often.
+        With `motion` (an indexer.motion.MotionAnalyser) the same pass describes motion."""
+        if motion is None:
+            return self._analyse(path, media_id, duration, report, check, None)
+        from models.motion.encoder import torch_threads
+        with torch_threads(1):
+            return self._analyse(path, media_id, duration, report, check, motion)
+
+    def _analyse(self, path, media_id, duration, report, check, motion) -> VisualResult:
         from models.vision.ocr import frame_signature, might_have_text, same_picture
         from models.vision.tags import select
 
@@ -197,7 +211,8 @@ class VisualStage:
         last_time = 0.0
         for kf in iter_keyframes(path, sample_fps=self.sample_fps, max_gap=self.max_gap,
                                  detector=self.detector, thumb_dir=self.thumb_dir,
-                                 thumb_prefix=str(media_id), progress=progress):
+                                 thumb_prefix=str(media_id), progress=progress,
+                                 on_frame=motion.tap if motion is not None else None):
             last_time = kf.time
             res.keyframes.append({"time": kf.time, "shot": kf.shot,
                                   "thumbnail": kf.thumbnail, "reason": kf.reason})
@@ -213,6 +228,11 @@ class VisualStage:
             check()
         classify()
         end = duration if duration else last_time + 1.0 / self.sample_fps
+        if motion is not None:
+            res.motion = motion.finish(end, [(k["time"], f) for k, f in
+                                             zip(res.keyframes, res.features)])
+            stats.update(motion_s=res.motion.stats["motion_s"],
+                         motion_windows=res.motion.stats["windows"])
         res.tags = [{"start": s, "end": e, "label": label, "source": TAG_SOURCE,
                      "score": round(p, 4)} for s, e, label, p in tag_merge.finish(end)]
         res.screen_text = [{"start": s, "end": e, "text": text, "confidence": round(p, 4)}
@@ -221,7 +241,7 @@ class VisualStage:
                      shots=len({k["shot"] for k in res.keyframes}), tags=len(res.tags),
                      text_lines=len(res.screen_text), backend=getattr(clf, "backend", "?"))
         stats["decode_and_shots_s"] = (stats["total_s"] - stats["classify_s"] - stats["ocr_s"]
-                                       - stats["gate_s"])
+                                       - stats["gate_s"] - stats.get("motion_s", 0.0))
         report(1.0)
         return res
 
@@ -251,8 +271,12 @@ class VisualStage:
 
     def run(self, media: dict, ctx) -> Callable:
         media_id = media["id"]
+        motion = None
+        if self.use_motion and getattr(ctx, "store", None) is not None:
+            from .motion import MotionAnalyser
+            motion = MotionAnalyser.for_store(ctx.store)
         res = self.analyse(media["path"], media_id=media_id, duration=media.get("duration"),
-                           report=ctx.report, check=ctx.check)
+                           report=ctx.report, check=ctx.check, motion=motion)
         self.last_stats = res.stats
         ctx.check()
         kind = media.get("kind") or "video"
@@ -262,6 +286,9 @@ class VisualStage:
             rows = [dict(k, kind=kind) for k in res.keyframes]
             store.save_visual(media_id, rows, res.tags, res.screen_text, res.features,
                               replace_sources=(TAG_SOURCE,))
+            if res.motion is not None:
+                m = res.motion
+                store.save_motion(media_id, m.windows, m.descriptors, m.version, m.tags)
             prune_thumbnails(thumb_dir, str(media_id), keep)
         return saver
 

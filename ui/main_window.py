@@ -18,6 +18,7 @@ from .library_view import LibraryPanel
 from .player import PlayerWidget
 from .search_panel import IMAGE_EXTENSIONS, SearchBox, SearchResults, image_paths
 from .settings_dialog import SettingsDialog
+from .tags_dialog import GROUPS_TAB, TRAIN_TAB, TagsDialog
 from .thumbnails import ThumbnailCache
 from .transcript_panel import TranscriptPanel
 
@@ -50,6 +51,7 @@ class MainWindow(QMainWindow):
         self.version = version
         self._media_status: dict[int, str] = {}
         self._about: AboutDialog | None = None
+        self.tags_dialog: TagsDialog | None = None
         self.export_dialog: ExportDialog | None = None
         self.last_export: tuple[list, list] | None = None
         self.setAcceptDrops(True)
@@ -130,6 +132,16 @@ class MainWindow(QMainWindow):
         self.back_j_action = a("Back 10 s (J)", lambda: self.player.step(-10), "J")
         self.forward_l_action = a("Forward 10 s (L)", lambda: self.player.step(10), "L")
         self.about_action = a("&About and diagnostics", self.open_about)
+        self.train_tag_action = a("&Train a tag…", lambda: self.open_tags_dialog(TRAIN_TAB),
+                                  "Ctrl+T", "Teach a tag from example moments and tag the "
+                                  "library with it; list and delete trained tags")
+        self.groups_action = a("Motion &groups…", lambda: self.open_tags_dialog(GROUPS_TAB),
+                               None, "Group the library's moments by how things move, and "
+                               "name the groups")
+        self.player_example_action = a("Use current &moment as tag example",
+                                       self.add_player_example, "Ctrl+Shift+T",
+                                       "The moment playing now (2 s either side) becomes an "
+                                       "example in Train a tag")
 
     def _build_toolbar(self) -> None:
         bar = QToolBar("Main")
@@ -161,6 +173,10 @@ class MainWindow(QMainWindow):
         for action in (self.toggle_action, self.toggle_k_action, None, self.back_action,
                        self.forward_action, self.back_j_action, self.forward_l_action):
             play.addSeparator() if action is None else play.addAction(action)
+        tools = menu.addMenu("&Tools")
+        for action in (self.train_tag_action, self.groups_action, None,
+                       self.player_example_action):
+            tools.addSeparator() if action is None else tools.addAction(action)
         help_menu = menu.addMenu("&Help")
         help_menu.addAction(self.about_action)
         table = self.library_panel.table
@@ -215,6 +231,9 @@ class MainWindow(QMainWindow):
         self.search_box.focus_results.connect(self.results.focus_table)
         self.results.hit_activated.connect(self.play_hit)
         self.results.more_like_requested.connect(self.more_like_this)
+        self.results.add_example_requested.connect(self.add_hit_example)
+        self.player.example_requested.connect(self.add_player_example)
+        s.tags.tags_changed.connect(self._action_tags_changed)
         self.results.filters_changed.connect(lambda _: self._rerun_search())
         self.results.image_search_requested.connect(self.choose_image)
         self.search_box.image_dropped.connect(self.search_by_image)
@@ -540,6 +559,47 @@ class MainWindow(QMainWindow):
         self._about.show()
         self._about.raise_()
         return self._about
+
+    # ---- action tags -------------------------------------------------------------------
+    def open_tags_dialog(self, tab: int = TRAIN_TAB) -> TagsDialog:
+        if self.tags_dialog is None:
+            self.tags_dialog = TagsDialog(self.service.tags, self.thumbnails,
+                                          self.service.media_extensions(), self)
+            self.tags_dialog.play_requested.connect(
+                lambda mid, path, t: self.open_media(mid, t, play=True, path=path))
+            self.tags_dialog.result_example_requested.connect(self.add_current_hit_example)
+            self.tags_dialog.player_example_requested.connect(self.add_player_example)
+        self.tags_dialog.tabs.setCurrentIndex(tab)
+        self.tags_dialog.show()
+        self.tags_dialog.raise_()
+        self.tags_dialog.activateWindow()
+        return self.tags_dialog
+
+    def add_hit_example(self, hit: dict) -> None:
+        """A search result's moment becomes an example in Train a tag."""
+        self.open_tags_dialog(TRAIN_TAB).add_hit(hit)
+
+    def add_current_hit_example(self) -> None:
+        hit = self.results.current_hit()
+        if hit is None:
+            self.statusBar().showMessage("Select a moment in the search results first.", 8000)
+            return
+        self.add_hit_example(hit)
+
+    def add_player_example(self) -> None:
+        if self.player.media_id is None or not self.player.path:
+            self.statusBar().showMessage("Play a video first, then add its moment.", 8000)
+            return
+        self.open_tags_dialog(TRAIN_TAB).add_player_moment(
+            self.player.media_id, self.player.path, self.player.position_s())
+
+    def _action_tags_changed(self) -> None:
+        """A tag was trained, deleted or named: the timeline and the results change."""
+        if self.player.media_id is not None:
+            self.service.tag_ranges(self.player.media_id)
+        mode, query = self._last_search or (None, None)
+        if mode == "text" and query.strip():     # tags are searchable: refresh in place
+            self.service.search(query, self.results.filters())
 
     # ---- window state ---------------------------------------------------------------------
     def _restore_state(self) -> None:

@@ -43,6 +43,7 @@ class SeekSlider(QSlider):
 class PlayerWidget(QWidget):
     position_changed = Signal(float)     # seconds
     media_loaded = Signal(int)           # media id
+    example_requested = Signal()         # "use the current moment as a tag example"
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -88,6 +89,11 @@ class PlayerWidget(QWidget):
         self.slider.sliderMoved.connect(lambda ms: self.time_label.setText(self._time_text(ms)))
         self.slider.clicked_to.connect(self.player.setPosition)
         self.time_label = QLabel(self._time_text(0))
+        self.example_button = QToolButton()
+        self.example_button.setText("+ Tag example")
+        self.example_button.setToolTip("Use the current moment as an example of an action "
+                                       "tag (Tools > Train a tag)")
+        self.example_button.clicked.connect(self.example_requested)
         self.volume_icon = QLabel()
         self.volume_icon.setPixmap(style.standardIcon(QStyle.SP_MediaVolume).pixmap(16, 16))
         self.volume = QSlider(Qt.Horizontal)
@@ -98,7 +104,7 @@ class PlayerWidget(QWidget):
         self.volume.valueChanged.connect(lambda v: self.audio.setVolume(v / 100))
         self.audio.setVolume(0.8)
         for w in (self.play_button, self.back_button, self.forward_button, self.slider,
-                  self.volume):
+                  self.volume, self.example_button):
             w.setFocusPolicy(Qt.NoFocus)     # keys belong to the window's playback shortcuts
 
         controls = QHBoxLayout()
@@ -107,6 +113,7 @@ class PlayerWidget(QWidget):
             controls.addWidget(w)
         controls.addWidget(self.slider, 1)
         controls.addWidget(self.time_label)
+        controls.addWidget(self.example_button)
         controls.addSpacing(8)
         controls.addWidget(self.volume_icon)
         controls.addWidget(self.volume)
@@ -248,5 +255,6 @@ class PlayerWidget(QWidget):
         return f"{hhmmss(ms / 1000)} / {hhmmss(self.player.duration() / 1000)}"
 
     def _set_enabled(self, enabled: bool) -> None:
-        for w in (self.play_button, self.back_button, self.forward_button, self.slider):
+        for w in (self.play_button, self.back_button, self.forward_button, self.slider,
+                  self.example_button):
             w.setEnabled(enabled)

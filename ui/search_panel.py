@@ -206,6 +206,7 @@ class HitsModel(ListTableModel):
 class SearchResults(QWidget):
     hit_activated = Signal(dict)
     more_like_requested = Signal(dict)
+    add_example_requested = Signal(dict)     # "Add to tag examples…"
     filters_changed = Signal(dict)
     image_search_requested = Signal()
 
@@ -354,8 +355,13 @@ class SearchResults(QWidget):
         more = QAction("More like this", menu)
         more.setToolTip(self.more_button.toolTip())
         more.triggered.connect(lambda: self.more_like_requested.emit(hit))
+        example = QAction("Add to tag examples…", menu)
+        example.setToolTip("Use this moment as an example of an action tag")
+        example.triggered.connect(lambda: self.add_example_requested.emit(hit))
         menu.addAction(play)
         menu.addAction(more)
+        menu.addSeparator()
+        menu.addAction(example)
         return menu
 
     def _context_menu(self, pos) -> None:

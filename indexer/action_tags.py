@@ -1,0 +1,228 @@
+"""Action tags over the whole library: train from examples, apply, delete; motion groups.
+
+    result = train_action_tag(store, "walking", [Example(12, 3.0, 9.0), Example(14)])
+    groups = make_groups(store, k=6); name_group(store, groups[2]["id"], "waving")
+
+An example is a media (whole) or a time range of one; its windows are those overlapping it
+by at least half a window. Negatives: the examples given as negative (or the other labels'
+examples), else windows sampled from the rest of the library (away from the positives).
+Every window of the current encoder version in the library is then scored, and windows
+reaching the threshold become `tags` rows (source 'action'), consecutive ones merged.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from .motion import apply_tag_models
+
+RANDOM_NEGATIVES_PER_POSITIVE = 10
+MIN_RANDOM_NEGATIVES = 20
+MAX_RANDOM_NEGATIVES = 400
+REFERENCE_MAX = 5000
+GROUP_EXAMPLES = 5
+GROUP_TRAIN_MAX = 300
+
+
+class TagError(ValueError):
+    """A tag cannot be trained as asked (message for the user)."""
+
+
+@dataclass
+class Example:
+    media_id: int
+    start: float | None = None
+    end: float | None = None
+    positive: bool = True
+
+    def covers(self, w: dict) -> bool:
+        if w["media_id"] != self.media_id:
+            return False
+        if self.start is None:
+            return True
+        end = self.end if self.end is not None else float("inf")
+        overlap = min(end, w["end"]) - max(self.start, w["start"])
+        return overlap >= 0.5 * (w["end"] - w["start"]) - 1e-6
+
+    def to_json(self) -> list:
+        return [self.media_id, self.start, self.end, int(self.positive)]
+
+    @classmethod
+    def from_json(cls, v: list) -> "Example":
+        return cls(int(v[0]), v[1], v[2], bool(v[3]))
+
+
+def _current_version(store) -> int:
+    from .motion import current_encoder
+    return current_encoder(store)[0]
+
+
+def _select(rows: list[dict], examples: list[Example]) -> np.ndarray:
+    return np.array([any(e.covers(r) for e in examples) for r in rows], bool)
+
+
+def _tag_rows(model_row: dict, rows: list[dict], x: np.ndarray) -> list[dict]:
+    out = []
+    by_media: dict[int, list[int]] = {}
+    for i, r in enumerate(rows):
+        by_media.setdefault(r["media_id"], []).append(i)
+    for media_id, idx in by_media.items():
+        out += apply_tag_models([model_row], [(rows[i]["start"], rows[i]["end"]) for i in idx],
+                                x[idx], media_id=media_id)
+    return out
+
+
+def train_action_tag(store, label: str, positives: list[Example],
+                     negatives: list[Example] = (), *, source: str = "action", seed: int = 0,
+                     progress: Callable[[float, str], None] = lambda f, m: None) -> dict:
+    """Train (or retrain) `label`, tag the library with it, return what was measured."""
+    from models.motion.classifier import train_tag
+    label = label.strip()
+    if not label:
+        raise TagError("a tag needs a name")
+    if not positives:
+        raise TagError("give at least one example of the tag")
+    version = _current_version(store)
+    progress(0.05, "reading descriptors")
+    rows, x = store.motion_windows(version=version)
+    pos = _select(rows, positives)
+    missing = {e.media_id for e in positives} - {r["media_id"] for r, p in zip(rows, pos) if p}
+    if missing:
+        paths = [(store.media(m) or {}).get("path", str(m)) for m in sorted(missing)]
+        raise TagError("no motion windows (of the current encoder) in the examples from: "
+                       + ", ".join(paths) + ". Index them first (avindex index), or wait for "
+                       "their motion jobs.")
+    if negatives:
+        neg = _select(rows, list(negatives)) & ~pos
+        neg_from = "examples"
+    else:
+        rng = np.random.default_rng(seed)
+        pool = np.flatnonzero(~pos & ~_near(rows, positives))
+        want = int(np.clip(RANDOM_NEGATIVES_PER_POSITIVE * pos.sum(), MIN_RANDOM_NEGATIVES,
+                           MAX_RANDOM_NEGATIVES))
+        neg = np.zeros(len(rows), bool)
+        neg[rng.choice(pool, size=min(want, len(pool)), replace=False)] = True
+        neg_from = "library sample"
+    if not neg.any():
+        raise TagError("no negative windows: give --negatives, or index more video")
+    ref = x if len(x) <= REFERENCE_MAX else x[np.random.default_rng(seed).choice(
+        len(x), REFERENCE_MAX, replace=False)]
+    progress(0.3, "training")
+    model = train_tag(x[pos], x[neg], reference=ref, seed=seed)
+    meta = {"threshold": model.threshold, "cv_accuracy": model.cv_accuracy,
+            "folds": model.folds, "n_pos": model.n_pos, "n_neg": model.n_neg}
+    model_row = {"label": label, "source": source, "threshold": model.threshold,
+                 "model": model.to_bytes(), "encoder_version": version}
+    progress(0.7, "tagging the library")
+    tags = _tag_rows(model_row, rows, x)
+    examples = [e.to_json() for e in list(positives) + list(negatives)]
+    store.save_tag_model(label, source, version, model_row["model"], meta, examples, tags)
+    progress(1.0, "done")
+    return {"label": label, "source": source, "encoder_version": version,
+            "cv_accuracy": model.cv_accuracy, "folds": model.folds,
+            "threshold": round(model.threshold, 4), "positives": model.n_pos,
+            "negatives": model.n_neg, "negatives_from": neg_from,
+            "block_weights": dict(zip(("encoder", "flow", "appearance"), model.weights)),
+            "ranges": len(tags), "tagged_windows": int(sum(
+                1 for r in rows if any(t["media_id"] == r["media_id"] and t["start"] <= r["start"]
+                                       and r["end"] <= t["end"] for t in tags))),
+            "windows": len(rows), "tags": tags}
+
+
+def _near(rows: list[dict], examples: list[Example], margin: float = 2.0) -> np.ndarray:
+    """Windows within `margin` s of a positive example (kept out of random negatives)."""
+    widened = [Example(e.media_id, None if e.start is None else e.start - margin,
+                       None if e.end is None else e.end + margin) for e in examples]
+    return _select(rows, widened)
+
+
+def retrain_stale_tags(store) -> list[dict]:
+    """Tags trained on an older encoder, retrained from their stored examples once all their
+    media have descriptors of the current one (called after a batch)."""
+    version = _current_version(store)
+    done = []
+    have = {r["media_id"] for r in store.motion_windows(version=version, with_vectors=False)[0]}
+    for m in store.tag_models():
+        if m["encoder_version"] == version:
+            continue
+        ex = [Example.from_json(e) for e in m["examples"]]
+        if not ex or not {e.media_id for e in ex} <= have:
+            continue
+        pos = [e for e in ex if e.positive]
+        neg = [e for e in ex if not e.positive]
+        try:
+            res = train_action_tag(store, m["label"], pos, neg, source=m["source"])
+        except TagError as exc:
+            res = {"label": m["label"], "error": str(exc)}
+        res.pop("tags", None)
+        done.append(res)
+    return done
+
+
+# ---- motion groups ------------------------------------------------------------------------
+
+def make_groups(store, k: int | None = None, *, seed: int = 0) -> list[dict]:
+    """Cluster the library's windows (current encoder) by motion; replaces the last groups."""
+    from models.motion.cluster import cluster
+    version = _current_version(store)
+    rows, x = store.motion_windows(version=version)
+    if len(rows) < 2:
+        raise TagError("not enough described video to group (index some videos first)")
+    g = cluster(x, k, seed=seed)
+    examples = [[rows[i]["id"] for i in g.examples(j, GROUP_EXAMPLES)]
+                for j in range(len(g.centroids))]
+    store.save_groups(version, [r["id"] for r in rows], g.labels, examples)
+    return groups(store)
+
+
+def groups(store) -> list[dict]:
+    """The last clustering: id, size, label, examples (media_id, path, start, end)."""
+    out = []
+    for gr in store.motion_groups():
+        out.append({"id": gr["id"], "size": gr["size"], "label": gr["label"],
+                    "encoder_version": gr["encoder_version"],
+                    "examples": [{k: w[k] for k in ("media_id", "path", "start", "end")}
+                                 for w in store.windows_by_id(gr["examples"])]})
+    return out
+
+
+def name_group(store, group_id: int, label: str, *, seed: int = 0) -> dict:
+    """Turn a motion group into a tag: its windows get tag rows (source 'motion-group'),
+    and a classifier trained on members vs the rest tags videos indexed later."""
+    from models.motion.classifier import merge_ranges, train_tag
+    label = label.strip()
+    if not label:
+        raise TagError("a tag needs a name")
+    grp = next((g for g in store.motion_groups() if g["id"] == group_id), None)
+    if grp is None:
+        raise TagError(f"no motion group {group_id} (run `avindex tags groups` first)")
+    rows, x = store.motion_windows(version=grp["encoder_version"])
+    member = np.array([r["group_id"] == group_id for r in rows], bool)
+    if not member.any():
+        raise TagError(f"motion group {group_id} has no windows left")
+    if member.all():
+        raise TagError("every window is in this group; nothing to tell it apart from")
+    rng = np.random.default_rng(seed)
+    pi = np.flatnonzero(member)
+    ni = np.flatnonzero(~member)
+    pi = rng.choice(pi, min(len(pi), GROUP_TRAIN_MAX), replace=False)
+    ni = rng.choice(ni, min(len(ni), 2 * GROUP_TRAIN_MAX), replace=False)
+    model = train_tag(x[pi], x[ni], reference=x, seed=seed)
+    by_media: dict[int, list] = {}
+    for r, m in zip(rows, member):
+        if m:
+            by_media.setdefault(r["media_id"], []).append((r["start"], r["end"], 1.0))
+    tags = [{"media_id": mid, "start": s, "end": e, "label": label, "source": "motion-group",
+             "score": 1.0} for mid, ws in by_media.items() for s, e, _ in merge_ranges(ws)]
+    examples = [Example(rows[i]["media_id"], rows[i]["start"], rows[i]["end"], True).to_json()
+                for i in pi]
+    meta = {"threshold": model.threshold, "cv_accuracy": model.cv_accuracy,
+            "folds": model.folds, "n_pos": model.n_pos, "n_neg": model.n_neg}
+    with store.transaction():
+        store.save_tag_model(label, "motion-group", grp["encoder_version"], model.to_bytes(),
+                             meta, examples, tags)
+        store.label_group(group_id, label)
+    return {"label": label, "group": group_id, "windows": int(member.sum()), "ranges": len(tags),
+            "cv_accuracy": model.cv_accuracy, "threshold": round(model.threshold, 4)}

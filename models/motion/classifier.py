@@ -1,0 +1,151 @@
+"""Action tags: an L2-regularised logistic regression on standardised window descriptors.
+
+    model = train_tag(positives, negatives, reference=library_descriptors)
+    model.cv_accuracy, model.threshold      # balanced accuracy of k-fold CV; cut-off
+    p = model.probability(X)                 # per window; tag where p >= model.threshold
+
+Standardisation (models.motion.descriptor.standardiser) is fitted on `reference` (the
+library's descriptors of the same encoder, unlabelled) so that each block (encoder, flow,
+appearance) counts equally whatever its size. Positives and negatives are weighted to equal
+total weight. How much each block counts is chosen per tag by the same cross-validation
+among BLOCK_WEIGHTS (a tag about how things move leans on flow; one about what moves, on
+appearance); ties go to the first (all equal). The threshold maximises the balanced
+accuracy of the out-of-fold probabilities (midpoint between neighbouring scores), kept in
+[0.2, 0.8].
+"""
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import numpy as np
+
+from .layout import standardiser
+
+DEFAULT_L2 = 1.0
+# (encoder, flow, appearance) relative weights tried by cross-validation
+BLOCK_WEIGHTS = ((1.0, 1.0, 1.0), (0.5, 1.0, 0.5), (0.25, 1.0, 0.25), (1.0, 1.0, 0.25),
+                 (0.5, 0.5, 1.0))
+
+
+def _fit(x: np.ndarray, y: np.ndarray, l2: float, iters: int = 50) -> tuple[np.ndarray, float]:
+    """Weighted logistic regression by Newton steps (IRLS); returns weights and bias."""
+    n, d = x.shape
+    sw = np.where(y > 0, 0.5 / max(y.sum(), 1), 0.5 / max((1 - y).sum(), 1)) * n
+    a = np.hstack([x, np.ones((n, 1))])
+    w = np.zeros(d + 1)
+    reg = np.full(d + 1, l2)
+    reg[-1] = 1e-6
+    for _ in range(iters):
+        p = 1 / (1 + np.exp(-np.clip(a @ w, -30, 30)))
+        g = a.T @ (sw * (p - y)) + reg * w
+        h = (a * (sw * p * (1 - p))[:, None]).T @ a + np.diag(reg)
+        step = np.linalg.solve(h, g)
+        w -= step
+        if np.abs(step).max() < 1e-6:
+            break
+    return w[:-1], float(w[-1])
+
+
+def _folds(y: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    fold = np.empty(len(y), int)
+    for cls in (0, 1):
+        idx = np.flatnonzero(y == cls)
+        rng.shuffle(idx)
+        fold[idx] = np.arange(len(idx)) % k
+    return fold
+
+
+def balanced_accuracy(y: np.ndarray, pred: np.ndarray) -> float:
+    return float(np.mean([np.mean(pred[y == c] == c) for c in (0, 1) if (y == c).any()]))
+
+
+def choose_threshold(y: np.ndarray, p: np.ndarray) -> float:
+    order = np.unique(p)
+    cands = np.concatenate([[0.5], (order[1:] + order[:-1]) / 2])
+    cands = cands[(cands >= 0.2) & (cands <= 0.8)]
+    if not len(cands):
+        return 0.5
+    scores = [balanced_accuracy(y, (p >= c).astype(int)) - 1e-3 * abs(c - 0.5) for c in cands]
+    return float(cands[int(np.argmax(scores))])
+
+
+@dataclass
+class TagModel:
+    mean: np.ndarray
+    scale: np.ndarray
+    w: np.ndarray
+    b: float
+    threshold: float = 0.5
+    cv_accuracy: float | None = None
+    folds: int = 0
+    n_pos: int = 0
+    n_neg: int = 0
+    weights: tuple = (1.0, 1.0, 1.0)
+
+    def probability(self, x: np.ndarray) -> np.ndarray:
+        z = (np.asarray(x, np.float32) - self.mean) * self.scale
+        return 1 / (1 + np.exp(-np.clip(z @ self.w + self.b, -30, 30)))
+
+    def to_bytes(self) -> bytes:
+        buf = io.BytesIO()
+        np.savez(buf, mean=self.mean, scale=self.scale, w=self.w,
+                 meta=np.array([self.b, self.threshold,
+                                np.nan if self.cv_accuracy is None else self.cv_accuracy,
+                                self.folds, self.n_pos, self.n_neg, *self.weights]))
+        return buf.getvalue()
+
+    @classmethod
+    def from_bytes(cls, blob: bytes) -> "TagModel":
+        a = np.load(io.BytesIO(blob))
+        b, thr, acc, folds, npos, nneg, *weights = a["meta"].tolist()
+        return cls(a["mean"], a["scale"], a["w"], b, thr, None if np.isnan(acc) else acc,
+                   int(folds), int(npos), int(nneg), tuple(weights))
+
+
+def train_tag(positives: np.ndarray, negatives: np.ndarray, *, reference: np.ndarray | None = None,
+              blocks=("encoder", "flow", "appearance"), l2: float = DEFAULT_L2,
+              block_weights=BLOCK_WEIGHTS, seed: int = 0) -> TagModel:
+    pos, neg = np.asarray(positives, np.float32), np.asarray(negatives, np.float32)
+    if not len(pos) or not len(neg):
+        raise ValueError("a tag needs at least one positive and one negative window")
+    x = np.vstack([pos, neg])
+    y = np.concatenate([np.ones(len(pos)), np.zeros(len(neg))])
+    ref = x if reference is None or not len(reference) else np.vstack([reference, x])
+    names = ("encoder", "flow", "appearance")
+    k = int(min(5, len(pos), len(neg)))
+    candidates = list(block_weights) if k >= 2 else [block_weights[0]]
+    best = None
+    for weights in candidates:
+        mean, scale = standardiser(ref, blocks, dict(zip(names, weights)))
+        z = ((x - mean) * scale).astype(np.float64)
+        cv, thr = None, 0.5
+        if k >= 2:
+            fold = _folds(y, k, seed)
+            oof = np.empty(len(y))
+            for f in range(k):
+                tr = fold != f
+                w, b = _fit(z[tr], y[tr], l2)
+                oof[~tr] = 1 / (1 + np.exp(-np.clip(z[~tr] @ w + b, -30, 30)))
+            cv = balanced_accuracy(y, (oof >= 0.5).astype(int))
+            thr = choose_threshold(y, oof)
+        if best is None or (cv is not None and cv > best[0] + 1e-9):
+            best = (cv, thr, weights, mean, scale, z)
+    cv, thr, weights, mean, scale, z = best
+    w, b = _fit(z, y, l2)
+    return TagModel(mean, scale, w.astype(np.float32), b, thr, cv, k if k >= 2 else 0,
+                    len(pos), len(neg), tuple(weights))
+
+
+def merge_ranges(windows: list[tuple[float, float, float]], gap: float = 0.05
+                 ) -> list[tuple[float, float, float]]:
+    """(start, end, score) of tagged windows -> merged time ranges scored with their max."""
+    out: list[list[float]] = []
+    for s, e, p in sorted(windows):
+        if out and s <= out[-1][1] + gap:
+            out[-1][1] = max(out[-1][1], e)
+            out[-1][2] = max(out[-1][2], p)
+        else:
+            out.append([s, e, p])
+    return [tuple(r) for r in out]
