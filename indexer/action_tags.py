@@ -178,11 +178,14 @@ def make_groups(store, k: int | None = None, *, seed: int = 0) -> list[dict]:
 
 
 def groups(store) -> list[dict]:
-    """The last clustering: id, size, label, examples (media_id, path, start, end)."""
+    """The last clustering: id, size, label, examples (media_id, path, start, end), and
+    `stale` when its windows have since been redescribed by a newer encoder."""
     out = []
+    version = _current_version(store)
     for gr in store.motion_groups():
         out.append({"id": gr["id"], "size": gr["size"], "label": gr["label"],
                     "encoder_version": gr["encoder_version"],
+                    "stale": gr["encoder_version"] != version,
                     "examples": [{k: w[k] for k in ("media_id", "path", "start", "end")}
                                  for w in store.windows_by_id(gr["examples"])]})
     return out
