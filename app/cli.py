@@ -309,7 +309,7 @@ def cmd_tags(args) -> int:
             raise CliError("usage: avindex tags train LABEL --examples CLIP [CLIP ...] "
                            "(CLIP: a file, or FILE@START-END in seconds), or --folder DIR")
         res = _tag_call(svc.train, args.label, args.examples, args.negatives or (),
-                        progress=progress)
+                        sample_negatives=not args.only_given, progress=progress)
         _emit(args, res, "\n".join(_train_lines(res["label"], res)))
         return EXIT_OK
     if args.action == "list":
@@ -487,6 +487,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="example clips: FILE or FILE@START-END (seconds or [h:]mm:ss)")
     s.add_argument("--negatives", nargs="+", metavar="CLIP",
                    help="clips without the action (default: a sample of the library)")
+    s.add_argument("--only-given", action="store_true",
+                   help="use only the --negatives given (no windows sampled from the library)")
     s.add_argument("--folder", metavar="DIR", help="train one tag per subfolder of DIR")
     s.add_argument("--k", type=int, help="groups: how many (default: from the library size)")
     s.add_argument("--refresh", action="store_true", help="groups: cluster again")

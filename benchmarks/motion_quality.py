@@ -188,6 +188,7 @@ def quality(models_dir: str, compare: bool) -> dict:
         res["training"]["objective1"] = [report["objective1"][0], report["objective1"][-1]]
         res["training"]["objective2"] = [report["objective2"][0], report["objective2"][-1]]
         res["training"]["recompute_s"] = round(recompute(store), 1)
+        print(f"recomputed the descriptors in {res['training']['recompute_s']} s", flush=True)
         rows, x = store.motion_windows(version=report["version"])
         print("library-trained stacked ISA (the default flow of the app):")
         res["library_isa"] = evaluate(rows, x, kind_of)
@@ -326,7 +327,9 @@ def main() -> int:
     if args.only in (None, "cost"):
         results["cost"] = cost(args.models_dir)
     CACHE.mkdir(parents=True, exist_ok=True)
-    (CACHE / "results.json").write_text(json.dumps(results, indent=1))
+    path = CACHE / "results.json"
+    old = json.loads(path.read_text()) if path.is_file() else {}
+    path.write_text(json.dumps({**old, **results}, indent=1))
     return 0
 
 

@@ -5,8 +5,11 @@
 
 An example is a media (whole) or a time range of one; its windows are those overlapping it
 by at least half a window. Negatives: the examples given as negative (or the other labels'
-examples) plus windows sampled from the library's other videos (and, when none were given
-and those are too few, from the examples' own videos away from the examples).
+examples) plus, unless `sample_negatives=False`, windows sampled from the library's other
+videos (and, when none were given and those are too few, from the examples' own videos
+away from the examples). Sampled windows may show the action too (they are unlabelled);
+in a library where it is rare that costs little, in a small one giving the negatives and
+only those is better.
 Every window of the current encoder version in the library is then scored, and windows
 reaching the threshold become `tags` rows (source 'action'), consecutive ones merged.
 """
@@ -77,6 +80,7 @@ def _tag_rows(model_row: dict, rows: list[dict], x: np.ndarray) -> list[dict]:
 
 def train_action_tag(store, label: str, positives: list[Example],
                      negatives: list[Example] = (), *, source: str = "action", seed: int = 0,
+                     sample_negatives: bool = True,
                      progress: Callable[[float, str], None] = lambda f, m: None) -> dict:
     """Train (or retrain) `label`, tag the library with it, return what was measured."""
     from models.motion.classifier import train_tag
@@ -105,7 +109,7 @@ def train_action_tag(store, label: str, positives: list[Example],
     neg = _select(rows, list(negatives)) & ~pos if negatives else np.zeros(len(rows), bool)
     own = np.isin([r["media_id"] for r in rows],
                   [e.media_id for e in list(positives) + list(negatives)])
-    other = np.flatnonzero(~own)
+    other = np.flatnonzero(~own) if sample_negatives or not negatives else np.zeros(0, int)
     picked = list(rng.choice(other, size=min(want, len(other)), replace=False))
     if len(picked) < want and not negatives:
         rest = np.flatnonzero(own & ~pos & ~_near(rows, positives))

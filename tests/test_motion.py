@@ -266,12 +266,16 @@ def test_train_apply_and_delete_a_tag_end_to_end(library, tmp_path, capsys):
 
     spin = sorted(p for p, m in files.items() if m == "rotating")
     others = sorted(p for p, m in files.items() if m != "rotating")
+    # the default samples extra negatives from the library's other videos; this library is
+    # a third spinning clips, so it must not: only the negatives given
     code = main(["tags", "train", "spinning", "--examples", f"{spin[0]}@0-4", str(spin[1]),
-                 "--negatives", str(others[0]), str(others[3]), str(others[4]), "--json"])
+                 "--negatives", str(others[0]), str(others[3]), str(others[4]), "--only-given",
+                 "--json"])
     out = json.loads(capsys.readouterr().out)
     assert code == 0, out
     assert out["label"] == "spinning" and out["cv_accuracy"] >= 0.75
     assert 0.2 <= out["threshold"] <= 0.8 and out["positives"] == 4 and out["negatives"] == 6
+    assert out["negatives_from"] == "given" and out["folds"] == 2     # folds keep clips whole
 
     from indexer.store import Store
     store = Store(library)
@@ -301,6 +305,12 @@ def test_train_apply_and_delete_a_tag_end_to_end(library, tmp_path, capsys):
     listed = json.loads(capsys.readouterr().out)["tags"]
     assert [(t["label"], t["source"]) for t in listed] == [("spinning", "action")]
     assert listed[0]["ranges"] == len(rows)
+
+    # retraining with the default negatives (a sample of the other videos) replaces the tag
+    assert main(["tags", "train", "spinning", "--examples", str(spin[0]), "--json"]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["negatives_from"].endswith("sampled from the library")
+    assert again["positives"] == 2 and again["negatives"] == 16       # all 8 other clips
 
     assert main(["tags", "delete", "spinning", "--json"]) == 0
     capsys.readouterr()
