@@ -167,7 +167,7 @@ def evaluate(rows: list[dict], x: np.ndarray, kind_of: dict[int, str], variants=
 
 
 def quality(models_dir: str, compare: bool) -> dict:
-    from indexer.motion_training import sample_library_clips, train_library_encoder
+    from indexer.motion_training import train_library_encoder
     from models.motion.train import Budget
     files = make_set()
     res: dict = {}
@@ -232,7 +232,7 @@ def compare_conv3d(store, rows, x_isa, kind_of) -> dict:
 
 
 def walking(models_dir: str) -> dict:
-    from indexer.action_tags import Example, train_action_tag
+    from indexer.action_tags import Example
     if not (DATA / "vtest.avi").is_file():
         print("vtest.avi missing (Debian opencv-doc); skipped")
         return {}
@@ -254,26 +254,25 @@ def walking(models_dir: str) -> dict:
 
 def _walking_run(store, mid, examples, negatives, frozen) -> dict:
     from indexer.action_tags import train_action_tag
-    if True:
-        res = train_action_tag(store, "walking", examples, negatives)
-        rows, _ = store.motion_windows(media_id=mid)
-        tags = store.tag_rows("walking")
+    res = train_action_tag(store, "walking", examples, negatives)
+    rows, _ = store.motion_windows(media_id=mid)
+    tags = store.tag_rows("walking")
 
-        def tagged(r) -> bool:
-            return any(t["media_id"] == r["media_id"] and t["start"] <= r["start"] + 1e-6
-                       and r["end"] <= t["end"] + 1e-6 for t in tags)
-        is_frozen = lambda r: any(a <= r["start"] and r["end"] <= b for a, b in frozen)  # noqa
-        held = [r for r in rows if not any(e.covers(r) for e in list(examples) + negatives)]
-        walk = [r for r in held if not is_frozen(r)]
-        still = [r for r in held if is_frozen(r)]
-        other_rows, _ = store.motion_windows(with_vectors=False)
-        other_rows = [r for r in other_rows if r["media_id"] != mid]
-        out = {"cv_accuracy": res["cv_accuracy"], "threshold": res["threshold"],
-               "block_weights": res["block_weights"],
-               "walking_windows_tagged": f"{sum(map(tagged, walk))}/{len(walk)}",
-               "frozen_windows_tagged": f"{sum(map(tagged, still))}/{len(still)}",
-               "generated_clip_windows_tagged": f"{sum(map(tagged, other_rows))}/{len(other_rows)}"}
-        print(json.dumps(out, indent=1), flush=True)
+    def tagged(r) -> bool:
+        return any(t["media_id"] == r["media_id"] and t["start"] <= r["start"] + 1e-6
+                   and r["end"] <= t["end"] + 1e-6 for t in tags)
+    is_frozen = lambda r: any(a <= r["start"] and r["end"] <= b for a, b in frozen)  # noqa
+    held = [r for r in rows if not any(e.covers(r) for e in list(examples) + negatives)]
+    walk = [r for r in held if not is_frozen(r)]
+    still = [r for r in held if is_frozen(r)]
+    other_rows, _ = store.motion_windows(with_vectors=False)
+    other_rows = [r for r in other_rows if r["media_id"] != mid]
+    out = {"cv_accuracy": res["cv_accuracy"], "threshold": res["threshold"],
+           "block_weights": res["block_weights"],
+           "walking_windows_tagged": f"{sum(map(tagged, walk))}/{len(walk)}",
+           "frozen_windows_tagged": f"{sum(map(tagged, still))}/{len(still)}",
+           "generated_clip_windows_tagged": f"{sum(map(tagged, other_rows))}/{len(other_rows)}"}
+    print(json.dumps(out, indent=1), flush=True)
     return out
 
 
