@@ -361,3 +361,29 @@ def test_auto_training_waits_for_enough_video(store):
     assert should_auto_train(store)
     store.add_encoder("isa", b"x", "trained", {})
     assert not should_auto_train(store)
+
+
+@needs_ffmpeg
+def test_runner_learns_the_library_encoder_and_recomputes(library, tmp_path, capsys, monkeypatch):
+    """Once enough video is in (threshold lowered here), a batch ends by learning the
+    library's own encoder in a child process, then recomputing the old descriptors."""
+    import app.motion_jobs as jobs
+    from app.cli import main
+    from indexer.store import Store
+    monkeypatch.setattr(jobs, "AUTO_TRAIN_MIN_VIDEO_S", 10.0)
+    root = tmp_path / "clips"
+    root.mkdir()
+    for i, motion in enumerate(("rotating", "translating", "oscillating", "scaling")):
+        write_video(root / f"{motion}.mp4", render(motion, 60 + i, seconds=4, fps=15,
+                                                   size=(192, 108)))
+    assert main(["index", str(root), "--json", "-q"]) == 0
+    capsys.readouterr()
+    store = Store(library)
+    try:
+        assert store.current_encoder()["version"] == 1
+        report = json.loads([e for e in store.encoders() if e["version"] == 1][0]["report"])
+        assert report["objective1"][-1] < report["objective1"][0]
+        assert store.motion_window_count() == {1: 8}          # nothing left of version 0
+        assert {j["stage"] for j in store.jobs(state="done")} >= {"visual", "motion"}
+    finally:
+        store.close()
