@@ -309,7 +309,7 @@ def cmd_tags(args) -> int:
             raise CliError("usage: avindex tags train LABEL --examples CLIP [CLIP ...] "
                            "(CLIP: a file, or FILE@START-END in seconds), or --folder DIR")
         res = _tag_call(svc.train, args.label, args.examples, args.negatives or (),
-                        progress=progress)
+                        sample_negatives=not args.only_given, progress=progress)
         _emit(args, res, "\n".join(_train_lines(res["label"], res)))
         return EXIT_OK
     if args.action == "list":
@@ -327,7 +327,7 @@ def cmd_tags(args) -> int:
         return EXIT_OK
     if args.action == "groups":
         groups = svc.groups()
-        if args.refresh or args.k or not groups:
+        if args.refresh or args.k or not groups or all(g["stale"] for g in groups):
             groups = _tag_call(svc.make_groups, args.k)
         lines = []
         for g in groups:
@@ -368,10 +368,27 @@ def cmd_motion(args) -> int:
     report = _tag_call(svc.train_encoder, progress=progress, budget_s=args.budget)
     if show:
         print(file=sys.stderr)
-    _emit(args, report, f"Encoder v{report['version']} learnt from {report['clips']} clip(s) in "
-                        f"{report['total_seconds']:.1f} s (peak {report['peak_rss_mb']:.0f} MB); "
-                        f"{report['queued']} video(s) queued for new descriptors: run "
-                        "`avindex retry` or `avindex index` to compute them.")
+    text = (f"Encoder v{report['version']} learnt from {report['clips']} clip(s) in "
+            f"{report['total_seconds']:.1f} s (peak {report['peak_rss_mb']:.0f} MB); "
+            f"{report['queued']} video(s) queued for new descriptors")
+    report["recomputed"] = None
+    if report["queued"] and not args.no_recompute:
+        from .progress import ProgressView
+        from .runner import LibraryBusy, Runner
+        store = _open_store(args)
+        view = ProgressView(store, enabled=show)
+        try:
+            report["recomputed"] = Runner(args.library_path, _settings(args),
+                                          on_event=view.on_event).run()
+            text += ", recomputed (tags retrained)."
+        except LibraryBusy:
+            text += "; another avindex process is indexing and will compute them."
+        finally:
+            view.close()
+            store.close()
+    else:
+        text += "."
+    _emit(args, report, text)
     return EXIT_OK
 
 
@@ -470,6 +487,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="example clips: FILE or FILE@START-END (seconds or [h:]mm:ss)")
     s.add_argument("--negatives", nargs="+", metavar="CLIP",
                    help="clips without the action (default: a sample of the library)")
+    s.add_argument("--only-given", action="store_true",
+                   help="use only the --negatives given (no windows sampled from the library)")
     s.add_argument("--folder", metavar="DIR", help="train one tag per subfolder of DIR")
     s.add_argument("--k", type=int, help="groups: how many (default: from the library size)")
     s.add_argument("--refresh", action="store_true", help="groups: cluster again")
@@ -480,6 +499,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("action", nargs="?", choices=["train", "status"], default="status")
     s.add_argument("--budget", type=float, default=60.0, metavar="S",
                    help="seconds of learning at most (default 60)")
+    s.add_argument("--no-recompute", action="store_true",
+                   help="only queue the new descriptors (the next `avindex index` computes them)")
     s.add_argument("-q", "--quiet", action="store_true")
     s.set_defaults(func=cmd_motion)
 

@@ -80,14 +80,14 @@ class TagService:
             r["examples"] = len(r["examples"])
         return rows
 
-    def train(self, label: str, examples, negatives=(), *,
+    def train(self, label: str, examples, negatives=(), *, sample_negatives: bool = True,
               progress: Progress | None = None) -> dict:
         from indexer.action_tags import train_action_tag
         store = self._store()
         try:
             pos = self._examples(store, examples, True)
             neg = self._examples(store, negatives, False)
-            res = train_action_tag(store, label, pos, neg,
+            res = train_action_tag(store, label, pos, neg, sample_negatives=sample_negatives,
                                    progress=progress or (lambda f, m: None))
         finally:
             store.close()
@@ -96,7 +96,7 @@ class TagService:
 
     def train_folder(self, folder: Path | str, *, progress: Progress | None = None) -> dict:
         """One tag per subfolder of `folder` (its video files are the positives; the other
-        subfolders' files the negatives)."""
+        subfolders' files the negatives, and only those)."""
         folder = Path(folder)
         labels = {d.name: sorted(str(f) for f in d.rglob("*")
                                  if f.is_file() and f.suffix.lower() in VIDEO_SUFFIXES)
@@ -109,7 +109,7 @@ class TagService:
             others = [f for k, v in labels.items() if k != label for f in v]
             step = (lambda f, m, i=i: progress((i + f) / len(labels), f"{label}: {m}")) \
                 if progress else None
-            out[label] = self.train(label, files, others, progress=step)
+            out[label] = self.train(label, files, others, sample_negatives=False, progress=step)
         return out
 
     def delete(self, label: str) -> int:

@@ -4,7 +4,7 @@ import importlib.util
 import subprocess
 import sys
 
-BENCHMARKS = ["batch_memory", "speech", "text_models", "visual_speed", "gui_stall"]
+BENCHMARKS = ["batch_memory", "speech", "text_models", "visual_speed", "motion_quality", "gui_stall"]
 
 failed = []
 for name in BENCHMARKS:

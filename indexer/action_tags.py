@@ -5,7 +5,11 @@
 
 An example is a media (whole) or a time range of one; its windows are those overlapping it
 by at least half a window. Negatives: the examples given as negative (or the other labels'
-examples), else windows sampled from the rest of the library (away from the positives).
+examples) plus, unless `sample_negatives=False`, windows sampled from the library's other
+videos (and, when none were given and those are too few, from the examples' own videos
+away from the examples). Sampled windows may show the action too (they are unlabelled);
+in a library where it is rare that costs little, in a small one giving the negatives and
+only those is better.
 Every window of the current encoder version in the library is then scored, and windows
 reaching the threshold become `tags` rows (source 'action'), consecutive ones merged.
 """
@@ -76,6 +80,7 @@ def _tag_rows(model_row: dict, rows: list[dict], x: np.ndarray) -> list[dict]:
 
 def train_action_tag(store, label: str, positives: list[Example],
                      negatives: list[Example] = (), *, source: str = "action", seed: int = 0,
+                     sample_negatives: bool = True,
                      progress: Callable[[float, str], None] = lambda f, m: None) -> dict:
     """Train (or retrain) `label`, tag the library with it, return what was measured."""
     from models.motion.classifier import train_tag
@@ -94,23 +99,38 @@ def train_action_tag(store, label: str, positives: list[Example],
         raise TagError("no motion windows (of the current encoder) in the examples from: "
                        + ", ".join(paths) + ". Index them first (avindex index), or wait for "
                        "their motion jobs.")
-    if negatives:
-        neg = _select(rows, list(negatives)) & ~pos
-        neg_from = "examples"
-    else:
-        rng = np.random.default_rng(seed)
-        pool = np.flatnonzero(~pos & ~_near(rows, positives))
-        want = int(np.clip(RANDOM_NEGATIVES_PER_POSITIVE * pos.sum(), MIN_RANDOM_NEGATIVES,
-                           MAX_RANDOM_NEGATIVES))
-        neg = np.zeros(len(rows), bool)
-        neg[rng.choice(pool, size=min(want, len(pool)), replace=False)] = True
-        neg_from = "library sample"
+    # Negatives: the ones given, plus windows sampled from the other videos of the library
+    # (an action tends to last, so the examples' own videos are the likeliest to show it
+    # too; they are sampled, away from the examples, only when nothing was given and the
+    # other videos are too few).
+    rng = np.random.default_rng(seed)
+    want = int(np.clip(RANDOM_NEGATIVES_PER_POSITIVE * pos.sum(), MIN_RANDOM_NEGATIVES,
+                       MAX_RANDOM_NEGATIVES))
+    neg = _select(rows, list(negatives)) & ~pos if negatives else np.zeros(len(rows), bool)
+    own = np.isin([r["media_id"] for r in rows],
+                  [e.media_id for e in list(positives) + list(negatives)])
+    other = np.flatnonzero(~own) if sample_negatives or not negatives else np.zeros(0, int)
+    picked = list(rng.choice(other, size=min(want, len(other)), replace=False))
+    if len(picked) < want and not negatives:
+        rest = np.flatnonzero(own & ~pos & ~_near(rows, positives))
+        picked += list(rng.choice(rest, size=min(want - len(picked), len(rest)), replace=False))
+    sampled = len(picked)
+    neg[np.array(picked, int)] = True
+    neg_from = ("given" if negatives else "") + (" + " if negatives and sampled else "") + \
+        (f"{sampled} sampled from the library" if sampled else "")
     if not neg.any():
         raise TagError("no negative windows: give --negatives, or index more video")
     ref = x if len(x) <= REFERENCE_MAX else x[np.random.default_rng(seed).choice(
         len(x), REFERENCE_MAX, replace=False)]
     progress(0.3, "training")
-    model = train_tag(x[pos], x[neg], reference=ref, seed=seed)
+    # cross-validation groups: a positive window belongs to its example, a negative one to
+    # its example or (sampled) to its video
+    pos_groups = [next(i for i, e in enumerate(positives) if e.covers(r))
+                  for r, p in zip(rows, pos) if p]
+    neg_groups = [next((1000000 + i for i, e in enumerate(negatives) if e.covers(r)),
+                       r["media_id"]) for r, n in zip(rows, neg) if n]
+    model = train_tag(x[pos], x[neg], reference=ref, seed=seed, pos_groups=pos_groups,
+                      neg_groups=neg_groups)
     meta = {"threshold": model.threshold, "cv_accuracy": model.cv_accuracy,
             "folds": model.folds, "n_pos": model.n_pos, "n_neg": model.n_neg}
     model_row = {"label": label, "source": source, "threshold": model.threshold,
@@ -178,11 +198,14 @@ def make_groups(store, k: int | None = None, *, seed: int = 0) -> list[dict]:
 
 
 def groups(store) -> list[dict]:
-    """The last clustering: id, size, label, examples (media_id, path, start, end)."""
+    """The last clustering: id, size, label, examples (media_id, path, start, end), and
+    `stale` when its windows have since been redescribed by a newer encoder."""
     out = []
+    version = _current_version(store)
     for gr in store.motion_groups():
         out.append({"id": gr["id"], "size": gr["size"], "label": gr["label"],
                     "encoder_version": gr["encoder_version"],
+                    "stale": gr["encoder_version"] != version,
                     "examples": [{k: w[k] for k in ("media_id", "path", "start", "end")}
                                  for w in store.windows_by_id(gr["examples"])]})
     return out
@@ -209,7 +232,9 @@ def name_group(store, group_id: int, label: str, *, seed: int = 0) -> dict:
     ni = np.flatnonzero(~member)
     pi = rng.choice(pi, min(len(pi), GROUP_TRAIN_MAX), replace=False)
     ni = rng.choice(ni, min(len(ni), 2 * GROUP_TRAIN_MAX), replace=False)
-    model = train_tag(x[pi], x[ni], reference=x, seed=seed)
+    model = train_tag(x[pi], x[ni], reference=x, seed=seed,
+                      pos_groups=[rows[i]["media_id"] for i in pi],
+                      neg_groups=[rows[i]["media_id"] for i in ni])
     by_media: dict[int, list] = {}
     for r, m in zip(rows, member):
         if m:

@@ -5,11 +5,14 @@
     vec = window_responses(enc, gray_frames)     # ENC_DIM floats
 
 The pooled response of a window: for each layer's map, the temporal standard deviation of
-every unit at every position (how the response changes: motion energy rather than texture),
-then its mean and its maximum over positions (a small moving thing in a still scene):
-4 x 32 = ENC_DIM values, whatever the encoder's kind. Measured on the generated motion set
-(5 examples per class, encoder block alone): 0.58 with this pooling, 0.50 with the plain
-spatial mean/max of the responses.
+every unit at every position divided by its temporal mean (how much the response changes,
+whatever the texture's contrast: motion energy rather than texture), then its mean and its
+maximum over positions (a small moving thing in a still scene): 4 x 32 = ENC_DIM values,
+whatever the encoder's kind. Measured on rendered clips (encoder block alone, leave-one-out
+logistic regression over the 6 pairs of moving kinds, 10 clips each): 0.867 with this
+pooling, 0.817 with the plain temporal spread, 0.78 with mean frame-to-frame change; the
+plain spatial mean/max of the responses (texture) did worse still on 5-way tests (0.50 vs
+0.58 for the spread).
 """
 from __future__ import annotations
 
@@ -86,14 +89,15 @@ def window_responses(encoder, gray_frames) -> np.ndarray:
     Call it inside `torch_threads(1)` (once per file) for speed."""
     frames = list(gray_frames)
     from .isa import L2_DILATION, L2_KERNEL, T1
-    need = T1 + (L2_KERNEL - 1) * L2_DILATION
+    need = T1 + (L2_KERNEL - 1) * L2_DILATION + 1     # two layer-2 positions at least
     if not frames:
         return np.zeros(ENC_DIM, np.float32)
-    while len(frames) < need:                        # the last short window of a file
-        frames.append(frames[-1])
+    while len(frames) < need:       # the last short window of a file: play it back and forth
+        frames += frames[-2::-1] if len(frames) > 1 else frames
     h1, h2 = encoder.maps(clip_tensor(frames))
-    # how each unit's response changes over the window at each place (motion energy, not
-    # texture): its temporal spread, averaged over and at its largest across positions
-    spread = [h.std(2) for h in (h1, h2)]
-    parts = [s.mean((2, 3)) for s in spread] + [s.amax((2, 3)) for s in spread]
+    # how much each unit's response changes over the window at each place, relative to its
+    # level there (motion energy, independent of the texture's contrast), averaged over and
+    # at its largest across positions
+    rel = [h.std(2, correction=0) / (h.mean(2) + 1e-3) for h in (h1, h2)]
+    parts = [r.mean((2, 3)) for r in rel] + [r.amax((2, 3)) for r in rel]
     return torch.cat(parts, 1)[0].numpy().astype(np.float32)

@@ -59,8 +59,12 @@ class ISALayer:
 
 def fit_pca(x: np.ndarray, dims: int, eps: float = 1e-3) -> tuple[np.ndarray, np.ndarray, float]:
     """Mean, (dims, n) PCA-whitening matrix and the fraction of variance kept."""
-    mean = x.mean(0)
-    c = np.cov((x - mean).T.astype(np.float64))
+    mean = x.mean(0, dtype=np.float64)
+    c = np.zeros((x.shape[1], x.shape[1]), np.float64)
+    for i in range(0, len(x), 4096):                  # chunked: no full float64 copy of x
+        part = x[i:i + 4096] - mean.astype(np.float32)
+        c += (part.T @ part).astype(np.float64)
+    c /= max(len(x) - 1, 1)
     vals, vecs = np.linalg.eigh(c)
     order = np.argsort(vals)[::-1][:dims]
     vals, vecs = vals[order], vecs[:, order]
@@ -173,17 +177,16 @@ def layer1_blocks(clips: list[np.ndarray], n: int, rng: np.random.Generator) -> 
     return out - out.mean(1, keepdims=True)
 
 
-def layer2_inputs(h1_maps: list[torch.Tensor], n: int, rng: np.random.Generator) -> np.ndarray:
-    """n random 2x2x2 dilated neighbourhoods of layer-1 maps, flattened as conv3d weights."""
+def layer2_inputs(h1: torch.Tensor, n: int, rng: np.random.Generator) -> np.ndarray:
+    """n random 2x2x2 dilated neighbourhoods of one layer-1 map (1, C, T, H, W), flattened
+    in conv3d weight order (channel, time, y, x)."""
     span = (L2_KERNEL - 1) * L2_DILATION + 1
-    usable = [h[0] for h in h1_maps if min(h.shape[2:]) >= span]
-    if not usable:
-        raise ValueError("no layer-1 map is large enough for layer 2")
+    h = h1[0]
+    if min(h.shape[1:]) < span or n <= 0:
+        return np.zeros((0, h.shape[0] * L2_KERNEL ** 3), np.float32)
     idx = np.arange(L2_KERNEL) * L2_DILATION
-    out = np.empty((n, usable[0].shape[0] * L2_KERNEL ** 3), np.float32)
-    which = rng.integers(len(usable), size=n)
-    for i, ci in enumerate(which):
-        h = usable[ci]
+    out = np.empty((n, h.shape[0] * L2_KERNEL ** 3), np.float32)
+    for i in range(n):
         t, y, x = (rng.integers(s - span + 1) for s in h.shape[1:])
         out[i] = h[:, t + idx][:, :, y + idx][:, :, :, x + idx].reshape(-1).numpy()
     return out

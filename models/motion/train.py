@@ -35,6 +35,14 @@ class Budget:
     iters2: int = 300
 
 
+def _rss_now_mb() -> float:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+    except OSError:
+        return 0.0
+
+
 def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
@@ -48,13 +56,20 @@ def train_encoder(clips: list[np.ndarray], **kw):
 def _train_encoder(clips: list[np.ndarray], *, kind: str = "isa", budget: Budget | None = None,
                   seed: int = 0, progress: Progress = lambda f, msg: None,
                   check: Callable[[], None] = lambda: None):
-    """An encoder learnt from the clips, and a report (objective histories, time, memory)."""
+    """An encoder learnt from the clips, and a report (objective histories, time, memory).
+    The clips are normalised in place: the list is consumed (no second copy is held)."""
     budget = budget or Budget()
+    base_rss = _rss_now_mb()
     start = time.monotonic()
     deadline = start + budget.seconds
     rng = np.random.default_rng(seed)
     progress(0.0, "normalising frames")
-    normed = [clip_tensor(c)[0, 0].numpy() for c in clips if len(c)]
+    # normalised in place, one clip at a time: the clips are consumed (no second copy)
+    normed = clips
+    for i, c in enumerate(normed):
+        if len(c):
+            normed[i] = clip_tensor(c)[0, 0].numpy()
+    normed = [c for c in normed if len(c)]
     check()
     if kind == "conv3d":
         from .conv3d import train_conv3d
@@ -79,17 +94,21 @@ def _train_encoder(clips: list[np.ndarray], *, kind: str = "isa", budget: Budget
     progress(0.5, "layer-1 responses")
     f1, b1 = layer1.filters(remove_dc=True)
     w1t, b1t = torch.from_numpy(f1.reshape(-1, 1, isa.T1, isa.S1, isa.S1)), torch.from_numpy(b1)
-    maps = []
+    parts = []
+    per_clip = np.bincount(rng.integers(len(normed), size=budget.layer2_samples),
+                           minlength=len(normed))
     with torch.no_grad():
-        for c in normed:
-            if c.shape[0] < isa.T1:
+        for c, n in zip(normed, per_clip):   # sampled map by map: no map is kept
+            if c.shape[0] < isa.T1 or not n:
                 continue
             r = F.conv3d(torch.from_numpy(c)[None, None], w1t, b1t,
                          stride=(1, isa.STRIDE1, isa.STRIDE1))
-            maps.append(isa.StackedISA._pool(r, layer1.group))
+            parts.append(isa.layer2_inputs(isa.StackedISA._pool(r, layer1.group), int(n), rng))
     check()
-    x2 = isa.layer2_inputs(maps, budget.layer2_samples, rng)
-    del maps
+    x2 = np.concatenate(parts) if parts else np.zeros((0, 1), np.float32)
+    if len(x2) < 100:
+        raise ValueError("the clips are too short or too small for layer 2")
+    del parts
     mean2, pca2, kept2 = isa.fit_pca(x2, isa.L2_PCA)
     z2 = (x2 - mean2) @ pca2.T
     del x2
@@ -102,4 +121,4 @@ def _train_encoder(clips: list[np.ndarray], *, kind: str = "isa", budget: Budget
                      "pca_variance_kept": [kept1, kept2], "blocks": budget.blocks,
                      "layer2_samples": budget.layer2_samples, "clips": len(normed),
                      "seconds": time.monotonic() - start, "peak_rss_mb": _rss_mb(),
-                     "budget": asdict(budget)}
+                     "rss_at_start_mb": base_rss, "budget": asdict(budget)}
