@@ -619,10 +619,10 @@ def measure(folder: Path, meta: dict, n_queries: int, seed: int, sweep: bool) ->
         store, image=v, stats=st)) for v in img_q]))
     # exact sqlite-vec float KNN through the same service (few queries: it is slow)
     few = queries[: max(5, n_queries // 10)]
-    lat.append(run("semantic, exact float sqlite-vec", [mk(lambda st, q=q: S.search(
+    lat.append(run("semantic, exact int8 sqlite-vec", [mk(lambda st, q=q: S.search(
         store, q[0], mode="semantic", embedder=emb, vector_path="exact", stats=st))
         for q in few]))
-    lat.append(run("by image, exact float sqlite-vec", [mk(lambda st, v=v: S.search(
+    lat.append(run("by image, exact int8 sqlite-vec", [mk(lambda st, v=v: S.search(
         store, image=v, vector_path="exact", stats=st)) for v in img_q[:len(few)]]))
     report["latency_ms"] = lat
 
