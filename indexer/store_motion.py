@@ -13,6 +13,9 @@ import numpy as np
 
 from models.motion.layout import DESCRIPTOR_DIM
 
+from .schema import KEYFRAME_DIM
+from .vec_codec import int8_rows_to_float
+
 ACTION_SOURCES = ("action", "motion-group")
 MOTION_STAGE = "motion"
 
@@ -124,11 +127,14 @@ class MotionStoreMixin:
             "SELECT encoder_version, count(*) AS n FROM motion_windows GROUP BY encoder_version")}
 
     def keyframe_features(self, media_id: int) -> list[tuple[float, np.ndarray]]:
-        """(time, 1280-d feature) of a media's keyframes, in time order."""
+        """(time, 1280-d unit-length feature) of a media's keyframes, in time order."""
         rows = self.db.execute(
             "SELECT k.time, v.embedding FROM keyframes k JOIN keyframe_vec v "
             "ON v.keyframe_id = k.id WHERE k.media_id = ? ORDER BY k.time", (media_id,)).fetchall()
-        return [(t, np.frombuffer(b, np.float32)) for t, b in rows]
+        if not rows:
+            return []
+        vecs = int8_rows_to_float(np.frombuffer(b"".join(b for _, b in rows), np.uint8), KEYFRAME_DIM)
+        return [(t, v) for (t, _), v in zip(rows, vecs)]
 
     def video_media(self) -> list[dict]:
         return self._rows("SELECT id, path, duration FROM media WHERE kind LIKE '%video%' "
