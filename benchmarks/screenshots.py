@@ -94,18 +94,40 @@ def thumbs_loaded(app, window) -> None:
     wait_until(app, lambda: not window.thumbnails.is_pending(), 20, "thumbnails")
 
 
+def open_window(work: Path, library: Path):
+    """The real window and service on a library of its own, 1280x800, started."""
+    from PySide6.QtCore import QSettings
+    from PySide6.QtWidgets import QApplication
+
+    from app.gui import build
+    from app.settings import Settings
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("avindex")
+    qsettings = QSettings(str(work / "ui.ini"), QSettings.IniFormat)
+    service, window = build(library, Settings(whisper_model="tiny.en"), qsettings)
+    window.resize(1280, 800)
+    window.show()
+    service.start()
+    return app, service, window
+
+
+def play_a_little(app, player, until_ms: int) -> None:
+    """A paused seek shows no frame on xvfb: play up to `until_ms`, pause, let it paint."""
+    player.player.play()
+    try:
+        wait_until(app, lambda: player.player.position() >= until_ms, 10, "playback")
+    except TimeoutError:
+        pass
+    player.player.pause()
+    settle(app, 1.0)
+
+
 def motion_clips(folder: Path) -> dict[str, Path]:
     """Rendered clips (models.motion.synthetic) written to H.264: three each of a
     rotating, a translating and a still object."""
-    from models.motion.synthetic import render, write_video
-    folder.mkdir(parents=True, exist_ok=True)
-    clips = {}
-    for motion in ("rotating", "translating", "static"):
-        for s in range(3):
-            p = folder / f"{motion}-{s + 1}.mp4"
-            write_video(p, render(motion, 500 + 10 * s + len(motion), seconds=4, fps=15,
-                                  size=(320, 180)))
-            clips[f"{motion}{s}"] = p
+    from models.motion.synthetic import write_clip_set
+    clips = {f"{stem[:-2]}{int(stem[-1]) - 1}": p
+             for stem, p in write_clip_set(folder, size=(320, 180), sep="-").items()}
     return clips
 
 
@@ -160,13 +182,7 @@ def tag_shots(app, window, service, work: Path, out: Path) -> None:
     window.open_media(ids[clips["rotating2"]], 1.0, play=False)
     wait_until(app, lambda: any(t["label"] == "spinning" for t in player.timeline.tags), 30,
                "the action tag on the timeline")
-    player.player.play()
-    try:
-        wait_until(app, lambda: player.player.position() >= 1500, 10, "playback")
-    except TimeoutError:
-        pass
-    player.player.pause()
-    settle(app, 1.0)
+    play_a_little(app, player, 1500)
     shoot(app, window, out / "10-action-tag.png")
 
 
@@ -177,19 +193,8 @@ def main(out: Path, only: str | None = None) -> int:
     library = work / "data" / "library.db"
     os.environ["AVINDEX_LIBRARY"] = str(library)
 
-    from PySide6.QtCore import QSettings
-    from PySide6.QtWidgets import QApplication
-
-    from app.gui import build
-    from app.settings import Settings
-
     if only == "tags":
-        app = QApplication(sys.argv[:1])
-        qsettings = QSettings(str(work / "ui.ini"), QSettings.IniFormat)
-        service, window = build(library, Settings(whisper_model="tiny.en"), qsettings)
-        window.resize(1280, 800)
-        window.show()
-        service.start()
+        app, service, window = open_window(work, library)
         try:
             wait_until(app, lambda: window.isVisible(), 10, "the window")
             tag_shots(app, window, service, work, out)
@@ -208,13 +213,7 @@ def main(out: Path, only: str | None = None) -> int:
         from media_factory import make_slideshow
         files.append(make_slideshow(media / "photo-walk.mp4", slides, text=SLIDE_SPEECH))
 
-    app = QApplication(sys.argv[:1])
-    app.setApplicationName("avindex")
-    qsettings = QSettings(str(work / "ui.ini"), QSettings.IniFormat)
-    service, window = build(library, Settings(whisper_model="tiny.en"), qsettings)
-    window.resize(1280, 800)
-    window.show()
-    service.start()
+    app, service, window = open_window(work, library)
     try:
         wait_until(app, lambda: window.isVisible(), 10, "the window")
         shoot(app, window, out / "1-empty.png")
@@ -272,13 +271,7 @@ def main(out: Path, only: str | None = None) -> int:
             window.open_media(walk, 6.0, play=False)
             wait_until(app, lambda: player.player.position() >= 5900 and player.timeline.tags
                        and window.transcript.model.segments, 30, "the slideshow at 6 s")
-            player.player.play()          # a paused seek shows no frame on xvfb; play a bit
-            try:
-                wait_until(app, lambda: player.player.position() >= 6600, 10, "playback")
-            except TimeoutError:
-                pass
-            player.player.pause()
-            settle(app, 1.0)
+            play_a_little(app, player, 6600)
             shoot(app, window, out / "7-player-tags.png")
         tag_shots(app, window, service, work, out)
     finally:

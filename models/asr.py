@@ -53,11 +53,13 @@ LANGUAGE_SWITCH_P = 0.8
 # faster-whisper decodes this many VAD chunks (up to 30 s of speech each) at once, with
 # no temperature fallback (see _batched_loop). Memory grows with batch x beam (the decoder
 # keeps the encoder's keys and values per hypothesis): peak RSS 490 MB chunk by chunk, 607 MB
-# at batch 2, 819 MB at 4, 896 MB at 8 (benchmarks/README.md, Speech). 0 or 1 decodes chunk
-# by chunk with temperature fallback. Multilingual models only: English-only tiny.en (the
+# at batch 2, 819 MB at 4, 896 MB at 8; on a quiet 2-core CPU, 641 s of speech took 85 s
+# chunk by chunk, 64-73 s at batch 4, 55 s at batch 8 (benchmarks/README.md, Speech). 8 is
+# the fastest; batch_size 0 or 1 decodes chunk by chunk with temperature fallback, in the
+# least memory. Multilingual models only: English-only tiny.en (the
 # fast mode) decodes chunk by chunk, since batched it misheard more of the synthetic test
 # speech ("quarterly budget" -> "quarter-image"; 12.8% vs 12.0% WER on two long passages).
-BATCH_SIZE = 4
+BATCH_SIZE = 8
 Audio = Union[str, os.PathLike, np.ndarray]
 
 
@@ -371,6 +373,8 @@ class FasterWhisperEngine(_WindowedEngine):
         self.device = device
         self.compute_type = compute_type or ("float16" if device == "cuda" else "int8")
         self.model_name = model_name
+        if cpu_threads <= 0:  # faster-whisper's own default is 4, whatever the machine
+            cpu_threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 4)
         # local_files_only: a folder missing tokenizer.json must fail here, not go to the hub.
         self.model = WhisperModel(str(model_dir), device=device, compute_type=self.compute_type,
                                   cpu_threads=cpu_threads, local_files_only=True)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from models.motion.frames import MOTION_FPS, small_gray
-from models.motion.synthetic import render, write_video
+from models.motion.synthetic import render, write_clip_set, write_video
 
 needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg")
 
@@ -253,14 +253,7 @@ def test_train_apply_and_delete_a_tag_end_to_end(library, tmp_path, capsys):
     tags list -> tags delete."""
     from app.cli import main
     root = tmp_path / "clips"
-    root.mkdir()
-    files = {}
-    for motion in ("rotating", "translating", "static"):
-        for s in range(3):
-            p = root / f"{motion}{s}.mp4"
-            write_video(p, render(motion, 500 + 10 * s + len(motion), seconds=4, fps=15,
-                                  size=(192, 108)))
-            files[p] = motion
+    files = {p: p.stem.rstrip("0123456789") for p in write_clip_set(root).values()}
     assert main(["index", str(root), "--json"]) == 0
     capsys.readouterr()
 

@@ -26,17 +26,10 @@ WORK_MS = 120_000
 def motion_library(tmp_path_factory):
     """Three rotating, three translating and three static clips, indexed (module-wide)."""
     from app.cli import main
-    from models.motion.synthetic import render, write_video
+    from models.motion.synthetic import write_clip_set
     base = tmp_path_factory.mktemp("motionlib")
     root = base / "clips"
-    root.mkdir()
-    files = {}
-    for motion in ("rotating", "translating", "static"):
-        for s in range(3):
-            p = root / f"{motion}{s}.mp4"
-            write_video(p, render(motion, 500 + 10 * s + len(motion), seconds=4, fps=15,
-                                  size=(192, 108)))
-            files[p.stem] = str(p)
+    files = {stem: str(p) for stem, p in write_clip_set(root).items()}
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("AVINDEX_DATA_DIR", str(base / "data"))
         library = base / "data" / "library.db"

@@ -99,3 +99,22 @@ def write_video(path, frames: list[np.ndarray], fps: float = 15.0) -> None:
     r = subprocess.run(cmd, input=b"".join(f.tobytes() for f in frames), capture_output=True)
     if r.returncode:
         raise RuntimeError(r.stderr.decode(errors="replace")[-2000:])
+
+
+def write_clip_set(folder, motions=("rotating", "translating", "static"), per_motion: int = 3,
+                   size=(192, 108), seconds: float = 4, fps: float = 15.0, sep: str = ""
+                   ) -> dict[str, "Path"]:
+    """`per_motion` H.264 clips of each motion in `folder`, named f"{motion}{sep}{i}.mp4"
+    (i from 0, or from 1 when sep is given), each with its own seed: {stem: path}. The set
+    the action-tag tests, the tag dialog's test and the screenshots index."""
+    from pathlib import Path
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    out = {}
+    for motion in motions:
+        for s in range(per_motion):
+            p = folder / f"{motion}{sep}{s + (1 if sep else 0)}.mp4"
+            write_video(p, render(motion, 500 + 10 * s + len(motion), seconds=seconds, fps=fps,
+                                  size=size), fps=fps)
+            out[p.stem] = p
+    return out
