@@ -1,14 +1,21 @@
 """Visual stage speed, and the evidence behind its choices.
 
     python benchmarks/visual_speed.py              # speed: 720p and 1080p H.264, 30 s each
+    python benchmarks/visual_speed.py --baseline main   # ... and an older revision, interleaved
     python benchmarks/visual_speed.py --shots      # shot detectors on clips with known cuts
     python benchmarks/visual_speed.py --models     # EfficientNet torch vs onnxruntime, OCR
 
 Speed: each clip (made once with ffmpeg into benchmarks/.cache/) is decoded by
 `ffmpeg -i F -f null -` (the floor: every frame decoded, nothing else done), then by the
 keyframe pass alone (OpenCV grab/retrieve, shot detection, thumbnails), then by the whole
-VisualStage (plus EfficientNet tags/features and OCR) and its saver into a fresh Store.
-Every measurement runs in its own process, so peak RSS (wait4's ru_maxrss) is its own.
+VisualStage (plus EfficientNet tags/features, OCR and motion descriptors) and its saver
+into a fresh Store (models and the motion encoder are loaded before the clock starts, as in
+a worker that has indexed a file before). Every measurement runs in its own process, so peak
+RSS (wait4's ru_maxrss) is its own. With `--baseline REV` the stage of that git revision
+(its indexer/ and models/, extracted with `git archive`) runs too, interleaved with the
+current one on the same clips, and the results are compared: keyframe times/shots/reasons,
+tags with their ranges and scores, OCR text with its ranges and confidence, motion windows
+and descriptors must all be equal.
 The clips are 6 segments of 5 s: real footage from Debian's opencv-doc (Megamind.avi with
 two cuts, vtest.avi, tree.avi) scaled up, a rendered slide with text, ffmpeg's testsrc2 and
 mandelbrot. Needs ffmpeg and opencv-doc.
@@ -25,7 +32,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+# A child measuring another revision gets that revision's indexer/ and models/ first.
 sys.path.insert(0, str(ROOT))
+if os.environ.get("AVINDEX_CODE_ROOT"):
+    sys.path.insert(0, os.environ["AVINDEX_CODE_ROOT"])
 
 CACHE = ROOT / "benchmarks" / ".cache" / "visual"
 DATA = Path("/usr/share/doc/opencv-doc/examples/data")
@@ -78,9 +88,10 @@ def make_clip(height: int) -> Path:
     return out
 
 
-def _run_child(cmd: list[str]) -> tuple[float, float, str]:
+def _run_child(cmd: list[str], env: dict | None = None) -> tuple[float, float, str]:
     t = time.perf_counter()
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                         env=env)
     out = p.stdout.read()
     _, status, usage = os.wait4(p.pid, 0)
     wall = time.perf_counter() - t
@@ -101,6 +112,7 @@ def child_keyframes(path: str) -> None:
 
 
 def child_stage(path: str, models_dir: str) -> None:
+    from indexer.motion import MotionAnalyser
     from indexer.pipeline import StageContext
     from indexer.store import Store
     from indexer.visual import VisualStage
@@ -108,20 +120,50 @@ def child_stage(path: str, models_dir: str) -> None:
         t0 = time.perf_counter()
         stage = VisualStage(Path(tmp) / "thumbs", models_dir)
         stage.classifier, stage.reader              # load the models up front
-        load = time.perf_counter() - t0
         store = Store(Path(tmp) / "lib.db")
+        MotionAnalyser.for_store(store)             # torch and the motion encoder, too
+        load = time.perf_counter() - t0
         media_id = store.add_media(path, None, os.path.getsize(path), 0)
         duration = float(subprocess.run(
             ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0",
              path], capture_output=True, text=True).stdout.strip() or 0)
         t = time.perf_counter()
-        saver = stage.run({"id": media_id, "path": path, "duration": duration}, StageContext())
+        saver = stage.run({"id": media_id, "path": path, "duration": duration},
+                          StageContext(store=store))
         run = time.perf_counter() - t
         t = time.perf_counter()
         saver(store)
         save = time.perf_counter() - t
         stats = dict(stage.last_stats, load_models_s=load, run_s=run, save_s=save)
+        stats["result"] = _stage_result(store, media_id)
         print(json.dumps(stats))
+
+
+def _stage_result(store, media_id) -> dict:
+    """What the stage saved, in a form two revisions can be compared by (vectors as digests)."""
+    import hashlib
+    out = {}
+    for name, sql in _RESULT_QUERIES.items():
+        try:
+            rows = store.db.execute(sql, (media_id,)).fetchall()
+        except Exception as exc:              # a table another revision lacks
+            out[name] = f"n/a ({exc})"
+            continue
+        out[name] = [[hashlib.sha1(v).hexdigest()[:12] if isinstance(v, bytes) else v
+                      for v in r] for r in rows]
+    return out
+
+
+_RESULT_QUERIES = {
+    "keyframes": "SELECT k.time, k.shot, v.embedding FROM keyframes k LEFT JOIN keyframe_vec v "
+                 "ON v.keyframe_id = k.id WHERE k.media_id = ? ORDER BY k.time",
+    "tags": "SELECT start, end, label, source, score FROM tags WHERE media_id = ? "
+            "ORDER BY start, label, source",
+    "screen_text": "SELECT start, end, text, confidence FROM screen_text WHERE media_id = ? "
+                   "ORDER BY start, text",
+    "motion": "SELECT w.start, w.end, v.descriptor FROM motion_windows w JOIN motion_vec v "
+              "ON v.window_id = w.id WHERE w.media_id = ? ORDER BY w.start",
+}
 
 
 # ---- speed table ------------------------------------------------------------------------------
