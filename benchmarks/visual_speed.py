@@ -175,13 +175,34 @@ def child_prepare(models_dir: str) -> None:
         make_clip(height)
 
 
-def speed(models_dir: str, repeat: int = 1) -> None:
+def _checkout(rev: str) -> Path:
+    """indexer/ and models/ of git revision `rev`, extracted into a temporary folder."""
+    d = Path(tempfile.mkdtemp(prefix="visual_speed_"))
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "indexer", "models"],
+                             capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(d)], input=archive, check=True)
+    return d
+
+
+def _same(a, b, tol: float = 1e-6) -> bool:
+    if isinstance(a, float) and isinstance(b, float):
+        return abs(a - b) <= tol
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y, tol) for x, y in zip(a, b))
+    return a == b
+
+
+def speed(models_dir: str, repeat: int = 1, baseline: str | None = None) -> None:
     # The parent stays small (no cv2/torch imported): a child's peak RSS as reported by
     # wait4 includes the memory it inherited from the parent at fork time.
     py = sys.executable
     me = str(Path(__file__).resolve())
     _run_child([py, me, "--child", "prepare", models_dir])
-    rows = []
+    versions = [("current", None)]
+    if baseline:
+        root = _checkout(baseline)
+        versions.insert(0, (baseline, dict(os.environ, AVINDEX_CODE_ROOT=str(root))))
+    rows, results = [], {}
     for height in (720, 1080):
         clip = str(CACHE / f"clip{height}p.mp4")
         best: dict = {}
@@ -194,30 +215,50 @@ def speed(models_dir: str, repeat: int = 1) -> None:
             kf = json.loads(out.strip().splitlines()[-1])
             if kf["s"] < best.get("kf", (None, {"s": 1e9}))[1]["s"]:
                 best["kf"] = (rss_kf, kf)
-            _, rss_st, out = _run_child([py, me, "--child", "stage", clip, models_dir])
-            st = json.loads(out.strip().splitlines()[-1])
-            if st["run_s"] < best.get("st", (None, {"run_s": 1e9}))[1]["run_s"]:
-                best["st"] = (rss_st, st)
-        (wall_ff, rss_ff), (rss_kf, kf), (rss_st, st) = best["ff"], best["kf"], best["st"]
-        rows.append((height, wall_ff, rss_ff, kf, rss_kf, st, rss_st))
+            for name, env in versions:
+                _, rss_st, out = _run_child([py, me, "--child", "stage", clip, models_dir], env)
+                st = json.loads(out.strip().splitlines()[-1])
+                results.setdefault((height, name), []).append(st.pop("result"))
+                if st["run_s"] < best.get(name, (None, {"run_s": 1e9}))[1]["run_s"]:
+                    best[name] = (rss_st, st)
+        for name, _ in versions:
+            rows.append((height, name, *best["ff"], best["kf"][1], best["kf"][0], *best[name][::-1]))
     import resource
-    print(f"\nload average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs; clips 30 s, "
-          f"30 fps; times: fastest of {repeat} run(s); "
+    print(f"\nload average {' '.join(f'{x:.2f}' for x in os.getloadavg())} (1/5/15 min) on "
+          f"{os.cpu_count()} CPUs; clips 30 s, 30 fps; times: fastest of {repeat} run(s); "
           f"peak RSS of this parent (a floor under each child's figure): "
           f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f}MB")
-    print(f"{'clip':6} {'ffmpeg null':>12} {'keyframe pass':>14} {'visual stage':>13} "
+    print(f"{'clip':6} {'code':8} {'ffmpeg null':>12} {'keyframe pass':>14} {'visual stage':>13} "
           f"{'stage/ffmpeg':>13} {'x realtime':>10} | {'RSS ffmpeg':>10} {'RSS kf':>7} {'RSS stage':>9}")
-    for h, wff, rff, kf, rkf, st, rst in rows:
-        print(f"{h}p{'':3} {wff:11.2f}s {kf['s']:13.2f}s {st['run_s']:12.2f}s {st['run_s'] / wff:12.2f}x "
-              f"{30.0 / st['run_s']:9.2f}x | {rff:8.0f}MB {rkf:5.0f}MB {rst:7.0f}MB")
-    print("\nstage breakdown (s): decode+shots+thumbs | classify | OCR gate | OCR | save | "
+    for h, name, wff, rff, kf, rkf, st, rst in rows:
+        print(f"{h}p{'':3} {name[:8]:8} {wff:11.2f}s {kf['s']:13.2f}s {st['run_s']:12.2f}s "
+              f"{st['run_s'] / wff:12.2f}x {30.0 / st['run_s']:9.2f}x | {rff:8.0f}MB {rkf:5.0f}MB "
+              f"{rst:7.0f}MB")
+    print("\nstage breakdown (s): keyframe pass (decode+shots+thumbs; beside the models since "
+          "the prefetch thread) | waited for it | classify | OCR gate | OCR | motion | save | "
           "model load; counts")
-    for h, *_, st, _rss in rows:
-        print(f"{h}p: {st['decode_and_shots_s']:.2f} | {st['classify_s']:.2f} | {st['gate_s']:.2f} | "
-              f"{st['ocr_s']:.2f} | {st['save_s']:.3f} | {st['load_models_s']:.2f}; "
+    for h, name, *_, st, _rss in rows:
+        print(f"{h}p {name[:8]:8}: {st['decode_and_shots_s']:.2f} | "
+              f"{st.get('waited_for_frames_s', float('nan')):.2f} | {st['classify_s']:.2f} | "
+              f"{st['gate_s']:.2f} | {st['ocr_s']:.2f} | {st.get('motion_s', 0.0):.2f} | "
+              f"{st['save_s']:.3f} | {st['load_models_s']:.2f}; "
               f"keyframes {st['keyframes']}, shots {st['shots']}, OCR'd {st['ocr_frames']}, "
               f"OCR reused {st['ocr_reused']}, OCR skipped by gate {st['ocr_skipped']}, "
               f"tags {st['tags']}, text lines {st['text_lines']}, backend {st['backend']}")
+    print("\nresults (what the stage saved) compared across runs and revisions:")
+    for height in (720, 1080):
+        runs = [(name, r) for name, _ in versions for r in results[(height, name)]]
+        ref_name, ref = runs[0]
+        cur = results[(height, "current")][-1]
+        print(f"  {height}p: {len(cur['keyframes'])} keyframes at "
+              f"{[round(r[0], 3) for r in cur['keyframes']]}; tags "
+              f"{[(round(r[0], 2), round(r[1], 2), r[2]) for r in cur['tags']]}; OCR "
+              f"{[r[2] for r in cur['screen_text']]}; {len(cur['motion'])} motion windows")
+        for name, r in runs[1:]:
+            verdict = {k: ("equal" if _same(ref[k], r[k]) else "DIFFERENT") for k in ref}
+            print(f"    {name} vs {ref_name}: " + ", ".join(f"{k} {v}" for k, v in verdict.items())
+                  + " (keyframe times+shots+feature digests, tag ranges+scores, OCR text+ranges"
+                    "+confidence, motion windows+descriptor digests)")
 
 
 # ---- shot detector comparison -------------------------------------------------------------------
@@ -354,6 +395,8 @@ def main() -> int:
     ap.add_argument("--models", action="store_true")
     ap.add_argument("--models-dir", default=str(CACHE / "models"))
     ap.add_argument("--repeat", type=int, default=1, help="keep the fastest of N runs")
+    ap.add_argument("--baseline", metavar="REV",
+                    help="also measure the stage of this git revision and compare results")
     ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -369,7 +412,7 @@ def main() -> int:
     elif args.models:
         models(args.models_dir)
     else:
-        speed(args.models_dir, args.repeat)
+        speed(args.models_dir, args.repeat, args.baseline)
     return 0
 
 

@@ -107,16 +107,17 @@ def _shrink(img: np.ndarray, max_width: int, max_side: int | None = None) -> tup
                       interpolation=cv2.INTER_AREA), s
 
 
-def quiet_session_options(threads: int = 0):
-    """onnxruntime options for small models on a shared CPU: the memory arena on, and no
-    spin-waiting intra-op threads. Spinning threads fight whatever else runs (the decoder in
-    the visual stage, other jobs); measured on the loaded 2-core dev box, PP-OCRv4 detection
-    at 640x352 took ~100 ms with rapidocr's own options and ~60 ms with these."""
+def quiet_session_options(threads: int = 0, *, arena: bool = True):
+    """onnxruntime options for small models on a shared CPU: no spin-waiting intra-op
+    threads. Spinning threads fight whatever else runs (the decoder in the visual stage,
+    other jobs); measured on the loaded 2-core dev box, PP-OCRv4 detection at 640x352 took
+    ~100 ms with rapidocr's own options and ~60 ms without spinning (the memory arena made
+    no difference to speed, so OCR keeps rapidocr's choice of none: less peak memory)."""
     import onnxruntime as ort
     opts = ort.SessionOptions()
     opts.log_severity_level = 4
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.enable_cpu_mem_arena = True
+    opts.enable_cpu_mem_arena = arena
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if threads:
         opts.intra_op_num_threads = threads
@@ -137,7 +138,7 @@ def _quiet_sessions(engine, threads: int) -> None:
             path = getattr(sess, "_model_path", None)
             if sess is None or not path or sess.get_providers() != ["CPUExecutionProvider"]:
                 continue
-            h.session = ort.InferenceSession(path, quiet_session_options(threads),
+            h.session = ort.InferenceSession(path, quiet_session_options(threads, arena=False),
                                              providers=["CPUExecutionProvider"])
     except Exception as exc:                     # keep rapidocr's own sessions
         log.debug("rapidocr sessions left as built: %s", exc)
