@@ -89,6 +89,7 @@ def make_clip(height: int) -> Path:
 
 
 def _run_child(cmd: list[str], env: dict | None = None) -> tuple[float, float, str]:
+    """(wall s, peak RSS MB, stdout); the child's CPU seconds (user+sys) go to _CPU[-1]."""
     t = time.perf_counter()
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                          env=env)
@@ -98,7 +99,11 @@ def _run_child(cmd: list[str], env: dict | None = None) -> tuple[float, float, s
     p.returncode = os.waitstatus_to_exitcode(status)
     if p.returncode:
         raise RuntimeError(f"{cmd} failed ({p.returncode}): {out[-1000:]}")
+    _CPU.append(usage.ru_utime + usage.ru_stime)
     return wall, usage.ru_maxrss / 1024.0, out
+
+
+_CPU: list[float] = []
 
 
 # ---- children -------------------------------------------------------------------------------
@@ -127,14 +132,15 @@ def child_stage(path: str, models_dir: str) -> None:
         duration = float(subprocess.run(
             ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0",
              path], capture_output=True, text=True).stdout.strip() or 0)
-        t = time.perf_counter()
+        t, cpu = time.perf_counter(), time.process_time()
         saver = stage.run({"id": media_id, "path": path, "duration": duration},
                           StageContext(store=store))
-        run = time.perf_counter() - t
+        run, run_cpu = time.perf_counter() - t, time.process_time() - cpu
         t = time.perf_counter()
         saver(store)
         save = time.perf_counter() - t
-        stats = dict(stage.last_stats, load_models_s=load, run_s=run, save_s=save)
+        stats = dict(stage.last_stats, load_models_s=load, run_s=run, run_cpu_s=run_cpu,
+                     save_s=save)
         stats["result"] = _stage_result(store, media_id)
         print(json.dumps(stats))
 
@@ -211,6 +217,7 @@ def speed(models_dir: str, repeat: int = 1, baseline: str | None = None) -> None
                                              "-f", "null", "-"])
             if wall_ff < best.get("ff", (1e9,))[0]:
                 best["ff"] = (wall_ff, rss_ff)
+                best["ff_cpu"] = _CPU[-1]
             _, rss_kf, out = _run_child([py, me, "--child", "keyframes", clip])
             kf = json.loads(out.strip().splitlines()[-1])
             if kf["s"] < best.get("kf", (None, {"s": 1e9}))[1]["s"]:
@@ -223,6 +230,7 @@ def speed(models_dir: str, repeat: int = 1, baseline: str | None = None) -> None
                     best[name] = (rss_st, st)
         for name, _ in versions:
             rows.append((height, name, *best["ff"], best["kf"][1], best["kf"][0], *best[name][::-1]))
+            rows[-1][6]["ffmpeg_cpu_s"] = best["ff_cpu"]
     import resource
     print(f"\nload average {' '.join(f'{x:.2f}' for x in os.getloadavg())} (1/5/15 min) on "
           f"{os.cpu_count()} CPUs; clips 30 s, 30 fps; times: fastest of {repeat} run(s); "
@@ -245,6 +253,12 @@ def speed(models_dir: str, repeat: int = 1, baseline: str | None = None) -> None
               f"keyframes {st['keyframes']}, shots {st['shots']}, OCR'd {st['ocr_frames']}, "
               f"OCR reused {st['ocr_reused']}, OCR skipped by gate {st['ocr_skipped']}, "
               f"tags {st['tags']}, text lines {st['text_lines']}, backend {st['backend']}")
+    print("\nCPU seconds (user+sys of all threads; less sensitive than wall time to the "
+          "machine's other load): ffmpeg null decode | the stage run (process_time around "
+          "stage.run) | ratio")
+    for h, name, *_, st, _rss in rows:
+        print(f"{h}p {name[:8]:8}: {st['ffmpeg_cpu_s']:.2f} | {st['run_cpu_s']:.2f} | "
+              f"{st['run_cpu_s'] / st['ffmpeg_cpu_s']:.2f}x")
     print("\nresults (what the stage saved) compared across runs and revisions:")
     for height in (720, 1080):
         runs = [(name, r) for name, _ in versions for r in results[(height, name)]]

@@ -311,14 +311,14 @@ class VisualStage:
 
 class _Prefetch:
     """Runs the keyframe pass (decode, shot detection, thumbnails, the motion tap) in a
-    thread, PREFETCH keyframes ahead of the models that consume them, so decoding and
+    thread, up to PREFETCH keyframes ahead of the models that consume them, so decoding and
     OCR/EfficientNet overlap on two cores (OpenCV's decoder and onnxruntime release the GIL).
     Callbacks stay on the caller's thread: `progress(t)` (report and cancel) is called there
     for every sampled frame, in order, as soon as the caller is free, and a cancel or error
     on either side stops the other. `make(on_sample)` builds the keyframe iterator; the producer calls
     `on_sample(t)` for each sampled frame."""
 
-    PREFETCH = 4
+    PREFETCH = 2         # keyframes (full-size frames) queued: ~12 MB at 1080p
 
     def __init__(self, make: Callable, progress: Callable[[float], None]):
         self._q: queue.Queue = queue.Queue(self.PREFETCH)
