@@ -204,10 +204,8 @@ def speed(models_dir: str, repeat: int = 1, baseline: str | None = None) -> None
     py = sys.executable
     me = str(Path(__file__).resolve())
     _run_child([py, me, "--child", "prepare", models_dir])
-    versions = [("current", None)]
-    if baseline:
-        root = _checkout(baseline)
-        versions.insert(0, (baseline, dict(os.environ, AVINDEX_CODE_ROOT=str(root))))
+    versions = [(rev, dict(os.environ, AVINDEX_CODE_ROOT=str(_checkout(rev))))
+                for rev in (baseline.split(",") if baseline else [])] + [("current", None)]
     rows, results = [], {}
     for height in (720, 1080):
         clip = str(CACHE / f"clip{height}p.mp4")
@@ -410,7 +408,8 @@ def main() -> int:
     ap.add_argument("--models-dir", default=str(CACHE / "models"))
     ap.add_argument("--repeat", type=int, default=1, help="keep the fastest of N runs")
     ap.add_argument("--baseline", metavar="REV",
-                    help="also measure the stage of this git revision and compare results")
+                    help="also measure the stage of these git revisions (comma-separated) "
+                         "and compare results")
     ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
