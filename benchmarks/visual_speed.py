@@ -1,14 +1,21 @@
 """Visual stage speed, and the evidence behind its choices.
 
     python benchmarks/visual_speed.py              # speed: 720p and 1080p H.264, 30 s each
+    python benchmarks/visual_speed.py --baseline main   # ... and an older revision, interleaved
     python benchmarks/visual_speed.py --shots      # shot detectors on clips with known cuts
     python benchmarks/visual_speed.py --models     # EfficientNet torch vs onnxruntime, OCR
 
 Speed: each clip (made once with ffmpeg into benchmarks/.cache/) is decoded by
 `ffmpeg -i F -f null -` (the floor: every frame decoded, nothing else done), then by the
 keyframe pass alone (OpenCV grab/retrieve, shot detection, thumbnails), then by the whole
-VisualStage (plus EfficientNet tags/features and OCR) and its saver into a fresh Store.
-Every measurement runs in its own process, so peak RSS (wait4's ru_maxrss) is its own.
+VisualStage (plus EfficientNet tags/features, OCR and motion descriptors) and its saver
+into a fresh Store (models and the motion encoder are loaded before the clock starts, as in
+a worker that has indexed a file before). Every measurement runs in its own process, so peak
+RSS (wait4's ru_maxrss) is its own. With `--baseline REV` the stage of that git revision
+(its indexer/ and models/, extracted with `git archive`) runs too, interleaved with the
+current one on the same clips, and the results are compared: keyframe times/shots/reasons,
+tags with their ranges and scores, OCR text with its ranges and confidence, motion windows
+and descriptors must all be equal.
 The clips are 6 segments of 5 s: real footage from Debian's opencv-doc (Megamind.avi with
 two cuts, vtest.avi, tree.avi) scaled up, a rendered slide with text, ffmpeg's testsrc2 and
 mandelbrot. Needs ffmpeg and opencv-doc.
@@ -25,7 +32,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+# A child measuring another revision gets that revision's indexer/ and models/ first.
 sys.path.insert(0, str(ROOT))
+if os.environ.get("AVINDEX_CODE_ROOT"):
+    sys.path.insert(0, os.environ["AVINDEX_CODE_ROOT"])
 
 CACHE = ROOT / "benchmarks" / ".cache" / "visual"
 DATA = Path("/usr/share/doc/opencv-doc/examples/data")
@@ -78,16 +88,22 @@ def make_clip(height: int) -> Path:
     return out
 
 
-def _run_child(cmd: list[str]) -> tuple[float, float, str]:
+def _run_child(cmd: list[str], env: dict | None = None) -> tuple[float, float, str]:
+    """(wall s, peak RSS MB, stdout); the child's CPU seconds (user+sys) go to _CPU[-1]."""
     t = time.perf_counter()
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                         env=env)
     out = p.stdout.read()
     _, status, usage = os.wait4(p.pid, 0)
     wall = time.perf_counter() - t
     p.returncode = os.waitstatus_to_exitcode(status)
     if p.returncode:
         raise RuntimeError(f"{cmd} failed ({p.returncode}): {out[-1000:]}")
+    _CPU.append(usage.ru_utime + usage.ru_stime)
     return wall, usage.ru_maxrss / 1024.0, out
+
+
+_CPU: list[float] = []
 
 
 # ---- children -------------------------------------------------------------------------------
@@ -101,6 +117,7 @@ def child_keyframes(path: str) -> None:
 
 
 def child_stage(path: str, models_dir: str) -> None:
+    from indexer.motion import MotionAnalyser
     from indexer.pipeline import StageContext
     from indexer.store import Store
     from indexer.visual import VisualStage
@@ -108,20 +125,51 @@ def child_stage(path: str, models_dir: str) -> None:
         t0 = time.perf_counter()
         stage = VisualStage(Path(tmp) / "thumbs", models_dir)
         stage.classifier, stage.reader              # load the models up front
-        load = time.perf_counter() - t0
         store = Store(Path(tmp) / "lib.db")
+        MotionAnalyser.for_store(store)             # torch and the motion encoder, too
+        load = time.perf_counter() - t0
         media_id = store.add_media(path, None, os.path.getsize(path), 0)
         duration = float(subprocess.run(
             ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0",
              path], capture_output=True, text=True).stdout.strip() or 0)
-        t = time.perf_counter()
-        saver = stage.run({"id": media_id, "path": path, "duration": duration}, StageContext())
-        run = time.perf_counter() - t
+        t, cpu = time.perf_counter(), time.process_time()
+        saver = stage.run({"id": media_id, "path": path, "duration": duration},
+                          StageContext(store=store))
+        run, run_cpu = time.perf_counter() - t, time.process_time() - cpu
         t = time.perf_counter()
         saver(store)
         save = time.perf_counter() - t
-        stats = dict(stage.last_stats, load_models_s=load, run_s=run, save_s=save)
+        stats = dict(stage.last_stats, load_models_s=load, run_s=run, run_cpu_s=run_cpu,
+                     save_s=save)
+        stats["result"] = _stage_result(store, media_id)
         print(json.dumps(stats))
+
+
+def _stage_result(store, media_id) -> dict:
+    """What the stage saved, in a form two revisions can be compared by (vectors as digests)."""
+    import hashlib
+    out = {}
+    for name, sql in _RESULT_QUERIES.items():
+        try:
+            rows = store.db.execute(sql, (media_id,)).fetchall()
+        except Exception as exc:              # a table another revision lacks
+            out[name] = f"n/a ({exc})"
+            continue
+        out[name] = [[hashlib.sha1(v).hexdigest()[:12] if isinstance(v, bytes) else v
+                      for v in r] for r in rows]
+    return out
+
+
+_RESULT_QUERIES = {
+    "keyframes": "SELECT k.time, k.shot, v.embedding FROM keyframes k LEFT JOIN keyframe_vec v "
+                 "ON v.keyframe_id = k.id WHERE k.media_id = ? ORDER BY k.time",
+    "tags": "SELECT start, end, label, source, score FROM tags WHERE media_id = ? "
+            "ORDER BY start, label, source",
+    "screen_text": "SELECT start, end, text, confidence FROM screen_text WHERE media_id = ? "
+                   "ORDER BY start, text",
+    "motion": "SELECT w.start, w.end, v.descriptor FROM motion_windows w JOIN motion_vec v "
+              "ON v.window_id = w.id WHERE w.media_id = ? ORDER BY w.start",
+}
 
 
 # ---- speed table ------------------------------------------------------------------------------
@@ -133,13 +181,32 @@ def child_prepare(models_dir: str) -> None:
         make_clip(height)
 
 
-def speed(models_dir: str, repeat: int = 1) -> None:
+def _checkout(rev: str) -> Path:
+    """indexer/ and models/ of git revision `rev`, extracted into a temporary folder."""
+    d = Path(tempfile.mkdtemp(prefix="visual_speed_"))
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "indexer", "models"],
+                             capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(d)], input=archive, check=True)
+    return d
+
+
+def _same(a, b, tol: float = 1e-6) -> bool:
+    if isinstance(a, float) and isinstance(b, float):
+        return abs(a - b) <= tol
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y, tol) for x, y in zip(a, b))
+    return a == b
+
+
+def speed(models_dir: str, repeat: int = 1, baseline: str | None = None) -> None:
     # The parent stays small (no cv2/torch imported): a child's peak RSS as reported by
     # wait4 includes the memory it inherited from the parent at fork time.
     py = sys.executable
     me = str(Path(__file__).resolve())
     _run_child([py, me, "--child", "prepare", models_dir])
-    rows = []
+    versions = [(rev, dict(os.environ, AVINDEX_CODE_ROOT=str(_checkout(rev))))
+                for rev in (baseline.split(",") if baseline else [])] + [("current", None)]
+    rows, results = [], {}
     for height in (720, 1080):
         clip = str(CACHE / f"clip{height}p.mp4")
         best: dict = {}
@@ -148,34 +215,62 @@ def speed(models_dir: str, repeat: int = 1) -> None:
                                              "-f", "null", "-"])
             if wall_ff < best.get("ff", (1e9,))[0]:
                 best["ff"] = (wall_ff, rss_ff)
+                best["ff_cpu"] = _CPU[-1]
             _, rss_kf, out = _run_child([py, me, "--child", "keyframes", clip])
             kf = json.loads(out.strip().splitlines()[-1])
             if kf["s"] < best.get("kf", (None, {"s": 1e9}))[1]["s"]:
                 best["kf"] = (rss_kf, kf)
-            _, rss_st, out = _run_child([py, me, "--child", "stage", clip, models_dir])
-            st = json.loads(out.strip().splitlines()[-1])
-            if st["run_s"] < best.get("st", (None, {"run_s": 1e9}))[1]["run_s"]:
-                best["st"] = (rss_st, st)
-        (wall_ff, rss_ff), (rss_kf, kf), (rss_st, st) = best["ff"], best["kf"], best["st"]
-        rows.append((height, wall_ff, rss_ff, kf, rss_kf, st, rss_st))
+            for name, env in versions:
+                _, rss_st, out = _run_child([py, me, "--child", "stage", clip, models_dir], env)
+                st = json.loads(out.strip().splitlines()[-1])
+                results.setdefault((height, name), []).append(st.pop("result"))
+                if st["run_s"] < best.get(name, (None, {"run_s": 1e9}))[1]["run_s"]:
+                    best[name] = (rss_st, st)
+        for name, _ in versions:
+            rows.append((height, name, *best["ff"], best["kf"][1], best["kf"][0], *best[name][::-1]))
+            rows[-1][6]["ffmpeg_cpu_s"] = best["ff_cpu"]
     import resource
-    print(f"\nload average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs; clips 30 s, "
-          f"30 fps; times: fastest of {repeat} run(s); "
+    print(f"\nload average {' '.join(f'{x:.2f}' for x in os.getloadavg())} (1/5/15 min) on "
+          f"{os.cpu_count()} CPUs; clips 30 s, 30 fps; times: fastest of {repeat} run(s); "
           f"peak RSS of this parent (a floor under each child's figure): "
           f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f}MB")
-    print(f"{'clip':6} {'ffmpeg null':>12} {'keyframe pass':>14} {'visual stage':>13} "
+    print(f"{'clip':6} {'code':8} {'ffmpeg null':>12} {'keyframe pass':>14} {'visual stage':>13} "
           f"{'stage/ffmpeg':>13} {'x realtime':>10} | {'RSS ffmpeg':>10} {'RSS kf':>7} {'RSS stage':>9}")
-    for h, wff, rff, kf, rkf, st, rst in rows:
-        print(f"{h}p{'':3} {wff:11.2f}s {kf['s']:13.2f}s {st['run_s']:12.2f}s {st['run_s'] / wff:12.2f}x "
-              f"{30.0 / st['run_s']:9.2f}x | {rff:8.0f}MB {rkf:5.0f}MB {rst:7.0f}MB")
-    print("\nstage breakdown (s): decode+shots+thumbs | classify | OCR gate | OCR | save | "
+    for h, name, wff, rff, kf, rkf, st, rst in rows:
+        print(f"{h}p{'':3} {name[:8]:8} {wff:11.2f}s {kf['s']:13.2f}s {st['run_s']:12.2f}s "
+              f"{st['run_s'] / wff:12.2f}x {30.0 / st['run_s']:9.2f}x | {rff:8.0f}MB {rkf:5.0f}MB "
+              f"{rst:7.0f}MB")
+    print("\nstage breakdown (s): keyframe pass (decode+shots+thumbs; beside the models since "
+          "the prefetch thread) | waited for it | classify | OCR gate | OCR | motion | save | "
           "model load; counts")
-    for h, *_, st, _rss in rows:
-        print(f"{h}p: {st['decode_and_shots_s']:.2f} | {st['classify_s']:.2f} | {st['gate_s']:.2f} | "
-              f"{st['ocr_s']:.2f} | {st['save_s']:.3f} | {st['load_models_s']:.2f}; "
+    for h, name, *_, st, _rss in rows:
+        print(f"{h}p {name[:8]:8}: {st['decode_and_shots_s']:.2f} | "
+              f"{st.get('waited_for_frames_s', float('nan')):.2f} | {st['classify_s']:.2f} | "
+              f"{st['gate_s']:.2f} | {st['ocr_s']:.2f} | {st.get('motion_s', 0.0):.2f} | "
+              f"{st['save_s']:.3f} | {st['load_models_s']:.2f}; "
               f"keyframes {st['keyframes']}, shots {st['shots']}, OCR'd {st['ocr_frames']}, "
               f"OCR reused {st['ocr_reused']}, OCR skipped by gate {st['ocr_skipped']}, "
               f"tags {st['tags']}, text lines {st['text_lines']}, backend {st['backend']}")
+    print("\nCPU seconds (user+sys of all threads; less sensitive than wall time to the "
+          "machine's other load): ffmpeg null decode | the stage run (process_time around "
+          "stage.run) | ratio")
+    for h, name, *_, st, _rss in rows:
+        print(f"{h}p {name[:8]:8}: {st['ffmpeg_cpu_s']:.2f} | {st['run_cpu_s']:.2f} | "
+              f"{st['run_cpu_s'] / st['ffmpeg_cpu_s']:.2f}x")
+    print("\nresults (what the stage saved) compared across runs and revisions:")
+    for height in (720, 1080):
+        runs = [(name, r) for name, _ in versions for r in results[(height, name)]]
+        ref_name, ref = runs[0]
+        cur = results[(height, "current")][-1]
+        print(f"  {height}p: {len(cur['keyframes'])} keyframes at "
+              f"{[round(r[0], 3) for r in cur['keyframes']]}; tags "
+              f"{[(round(r[0], 2), round(r[1], 2), r[2]) for r in cur['tags']]}; OCR "
+              f"{[r[2] for r in cur['screen_text']]}; {len(cur['motion'])} motion windows")
+        for name, r in runs[1:]:
+            verdict = {k: ("equal" if _same(ref[k], r[k]) else "DIFFERENT") for k in ref}
+            print(f"    {name} vs {ref_name}: " + ", ".join(f"{k} {v}" for k, v in verdict.items())
+                  + " (keyframe times+shots+feature digests, tag ranges+scores, OCR text+ranges"
+                    "+confidence, motion windows+descriptor digests)")
 
 
 # ---- shot detector comparison -------------------------------------------------------------------
@@ -312,6 +407,9 @@ def main() -> int:
     ap.add_argument("--models", action="store_true")
     ap.add_argument("--models-dir", default=str(CACHE / "models"))
     ap.add_argument("--repeat", type=int, default=1, help="keep the fastest of N runs")
+    ap.add_argument("--baseline", metavar="REV",
+                    help="also measure the stage of these git revisions (comma-separated) "
+                         "and compare results")
     ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -327,7 +425,7 @@ def main() -> int:
     elif args.models:
         models(args.models_dir)
     else:
-        speed(args.models_dir, args.repeat)
+        speed(args.models_dir, args.repeat, args.baseline)
     return 0
 
 

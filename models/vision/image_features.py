@@ -211,10 +211,8 @@ class ImageClassifier:
         path = onnx_path(models_dir)
         if not path.is_file():
             export_onnx(models_dir)
-        opts = ort.SessionOptions()
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if self.threads:
-            opts.intra_op_num_threads = self.threads
+        from .ocr import quiet_session_options
+        opts = quiet_session_options(self.threads)
         return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
     def _forward(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
