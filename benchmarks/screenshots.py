@@ -28,6 +28,7 @@ import shutil
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -94,8 +95,10 @@ def thumbs_loaded(app, window) -> None:
     wait_until(app, lambda: not window.thumbnails.is_pending(), 20, "thumbnails")
 
 
+@contextmanager
 def open_window(work: Path, library: Path):
-    """The real window and service on a library of its own, 1280x800, started."""
+    """The real window and service on a library of its own, 1280x800, started and shown;
+    closed, shut down and the work folder removed afterwards."""
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
 
@@ -108,7 +111,13 @@ def open_window(work: Path, library: Path):
     window.resize(1280, 800)
     window.show()
     service.start()
-    return app, service, window
+    try:
+        wait_until(app, lambda: window.isVisible(), 10, "the window")
+        yield app, service, window
+    finally:
+        window.close()
+        service.shutdown()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def play_a_little(app, player, until_ms: int) -> None:
@@ -194,14 +203,8 @@ def main(out: Path, only: str | None = None) -> int:
     os.environ["AVINDEX_LIBRARY"] = str(library)
 
     if only == "tags":
-        app, service, window = open_window(work, library)
-        try:
-            wait_until(app, lambda: window.isVisible(), 10, "the window")
+        with open_window(work, library) as (app, service, window):
             tag_shots(app, window, service, work, out)
-        finally:
-            window.close()
-            service.shutdown()
-            shutil.rmtree(work, ignore_errors=True)
         return 0
 
     from media_factory import make_media, make_text_as_media
@@ -213,9 +216,7 @@ def main(out: Path, only: str | None = None) -> int:
         from media_factory import make_slideshow
         files.append(make_slideshow(media / "photo-walk.mp4", slides, text=SLIDE_SPEECH))
 
-    app, service, window = open_window(work, library)
-    try:
-        wait_until(app, lambda: window.isVisible(), 10, "the window")
+    with open_window(work, library) as (app, service, window):
         shoot(app, window, out / "1-empty.png")
 
         window.add_paths([str(media)])
@@ -274,10 +275,6 @@ def main(out: Path, only: str | None = None) -> int:
             play_a_little(app, player, 6600)
             shoot(app, window, out / "7-player-tags.png")
         tag_shots(app, window, service, work, out)
-    finally:
-        window.close()
-        service.shutdown()
-        shutil.rmtree(work, ignore_errors=True)
     return 0
 
 
