@@ -48,6 +48,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from benchmarks.markdown import table  # noqa: E402
 CACHE = ROOT / "benchmarks" / ".cache" / "quality"
 DATA = ROOT / "benchmarks" / "data" / "retrieval_eval.json"
 LIBRIVOX = Path("/usr/share/pocketsphinx/test/data/librivox")
@@ -308,12 +309,6 @@ def _with(setting: dict | None):
     return {"rrf_k": setting["rrf_k"], "weights": setting["weights"]}
 
 
-def table(rows, head) -> str:
-    cells = [head] + [[f"{c:.3f}" if isinstance(c, float) else str(c) for c in r] for r in rows]
-    w = [max(len(r[i]) for r in cells) for i in range(len(head))]
-    line = lambda r: "| " + " | ".join(c.ljust(w[i]) for i, c in enumerate(r)) + " |"
-    return "\n".join([line(cells[0]), "|" + "|".join("-" * (x + 2) for x in w) + "|"]
-                     + [line(r) for r in cells[1:]])
 
 
 def main(argv=None) -> int:

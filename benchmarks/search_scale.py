@@ -56,6 +56,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from benchmarks.markdown import table  # noqa: E402
 CACHE = ROOT / "benchmarks" / ".cache"
 GENERATOR_VERSION = 5  # 5: int8 vectors in vec0 (migration 0007)
 DATA = Path("/usr/share/doc/opencv-doc/examples/data")
@@ -74,12 +75,6 @@ LABELS = ["dog", "car", "person", "beach", "kitchen", "stage", "laptop", "guitar
           "mountain", "whiteboard", "bird", "street", "boat", "forest", "classroom"]
 
 
-def table(rows, head) -> str:
-    cells = [head] + [[f"{c:.3f}" if isinstance(c, float) else str(c) for c in r] for r in rows]
-    w = [max(len(r[i]) for r in cells) for i in range(len(head))]
-    line = lambda r: "| " + " | ".join(c.ljust(w[i]) for i, c in enumerate(r)) + " |"
-    return "\n".join([line(cells[0]), "|" + "|".join("-" * (x + 2) for x in w) + "|"]
-                     + [line(r) for r in cells[1:]])
 
 
 # ---- real statistics the generator copies --------------------------------------------------
@@ -361,7 +356,6 @@ class DictEmbedder:
 # ---- building the library ---------------------------------------------------------------------
 def build(n: int, n_kf: int, seed: int, folder: Path) -> dict:
     from indexer import hashing
-    from indexer.schema_search import ensure_search_schema
     from indexer.store import Store
     from indexer.vec_codec import unit_int8
     if folder.exists():
@@ -372,7 +366,6 @@ def build(n: int, n_kf: int, seed: int, folder: Path) -> dict:
     gen = Generator(n, n_kf, seed)
     times["real stats + generator"] = time.perf_counter() - t0
     store = Store(folder / "lib.db")
-    ensure_search_schema(store)
     conn = store.db.conn._raw
     conn.execute("PRAGMA cache_size=-262144")
     media = gen.media()

@@ -29,6 +29,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from benchmarks.markdown import table  # noqa: E402
 DATA = ROOT / "benchmarks" / "data" / "retrieval_eval.json"
 LIBRIVOX = Path("/usr/share/pocketsphinx/test/data/librivox")
 LIBRIVOX_GOLD = ["john dashwood", "ill disposed", "selfish", "amiable", "respectable",
@@ -39,12 +40,6 @@ def load() -> dict:
     return json.loads(DATA.read_text(encoding="utf-8"))
 
 
-def table(rows: list[list], head: list[str]) -> str:
-    cells = [head] + [[f"{c:.3f}" if isinstance(c, float) else str(c) for c in r] for r in rows]
-    w = [max(len(r[i]) for r in cells) for i in range(len(head))]
-    line = lambda r: "| " + " | ".join(c.ljust(w[i]) for i, c in enumerate(r)) + " |"
-    return "\n".join([line(cells[0]), "|" + "|".join("-" * (x + 2) for x in w) + "|"]
-                     + [line(r) for r in cells[1:]])
 
 
 def distractor_passages(n: int) -> list[str]:

@@ -554,7 +554,7 @@ class CodeIndex:
         column -> allowed values (a str or a list). The last few masks are cached until
         the rows change: building one costs a gather over every row (~3 ms at 1M)."""
         media_key = None if media_ids is None else tuple(sorted({int(i) for i in media_ids}))
-        key = (len(self.ids), self._rows_version, media_key,
+        key = (self._rows_version, media_key,
                tuple(sorted((k, (v,) if isinstance(v, str) else tuple(v))
                             for k, v in text_filters.items() if v is not None)))
         cache = self._masks

@@ -1,12 +1,6 @@
 """Schema for the search service's binary codes (indexer.hashing), as named migrations.
 
-To be appended, in this order, to `indexer.schema.MIGRATIONS`:
-
-    from .schema_search import MIGRATIONS as _SEARCH_MIGRATIONS
-    MIGRATIONS += _SEARCH_MIGRATIONS
-
-Until they are, `ensure_search_schema(store)` applies them to one library and records
-them in its `migrations` table under the same names, so `migrate()` skips them later.
+Appended to `indexer.schema.MIGRATIONS`, so every Store opens with them applied.
 
 What is here:
 - `segment_code` / `keyframe_code`: vec0 `bit[N]` tables of learned binary codes, keyed
@@ -108,25 +102,3 @@ MIGRATIONS: list[tuple[str, str]] = [
     ("0005_search_codes", _TABLES + _TRIGGERS),
 ]
 
-
-def ensure_search_schema(store) -> list[str]:
-    """Apply this module's migrations to one library if it lacks them (tests, benchmarks,
-    libraries made before the lead appended them). Returns the names applied."""
-    from .migrations import _statements
-    db = store.db
-    conn = db.conn._raw if hasattr(db.conn, "_raw") else db.conn
-    done = {r[0] for r in conn.execute("SELECT name FROM migrations").fetchall()}
-    todo = [(n, sql) for n, sql in MIGRATIONS if n not in done]
-    if not todo:
-        return []
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        for name, sql in todo:
-            for stmt in _statements(sql):
-                conn.execute(stmt)
-            conn.execute("INSERT INTO migrations(name) VALUES (?)", (name,))
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    return [n for n, _ in todo]

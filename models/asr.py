@@ -334,7 +334,9 @@ def _batched_pipeline(model, gate: _LanguageGate | None):
     from faster_whisper import BatchedInferencePipeline
 
     class Labelled(BatchedInferencePipeline):
-        lang_at: dict[int, str] = {}
+        def __init__(self, model):
+            super().__init__(model)
+            self.lang_at: dict[int, str] = {}  # reset by the caller for each window
 
         def forward(self, features, tokenizer, chunks_metadata, options):
             out = super().forward(features, tokenizer, chunks_metadata, options)

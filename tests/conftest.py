@@ -32,3 +32,15 @@ def store(library):
     s = Store(library)
     yield s
     s.close()
+
+
+@pytest.fixture(scope="session")
+def vision_models_dir(request) -> Path:
+    """The ONNX export of EfficientNet-Lite0, made once and kept in pytest's cache."""
+    return Path(request.config.cache.mkdir("avindex-vision-models"))
+
+
+@pytest.fixture(scope="session")
+def classifier(vision_models_dir):
+    from models.vision.image_features import ImageClassifier
+    return ImageClassifier(vision_models_dir)

@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 
 from indexer import hashing, search as S
-from indexer.schema_search import ensure_search_schema
 from indexer.search import Filters, group_by_file, search, search_text
 from indexer.store import Store
 from indexer.vec_codec import int8_blob
@@ -50,17 +49,6 @@ def embedder():
     return load_embedder()
 
 
-@pytest.fixture(scope="module")
-def models_dir(request) -> Path:
-    return Path(request.config.cache.mkdir("avindex-vision-models"))
-
-
-@pytest.fixture(scope="module")
-def classifier(models_dir):
-    from models.vision.image_features import ImageClassifier
-    return ImageClassifier(models_dir)
-
-
 def _sentences(text: str) -> list[str]:
     return [s for s in re.split(r"(?<=[.!?:])\s+", text) if s.strip()]
 
@@ -92,7 +80,6 @@ def index_transcript(store: Store, media_id: int, passages: list[str], language:
 def lib(tmp_path_factory, embedder, classifier):
     path = tmp_path_factory.mktemp("search") / "lib.db"
     store = Store(path)
-    ensure_search_schema(store)
     ids, spans = {}, {}
     for i, (p, kind, lang, dur, added, mtime, pids) in enumerate(MEDIA):
         mid = store.add_media(p, f"fp{i}", 1000, mtime * 10 ** 9)
@@ -264,7 +251,6 @@ def test_filtered_knn_returns_k_whenever_k_rows_match(tmp_path):
     """3000 windows of video files crowd the query; 15 audio windows lie far away. A kind
     filter must still give k=10 audio rows, in the exact and in the binary path."""
     store = Store(tmp_path / "lib.db")
-    ensure_search_schema(store)
     rng = np.random.default_rng(0)
     q = rng.standard_normal(512).astype(np.float32)
     q /= np.linalg.norm(q)
@@ -348,7 +334,7 @@ def test_more_like_this_stays_in_its_modality(lib, embedder):
 
 # ---- query by example ------------------------------------------------------------------------
 @needs_photos
-def test_by_image_finds_the_frame_it_was_cut_from(lib, tmp_path, models_dir):
+def test_by_image_finds_the_frame_it_was_cut_from(lib, tmp_path, vision_models_dir):
     st = lib["store"]
     for name in ["butterfly.jpg", "messi5.jpg", "fruits.jpg"]:
         img = lib["photos"][name]
@@ -357,7 +343,7 @@ def test_by_image_finds_the_frame_it_was_cut_from(lib, tmp_path, models_dir):
         crop = cv2.resize(crop, (crop.shape[1] * 2 // 3, crop.shape[0] * 2 // 3))
         f = tmp_path / f"cut-{name}"
         cv2.imwrite(str(f), crop, [cv2.IMWRITE_JPEG_QUALITY, 70])
-        hits = search(st, image=str(f), models_dir=models_dir, limit=3)
+        hits = search(st, image=str(f), models_dir=vision_models_dir, limit=3)
         assert hits and hits[0].kind == "similar" and hits[0].keyframe_id is not None
         idx = list(lib["photos"]).index(name)
         m1, m3 = lib["ids"]["/lib/kitchen/risotto.mp4"], lib["ids"]["/lib/voyage/greve.mp4"]
@@ -407,7 +393,6 @@ def test_binary_codes_recall_on_a_generated_set():
 
 def test_vec0_chunk_reader_matches_sql_and_codes_follow_changes(tmp_path):
     store = Store(tmp_path / "lib.db")
-    ensure_search_schema(store)
     x = _clustered(2600, seed=1)
     conn = store.db.conn._raw
     mids = [store.add_media(f"/m{i}.mp4", f"f{i}", 1, 1) for i in range(3)]
@@ -465,7 +450,6 @@ def test_vec0_chunk_reader_matches_sql_and_codes_follow_changes(tmp_path):
 
 def test_maintain_fits_then_refits_when_grown(tmp_path):
     store = Store(tmp_path / "lib.db")
-    ensure_search_schema(store)
     x = _clustered(900, seed=2)
     conn = store.db.conn._raw
     mid = store.add_media("/m.mp4", "f", 1, 1)
@@ -513,9 +497,9 @@ def test_cli_search(lib, capsys, monkeypatch, embedder):
 
 
 @needs_photos
-def test_cli_search_by_image(lib, capsys, tmp_path, models_dir, monkeypatch):
+def test_cli_search_by_image(lib, capsys, tmp_path, vision_models_dir, monkeypatch):
     from app.cli import main
-    monkeypatch.setenv("AVINDEX_MODELS_DIR", str(models_dir))
+    monkeypatch.setenv("AVINDEX_MODELS_DIR", str(vision_models_dir))
     f = tmp_path / "q.jpg"
     cv2.imwrite(str(f), lib["photos"]["baboon.jpg"][40:400, 60:450])
     assert main(["search", "--image", str(f), "--json", "--limit", "1",

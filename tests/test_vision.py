@@ -52,17 +52,6 @@ def slide(text_lines, size=(640, 360), bg=(60, 30, 20)) -> np.ndarray:
 
 
 @pytest.fixture(scope="session")
-def models_dir(request) -> Path:
-    return Path(request.config.cache.mkdir("avindex-vision-models"))
-
-
-@pytest.fixture(scope="session")
-def classifier(models_dir):
-    from models.vision.image_features import ImageClassifier
-    return ImageClassifier(models_dir)
-
-
-@pytest.fixture(scope="session")
 def reader():
     from models.vision.ocr import ScreenTextReader
     return ScreenTextReader()
@@ -92,9 +81,9 @@ def test_features_are_normalised_and_discriminative(classifier):
     assert feats[0] @ feats[1] > feats[0] @ feats[2] + 0.2
 
 
-def test_onnx_export_is_cached(models_dir, classifier):
+def test_onnx_export_is_cached(vision_models_dir, classifier):
     from models.vision.image_features import onnx_path
-    assert onnx_path(models_dir).is_file()
+    assert onnx_path(vision_models_dir).is_file()
 
 
 # ---- OCR ------------------------------------------------------------------------------------
@@ -269,7 +258,7 @@ def _stage_clip(tmp_path: Path) -> Path:
 
 @needs_ffmpeg
 @needs_photos
-def test_visual_stage_writes_rows_into_a_store(tmp_path, models_dir, classifier, reader):
+def test_visual_stage_writes_rows_into_a_store(tmp_path, vision_models_dir, classifier, reader):
     from indexer.pipeline import StageContext
     from indexer.store import Store
     from indexer.vec_codec import int8_blob
@@ -278,7 +267,7 @@ def test_visual_stage_writes_rows_into_a_store(tmp_path, models_dir, classifier,
     store = Store(tmp_path / "lib.db")
     try:
         media_id = store.add_media(str(clip), "fp", clip.stat().st_size, 0)
-        stage = VisualStage(tmp_path / "thumbs", models_dir, max_gap=2.0,
+        stage = VisualStage(tmp_path / "thumbs", vision_models_dir, max_gap=2.0,
                             classifier=classifier, reader=reader)
         assert stage.name == "visual"
         assert stage.applies({"has_video": True}) and not stage.applies({"has_video": False})
@@ -337,12 +326,12 @@ def test_visual_stage_writes_rows_into_a_store(tmp_path, models_dir, classifier,
 
 
 @needs_ffmpeg
-def test_visual_stage_cancels(tmp_path, models_dir, classifier, reader):
+def test_visual_stage_cancels(tmp_path, vision_models_dir, classifier, reader):
     from indexer.pipeline import Cancelled, StageContext
     from indexer.visual import VisualStage
     clip = tmp_path / "c.mp4"
     cut_clip(clip, sources=("testsrc", "smptebars"), seconds=2.0)
-    stage = VisualStage(tmp_path / "thumbs", models_dir, classifier=classifier, reader=reader)
+    stage = VisualStage(tmp_path / "thumbs", vision_models_dir, classifier=classifier, reader=reader)
     calls = []
     ctx = StageContext(cancelled=lambda: calls.append(1) or len(calls) > 3)
     with pytest.raises(Cancelled):
