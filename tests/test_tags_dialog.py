@@ -126,7 +126,6 @@ def test_train_from_a_result_and_the_player_then_delete(qtbot, window, motion_li
     tagged = tagged_files(library, "spinning")
     assert {"rotating0", "rotating1"} <= tagged, tagged          # the examples' own windows
     assert not tagged & {"static0", "translating0", "translating1"}, tagged  # the counter-examples'
-    assert tagged <= {"rotating0", "rotating1", "rotating2", "translating2", "static1", "static2"}
     # the trained-tags list (refreshed after the training)
     qtbot.waitUntil(lambda: dialog.tag_labels() == ["spinning"], timeout=WORK_MS)
     row = [dialog.tags_table.item(0, c).text() for c in range(5)]
