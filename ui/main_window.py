@@ -644,5 +644,5 @@ class MainWindow(QMainWindow):
         self.qsettings.setValue("ui/splitter", self.splitter.saveState())
         self.qsettings.setValue("ui/right", self.right.saveState())
         self.qsettings.sync()
-        self.player.player.stop()
+        self.player.release()
         super().closeEvent(event)

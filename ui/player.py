@@ -159,14 +159,25 @@ class PlayerWidget(QWidget):
         self.media_loaded.emit(media_id)
 
     def unload(self) -> None:
-        self.player.stop()
-        self.player.setSource(QUrl())
+        self.release()
         self.media_id = self.path = None
         self.timeline.clear()
         self.title.setText("")
         self.card.setText("Select a file in the library, or a search result, to play it here.")
         self.screen.setCurrentWidget(self.card)
         self._set_enabled(False)
+
+    def release(self) -> None:
+        """Stop playback and close the file.
+
+        Not QMediaPlayer.stop(): PySide6 keeps the GIL through it, while Qt's FFmpeg
+        backend tears down its renderer threads; a renderer destroyed there asks a
+        Python-made Qt object (a Shiboken wrapper) whether Python overrides a virtual,
+        which needs the GIL, while it holds a Qt mutex the GUI thread waits on: a
+        deadlock, seen (gdb) when the window closed during playback. setSource() stops too, and PySide releases the
+        GIL around it.
+        """
+        self.player.setSource(QUrl())
 
     def set_tags(self, media_id: int, tags: list[dict], duration: float | None = None) -> None:
         """The tag ranges of the file now loaded (ignored if another file is loaded)."""
