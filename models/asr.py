@@ -328,6 +328,55 @@ class _LanguageGate:
         return gated
 
 
+class _OneAtATime:
+    """The CTranslate2 model, with encode, language detection and word alignment run one
+    chunk at a time on CPU; only beam search gets the whole batch.
+
+    The batched pipeline hands every call all the chunks of a batch. Only beam search
+    gains from that: one encoder pass of a 30 s chunk is ~1.7 CPU s whether or not it
+    shares a call (1500 frames already fill the matrix units), but its transient memory
+    (self-attention over 1500 frames) is ~100 MB a chunk, and detection and alignment
+    each hold ~40 MB of cross-attention keys and values a chunk. Cut into single chunks,
+    a batch of 5 peaked at ~400 instead of ~740 MB, with the same transcript."""
+
+    def __init__(self, model):
+        self._model = model
+
+    def __getattr__(self, name):
+        return getattr(self._model, name)
+
+    @staticmethod
+    def _rows(view):
+        import ctranslate2
+
+        a = np.asarray(view)
+        return [ctranslate2.StorageView.from_array(np.ascontiguousarray(a[i:i + 1]))
+                for i in range(a.shape[0])]
+
+    def encode(self, features, to_cpu=False):
+        import ctranslate2
+
+        _release_memory()  # what the last batch's beam search and alignment freed
+        if features.shape[0] == 1:
+            return self._model.encode(features, to_cpu=to_cpu)
+        out = [np.asarray(self._model.encode(row, to_cpu=to_cpu)) for row in self._rows(features)]
+        _release_memory()
+        return ctranslate2.StorageView.from_array(np.concatenate(out))
+
+    def detect_language(self, features, *args, **kwargs):
+        if features.shape[0] == 1:
+            return self._model.detect_language(features, *args, **kwargs)
+        return [r for row in self._rows(features)
+                for r in self._model.detect_language(row, *args, **kwargs)]
+
+    def align(self, features, start_sequence, text_tokens, num_frames, *args, **kwargs):
+        if features.shape[0] == 1:
+            return self._model.align(features, start_sequence, text_tokens, num_frames, *args, **kwargs)
+        frames = num_frames if isinstance(num_frames, list) else [num_frames] * len(text_tokens)
+        return [r for row, tokens, n in zip(self._rows(features), text_tokens, frames)
+                for r in self._model.align(row, start_sequence, [tokens], [n], *args, **kwargs)]
+
+
 def _batched_pipeline(model, gate: _LanguageGate | None):
     """faster-whisper's BatchedInferencePipeline, remembering the language each chunk was
     decoded in (chunk start in frames -> language), since its segments do not say."""
@@ -381,6 +430,8 @@ class FasterWhisperEngine(_WindowedEngine):
         self.model = WhisperModel(str(model_dir), device=device, compute_type=self.compute_type,
                                   cpu_threads=cpu_threads, local_files_only=True)
         # English-only models (tiny.en) have nothing to detect.
+        if device == "cpu":
+            self.model.model = _OneAtATime(self.model.model)
         self._gate = None
         if self.model.model.is_multilingual:
             self._gate = self.model.model = _LanguageGate(self.model.model)
