@@ -6,8 +6,12 @@
 
 Decoding is one sequential pass. With OpenCV every frame is grab()bed (demuxed and
 decoded, which no reader can avoid for inter-coded video) but only the sampled ones are
-retrieve()d (converted to BGR); there are no seeks. Files OpenCV cannot open go through
-PyAV instead. Both honour the display-matrix rotation, so frames are upright.
+retrieve()d (converted to BGR); there are no seeks. Progressive H.264 in MP4/MOV/MKV (most
+files) is read with PyAV instead, selectively: a non-reference picture that cannot be one
+of the samples is never sent to the decoder, which yields OpenCV's frames, bit for bit and
+with OpenCV's times, from roughly half the decoding work (see _selective_frames). Files
+OpenCV cannot open go through plain PyAV. All readers honour the display-matrix rotation,
+so frames are upright.
 
 Shot boundaries come from PySceneDetect's ContentDetector run on the sampled frames,
 downscaled to DETECT_WIDTH (the width PySceneDetect's own auto-downscale aims at); a cut is
@@ -21,6 +25,7 @@ the length of the file.
 """
 from __future__ import annotations
 
+import bisect
 import math
 import os
 from collections import deque
@@ -140,16 +145,179 @@ def _pyav_frames(path: str, step: float) -> Iterator[Frame]:
             raise VideoUnreadable(f"PyAV decoded no frame of {path}")
 
 
+# ---- selective decoding: reference frames, and only the non-reference frames sampled ------
+
+SELECTIVE_WINDOW = 64         # recent timestamps kept to place a packet among its neighbours
+SELECTIVE_THREADS = 1         # decoder threads (see _selective_frames)
+
+
+def _avcc_length_size(extradata: bytes | None) -> int | None:
+    """The NAL length-prefix size of an H.264 stream stored as AVCC (MP4, MOV, MKV), else
+    None (Annex B byte streams, other codecs)."""
+    ext = bytes(extradata or b"")
+    if len(ext) >= 7 and ext[0] == 1:
+        return (ext[4] & 3) + 1
+    return None
+
+
+def is_disposable_h264(data: bytes, length_size: int) -> bool:
+    """True when an AVCC H.264 access unit is a non-reference picture: at least one slice,
+    every slice with nal_ref_idc 0, no IDR and no parameter sets. No other picture is
+    predicted from it and the decoder's state (frame_num, POC of reference pictures) does
+    not depend on it, so leaving it out changes no other decoded frame. Anything unexpected
+    answers False (decode it)."""
+    i, n, slices = 0, len(data), 0
+    while i < n:
+        if i + length_size >= n:
+            return False
+        size = int.from_bytes(data[i:i + length_size], "big")
+        i += length_size
+        if size <= 0 or i + size > n:
+            return False
+        header = data[i]
+        kind = header & 0x1F
+        if kind == 1:                       # non-IDR slice
+            if header & 0x60:               # nal_ref_idc != 0: a reference picture
+                return False
+            slices += 1
+        elif kind in (2, 3, 4, 5, 7, 8, 13, 15, 20):   # partitions, IDR, SPS/PPS, ...
+            return False
+        i += size
+    return slices > 0
+
+
+def _progressive(ctx) -> bool:
+    order = getattr(ctx, "field_order", None)
+    return str(getattr(order, "name", order)).lower() in ("1", "progressive")
+
+
+def _grid_threshold_in(lo: float, hi: float, step: float) -> bool:
+    """Could a frame at `hi` whose predecessor (in display order) is at `lo` be sampled,
+    i.e. is there a grid time g with lo < g - 1e-3*step <= hi (see _sample_due)? Errs
+    towards True by a small margin (True only costs decoding a frame)."""
+    m = math.floor(lo / step + 1e-3)
+    return (m + 1) * step - 1e-3 * step <= hi + 1e-6 or m * step - 1e-3 * step > lo - 1e-6
+
+
+def _selective_frames(path: str, step: float, stats: dict | None = None) -> Iterator[Frame]:
+    """The frames _opencv_frames samples, bit for bit and with the same times, decoding
+    only what they need: for H.264 in MP4/MOV/MKV, a non-reference picture (a "b" frame,
+    often half of all frames) is not even sent to the decoder unless it could be a sample.
+
+    A sampled frame is the first one at or after a grid time, so a frame can only be a
+    sample when a grid time lies between its display-order predecessor and itself. The
+    predecessor is taken from the timestamps demuxed so far (a later packet can only bring
+    a closer predecessor, which makes the interval smaller), so the test never skips a
+    frame that the full decode would sample. Times are OpenCV's (CAP_PROP_POS_MSEC:
+    (pts - stream start) * time base) and the BGR conversion is the same swscale call, so
+    the frames equal OpenCV's (checked by the tests and benchmarks/visual_speed.py).
+    Raises VideoUnreadable when the file is not such a stream (the caller uses OpenCV).
+    `stats` (a dict) gets the counts of packets "decoded" and "skipped"."""
+    import av
+    try:
+        container = av.open(path)
+    except av.FFmpegError as exc:
+        raise VideoUnreadable(f"PyAV cannot open {path}: {exc}") from exc
+    with container:
+        if not container.streams.video:
+            raise VideoUnreadable(f"{path} has no video stream")
+        stream = container.streams.video[0]
+        ctx = stream.codec_context
+        length_size = _avcc_length_size(ctx.extradata) if ctx.name == "h264" else None
+        if length_size is None or stream.time_base is None:
+            raise VideoUnreadable(f"{path}: not H.264 in AVCC form")
+        if not _progressive(ctx):
+            # OpenCV's BGR conversion of interlaced frames is not swscale's plain one (it
+            # logs "Cannot convert interlaced to progressive"), so these stay with OpenCV.
+            raise VideoUnreadable(f"{path}: not known to be progressive")
+        # One decoder thread: the visual stage already runs this pass beside the models,
+        # and frame threads cost CPU time (benchmarks/README.md, "Visual stage speed").
+        stream.thread_type = "SLICE"
+        stream.thread_count = SELECTIVE_THREADS
+        tb = stream.time_base
+        unit = tb.numerator / tb.denominator
+        start = stream.start_time if stream.start_time is not None else 0
+        rate = stream.average_rate or stream.guessed_rate
+        fps = float(rate) if rate and 0 < float(rate) < 1000 else 25.0
+
+        def seconds(pts: int) -> float:
+            return (pts - start) * unit * 1000.0 / 1000.0
+
+        recent: list[int] = []            # sorted pts of the last SELECTIVE_WINDOW packets
+        decoded, sampled, next_t, last_t = 0, 0, 0.0, -1.0
+        counts = stats if stats is not None else {}
+        counts.update(decoded=0, skipped=0)
+        packets = container.demux(stream)
+        while True:
+            try:
+                packet = next(packets)
+            except StopIteration:
+                break
+            except av.FFmpegError:
+                if decoded == 0:
+                    raise VideoUnreadable(f"PyAV cannot demux {path}")
+                break                            # a damaged tail: keep what was decoded
+            pts = packet.pts
+            if pts is not None:
+                j = bisect.bisect_left(recent, pts)
+                skip = (j > 0 and (j == len(recent) or recent[j] != pts)
+                        and is_disposable_h264(bytes(packet), length_size)
+                        and not _grid_threshold_in(seconds(recent[j - 1]), seconds(pts), step))
+                recent.insert(j, pts)
+                if len(recent) > SELECTIVE_WINDOW:
+                    del recent[0]
+                if skip:
+                    counts["skipped"] += 1
+                    continue
+            if packet.size:
+                counts["decoded"] += 1
+            try:
+                frames = packet.decode()
+            except av.FFmpegError:
+                continue                     # a damaged packet, as OpenCV's grab skips it
+            for frame in frames:
+                # as _opencv_frames: the stream's timestamp when sane, else count / fps
+                pos = seconds(frame.pts) if frame.pts is not None else math.nan
+                t = pos if math.isfinite(pos) and pos > last_t else decoded / fps
+                if decoded and t <= last_t:
+                    t = last_t + 1.0 / fps
+                decoded += 1
+                last_t = t
+                if not _sample_due(t, next_t, step):
+                    continue
+                img = frame.to_ndarray(format="bgr24")
+                k = round((getattr(frame, "rotation", 0) or 0) / 90) % 4
+                if k:
+                    img = np.ascontiguousarray(np.rot90(img, k))
+                yield Frame(sampled, t, img)
+                sampled += 1
+                next_t = _next_slot(t, step)
+        if decoded == 0:
+            raise VideoUnreadable(f"PyAV decoded no frame of {path}")
+
+
 def sampled_frames(path: str | os.PathLike, sample_fps: float = DEFAULT_SAMPLE_FPS, *,
-                   backend: str = "auto") -> Iterator[Frame]:
+                   backend: str = "auto", stats: dict | None = None) -> Iterator[Frame]:
     """Upright BGR frames on a 1/sample_fps grid (or every frame of slower video).
 
-    backend "auto" uses OpenCV and falls back to PyAV when OpenCV cannot open the file or
-    decodes nothing from it; "opencv" and "pyav" force one reader.
+    backend "auto" decodes H.264 in MP4/MOV/MKV selectively (_selective_frames: the same
+    frames as OpenCV, from fewer decoded pictures), other files with OpenCV, and falls back
+    to PyAV when OpenCV cannot open the file or decodes nothing from it; "selective",
+    "opencv" and "pyav" force one reader. `stats` receives the selective reader's counts.
     """
     path, step = str(path), 1.0 / sample_fps
-    if backend not in ("auto", "opencv", "pyav"):
+    if backend not in ("auto", "selective", "opencv", "pyav"):
         raise ValueError(f"unknown backend {backend!r}")
+    if backend in ("auto", "selective"):
+        produced = 0
+        try:
+            for frame in _selective_frames(path, step, stats):
+                produced += 1
+                yield frame
+            return
+        except VideoUnreadable:
+            if backend == "selective" or produced:
+                raise
     if backend in ("auto", "opencv"):
         produced = 0
         try:

@@ -185,7 +185,7 @@ def _rotated_clip(tmp_path: Path) -> tuple[Path, np.ndarray]:
 
 
 @needs_ffmpeg
-@pytest.mark.parametrize("backend", ["opencv", "pyav"])
+@pytest.mark.parametrize("backend", ["opencv", "pyav", "selective"])
 def test_rotated_video_gives_upright_frames(tmp_path, backend):
     from indexer.keyframes import sampled_frames
     rot, upright = _rotated_clip(tmp_path)
@@ -207,9 +207,56 @@ def test_pyav_fallback_when_opencv_cannot_open(tmp_path, monkeypatch):
         def __init__(self, *a, **k): pass
         def isOpened(self): return False
         def release(self): pass
+
+    def not_h264(path, step, stats=None):
+        raise kf.VideoUnreadable("pretend this is not H.264")
+        yield
     monkeypatch.setattr(kf.cv2, "VideoCapture", Closed)
+    monkeypatch.setattr(kf, "_selective_frames", not_h264)
     got = [(f.index, round(f.time, 3)) for f in kf.sampled_frames(clip, 4.0)]
     assert got == want and len(got) == 8
+
+
+@needs_ffmpeg
+def test_selective_decoding_gives_opencvs_frames_from_fewer_pictures(tmp_path):
+    """H.264 with B-frames: the selective reader leaves out non-reference pictures that
+    cannot be samples, and still yields exactly OpenCV's frames (pixels and times), at the
+    default rate, at rates that are not a divisor of the frame rate, and at every frame."""
+    import av
+    from indexer.keyframes import (_avcc_length_size, is_disposable_h264, sampled_frames)
+    clip = tmp_path / "b.mp4"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=320x180:rate=30000/1001", "-t", "4",
+           "-c:v", "libx264", "-bf", "3", "-pix_fmt", "yuv420p", str(clip))
+    with av.open(str(clip)) as c:
+        s = c.streams.video[0]
+        size = _avcc_length_size(s.codec_context.extradata)
+        packets = [(p.is_keyframe, is_disposable_h264(bytes(p), size))
+                   for p in c.demux(s) if p.size]
+    assert size == 4 and not any(d for key, d in packets if key)
+    disposable = sum(d for _, d in packets)
+    assert len(packets) // 4 <= disposable < len(packets)     # x264's b-frames
+    for fps in (4.0, 2.5, 30.0):
+        stats: dict = {}
+        want = list(sampled_frames(clip, fps, backend="opencv"))
+        got = list(sampled_frames(clip, fps, backend="selective", stats=stats))
+        assert [f.time for f in got] == [f.time for f in want] and len(got) >= 4 * fps - 1
+        assert all(np.array_equal(a.image, b.image) for a, b in zip(got, want))
+        assert stats["decoded"] + stats["skipped"] == len(packets)
+        if fps < 10:
+            assert stats["skipped"] > disposable // 2
+        else:
+            assert stats["skipped"] == 0            # every frame is a sample
+
+
+@needs_ffmpeg
+def test_selective_decoding_leaves_other_files_to_opencv(tmp_path):
+    from indexer.keyframes import VideoUnreadable, sampled_frames
+    clip = tmp_path / "m.avi"
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=160x120:rate=10:duration=1", "-c:v", "mjpeg",
+           str(clip))
+    with pytest.raises(VideoUnreadable):
+        next(iter(sampled_frames(clip, 4.0, backend="selective")))
+    assert len(list(sampled_frames(clip, 4.0))) == 4
 
 
 def test_unreadable_file_raises(tmp_path):
