@@ -52,6 +52,11 @@ class VideoUnreadable(Exception):
     """Neither OpenCV nor PyAV could read a single frame of the file."""
 
 
+class _Interlaced(VideoUnreadable):
+    """The stream is interlaced: OpenCV's BGR conversion gives all-black frames for it
+    ("Cannot convert interlaced to progressive"), so it is read with plain PyAV."""
+
+
 @dataclass
 class Frame:
     index: int            # running number of the sampled frame
@@ -186,9 +191,18 @@ def is_disposable_h264(data: bytes, length_size: int) -> bool:
     return slices > 0
 
 
-def _progressive(ctx) -> bool:
+def _field_order(ctx) -> str:
     order = getattr(ctx, "field_order", None)
-    return str(getattr(order, "name", order)).lower() in ("1", "progressive")
+    return str(getattr(order, "name", order)).lower()
+
+
+def _interlaced(ctx) -> bool:
+    """Known to be interlaced (field order tt, bb, tb or bt; FFmpeg's 2-5)."""
+    return _field_order(ctx) in ("2", "3", "4", "5", "tt", "bb", "tb", "bt")
+
+
+def _progressive(ctx) -> bool:
+    return _field_order(ctx) in ("1", "progressive")
 
 
 def _grid_threshold_in(lo: float, hi: float, step: float) -> bool:
@@ -223,12 +237,12 @@ def _selective_frames(path: str, step: float, stats: dict | None = None) -> Iter
             raise VideoUnreadable(f"{path} has no video stream")
         stream = container.streams.video[0]
         ctx = stream.codec_context
+        if _interlaced(ctx):
+            raise _Interlaced(f"{path}: interlaced")
         length_size = _avcc_length_size(ctx.extradata) if ctx.name == "h264" else None
         if length_size is None or stream.time_base is None:
             raise VideoUnreadable(f"{path}: not H.264 in AVCC form")
         if not _progressive(ctx):
-            # OpenCV's BGR conversion of interlaced frames is not swscale's plain one (it
-            # logs "Cannot convert interlaced to progressive"), so these stay with OpenCV.
             raise VideoUnreadable(f"{path}: not known to be progressive")
         # One decoder thread: the visual stage already runs this pass beside the models,
         # and frame threads cost CPU time (benchmarks/README.md, "Visual stage speed").
@@ -302,7 +316,8 @@ def sampled_frames(path: str | os.PathLike, sample_fps: float = DEFAULT_SAMPLE_F
 
     backend "auto" decodes H.264 in MP4/MOV/MKV selectively (_selective_frames: the same
     frames as OpenCV, from fewer decoded pictures), other files with OpenCV, and falls back
-    to PyAV when OpenCV cannot open the file or decodes nothing from it; "selective",
+    to PyAV when OpenCV cannot open the file or decodes nothing from it; interlaced video
+    goes to PyAV directly (OpenCV returns it all black); "selective",
     "opencv" and "pyav" force one reader. `stats` receives the selective reader's counts.
     """
     path, step = str(path), 1.0 / sample_fps
@@ -315,6 +330,10 @@ def sampled_frames(path: str | os.PathLike, sample_fps: float = DEFAULT_SAMPLE_F
                 produced += 1
                 yield frame
             return
+        except _Interlaced:
+            if backend == "selective":
+                raise
+            backend = "pyav"
         except VideoUnreadable:
             if backend == "selective" or produced:
                 raise

@@ -259,6 +259,20 @@ def test_selective_decoding_leaves_other_files_to_opencv(tmp_path):
     assert len(list(sampled_frames(clip, 4.0))) == 4
 
 
+@needs_ffmpeg
+def test_interlaced_h264_is_read_in_colour(tmp_path):
+    """OpenCV turns interlaced H.264 into all-black frames; the default reader must not."""
+    from indexer.keyframes import sampled_frames
+    clip = tmp_path / "interlaced.mp4"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25", "-t", "2", "-c:v", "libx264",
+           "-flags", "+ildct+ilme", "-x264-params", "interlaced=1:tff=1", "-pix_fmt", "yuv420p",
+           str(clip))
+    frames = list(sampled_frames(clip, 2.0))
+    assert len(frames) == 4
+    for f in frames:          # testsrc2 is colour bars and a moving pattern: far from black
+        assert f.image.mean() > 60 and f.image.std() > 40
+
+
 def test_unreadable_file_raises(tmp_path):
     from indexer.keyframes import VideoUnreadable, sampled_frames
     bad = tmp_path / "notes.mp4"
