@@ -51,12 +51,12 @@ HALLUCINATION_SILENCE_S = 2.0
 # language turns it into a translation or into nonsense.
 LANGUAGE_SWITCH_P = 0.8
 # faster-whisper decodes this many VAD chunks (up to 30 s of speech each) at once, with
-# no temperature fallback (see _batched_loop). Memory grows with batch x beam (the decoder
-# keeps the encoder's keys and values per hypothesis): peak RSS 490 MB chunk by chunk, 607 MB
-# at batch 2, 819 MB at 4, 896 MB at 8; on a quiet 2-core CPU, 641 s of speech took 85 s
-# chunk by chunk, 64-73 s at batch 4, 55 s at batch 8 (benchmarks/README.md, Speech). 8 is
-# the fastest; batch_size 0 or 1 decodes chunk by chunk with temperature fallback, in the
-# least memory. Multilingual models only: English-only tiny.en (the
+# no temperature fallback (see _batched_loop). On CPU the batch is shared by one
+# single-threaded worker per core (_ChunkWorkers): on the quiet 2-core box, 641 s of speech
+# took 58.7 s at batch 8 (63.0 s with whole-batch calls on two intra-op threads, 85 s chunk
+# by chunk), peaking at 550 MB (890 MB before); a 64-minute file at 579 MB
+# (benchmarks/README.md, Speech). batch_size 0 or 1 decodes chunk by chunk with temperature
+# fallback. Multilingual models only: English-only tiny.en (the
 # fast mode) decodes chunk by chunk, since batched it misheard more of the synthetic test
 # speech ("quarterly budget" -> "quarter-image"; 12.8% vs 12.0% WER on two long passages).
 BATCH_SIZE = 8
@@ -328,53 +328,88 @@ class _LanguageGate:
         return gated
 
 
-class _OneAtATime:
-    """The CTranslate2 model, with encode, language detection and word alignment run one
-    chunk at a time on CPU; only beam search gets the whole batch.
+class _ChunkWorkers:
+    """The CTranslate2 model on CPU, each batch spread over single-threaded workers.
 
-    The batched pipeline hands every call all the chunks of a batch. Only beam search
-    gains from that: one encoder pass of a 30 s chunk is ~1.7 CPU s whether or not it
-    shares a call (1500 frames already fill the matrix units), but its transient memory
-    (self-attention over 1500 frames) is ~100 MB a chunk, and detection and alignment
-    each hold ~40 MB of cross-attention keys and values a chunk. Cut into single chunks,
-    a batch of 5 peaked at ~400 instead of ~740 MB, with the same transcript."""
+    The batched pipeline hands every call all the chunks of a batch. Here encoding,
+    language detection and word alignment go one chunk per call, and beam search gets
+    the batch in one part per worker; the parts run at once on CTranslate2's workers
+    (inter_threads), each on one core.
 
-    def __init__(self, model):
+    Memory: one encoder pass of a 30 s chunk holds ~100 MB of self-attention over 1500
+    frames, and detection and alignment ~40 MB of cross-attention keys and values per
+    chunk, so whole-batch calls peaked at ~740 MB on a batch of 5; chunk by chunk it was
+    ~530 MB, with the same transcript. Speed: one encoder pass is ~1.7 CPU s whether or not
+    it shares a call (1500 frames already fill the matrix units), and the decoder's small
+    per-token products lose ~12% of their CPU time to a second intra-op thread's
+    synchronisation, which single-threaded workers avoid."""
+
+    def __init__(self, model, workers: int):
         self._model = model
+        self._pool = None
+        if workers > 1:
+            from concurrent.futures import ThreadPoolExecutor
+            self._pool = ThreadPoolExecutor(workers, thread_name_prefix="avindex-asr")
+        self._workers = max(1, workers)
 
     def __getattr__(self, name):
         return getattr(self._model, name)
 
+    def _map(self, fn, items: list) -> list:
+        if self._pool is None or len(items) < 2:
+            return [fn(item) for item in items]
+        return list(self._pool.map(fn, items))
+
     @staticmethod
-    def _rows(view):
+    def _view(array: np.ndarray, lo: int, hi: int):
         import ctranslate2
 
-        a = np.asarray(view)
-        return [ctranslate2.StorageView.from_array(np.ascontiguousarray(a[i:i + 1]))
-                for i in range(a.shape[0])]
+        return ctranslate2.StorageView.from_array(np.ascontiguousarray(array[lo:hi]))
+
+    def _parts(self, n: int, parts: int) -> list[tuple[int, int]]:
+        bounds = [round(i * n / parts) for i in range(parts + 1)]
+        return [(lo, hi) for lo, hi in zip(bounds, bounds[1:]) if hi > lo]
 
     def encode(self, features, to_cpu=False):
         import ctranslate2
 
         _release_memory()  # what the last batch's beam search and alignment freed
-        if features.shape[0] == 1:
+        n = features.shape[0]
+        if n == 1:
             return self._model.encode(features, to_cpu=to_cpu)
-        out = [np.asarray(self._model.encode(row, to_cpu=to_cpu)) for row in self._rows(features)]
-        _release_memory()
+        a = np.asarray(features)
+        out = self._map(lambda i: np.asarray(self._model.encode(self._view(a, i, i + 1), to_cpu=to_cpu)),
+                        list(range(n)))
         return ctranslate2.StorageView.from_array(np.concatenate(out))
 
     def detect_language(self, features, *args, **kwargs):
-        if features.shape[0] == 1:
+        n = features.shape[0]
+        if n == 1:
             return self._model.detect_language(features, *args, **kwargs)
-        return [r for row in self._rows(features)
-                for r in self._model.detect_language(row, *args, **kwargs)]
+        a = np.asarray(features)
+        rows = self._map(lambda i: self._model.detect_language(self._view(a, i, i + 1), *args, **kwargs),
+                         list(range(n)))
+        return [r for row in rows for r in row]
+
+    def generate(self, features, prompts, *args, **kwargs):
+        parts = self._parts(features.shape[0], self._workers)
+        if len(parts) < 2:
+            return self._model.generate(features, prompts, *args, **kwargs)
+        a = np.asarray(features)
+        out = self._map(lambda p: self._model.generate(self._view(a, *p), prompts[p[0]:p[1]], *args, **kwargs),
+                        parts)
+        return [r for part in out for r in part]
 
     def align(self, features, start_sequence, text_tokens, num_frames, *args, **kwargs):
-        if features.shape[0] == 1:
+        n = features.shape[0]
+        if n == 1:
             return self._model.align(features, start_sequence, text_tokens, num_frames, *args, **kwargs)
-        frames = num_frames if isinstance(num_frames, list) else [num_frames] * len(text_tokens)
-        return [r for row, tokens, n in zip(self._rows(features), text_tokens, frames)
-                for r in self._model.align(row, start_sequence, [tokens], [n], *args, **kwargs)]
+        a = np.asarray(features)
+        frames = num_frames if isinstance(num_frames, list) else [num_frames] * n
+        rows = self._map(lambda i: self._model.align(self._view(a, i, i + 1), start_sequence,
+                                                     [text_tokens[i]], [frames[i]], *args, **kwargs),
+                         list(range(n)))
+        return [r for row in rows for r in row]
 
 
 def _batched_pipeline(model, gate: _LanguageGate | None):
@@ -409,6 +444,17 @@ def _batched_loop(s) -> bool:
             and s.avg_logprob < _FW_OPTIONS["log_prob_threshold"])
 
 
+def _multilingual(model_dir: Path, model_name: str) -> bool:
+    """Before loading: a multilingual Whisper has 51865 tokens, an English-only one 51864
+    (CTranslate2's own test, which it answers only once the model is loaded)."""
+    vocab = Path(model_dir) / "vocabulary.txt"
+    try:
+        with vocab.open("rb") as f:
+            return sum(1 for _ in f) >= 51865
+    except OSError:
+        return not model_name.endswith(".en")
+
+
 class FasterWhisperEngine(_WindowedEngine):
     """CTranslate2 Whisper: int8 on CPU, float16 on CUDA."""
 
@@ -424,21 +470,26 @@ class FasterWhisperEngine(_WindowedEngine):
         self.device = device
         self.compute_type = compute_type or ("float16" if device == "cuda" else "int8")
         self.model_name = model_name
-        if cpu_threads <= 0:  # faster-whisper's own default is 4, whatever the machine
-            cpu_threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 4)
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 4)
+        # English-only models (tiny.en) have nothing to detect, and decode chunk by chunk
+        # (see BATCH_SIZE); batch_size > 1: VAD chunks of up to 30 s decoded together.
+        if batch_size is None:
+            batch_size = BATCH_SIZE if _multilingual(model_dir, model_name) else 0
+        self.batch_size = batch_size
+        # Threads: faster-whisper's own default is 4, whatever the machine. Batched on CPU,
+        # `cpu_threads` (default: one per core) single-threaded workers share each batch
+        # (_ChunkWorkers); chunk by chunk, one call at a time uses them all.
+        threads = cpu_threads if cpu_threads > 0 else cores
+        workers = threads if device == "cpu" and batch_size > 1 else 1
         # local_files_only: a folder missing tokenizer.json must fail here, not go to the hub.
         self.model = WhisperModel(str(model_dir), device=device, compute_type=self.compute_type,
-                                  cpu_threads=cpu_threads, local_files_only=True)
-        # English-only models (tiny.en) have nothing to detect.
+                                  cpu_threads=threads // workers, num_workers=workers,
+                                  local_files_only=True)
         if device == "cpu":
-            self.model.model = _OneAtATime(self.model.model)
+            self.model.model = _ChunkWorkers(self.model.model, workers)
         self._gate = None
         if self.model.model.is_multilingual:
             self._gate = self.model.model = _LanguageGate(self.model.model)
-        # batch_size > 1: VAD chunks of up to 30 s decoded together (see BATCH_SIZE).
-        if batch_size is None:
-            batch_size = BATCH_SIZE if self._gate is not None else 0
-        self.batch_size = batch_size
         self._batched = _batched_pipeline(self.model, self._gate) if batch_size > 1 else None
 
     def _run(self, audio, language, beam_size, carried, seen):

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from whisper.normalizers import EnglishTextNormalizer
 
-from models.asr import BATCH_SIZE, LANGUAGE_SWITCH_P, ASREngine, OpenAIWhisperEngine, _LanguageGate, load_engine
+from models.asr import (BATCH_SIZE, LANGUAGE_SWITCH_P, ASREngine, OpenAIWhisperEngine, _ChunkWorkers,
+                        _LanguageGate, load_engine)
 from models.audio_stream import SAMPLE_RATE, decode_audio
 from models.weights import (
     ModelUnavailable,
@@ -101,6 +102,48 @@ def test_default_engine_transcribes_librivox(engine, request):
         hyps.append(" ".join(s.text for s in segments))
     assert len(refs) == 5
     assert wer(refs, hyps) <= 0.10, list(zip(refs, hyps))
+
+
+def test_chunk_workers_give_what_whole_batch_calls_give(base):
+    """_ChunkWorkers cuts each batch call into single chunks (encode, detection,
+    alignment) and per-worker parts (beam search) run at once: the results must be the
+    ones CTranslate2 gives the whole batch in one call (alignment: each chunk's own)."""
+    import ctranslate2
+    from faster_whisper.audio import pad_or_trim
+    from faster_whisper.tokenizer import Tokenizer
+
+    workers = base.model.model._model
+    assert isinstance(workers, _ChunkWorkers) and workers._workers >= 1
+    raw = workers._model
+    clips = list(references())[:3]
+    feats = np.stack([pad_or_trim(base.model.feature_extractor(decode_audio(p))[..., :-1]) for p in clips])
+    ours_enc = workers.encode(ctranslate2.StorageView.from_array(feats))
+    whole_enc = raw.encode(ctranslate2.StorageView.from_array(feats))
+    np.testing.assert_allclose(np.asarray(ours_enc), np.asarray(whole_enc), atol=1e-3)
+
+    langs = [[t for t, _ in r[:3]] for r in workers.detect_language(whole_enc)]
+    assert langs == [[t for t, _ in r[:3]] for r in raw.detect_language(whole_enc)]
+    assert all(r[0] == "<|en|>" for r in langs)
+
+    tokenizer = Tokenizer(base.model.hf_tokenizer, True, task="transcribe", language="en")
+    prompt = base.model.get_prompt(tokenizer, [], without_timestamps=True)
+    kw = dict(beam_size=5, return_scores=True, max_length=100)
+    ours = workers.generate(whole_enc, [prompt] * len(clips), **kw)
+    whole = raw.generate(whole_enc, [prompt] * len(clips), **kw)
+    assert [r.sequences_ids[0] for r in ours] == [r.sequences_ids[0] for r in whole]
+    tokens = [r.sequences_ids[0] for r in whole]
+    assert all(len(t) > 10 for t in tokens)
+
+    sot = list(tokenizer.sot_sequence)
+    # Alignment chunk by chunk is each chunk's own alignment: in a whole-batch call the
+    # shorter texts are padded to the longest, which moves their DTW paths a little.
+    ours_al = workers.align(whole_enc, sot, tokens, [1500] * len(clips))
+    alone = [raw.align(ctranslate2.StorageView.from_array(np.asarray(whole_enc)[i:i + 1]), sot,
+                       [tokens[i]], [1500])[0] for i in range(len(clips))]
+    assert [a.alignments for a in ours_al] == [a.alignments for a in alone]
+    longest = max(range(len(clips)), key=lambda i: len(tokens[i]))
+    whole_al = raw.align(whole_enc, sot, tokens, [1500] * len(clips))
+    assert ours_al[longest].alignments == whole_al[longest].alignments
 
 
 @pytest.mark.parametrize("window_s", [9.0, None], ids=["9s-windows", "one-window"])
