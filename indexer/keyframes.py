@@ -116,6 +116,13 @@ def _opencv_frames(path: str, step: float) -> Iterator[Frame]:
         cap.release()
 
 
+def _upright_bgr(frame) -> np.ndarray:
+    """A PyAV frame as BGR, turned by its display-matrix rotation."""
+    img = frame.to_ndarray(format="bgr24")
+    k = round((getattr(frame, "rotation", 0) or 0) / 90) % 4
+    return np.ascontiguousarray(np.rot90(img, k)) if k else img
+
+
 def _pyav_frames(path: str, step: float) -> Iterator[Frame]:
     import av
     try:
@@ -135,11 +142,7 @@ def _pyav_frames(path: str, step: float) -> Iterator[Frame]:
                 decoded += 1
                 if not _sample_due(t, next_t, step):
                     continue
-                img = frame.to_ndarray(format="bgr24")
-                k = round((getattr(frame, "rotation", 0) or 0) / 90) % 4
-                if k:
-                    img = np.ascontiguousarray(np.rot90(img, k))
-                yield Frame(sampled, t, img)
+                yield Frame(sampled, t, _upright_bgr(frame))
                 sampled += 1
                 next_t = _next_slot(t, step)
         except av.FFmpegError:
@@ -299,11 +302,7 @@ def _selective_frames(path: str, step: float, stats: dict | None = None) -> Iter
                 last_t = t
                 if not _sample_due(t, next_t, step):
                     continue
-                img = frame.to_ndarray(format="bgr24")
-                k = round((getattr(frame, "rotation", 0) or 0) / 90) % 4
-                if k:
-                    img = np.ascontiguousarray(np.rot90(img, k))
-                yield Frame(sampled, t, img)
+                yield Frame(sampled, t, _upright_bgr(frame))
                 sampled += 1
                 next_t = _next_slot(t, step)
         if decoded == 0:
