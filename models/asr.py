@@ -54,7 +54,7 @@ LANGUAGE_SWITCH_P = 0.8
 # no temperature fallback (see _batched_loop). On CPU the batch is shared by one
 # single-threaded worker per core (_ChunkWorkers): on the quiet 2-core box, 641 s of speech
 # took 58.7 s at batch 8 (63.0 s with whole-batch calls on two intra-op threads, 85 s chunk
-# by chunk), peaking at 550 MB (890 MB before); a 64-minute file at 579 MB
+# by chunk), peaking at 550 MB (890 MB before); a 64-minute file at 586 MB
 # (benchmarks/README.md, Speech). batch_size 0 or 1 decodes chunk by chunk with temperature
 # fallback. Multilingual models only: English-only tiny.en (the
 # fast mode) decodes chunk by chunk, since batched it misheard more of the synthetic test
@@ -342,7 +342,9 @@ class _ChunkWorkers:
     ~530 MB, with the same transcript. Speed: one encoder pass is ~1.7 CPU s whether or not
     it shares a call (1500 frames already fill the matrix units), and the decoder's small
     per-token products lose ~12% of their CPU time to a second intra-op thread's
-    synchronisation, which single-threaded workers avoid."""
+    synchronisation, which single-threaded workers avoid. The heap is trimmed before every
+    call: with two chunks encoding at once, a 64-minute file peaked at 618-633 MB without
+    that, 586 MB with it."""
 
     def __init__(self, model, workers: int):
         self._model = model
@@ -383,6 +385,7 @@ class _ChunkWorkers:
         return ctranslate2.StorageView.from_array(np.concatenate(out))
 
     def detect_language(self, features, *args, **kwargs):
+        _release_memory()
         n = features.shape[0]
         if n == 1:
             return self._model.detect_language(features, *args, **kwargs)
@@ -392,6 +395,7 @@ class _ChunkWorkers:
         return [r for row in rows for r in row]
 
     def generate(self, features, prompts, *args, **kwargs):
+        _release_memory()
         parts = self._parts(features.shape[0], self._workers)
         if len(parts) < 2:
             return self._model.generate(features, prompts, *args, **kwargs)
@@ -401,6 +405,7 @@ class _ChunkWorkers:
         return [r for part in out for r in part]
 
     def align(self, features, start_sequence, text_tokens, num_frames, *args, **kwargs):
+        _release_memory()
         n = features.shape[0]
         if n == 1:
             return self._model.align(features, start_sequence, text_tokens, num_frames, *args, **kwargs)
