@@ -29,6 +29,7 @@ import bisect
 import math
 import os
 from collections import deque
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
@@ -123,7 +124,9 @@ def _upright_bgr(frame) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(img, k)) if k else img
 
 
-def _pyav_frames(path: str, step: float) -> Iterator[Frame]:
+@contextmanager
+def _open_video(path: str):
+    """(container, first video stream) of a file opened with PyAV, closed on exit."""
     import av
     try:
         container = av.open(path)
@@ -132,7 +135,12 @@ def _pyav_frames(path: str, step: float) -> Iterator[Frame]:
     with container:
         if not container.streams.video:
             raise VideoUnreadable(f"{path} has no video stream")
-        stream = container.streams.video[0]
+        yield container, container.streams.video[0]
+
+
+def _pyav_frames(path: str, step: float) -> Iterator[Frame]:
+    import av
+    with _open_video(path) as (container, stream):
         stream.thread_type = "AUTO"
         rate = float(stream.average_rate or stream.guessed_rate or 25)
         sampled, decoded, next_t = 0, 0, 0.0
@@ -231,14 +239,7 @@ def _selective_frames(path: str, step: float, stats: dict | None = None) -> Iter
     Raises VideoUnreadable when the file is not such a stream (the caller uses OpenCV).
     `stats` (a dict) gets the counts of packets "decoded" and "skipped"."""
     import av
-    try:
-        container = av.open(path)
-    except av.FFmpegError as exc:
-        raise VideoUnreadable(f"PyAV cannot open {path}: {exc}") from exc
-    with container:
-        if not container.streams.video:
-            raise VideoUnreadable(f"{path} has no video stream")
-        stream = container.streams.video[0]
+    with _open_video(path) as (container, stream):
         ctx = stream.codec_context
         if _interlaced(ctx):
             raise _Interlaced(f"{path}: interlaced")
@@ -258,7 +259,7 @@ def _selective_frames(path: str, step: float, stats: dict | None = None) -> Iter
         fps = float(rate) if rate and 0 < float(rate) < 1000 else 25.0
 
         def seconds(pts: int) -> float:
-            return (pts - start) * unit * 1000.0 / 1000.0
+            return (pts - start) * unit * 1000.0 / 1000.0   # via milliseconds, as OpenCV: the same float
 
         recent: list[int] = []            # sorted pts of the last SELECTIVE_WINDOW packets
         decoded, sampled, next_t, last_t = 0, 0, 0.0, -1.0

@@ -372,27 +372,21 @@ class _ChunkWorkers:
         bounds = [round(i * n / parts) for i in range(parts + 1)]
         return [(lo, hi) for lo, hi in zip(bounds, bounds[1:]) if hi > lo]
 
+    def _each_chunk(self, features, call) -> list:
+        """call(chunk i as a one-row StorageView, i) for every chunk, at once on the workers."""
+        _release_memory()
+        a = np.asarray(features)
+        return self._map(lambda i: call(self._view(a, i, i + 1), i), list(range(a.shape[0])))
+
     def encode(self, features, to_cpu=False):
         import ctranslate2
 
-        _release_memory()  # what the last batch's beam search and alignment freed
-        n = features.shape[0]
-        if n == 1:
-            return self._model.encode(features, to_cpu=to_cpu)
-        a = np.asarray(features)
-        out = self._map(lambda i: np.asarray(self._model.encode(self._view(a, i, i + 1), to_cpu=to_cpu)),
-                        list(range(n)))
+        out = self._each_chunk(features, lambda row, i: np.asarray(self._model.encode(row, to_cpu=to_cpu)))
         return ctranslate2.StorageView.from_array(np.concatenate(out))
 
     def detect_language(self, features, *args, **kwargs):
-        _release_memory()
-        n = features.shape[0]
-        if n == 1:
-            return self._model.detect_language(features, *args, **kwargs)
-        a = np.asarray(features)
-        rows = self._map(lambda i: self._model.detect_language(self._view(a, i, i + 1), *args, **kwargs),
-                         list(range(n)))
-        return [r for row in rows for r in row]
+        rows = self._each_chunk(features, lambda row, i: self._model.detect_language(row, *args, **kwargs))
+        return [r for ranked in rows for r in ranked]
 
     def generate(self, features, prompts, *args, **kwargs):
         _release_memory()
@@ -405,16 +399,10 @@ class _ChunkWorkers:
         return [r for part in out for r in part]
 
     def align(self, features, start_sequence, text_tokens, num_frames, *args, **kwargs):
-        _release_memory()
-        n = features.shape[0]
-        if n == 1:
-            return self._model.align(features, start_sequence, text_tokens, num_frames, *args, **kwargs)
-        a = np.asarray(features)
-        frames = num_frames if isinstance(num_frames, list) else [num_frames] * n
-        rows = self._map(lambda i: self._model.align(self._view(a, i, i + 1), start_sequence,
-                                                     [text_tokens[i]], [frames[i]], *args, **kwargs),
-                         list(range(n)))
-        return [r for row in rows for r in row]
+        frames = num_frames if isinstance(num_frames, list) else [num_frames] * len(text_tokens)
+        rows = self._each_chunk(features, lambda row, i: self._model.align(
+            row, start_sequence, [text_tokens[i]], [frames[i]], *args, **kwargs))
+        return [r for aligned in rows for r in aligned]
 
 
 def _batched_pipeline(model, gate: _LanguageGate | None):
