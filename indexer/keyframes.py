@@ -96,11 +96,7 @@ def _opencv_frames(path: str, step: float) -> Iterator[Frame]:
         fps = fps if fps and math.isfinite(fps) and 0 < fps < 1000 else 25.0
         decoded, sampled, next_t, last_t = 0, 0, 0.0, -1.0
         while cap.grab():
-            pos = cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
-            # The container's timestamp when it is sane, else frame count / fps.
-            t = pos if math.isfinite(pos) and pos > last_t else decoded / fps
-            if decoded and t <= last_t:
-                t = last_t + 1.0 / fps
+            t = _frame_time(cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0, decoded, last_t, fps)
             decoded += 1
             last_t = t
             if not _sample_due(t, next_t, step):
@@ -115,6 +111,15 @@ def _opencv_frames(path: str, step: float) -> Iterator[Frame]:
             raise VideoUnreadable(f"OpenCV decoded no frame of {path}")
     finally:
         cap.release()
+
+
+def _frame_time(pos: float, decoded: int, last_t: float, fps: float) -> float:
+    """A decoded frame's time: the container's timestamp `pos` when it is sane, else frame
+    count / fps, and always after the previous frame's `last_t`."""
+    t = pos if math.isfinite(pos) and pos > last_t else decoded / fps
+    if decoded and t <= last_t:
+        t = last_t + 1.0 / fps
+    return t
 
 
 def _upright_bgr(frame) -> np.ndarray:
@@ -294,11 +299,8 @@ def _selective_frames(path: str, step: float, stats: dict | None = None) -> Iter
             except av.FFmpegError:
                 continue                     # a damaged packet, as OpenCV's grab skips it
             for frame in frames:
-                # as _opencv_frames: the stream's timestamp when sane, else count / fps
                 pos = seconds(frame.pts) if frame.pts is not None else math.nan
-                t = pos if math.isfinite(pos) and pos > last_t else decoded / fps
-                if decoded and t <= last_t:
-                    t = last_t + 1.0 / fps
+                t = _frame_time(pos, decoded, last_t, fps)    # as _opencv_frames
                 decoded += 1
                 last_t = t
                 if not _sample_due(t, next_t, step):
