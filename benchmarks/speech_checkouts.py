@@ -25,7 +25,7 @@ from pathlib import Path
 t0 = time.time()
 from models import asr
 eng = asr.load_engine("faster-whisper", "base", models_dir=Path(sys.argv[2]))
-files = sorted(glob.glob(os.path.join(sys.argv[3], "long*.m4a")))
+files = sorted(glob.glob(os.path.join(sys.argv[3], sys.argv[5])))
 h, n, audio = hashlib.sha1(), 0, 0.0
 for f in files:
     info, segs = eng.transcribe(f, beam_size=int(sys.argv[4]))
@@ -47,13 +47,16 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--beam", type=int, default=5)
     ap.add_argument("--models-dir", type=Path, default=CACHE / "models")
+    ap.add_argument("--files", default="long*.m4a",
+                    help="which cached files (a glob), e.g. 'hour-*.m4a' for the one-file hour set")
     args = ap.parse_args()
-    if not list(CACHE.glob("long*.m4a")):
-        sys.exit("no long set yet: run `python -m benchmarks.speech --sets long` once")
+    if not list(CACHE.glob(args.files)):
+        sys.exit(f"no {args.files} in {CACHE}: run `python -m benchmarks.speech --sets long` "
+                 "(or `--sets hour`) once")
     for _ in range(args.repeat):
         for checkout in args.checkouts:
             out = subprocess.run([sys.executable, "-c", CHILD, str(checkout.resolve()), str(args.models_dir),
-                                  str(CACHE), str(args.beam)], capture_output=True, text=True)
+                                  str(CACHE), str(args.beam), args.files], capture_output=True, text=True)
             line = out.stdout.strip().splitlines()[-1] if out.returncode == 0 else out.stderr.strip()[-300:]
             print(f"{checkout}: {line}", flush=True)
 
