@@ -18,7 +18,7 @@ Variants:
                     BatchedInferencePipeline (models.asr.BATCH_SIZE, what avindex runs)
   avindex-batched4, avindex-batched2: the same, batch 4 or 2
   avindex-batched-greedy, -greedy4, -greedy2: beam 1, batch 8, 4 or 2
-  avindex-batched-beam3, -beam2: beam 3 or 2, batch 8
+  avindex-batched-beam4, -beam3, -beam2: beam 4, 3 or 2, batch 8
   whisper-cli       `whisper FILES --model base.pt --beam_size 5 --fp16 False --device cpu`
   whisper-cli-greedy  the same, --beam_size 1 (best_of 1) (not in the default list)
 Both sides detect the language themselves (no --language), as avindex does.
@@ -61,6 +61,7 @@ AVINDEX = {
     "avindex-batched-greedy": (1, 8),
     "avindex-batched-greedy4": (1, 4),
     "avindex-batched-greedy2": (1, 2),
+    "avindex-batched-beam4": (4, 8),
     "avindex-batched-beam3": (3, 8),
     "avindex-batched-beam2": (2, 8),
 }

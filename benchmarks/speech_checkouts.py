@@ -2,6 +2,7 @@
 
     git worktree add /tmp/before e641475
     .venv/bin/python -m benchmarks.speech_checkouts /tmp/before . --repeat 2
+    .venv/bin/python -m benchmarks.speech_checkouts . --beam 5 3 --repeat 2   # beam sizes
 
 Each run is its own process, and its wall time includes loading the model. The output
 gives wall time, RTF, user+system CPU s, peak RSS, and a digest of the transcript text,
@@ -45,7 +46,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("checkouts", nargs="+", type=Path)
     ap.add_argument("--repeat", type=int, default=1)
-    ap.add_argument("--beam", type=int, default=5)
+    ap.add_argument("--beam", type=int, nargs="+", default=[5], help="beam sizes, interleaved")
     ap.add_argument("--models-dir", type=Path, default=CACHE / "models")
     ap.add_argument("--files", default="long*.m4a",
                     help="which cached files (a glob), e.g. 'hour-*.m4a' for the one-file hour set")
@@ -55,10 +56,11 @@ def main() -> None:
                  "(or `--sets hour`) once")
     for _ in range(args.repeat):
         for checkout in args.checkouts:
-            out = subprocess.run([sys.executable, "-c", CHILD, str(checkout.resolve()), str(args.models_dir),
-                                  str(CACHE), str(args.beam), args.files], capture_output=True, text=True)
-            line = out.stdout.strip().splitlines()[-1] if out.returncode == 0 else out.stderr.strip()[-300:]
-            print(f"{checkout}: {line}", flush=True)
+            for beam in args.beam:
+                out = subprocess.run([sys.executable, "-c", CHILD, str(checkout.resolve()), str(args.models_dir),
+                                      str(CACHE), str(beam), args.files], capture_output=True, text=True)
+                line = out.stdout.strip().splitlines()[-1] if out.returncode == 0 else out.stderr.strip()[-300:]
+                print(f"{checkout} beam {beam}: {line}", flush=True)
 
 
 if __name__ == "__main__":

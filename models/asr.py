@@ -30,7 +30,6 @@ from __future__ import annotations
 import itertools
 import math
 import os
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +38,6 @@ from typing import Protocol, Union, runtime_checkable
 import numpy as np
 
 from . import audio_stream
-from .asr_workers import ChunkWorkers, release_memory
 from .weights import resolve_model
 
 SAMPLE_RATE = audio_stream.SAMPLE_RATE
@@ -54,7 +52,7 @@ HALLUCINATION_SILENCE_S = 2.0
 LANGUAGE_SWITCH_P = 0.8
 # faster-whisper decodes this many VAD chunks (up to 30 s of speech each) at once, with
 # no temperature fallback (see _batched_loop). On CPU the batch is shared by one
-# single-threaded worker per core (asr_workers.ChunkWorkers): on the quiet 2-core box, 641 s of speech
+# single-threaded worker per core (_ChunkWorkers): on the quiet 2-core box, 641 s of speech
 # took 58.7 s at batch 8 (63.0 s with whole-batch calls on two intra-op threads, 85 s chunk
 # by chunk), peaking at 550 MB (890 MB before); a 64-minute file at 586 MB
 # (benchmarks/README.md, Speech). batch_size 0 or 1 decodes chunk by chunk with temperature
@@ -127,40 +125,25 @@ def _hallucinated(words: list[Word], avg_logprob: float) -> bool:
 
 
 class _WindowedEngine:
-    """Shared driver: split input into windows, decode each, offset the results.
-
-    A window is worked on in two steps: `_prepare` (what does not depend on the windows
-    before it) and `_decode` (the rest). With `lookahead`, the next window is read and
-    prepared on a helper thread while the current one decodes (see _prepared_windows)."""
+    """Shared driver: split input into windows, run `_run` on each, offset the results."""
 
     name = ""
     model_name = ""
     device = "cpu"
     compute_type = ""
     window_s = WINDOW_S
-    lookahead = False
-    # Set by the engine once the window being decoded is past its memory-heavy start (see
-    # _prepared_windows); None: prepare ahead at once.
-    ahead_ok: threading.Event | None = None
 
-    def _prepare(self, audio: np.ndarray, language: str | None, beam_size: int):
-        """The part of a window's work that may run ahead, beside the previous window."""
-        return audio
-
-    def _decode(
-        self, prepared, language: str | None, beam_size: int, carried: str | None,
+    def _run(
+        self, audio: np.ndarray, language: str | None, beam_size: int, carried: str | None,
         seen: dict[str, float],
     ) -> tuple[str, float, Iterator[Segment]]:
-        """Transcribe one prepared window: (language, probability, segments in window time).
+        """Transcribe one window: (language, probability, segments in window time).
 
         `language` is the caller's fixed language (None: detect); `carried` the language of
         the last segment so far, kept unless another is detected with > LANGUAGE_SWITCH_P.
         Every detection that is used goes into `seen` (language -> best probability).
         """
         raise NotImplementedError
-
-    def _stopped(self) -> None:
-        """Called when a transcription ends, finished or not: drop work done ahead."""
 
     def transcribe(
         self, audio: Audio, *, language: str | None = None, beam_size: int = 5
@@ -172,24 +155,12 @@ class _WindowedEngine:
         else:
             duration = audio_stream.probe_duration(audio)
             parts = audio_stream.windows(audio_stream.decode_blocks(audio), self.window_s)
-        windows = _prepared_windows(parts, lambda s: self._prepare(s, language, beam_size),
-                                    self.lookahead, self.ahead_ok)
 
-        def close() -> None:
-            windows.close()   # first: its helper thread may still be reading `parts`
-            parts.close()     # closes the decoder (and its file)
-            self._stopped()
-
-        try:
-            first = next(windows, None)
-            if first is None:  # no samples at all
-                close()
-                return TranscriptInfo(language or "", 0.0, duration), iter(())
-            seen: dict[str, float] = {}
-            lang, prob, segs = self._decode(first[1], language, beam_size, None, seen)
-        except BaseException:
-            close()
-            raise
+        first = next(parts, None)
+        if first is None:  # no samples at all
+            return TranscriptInfo(language or "", 0.0, duration), iter(())
+        seen: dict[str, float] = {}
+        lang, prob, segs = self._run(first[1], language, beam_size, None, seen)
         info = TranscriptInfo(lang, prob, duration)
 
         def generate() -> Iterator[Segment]:
@@ -204,14 +175,14 @@ class _WindowedEngine:
                         carried = seg.language
                         spoken[carried] = spoken.get(carried, 0.0) + seg.end - seg.start
                         yield _shift(seg, offset)
-                    nxt = next(windows, None)
+                    nxt = next(parts, None)
                     if nxt is None:
                         break
-                    offset, prepared = nxt
-                    release_memory()
-                    _, _, window_segs = self._decode(prepared, language, beam_size, carried, seen)
+                    offset, samples = nxt
+                    _release_memory()
+                    _, _, window_segs = self._run(samples, language, beam_size, carried, seen)
             finally:
-                close()       # also on an early stop (cancel)
+                parts.close()  # closes the decoder (and its file) on early stop too
             if spoken:
                 main = max(spoken, key=spoken.get)
                 if main != info.language:
@@ -220,46 +191,21 @@ class _WindowedEngine:
         return info, generate()
 
 
-def _prepared_windows(parts: Iterator[tuple[float, np.ndarray]], prepare, lookahead: bool,
-                      ahead_ok: threading.Event | None = None) -> Iterator[tuple[float, object]]:
-    """(offset, prepare(samples)) for each window of `parts`. With `lookahead`, a helper
-    thread reads and prepares the next window while the caller transcribes the current one,
-    so decoding the audio, VAD and features of window k+1 run beside window k's decoding.
-    With `ahead_ok`, the helper starts once the engine sets it (or the caller asks for the
-    next window): the engine holds it back while the current window's encoder passes, its
-    memory peak, run."""
-    if not lookahead:
-        for offset, samples in parts:
-            yield offset, prepare(samples)
-        return
-    from concurrent.futures import ThreadPoolExecutor
+try:
+    import ctypes
 
-    def step():
-        if ahead_ok is not None:
-            ahead_ok.wait()
-        nxt = next(parts, None)
-        return None if nxt is None else (nxt[0], prepare(nxt[1]))
+    _libc = ctypes.CDLL("libc.so.6")
+    _libc.malloc_trim  # glibc only (not musl, macOS or Windows)
+except (OSError, AttributeError):
+    _libc = None
 
-    def release() -> None:
-        if ahead_ok is not None:
-            ahead_ok.set()
 
-    helper = ThreadPoolExecutor(1, thread_name_prefix="avindex-asr-ahead")
-    try:
-        release()
-        fut = helper.submit(step)
-        while True:
-            release()                     # the caller is done with the last window
-            item = fut.result()
-            if item is None:
-                break
-            if ahead_ok is not None:
-                ahead_ok.clear()          # before the next step can look at it
-            fut = helper.submit(step)
-            yield item
-    finally:
-        release()                         # a waiting helper must not block the shutdown
-        helper.shutdown(wait=True, cancel_futures=True)
+def _release_memory() -> None:
+    """Hand freed heap back to the OS between windows. CTranslate2, onnxruntime and FFmpeg
+    threads each allocate from their own glibc arena; without a trim, RSS crept up by
+    ~100 MB over a 40-minute file."""
+    if _libc is not None:
+        _libc.malloc_trim(0)
 
 
 def _shift(seg: Segment, offset: float) -> Segment:
@@ -382,30 +328,94 @@ class _LanguageGate:
         return gated
 
 
-def _batched_pipeline(model, gate: _LanguageGate | None, workers: ChunkWorkers | None = None,
-                      prefetch: bool = False):
-    """faster-whisper's BatchedInferencePipeline for one window, remembering the language
-    each chunk was decoded in (chunk start in frames -> language), since its segments do
-    not say. With CPU `workers`: each batch's beam search is balanced on the chunks' speech
-    seconds, and with `prefetch` the window's encoder passes are queued as soon as
-    transcribe() has computed its features, before any chunk is decoded."""
+class _ChunkWorkers:
+    """The CTranslate2 model on CPU, each batch spread over single-threaded workers.
+
+    The batched pipeline hands every call all the chunks of a batch. Here encoding,
+    language detection and word alignment go one chunk per call, and beam search gets
+    the batch in one part per worker; the parts run at once on CTranslate2's workers
+    (inter_threads), each on one core.
+
+    Memory: one encoder pass of a 30 s chunk holds ~100 MB of self-attention over 1500
+    frames, and detection and alignment ~40 MB of cross-attention keys and values per
+    chunk, so whole-batch calls peaked at ~740 MB on a batch of 5; chunk by chunk it was
+    ~530 MB, with the same transcript. Speed: one encoder pass is ~1.7 CPU s whether or not
+    it shares a call (1500 frames already fill the matrix units), and the decoder's small
+    per-token products lose ~12% of their CPU time to a second intra-op thread's
+    synchronisation, which single-threaded workers avoid. The heap is trimmed before every
+    call: with two chunks encoding at once, a 64-minute file peaked at 618-633 MB without
+    that, 586 MB with it."""
+
+    def __init__(self, model, workers: int):
+        self._model = model
+        self._pool = None
+        if workers > 1:
+            from concurrent.futures import ThreadPoolExecutor
+            self._pool = ThreadPoolExecutor(workers, thread_name_prefix="avindex-asr")
+        self._workers = max(1, workers)
+
+    def __getattr__(self, name):
+        return getattr(self._model, name)
+
+    def _map(self, fn, items: list) -> list:
+        if self._pool is None or len(items) < 2:
+            return [fn(item) for item in items]
+        return list(self._pool.map(fn, items))
+
+    @staticmethod
+    def _view(array: np.ndarray, lo: int, hi: int):
+        import ctranslate2
+
+        return ctranslate2.StorageView.from_array(np.ascontiguousarray(array[lo:hi]))
+
+    def _parts(self, n: int, parts: int) -> list[tuple[int, int]]:
+        bounds = [round(i * n / parts) for i in range(parts + 1)]
+        return [(lo, hi) for lo, hi in zip(bounds, bounds[1:]) if hi > lo]
+
+    def _each_chunk(self, features, call) -> list:
+        """call(chunk i as a one-row StorageView, i) for every chunk, at once on the workers."""
+        _release_memory()
+        a = np.asarray(features)
+        return self._map(lambda i: call(self._view(a, i, i + 1), i), list(range(a.shape[0])))
+
+    def encode(self, features, to_cpu=False):
+        import ctranslate2
+
+        out = self._each_chunk(features, lambda row, i: np.asarray(self._model.encode(row, to_cpu=to_cpu)))
+        return ctranslate2.StorageView.from_array(np.concatenate(out))
+
+    def detect_language(self, features, *args, **kwargs):
+        rows = self._each_chunk(features, lambda row, i: self._model.detect_language(row, *args, **kwargs))
+        return [r for ranked in rows for r in ranked]
+
+    def generate(self, features, prompts, *args, **kwargs):
+        _release_memory()
+        parts = self._parts(features.shape[0], self._workers)
+        if len(parts) < 2:
+            return self._model.generate(features, prompts, *args, **kwargs)
+        a = np.asarray(features)
+        out = self._map(lambda p: self._model.generate(self._view(a, *p), prompts[p[0]:p[1]], *args, **kwargs),
+                        parts)
+        return [r for part in out for r in part]
+
+    def align(self, features, start_sequence, text_tokens, num_frames, *args, **kwargs):
+        frames = num_frames if isinstance(num_frames, list) else [num_frames] * len(text_tokens)
+        rows = self._each_chunk(features, lambda row, i: self._model.align(
+            row, start_sequence, [text_tokens[i]], [frames[i]], *args, **kwargs))
+        return [r for aligned in rows for r in aligned]
+
+
+def _batched_pipeline(model, gate: _LanguageGate | None):
+    """faster-whisper's BatchedInferencePipeline, remembering the language each chunk was
+    decoded in (chunk start in frames -> language), since its segments do not say."""
     from faster_whisper import BatchedInferencePipeline
 
     class Labelled(BatchedInferencePipeline):
         def __init__(self, model):
             super().__init__(model)
-            self.lang_at: dict[int, str] = {}
-
-        def _batched_segments_generator(self, features, *args):
-            # transcribe() calls this (making the lazy generator) once VAD and features are
-            # done, so the encoder passes can be queued here.
-            if prefetch and workers is not None and len(features):
-                workers.prefetch(features)
-            return super()._batched_segments_generator(features, *args)
+            self.lang_at: dict[int, str] = {}  # reset by the caller for each window
 
         def forward(self, features, tokenizer, chunks_metadata, options):
-            if workers is not None:
-                workers.weights = [meta["duration"] for meta in chunks_metadata]
             out = super().forward(features, tokenizer, chunks_metadata, options)
             if gate is not None:
                 fps = self.model.frames_per_second
@@ -461,59 +471,44 @@ class FasterWhisperEngine(_WindowedEngine):
         self.batch_size = batch_size
         # Threads: faster-whisper's own default is 4, whatever the machine. Batched on CPU,
         # `cpu_threads` (default: one per core) single-threaded workers share each batch
-        # (ChunkWorkers); chunk by chunk, one call at a time uses them all.
+        # (_ChunkWorkers); chunk by chunk, one call at a time uses them all.
         threads = cpu_threads if cpu_threads > 0 else cores
         workers = threads if device == "cpu" and batch_size > 1 else 1
         # local_files_only: a folder missing tokenizer.json must fail here, not go to the hub.
         self.model = WhisperModel(str(model_dir), device=device, compute_type=self.compute_type,
                                   cpu_threads=threads // workers, num_workers=workers,
                                   local_files_only=True)
-        self._workers = None
         if device == "cpu":
-            self._workers = self.model.model = ChunkWorkers(self.model.model, workers)
+            self.model.model = _ChunkWorkers(self.model.model, workers)
         self._gate = None
         if self.model.model.is_multilingual:
             self._gate = self.model.model = _LanguageGate(self.model.model)
-        # Batched on CPU workers: while a window decodes, the next one is read, VAD'd and
-        # its features computed on a helper thread, and its encoder passes fill idle workers.
-        self.lookahead = batch_size > 1 and workers > 1
-        if self.lookahead:
-            self.ahead_ok = self._workers.encoded
+        self._batched = _batched_pipeline(self.model, self._gate) if batch_size > 1 else None
 
-    def _prepare(self, audio, language, beam_size):
-        if self.batch_size <= 1:
-            return audio
-        # Without timestamp tokens (the batched default) a chunk is one segment of up to
-        # 30 s, cut into lines by its word timings in _decode. With them, the model often
-        # ends a chunk early, expecting a next window that batched decoding never gives it:
-        # the last sentence of a LibriVox chunk was lost. With the language unknown, "en"
-        # only fills the prompt's slot: the gate puts the language of every chunk there.
-        gate = self._gate if language is None else None
-        batched = _batched_pipeline(self.model, gate, self._workers, self.lookahead)
-        segments, info = batched.transcribe(
-            audio, language="en" if gate is not None else language, beam_size=beam_size,
-            multilingual=gate is not None, batch_size=self.batch_size, without_timestamps=True,
-            **{**_FW_OPTIONS, "vad_parameters": _BATCH_VAD})
-        return batched, segments, info
-
-    def _stopped(self):
-        if self._workers is not None:
-            self._workers.drop_prefetched()
-
-    def _decode(self, prepared, language, beam_size, carried, seen):
+    def _run(self, audio, language, beam_size, carried, seen):
         gate = self._gate if language is None else None
         if gate is not None:
             gate.current, gate.seen = carried, seen
-        batched = None
-        if self.batch_size > 1:
-            batched, segments, info = prepared
-        else:
             # Unknown language: the gate picks it at the first chunk, and "en" only fills
             # the slot faster-whisper would otherwise fill with an extra encoder pass.
-            language_arg = (carried or "en") if gate is not None else (language or carried)
+            language_arg = carried or "en"
+        else:
+            language_arg = language or carried  # English-only model: faster-whisper uses "en"
+        batched = self._batched
+        if batched is None:
             segments, info = self.model.transcribe(
-                prepared, language=language_arg, beam_size=beam_size, multilingual=gate is not None,
+                audio, language=language_arg, beam_size=beam_size, multilingual=gate is not None,
                 **_FW_OPTIONS)
+        else:
+            # Without timestamp tokens (the batched default) a chunk is one segment of up
+            # to 30 s, cut into lines by its word timings below. With them, the model often
+            # ends a chunk early, expecting a next window that batched decoding never gives
+            # it: the last sentence of a LibriVox chunk was lost.
+            batched.lang_at = {}
+            segments, info = batched.transcribe(
+                audio, language=language_arg, beam_size=beam_size, multilingual=gate is not None,
+                batch_size=self.batch_size, without_timestamps=True,
+                **{**_FW_OPTIONS, "vad_parameters": _BATCH_VAD})
 
         def convert():
             for s in segments:  # lazy: the gate has seen this segment's chunk by now
@@ -582,7 +577,7 @@ class OpenAIWhisperEngine(_WindowedEngine):
         lang = max(probs, key=probs.get)
         return lang, float(probs[lang])
 
-    def _decode(self, audio, language, beam_size, carried, seen):
+    def _run(self, audio, language, beam_size, carried, seen):
         import whisper
         from faster_whisper.vad import SpeechTimestampsMap, VadOptions, get_speech_timestamps
 
