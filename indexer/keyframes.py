@@ -459,21 +459,25 @@ def iter_keyframes(path: str | os.PathLike, *, sample_fps: float = DEFAULT_SAMPL
     # Sample at least twice per max_gap so the gap can be honoured.
     sample_fps = max(sample_fps, 2.0 / max_gap)
     step = 1.0 / sample_fps
-    # Samples are the first decoded frame at or after each grid time, so the next one comes
-    # at most a grid step plus one source frame later; 1.5 steps covers any source with at
-    # least 2 frames per step. Sparser sources (every frame sampled, or variable frame rate
-    # with gaps) use the recent spacing of their frames instead.
+    # Each sample is decided once the next one has been read, so the max_gap rule knows when
+    # the next keyframe could come and takes the latest sample that keeps the gap (a 5 s gap
+    # gives keyframes 5 s apart, not 4.75). At the end of the file, where no next sample
+    # comes, its time is predicted: samples are the first decoded frame at or after each grid
+    # time, so the next one comes at most a grid step plus one source frame later; 1.5 steps
+    # covers any source with at least 2 frames per step. Sparser sources (every frame
+    # sampled, or variable frame rate with gaps) use the recent spacing of their frames.
     spacing: deque[float] = deque(maxlen=4)
     det = make_detector(detector, sample_fps, min_shot, threshold)
-    lag = int(getattr(det, "event_buffer_length", 0) or 0)
+    lag = max(1, int(getattr(det, "event_buffer_length", 0) or 0))
     pending: deque[Frame] = deque()
     cuts: set[int] = set()
     blank: set[int] = set()
     state = {"shot": 0, "last": None, "first": None, "postponed": None, "emitted": 0}
 
-    def decide(frame: Frame, force: bool = False) -> Keyframe | None:
+    def decide(frame: Frame, nxt: Frame | None, force: bool = False) -> Keyframe | None:
         last = state["last"]
-        lookahead = max(1.5 * step, 1.2 * max(spacing, default=0.0))
+        next_time = (nxt.time if nxt is not None
+                     else frame.time + max(1.5 * step, 1.2 * max(spacing, default=0.0)))
         if state["first"] is None:
             state["first"] = frame
         if frame.index in cuts and last is not None:
@@ -483,14 +487,14 @@ def iter_keyframes(path: str | os.PathLike, *, sample_fps: float = DEFAULT_SAMPL
             reason = "start"
         elif state["postponed"]:
             reason = state["postponed"]
-        elif frame.time + lookahead > last + max_gap + 1e-6:  # the next sample may be too late
+        elif next_time > last + max_gap + 1e-6:  # the next sample would be too late
             reason = "interval"
         else:
             return None
         # A black or blank frame makes a useless keyframe (fades, the black first frame of
         # many files): wait for the next picture, unless max_gap would be broken.
         anchor = last if last is not None else state["first"].time
-        if frame.index in blank and not force and frame.time + lookahead <= anchor + max_gap + 1e-6:
+        if frame.index in blank and not force and next_time <= anchor + max_gap + 1e-6:
             state["postponed"] = reason
             return None
         state["postponed"] = None
@@ -520,19 +524,19 @@ def iter_keyframes(path: str | os.PathLike, *, sample_fps: float = DEFAULT_SAMPL
             cuts.add(int(tc.frame_num))
         pending.append(frame)
         while len(pending) > lag:
-            kf = decide(pending.popleft())
+            kf = decide(pending.popleft(), pending[0])
             if kf is not None:
                 yield kf
     if last_frame is not None and hasattr(det, "post_process"):
         for tc in det.post_process(_timecode(last_frame.index, sample_fps)) or ():
             cuts.add(int(tc.frame_num))
     while pending:
-        kf = decide(pending.popleft())
+        kf = decide(pending.popleft(), pending[0] if pending else None)
         if kf is not None:
             yield kf
     if state["emitted"] == 0 and state["first"] is not None:   # all blank: keep one anyway
         state["last"] = None
-        kf = decide(state["first"], force=True)
+        kf = decide(state["first"], None, force=True)
         if kf is not None:
             yield kf
 

@@ -156,6 +156,11 @@ def test_keyframes_per_shot_and_every_n_seconds(tmp_path):
     assert times[0] < 0.05 and kfs[0].reason == "start"
     gaps = np.diff(times + [12.0])
     assert gaps.max() <= max_gap + 1e-6, times
+    # No more keyframes than the gap needs: each interval keyframe is the last sample that
+    # keeps it (not one sample early, which gave 1.75 s steps).
+    assert [(round(k.time, 2), k.reason) for k in kfs if k.reason == "interval"] == \
+        [(2.0, "interval"), (4.0, "interval"), (6.0, "interval"), (8.0, "interval"),
+         (11.0, "interval")], times
     cuts = [k for k in kfs if k.reason == "cut"]
     assert len(cuts) == 1 and 0 <= cuts[0].time - truth[0] <= 0.25 + 1e-6
     assert [k.shot for k in kfs] == sorted(k.shot for k in kfs) and kfs[-1].shot == 1
