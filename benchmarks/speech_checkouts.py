@@ -52,8 +52,8 @@ def main() -> None:
                     help="which cached files (a glob), e.g. 'hour-*.m4a' for the one-file hour set")
     args = ap.parse_args()
     if not list(CACHE.glob(args.files)):
-        sys.exit(f"no {args.files} in {CACHE}: run `python -m benchmarks.speech --sets long` "
-                 "(or `--sets hour`) once")
+        sys.exit(f"no {args.files} in {CACHE}: run `python -m benchmarks.speech --sets long` once "
+                 "(it makes the long set, and the hour file unless given --no-hour)")
     for _ in range(args.repeat):
         for checkout in args.checkouts:
             for beam in args.beam:
