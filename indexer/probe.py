@@ -12,11 +12,9 @@ import os
 import re
 import struct
 from dataclasses import asdict, dataclass, field
-from typing import Iterator
 
 import av
 import av.logging
-import numpy as np
 
 CODES = ("empty", "not_media", "corrupt", "truncated", "unreadable", "vanished",
          "unsupported_codec", "no_streams")
@@ -474,61 +472,3 @@ def probe(path) -> ProbeResult:
                                   reached, _duration_is_estimate(fmt, path, head))
         return ProbeResult(path=path, container=fmt, duration=duration, streams=infos,
                            size=size, warnings=warnings)
-
-
-def iter_audio(path, sample_rate: int = 16000, chunk_seconds: float = 30.0) -> Iterator[np.ndarray]:
-    """Yield mono float32 chunks of `chunk_seconds` (the last one shorter) from the first
-    decodable audio stream; memory stays bounded by one chunk. Undecodable packets are skipped."""
-    path = os.fspath(path)
-    chunk = max(1, int(sample_rate * chunk_seconds))
-    resampler = None
-    with _open(path) as c:
-        stream = next((s for s in c.streams.audio if s.codec_context is not None), None)
-        if stream is None:
-            raise MediaError("no_streams", "The file has no audio that avindex can decode.", path)
-        buf: list[np.ndarray] = []
-        held = 0
-
-        def resample(fr):
-            nonlocal resampler
-            if resampler is None:
-                resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
-            try:
-                return resampler.resample(fr)
-            except ValueError:                 # input layout/rate changed (e.g. TV: 2.0 <-> 5.1)
-                tail = resampler.resample(None)
-                resampler = None
-                return tail + resample(fr)
-
-        def take(frames):
-            nonlocal held
-            for fr in frames:
-                if fr is None and resampler is None:
-                    continue
-                for out in resample(fr):
-                    a = out.to_ndarray().reshape(-1)
-                    buf.append(a)
-                    held += a.size
-
-        def drain(final=False):
-            nonlocal buf, held
-            while held >= chunk or (final and held):
-                joined = np.concatenate(buf)
-                yield joined[:chunk].astype(np.float32, copy=False)
-                rest = joined[chunk:]
-                buf, held = ([rest] if rest.size else []), rest.size
-
-        for pkt in c.demux(stream):
-            try:
-                take(stream.codec_context.decode(pkt if pkt.size else None))
-            except av.error.FFmpegError:
-                continue
-            yield from drain()
-        take([None])                           # flush the resampler
-        yield from drain(final=True)
-
-
-def decode_audio(path, sample_rate: int = 16000) -> np.ndarray:
-    """The whole audio track as mono float32 — for short files only (see iter_audio)."""
-    chunks = list(iter_audio(path, sample_rate, chunk_seconds=600.0))
-    return np.concatenate(chunks) if chunks else np.zeros(0, np.float32)

@@ -20,8 +20,9 @@ _PAUSE_FRAMES = 10  # a cut goes into the quietest run of this many frames (200 
 
 
 def probe_duration(path: str | os.PathLike) -> float:
-    """Duration of the first audio stream in seconds (0.0 when the container does not say)."""
-    with av.open(str(path)) as container:
+    """Duration of the audio stream decode_blocks reads, in seconds (0.0 when the container
+    does not say)."""
+    with av.open(str(path), metadata_errors="ignore") as container:
         stream = _audio_stream(container, path)
         if stream.duration is not None and stream.time_base is not None:
             return float(stream.duration * stream.time_base)
@@ -31,37 +32,58 @@ def probe_duration(path: str | os.PathLike) -> float:
 
 
 def _audio_stream(container, path):
-    if not container.streams.audio:
-        raise ValueError(f"{path}: no audio stream")
-    return container.streams.audio[0]
+    """The first audio stream that has a decoder."""
+    stream = next((s for s in container.streams.audio if s.codec_context is not None), None)
+    if stream is None:
+        raise ValueError(f"{path}: no audio stream that can be decoded")
+    return stream
+
+
+def _frames(container, stream) -> Iterator[av.AudioFrame]:
+    """Decoded frames of `stream`. A packet that does not decode is skipped rather than
+    losing the whole file; a demuxer error ends the data (the demuxer cannot go on)."""
+    try:
+        for packet in container.demux(stream):  # its last, empty packet flushes the decoder
+            try:
+                yield from packet.decode()
+            except av.error.InvalidDataError:
+                continue
+    except av.error.InvalidDataError:
+        return
 
 
 def decode_blocks(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> Iterator[np.ndarray]:
-    """Yield the first audio stream as mono float32 blocks at `sample_rate`, in order."""
-    resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+    """Yield the first decodable audio stream as mono float32 blocks at `sample_rate`, in
+    order; a block is one decoded frame's worth (a few thousand samples), so memory stays
+    bounded however long the file is.
+
+    The input format may change mid-stream (a broadcast recording switching from mono
+    48 kHz to stereo 44.1 kHz, or 2.0 to 5.1): FFmpeg's resampler is set up for the first
+    frame it sees (PyAV raises "Frame does not match AudioResampler setup" for another), so
+    each change flushes the old resampler and starts a new one.
+    """
     with av.open(str(path), metadata_errors="ignore") as container:
         stream = _audio_stream(container, path)
-        packets = container.demux(stream)
-        while True:
-            try:
-                packet = next(packets)
-            except StopIteration:
-                break
-            except av.error.InvalidDataError:
-                continue  # a damaged packet: skip it rather than lose the whole file
-            try:
-                frames = packet.decode()
-            except av.error.InvalidDataError:
-                continue
-            for frame in frames:
-                for out in resampler.resample(frame):
-                    yield out.to_ndarray().reshape(-1)
-        for out in resampler.resample(None):  # flush the resampler's tail
-            yield out.to_ndarray().reshape(-1)
+        resampler, setup = None, None
+        for frame in _frames(container, stream):
+            this = (frame.format.name, frame.layout.name, frame.sample_rate)
+            if this != setup:
+                if resampler is not None:
+                    yield from _arrays(resampler.resample(None))  # the old format's tail
+                resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+                setup = this
+            yield from _arrays(resampler.resample(frame))
+        if resampler is not None:
+            yield from _arrays(resampler.resample(None))
+
+
+def _arrays(frames) -> Iterator[np.ndarray]:
+    for frame in frames:
+        yield frame.to_ndarray().reshape(-1)
 
 
 def decode_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """Whole file as one array (for short files and tests)."""
+    """Whole file as one array (for short files and tests; long ones: decode_blocks)."""
     blocks = list(decode_blocks(path, sample_rate))
     return np.concatenate(blocks) if blocks else np.zeros(0, np.float32)
 

@@ -236,6 +236,22 @@ def test_fixed_language_is_not_detected(base, tmp_path):
     assert segments and all(s.language == "en" for s in segments)
 
 
+def test_a_format_change_mid_file_is_transcribed_in_both_halves(base, tmp_path):
+    """A broadcast recording (.ts) switching from mono 48 kHz to stereo 44.1 kHz halfway,
+    decoded from the file by the engine's own decoder: both halves are heard."""
+    from tests.test_audio_stream import make_format_change_ts
+
+    first, second = ENGLISH.split(". ")
+    path, switch = make_format_change_ts(tmp_path / "broadcast.ts", (first + ".", second))
+    _, segments = base.transcribe(path)
+    words = [(normalize(w.word), w.start) for s in segments for w in s.words]
+    before = {w for w, start in words if start < switch}
+    after = {w for w, start in words if start >= switch}
+    # words away from the switch, so a word timestamp a little off cannot move them across
+    assert len({"weather", "cold", "morning", "inside", "books"} & before) >= 3, words
+    assert len({"afternoon", "sun", "walk", "river"} & after) >= 3, words
+
+
 class _FakeCT2:
     """What _LanguageGate wraps: ranked language scores per batch item."""
 

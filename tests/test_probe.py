@@ -6,7 +6,8 @@ import time
 import numpy as np
 import pytest
 
-from indexer.probe import MediaError, ProbeResult, decode_audio, iter_audio, probe
+from indexer.probe import MediaError, ProbeResult, probe
+from models.audio_stream import decode_audio
 from tests.media_factory import (AUDIO_EXTS, CODECS, VIDEO_EXTS, make_empty, make_garbled,
                                  make_image, make_media, make_text_as_media, make_truncated,
                                  make_unsupported_codec, speech_wav, wav_seconds)
@@ -237,45 +238,3 @@ def test_no_audio_or_video_streams(tmp_path):
     subprocess.run(["ffmpeg", "-nostdin", "-y", "-loglevel", "error", "-i", str(srt), str(out)],
                    check=True)
     assert "no audio or video" in expect_error(out, "no_streams").message
-
-
-# ---- audio decoding ------------------------------------------------------------------
-
-@pytest.mark.parametrize("ext", ["wav", "flac", "mkv", "mp4", "mp3", "ogg", "opus", "webm", "avi"])
-def test_iter_audio_chunks_add_up(media, ext):
-    chunks = list(iter_audio(media[ext], sample_rate=16000, chunk_seconds=0.5))
-    assert all(c.dtype == np.float32 and c.ndim == 1 for c in chunks)
-    assert all(c.size == 8000 for c in chunks[:-1]) and 0 < chunks[-1].size <= 8000
-    total = sum(c.size for c in chunks)
-    if ext in ("wav", "flac", "avi"):                  # lossless: exact
-        assert total == 16000 * SECONDS
-    else:                                              # codec padding/priming
-        assert abs(total - 16000 * SECONDS) <= 16000 * 0.05
-    whole = decode_audio(media[ext])
-    assert np.array_equal(np.concatenate(chunks), whole)
-    assert 0.05 < np.abs(whole).max() <= 1.0          # the sine is really there
-
-
-def test_iter_audio_other_rate_and_lazy(media):
-    gen = iter_audio(media["wav"], sample_rate=8000, chunk_seconds=1.0)
-    assert next(gen).size == 8000                      # a generator: first chunk before the rest
-    assert sum(c.size for c in gen) == 8000
-
-
-def test_iter_audio_survives_a_format_change(tmp_path):
-    # a broadcast recording switching mono 48 kHz -> stereo 44.1 kHz mid-stream
-    parts = []
-    for i, (rate, ch) in enumerate([(48000, 1), (44100, 2)]):
-        parts.append(tmp_path / f"part{i}.ts")
-        subprocess.run(["ffmpeg", "-nostdin", "-y", "-loglevel", "error", "-f", "lavfi", "-i",
-                        f"sine=duration=1:sample_rate={rate}", "-ac", str(ch), "-c:a", "aac",
-                        "-output_ts_offset", str(i), str(parts[-1])], check=True)
-    joined = tmp_path / "joined.ts"
-    joined.write_bytes(b"".join(p.read_bytes() for p in parts))   # TS concatenates bytewise
-    assert abs(decode_audio(joined).size / 16000 - 2.0) < 0.15
-
-
-def test_iter_audio_without_audio(tmp_path):
-    with pytest.raises(MediaError) as info:
-        list(iter_audio(make_media(tmp_path / "v.mp4", audio=False, seconds=1)))
-    assert info.value.code == "no_streams"
