@@ -41,6 +41,14 @@ def snippet_plain(snippet: str) -> str:
     return snippet.replace("[", "").replace("]", "")
 
 
+def elided(text: str, limit: int = 80) -> str:
+    """At most `limit` characters, cut in the middle (both ends tell texts apart)."""
+    if len(text) <= limit:
+        return text
+    head = (limit - 1) // 2
+    return text[:head] + "…" + text[len(text) - (limit - 1 - head):]
+
+
 def file_name(path: str) -> str:
     return os.path.basename(path) or path
 

@@ -119,6 +119,7 @@ class PlayerWidget(QWidget):
         controls.addWidget(self.volume)
         self.title = QLabel()
         self.title.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.title.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)  # long names
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.setSpacing(2)

@@ -7,11 +7,11 @@ import os
 from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QHBoxLayout,
-                               QHeaderView, QLabel, QLineEdit, QMenu, QPushButton, QTableView,
-                               QVBoxLayout, QWidget)
+                               QHeaderView, QLabel, QLineEdit, QMenu, QPushButton, QSizePolicy,
+                               QTableView, QVBoxLayout, QWidget)
 
 from . import roles
-from .formatting import (MATCH_HINTS, MATCH_KINDS, file_name, hhmmss, match_badges_html,
+from .formatting import (MATCH_HINTS, MATCH_KINDS, elided, file_name, hhmmss, match_badges_html,
                          snippet_html, snippet_plain)
 from .rich_text_delegate import HTML_ROLE, RichTextDelegate
 from .table_model import ListTableModel
@@ -216,6 +216,8 @@ class SearchResults(QWidget):
         self.summary = QLabel("Type in the search box to find moments in your library, "
                               "or drop an image on it to find frames that look alike.")
         self.summary.setWordWrap(True)
+        # It shows the query: a word too long to wrap must not widen the window.
+        self.summary.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
         self.kind_combo = QComboBox()
         for text, value in KIND_FILTERS:
             self.kind_combo.addItem(text, value)
@@ -285,9 +287,9 @@ class SearchResults(QWidget):
             self._show([], "Type in the search box to find moments in your library, "
                            "or drop an image on it to find frames that look alike.")
         elif not hits:
-            self._show([], f"No moments match “{query}”.")
+            self._show([], f"No moments match “{elided(query)}”.")
         else:
-            self._show(hits, f"{self._count(hits)} for “{query}”. "
+            self._show(hits, f"{self._count(hits)} for “{elided(query)}”. "
                              "Enter or double-click plays from that moment.")
 
     def show_examples(self, request: dict, hits: list[dict]) -> None:

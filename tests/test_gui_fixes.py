@@ -1,0 +1,44 @@
+"""Fixes for bugs a user found in the window, each driven through real widgets on a
+real library file."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("QT_MEDIA_BACKEND", "ffmpeg")
+
+from PySide6.QtCore import QSettings, Qt  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
+
+from app.gui import build  # noqa: E402
+from app.settings import Settings  # noqa: E402
+
+
+@pytest.fixture
+def gui(qtbot, library, tmp_path):
+    qsettings = QSettings(str(tmp_path / "ui.ini"), QSettings.IniFormat)
+    service, window = build(library, Settings(whisper_model="tiny.en"), qsettings)
+    qtbot.addWidget(window)
+    window.show()
+    service.start()
+    qtbot.waitUntil(lambda: not service.is_running, timeout=20_000)
+    yield window
+    service.shutdown()
+
+
+def test_a_huge_query_does_not_widen_the_window(qtbot, gui):
+    gui.resize(1100, 700)
+    qtbot.waitUntil(lambda: gui.width() == 1100)
+    query = "sensibility" * 910                       # 10,010 characters, no space to wrap at
+    QApplication.clipboard().setText(query)
+    gui.search_box.setFocus()
+    qtbot.keyClick(gui.search_box, Qt.Key_V, Qt.ControlModifier)    # pasted, as a user would
+    assert gui.search_box.text() == query
+    qtbot.waitUntil(lambda: "sensibility" in gui.results.summary.text(), timeout=20_000)
+    QApplication.processEvents()
+    assert gui.width() <= 1100
+    assert gui.minimumSizeHint().width() < 1100
+    assert gui.search_box.sizeHint().width() < 1100
+    assert len(gui.results.summary.text()) < 200           # the query is cut in the middle
