@@ -37,6 +37,7 @@ from .tag_controller import TagController
 
 REFRESH_DEBOUNCE_MS = 200
 BUSY_RETRY_MS = 5000
+LIBRARY_POLL_MS = 1500
 
 # Settings the GUI edits; everything else in Settings is kept as loaded.
 EDITABLE_SETTINGS = ("whisper_model", "asr_engine", "device", "threads", "frame_interval_s",
@@ -47,6 +48,20 @@ def export_target(media_path: str, fmt: str, folder: str | None) -> Path:
     media = Path(media_path)
     base = Path(folder) if folder else media.parent
     return base / f"{media.stem}.{fmt}"
+
+
+def library_stamp(library: Path) -> tuple:
+    """Changes whenever anyone commits to the library: SQLite in WAL mode appends each
+    commit to the -wal file, and a checkpoint rewrites the main file. A few stat calls,
+    so another process's writes (`avindex index`) can be noticed without a query."""
+    stamp = []
+    for path in (library, library.with_name(library.name + "-wal")):
+        try:
+            st = path.stat()
+            stamp.append((st.st_mtime_ns, st.st_size))
+        except OSError:
+            stamp.append(None)
+    return tuple(stamp)
 
 
 def diagnostics(library: Path, settings: Settings) -> dict:
@@ -365,6 +380,9 @@ class LibraryService(QObject):
         self._refresh_timer.timeout.connect(self._req_list)
         self._busy_timer = QTimer(self, singleShot=True, interval=BUSY_RETRY_MS)
         self._busy_timer.timeout.connect(self._retry_after_busy)
+        self._stamp = library_stamp(self._library)
+        self._poll_timer = QTimer(self, interval=LIBRARY_POLL_MS)
+        self._poll_timer.timeout.connect(self._poll_library)
         self._db_thread.start()
         self._search_thread.start()
         # Action tags and motion groups: their own thread (training takes seconds).
@@ -375,9 +393,11 @@ class LibraryService(QObject):
         """List the library and resume whatever is queued (also jobs a crash left)."""
         self._req_list.emit()
         self._req_warm_search.emit()
+        self._poll_timer.start()
         self.ensure_running()
 
     def shutdown(self, timeout: float = 20.0) -> None:
+        self._poll_timer.stop()
         self._busy_timer.stop()
         self._refresh_timer.stop()
         thread = self._run_thread
@@ -593,6 +613,13 @@ class LibraryService(QObject):
             if self._pending_library is not None:
                 self._switch_library()
         self.job_event.emit(event)
+
+    def _poll_library(self) -> None:
+        """Another process (the CLI) may write the library: list it again when it changed."""
+        stamp = library_stamp(self._library)
+        if stamp != self._stamp:
+            self._stamp = stamp
+            self.refresh()
 
     def _retry_after_busy(self) -> None:
         self._req_list.emit()

@@ -42,3 +42,28 @@ def test_a_huge_query_does_not_widen_the_window(qtbot, gui):
     assert gui.minimumSizeHint().width() < 1100
     assert gui.search_box.sizeHint().width() < 1100
     assert len(gui.results.summary.text()) < 200           # the query is cut in the middle
+
+
+def run_elsewhere(library, code: str) -> None:
+    """Python in a separate process on the same library file, as `avindex index` is."""
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    prelude = ("import sys; from indexer.store import Store; "
+               f"store = Store({str(library)!r})\n")
+    subprocess.run([sys.executable, "-c", prelude + code + "\nstore.close()"], cwd=root,
+                   check=True, timeout=60)
+
+
+def test_files_another_process_adds_appear_while_open(qtbot, gui, library, tmp_path):
+    assert gui.library_panel.all_media() == []
+    path = str(tmp_path / "from_cli.mp4")
+    run_elsewhere(library, f"store.add_media({path!r}, 'fp-cli', 10, 1)")
+    qtbot.waitUntil(lambda: any(m["path"] == path for m in gui.library_panel.all_media()),
+                    timeout=15_000)
+    assert gui.library_panel.stack.currentIndex() == 1          # the table, not the hint
+    # ... and what that process then does to the file shows too
+    run_elsewhere(library, "job = store.claim_next_job(); "
+                           "store.finish_job(job['id'], 'failed', 'unreadable here')")
+    qtbot.waitUntil(lambda: gui.library_panel.all_media()[0]["status"] == "failed",
+                    timeout=15_000)
