@@ -81,6 +81,29 @@ def test_features_are_normalised_and_discriminative(classifier):
     assert feats[0] @ feats[1] > feats[0] @ feats[2] + 0.2
 
 
+PHOTOS = ("squirrel_cls.jpg", "baboon.jpg", "orange.jpg", "messi5.jpg", "apple.jpg",
+          "butterfly.jpg", "fruits.jpg", "HappyFish.jpg", "aero1.jpg", "building.jpg", "home.jpg")
+
+
+@needs_photos
+def test_onnx_export_gives_torchs_outputs_on_real_photos(tmp_path, recwarn):
+    """A fresh export through torch's supported (torch.export-based) exporter: onnxruntime's
+    logits and pooled features match the torch model's on real photos, with the same top-1."""
+    from models.vision.image_features import ImageClassifier, preprocess
+
+    onnx = ImageClassifier(tmp_path, backend="onnx")
+    legacy = [str(w.message) for w in recwarn if "TorchScript" in str(w.message)]
+    assert not legacy, legacy                       # not the deprecated TorchScript exporter
+    torch_ = ImageClassifier(backend="torch")
+    batch = np.stack([preprocess(cv2.imread(str(DATA / name))) for name in PHOTOS])
+    logits, pooled = onnx._forward(batch)
+    want_logits, want_pooled = torch_._forward(batch)
+    # measured: 8e-6 apart, with logits spanning -4.5..11
+    np.testing.assert_allclose(logits, want_logits, rtol=0, atol=1e-4)
+    np.testing.assert_allclose(pooled, want_pooled, rtol=0, atol=1e-4)
+    assert list(logits.argmax(axis=1)) == list(want_logits.argmax(axis=1))
+
+
 def test_onnx_export_is_cached(vision_models_dir, classifier):
     from models.vision.image_features import onnx_path
     assert onnx_path(vision_models_dir).is_file()

