@@ -67,3 +67,23 @@ def test_files_another_process_adds_appear_while_open(qtbot, gui, library, tmp_p
                            "store.finish_job(job['id'], 'failed', 'unreadable here')")
     qtbot.waitUntil(lambda: gui.library_panel.all_media()[0]["status"] == "failed",
                     timeout=15_000)
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    from media_factory import make_media
+    return make_media(tmp_path_factory.mktemp("media") / "clip.mp4", seconds=4.0)
+
+
+def test_an_opened_video_shows_its_frame_before_play(qtbot, gui, clip):
+    player = gui.player
+    frames = []
+    player.video.videoSink().videoFrameChanged.connect(
+        lambda f: frames.append(f.startTime() / 1e6) if f.isValid() else None)
+    player.load(1, str(clip), 2.0, play=False)
+    qtbot.waitUntil(lambda: bool(frames), timeout=15_000)
+    assert abs(frames[-1] - 2.0) < 0.5                       # the frame at that moment
+    assert not player.is_playing()
+    qtbot.waitUntil(lambda: abs(player.position_s() - 2.0) < 0.5, timeout=5000)
+    player.toggle_play()                                       # and play goes on from there
+    qtbot.waitUntil(player.is_playing, timeout=5000)

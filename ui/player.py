@@ -230,6 +230,8 @@ class PlayerWidget(QWidget):
             if self._play_when_loaded:
                 self._play_when_loaded = False
                 self.player.play()
+            else:
+                self.player.pause()     # a stopped player shows nothing; paused, the frame
         elif status == Status.InvalidMedia:
             self._pending_seek_ms = None
 
