@@ -87,3 +87,32 @@ def test_an_opened_video_shows_its_frame_before_play(qtbot, gui, clip):
     qtbot.waitUntil(lambda: abs(player.position_s() - 2.0) < 0.5, timeout=5000)
     player.toggle_play()                                       # and play goes on from there
     qtbot.waitUntil(player.is_playing, timeout=5000)
+
+
+def shown_text(table, index) -> str:
+    """The text a view cell draws: its data, elided as the view elides it to the cell."""
+    from PySide6.QtWidgets import QStyleOptionViewItem
+    opt = QStyleOptionViewItem()
+    table.initViewItemOption(opt)
+    table.itemDelegateForIndex(index).initStyleOption(opt, index)
+    width = table.columnWidth(index.column()) - 8              # the cell's text margins
+    return opt.fontMetrics.elidedText(opt.text, opt.textElideMode, width)
+
+
+def test_job_rows_keep_the_end_of_long_names(qtbot):
+    from ui.jobs_panel import JobsPanel
+    panel = JobsPanel()
+    qtbot.addWidget(panel)
+    panel.resize(700, 300)
+    panel.show()
+    paths = [f"/books/austen/sense_and_sensibility_01_librivox_64kb_chapter_{n:02d}.mp3"
+             for n in range(1, 6)]
+    for media_id, path in enumerate(paths, 1):
+        panel.model.apply_event({"type": "job_started", "media_id": media_id, "path": path,
+                                 "stage": "speech", "fraction": 0.0, "eta": None})
+    model = panel.model
+    shown = [shown_text(panel.table, model.index(r, 0)) for r in range(5)]
+    assert all("…" in s for s in shown)                    # too long for the column
+    assert len(set(shown)) == 5                            # yet each row tells its file
+    assert [s[-7:] for s in shown] == [f"_{n:02d}.mp3" for n in range(1, 6)]
+    assert [model.index(r, 0).data(Qt.ToolTipRole) for r in range(5)] == paths

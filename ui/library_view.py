@@ -166,6 +166,7 @@ class LibraryPanel(QWidget):
         self.table.setShowGrid(False)
         self.table.verticalHeader().hide()
         self.table.setWordWrap(False)
+        self.table.setTextElideMode(Qt.ElideMiddle)    # names of a series differ at the end
         self.table.setIconSize(THUMB_SIZE)
         self.table.verticalHeader().setDefaultSectionSize(ROW_HEIGHT)
         header = self.table.horizontalHeader()
