@@ -116,3 +116,61 @@ def test_job_rows_keep_the_end_of_long_names(qtbot):
     assert len(set(shown)) == 5                            # yet each row tells its file
     assert [s[-7:] for s in shown] == [f"_{n:02d}.mp3" for n in range(1, 6)]
     assert [model.index(r, 0).data(Qt.ToolTipRole) for r in range(5)] == paths
+
+
+class FakeWorker:
+    """Does a worker's part on the real library (claims and finishes jobs through the
+    Store) and sends its events the way the runner's events reach the window."""
+
+    def __init__(self, gui, library):
+        from indexer.store import Store
+        self.store = Store(library)
+        self.emit = gui.service._runner_event.emit
+
+    def add(self, path: str) -> int:
+        return self.store.add_media(path, f"fp-{path}", 10, 1)
+
+    def event(self, job: dict, kind: str, **fields) -> None:
+        self.emit({"type": kind, "job_id": job["id"], "media_id": job["media_id"],
+                   "path": job["path"], "stage": job["stage"], **fields})
+
+    def start(self) -> dict:
+        job = self.store.claim_next_job()
+        self.event(job, "job_started", fraction=0.0, eta=None)
+        return job
+
+    def finish(self, job: dict, then: tuple = ()) -> None:
+        if job["stage"] == "probe":
+            self.store.save_probe(job["media_id"], {"duration": 60.0, "container": "mp4",
+                                                    "streams": [], "kind": "video"}, then)
+        self.store.finish_job(job["id"], "done")
+        self.event(job, "job_finished", state="done", error=None)
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def test_jobs_show_the_time_left_for_the_job_and_the_batch(qtbot, gui, library, tmp_path):
+    now = [1000.0]
+    model = gui.jobs_panel.model
+    model.clock = lambda: now[0]
+    worker = FakeWorker(gui, library)
+    try:
+        for n in range(4):
+            worker.add(str(tmp_path / f"part_{n}.mp4"))
+        qtbot.waitUntil(lambda: len(model.rows()) == 4, timeout=15_000)
+        for _ in range(4):
+            worker.finish(worker.start(), then=("speech",))     # probes go first
+        speech = worker.start()
+        now[0] += 60                                     # a minute into the batch
+        worker.event(speech, "progress", fraction=0.5, eta=30.0)
+        row = model._index[speech["media_id"]]
+        qtbot.waitUntil(lambda: model.index(row, 2).data() == "30 s left", timeout=5000)
+        # the batch in 60 s: 4 files probed (0.05 each), one half through speech (0.475)
+        done = (3 * 0.05 + 0.475) / 4
+        assert model.batch_eta() == pytest.approx(60 * (1 - done) / done, abs=1)
+        qtbot.waitUntil(lambda: "about 5 min 24 s left" in gui.jobs_panel.summary.text(),
+                        timeout=5000)
+        assert "about 5 min 24 s left" in gui.progress_label.text()
+    finally:
+        worker.close()

@@ -28,7 +28,9 @@ def eta_text(seconds: float | None) -> str:
     s = int(round(seconds))
     if s < 60:
         return f"{s} s left"
-    return f"{s // 60} min {s % 60:02d} s left"
+    if s < 3600:
+        return f"{s // 60} min {s % 60:02d} s left"
+    return f"{s // 3600} h {s % 3600 // 60:02d} min left"
 
 
 def snippet_html(snippet: str) -> str:

@@ -3,6 +3,7 @@ naming the stage, the time left, and the reason a file failed."""
 from __future__ import annotations
 
 import html
+import time
 
 from PySide6.QtCore import QModelIndex, Qt, QTimer, Signal
 from PySide6.QtGui import QColor
@@ -31,11 +32,13 @@ class JobsModel(ListTableModel):
     COLUMNS = ("File", "Progress", "Time left", "Details")
     PROGRESS_COL = 1
 
-    def __init__(self, parent=None):
+    def __init__(self, parent=None, clock=time.monotonic):
         super().__init__(parent)
         self._rows: list[dict] = []
         self._index: dict[int, int] = {}
         self.batch: set[int] = set()     # files of the current indexing run
+        self.batch_started: float | None = None
+        self.clock = clock
 
     # ---- Qt model --------------------------------------------------------------
 
@@ -128,7 +131,7 @@ class JobsModel(ListTableModel):
                     row["eta"] = None
             row["error"] = m.get("error") if state == "failed" else None
             if state in ACTIVE:
-                self.batch.add(m["id"])
+                self._join_batch(m["id"])
             self._update_progress(row)
             if row != before:
                 self._changed(m["id"])
@@ -140,7 +143,7 @@ class JobsModel(ListTableModel):
                                             "worker_crashed"):
             return
         row = self._ensure(media_id, event["path"], "running")
-        self.batch.add(media_id)
+        self._join_batch(media_id)
         if kind in ("job_started", "progress"):
             if row["state"] in FINAL:                 # retried
                 row["progress"] = 0.0
@@ -170,6 +173,11 @@ class JobsModel(ListTableModel):
             start, share = STAGE_SPAN.get(row["stage"], LATER_STAGES_SPAN)
             row["progress"] = max(row.get("progress", 0.0), min(0.99, start + share * f))
 
+    def _join_batch(self, media_id: int) -> None:
+        if not self.batch:
+            self.batch_started = self.clock()
+        self.batch.add(media_id)
+
     def clear_finished(self) -> None:
         keep = [r for r in self._rows if r["state"] not in ("done", "cancelled")]
         if len(keep) != len(self._rows):
@@ -193,6 +201,22 @@ class JobsModel(ListTableModel):
         fraction = sum(r["progress"] for r in rows) / len(rows)
         running = next((r for r in rows if r["state"] == "running"), None)
         return finished, len(rows), fraction, running
+
+    def batch_eta(self) -> float | None:
+        """Seconds left for the whole batch at its pace so far (None before it has one)."""
+        _, total, fraction, _ = self.overall()
+        if not total or self.batch_started is None or fraction < 0.01:
+            return None
+        return (self.clock() - self.batch_started) * (1 - fraction) / fraction
+
+    def batch_summary(self) -> str:
+        """'3 of 29 files done · about 12 min 05 s left', or '' when no batch runs."""
+        finished, total, _, _ = self.overall()
+        if not total or finished >= total:
+            return ""
+        eta = self.batch_eta()
+        return f"{finished} of {total} files done" + (
+            f" · about {eta_text(eta)}" if eta is not None else "")
 
 
 class ProgressDelegate(QStyledItemDelegate):
@@ -248,6 +272,7 @@ class JobsPanel(QWidget):
         self.retry_all_button.clicked.connect(lambda: self.retry_requested.emit([]))
         self.clear_button = QPushButton("Clear finished")
         self.clear_button.clicked.connect(self.model.clear_finished)
+        self.summary = QLabel()             # the whole batch: files done, time left
         self.detail = QLabel()
         self.detail.setWordWrap(True)
         self.detail.setTextInteractionFlags(Qt.TextSelectableByMouse)
@@ -264,6 +289,7 @@ class JobsPanel(QWidget):
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self.empty_label)
+        lay.addWidget(self.summary)
         lay.addWidget(self.table, 1)
         lay.addWidget(self.detail)
         lay.addLayout(buttons)
@@ -298,6 +324,8 @@ class JobsPanel(QWidget):
         else:
             self.detail.setText("")
         self.detail.setVisible(bool(self.detail.text()))
+        self.summary.setText(self.model.batch_summary())
+        self.summary.setVisible(bool(self.summary.text()))
         self.empty_label.setVisible(not all_rows)
         self.table.setVisible(bool(all_rows))
         self.active_count_changed.emit(sum(r["state"] in ACTIVE for r in all_rows))

@@ -12,7 +12,7 @@ from PySide6.QtWidgets import (QFileDialog, QLabel, QMainWindow, QProgressBar, Q
 
 from .about_dialog import AboutDialog
 from .export_dialog import ExportDialog
-from .formatting import eta_text, file_name
+from .formatting import elided, eta_text, file_name
 from .jobs_panel import JobsPanel
 from .library_view import LibraryPanel
 from .player import PlayerWidget
@@ -353,9 +353,9 @@ class MainWindow(QMainWindow):
             self.progress_label.setText("")
             return
         self.progress_bar.setValue(int(fraction * 1000))
-        text = f"Indexing: {finished} of {total} files done"
+        text = "Indexing: " + self.jobs_panel.model.batch_summary()
         if running:
-            text += (f" · {file_name(running['path'])}: {running['stage']} "
+            text += (f" · {elided(file_name(running['path']), 40)}: {running['stage']} "
                      f"{running['fraction'] * 100:.0f}%")
             if running.get("eta") is not None:
                 text += f" · {eta_text(running['eta'])}"
