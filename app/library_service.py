@@ -35,7 +35,7 @@ from .settings import Settings
 from .stages import thumbnail_dir
 from .tag_controller import TagController
 
-REFRESH_DEBOUNCE_MS = 200
+REFRESH_DELAY_MS = 200
 BUSY_RETRY_MS = 5000
 LIBRARY_POLL_MS = 1500
 
@@ -376,7 +376,7 @@ class LibraryService(QObject):
         self._searcher.done.connect(self._on_search_done)
         self._searcher.failed.connect(self._on_search_failed)
 
-        self._refresh_timer = QTimer(self, singleShot=True, interval=REFRESH_DEBOUNCE_MS)
+        self._refresh_timer = QTimer(self, singleShot=True, interval=REFRESH_DELAY_MS)
         self._refresh_timer.timeout.connect(self._req_list)
         self._busy_timer = QTimer(self, singleShot=True, interval=BUSY_RETRY_MS)
         self._busy_timer.timeout.connect(self._retry_after_busy)
@@ -428,7 +428,11 @@ class LibraryService(QObject):
             self._req_add.emit(paths)
 
     def refresh(self) -> None:
-        self._refresh_timer.start()
+        """List the library again within REFRESH_DELAY_MS. Not restarted by later calls:
+        a batch of short jobs sends events faster than that, and a debounce would then
+        hold the list (and the files-done count) back until the batch ended."""
+        if not self._refresh_timer.isActive():
+            self._refresh_timer.start()
 
     def cancel(self, media_ids: list[int]) -> None:
         self._cancel_requested.update(media_ids)
@@ -605,7 +609,7 @@ class LibraryService(QObject):
         elif kind == "run_error":
             self.error.emit("Indexing stopped: " + event["message"])
         if kind != "progress":
-            self._refresh_timer.start()
+            self.refresh()
         if kind == "runner_idle":
             if self._running and event["runner"] != id(self._runner):
                 return              # an earlier run's goodbye; a new run is under way

@@ -174,3 +174,24 @@ def test_jobs_show_the_time_left_for_the_job_and_the_batch(qtbot, gui, library, 
         assert "about 5 min 24 s left" in gui.progress_label.text()
     finally:
         worker.close()
+
+
+def test_files_done_count_keeps_up_with_a_busy_batch(qtbot, gui, library, tmp_path):
+    import re
+    worker = FakeWorker(gui, library)
+    try:
+        for n in range(29):
+            worker.add(str(tmp_path / f"short_{n:02d}.mp4"))
+        qtbot.waitUntil(lambda: len(gui.jobs_panel.model.rows()) == 29, timeout=15_000)
+        counts = []
+        for n in range(29):                 # short files: events far closer than 200 ms
+            worker.finish(worker.start())  # the probe is each file's only job
+            qtbot.wait(40)
+            found = re.search(r"(\d+) of 29 files done", gui.progress_label.text())
+            counts.append(int(found.group(1)) if found else None)
+        assert counts[:-1] and max(c or 0 for c in counts[:-1]) >= 1, counts
+        assert counts == sorted(counts, key=lambda c: c or 0)
+        qtbot.waitUntil(lambda: gui.progress_label.text() == "", timeout=5000)   # all done
+        assert all(r["state"] == "done" for r in gui.jobs_panel.model.rows())
+    finally:
+        worker.close()
