@@ -141,8 +141,12 @@ class FakeWorker:
 
     def finish(self, job: dict, then: tuple = ()) -> None:
         if job["stage"] == "probe":
-            self.store.save_probe(job["media_id"], {"duration": 60.0, "container": "mp4",
-                                                    "streams": [], "kind": "video"}, then)
+            if os.path.exists(job["path"]):
+                from indexer.probe import probe
+                info = probe(job["path"]).to_dict()
+            else:
+                info = {"duration": 60.0, "container": "mp4", "streams": [], "kind": "video"}
+            self.store.save_probe(job["media_id"], info, then)
         self.store.finish_job(job["id"], "done")
         self.event(job, "job_finished", state="done", error=None)
 
@@ -195,3 +199,24 @@ def test_files_done_count_keeps_up_with_a_busy_batch(qtbot, gui, library, tmp_pa
         assert all(r["state"] == "done" for r in gui.jobs_panel.model.rows())
     finally:
         worker.close()
+
+
+def test_a_duration_reads_the_same_in_the_library_and_the_player(qtbot, gui, library,
+                                                                  tmp_path):
+    from media_factory import make_media
+    clip = make_media(tmp_path / "lecture.mp4", seconds=79.6)
+    worker = FakeWorker(gui, library)
+    try:
+        media_id = worker.add(str(clip))
+        worker.finish(worker.start())                      # the real probe
+    finally:
+        worker.close()
+    qtbot.waitUntil(lambda: bool((gui.library_panel.media(media_id) or {}).get("duration")),
+                    timeout=15_000)
+    assert 79.5 < gui.library_panel.media(media_id)["duration"] < 80
+    proxy = gui.library_panel.proxy
+    in_library = proxy.index(0, 1).data()
+    gui.open_media(media_id)
+    qtbot.waitUntil(lambda: gui.player.player.duration() > 0, timeout=15_000)
+    in_player = gui.player.time_label.text().split(" / ")[1]
+    assert in_library == in_player == "1:19"

@@ -5,18 +5,13 @@ import html
 import os
 
 
-def hhmmss(seconds: float | None) -> str:
+def duration_text(seconds: float | None) -> str:
+    """Every duration and time into a file, in every view: m:ss, or h:mm:ss from an
+    hour. Whole seconds are floored, as a player counts them, so a position reads the
+    duration only at the very end."""
     if seconds is None:
         return ""
     s = max(0, int(seconds))
-    return f"{s // 3600:02d}:{s % 3600 // 60:02d}:{s % 60:02d}"
-
-
-def short_duration(seconds: float | None) -> str:
-    """Durations in lists: m:ss under an hour, h:mm:ss above."""
-    if seconds is None:
-        return ""
-    s = max(0, int(round(seconds)))
     if s < 3600:
         return f"{s // 60}:{s % 60:02d}"
     return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"

@@ -9,7 +9,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QHeade
                                QLineEdit, QPushButton, QStackedWidget, QTableView, QVBoxLayout,
                                QWidget)
 from . import roles
-from .formatting import file_name, short_duration
+from .formatting import duration_text, file_name
 from .table_model import ListTableModel
 from .thumbnails import ThumbnailCache
 
@@ -54,7 +54,7 @@ class LibraryModel(ListTableModel):
             return None
         row, col = self._rows[index.row()], index.column()
         if role == roles.DISPLAY:
-            return (file_name(row["path"]), short_duration(row.get("duration")),
+            return (file_name(row["path"]), duration_text(row.get("duration")),
                     row.get("language") or "", STATUS_TEXT.get(row["status"], row["status"]),
                     str(row.get("tag_count") or 0) if row["status"] == "done" else "")[col]
         if role == SORT_ROLE:

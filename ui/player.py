@@ -10,7 +10,7 @@ from PySide6.QtMultimediaWidgets import QVideoWidget
 from PySide6.QtWidgets import (QHBoxLayout, QLabel, QSizePolicy, QSlider, QStackedWidget,
                                QStyle, QStyleOptionSlider, QToolButton, QVBoxLayout, QWidget)
 
-from .formatting import hhmmss
+from .formatting import duration_text
 from .tag_timeline import TagTimeline
 
 Status = QMediaPlayer.MediaStatus
@@ -266,7 +266,7 @@ class PlayerWidget(QWidget):
         self.player.setPosition(self.slider.value())
 
     def _time_text(self, ms: int) -> str:
-        return f"{hhmmss(ms / 1000)} / {hhmmss(self.player.duration() / 1000)}"
+        return f"{duration_text(ms / 1000)} / {duration_text(self.player.duration() / 1000)}"
 
     def _set_enabled(self, enabled: bool) -> None:
         for w in (self.play_button, self.back_button, self.forward_button, self.slider,

@@ -11,8 +11,8 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QHBoxLay
                                QTableView, QVBoxLayout, QWidget)
 
 from . import roles
-from .formatting import (MATCH_HINTS, MATCH_KINDS, elided, file_name, hhmmss, match_badges_html,
-                         snippet_html, snippet_plain)
+from .formatting import (MATCH_HINTS, MATCH_KINDS, duration_text, elided, file_name,
+                         match_badges_html, snippet_html, snippet_plain)
 from .rich_text_delegate import HTML_ROLE, RichTextDelegate
 from .table_model import ListTableModel
 from .thumbnails import ThumbnailCache
@@ -156,7 +156,7 @@ class HitsModel(ListTableModel):
             if col == 0:
                 return hit["name"]
             if col == 1:
-                return hhmmss(hit["seek"])
+                return duration_text(hit["seek"])
             if col == 2:
                 return " + ".join(MATCH_KINDS.get(k, k) for k in self.kinds(hit))
             return snippet_plain(hit["snippet"])
@@ -175,7 +175,7 @@ class HitsModel(ListTableModel):
             if sim is not None:
                 how += f" (similarity {sim:.2f})"
             return (f"{snippet_plain(hit['snippet'])}\n\n{how}\n"
-                    f"{hit['path']} at {hhmmss(hit['seek'])}")
+                    f"{hit['path']} at {duration_text(hit['seek'])}")
         return None
 
     def set_hits(self, hits: list[dict]) -> None:
@@ -298,7 +298,7 @@ class SearchResults(QWidget):
             what = f"frames like {file_name(request['image'])}"
         else:
             src = request.get("source") or {}
-            what = f"moments like {src.get('name', '')} at {hhmmss(src.get('seek'))}"
+            what = f"moments like {src.get('name', '')} at {duration_text(src.get('seek'))}"
         if not hits:
             self._show([], f"No {what} were found.")
         else:
@@ -352,7 +352,7 @@ class SearchResults(QWidget):
         """The menu a right-click on a result opens (also used by tests)."""
         menu = QMenu(self)
         hit = self.model.hits[row]
-        play = QAction(f"Play from {hhmmss(hit['seek'])}", menu)
+        play = QAction(f"Play from {duration_text(hit['seek'])}", menu)
         play.triggered.connect(lambda: self.hit_activated.emit(hit))
         more = QAction("More like this", menu)
         more.setToolTip(self.more_button.toolTip())

@@ -13,7 +13,7 @@ from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QFontMetrics, QPainter, QPen
 from PySide6.QtWidgets import QSizePolicy, QToolTip, QWidget
 
-from .formatting import hhmmss
+from .formatting import duration_text
 
 MAX_LANES = 5
 LANE_H = 13
@@ -185,4 +185,4 @@ class TagTimeline(QWidget):
         score = tag.get("score")
         extra = f", score {score:.2f}" if score is not None else ""
         return (f"{tag['label']} ({tag.get('source') or 'tag'}{extra})\n"
-                f"{hhmmss(tag['start'])} – {hhmmss(tag['end'])}")
+                f"{duration_text(tag['start'])} – {duration_text(tag['end'])}")

@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QDialog, QDialogButtonBox, QFi
                                QTableWidgetItem, QTreeWidget, QTreeWidgetItem, QVBoxLayout,
                                QWidget)
 
-from .formatting import file_name, hhmmss
+from .formatting import duration_text, file_name
 from .thumbnails import ThumbnailCache
 
 TRAIN_TAB, GROUPS_TAB = range(2)
@@ -34,7 +34,7 @@ def moment_text(ex: dict) -> str:
     if ex.get("start") is None:
         return "whole file"
     end = ex.get("end")
-    return f"{hhmmss(ex['start'])}–{hhmmss(end) if end is not None else 'end'}"
+    return f"{duration_text(ex['start'])}–{duration_text(end) if end is not None else 'end'}"
 
 
 def percent(value) -> str:

@@ -13,7 +13,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QLabel, QLineEdit
                                QStyle, QStyledItemDelegate, QToolButton, QVBoxLayout, QWidget)
 
 from . import roles
-from .formatting import hhmmss
+from .formatting import duration_text
 
 SEGMENT_ROLE = Qt.UserRole + 1
 EDITABLE = Qt.ItemIsEditable
@@ -52,7 +52,7 @@ class TranscriptModel(QAbstractListModel):
                 return MATCH_BG
             return None
         if role == roles.TOOLTIP:
-            tip = f"{hhmmss(seg['start'])}–{hhmmss(seg['end'])}"
+            tip = f"{duration_text(seg['start'])}–{duration_text(seg['end'])}"
             if seg.get("corrected"):
                 tip += " · corrected by you"
             return tip + "\nClick to play from here; double-click or F2 to correct."
@@ -133,7 +133,7 @@ class LineDelegate(QStyledItemDelegate):
         painter.setPen(text_color if selected else TIME_FG)
         time_rect = option.rect.adjusted(PAD, PAD, 0, -PAD)
         time_rect.setWidth(self._time_width(option) - 2 * PAD)
-        painter.drawText(time_rect, Qt.AlignLeft | Qt.AlignTop, hhmmss(seg["start"]))
+        painter.drawText(time_rect, Qt.AlignLeft | Qt.AlignTop, duration_text(seg["start"]))
         painter.setFont(self._font(option, seg))
         painter.setPen(text_color)
         painter.drawText(self._text_rect(option), Qt.AlignLeft | Qt.AlignTop | Qt.TextWordWrap,
