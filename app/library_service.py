@@ -477,6 +477,8 @@ class LibraryService(QObject):
     def export(self, media_ids: list[int], fmt: str, folder: str | None = None) -> None:
         self._req_export.emit(list(media_ids), fmt, folder or "")
 
+    export_target = staticmethod(export_target)   # the file `export` writes for a media file
+
     @staticmethod
     def media_extensions() -> list[str]:
         from indexer.intake import MEDIA_EXTENSIONS

@@ -220,3 +220,49 @@ def test_a_duration_reads_the_same_in_the_library_and_the_player(qtbot, gui, lib
     qtbot.waitUntil(lambda: gui.player.player.duration() > 0, timeout=15_000)
     in_player = gui.player.time_label.text().split(" / ")[1]
     assert in_library == in_player == "1:19"
+
+
+def test_export_asks_before_overwriting(qtbot, gui, library, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QMessageBox
+    worker = FakeWorker(gui, library)
+    try:
+        media_id = worker.add(str(tmp_path / "talk.mp4"))
+        worker.finish(worker.start())
+        worker.store.save_transcript(media_id, "en", [
+            {"start": 0.0, "end": 2.0, "text": "Good morning everyone.", "words": []}])
+    finally:
+        worker.close()
+    qtbot.waitUntil(lambda: gui.library_panel.media(media_id) is not None, timeout=15_000)
+    out = tmp_path / "out"
+    out.mkdir()
+    existing = out / "talk.srt"
+    existing.write_text("the user's own subtitles", encoding="utf-8")
+    asked, answer = [], [QMessageBox.No]
+
+    def question(parent, title, text, *args):
+        asked.append(text)
+        return answer[0]
+    monkeypatch.setattr(QMessageBox, "question", question)
+
+    def export():
+        dialog = gui.open_export_dialog([media_id])
+        dialog.format_combo.setCurrentIndex(dialog.format_combo.findData("srt"))
+        dialog.elsewhere.setChecked(True)
+        dialog.folder_edit.setText(str(out))
+        dialog.accept()
+        return dialog
+
+    requested = []
+    gui.service.export_finished.connect(lambda written, problems: requested.append(written))
+    dialog = export()
+    assert len(asked) == 1 and "talk.srt" in asked[0]
+    assert dialog.isVisible() and dialog.result() != dialog.DialogCode.Accepted  # not closed
+    dialog.reject()
+    qtbot.wait(300)
+    assert requested == [] and existing.read_text(encoding="utf-8") == "the user's own subtitles"
+
+    answer[0] = QMessageBox.Yes
+    export()
+    qtbot.waitUntil(lambda: bool(requested), timeout=10_000)
+    assert len(asked) == 2 and requested == [[str(existing)]]
+    assert "Good morning everyone." in existing.read_text(encoding="utf-8")

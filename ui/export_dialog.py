@@ -2,20 +2,28 @@
 from __future__ import annotations
 
 import os
+from typing import Callable
 
 from PySide6.QtWidgets import (QButtonGroup, QComboBox, QDialog, QDialogButtonBox, QFileDialog,
-                               QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton,
-                               QRadioButton, QVBoxLayout, QWidget)
+                               QFormLayout, QHBoxLayout, QLabel, QLineEdit, QMessageBox,
+                               QPushButton, QRadioButton, QVBoxLayout, QWidget)
+
+from .formatting import file_name
 
 FORMATS = (("srt", "SubRip (.srt)"), ("vtt", "WebVTT (.vtt)"),
            ("json", "JSON with word timings (.json)"), ("txt", "Plain text (.txt)"))
 
 
 class ExportDialog(QDialog):
-    def __init__(self, media: list[dict], fmt: str = "srt", folder: str = "", parent=None):
+    """`target(media_path, fmt, folder or None)` names the file an export writes (the
+    service's rule); the dialog previews it and asks before overwriting one."""
+
+    def __init__(self, media: list[dict], target: Callable[[str, str, str | None], object],
+                 fmt: str = "srt", folder: str = "", parent=None):
         super().__init__(parent)
         self.setWindowTitle("Export subtitles")
         self.media = media
+        self._target = target
         names = [os.path.basename(m["path"]) for m in media]
         summary = names[0] if len(names) == 1 else (
             f"{len(names)} files: " + ", ".join(names[:3]) + (", …" if len(names) > 3 else ""))
@@ -82,12 +90,27 @@ class ExportDialog(QDialog):
     def _update(self) -> None:
         self.folder_edit.setEnabled(self.elsewhere.isChecked())
         if len(self.media) == 1:
-            path = self.media[0]["path"]
-            folder = self.folder() or os.path.dirname(path)
-            stem = os.path.splitext(os.path.basename(path))[0]
-            self.preview.setText(f"Writes {os.path.join(folder, stem + '.' + self.format())}")
+            self.preview.setText(f"Writes {self.targets()[0]}")
         else:
             self.preview.setText(f"Writes one .{self.format()} file per media file.")
+
+    def targets(self) -> list[str]:
+        return [str(self._target(m["path"], self.format(), self.folder())) for m in self.media]
+
+    def accept(self) -> None:
+        existing = [t for t in self.targets() if os.path.exists(t)]
+        if existing:
+            names = ", ".join(file_name(t) for t in existing[:3]) + (
+                f" and {len(existing) - 3} more" if len(existing) > 3 else "")
+            one = len(existing) == 1
+            answer = QMessageBox.question(
+                self, "Replace existing files?",
+                f"{names} already exist{'s' if one else ''} in {os.path.dirname(existing[0])}. "
+                f"Replace {'it' if one else 'them'}?",
+                QMessageBox.Yes | QMessageBox.No, QMessageBox.No)
+            if answer != QMessageBox.Yes:
+                return                  # stays open: another folder or format, or Cancel
+        super().accept()
 
     def format(self) -> str:
         return self.format_combo.currentData()

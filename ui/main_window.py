@@ -513,7 +513,8 @@ class MainWindow(QMainWindow):
         if not media:
             self.statusBar().showMessage("Select the files to export in the library first.", 8000)
             return None
-        dialog = ExportDialog(media, fmt=self.qsettings.value("export/format", "srt"),
+        dialog = ExportDialog(media, self.service.export_target,
+                              fmt=self.qsettings.value("export/format", "srt"),
                               folder=self.qsettings.value("export/folder", ""), parent=self)
         dialog.accepted.connect(lambda: self._export_accepted(dialog))
         dialog.finished.connect(dialog.deleteLater)
