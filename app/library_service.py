@@ -287,6 +287,8 @@ class LibraryService(QObject):
     media_changed = Signal(object)        # every media row (dicts from Store.all_media)
     job_event = Signal(object)            # the runner's events, unchanged
     run_state_changed = Signal(bool)      # indexing or idle
+    indexing_paused = Signal(str)         # why (the disk is full); until resume_indexing()
+    indexing_resumed = Signal()
     files_added = Signal(object, object)  # intakes, problems
     search_results = Signal(str, object)  # query, hits (dicts; "seek" is the moment's time)
     # search by image / more like this: (request: mode "image" or "similar", hits)
@@ -327,6 +329,7 @@ class LibraryService(QObject):
         self._run_lock = threading.Lock()
         self._running = False
         self._rerun = False
+        self._paused = False      # after the runner reported a full disk
         self._stopping = False
         self._runner: Runner | None = None
         self._run_thread: threading.Thread | None = None
@@ -532,7 +535,7 @@ class LibraryService(QObject):
         self.tags.open_library(library)
         self.library_changed.emit(str(library))
         self.settings_changed.emit(self.settings_dict())
-        self.ensure_running()
+        self.resume_indexing()          # a full disk was the old library's
 
     def device_label(self) -> str:
         if self._cuda_devices is None:
@@ -546,13 +549,15 @@ class LibraryService(QObject):
     # ---- indexing ----------------------------------------------------------------------
     def ensure_running(self) -> None:
         with self._run_lock:
+            if self._paused:
+                return                  # queued work waits for resume_indexing()
             if self._running:
                 self._rerun = True      # the loop looks again before it ends
                 return
             self._running = True
             self._rerun = False
             self._stopping = False
-        self._runner = Runner(self._library, self.settings(), on_event=self._runner_event.emit)
+        self._runner = Runner(self._library, self.settings(), on_event=self._from_runner)
         self._run_thread = threading.Thread(target=self._run_loop, args=(self._runner,),
                                             name="avindex-runner", daemon=True)
         self.run_state_changed.emit(True)
@@ -569,12 +574,26 @@ class LibraryService(QObject):
                 self._runner_event.emit({"type": "run_error",
                                          "message": f"{type(exc).__name__}: {exc}"})
             with self._run_lock:
-                if self._rerun and not self._stopping:
+                if self._rerun and not self._stopping and not self._paused:
                     self._rerun = False
                     continue
                 self._running = False
                 break
         self._runner_event.emit({"type": "runner_idle", "runner": id(runner)})
+
+    def _from_runner(self, event: dict) -> None:
+        """Runner thread: the runner's events, on their way to the GUI thread."""
+        if event.get("type") == "disk_full":
+            with self._run_lock:
+                self._paused = True     # before the run loop looks for more work
+        self._runner_event.emit(event)
+
+    def resume_indexing(self) -> None:
+        """After a full disk: run what is queued again."""
+        with self._run_lock:
+            self._paused = False
+        self.indexing_resumed.emit()
+        self.ensure_running()
 
     def _stop_runner(self) -> None:
         with self._run_lock:
@@ -610,6 +629,8 @@ class LibraryService(QObject):
             self._busy_reported = False
         elif kind == "run_error":
             self.error.emit("Indexing stopped: " + event["message"])
+        elif kind == "disk_full":
+            self.indexing_paused.emit(event.get("message") or "The library's disk is full.")
         if kind != "progress":
             self.refresh()
         if kind == "runner_idle":

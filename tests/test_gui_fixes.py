@@ -266,3 +266,31 @@ def test_export_asks_before_overwriting(qtbot, gui, library, tmp_path, monkeypat
     qtbot.waitUntil(lambda: bool(requested), timeout=10_000)
     assert len(asked) == 2 and requested == [[str(existing)]]
     assert "Good morning everyone." in existing.read_text(encoding="utf-8")
+
+
+def test_disk_full_pauses_indexing_until_resumed(qtbot, gui, tmp_path):
+    import threading
+
+    from media_factory import make_text_as_media
+    message = (f"The disk holding {gui.service.library} is full. Free some space on it, "
+               "then resume indexing.")
+    runner = gui.service._runner                 # the runner start() made, and its events' way
+    said = threading.Thread(target=runner.on_event,
+                            args=({"type": "disk_full", "message": message},))
+    said.start()                                 # from a thread of its own, as the runner's
+    said.join()
+    banner = gui.disk_banner
+    qtbot.waitUntil(banner.isVisible, timeout=5000)
+    assert banner.label.text() == message
+
+    broken = make_text_as_media(tmp_path / "broken.mp4")   # fails its probe at once
+    with qtbot.waitSignal(gui.service.files_added, timeout=15_000):
+        gui.add_paths([str(broken)])
+    assert not gui.service.is_running                       # paused: it waits in the queue
+    row = next(r for r in gui.jobs_panel.model.rows() if r["path"] == str(broken))
+    assert row["state"] == "queued" and banner.isVisible()
+
+    qtbot.mouseClick(banner.resume_button, Qt.LeftButton)
+    assert not banner.isVisible()
+    qtbot.waitUntil(lambda: gui.jobs_panel.model.row(row["media_id"])["state"] == "failed",
+                    timeout=30_000)                          # indexed (and failed) after all

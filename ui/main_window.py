@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import os
 
-from PySide6.QtCore import QSettings, Qt, QTimer, QUrl
+from PySide6.QtCore import QSettings, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QAction, QDesktopServices, QKeySequence
-from PySide6.QtWidgets import (QFileDialog, QLabel, QMainWindow, QProgressBar, QSplitter,
-                               QTabWidget, QToolBar)
+from PySide6.QtWidgets import (QFileDialog, QFrame, QHBoxLayout, QLabel, QMainWindow,
+                               QProgressBar, QPushButton, QSizePolicy, QSplitter, QTabWidget,
+                               QToolBar, QVBoxLayout, QWidget)
 
 from .about_dialog import AboutDialog
 from .export_dialog import ExportDialog
@@ -40,6 +41,32 @@ class DropOverlay(QLabel):
     def cover(self) -> None:
         self.setGeometry(self.parentWidget().rect().adjusted(8, 8, -8, -8))
         self.raise_()
+        self.show()
+
+
+class PauseBanner(QFrame):
+    """A bar across the top of the window while indexing is paused (the disk is full)."""
+
+    resume_requested = Signal()
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setObjectName("pause-banner")
+        self.setStyleSheet("#pause-banner { background: #fce8e6; border-bottom: 1px solid "
+                           "#b3261e; } #pause-banner QLabel { color: #5c0f0a; }")
+        self.label = QLabel()
+        self.label.setWordWrap(True)
+        self.label.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
+        self.resume_button = QPushButton("Resume indexing")
+        self.resume_button.clicked.connect(self.resume_requested)
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(10, 6, 10, 6)
+        lay.addWidget(self.label, 1)
+        lay.addWidget(self.resume_button)
+        self.hide()
+
+    def show_message(self, text: str) -> None:
+        self.label.setText(text)
         self.show()
 
 
@@ -81,7 +108,14 @@ class MainWindow(QMainWindow):
         self.splitter.addWidget(self.right)
         self.splitter.setStretchFactor(0, 5)
         self.splitter.setStretchFactor(1, 4)
-        self.setCentralWidget(self.splitter)
+        self.disk_banner = PauseBanner()
+        central = QWidget()
+        column = QVBoxLayout(central)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.setSpacing(0)
+        column.addWidget(self.disk_banner)
+        column.addWidget(self.splitter, 1)
+        self.setCentralWidget(central)
         self.overlay = DropOverlay(self)
 
         self._build_actions()
@@ -205,6 +239,9 @@ class MainWindow(QMainWindow):
         s.media_changed.connect(self._media_changed)
         s.job_event.connect(self._job_event)
         s.run_state_changed.connect(self._run_state_changed)
+        s.indexing_paused.connect(self.disk_banner.show_message)
+        s.indexing_resumed.connect(self.disk_banner.hide)
+        self.disk_banner.resume_requested.connect(s.resume_indexing)
         s.files_added.connect(self._files_added)
         s.search_results.connect(self._search_results)
         s.example_results.connect(self._example_results)
