@@ -76,7 +76,10 @@ def launch(library: Path, settings: Settings) -> int:
     _quit_on_sigterm(app)
     window.show()
     service.start()
-    return app.exec()
+    code = app.exec()
+    from .child_processes import end_child_processes
+    end_child_processes()   # no helper process outlives the app
+    return code
 
 
 def _quit_on_sigterm(app) -> None:
