@@ -9,7 +9,7 @@ import pytest
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("QT_MEDIA_BACKEND", "ffmpeg")
 
-from PySide6.QtCore import QSettings, Qt  # noqa: E402
+from PySide6.QtCore import QEvent, QSettings, Qt  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from app.gui import build  # noqa: E402
@@ -37,7 +37,8 @@ def test_a_huge_query_does_not_widen_the_window(qtbot, gui):
     qtbot.keyClick(gui.search_box, Qt.Key_V, Qt.ControlModifier)    # pasted, as a user would
     assert gui.search_box.text() == query
     qtbot.waitUntil(lambda: "sensibility" in gui.results.summary.text(), timeout=20_000)
-    QApplication.processEvents()
+    for _ in range(10):         # layouts pass the new size up one level per request
+        QApplication.sendPostedEvents(None, QEvent.LayoutRequest)
     assert gui.width() <= 1100
     assert gui.minimumSizeHint().width() < 1100
     assert gui.search_box.sizeHint().width() < 1100
