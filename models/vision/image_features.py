@@ -118,10 +118,16 @@ def export_onnx(models_dir: Path) -> Path:
         except ImportError as exc:
             raise RuntimeError("exporting to ONNX needs onnxscript: pip install onnxscript") from exc
         # torch's supported exporter (torch.export graph -> ONNX); the batch stays dynamic
-        program = torch.onnx.export(
-            model, (sample,), input_names=["image"], output_names=["logits", "pooled"],
-            opset_version=OPSET, dynamic_shapes=({0: torch.export.Dim("n")},), dynamo=True,
-            verbose=False)
+        onnx_log = logging.getLogger("torch.onnx")   # "torchvision is not installed" x4
+        level = onnx_log.level
+        onnx_log.setLevel(logging.ERROR)
+        try:
+            program = torch.onnx.export(
+                model, (sample,), input_names=["image"], output_names=["logits", "pooled"],
+                opset_version=OPSET, dynamic_shapes=({0: torch.export.Dim("n")},), dynamo=True,
+                verbose=False)
+        finally:
+            onnx_log.setLevel(level)
         fd, tmp = tempfile.mkstemp(suffix=".onnx.tmp", dir=target.parent)
         os.close(fd)
         try:
