@@ -25,7 +25,6 @@ clean:
 .PHONY: dist dist-test
 dist: setup
 	@$(PY) -c "import PyInstaller" 2>/dev/null || $(VENV)/bin/pip install -q "pyinstaller>=6.10"
-	@$(PY) packaging/render_icons.py >/dev/null
 	@start=$$(date +%s); \
 	$(VENV)/bin/pyinstaller --noconfirm --log-level WARN --distpath dist \
 		--workpath build/pyinstaller packaging/avindex.spec || exit 1; \
