@@ -114,7 +114,10 @@ def test_export_of_indexed_file(library, tmp_path, capsys):
 
 def test_speech_is_followed_by_keywords_and_semantic_vectors(library, tmp_path, capsys):
     media = make_media(tmp_path / "storm.wav", text=SENTENCE + " " + SENTENCE)
-    assert main(["index", str(media), "--model", "tiny.en", "--json"]) == 0
+    # The default model (base): tiny.en hears espeak's "lighthouse keeper counted seven
+    # ships" as "right housekeeper counted censorship", which no boats-and-lighthouse query
+    # should match; the semantic checks below are about search, not tiny.en's ears.
+    assert main(["index", str(media), "--json"]) == 0
     capsys.readouterr()
     from indexer.semantic import embed_query, semantic_search
     from indexer.store import Store

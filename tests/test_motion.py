@@ -268,7 +268,7 @@ def test_train_apply_and_delete_a_tag_end_to_end(library, tmp_path, capsys):
     assert code == 0, out
     assert out["label"] == "spinning" and out["cv_accuracy"] >= 0.75
     assert 0.2 <= out["threshold"] <= 0.8 and out["positives"] == 4 and out["negatives"] == 6
-    assert out["negatives_from"] == "given" and out["folds"] == 2     # folds keep clips whole
+    assert out["negatives_from"] == "given" and out["folds"] == 3     # folds keep clips whole: 2 examples vs 3
 
     from indexer.store import Store
     store = Store(library)

@@ -144,7 +144,11 @@ def _train_tag(positives: np.ndarray, negatives: np.ndarray, *,
                              len(pg) + np.unique(ng, return_inverse=True)[1]])
     ref = x if reference is None or not len(reference) else np.vstack([reference, x])
     names = ("encoder", "flow", "appearance")
-    k = int(min(5, len(np.unique(pg)), len(np.unique(ng))))
+    # Up to 5 folds, as many as the larger class has clips (a fold may hold clips of one
+    # class only): with 2 example clips against 3, 2 folds would train each fit on half the
+    # examples and under-state the accuracy a tag trained on all of them reaches.
+    n_pg, n_ng = len(np.unique(pg)), len(np.unique(ng))
+    k = int(min(5, max(n_pg, n_ng))) if min(n_pg, n_ng) >= 2 else 1
     candidates = list(block_weights) if k >= 2 else [block_weights[0]]
     best = None
     for weights in candidates:
