@@ -2,7 +2,7 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test setup setup-test bench clean
+.PHONY: run test setup setup-test bench clean lock
 run: setup
 	$(PY) -m app gui
 
@@ -15,6 +15,11 @@ setup:
 setup-test:
 	@packaging/setup_env.sh test
 
+# Re-resolve pyproject.toml's ranges in a clean venv and write packaging/requirements.lock;
+# then `make test` and commit the lock with what passed.
+lock:
+	@packaging/make_lock.sh
+
 bench: setup-test
 	$(PY) -m benchmarks
 
@@ -24,7 +29,7 @@ clean:
 # ---- desktop bundle (PyInstaller, one folder) -- not part of `make test` ----------------
 .PHONY: dist dist-test
 dist: setup
-	@$(PY) -c "import PyInstaller" 2>/dev/null || $(VENV)/bin/pip install -q "pyinstaller>=6.10"
+	@$(PY) -c "import PyInstaller" 2>/dev/null || $(VENV)/bin/pip install -q -c packaging/requirements.lock pyinstaller
 	@start=$$(date +%s); \
 	$(VENV)/bin/pyinstaller --noconfirm --log-level WARN --distpath dist \
 		--workpath build/pyinstaller packaging/avindex.spec || exit 1; \

@@ -31,6 +31,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 PY=${PYTHON:-python3}
+PIP_VERSION=26.3
 if [ ! -x .venv/bin/python ]; then
   echo "==> creating .venv"
   "$PY" -m venv .venv
@@ -38,15 +39,17 @@ fi
 
 # Re-install only when the dependency declarations or this script change.
 stamp=.venv/.avindex-setup
-want=$(cat pyproject.toml packaging/setup_env.sh | sha256sum | cut -c1-16)-$purpose
+want=$(cat pyproject.toml packaging/setup_env.sh packaging/requirements.lock | sha256sum | cut -c1-16)-$purpose
 if [ -f "$stamp" ] && grep -qx -- "$want" "$stamp"; then
   exit 0
 fi
 [ -f "$stamp" ] && [ "$purpose" = run ] && grep -qx -- "${want%-run}-test" "$stamp" && exit 0
 
-pip=(.venv/bin/python -m pip install --disable-pip-version-check -q)
+# Every package at the exact version the suite passed with (`make lock` writes the lock;
+# pyproject.toml keeps ranges for installs elsewhere).
+pip=(.venv/bin/python -m pip install --disable-pip-version-check -q -c packaging/requirements.lock)
 echo "==> installing Python packages (first run takes a few minutes)"
-"${pip[@]}" --upgrade pip
+.venv/bin/python -m pip install --disable-pip-version-check -q "pip==$PIP_VERSION"
 # The CPU build of torch first; an unpinned torch would pull the CUDA stack.
 "${pip[@]}" torch==2.13.0
 extra=""
