@@ -3,18 +3,20 @@
 Both the job runner (parent process) and the worker (child process) open their
 own Store on the same file; WAL mode lets readers proceed while one writes.
 A stage's results and its job's `done` are committed in one transaction, so a
-kill at any moment leaves either both or neither.
+kill at any moment leaves either both or neither. A write on a full disk raises
+indexer.db.DiskFull (and its transaction is rolled back).
 """
 from __future__ import annotations
 
 import json
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
+import sqlean
 import sqlite_utils
 
-from .db import connect
+from .db import DiskFull, connect, is_disk_full
 from .migrations import migrate
 from .store_motion import MotionStoreMixin
 from .vec_codec import int8_blob
@@ -25,14 +27,40 @@ FINAL_STATES = ("done", "failed", "cancelled")
 
 class _JoiningConnection:
     """Wraps the DB-API connection so sqlite-utils' internal `with conn:` blocks join
-    an enclosing Store.transaction() instead of committing it half-way."""
+    an enclosing Store.transaction() instead of committing it half-way, and so every
+    statement on a full disk raises DiskFull."""
 
-    def __init__(self, raw):
+    def __init__(self, raw, path: Path):
         self._raw = raw
+        self._path = path
         self._outer: list[bool] = []
 
     def __getattr__(self, name):
         return getattr(self._raw, name)
+
+    def _call(self, method: str, *args):
+        try:
+            return getattr(self._raw, method)(*args)
+        except sqlean.DatabaseError as exc:
+            if is_disk_full(exc, self._path):
+                raise DiskFull(self._path) from exc
+            raise
+
+    def execute(self, *args):
+        return self._call("execute", *args)
+
+    def executemany(self, *args):
+        return self._call("executemany", *args)
+
+    def executescript(self, *args):
+        return self._call("executescript", *args)
+
+    def commit(self):
+        return self._call("commit")
+
+    def rollback(self):
+        if self._raw.in_transaction:     # SQLite may have rolled back already (disk full)
+            self._raw.rollback()
 
     def __enter__(self):
         self._outer.append(self._raw.in_transaction)
@@ -42,9 +70,9 @@ class _JoiningConnection:
         if self._outer.pop():
             return False
         if exc_type is None:
-            self._raw.commit()
+            self.commit()
         else:
-            self._raw.rollback()
+            self.rollback()
         return False
 
 
@@ -52,25 +80,38 @@ class Store(MotionStoreMixin):
     def __init__(self, path: Path | str, *, migrate_to: int | None = None):
         self.path = Path(path)
         raw = connect(self.path).conn
-        self.db = sqlite_utils.Database(_JoiningConnection(raw))
+        self.db = sqlite_utils.Database(_JoiningConnection(raw, self.path))
         self.migrated = migrate(self.db, self.path, upto=migrate_to)
+        self._after_commit: list[Callable[[], None]] = []
 
     def close(self) -> None:
         self.db.conn._raw.close()
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        conn = self.db.conn._raw
+        conn = self.db.conn
         if conn.in_transaction:          # nested: the outermost one commits
             yield
             return
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield
+            conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            self._after_commit.clear()
+            conn.rollback()
             raise
-        conn.execute("COMMIT")
+        done, self._after_commit = self._after_commit, []
+        for fn in done:
+            fn()
+
+    def after_commit(self, fn: Callable[[], None]) -> None:
+        """Run `fn` (deleting files the old rows pointed to) once the enclosing
+        transaction has committed; never if it is rolled back. Outside one: now."""
+        if self.db.conn.in_transaction:
+            self._after_commit.append(fn)
+        else:
+            fn()
 
     def _rows(self, sql: str, params: Iterable = ()) -> list[dict]:
         return list(self.db.query(sql, tuple(params) if not isinstance(params, dict) else params))
@@ -194,13 +235,16 @@ class Store(MotionStoreMixin):
                 self._refresh_status(job["media_id"])
 
     def requeue_stale(self) -> int:
-        """Jobs a crash left `running` go back to the queue."""
+        """Jobs a crash left `running` go back to the queue; returns how many files had one."""
         with self.transaction():
             rows = self._rows("SELECT id, media_id FROM jobs WHERE state='running'")
-            self.db.execute("UPDATE jobs SET state='queued', started_at=NULL WHERE state='running'")
-            for media_id in {r["media_id"] for r in rows}:
+            media_ids = {r["media_id"] for r in rows}
+            if media_ids:                # no write at all otherwise (a full disk is fine)
+                self.db.execute("UPDATE jobs SET state='queued', started_at=NULL "
+                                "WHERE state='running'")
+            for media_id in media_ids:
                 self._refresh_status(media_id)
-        return len(rows)
+        return len(media_ids)
 
     def retry(self, media_ids: Iterable[int] | None = None) -> int:
         """Failed and cancelled jobs (of the given media, or all) go back to the queue."""

@@ -305,7 +305,7 @@ class VisualStage:
             if res.motion is not None:
                 m = res.motion
                 store.save_motion(media_id, m.windows, m.descriptors, m.version, m.tags)
-            prune_thumbnails(thumb_dir, str(media_id), keep)
+            store.after_commit(lambda: prune_thumbnails(thumb_dir, str(media_id), keep))
         return saver
 
 
