@@ -217,7 +217,7 @@ class _DbWorker(QObject):
         from indexer.queries import first_thumbnails
         rows = self.store.all_media()
         thumbs = first_thumbnails(self.store)
-        folder = thumbnail_dir()
+        folder = thumbnail_dir(self._library)
         for row in rows:
             thumb = thumbs.get(row["id"])
             row["thumbnail"] = str(folder / thumb) if thumb else None

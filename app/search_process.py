@@ -25,6 +25,7 @@ STOP_WAIT_S = 3.0
 def serve(conn, library: str, models_dir: str, thumb_dir: str) -> None:
     """The child's loop: a request in, a reply out, until "stop" or the pipe closes."""
     from .search_requests import answer, warm_up
+    from .settings import thumbnail_dir
     store = None
     try:
         while True:
@@ -41,6 +42,7 @@ def serve(conn, library: str, models_dir: str, thumb_dir: str) -> None:
                         store.close()
                         store = None
                     library = request["library"]
+                    thumb_dir = str(thumbnail_dir(Path(library)))
                     reply = ("done", [])
                 elif mode == "warm":
                     warm_up()

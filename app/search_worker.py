@@ -26,7 +26,7 @@ class SearchWorker(QObject):
         super().__init__()
         self._current = current
         self._settings = settings
-        self._process = SearchProcess(library, settings().resolved_models_dir(), thumb_dir())
+        self._process = SearchProcess(library, settings().resolved_models_dir(), thumb_dir(library))
 
     def _run(self, generation: int, request: dict) -> None:
         if generation != self._current():

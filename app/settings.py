@@ -1,13 +1,17 @@
 """Where things live and how the engine is configured.
 
 Precedence for the library file: --library PATH, then $AVINDEX_LIBRARY, then the
-user's data directory (platformdirs). Other settings come from a small JSON file
-beside the library ("settings.json") so the CLI and the GUI share them.
+user's data directory (platformdirs). Everything that belongs to one library lives
+beside its file and is named after it (for library.db: library.settings.json,
+library.thumbnails/, library.log), so two libraries never share or prune each
+other's files. The settings JSON is shared by the CLI and the GUI.
 """
 from __future__ import annotations
 
 import json
 import os
+import time
+import traceback
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -71,5 +75,29 @@ class Settings:
         os.replace(tmp, path)
 
 
+def _beside(library: Path, suffix: str) -> Path:
+    library = Path(library)
+    return library.with_name(library.stem + suffix)
+
+
 def settings_file(library: Path) -> Path:
-    return library.with_name(library.stem + ".settings.json")
+    return _beside(library, ".settings.json")
+
+
+def thumbnail_dir(library: Path) -> Path:
+    return _beside(library, ".thumbnails")
+
+
+def log_file(library: Path) -> Path:
+    return _beside(library, ".log")
+
+
+def log_error(library: Path, what: str, exc: BaseException) -> None:
+    """Append `what` and the traceback to the library's log. A log that cannot be
+    written (a full disk) must not turn one error into another, so that is ignored."""
+    text = "".join(traceback.format_exception(exc))
+    try:
+        with open(log_file(library), "a", encoding="utf-8") as f:
+            f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {what}\n{text}\n")
+    except OSError:
+        pass

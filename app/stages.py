@@ -1,16 +1,16 @@
 """Composition of the pipeline: which stages run, with which models."""
 from __future__ import annotations
 
+from pathlib import Path
+
 from indexer.pipeline import ProbeStage, SpeechStage, Stage, TextIndexStage
 
-from .settings import Settings, data_dir
+from .settings import Settings, thumbnail_dir
+
+__all__ = ["build_stages", "thumbnail_dir"]
 
 
-def thumbnail_dir():
-    return data_dir() / "thumbnails"
-
-
-def build_stages(settings: Settings) -> dict[str, Stage]:
+def build_stages(settings: Settings, library: Path) -> dict[str, Stage]:
     from indexer.motion import MotionStage
     from indexer.visual import VisualStage
 
@@ -21,7 +21,7 @@ def build_stages(settings: Settings) -> dict[str, Stage]:
 
     content: list[Stage] = [
         SpeechStage(speech_engine, beam_size=settings.beam_size),
-        VisualStage(thumbnail_dir(), settings.resolved_models_dir(),
+        VisualStage(thumbnail_dir(library), settings.resolved_models_dir(),
                     max_gap=settings.frame_interval_s, threads=settings.threads),
     ]
     return {s.name: s for s in [ProbeStage(content), *content, TextIndexStage(), MotionStage()]}

@@ -138,7 +138,7 @@ class _TagWorker(QObject):
         thumbnail nearest its middle (within a few seconds), or None."""
         from indexer.queries import thumbnail_near
         from indexer.store import Store
-        folder = Path(self._thumb_dir())
+        folder = Path(self._thumb_dir(self.library))
         store = Store(self.library)
         try:
             for g in groups:
