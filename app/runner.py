@@ -1,6 +1,7 @@
 """The job runner: feeds queued jobs to a worker process and turns what it says
 into a stream of structured events. It survives the worker crashing or being
-killed: the job in hand is retried once, then failed with a message."""
+killed: the job in hand is retried once, then failed with a message. On a full
+disk it stops and leaves every unfinished job queued."""
 from __future__ import annotations
 
 import fcntl
@@ -12,9 +13,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
+from indexer.db import DiskFull
 from indexer.store import Store
 
-from .settings import Settings
+from .settings import Settings, log_file
 from .worker import worker_main
 
 Event = dict
@@ -64,10 +66,12 @@ class _Worker:
         ctx = mp.get_context("spawn")
         self.tasks_r, self.tasks_w = ctx.Pipe(duplex=False)
         self.events_r, self.events_w = ctx.Pipe(duplex=False)
-        self.cancel = ctx.Event()
+        # The id of the job to cancel. Shared memory, not an Event: an Event's semaphores
+        # are reported as "leaked" by multiprocessing when this process is killed.
+        self.cancel = ctx.RawValue("q", 0)
         self.proc = ctx.Process(target=worker_main, name="avindex-worker", daemon=True,
                                 args=(str(library), asdict(settings), self.tasks_r,
-                                      self.events_w, self.cancel))
+                                      self.events_w, self.cancel, os.getpid()))
         self.proc.start()
         # Close our copies of the child's ends so a dead child reads as EOF, not a hang.
         self.tasks_r.close()
@@ -109,7 +113,8 @@ class Runner:
     """Runs every queued job of a library, one worker process at a time.
 
     `on_event` receives dicts with "type" in: run_started, worker_started,
-    job_started, progress, job_finished, worker_crashed, run_finished.
+    job_started, progress, job_finished, worker_crashed, disk_full (with "message",
+    also kept in `disk_full`), run_finished.
     Thread-safe controls: cancel_media(), cancel_current(), stop().
     """
 
@@ -122,6 +127,7 @@ class Runner:
         self._worker: _Worker | None = None
         self._current: dict | None = None
         self.worker_pids: list[int] = []
+        self.disk_full: str | None = None
 
     # ---- controls (any thread) ------------------------------------------------
     def stop(self) -> None:
@@ -130,8 +136,9 @@ class Runner:
         self.cancel_current()
 
     def cancel_current(self) -> None:
-        if self._worker is not None and self._current is not None:
-            self._worker.cancel.set()
+        worker, current = self._worker, self._current
+        if worker is not None and current is not None:
+            worker.cancel.value = current["id"]
         training = getattr(self, "_training", None)
         if training is not None:
             training.cancel()
@@ -156,40 +163,54 @@ class Runner:
         lock = LibraryLock(self.library)
         if not lock.acquire():
             raise LibraryBusy(f"another avindex process is indexing {self.library}")
-        store = Store(self.library)
+        store = None
+        counts = {"done": 0, "failed": 0, "cancelled": 0, "crashed": 0}
         try:
+            store = Store(self.library)
             requeued = store.requeue_stale()
             self.on_event({"type": "run_started", "requeued": requeued,
                            "queued": store.count_queued()})
-            counts = {"done": 0, "failed": 0, "cancelled": 0, "crashed": 0}
-            motion_checked = False
-            while True:
-                while not self._stop.is_set():
-                    job = store.claim_next_job()
-                    if job is None:
-                        break
-                    state = self._run_one(store, job)
-                    counts[state] = counts.get(state, 0) + 1
-                # once per run: learn the library's own motion encoder when due (it queues
-                # the recomputation, which the loop above then runs)
-                if self._stop.is_set() or motion_checked or not counts["done"]:
-                    break
-                motion_checked = True
-                if not self._maintain_motion(store):
-                    break
+            self._loop(store, counts)
             if self._stop.is_set():
                 store.requeue_stale()   # nothing stays 'running' after we return
             elif counts["done"]:
                 self._maintain_codes(store)
                 self._retrain_tags(store)
-            self.on_event({"type": "run_finished", **counts, "stopped": self._stop.is_set()})
-            return counts
+        except DiskFull as exc:
+            self._stop.set()
+            self.disk_full = str(exc)
+            self.on_event({"type": "disk_full", "message": self.disk_full})
+            try:
+                if store is not None:
+                    store.requeue_stale()
+            except DiskFull:
+                pass                    # still 'running': requeued at the next start
         finally:
             if self._worker is not None:
                 self._worker.stop()
                 self._worker = None
-            store.close()
+            if store is not None:
+                store.close()
             lock.release()
+        self.on_event({"type": "run_finished", **counts, "stopped": self._stop.is_set()})
+        return counts
+
+    def _loop(self, store: Store, counts: dict) -> None:
+        motion_checked = False
+        while True:
+            while not self._stop.is_set():
+                job = store.claim_next_job()
+                if job is None:
+                    break
+                state = self._run_one(store, job)
+                counts[state] = counts.get(state, 0) + 1
+            # once per run: learn the library's own motion encoder when due (it queues
+            # the recomputation, which the loop above then runs)
+            if self._stop.is_set() or motion_checked or not counts["done"]:
+                return
+            motion_checked = True
+            if not self._maintain_motion(store):
+                return
 
     def _maintain_codes(self, store: Store) -> None:
         """Fit, refit or update the search's binary codes once a batch is in; the
@@ -243,7 +264,7 @@ class Runner:
 
     def _run_one(self, store: Store, job: dict) -> str:
         worker = self._ensure_worker()
-        worker.cancel.clear()
+        worker.cancel.value = 0
         self._current = job
         try:
             worker.tasks_w.send(job["id"])
@@ -257,6 +278,8 @@ class Runner:
                         event = worker.events_r.recv()
                         if event.get("type") == "worker_ready":
                             continue
+                        if event.get("type") == "disk_full":
+                            raise DiskFull(self.library)  # the job is left unrecorded
                         self.on_event(event)
                         if event.get("type") == "job_finished" and event["job_id"] == job["id"]:
                             return event["state"]
@@ -281,6 +304,8 @@ class Runner:
         else:
             error = (f"avindex's worker process {how} while running the {job['stage']} "
                      f"stage on this file (tried {current['attempts']} times).")
+            if (worker.proc.exitcode or 0) > 0:
+                error += f" Details are in {log_file(self.library)}."
             store.finish_job(job["id"], "failed", error)
             state = "failed"
         self.on_event({"type": "worker_crashed", "job_id": job["id"], "media_id": job["media_id"],

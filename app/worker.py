@@ -1,22 +1,32 @@
 """The worker process: loads models once, runs one job at a time.
 
 It runs in a spawned child so a crash or kill in a decoder or a model never
-takes the caller down. It talks to the parent over two one-way pipes: job ids
-in, structured event dicts out.
+takes the caller down. It talks to the parent over two one-way pipes (job ids
+in, structured event dicts out) and reads a shared slot holding the id of the
+job to cancel. Tracebacks go to the library's log file, never to the terminal.
 """
 from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
-import traceback
+from pathlib import Path
 
+from indexer.db import DiskFull, is_disk_full
 from indexer.pipeline import Cancelled, StageContext
 from indexer.store import Store
 
-from .settings import Settings
+from .settings import Settings, log_error
 
 PROGRESS_INTERVAL_S = 0.2
+PR_SET_PDEATHSIG = 1
+
+
+class ParentGone(BaseException):
+    """The runner that started this worker is gone (killed): stop at once and record
+    nothing, so the job in hand stays `running` and is queued again at the next start.
+    A BaseException so that no stage's `except Exception` swallows it."""
 
 
 def human_error(stage: str, exc: BaseException) -> str:
@@ -37,22 +47,80 @@ def human_error(stage: str, exc: BaseException) -> str:
     return f"Unexpected error during {stage}: {name}: {exc}"
 
 
-def worker_main(library: str, settings: dict, tasks, events, cancel) -> None:
+class _Runner:
+    """The worker's view of its runner: `send` events, `is_set` for the job in hand's
+    cancel flag. Both raise ParentGone once the runner has died."""
+
+    def __init__(self, events, cancel_slot, parent_pid: int):
+        self.events, self.cancel_slot, self.parent_pid = events, cancel_slot, parent_pid
+        self.job_id = 0
+
+    def _check(self) -> None:
+        if os.getppid() != self.parent_pid:
+            raise ParentGone
+
+    def send(self, event: dict) -> None:
+        self._check()
+        try:
+            self.events.send(event)
+        except OSError:              # the pipe broke: nobody reads any more
+            raise ParentGone from None
+
+    def is_set(self) -> bool:
+        self._check()
+        return self.cancel_slot.value == self.job_id
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """On Linux the kernel kills this worker the moment its runner dies, even by kill -9;
+    elsewhere the runner's death is noticed at the next event or cancel check."""
+    try:
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent_pid:   # it died before the line above
+        os._exit(0)
+
+
+def worker_main(library: str, settings: dict, tasks, events, cancel_slot,
+                parent_pid: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)   # the parent decides about Ctrl-C
+    _die_with_parent(parent_pid)
+    # tqdm (which faster-whisper uses) would make a multiprocessing lock: a named semaphore
+    # that, when this worker is killed with its runner, is reported as leaked.
+    import tqdm
+    tqdm.tqdm.set_lock(threading.RLock())
     from .stages import build_stages
 
-    store = Store(library)
-    stages = build_stages(Settings(**settings))
-    events.send({"type": "worker_ready", "pid": os.getpid()})
-    while True:
+    runner = _Runner(events, cancel_slot, parent_pid)
+    store = None
+    try:
+        store = Store(library)
+        stages = build_stages(Settings(**settings), Path(library))
+        runner.send({"type": "worker_ready", "pid": os.getpid()})
+        while True:
+            try:
+                job_id = tasks.recv()
+            except (EOFError, OSError):
+                break
+            if job_id is None:
+                break
+            runner.job_id = job_id
+            _run_job(store, stages, job_id, runner, runner)
+    except ParentGone:
+        pass
+    except DiskFull as exc:          # while recording a failure, or opening the library
         try:
-            job_id = tasks.recv()
-        except (EOFError, OSError):
-            break
-        if job_id is None:
-            break
-        _run_job(store, stages, job_id, events, cancel)
-    store.close()
+            runner.send({"type": "disk_full", "message": str(exc)})
+        except ParentGone:
+            pass
+    except Exception as exc:         # the runner reports the exit code; details to the log
+        log_error(Path(library), "the worker process failed", exc)
+        raise SystemExit(1)
+    finally:
+        if store is not None:
+            store.close()
 
 
 def _run_job(store: Store, stages: dict, job_id: int, events, cancel) -> None:
@@ -75,21 +143,28 @@ def _run_job(store: Store, stages: dict, job_id: int, events, cancel) -> None:
 
     events.send({**base, "type": "job_started", "fraction": 0.0, "eta": None})
     state, error = "done", None
-    try:
-        stage = stages[job["stage"]]
-        saver = stage.run(media, StageContext(report=report, cancelled=cancel.is_set,
-                                              store=store))
-        with store.transaction():
-            saver(store)
-            store.finish_job(job_id, "done")
-    except Cancelled:
-        state, error = "cancelled", "Cancelled by the user."
-    except KeyError as exc:
-        state, error = "failed", f"Unknown stage {exc}: this library was made by a newer avindex."
-    except BaseException as exc:  # one file's failure must not end the batch
-        state, error = "failed", human_error(job["stage"], exc)
-        if not getattr(exc, "message", None) and type(exc).__name__ != "ModelUnavailable":
-            traceback.print_exc()
+    stage = stages.get(job["stage"])
+    if stage is None:
+        state, error = "failed", (f"Unknown stage {job['stage']!r}: this library was made "
+                                  "by a newer avindex.")
+    else:
+        try:
+            saver = stage.run(media, StageContext(report=report, cancelled=cancel.is_set,
+                                                  store=store))
+            with store.transaction():
+                saver(store)
+                store.finish_job(job_id, "done")
+        except ParentGone:
+            raise
+        except Cancelled:
+            state, error = "cancelled", "Cancelled by the user."
+        except BaseException as exc:  # one file's failure must not end the batch
+            if is_disk_full(exc, store.path):
+                # nothing recorded: the job stays `running` and the runner queues it again
+                events.send({**base, "type": "disk_full", "message": str(DiskFull(store.path))})
+                return
+            state, error = "failed", human_error(job["stage"], exc)
+            log_error(store.path, f"{media['path']}: the {job['stage']} stage failed", exc)
     if state != "done":
         store.finish_job(job_id, state, error)
     events.send({**base, "type": "job_finished", "state": state, "error": error,

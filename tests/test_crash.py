@@ -150,3 +150,69 @@ def test_cancel_running_job_saves_nothing_and_retry_finishes(library, speech_dir
     s = Store(library)
     assert s.media(target)["status"] == "done" and s.transcript(target)
     s.close()
+
+
+def _group_alive(pgid: int) -> bool:
+    """Any process left in the process group (the CLI's orphaned worker)?"""
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
+
+
+def test_kill_dash_nine_of_the_cli_alone_leaves_the_file_queued(library, tmp_path):
+    """Only the CLI is killed: its worker must notice and quit without recording a failure."""
+    folder = tmp_path / "talks"
+    for i, line in enumerate(LINES[:3]):
+        make_media(folder / f"talk{i}.wav", text=" ".join([line] * 3))
+    env = {**os.environ, "PYTHONPATH": ROOT}
+    cmd = [sys.executable, "-m", "app", "index", str(folder), "--model", "tiny.en", "--quiet",
+           "--library", str(library)]
+    first_err = tmp_path / "first.err"
+    with open(first_err, "w") as err:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True,
+                                stdout=subprocess.DEVNULL, stderr=err)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            time.sleep(0.05)
+            if library.exists():
+                s = Store(library)
+                speaking = [j for j in s.jobs(state="running") if j["stage"] == "speech"]
+                s.close()
+                if speaking:
+                    break
+        else:
+            pytest.fail("speech never started: " + first_err.read_text())
+        time.sleep(0.3)
+        proc.kill()                              # the CLI only, not its worker
+        proc.wait()
+        deadline = time.monotonic() + 60
+        while _group_alive(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _group_alive(proc.pid), "the orphaned worker kept running"
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    assert first_err.read_text() == ""            # no worker traceback, no leaked semaphores
+    s = Store(library)
+    states = {j["state"] for j in s.jobs()}
+    assert "failed" not in states, s.status_summary()["failures"]
+    assert "running" in states                     # the file in hand, requeued at the next start
+    s.close()
+
+    second = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stderr
+    assert second.stderr == "Resumed 1 file left unfinished by an interrupted run.\n"
+    s = Store(library)
+    assert {m["status"] for m in s.all_media()} == {"done"}
+    assert all(m["segment_count"] for m in s.all_media())
+    s.close()
