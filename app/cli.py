@@ -1,17 +1,19 @@
 """The avindex command line: the same engine as the GUI, headless.
 
 Exit codes: 0 success, 1 some files failed, 2 bad usage, 3 library or model
-problem, 4 not found, 130 interrupted. Every command takes --json.
+problem (a missing library, a full disk), 4 not found, 130 interrupted. Every
+command takes --json. Only `index` and `gui` create a library.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 from pathlib import Path
 
-from .settings import Settings, library_path
+from .settings import Settings, library_path, log_file
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LIBRARY, EXIT_NOT_FOUND, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 
@@ -34,34 +36,62 @@ def _emit(args, data, text: str | None = None) -> None:
         print(text)
 
 
-def _open_store(args):
+def _open_store(args, create: bool = False):
+    """The library's Store; only commands that index may create a new library."""
     from indexer.db import LibraryError
     from indexer.store import Store
+    path = args.library_path
+    if path.is_dir():
+        raise CliError(f"{path} is a folder; --library takes the library file "
+                       f"(for example {path / 'library.db'}).", EXIT_LIBRARY)
+    if not create and not path.exists():
+        raise CliError(f"There is no library at {path}. Check --library (or $AVINDEX_LIBRARY); "
+                       "`avindex index PATH` makes a new one.", EXIT_LIBRARY)
     try:
-        return Store(args.library_path)
+        return Store(path)
     except LibraryError as exc:
         raise CliError(str(exc), EXIT_LIBRARY)
 
 
 # ---- index ----------------------------------------------------------------------
+OUTCOMES = {"done": "indexed", "failed": "failed", "cancelled": "cancelled",
+            "queued": "queued", "indexing": "queued"}
+
+
 def cmd_index(args) -> int:
     from indexer.intake import discover, take
+    store = _open_store(args, create=True)
+    actions, problems = {}, []
+    for path, problem in discover(args.paths):
+        if problem:
+            problems.append({"path": str(path), "media_id": None, "outcome": "failed",
+                             "action": "missing", "error": problem})
+        else:
+            intake = take(store, path)
+            if intake.media_id is not None:
+                actions[intake.media_id] = intake.action
+    return _run_batch(args, store, actions, problems)
 
+
+def _run_batch(args, store, actions: dict[int, str], problems: list[dict]) -> int:
+    """Run the library's queue; report on the files of this command (`actions`: media
+    id -> what intake did) and the paths that could not be taken (`problems`)."""
     from .progress import ProgressView
     from .runner import LibraryBusy, Runner
 
-    settings = _settings(args)
-    store = _open_store(args)
-    intakes, missing = [], []
-    for path, problem in discover(args.paths):
-        if problem:
-            missing.append({"path": str(path), "error": problem})
-        else:
-            intakes.append(take(store, path))
-    ids = {i.media_id for i in intakes if i.media_id is not None}
-
+    pending = {m for m in actions if store.open_jobs(m)}    # the files this run works on
     view = ProgressView(store, enabled=not args.json and not args.quiet)
-    runner = Runner(args.library_path, settings, on_event=view.on_event)
+    resumed = 0
+
+    def on_event(event):
+        nonlocal resumed
+        if event["type"] == "run_started" and event["requeued"]:
+            resumed = event["requeued"]
+            print(f"Resumed {resumed} file{'s' * (resumed != 1)} left unfinished by an "
+                  "interrupted run.", file=sys.stderr, flush=True)
+        view.on_event(event)
+
+    runner = Runner(args.library_path, _settings(args), on_event=on_event)
     interrupted = False
 
     def on_sigint(signum, frame):
@@ -78,30 +108,30 @@ def cmd_index(args) -> int:
         signal.signal(signal.SIGINT, previous)
         view.close()
 
-    by_action = {i.media_id: i for i in intakes if i.media_id is not None}
+    if runner.disk_full:
+        store.close()
+        raise CliError(runner.disk_full, EXIT_LIBRARY)
     files = []
-    for media_id in sorted(ids):
+    for media_id in sorted(actions):
         m = store.media(media_id)
-        action = by_action[media_id].action
-        outcome = {"done": "indexed", "failed": "failed", "cancelled": "cancelled",
-                   "queued": "queued", "indexing": "queued"}[m["status"]]
-        if action in ("unchanged", "relinked") and m["status"] == "done":
-            outcome = "skipped" if action == "unchanged" else "relinked"
+        outcome = OUTCOMES[m["status"]]
+        if outcome == "indexed" and media_id not in pending:
+            outcome = "relinked" if actions[media_id] == "relinked" else "skipped"
         files.append({"path": m["path"], "media_id": media_id, "outcome": outcome,
-                      "action": action, "error": m["error"], "duration": m["duration"],
-                      "language": m["language"]})
-    for miss in missing:
-        files.append({"path": miss["path"], "media_id": None, "outcome": "failed",
-                      "action": "missing", "error": miss["error"]})
+                      "action": actions[media_id], "error": m["error"],
+                      "duration": m["duration"], "language": m["language"]})
+    files += problems
     summary = {k: sum(f["outcome"] == k for f in files)
                for k in ("indexed", "skipped", "relinked", "failed", "cancelled", "queued")}
     store.close()
     result = {"library": str(args.library_path), "summary": summary, "files": files,
-              "interrupted": interrupted, "busy": busy}
+              "interrupted": interrupted, "busy": busy, "resumed": resumed}
     lines = [f"{len(files)} file(s): " + ", ".join(f"{v} {k}" for k, v in summary.items() if v)]
     for f in files:
         if f["outcome"] == "failed":
             lines.append(f"  FAILED  {f['path']}\n          {f['error']}")
+    if summary["failed"] and log_file(args.library_path).exists():
+        lines.append(f"Details of the failures are in {log_file(args.library_path)}.")
     if busy:
         lines.append("Another avindex process is indexing this library; "
                      "the files are queued and it will process them.")
@@ -115,16 +145,14 @@ def cmd_index(args) -> int:
 
 def cmd_retry(args) -> int:
     store = _open_store(args)
-    ids = None
-    if args.paths:
-        ids = [_resolve_media(store, p)["id"] for p in args.paths]
-    n = store.retry(ids)
-    store.close()
-    if not n:
+    wanted = {_resolve_media(store, p)["id"] for p in args.paths} if args.paths else None
+    ids = {j["media_id"] for state in ("failed", "cancelled") for j in store.jobs(state=state)
+           if wanted is None or j["media_id"] in wanted}
+    if not ids or not store.retry(ids):
+        store.close()
         _emit(args, {"requeued": 0}, "Nothing to retry.")
         return EXIT_OK
-    args.paths = []
-    return cmd_index(args)
+    return _run_batch(args, store, dict.fromkeys(ids, "retry"), [])
 
 
 # ---- status / search / export / prune ----------------------------------------------
@@ -206,10 +234,21 @@ def cmd_export(args) -> int:
     if out == "-":
         sys.stdout.write(text)
         return EXIT_OK
-    Path(out).write_text(text, encoding="utf-8")
+    try:
+        Path(out).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise CliError(_cannot_write(Path(out), exc, Path(media["path"]).stem + "." + args.format))
     _emit(args, {"media": media["path"], "format": args.format, "output": out,
                  "segments": len(segments)}, f"Wrote {out}")
     return EXIT_OK
+
+
+def _cannot_write(path: Path, exc: OSError, name: str) -> str:
+    if path.is_dir():
+        return f"cannot write {path}: it is a folder; give a file name, e.g. {path / name}."
+    if not path.parent.is_dir():
+        return f"cannot write {path}: the folder {path.parent} does not exist."
+    return f"cannot write {path}: {exc.strerror or exc}."
 
 
 def cmd_prune(args) -> int:
@@ -510,6 +549,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        code = _main(argv)
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        # Whoever read our output has gone (`avindex search ... | head`): that is not an
+        # error. Point stdout at devnull so the flush at exit cannot fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+
+
+def _main(argv: list[str] | None) -> int:
+    from indexer.db import LibraryError
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -519,11 +571,14 @@ def main(argv: list[str] | None = None) -> int:
     args.library_path = library_path(getattr(args, "library", None))
     try:
         return args.func(args)
+    except LibraryError as exc:        # a full disk (indexer.db.DiskFull), a broken library
+        error = CliError(str(exc), EXIT_LIBRARY)
     except CliError as exc:
-        if args.json:
-            print(json.dumps({"error": str(exc), "exit_code": exc.code}))
-        else:
-            print(f"avindex: {exc}", file=sys.stderr)
-        return exc.code
+        error = exc
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+    if args.json:
+        print(json.dumps({"error": str(error), "exit_code": error.code}))
+    else:
+        print(f"avindex: {error}", file=sys.stderr)
+    return error.code

@@ -6,6 +6,7 @@ is re-indexed from scratch.
 """
 from __future__ import annotations
 
+import errno
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,23 +30,63 @@ class Intake:
 
 def discover(paths: Iterable[str | os.PathLike]) -> Iterator[tuple[Path, str | None]]:
     """Yield (absolute path, problem). Files named explicitly are taken whatever their
-    extension; folders are walked recursively for media extensions."""
+    extension; folders are walked recursively for media extensions. Every bad path
+    (missing, a broken or looping link, a folder that cannot be read) comes with a
+    problem a person understands; links to folders are not followed in a walk."""
     for raw in paths:
-        p = Path(raw).expanduser()
-        try:
-            p = p.resolve()
-        except OSError:
-            pass
-        if p.is_dir():
-            for root, dirs, files in os.walk(p, onerror=None):
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                for name in sorted(files):
-                    if Path(name).suffix.lower() in MEDIA_EXTENSIONS and not name.startswith("."):
-                        yield Path(root) / name, None
-        elif p.exists():
-            yield p, None
+        p = Path(raw).expanduser().absolute()
+        problem = _path_problem(p)
+        if problem:
+            yield p, problem
+        elif p.is_dir():
+            yield from _walk(p.resolve())
         else:
-            yield p, "The file does not exist (or was moved or deleted)."
+            yield p.resolve(), None
+
+
+def _path_problem(p: Path, *, folder: bool = False) -> str | None:
+    try:
+        os.stat(p)
+        return None
+    except OSError as exc:
+        return _path_error(p, exc, folder=folder)
+
+
+def _path_error(p: Path, exc: OSError, *, folder: bool = False) -> str:
+    if exc.errno == errno.ELOOP:
+        return "This is a link that leads back to itself (a symbolic link loop), not a file."
+    if isinstance(exc, FileNotFoundError) and p.is_symlink():
+        return f"This is a link to {os.readlink(p)}, which does not exist."
+    if isinstance(exc, PermissionError) and folder:
+        return "You do not have permission to open this folder, so its files were not indexed."
+    if isinstance(exc, FileNotFoundError):
+        return "The file does not exist (or was moved or deleted)."
+    return _read_error(exc)
+
+
+def _walk(folder: Path) -> Iterator[tuple[Path, str | None]]:
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError as exc:
+        yield folder, _path_error(folder, exc, folder=True)
+        return
+    entries = [e for e in entries if not e.name.startswith(".")]
+    for e in entries:
+        if Path(e.name).suffix.lower() not in MEDIA_EXTENSIONS:
+            continue
+        try:
+            is_dir, is_file = e.is_dir(), e.is_file()
+        except OSError:              # a symbolic link loop
+            is_dir = is_file = False
+        path = Path(e.path)
+        if is_file:
+            yield path, None
+        elif not is_dir:
+            yield path, (_path_problem(path)
+                         or "This is not a file that can be read (a device, pipe or socket).")
+    for e in entries:
+        if e.is_dir(follow_symlinks=False):
+            yield from _walk(Path(e.path))
 
 
 def _read_error(exc: OSError) -> str:
