@@ -31,7 +31,6 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 PY=${PYTHON:-python3}
-PIP_VERSION=26.3
 if [ ! -x .venv/bin/python ]; then
   echo "==> creating .venv"
   "$PY" -m venv .venv
@@ -49,13 +48,13 @@ fi
 # pyproject.toml keeps ranges for installs elsewhere).
 pip=(.venv/bin/python -m pip install --disable-pip-version-check -q -c packaging/requirements.lock)
 echo "==> installing Python packages (first run takes a few minutes)"
-.venv/bin/python -m pip install --disable-pip-version-check -q "pip==$PIP_VERSION"
+"${pip[@]}" pip setuptools
 # The CPU build of torch first; an unpinned torch would pull the CUDA stack.
 "${pip[@]}" torch==2.13.0
 extra=""
 [ "$purpose" = test ] && extra="[test]"
-"${pip[@]}" -e ".$extra"
+"${pip[@]}" --no-build-isolation -e ".$extra"   # the locked setuptools builds it
 # openai-whisper without triton (GPU-only, ~1 GB); its other deps come from pyproject.
-"${pip[@]}" --no-deps openai-whisper==20250625
+"${pip[@]}" --no-deps --no-build-isolation openai-whisper==20250625
 echo "$want" > "$stamp"
 echo "==> environment ready"
