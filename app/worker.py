@@ -47,7 +47,7 @@ def human_error(stage: str, exc: BaseException) -> str:
     return f"Unexpected error during {stage}: {name}: {exc}"
 
 
-class _Runner:
+class _RunnerLink:
     """The worker's view of its runner: `send` events, `is_set` for the job in hand's
     cancel flag. Both raise ParentGone once the runner has died."""
 
@@ -93,7 +93,7 @@ def worker_main(library: str, settings: dict, tasks, events, cancel_slot,
     tqdm.tqdm.set_lock(threading.RLock())
     from .stages import build_stages
 
-    runner = _Runner(events, cancel_slot, parent_pid)
+    runner = _RunnerLink(events, cancel_slot, parent_pid)
     store = None
     try:
         store = Store(library)
