@@ -140,8 +140,11 @@ def lower_priority(pid: int, niceness: int = WORKER_NICENESS) -> None:
 def _guarded(method):
     """A slot on the DB thread reports its failure instead of dying silently."""
     def wrapper(self, *args):
+        from indexer.db import DiskFull
         try:
             return method(self, *args)
+        except DiskFull as exc:    # e.g. adding files to a library on a full disk
+            self.disk_full.emit(str(exc))
         except Exception as exc:   # one bad request must not end the DB thread
             self.failed.emit(f"{type(exc).__name__}: {exc}")
     wrapper.__name__ = method.__name__
@@ -162,6 +165,7 @@ class _DbWorker(QObject):
     retried = Signal(int)
     diagnostics_done = Signal(object)
     failed = Signal(str)
+    disk_full = Signal(str)               # the message; the service pauses indexing
 
     def __init__(self, library: Path, service: "LibraryService"):
         super().__init__()
@@ -362,6 +366,8 @@ class LibraryService(QObject):
         self._db.retried.connect(self._on_retried)
         self._db.diagnostics_done.connect(self.diagnostics_ready)
         self._db.failed.connect(self.error)
+        self._db.disk_full.connect(lambda message: self._from_runner(
+            {"type": "disk_full", "message": message}))
         self._runner_event.connect(self._on_runner_event)
 
         # Search has its own thread and connection: it never queues behind intake.

@@ -44,3 +44,34 @@ def vision_models_dir(request) -> Path:
 def classifier(vision_models_dir):
     from models.vision.image_features import ImageClassifier
     return ImageClassifier(vision_models_dir)
+
+
+class SmallDisk(type(Path())):
+    """A mounted 32 MB tmpfs; `fill()` writes a filler file until it is full."""
+
+    def fill(self) -> Path:
+        filler = self / "filler"
+        with open(filler, "ab", buffering=0) as f:
+            try:
+                while True:
+                    f.write(b"\0" * 4096)
+            except OSError:
+                pass
+        return filler
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real small filesystem for full-disk tests (skipped where it cannot be mounted)."""
+    import os
+    import subprocess
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs for a full disk needs root")
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32m", "tmpfs", str(mount)],
+                       capture_output=True, text=True)
+    if r.returncode:
+        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
+    yield SmallDisk(mount)
+    subprocess.run(["umount", "-l", str(mount)], check=False)

@@ -17,31 +17,6 @@ from tests.media_factory import make_media
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs for a full disk needs root")
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32m", "tmpfs", str(mount)],
-                       capture_output=True, text=True)
-    if r.returncode:
-        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
-    yield mount
-    subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
-def fill(disk: Path) -> Path:
-    filler = disk / "filler"
-    with open(filler, "ab", buffering=0) as f:
-        try:
-            while True:
-                f.write(b"\0" * 4096)
-        except OSError:
-            pass
-    return filler
-
-
 def clips(folder: Path, n: int) -> list[Path]:
     return [make_media(folder / f"talk{i}.wav", text=f"Number {i} is reading the weather report.")
             for i in range(n)]
@@ -51,7 +26,7 @@ def test_cli_on_a_full_disk_says_so_and_exits_3(small_disk, tmp_path):
     library = small_disk / "library.db"
     holder = Store(library)         # open elsewhere (the GUI), so the CLI gets to add_media
     files = clips(tmp_path / "media", 2)
-    filler = fill(small_disk)
+    filler = small_disk.fill()
     cmd = [sys.executable, "-m", "app", "index", *map(str, files), "--model", "tiny.en",
            "--library", str(library)]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -81,7 +56,7 @@ def test_runner_stops_on_a_full_disk_and_keeps_the_queue(small_disk, tmp_path):
     def on_event(e):
         events.append(e)
         if e["type"] == "job_started" and e["stage"] == "speech" and not filler:
-            filler.append(fill(small_disk))      # the transcript cannot be saved
+            filler.append(small_disk.fill())      # the transcript cannot be saved
 
     Runner(library, Settings(whisper_model="tiny.en"), on_event=on_event).run()
     full = [e for e in events if e["type"] == "disk_full"]

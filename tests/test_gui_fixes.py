@@ -295,3 +295,24 @@ def test_disk_full_pauses_indexing_until_resumed(qtbot, gui, tmp_path):
     assert not banner.isVisible()
     qtbot.waitUntil(lambda: gui.jobs_panel.model.row(row["media_id"])["state"] == "failed",
                     timeout=30_000)                          # indexed (and failed) after all
+
+
+def test_adding_files_to_a_library_on_a_full_disk_shows_the_banner(qtbot, small_disk, tmp_path):
+    from media_factory import make_media
+    library = small_disk / "library.db"
+    qsettings = QSettings(str(tmp_path / "ui.ini"), QSettings.IniFormat)
+    service, window = build(library, Settings(whisper_model="tiny.en"), qsettings)
+    qtbot.addWidget(window)
+    window.show()
+    service.start()
+    qtbot.waitUntil(lambda: not service.is_running, timeout=20_000)
+    try:
+        clip = make_media(tmp_path / "talk.wav", text="A full disk stops the intake.")
+        small_disk.fill()
+        window.add_paths([str(clip)])        # intake's INSERT meets the full disk
+        qtbot.waitUntil(window.disk_banner.isVisible, timeout=15_000)
+        text = window.disk_banner.label.text()
+        assert "full" in text and str(small_disk) in text, text
+        assert not service.is_running
+    finally:
+        service.shutdown()
