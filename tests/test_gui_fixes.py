@@ -16,16 +16,22 @@ from app.gui import build  # noqa: E402
 from app.settings import Settings  # noqa: E402
 
 
-@pytest.fixture
-def gui(qtbot, library, tmp_path):
+def open_window(qtbot, library, tmp_path):
+    """The real window on `library`, shown, its service started and idle."""
     qsettings = QSettings(str(tmp_path / "ui.ini"), QSettings.IniFormat)
     service, window = build(library, Settings(whisper_model="tiny.en"), qsettings)
     qtbot.addWidget(window)
     window.show()
     service.start()
     qtbot.waitUntil(lambda: not service.is_running, timeout=20_000)
+    return window
+
+
+@pytest.fixture
+def gui(qtbot, library, tmp_path):
+    window = open_window(qtbot, library, tmp_path)
     yield window
-    service.shutdown()
+    window.service.shutdown()
 
 
 def test_a_huge_query_does_not_widen_the_window(qtbot, gui):
@@ -299,13 +305,8 @@ def test_disk_full_pauses_indexing_until_resumed(qtbot, gui, tmp_path):
 
 def test_adding_files_to_a_library_on_a_full_disk_shows_the_banner(qtbot, small_disk, tmp_path):
     from media_factory import make_media
-    library = small_disk / "library.db"
-    qsettings = QSettings(str(tmp_path / "ui.ini"), QSettings.IniFormat)
-    service, window = build(library, Settings(whisper_model="tiny.en"), qsettings)
-    qtbot.addWidget(window)
-    window.show()
-    service.start()
-    qtbot.waitUntil(lambda: not service.is_running, timeout=20_000)
+    window = open_window(qtbot, small_disk / "library.db", tmp_path)
+    service = window.service
     try:
         clip = make_media(tmp_path / "talk.wav", text="A full disk stops the intake.")
         small_disk.fill()
