@@ -11,7 +11,6 @@ import unicodedata
 from pathlib import Path
 
 SEARCH_LIMIT = 50
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 
 def _fold(text: str) -> str:
@@ -42,10 +41,6 @@ def moment_time(query: str, segment_start: float, words: list[dict]) -> float:
             if word == term or (prefix and word.startswith(term)):
                 return float(w["start"])
     return segment_start
-
-
-def is_image_file(path: str) -> bool:
-    return str(path).lower().endswith(IMAGE_EXTENSIONS)
 
 
 def make_filters(values: dict | None):

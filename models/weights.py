@@ -21,7 +21,6 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-MODEL_NAMES = ("base", "tiny.en")
 REQUIRED_FILES = ("model.bin", "config.json", "tokenizer.json")
 _OPTIONAL_FILES = ("vocabulary.txt", "vocabulary.json", "preprocessor_config.json")
 _ORIGIN_FILE = "ORIGIN"  # written into folders we assemble, so listings can say where they came from

@@ -49,4 +49,4 @@ def install() -> bool:
     return True
 
 
-APPLIED = install()
+install()

@@ -174,8 +174,3 @@ def _paint_pending(p: QPainter, r: QRectF) -> None:
     p.setPen(Qt.NoPen)
     p.drawPath(tri)
 
-
-def image_ok(path: str) -> bool:
-    """Whether Qt can read this file as an image (used to accept a drop)."""
-    return QImageReader(path).canRead()
-

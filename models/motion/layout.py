@@ -12,7 +12,6 @@ DESCRIPTOR_DIM = ENC_DIM + FLOW_DIM + APP_DIM
 WINDOW_S = 2.0
 BLOCKS = {"encoder": slice(0, ENC_DIM), "flow": slice(ENC_DIM, ENC_DIM + FLOW_DIM),
           "appearance": slice(ENC_DIM + FLOW_DIM, DESCRIPTOR_DIM)}
-BLOCK_NAMES = ("encoder", "flow", "appearance")
 
 
 def standardiser(reference: np.ndarray, blocks=("encoder", "flow", "appearance"),
