@@ -1105,8 +1105,3 @@ def _nearest_keyframe(store: Store, media_id: int, t: float) -> int | None:
     row = store.db.execute("SELECT id FROM keyframes WHERE media_id = ? ORDER BY abs(time - ?) "
                            "LIMIT 1", (media_id, t)).fetchone()
     return row[0] if row else None
-
-
-def search_text(store: Store, query: str, limit: int = 20) -> list[Hit]:
-    """Full-text moments only (no embedder needed): kept for existing callers."""
-    return search(store, query, limit=limit, mode="text")

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from indexer import hashing, search as S
-from indexer.search import Filters, group_by_file, search, search_text
+from indexer.search import Filters, group_by_file, search
 from indexer.store import Store
 from indexer.vec_codec import int8_blob
 
@@ -120,28 +120,28 @@ def paths(hits):
 # ---- full text ------------------------------------------------------------------------
 def test_phrase_query_needs_the_words_in_order(lib):
     st = lib["store"]
-    hits = search_text(st, '"another ladle"')
+    hits = search(st, '"another ladle"', mode="text")
     assert hits and all("[another ladle]" in h.snippet.lower() or "[another] [ladle]"
                         in h.snippet.lower() for h in hits), [h.snippet for h in hits]
-    assert search_text(st, '"ladle another"') == []
+    assert search(st, '"ladle another"', mode="text") == []
     # the same two words, unquoted, match anywhere in a segment
-    assert search_text(st, "ladle another")
+    assert search(st, "ladle another", mode="text")
 
 
 def test_prefix_query(lib):
-    hits = search_text(lib["store"], "risot*")
+    hits = search(lib["store"], "risot*", mode="text")
     assert hits and hits[0].path == "/lib/kitchen/risotto.mp4"
     assert "[risotto]" in hits[0].snippet.lower()
-    assert search_text(lib["store"], "risot") == []        # without * it is a whole word
+    assert search(lib["store"], "risot", mode="text") == []        # without * it is a whole word
 
 
 def test_non_english_queries(lib, embedder):
     st = lib["store"]
     # German compound, French accents (diacritics folded both ways), Spanish
-    assert paths(search_text(st, "Wetterbericht")) == {"/lib/reise/alpen.m4a"}
-    assert paths(search_text(st, "grève cheminots")) == {"/lib/voyage/greve.mp4"}
-    assert paths(search_text(st, "greve cheminots")) == {"/lib/voyage/greve.mp4"}
-    assert paths(search_text(st, "ayuntamiento")) == {"/lib/kitchen/tapas.mp4"}
+    assert paths(search(st, "Wetterbericht", mode="text")) == {"/lib/reise/alpen.m4a"}
+    assert paths(search(st, "grève cheminots", mode="text")) == {"/lib/voyage/greve.mp4"}
+    assert paths(search(st, "greve cheminots", mode="text")) == {"/lib/voyage/greve.mp4"}
+    assert paths(search(st, "ayuntamiento", mode="text")) == {"/lib/kitchen/tapas.mp4"}
     # cross-lingual meaning: an English question finds the French passage
     hits = search(st, "railway strike disrupts trains around Paris", embedder=embedder, limit=3)
     assert hits and hits[0].path == "/lib/voyage/greve.mp4"
@@ -155,13 +155,13 @@ def test_snippets_are_highlighted(lib, embedder):
     assert top.path == "/lib/kitchen/risotto.mp4"
     assert "[sourdough]" in top.snippet.lower() or "[fermentation]" in top.snippet.lower()
     assert set(top.kinds) >= {"said", "similar"}
-    shown = search_text(st, "quarterly budget")
+    shown = search(st, "quarterly budget", mode="text")
     assert shown[0].kind == "shown" and shown[0].snippet == "[Quarterly] [Budget] 2024"
     assert 30.0 <= shown[0].start <= 40.0
 
 
 def test_tag_and_keyword_sources(lib):
-    hits = search_text(lib["store"], "dog")
+    hits = search(lib["store"], "dog", mode="text")
     tag = [h for h in hits if h.kind == "tag"]
     assert tag and tag[0].path == "/lib/kitchen/risotto.mp4" and tag[0].snippet == "[dog]"
 
@@ -197,7 +197,7 @@ def test_common_words_are_ranked_over_a_sample(lib, monkeypatch):
     and what comes back still matches."""
     monkeypatch.setattr(S, "FTS_RANK_ALL_MAX", 5)
     monkeypatch.setattr(S, "FTS_SAMPLE", 8)
-    hits = search_text(lib["store"], "the", limit=5)
+    hits = search(lib["store"], "the", limit=5, mode="text")
     assert 0 < len(hits) <= 5 and all("[the]" in h.snippet.lower() for h in hits)
 
 
@@ -317,7 +317,7 @@ def test_grouped_view_and_thumbnails(lib, embedder):
     for g in groups:
         assert all(h.path == g.path for h in g.hits)
         assert [h.start for h in g.hits] == sorted(h.start for h in g.hits)
-    budget = search_text(st, "quarterly budget")[0]
+    budget = search(st, "quarterly budget", mode="text")[0]
     m1 = lib["ids"]["/lib/kitchen/risotto.mp4"]
     assert budget.thumbnail in (f"{m1}/0003.jpg", f"{m1}/0004.jpg")     # keyframes at 30, 40 s
     audio = [h for h in hits if h.path.endswith(".mp3")]
@@ -358,7 +358,7 @@ def test_by_keyframe_id_and_more_like_a_frame(lib):
     kf = st.db.execute("SELECT id, media_id, time FROM keyframes ORDER BY id LIMIT 1").fetchone()
     hits = search(st, keyframe_id=kf[0], limit=3)
     assert hits and all(h.keyframe_id != kf[0] for h in hits)
-    tag_hit = [h for h in search_text(st, "dog") if h.kind == "tag"][0]
+    tag_hit = [h for h in search(st, "dog", mode="text") if h.kind == "tag"][0]
     more = S.more_like_this(st, tag_hit, limit=3)
     assert more and all(h.keyframe_id is not None for h in more)
 
