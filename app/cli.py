@@ -13,7 +13,7 @@ import signal
 import sys
 from pathlib import Path
 
-from .settings import Settings, library_path, log_file
+from .settings import ASR_ENGINES, DEVICES, WHISPER_MODELS, Settings, library_path, log_file
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LIBRARY, EXIT_NOT_FOUND, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 
@@ -459,9 +459,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     engine = argparse.ArgumentParser(add_help=False)
-    engine.add_argument("--model", choices=["base", "tiny.en"], help="Whisper model")
-    engine.add_argument("--engine", choices=["faster-whisper", "openai-whisper"])
-    engine.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    engine.add_argument("--model", choices=[c for c, _ in WHISPER_MODELS], help="Whisper model")
+    engine.add_argument("--engine", choices=[c for c, _ in ASR_ENGINES])
+    engine.add_argument("--device", choices=[c for c, _ in DEVICES])
 
     s = sub.add_parser("index", parents=[common, engine], help="index files and folders")
     s.add_argument("paths", nargs="+", metavar="PATH")

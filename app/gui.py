@@ -34,12 +34,11 @@ def settings_for(library: Path, settings: Settings, qsettings) -> Settings:
     if settings_file(library).exists():
         return settings
     s = dataclasses.replace(settings)
-    for key, cast in (("whisper_model", str), ("asr_engine", str), ("device", str),
-                      ("threads", int), ("frame_interval_s", float), ("models_dir", str)):
+    for key in Settings.editable():
         value = qsettings.value(f"settings/{key}")
         if value is not None and value != "":
             try:
-                setattr(s, key, cast(value))
+                setattr(s, key, Settings.coerce(key, value))
             except (TypeError, ValueError):
                 pass
     return s

@@ -39,9 +39,6 @@ REFRESH_DELAY_MS = 200
 BUSY_RETRY_MS = 5000
 LIBRARY_POLL_MS = 1500
 
-# Settings the GUI edits; everything else in Settings is kept as loaded.
-EDITABLE_SETTINGS = ("whisper_model", "asr_engine", "device", "threads", "frame_interval_s",
-                     "models_dir")
 
 
 def export_target(media_path: str, fmt: str, folder: str | None) -> Path:
@@ -501,7 +498,7 @@ class LibraryService(QObject):
         return dataclasses.replace(self._settings)
 
     def settings_dict(self) -> dict:
-        values = {k: getattr(self._settings, k) for k in EDITABLE_SETTINGS}
+        values = {k: getattr(self._settings, k) for k in Settings.editable()}
         values["library"] = str(self._library)
         return values
 
@@ -509,7 +506,7 @@ class LibraryService(QObject):
         """Apply and persist (JSON beside the library, shared with the CLI). A running
         batch keeps its loaded model; the next run uses the new settings."""
         library = values.get("library")
-        changes = {k: v for k, v in values.items() if k in EDITABLE_SETTINGS}
+        changes = {k: v for k, v in values.items() if k in Settings.editable()}
         self._settings = dataclasses.replace(self._settings, **changes)
         if library and Path(library).expanduser().resolve() != self._library:
             self.set_library(Path(library).expanduser().resolve())

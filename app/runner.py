@@ -227,7 +227,7 @@ class Runner:
         app.motion_jobs); True when recomputation jobs were queued."""
         from .motion_jobs import EncoderTraining, should_auto_train
         try:
-            if not self.settings.extra.get("motion_auto_train", True) or not should_auto_train(store):
+            if not self.settings.motion_auto_train or not should_auto_train(store):
                 return False
         except Exception:  # noqa: BLE001
             return False

@@ -34,20 +34,54 @@ def library_path(cli_value: str | os.PathLike | None = None) -> Path:
     return data_dir() / "library.db"
 
 
+# The choices the CLI, the settings dialog and the worker accept: (value, label).
+WHISPER_MODELS = (("base", "base — multilingual, better (145 MB)"),
+                  ("tiny.en", "tiny.en — English only, faster (75 MB)"))
+ASR_ENGINES = (("faster-whisper", "faster-whisper (CTranslate2, recommended)"),
+               ("openai-whisper", "openai-whisper (PyTorch)"))
+DEVICES = (("auto", "Automatic (GPU when available)"), ("cpu", "CPU"), ("cuda", "GPU (CUDA)"))
+
+
+def _editable(default, label: str, choices=None):
+    """A setting the GUI edits (its label, and its choices where it has them)."""
+    return field(default=default, metadata={"editable": True, "label": label,
+                                            "choices": choices})
+
+
 @dataclass
 class Settings:
-    """Engine settings. Every default works offline."""
+    """Engine settings: the one typed definition the CLI, the GUI and the worker use.
+    Every default works offline."""
 
-    whisper_model: str = "base"          # "base" (multilingual) or "tiny.en" (fast English)
-    asr_engine: str = "faster-whisper"   # or "openai-whisper"
-    device: str = "auto"                 # "auto", "cpu" or "cuda"
-    threads: int = 0                     # 0: all cores
+    whisper_model: str = _editable("base", "Whisper model", WHISPER_MODELS)
+    asr_engine: str = _editable("faster-whisper", "Speech engine", ASR_ENGINES)
+    device: str = _editable("auto", "Device", DEVICES)
+    threads: int = _editable(0, "CPU threads")                   # 0: all cores
+    frame_interval_s: float = _editable(5.0, "Keyframe every")   # at least one per N s
+    models_dir: str = _editable("", "Models folder")             # "": <data dir>/models
     beam_size: int = 5
-    frame_interval_s: float = 5.0        # at least one keyframe every N seconds
-    models_dir: str = ""                 # "" means <data dir>/models
     max_attempts: int = 2                # a job that crashes its worker is retried once
     worker_recycle_jobs: int = 200       # restart the worker process after N jobs
-    extra: dict = field(default_factory=dict)
+    motion_auto_train: bool = True       # learn the library's motion encoder when due
+
+    @classmethod
+    def editable(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls) if f.metadata.get("editable"))
+
+    @classmethod
+    def coerce(cls, name: str, value):
+        """`value` (e.g. a string from QSettings) as the field's type; ValueError if not
+        one of its choices."""
+        f = next(f for f in fields(cls) if f.name == name)
+        kind = {"str": str, "int": int, "float": float, "bool": bool}[
+            f.type if isinstance(f.type, str) else f.type.__name__]
+        if kind is bool and isinstance(value, str):
+            value = value.strip().lower() in ("1", "true", "yes")
+        value = kind(value)
+        choices = f.metadata.get("choices")
+        if choices and value not in [c for c, _ in choices]:
+            raise ValueError(f"{name} must be one of {[c for c, _ in choices]}, not {value!r}")
+        return value
 
     def resolved_models_dir(self) -> Path:
         if self.models_dir:
@@ -64,8 +98,16 @@ class Settings:
             raw = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return cls()
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in raw.items() if k in known})
+        if isinstance(raw.get("extra"), dict):      # settings files before the typed fields
+            raw = {**raw.pop("extra"), **raw}
+        values = {}
+        for f in fields(cls):
+            if f.name in raw:
+                try:
+                    values[f.name] = cls.coerce(f.name, raw[f.name])
+                except (TypeError, ValueError):
+                    pass                              # a bad value falls back to the default
+        return cls(**values)
 
     def save(self, library: Path) -> None:
         path = settings_file(library)

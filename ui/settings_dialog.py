@@ -5,11 +5,7 @@ from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QDoubleSpin
                                QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton,
                                QSpinBox, QVBoxLayout, QWidget)
 
-MODELS = (("base", "base — multilingual, better (145 MB)"),
-          ("tiny.en", "tiny.en — English only, faster (75 MB)"))
-ENGINES = (("faster-whisper", "faster-whisper (CTranslate2, recommended)"),
-           ("openai-whisper", "openai-whisper (PyTorch)"))
-DEVICES = (("auto", "Automatic (GPU when available)"), ("cpu", "CPU"), ("cuda", "GPU (CUDA)"))
+from app.settings import ASR_ENGINES, DEVICES, WHISPER_MODELS
 
 
 def _combo(items, current) -> QComboBox:
@@ -43,8 +39,8 @@ class SettingsDialog(QDialog):
         self.library_edit = QLineEdit(values.get("library", ""))
         self.models_edit = QLineEdit(values.get("models_dir", ""))
         self.models_edit.setPlaceholderText(default_models_dir or "default")
-        self.model_combo = _combo(MODELS, values.get("whisper_model"))
-        self.engine_combo = _combo(ENGINES, values.get("asr_engine"))
+        self.model_combo = _combo(WHISPER_MODELS, values.get("whisper_model"))
+        self.engine_combo = _combo(ASR_ENGINES, values.get("asr_engine"))
         self.device_combo = _combo(DEVICES, values.get("device"))
         self.threads_spin = QSpinBox()
         self.threads_spin.setRange(0, 256)
