@@ -1,4 +1,5 @@
-"""Apply the ordered migrations in indexer.schema, backing up the file first."""
+"""The one ordered registry of the library's migrations, and applying them (backing up
+the file first). Each schema module holds its own steps; the order lives here only."""
 from __future__ import annotations
 
 import time
@@ -6,7 +7,12 @@ from pathlib import Path
 
 import sqlite_utils
 
-from .schema import MIGRATIONS
+from .schema import MIGRATIONS as _CORE              # 0001-0004: media, jobs, text, vectors
+from .schema_motion import MIGRATIONS as _MOTION     # 0006: motion windows, tags, groups
+from .schema_search import MIGRATIONS as _SEARCH     # 0005: binary codes, re-rank rows
+from .schema_vectors import MIGRATIONS as _VECTORS   # 0007: vec0 tables as int8
+
+MIGRATIONS: list[tuple[str, object]] = [*_CORE, *_SEARCH, *_MOTION, *_VECTORS]
 
 KEEP_BACKUPS = 3
 

@@ -175,23 +175,9 @@ CREATE TABLE corrections (
 );
 """
 
-MIGRATIONS: list[tuple[str, str]] = [
+MIGRATIONS: list[tuple[str, str]] = [     # the rest: indexer.migrations.MIGRATIONS
     ("0001_core_tables", _CORE),
     ("0002_fulltext", _FTS),
     ("0003_vectors", _VECTORS + _VECTOR_CLEANUP),
     ("0004_corrections", _CORRECTIONS),
 ]
-
-# Binary codes, int8 re-rank vectors and their bookkeeping (indexer/hashing.py).
-from .schema_search import MIGRATIONS as _SEARCH_MIGRATIONS  # noqa: E402
-
-MIGRATIONS += _SEARCH_MIGRATIONS
-
-# Motion: encoders, window descriptors, action-tag models, motion groups (schema_motion.py).
-from .schema_motion import MIGRATIONS as _MOTION_MIGRATIONS  # noqa: E402
-
-MIGRATIONS += _MOTION_MIGRATIONS
-
-from .schema_vectors import MIGRATIONS as _VECTOR_MIGRATIONS  # noqa: E402
-
-MIGRATIONS += _VECTOR_MIGRATIONS

@@ -1,6 +1,6 @@
 """Schema for the search service's binary codes (indexer.hashing), as named migrations.
 
-Appended to `indexer.schema.MIGRATIONS`, so every Store opens with them applied.
+Listed in `indexer.migrations.MIGRATIONS`, so every Store opens with them applied.
 
 What is here:
 - `segment_code` / `keyframe_code`: vec0 `bit[N]` tables of learned binary codes, keyed

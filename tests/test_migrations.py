@@ -1,8 +1,7 @@
 """Migrations: from an empty file, and from the previous version keeping rows."""
 import glob
 
-from indexer.migrations import applied
-from indexer.schema import MIGRATIONS
+from indexer.migrations import MIGRATIONS, applied
 from indexer.store import Store
 
 
@@ -104,3 +103,9 @@ def test_float_vectors_become_int8_keeping_rows_metadata_and_neighbours(library)
         "AND language = 'en'", (int8_blob(q),))]
     assert after[:3] == before[:3] and len(set(after) & set(before)) >= 9
     new.close()
+
+
+def test_the_registry_is_one_numbered_order_without_gaps():
+    numbers = [int(name.split("_", 1)[0]) for name, _ in MIGRATIONS]
+    assert numbers == list(range(1, len(MIGRATIONS) + 1))
+    assert len({name for name, _ in MIGRATIONS}) == len(MIGRATIONS)

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from indexer.schema import SEGMENT_DIM
+from indexer.search import Filters, search, vector_knn
 from indexer.semantic import (MIN_SIMILARITY, embed_query, prepare_text_index, save_text_index,
-                              semantic_search, transcript_windows)
+                              transcript_windows)
 from indexer.store import Store
 from models.keywords import extract_keywords
 from models.text_embed import DEFAULT_EMBEDDER, load_embedder
@@ -207,37 +208,50 @@ def test_save_and_search_round_trip(tmp_path, emb):
                                     "ORDER BY id", (seg_id, seg_id + 3)).fetchall()
             return " ".join(r[0] for r in rows).lower()
 
-        hits = semantic_search(store, embed_query(
-            "soft brakes, how to get the air bubbles out of the fluid", emb), k=3)
-        assert hits and hits[0][1] == video and "brake pedal" in window_text(hits[0][0])
-        assert all(a[2] >= b[2] for a, b in zip(hits, hits[1:]))
-        hits = semantic_search(store, embed_query(              # de query, en speech
-            "die Preise steigen und die Notenbank erhöht die Zinsen", emb), k=3)
-        assert hits[0][1] == audio and "central bank" in window_text(hits[0][0])
+        def semantic(query, **kw):                         # the search the CLI/GUI run
+            return search(store, query, mode="semantic", embedder=emb, **kw)
 
-        # Filters run inside the KNN: k rows come back whenever k rows match,
-        # even when the nearest rows overall belong to the other kind/language.
-        q = embed_query("cooking risotto and baking sourdough bread", emb)
+        def seg_start(seg_id):
+            return store.db.execute("SELECT start FROM segments WHERE id = ?",
+                                    (seg_id,)).fetchone()[0]
+
+        hits = semantic("soft brakes, how to get the air bubbles out of the fluid", limit=3)
+        assert hits and hits[0].media_id == video
+        assert "brake pedal" in window_text(hits[0].segment_id)
+        assert hits[0].start == pytest.approx(seg_start(hits[0].segment_id))  # the right second
+        assert all(a.similarity >= b.similarity for a, b in zip(hits, hits[1:]))
+        hits = semantic("die Preise steigen und die Notenbank erhöht die Zinsen",  # de query,
+                        limit=3)                                                    # en speech
+        assert hits[0].media_id == audio and "central bank" in window_text(hits[0].segment_id)
+
+        # Filters run inside the KNN (vector_knn, under search's semantic list): k rows come
+        # back whenever k rows match, even when the nearest rows overall belong to the other
+        # kind/language.
+        text = "cooking risotto and baking sourdough bread"
+        q = embed_query(text, emb)
         n_video = store.db.execute("SELECT count(*) FROM segment_vec WHERE kind = 'video'"
                                    ).fetchone()[0]
         assert n_video >= 3
-        top = semantic_search(store, q, k=3, min_similarity=None)
+        top = vector_knn(store, "segment", q, 3)
         assert {m for _, m, _ in top} == {audio}
-        got = semantic_search(store, q, k=3, media_kind="video", min_similarity=None)
+        got = vector_knn(store, "segment", q, 3, Filters(kind="video"))
         assert len(got) == 3 and {m for _, m, _ in got} == {video}
-        got = semantic_search(store, q, k=2, language="es", min_similarity=None)
+        got = vector_knn(store, "segment", q, 2, Filters(language="es"))
         assert len(got) == 2
         langs = {store.db.execute("SELECT language FROM segments WHERE id = ?",
                                   (s,)).fetchone()[0] for s, _, _ in got}
         assert langs == {"es"}
-        assert semantic_search(store, q, k=5, media_kind=["audio", "video"],
-                               min_similarity=None)
-        assert semantic_search(store, q, k=5, media_kind="audio+video") == []
+        assert vector_knn(store, "segment", q, 5, Filters(kind=["audio", "video"]))
+        assert vector_knn(store, "segment", q, 5, Filters(kind="audio+video")) == []
+        # ... and search() passes them down: with kind=video every hit is the video's.
+        got = semantic(text, filters=Filters(kind="video"), min_similarity=-1.0)
+        assert got and {h.media_id for h in got} == {video}
+        assert semantic(text, filters=Filters(kind="audio+video"), min_similarity=-1.0) == []
 
         # Unrelated and gibberish queries return nothing at the calibrated threshold.
         for junk in ("asdkjh qwpoeiru zxmvn", "blorf snizzle wump gleeb",
                      "knitting pattern for a wool scarf"):
-            assert semantic_search(store, embed_query(junk, emb), k=10) == []
+            assert semantic(junk, limit=10) == []
 
         # Re-transcribing drops the old vectors with their segments (schema trigger).
         store.save_transcript(video, "en", [{"start": 0, "end": 3, "text": "new text",
@@ -248,6 +262,6 @@ def test_save_and_search_round_trip(tmp_path, emb):
         with pytest.raises(ValueError):                    # wrong embedder for the schema
             save_text_index(store, audio, [{"segment_ids": [1]}], np.ones((1, 384)), [])
         with pytest.raises(ValueError):
-            semantic_search(store, np.ones(384, np.float32))
+            vector_knn(store, "segment", np.ones(384, np.float32), 10)
     finally:
         store.close()
