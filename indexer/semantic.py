@@ -15,7 +15,7 @@ segment (re-transcription, reset) drops its vector via the schema's trigger.
 
     tix = prepare_text_index(store.transcript(media_id))      # no DB: a stage's work
     save_text_index(store, media_id, tix.windows, tix.embeddings, tix.keywords)
-    hits = semantic_search(store, embed_query("what they said about taxes"))
+    hits = search(store, "what they said about taxes", mode="semantic")   # indexer.search
 """
 from __future__ import annotations
 
@@ -185,47 +185,3 @@ def save_text_index(store, media_id: int, windows: Sequence[dict], embeddings: n
             ({"media_id": media_id, "start": k.get("start"), "end": k.get("end"),
               "keyword": k["keyword"], "score": k.get("score")} for k in keywords),
             batch_size=500)
-
-
-# -------------------------------------------------------------------- search ---
-def semantic_search(store, query_vec: np.ndarray, k: int = 10,
-                    media_kind: str | Sequence[str] | None = None, language: str | None = None,
-                    min_similarity: float | None = MIN_SIMILARITY
-                    ) -> list[tuple[int, int, float]]:
-    """The k windows nearest the query: [(segment_id, media_id, cosine similarity)],
-    best first. `segment_id` is the window's first segment.
-
-    Filters on media kind ("audio", "video", "audio+video", or several) and
-    language run inside the KNN, so up to k rows come back whenever k rows match.
-    Hits under `min_similarity` are dropped (None keeps all): an unrelated query
-    returns nothing rather than the least bad rows.
-    """
-    k = int(k)
-    if k <= 0:
-        return []
-    q = np.asarray(query_vec, dtype=np.float32).reshape(-1)
-    if q.shape[0] != SEGMENT_DIM:
-        raise ValueError(f"query has {q.shape[0]} dims, segment_vec has {SEGMENT_DIM}")
-    norm = float(np.linalg.norm(q))
-    if norm == 0 or not np.isfinite(norm):
-        return []
-    q = q / norm
-    sql = ("SELECT segment_id, media_id, distance FROM segment_vec "
-           "WHERE embedding MATCH vec_int8(?) AND k = ?")
-    params: list = [int8_blob(q), min(k, MAX_K)]
-    if media_kind is not None:
-        kinds = [media_kind] if isinstance(media_kind, str) else list(media_kind)
-        if not kinds:
-            return []
-        sql += " AND kind IN (" + ",".join("?" * len(kinds)) + ")"
-        params += kinds
-    if language is not None:
-        sql += " AND language = ?"
-        params.append(language)
-    sql += " ORDER BY distance"
-    out = []
-    for seg_id, media_id, dist in store.db.execute(sql, params).fetchall():
-        sim = 1.0 - float(dist)
-        if min_similarity is None or sim >= min_similarity:
-            out.append((int(seg_id), int(media_id), sim))
-    return out

@@ -119,7 +119,7 @@ def test_speech_is_followed_by_keywords_and_semantic_vectors(library, tmp_path, 
     # should match; the semantic checks below are about search, not tiny.en's ears.
     assert main(["index", str(media), "--json"]) == 0
     capsys.readouterr()
-    from indexer.semantic import embed_query, semantic_search
+    from indexer.search import search
     from indexer.store import Store
     s = Store(library)
     m = s.media_by_path(str(media))
@@ -130,7 +130,7 @@ def test_speech_is_followed_by_keywords_and_semantic_vectors(library, tmp_path, 
     assert any("lighthouse" in k or "ships" in k or "storm" in k for k in keywords), keywords
     for query in ("someone counting boats before bad weather came",
                   "tempête et bateaux au phare"):
-        hits = semantic_search(s, embed_query(query))
-        assert hits and hits[0][1] == m["id"], query
-    assert semantic_search(s, embed_query("qwertyuiop asdfghjkl zxcvbnm")) == []
+        hits = search(s, query, mode="semantic")
+        assert hits and hits[0].media_id == m["id"], query
+    assert search(s, "qwertyuiop asdfghjkl zxcvbnm", mode="semantic") == []
     s.close()
