@@ -11,14 +11,11 @@ keeps the best `k * oversample` that pass the filters, and re-ranks those with t
 int8 copies of their vectors. The filters are applied to the scan itself, before
 any cut, so a filtered search returns k rows whenever k rows match.
 
-Why not sqlite-vec's own KNN over the `bit[N]` table: in sqlite-vec 0.1.9 the
-cost of a KNN grows with k (a per-chunk top-k merge): measured here, 100k codes,
-k=10: 3 ms, k=200: 47 ms, k=1000: 415 ms; and reading the table back row by row
-is slow too (200k rows: 4 s). The codes are therefore stored in the vec0 table
-(the store of record, with metadata columns, usable by any SQL client) but read in
-bulk from its chunk tables (`read_vec0`, 1M codes in well under a second; its
-output is checked against the row-by-row read) and scanned with numpy
-(1M x 256 bits: ~7 ms on this 2-core box).
+Why not sqlite-vec's own KNN over the `bit[N]` table: in sqlite-vec 0.1.9 its cost grows
+with k and row-by-row reads are slow (measured: benchmarks/README.md, "Scale: 1M moments").
+The codes are therefore stored in the vec0 table (the store of record, with metadata
+columns, usable by any SQL client) but read in bulk from its chunk tables (`read_vec0`;
+its output is checked against the row-by-row read) and scanned with numpy.
 
 Keeping in step: triggers mark a media "dirty" when its segments, keywords or
 keyframes change (vec0 tables cannot carry triggers) and drop codes with their
@@ -761,7 +758,7 @@ def binary_knn(store, space: Space | str, q: np.ndarray, k: int = 10, *,
         if mask is not None and mask.sum() < SELECTIVE * len(mask):
             # Under a selective filter the true neighbours are farther away and closer
             # together (near-ties), where codes rank worst; the scan is cheaper, so
-            # re-rank more (measured, 1M rows, a 10% filter: recall@10 0.82 -> 0.93).
+            # re-rank more (measured: benchmarks/README.md, "Scale: 1M moments").
             want *= SELECTIVE_BOOST
         cand = idx.candidates(q, want, mask, want * hamming_factor)
     cand = [c for c in cand.tolist() if c not in exclude]

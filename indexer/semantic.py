@@ -28,15 +28,8 @@ import numpy as np
 from .schema import SEGMENT_DIM
 from .vec_codec import int8_blob
 
-# Calibrated with the multilingual USE (benchmarks/text_models.py --part
-# calibration [--distractors 2000]). Paraphrased queries meet their passage at
-# cosine 0.16-0.75 (10th percentile 0.31, median 0.42). The best match of an
-# unrelated query: off-topic <= 0.24 and gibberish <= 0.25 among the 40 eval
-# passages; <= 0.30 and <= 0.31 once 2000 unrelated distractor passages are added
-# (the best of many unrelated rows creeps up with library size). 0.30 keeps 90%
-# of true matches and rejects every off-topic query in both settings and every
-# gibberish query but one ("qwertyuiop asdfghjkl" vs a docstring, 0.31) with the
-# distractors. Pass min_similarity=None for an unthresholded top k.
+# Floor under which an unrelated query's best row is dropped, keeping most true matches
+# (measured: benchmarks/README.md, "The similarity floor").
 MIN_SIMILARITY = 0.30
 
 WINDOW_TARGET_S = 20.0    # stop growing a window once it spans this much

@@ -41,24 +41,19 @@ from . import audio_stream
 from .weights import resolve_model
 
 SAMPLE_RATE = audio_stream.SAMPLE_RATE
-# Per-window memory is dominated by faster-whisper's silero VAD, which runs up to 320 s
-# of audio per ONNX call (~+100 MB at 120 s, ~+330 MB at 600 s); 120 s keeps the peak low
-# and cuts are rare next to the VAD's own.
+# Short windows keep the silero VAD's per-call memory low (measured: benchmarks/README.md,
+# "VAD windows and silences").
 WINDOW_S = 120.0
 HALLUCINATION_SILENCE_S = 2.0
 # A carried language gives way only to a detection this sure of another one: accented or
 # noisy speech often scores 0.3-0.7 for a neighbouring language, and decoding it in that
 # language turns it into a translation or into nonsense.
 LANGUAGE_SWITCH_P = 0.8
-# faster-whisper decodes this many VAD chunks (up to 30 s of speech each) at once, with
-# no temperature fallback (see _batched_loop). On CPU the batch is shared by one
-# single-threaded worker per core (_ChunkWorkers): on the quiet 2-core box, 641 s of speech
-# took 58.7 s at batch 8 (63.0 s with whole-batch calls on two intra-op threads, 85 s chunk
-# by chunk), peaking at 550 MB (890 MB before); a 64-minute file at 586 MB
-# (benchmarks/README.md, Speech). batch_size 0 or 1 decodes chunk by chunk with temperature
-# fallback. Multilingual models only: English-only tiny.en (the
-# fast mode) decodes chunk by chunk, since batched it misheard more of the synthetic test
-# speech ("quarterly budget" -> "quarter-image"; 12.8% vs 12.0% WER on two long passages).
+# faster-whisper decodes this many VAD chunks at once, with no temperature fallback (see
+# _batched_loop), shared on CPU by one single-threaded worker per core (_ChunkWorkers);
+# batch_size 0 or 1 decodes chunk by chunk with temperature fallback. Multilingual models
+# only: tiny.en (the fast mode) misheard more batched, so it goes chunk by chunk
+# (measured: benchmarks/README.md, "Speech" and "Batch memory and CPU workers").
 BATCH_SIZE = 8
 Audio = Union[str, os.PathLike, np.ndarray]
 
@@ -218,9 +213,8 @@ def _shift(seg: Segment, offset: float) -> Segment:
     return seg
 
 
-# Silences over 1 s are cut (faster-whisper's default is 2 s). On LibriVox clips joined by
-# 1.5 s of digital silence, the 2 s setting let one ~30 s run reach the window end, where the
-# int8 word alignment stretched a word over it and the last sentence was skipped.
+# Silences over 1 s are cut (faster-whisper's default, 2 s, lost a sentence at a window end)
+# (measured: benchmarks/README.md, "VAD windows and silences").
 VAD_OPTIONS = dict(min_silence_duration_ms=1000, speech_pad_ms=400)
 
 # The batched pipeline decodes only the first 30 s of a VAD speech run (it warns and drops

@@ -10,9 +10,8 @@ appearance) counts equally whatever its size. Positives and negatives are weight
 total weight. Cross-validation folds keep each example clip whole (its windows are alike).
 How much each block counts is chosen per tag by the same cross-validation
 among BLOCK_WEIGHTS (a tag about how things move leans on flow; one about what moves, on
-appearance); ties go to the first, which leans on motion (an action tag is about how things
-move: on vtest.avi with 20 s frozen, a "walking" tag from 3 windows fired on 10/10 frozen
-windows with all blocks equal, 1/10 with this order; benchmarks/motion_quality.py). The threshold maximises the balanced
+appearance); ties go to the first, which leans on motion, since an action tag is about how
+things move (measured: benchmarks/README.md, 'A "walking" tag on vtest.avi'). The threshold maximises the balanced
 accuracy of the out-of-fold probabilities (midpoint between neighbouring scores), kept in
 [0.2, 0.8].
 """
@@ -25,7 +24,7 @@ import numpy as np
 
 from .layout import standardiser
 
-DEFAULT_L2 = 0.1         # on block-weighted z-scores; 0.03-1 gave the same 5-shot accuracy, sharper probabilities
+DEFAULT_L2 = 0.1         # on block-weighted z-scores (measured: benchmarks/README.md, "Descriptor quality on a labelled generated set")
 # (encoder, flow, appearance) relative weights tried by cross-validation
 BLOCK_WEIGHTS = ((0.5, 1.0, 0.25), (1.0, 1.0, 1.0), (0.5, 1.0, 0.5), (1.0, 1.0, 0.25),
                  (0.5, 0.5, 1.0), (1.0, 1.0, 0.0))
