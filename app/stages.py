@@ -14,10 +14,10 @@ def build_stages(settings: Settings, library: Path) -> dict[str, Stage]:
     from indexer.motion import MotionStage
     from indexer.visual import VisualStage
 
-    def speech_engine():
-        from models.asr import load_engine
-        return load_engine(settings.asr_engine, settings.whisper_model, device=settings.device,
-                           threads=settings.threads, models_dir=settings.resolved_models_dir())
+    from models.asr import shared_engine
+    speech_engine = shared_engine(settings.asr_engine, settings.whisper_model,
+                                  device=settings.device, threads=settings.threads,
+                                  models_dir=settings.resolved_models_dir())
 
     content: list[Stage] = [
         SpeechStage(speech_engine, beam_size=settings.beam_size),

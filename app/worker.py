@@ -108,6 +108,8 @@ def worker_main(library: str, settings: dict, tasks, events, cancel_slot,
                 break
             runner.job_id = job_id
             _run_job(store, stages, job_id, runner, runner)
+        from models.loading import unload_all
+        unload_all()                 # asked to stop (or recycled): give the models back first
     except ParentGone:
         pass
     except DiskFull as exc:          # while recording a failure, or opening the library

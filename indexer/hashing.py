@@ -34,6 +34,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from models.hashing import BinaryCoder, as_words, fit_coder, hamming, smallest, word_major
+from models.loading import lazy, unload_all
 
 from .vec_codec import from_int8, int8_rows_to_float, to_int8
 
@@ -640,29 +641,21 @@ class CodeIndex:
 _SIGNS = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1,
                        bitorder="little").astype(np.float32) * 2 - 1
 
-_INDEXES: dict[tuple[str, str], CodeIndex] = {}
-_INDEXES_LOCK = threading.Lock()
-
-
 def code_index(store, space: Space | str) -> CodeIndex | None:
-    """The process-wide in-memory index of a library's codes (loaded on first use,
-    refreshed from the change log on every later call), or None when not fitted."""
+    """The process-wide in-memory index of a library's codes (loaded on first use through
+    models.loading, refreshed from the change log on every later call), or None when not
+    fitted."""
     sp = SPACES[space] if isinstance(space, str) else space
     if not has_code_tables(store):
         return None
-    key = (str(store.path), sp.name)
-    with _INDEXES_LOCK:
-        idx = _INDEXES.get(key)
-        if idx is None:
-            idx = _INDEXES[key] = CodeIndex(sp)
+    idx = lazy(f"code-index:{sp.name}@{store.path}", lambda: CodeIndex(sp)).get()
     with idx.lock:
         idx.refresh(store)
         return idx if idx.coder is not None else None
 
 
 def drop_cached_indexes() -> None:
-    with _INDEXES_LOCK:
-        _INDEXES.clear()
+    unload_all("code-index:")
 
 
 def rerank(store, space: Space | str, q: np.ndarray, ids: Sequence[int], k: int

@@ -18,11 +18,10 @@ from typing import Callable
 
 import numpy as np
 
+from models.loading import lazy, unload_all
 from models.motion.layout import WINDOW_S
 
 from .store_motion import MOTION_STAGE
-
-_ENCODERS: dict[str, object] = {}       # fingerprint -> loaded encoder (one per worker)
 
 
 def current_encoder(store) -> tuple[int, object]:
@@ -32,11 +31,10 @@ def current_encoder(store) -> tuple[int, object]:
     if row is None:
         blob = enc_mod.default_blob()
         row = store.ensure_default_encoder("isa", blob, enc_mod.fingerprint(blob))
-    fp = row["fingerprint"]
-    if fp not in _ENCODERS:
-        _ENCODERS.clear()
-        _ENCODERS[fp] = enc_mod.load(row["model"])
-    return int(row["version"]), _ENCODERS[fp]
+    model = lazy(f"motion-encoder:{row['fingerprint']}", lambda: enc_mod.load(row["model"]))
+    if not model.loaded:                  # one encoder at a time: drop the one it replaces
+        unload_all("motion-encoder:")
+    return int(row["version"]), model.get()
 
 
 @dataclass

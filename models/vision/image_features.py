@@ -31,6 +31,8 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from ..loading import LazyModel, lazy
+
 log = logging.getLogger(__name__)
 
 MODEL_NAME = "efficientnet-lite0"
@@ -263,3 +265,11 @@ class ImageClassifier:
         if img is None:
             raise ValueError(f"not an image OpenCV can read: {path}")
         return self.features([img])[0]
+
+
+def shared_classifier(models_dir: str | os.PathLike | None = None, *, threads: int = 0
+                      ) -> LazyModel[ImageClassifier]:
+    """The process's one ImageClassifier for this weights folder and thread count
+    (models.loading), loaded on first `get()`."""
+    return lazy(f"image-features:{MODEL_NAME}@{models_dir}:threads={threads}",
+                lambda: ImageClassifier(models_dir, threads=threads))

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from ..loading import LazyModel, lazy
+
 log = logging.getLogger(__name__)
 
 GATE_WIDTH = 640              # the cheap check looks at a frame this wide
@@ -202,3 +204,10 @@ class ScreenTextReader:
             if text and float(score) >= self.min_confidence:
                 lines.append(TextLine(text, float(score), [(float(x) / s, float(y) / s) for x, y in box]))
         return lines
+
+
+def shared_reader(*, threads: int = 0) -> LazyModel[ScreenTextReader]:
+    """The process's one ScreenTextReader (PP-OCRv4 from rapidocr-onnxruntime's own
+    weights) for this thread count (models.loading), loaded on first `get()`."""
+    return lazy(f"ocr:pp-ocrv4@rapidocr-onnxruntime:threads={threads}",
+                lambda: ScreenTextReader(threads=threads))

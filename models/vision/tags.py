@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..loading import LazyModel, lazy
+
 THRESHOLDS_FILE = Path(__file__).with_name("tag_thresholds.json")
 FALLBACK_GLOBAL = 0.35
 
@@ -55,3 +57,9 @@ def select(probs: np.ndarray, labels: list[str], thresholds: np.ndarray,
     hits = np.nonzero(probs >= thresholds)[0]
     hits = hits[np.argsort(probs[hits])[::-1]][:max_tags]
     return [(labels[i], float(probs[i])) for i in hits]
+
+
+def shared_thresholds(path: str | Path = THRESHOLDS_FILE) -> LazyModel[TagThresholds]:
+    """The calibrated thresholds, read once per process (models.loading)."""
+    return lazy(f"tag-thresholds:{Path(path).name}@{Path(path).parent}",
+                lambda: TagThresholds.load(path))
