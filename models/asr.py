@@ -643,14 +643,8 @@ def load_engine(
     return OpenAIWhisperEngine(source.path, model, Path(models_dir), device=device, threads=threads)
 
 
-def shared_engine(
-    engine: str = "faster-whisper",
-    model: str = "base",
-    device: str = "auto",
-    threads: int = 0,
-    *,
-    models_dir: Path,
-) -> LazyModel[ASREngine]:
+def shared_engine(engine: str, model: str, device: str = "auto", threads: int = 0, *,
+                  models_dir: Path) -> LazyModel[ASREngine]:
     """The process's one engine for these settings (models.loading), built by
     `load_engine` on first `get()`; the key names the engine, model and weights folder."""
     key = f"asr:{engine}:{model}@{models_dir}:device={device}:threads={threads}"
