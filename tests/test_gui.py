@@ -294,7 +294,7 @@ def test_search_is_debounced(qtbot, gui):
 
 
 def test_moment_time_picks_the_matching_word():
-    from app.library_service import moment_time, query_terms
+    from app.search_requests import moment_time, query_terms
     words = [{"start": 0.0, "word": " The"}, {"start": 2.5, "word": " Élephant,"},
              {"start": 3.0, "word": " report"}]
     assert moment_time("elephant", 0.0, words) == 2.5
