@@ -85,15 +85,23 @@ def clip(tmp_path_factory):
 def test_an_opened_video_shows_its_frame_before_play(qtbot, gui, clip):
     player = gui.player
     frames = []
-    player.video.videoSink().videoFrameChanged.connect(
-        lambda f: frames.append(f.startTime() / 1e6) if f.isValid() else None)
-    player.load(1, str(clip), 2.0, play=False)
+
+    def on_frame(f):        # called on the renderer's thread: disconnected before teardown
+        if f.isValid():
+            frames.append(f.startTime() / 1e6)
+    sink = player.video.videoSink()
+    sink.videoFrameChanged.connect(on_frame)
+    with qtbot.waitSignal(gui.service.files_added, timeout=15_000):
+        gui.add_paths([str(clip)])         # a media row of the library: the window unloads
+    row = next(r for r in gui.jobs_panel.model.rows() if r["path"] == str(clip))
+    player.load(row["media_id"], str(clip), 2.0, play=False)   # players of files it lacks
     qtbot.waitUntil(lambda: bool(frames), timeout=15_000)
     assert abs(frames[-1] - 2.0) < 0.5                       # the frame at that moment
     assert not player.is_playing()
     qtbot.waitUntil(lambda: abs(player.position_s() - 2.0) < 0.5, timeout=5000)
     player.toggle_play()                                       # and play goes on from there
     qtbot.waitUntil(player.is_playing, timeout=5000)
+    sink.videoFrameChanged.disconnect(on_frame)
 
 
 def shown_text(table, index) -> str:
