@@ -214,5 +214,8 @@ def test_kill_dash_nine_of_the_cli_alone_leaves_the_file_queued(library, tmp_pat
     assert second.stderr == "Resumed 1 file left unfinished by an interrupted run.\n"
     s = Store(library)
     assert {m["status"] for m in s.all_media()} == {"done"}
-    assert all(m["segment_count"] for m in s.all_media())
+    # every file's speech ran to the end (the resumed one on its second attempt); how many
+    # segments tiny.en finds in espeak speech varies run to run (0-3 for talk0 in one
+    # process, measured), so the transcript is not asserted here: this is about recovery
+    assert all(j["state"] == "done" for j in s.jobs() if j["stage"] == "speech")
     s.close()
