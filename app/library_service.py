@@ -571,7 +571,8 @@ class LibraryService(QObject):
         stamp = library_stamp(self._library)
         if stamp != self._stamp:
             self._stamp = stamp
-            self.refresh()
+            if not self._running:    # while our runner writes, its events refresh already
+                self.refresh()
 
     def _retry_after_busy(self) -> None:
         self._req_list.emit()
