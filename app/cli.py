@@ -38,7 +38,7 @@ def _emit(args, data, text: str | None = None) -> None:
 
 def _open_store(args, create: bool = False):
     """The library's Store; only commands that index may create a new library."""
-    from indexer.db import LibraryError
+    from indexer.store.connection import LibraryError
     from indexer.store import Store
     path = args.library_path
     if path.is_dir():
@@ -561,7 +561,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str] | None) -> int:
-    from indexer.db import LibraryError
+    from indexer.store.connection import LibraryError
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -571,7 +571,7 @@ def _main(argv: list[str] | None) -> int:
     args.library_path = library_path(getattr(args, "library", None))
     try:
         return args.func(args)
-    except LibraryError as exc:        # a full disk (indexer.db.DiskFull), a broken library
+    except LibraryError as exc:        # a full disk (indexer.store.connection.DiskFull), a broken library
         error = CliError(str(exc), EXIT_LIBRARY)
     except CliError as exc:
         error = exc

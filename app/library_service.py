@@ -59,7 +59,7 @@ def library_stamp(library: Path) -> tuple:
 def _guarded(method):
     """A slot on the DB thread reports its failure instead of dying silently."""
     def wrapper(self, *args):
-        from indexer.db import DiskFull
+        from indexer.store.connection import DiskFull
         try:
             return method(self, *args)
         except DiskFull as exc:    # e.g. adding files to a library on a full disk
@@ -137,7 +137,7 @@ class _DbWorker(QObject):
     def _media_rows(self) -> list[dict]:
         """Store.all_media plus `thumbnail`: the absolute path of the file's first
         keyframe thumbnail, or None (audio, not analysed yet)."""
-        from indexer.queries import first_thumbnails
+        from indexer.store.reads import first_thumbnails
         rows = self.store.all_media()
         thumbs = first_thumbnails(self.store)
         folder = thumbnail_dir(self._library)
@@ -149,7 +149,7 @@ class _DbWorker(QObject):
     @Slot(int)
     @_guarded
     def tag_ranges(self, media_id: int) -> None:
-        from indexer.queries import tag_ranges
+        from indexer.store.reads import tag_ranges
         self.tags_done.emit(media_id, tag_ranges(self.store, media_id))
 
     @Slot(int)
@@ -160,7 +160,7 @@ class _DbWorker(QObject):
     @Slot(int, str)
     @_guarded
     def correct(self, segment_id: int, text: str) -> None:
-        from indexer.queries import segment_media
+        from indexer.store.reads import segment_media
         self.store.correct_segment(segment_id, text)
         self.correction_done.emit(segment_media(self.store, segment_id), segment_id, text)
 

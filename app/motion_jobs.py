@@ -7,7 +7,7 @@ motion encoder and streams progress events, like the indexing worker.
         ...                             # ... then {"type": "finished", "report"} or "failed"
     job.cancel()                        # from any thread
 
-The child holds at most the sampled clips and blocks (see indexer.motion_training); when it
+The child holds at most the sampled clips and blocks (see indexer.library_tasks.motion_encoder); when it
 ends, all its memory (torch included) goes back to the system.
 """
 from __future__ import annotations
@@ -23,8 +23,8 @@ AUTO_TRAIN_MIN_VIDEO_S = 600.0      # the default encoder is replaced once 10 mi
 
 def _child(library: str, budget_s: float, sample_s: float, events, cancel) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    from indexer.motion_training import train_library_encoder
-    from indexer.pipeline import Cancelled
+    from indexer.library_tasks.motion_encoder import train_library_encoder
+    from indexer.stages.base import Cancelled
     from indexer.store import Store
     from models.motion.train import Budget
 

@@ -13,7 +13,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
-from indexer.db import DiskFull
+from indexer.store.connection import DiskFull
 from indexer.store import Store
 
 from .settings import Settings, log_file
@@ -215,7 +215,7 @@ class Runner:
     def _maintain_codes(self, store: Store) -> None:
         """Fit, refit or update the search's binary codes once a batch is in; the
         query path never writes. A failure here costs speed, not results."""
-        from indexer.hashing import maintain
+        from indexer.search.code_index import maintain
         try:
             report = maintain(store)
         except Exception as exc:  # noqa: BLE001
@@ -243,7 +243,7 @@ class Runner:
 
     def _retrain_tags(self, store: Store) -> None:
         """Tags trained on an older encoder are retrained once their media are redescribed."""
-        from indexer.action_tags import retrain_stale_tags
+        from indexer.library_tasks.action_tags import retrain_stale_tags
         try:
             report = retrain_stale_tags(store)
         except Exception as exc:  # noqa: BLE001

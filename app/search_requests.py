@@ -65,7 +65,7 @@ def hit_rows(store, hits, query: str, thumb_dir: Path) -> list[dict]:
     name, seek (where playback starts), match (the kind shown), thumb_path (absolute,
     or None), media_kind (audio, video, ...) and group (the file's rank in the
     per-file view of indexer.search.group_by_file)."""
-    from indexer.queries import media_kinds, segment_words
+    from indexer.store.reads import media_kinds, segment_words
     from indexer.search import group_by_file
     kinds = media_kinds(store, [h.media_id for h in hits])
     groups = {g.media_id: i for i, g in enumerate(group_by_file(hits))}

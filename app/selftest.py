@@ -206,7 +206,7 @@ def _ffmpeg(clip_dir: Path, path: str | None) -> Callable[[], str]:
 def _sqlite() -> str:
     import numpy as np
 
-    from indexer.db import LibraryError, connect
+    from indexer.store.connection import LibraryError, connect
     with tempfile.TemporaryDirectory(prefix="avindex-selftest-") as tmp:
         try:
             db = connect(Path(tmp) / "selftest.db")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from indexer.pipeline import ProbeStage, SpeechStage, Stage, TextIndexStage
+from indexer.stages.base import ProbeStage, SpeechStage, Stage, TextIndexStage
 
 from .settings import Settings, thumbnail_dir
 
@@ -11,8 +11,8 @@ __all__ = ["build_stages", "thumbnail_dir"]
 
 
 def build_stages(settings: Settings, library: Path) -> dict[str, Stage]:
-    from indexer.motion import MotionStage
-    from indexer.visual import VisualStage
+    from indexer.stages.motion import MotionStage
+    from indexer.stages.visual import VisualStage
 
     from models.asr import shared_engine
     speech_engine = shared_engine(settings.asr_engine, settings.whisper_model,

@@ -136,7 +136,7 @@ class _TagWorker(QObject):
     def _add_thumbnails(self, groups: list[dict]) -> None:
         """Each example window gets "thumbnail": the absolute path of the keyframe
         thumbnail nearest its middle (within a few seconds), or None."""
-        from indexer.queries import thumbnail_near
+        from indexer.store.reads import thumbnail_near
         from indexer.store import Store
         folder = Path(self._thumb_dir(self.library))
         store = Store(self.library)

@@ -18,7 +18,7 @@ import re
 from pathlib import Path
 from typing import Callable
 
-from indexer.action_tags import Example, TagError
+from indexer.library_tasks.action_tags import Example, TagError
 from indexer.store import Store
 
 Progress = Callable[[float, str], None]
@@ -82,7 +82,7 @@ class TagService:
 
     def train(self, label: str, examples, negatives=(), *, sample_negatives: bool = True,
               progress: Progress | None = None) -> dict:
-        from indexer.action_tags import train_action_tag
+        from indexer.library_tasks.action_tags import train_action_tag
         store = self._store()
         try:
             pos = self._examples(store, examples, True)
@@ -130,7 +130,7 @@ class TagService:
 
     # ---- motion groups -------------------------------------------------------------------
     def make_groups(self, k: int | None = None) -> list[dict]:
-        from indexer.action_tags import make_groups
+        from indexer.library_tasks.action_tags import make_groups
         store = self._store()
         try:
             return make_groups(store, k)
@@ -138,7 +138,7 @@ class TagService:
             store.close()
 
     def groups(self) -> list[dict]:
-        from indexer.action_tags import groups
+        from indexer.library_tasks.action_tags import groups
         store = self._store()
         try:
             return groups(store)
@@ -146,7 +146,7 @@ class TagService:
             store.close()
 
     def name_group(self, group_id: int, label: str) -> dict:
-        from indexer.action_tags import name_group
+        from indexer.library_tasks.action_tags import name_group
         store = self._store()
         try:
             return name_group(store, int(group_id), label)

@@ -13,8 +13,8 @@ import threading
 import time
 from pathlib import Path
 
-from indexer.db import DiskFull, is_disk_full
-from indexer.pipeline import Cancelled, StageContext
+from indexer.store.connection import DiskFull, is_disk_full
+from indexer.stages.base import Cancelled, StageContext
 from indexer.store import Store
 
 from .settings import Settings, log_error
@@ -31,7 +31,7 @@ class ParentGone(BaseException):
 
 def human_error(stage: str, exc: BaseException) -> str:
     """A message a person can act on; internal details only as a last resort."""
-    from indexer.probe import MediaError
+    from indexer.stages.probe import MediaError
     if isinstance(exc, MediaError):
         return exc.message
     if isinstance(exc, FileNotFoundError):

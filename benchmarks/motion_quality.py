@@ -10,7 +10,7 @@ clips each: a textured object on a textured background (models.motion.synthetic;
 textures, shapes, directions and speeds), 4 s of 320x180 H.264 at 15 fps. Every clip is
 indexed by the real visual stage (keyframes, EfficientNet features, motion windows in the
 same pass) into a fresh library; then the library's own encoder is learnt from it without
-labels (indexer.motion_training) and the descriptors are recomputed (the `motion` stage).
+labels (indexer.library_tasks.motion_encoder) and the descriptors are recomputed (the `motion` stage).
 Per draw, 5 clips per kind are the labelled examples; one tag per kind is trained on their
 windows (models.motion.classifier, the same call as `avindex tags train`), and every other
 clip is assigned the kind whose tag gives its windows the highest mean probability.
@@ -96,9 +96,9 @@ def _duration(path: Path) -> float:
 
 def build_library(tmp: Path, files: list[Path], models_dir: str):
     """Index files with the real visual stage (motion in the same pass) into a new Store."""
-    from indexer.pipeline import StageContext
+    from indexer.stages.base import StageContext
     from indexer.store import Store
-    from indexer.visual import VisualStage
+    from indexer.stages.visual import VisualStage
     store = Store(tmp / "lib.db")
     stage = VisualStage(tmp / "thumbs", models_dir, ocr=False)
     t = time.perf_counter()
@@ -115,8 +115,8 @@ def build_library(tmp: Path, files: list[Path], models_dir: str):
 
 
 def recompute(store) -> float:
-    from indexer.motion import MotionStage
-    from indexer.pipeline import StageContext
+    from indexer.stages.motion import MotionStage
+    from indexer.stages.base import StageContext
     t = time.perf_counter()
     stage = MotionStage()
     for job in store.jobs(state="queued"):
@@ -167,7 +167,7 @@ def evaluate(rows: list[dict], x: np.ndarray, kind_of: dict[int, str], variants=
 
 
 def quality(models_dir: str, compare: bool) -> dict:
-    from indexer.motion_training import train_library_encoder
+    from indexer.library_tasks.motion_encoder import train_library_encoder
     from models.motion.train import Budget
     files = make_set()
     res: dict = {}
@@ -201,7 +201,7 @@ def quality(models_dir: str, compare: bool) -> dict:
 def compare_conv3d(store, rows, x_isa, kind_of) -> dict:
     """Same library, same clips sample and budget: a 3-D conv net trained by frame-order
     verification replaces the ISA in the encoder block."""
-    from indexer.motion_training import sample_library_clips
+    from indexer.library_tasks.motion_encoder import sample_library_clips
     from models.motion.descriptor import WindowBuilder
     from models.motion.encoder import torch_threads
     from models.motion.layout import BLOCKS
@@ -210,7 +210,7 @@ def compare_conv3d(store, rows, x_isa, kind_of) -> dict:
     enc, report = train_encoder(clips, kind="conv3d", budget=Budget(seconds=60))
     print(f"3-D conv net: learnt in {report['seconds']:.1f} s, loss "
           f"{report['loss'][0]:.3f} -> {report['loss'][-1]:.3f}", flush=True)
-    from indexer.keyframes import DEFAULT_SAMPLE_FPS, detect_width_frame, sampled_frames
+    from indexer.stages.keyframes import DEFAULT_SAMPLE_FPS, detect_width_frame, sampled_frames
     x = x_isa.copy()
     by_media: dict[int, list[int]] = {}
     for i, r in enumerate(rows):
@@ -232,7 +232,7 @@ def compare_conv3d(store, rows, x_isa, kind_of) -> dict:
 
 
 def walking(models_dir: str) -> dict:
-    from indexer.action_tags import Example
+    from indexer.library_tasks.action_tags import Example
     if not (DATA / "vtest.avi").is_file():
         print("vtest.avi missing (Debian opencv-doc); skipped")
         return {}
@@ -253,7 +253,7 @@ def walking(models_dir: str) -> dict:
 
 
 def _walking_run(store, mid, examples, negatives, frozen) -> dict:
-    from indexer.action_tags import train_action_tag
+    from indexer.library_tasks.action_tags import train_action_tag
     res = train_action_tag(store, "walking", examples, negatives)
     rows, _ = store.motion_windows(media_id=mid)
     tags = store.tag_rows("walking")
@@ -278,8 +278,8 @@ def _walking_run(store, mid, examples, negatives, frozen) -> dict:
 
 def cost(models_dir: str) -> dict:
     from benchmarks.visual_speed import make_clip
-    from indexer.motion import MotionAnalyser
-    from indexer.visual import VisualStage
+    from indexer.stages.motion import MotionAnalyser
+    from indexer.stages.visual import VisualStage
     from models.motion.encoder import default_encoder
     clip = make_clip(720)
     dur = _duration(clip)

@@ -5,7 +5,7 @@
 
 The library (benchmarks/.cache/quality/lib.db) is indexed the way avindex indexes speech:
 audio -> Whisper base (faster-whisper, int8, word timestamps) -> transcript segments ->
-indexer.semantic (windows, multilingual USE embeddings, keywords) -> search.
+indexer.stages.text (windows, multilingual USE embeddings, keywords) -> search.
 
 - Synthesized speech: the 40 hand-written passages of benchmarks/data/retrieval_eval.json
   (28 English, 4 each French, German, Spanish), spoken by espeak-ng in their language,
@@ -205,7 +205,7 @@ def build(folder: Path) -> dict:
 
 
 def _index_text(store, media_id: int, embedder) -> None:
-    from indexer import semantic
+    from indexer.stages import text as semantic
     tr = store.transcript(media_id)
     try:
         tix = semantic.prepare_text_index(tr, embedder=embedder)

@@ -6,7 +6,7 @@ recall of the binary-code path against exact float search.
     options: --keyframes N  --queries Q  --seed S  --rebuild  --no-sweep
 
 The library is a real avindex library (indexer.store.Store, the real schema plus
-indexer.schema_search), cached under benchmarks/.cache/scale-<n>-<kf>-<seed>/ and rebuilt
+indexer.store.schema_search), cached under benchmarks/.cache/scale-<n>-<kf>-<seed>/ and rebuilt
 only with --rebuild or when the generator changes.
 
 What is generated, and why it is realistic enough to time and to measure recall on
@@ -19,7 +19,7 @@ What is generated, and why it is realistic enough to time and to measure recall 
   each file leans on 1-3 topics and has its own small offset. The between-topic share
   of the variance is set so that a query meets its topic's moments at cosine ~0.4-0.6
   and other topics' at ~0.1-0.25, as real paraphrases and unrelated text do with USE
-  (indexer.semantic's calibration). The nearest-neighbour structure (anisotropic,
+  (indexer.stages.text's calibration). The nearest-neighbour structure (anisotropic,
   clustered) is what binary codes find hard or easy, which is what recall measures.
 - Keyframe vectors (1280-d, like keyframe_vec): the same construction from real
   EfficientNet-Lite0 features of Debian opencv-doc photos and video frames (with crops
@@ -355,9 +355,9 @@ class DictEmbedder:
 
 # ---- building the library ---------------------------------------------------------------------
 def build(n: int, n_kf: int, seed: int, folder: Path) -> dict:
-    from indexer import hashing
+    from indexer.search import code_index as hashing
     from indexer.store import Store
-    from indexer.vec_codec import unit_int8
+    from indexer.store.vec_codec import unit_int8
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
@@ -527,10 +527,10 @@ def sizes(conn) -> dict:
 
 
 def measure(folder: Path, meta: dict, n_queries: int, seed: int, sweep: bool) -> dict:
-    from indexer import hashing
+    from indexer.search import code_index as hashing
     from indexer import search as S
     from indexer.store import Store
-    from models.hashing import fit_coder, word_major
+    from models.binary_codes import fit_coder, word_major
     n = meta["n"]
     store = Store(folder / "lib.db")
     conn = store.db.conn._raw
@@ -622,7 +622,7 @@ def measure(folder: Path, meta: dict, n_queries: int, seed: int, sweep: bool) ->
     # the real text embedder's single-query time, to add to semantic and hybrid
     try:
         from indexer.search import query_embedder
-        from models.hashing import one_blas_thread
+        from models.binary_codes import one_blas_thread
         real = query_embedder()                 # what search() embeds queries with
         real.embed(["warm up"], kind="query")
         t = []
@@ -695,7 +695,7 @@ def measure(folder: Path, meta: dict, n_queries: int, seed: int, sweep: bool) ->
         fit_x = X[rng.choice(n, min(n, 30000), replace=False)]
         sweep_q = qv[:100]
         truth = [set(t.tolist()) for t in exact_top(X, sweep_q, 10)]
-        from indexer.vec_codec import from_int8, to_int8
+        from indexer.store.vec_codec import from_int8, to_int8
         import dataclasses
         for family, bits in (("itq", 64), ("itq", 128), ("itq", 256), ("pca-var", 256),
                              ("itq", 512)):

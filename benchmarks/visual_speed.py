@@ -109,7 +109,7 @@ _CPU: list[float] = []
 # ---- children -------------------------------------------------------------------------------
 
 def child_keyframes(path: str) -> None:
-    from indexer.keyframes import iter_keyframes
+    from indexer.stages.keyframes import iter_keyframes
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
         n = sum(1 for _ in iter_keyframes(path, thumb_dir=tmp, thumb_prefix="1"))
@@ -117,10 +117,10 @@ def child_keyframes(path: str) -> None:
 
 
 def child_stage(path: str, models_dir: str) -> None:
-    from indexer.motion import MotionAnalyser
-    from indexer.pipeline import StageContext
+    from indexer.stages.motion import MotionAnalyser
+    from indexer.stages.base import StageContext
     from indexer.store import Store
-    from indexer.visual import VisualStage
+    from indexer.stages.visual import VisualStage
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         stage = VisualStage(Path(tmp) / "thumbs", models_dir)
@@ -331,7 +331,7 @@ def _shot_clips() -> list[tuple[str, Path, list[float], float]]:
 
 
 def shots() -> None:
-    from indexer.keyframes import detect_cuts
+    from indexer.stages.keyframes import detect_cuts
     clips = _shot_clips()
     print(f"{'clip':25} {'fps':>4} {'method':10} {'true':>4} {'hit':>4} {'miss':>4} {'false':>5} "
           f"{'max err':>8} {'s':>6}")

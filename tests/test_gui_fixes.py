@@ -157,7 +157,7 @@ class FakeWorker:
     def finish(self, job: dict, then: tuple = ()) -> None:
         if job["stage"] == "probe":
             if os.path.exists(job["path"]):
-                from indexer.probe import probe
+                from indexer.stages.probe import probe
                 info = probe(job["path"]).to_dict()
             else:
                 info = {"duration": 60.0, "container": "mp4", "streams": [], "kind": "video"}

@@ -271,7 +271,7 @@ def test_tag_timeline_shows_the_files_tags_and_a_click_seeks(qtbot, vgui):
 
 
 def vgui_tags(window) -> list[dict]:
-    from indexer.queries import tag_ranges
+    from indexer.store.reads import tag_ranges
     from indexer.store import Store
     store = Store(window.service.library)
     try:

@@ -1,7 +1,7 @@
 """Migrations: from an empty file, and from the previous version keeping rows."""
 import glob
 
-from indexer.migrations import MIGRATIONS, applied
+from indexer.store.migrations import MIGRATIONS, applied
 from indexer.store import Store
 
 
@@ -88,8 +88,8 @@ def test_float_vectors_become_int8_keeping_rows_metadata_and_neighbours(library)
     db = new.db
     assert "int8[512]" in db.execute("SELECT sql FROM sqlite_master WHERE name = 'segment_vec'").fetchone()[0]
     assert "int8[1280]" in db.execute("SELECT sql FROM sqlite_master WHERE name = 'keyframe_vec'").fetchone()[0]
-    from indexer.hashing import read_vectors
-    from indexer.vec_codec import int8_blob
+    from indexer.search.code_index import read_vectors
+    from indexer.store.vec_codec import int8_blob
     got = read_vectors(new, "segment")
     assert got["ids"].tolist() == list(range(1, 301))
     assert set(got["media_id"].tolist()) == {media_id}

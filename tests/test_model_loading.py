@@ -45,7 +45,7 @@ def test_one_instance_per_key_and_explicit_unload():
 
 def test_text_stage_and_search_share_one_embedder_and_unload_drops_it():
     from indexer import search as S
-    from indexer.semantic import prepare_text_index
+    from indexer.stages.text import prepare_text_index
     from models import text_embed
 
     unload_all()
@@ -69,7 +69,7 @@ def test_text_stage_and_search_share_one_embedder_and_unload_drops_it():
 
 def test_visual_stage_and_image_search_share_one_classifier(tmp_path, vision_models_dir):
     from indexer import search as S
-    from indexer.visual import VisualStage
+    from indexer.stages.visual import VisualStage
 
     unload_all()
     stage = VisualStage(tmp_path / "thumbs", vision_models_dir, ocr=False)
@@ -84,7 +84,7 @@ def test_visual_stage_and_image_search_share_one_classifier(tmp_path, vision_mod
 
 
 def test_speech_stage_engine_is_the_shared_lazy_one():
-    from indexer.pipeline import SpeechStage
+    from indexer.stages.base import SpeechStage
 
     Counting.made = 0
     model = lazy("asr:test-engine", Counting)
@@ -102,7 +102,7 @@ def test_unload_by_prefix_leaves_the_others():
     Counting.made = 0
     code, other = lazy("code-index:t@/x", Counting), lazy("t:other", Counting)
     code.get(), other.get()
-    from indexer.hashing import drop_cached_indexes
+    from indexer.search.code_index import drop_cached_indexes
     drop_cached_indexes()
     assert not code.loaded and other.loaded
     unload_all()

@@ -138,7 +138,7 @@ def test_windows_cover_the_clip_and_reuse_the_previous_frame():
 # ---- schema, store, versioning -----------------------------------------------------------------
 
 def test_migration_adds_motion_tables(store):
-    from indexer.migrations import applied
+    from indexer.store.migrations import applied
     from models.motion.layout import DESCRIPTOR_DIM
     assert "0006_motion" in applied(store.db)
     assert {"motion_encoders", "motion_windows", "motion_vec", "tag_models",
@@ -157,8 +157,8 @@ def _fake_descriptors(n: int, seed: int = 0):
 
 
 def test_retraining_queues_recompute_of_old_descriptors(store, tmp_path):
-    from indexer.motion import MotionStage, current_encoder
-    from indexer.pipeline import StageContext
+    from indexer.stages.motion import MotionStage, current_encoder
+    from indexer.stages.base import StageContext
     from models.motion import encoder as enc_mod
     version, _ = current_encoder(store)
     assert version == 0                                  # the shipped default, recorded
@@ -189,8 +189,8 @@ def test_retraining_queues_recompute_of_old_descriptors(store, tmp_path):
 # ---- groups -----------------------------------------------------------------------------------
 
 def test_clustering_and_naming_a_group_makes_tag_rows(store):
-    from indexer.action_tags import groups, make_groups, name_group
-    from indexer.motion import current_encoder
+    from indexer.library_tasks.action_tags import groups, make_groups, name_group
+    from indexer.stages.motion import current_encoder
     version, enc = current_encoder(store)
     truth = {}
     for i, motion in enumerate(["static", "rotating", "translating"] * 2):
@@ -283,7 +283,7 @@ def test_train_apply_and_delete_a_tag_end_to_end(library, tmp_path, capsys):
         # one (with 4 positive windows, a fast translation may still come out above the
         # threshold: benchmarks/motion_quality.py measures accuracy properly)
         model = store.tag_model("spinning")
-        from indexer.motion import apply_tag_models
+        from indexer.stages.motion import apply_tag_models
         score = {}
         for p in (spin[2], others[-1]):
             wins, x = store.motion_windows(media_id=store.media_by_path(str(p))["id"])
@@ -321,9 +321,9 @@ def test_train_apply_and_delete_a_tag_end_to_end(library, tmp_path, capsys):
 @needs_ffmpeg
 def test_visual_stage_describes_motion_in_its_own_pass(store, tmp_path, monkeypatch):
     """One decode: the motion windows come from the keyframe pass's frames."""
-    import indexer.keyframes as kf
-    from indexer.pipeline import StageContext
-    from indexer.visual import VisualStage
+    import indexer.stages.keyframes as kf
+    from indexer.stages.base import StageContext
+    from indexer.stages.visual import VisualStage
     clip = tmp_path / "osc.mp4"
     write_video(clip, render("oscillating", 8, seconds=5, fps=15, size=(192, 108)))
     calls = []
@@ -344,7 +344,7 @@ def test_visual_stage_describes_motion_in_its_own_pass(store, tmp_path, monkeypa
 
 def test_auto_training_waits_for_enough_video(store):
     from app.motion_jobs import AUTO_TRAIN_MIN_VIDEO_S, should_auto_train
-    from indexer.motion import current_encoder
+    from indexer.stages.motion import current_encoder
     current_encoder(store)
     mid = store.add_media("/x/long.mp4", "fp", 1, 0)
     store.db["media"].update(mid, {"kind": "video", "duration": AUTO_TRAIN_MIN_VIDEO_S / 2})

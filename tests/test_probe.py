@@ -6,7 +6,7 @@ import time
 import numpy as np
 import pytest
 
-from indexer.probe import MediaError, ProbeResult, probe
+from indexer.stages.probe import MediaError, ProbeResult, probe
 from models.audio_stream import decode_audio
 from tests.media_factory import (AUDIO_EXTS, CODECS, VIDEO_EXTS, make_empty, make_garbled,
                                  make_image, make_media, make_text_as_media, make_truncated,
@@ -169,7 +169,7 @@ def test_permission_denied_simulated(media, monkeypatch):
     # tests run as root, so simulate what a non-root user gets from open()
     def denied(*a, **k):
         raise PermissionError(13, "Permission denied")
-    monkeypatch.setattr("indexer.probe.open", denied, raising=False)
+    monkeypatch.setattr("indexer.stages.probe.open", denied, raising=False)
     assert "permission" in expect_error(media["wav"], "unreadable").message
 
 

@@ -15,10 +15,12 @@ import cv2
 import numpy as np
 import pytest
 
-from indexer import hashing, search as S
+from indexer.search import code_index as hashing
+
+from indexer import search as S
 from indexer.search import Filters, group_by_file, search
 from indexer.store import Store
-from indexer.vec_codec import int8_blob
+from indexer.store.vec_codec import int8_blob
 
 ROOT = Path(__file__).resolve().parents[1]
 EVAL = json.loads((ROOT / "benchmarks/data/retrieval_eval.json").read_text(encoding="utf-8"))
@@ -55,9 +57,9 @@ def _sentences(text: str) -> list[str]:
 
 def index_transcript(store: Store, media_id: int, passages: list[str], language: str,
                      embedder, gap: float = 12.0) -> list[tuple[str, float, float]]:
-    """Segments of ~4 s per sentence, windows + USE embeddings via indexer.semantic.
+    """Segments of ~4 s per sentence, windows + USE embeddings via indexer.stages.text.
     Returns (passage id, start, end) of each passage."""
-    from indexer.semantic import save_text_index, transcript_windows
+    from indexer.stages.text import save_text_index, transcript_windows
     segs, spans, t = [], [], 1.0
     for pid in passages:
         t0 = t
@@ -375,7 +377,7 @@ def _clustered(n, d=512, clusters=50, seed=0):
 
 
 def test_binary_codes_recall_on_a_generated_set():
-    from models.hashing import as_words, fit_coder, hamming, smallest, word_major
+    from models.binary_codes import as_words, fit_coder, hamming, smallest, word_major
     x = _clustered(6000)
     db, queries = x[:5800], x[5800:]
     coder = fit_coder(db, 256, sample=4000)
@@ -416,7 +418,7 @@ def test_vec0_chunk_reader_matches_sql_and_codes_follow_changes(tmp_path):
     before = hashing.binary_knn(store, "segment", q, 5)
     assert len(before) == 5
     # a new file's windows arrive (through real segments, so the triggers see them)
-    from indexer.semantic import save_text_index
+    from indexer.stages.text import save_text_index
     segs = [{"start": float(i), "end": float(i) + 1, "text": f"line {i}"} for i in range(40)]
     store.save_transcript(mids[2], "en", segs)
     tr = store.transcript(mids[2])

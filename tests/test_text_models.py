@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from indexer.schema import SEGMENT_DIM
+from indexer.store.schema import SEGMENT_DIM
 from indexer.search import Filters, search, vector_knn
-from indexer.semantic import (MIN_SIMILARITY, embed_query, prepare_text_index, save_text_index,
+from indexer.stages.text import (MIN_SIMILARITY, embed_query, prepare_text_index, save_text_index,
                               transcript_windows)
 from indexer.store import Store
 from models.keywords import extract_keywords

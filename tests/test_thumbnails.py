@@ -4,7 +4,7 @@ import pytest
 
 from app.cli import main
 from app.settings import Settings
-from indexer.pipeline import StageContext
+from indexer.stages.base import StageContext
 from indexer.store import Store
 from tests.media_factory import make_media
 
@@ -33,7 +33,7 @@ def test_each_library_keeps_its_own_thumbnails(tmp_path, capsys):
 
 def test_old_thumbnails_are_deleted_only_after_the_commit(tmp_path, vision_models_dir,
                                                           classifier):
-    from indexer.visual import VisualStage
+    from indexer.stages.visual import VisualStage
     video = make_media(tmp_path / "clip.mp4", audio=False, seconds=6)
     thumbs = tmp_path / "thumbs"
     store = Store(tmp_path / "lib.db")

@@ -153,7 +153,7 @@ def test_cheap_text_check():
 def test_shot_detection_finds_cuts_within_one_frame_interval(tmp_path, sample_fps):
     """At the default 4 samples/s a cut is reported at the first sample after it; sampling
     every frame (25/s here) finds it on the exact frame."""
-    from indexer.keyframes import detect_cuts
+    from indexer.stages.keyframes import detect_cuts
     clip = tmp_path / "cuts.mp4"
     truth = cut_clip(clip)
     found = detect_cuts(clip, sample_fps=sample_fps)
@@ -164,7 +164,7 @@ def test_shot_detection_finds_cuts_within_one_frame_interval(tmp_path, sample_fp
 
 @needs_ffmpeg
 def test_keyframes_per_shot_and_every_n_seconds(tmp_path):
-    from indexer.keyframes import iter_keyframes
+    from indexer.stages.keyframes import iter_keyframes
     clip = tmp_path / "long.mp4"
     # one 9 s shot, then a cut and a 3 s shot
     ffmpeg("-t", "9", "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25",
@@ -215,7 +215,7 @@ def _rotated_clip(tmp_path: Path) -> tuple[Path, np.ndarray]:
 @needs_ffmpeg
 @pytest.mark.parametrize("backend", ["opencv", "pyav", "selective"])
 def test_rotated_video_gives_upright_frames(tmp_path, backend):
-    from indexer.keyframes import sampled_frames
+    from indexer.stages.keyframes import sampled_frames
     rot, upright = _rotated_clip(tmp_path)
     frame = next(iter(sampled_frames(rot, 4.0, backend=backend))).image
     assert frame.shape == upright.shape
@@ -226,7 +226,7 @@ def test_rotated_video_gives_upright_frames(tmp_path, backend):
 
 @needs_ffmpeg
 def test_pyav_fallback_when_opencv_cannot_open(tmp_path, monkeypatch):
-    import indexer.keyframes as kf
+    import indexer.stages.keyframes as kf
     clip = tmp_path / "c.mp4"
     cut_clip(clip, sources=("testsrc", "smptebars"), seconds=1.0)
     want = [(f.index, round(f.time, 3)) for f in kf.sampled_frames(clip, 4.0)]
@@ -251,7 +251,7 @@ def test_selective_decoding_gives_opencvs_frames_from_fewer_pictures(tmp_path):
     cannot be samples, and still yields exactly OpenCV's frames (pixels and times), at the
     default rate, at rates that are not a divisor of the frame rate, and at every frame."""
     import av
-    from indexer.keyframes import (_avcc_length_size, is_disposable_h264, sampled_frames)
+    from indexer.stages.keyframes import (_avcc_length_size, is_disposable_h264, sampled_frames)
     clip = tmp_path / "b.mp4"
     ffmpeg("-f", "lavfi", "-i", "testsrc2=size=320x180:rate=30000/1001", "-t", "4",
            "-c:v", "libx264", "-bf", "3", "-pix_fmt", "yuv420p", str(clip))
@@ -278,7 +278,7 @@ def test_selective_decoding_gives_opencvs_frames_from_fewer_pictures(tmp_path):
 
 @needs_ffmpeg
 def test_selective_decoding_leaves_other_files_to_opencv(tmp_path):
-    from indexer.keyframes import VideoUnreadable, sampled_frames
+    from indexer.stages.keyframes import VideoUnreadable, sampled_frames
     clip = tmp_path / "m.avi"
     ffmpeg("-f", "lavfi", "-i", "testsrc=size=160x120:rate=10:duration=1", "-c:v", "mjpeg",
            str(clip))
@@ -290,7 +290,7 @@ def test_selective_decoding_leaves_other_files_to_opencv(tmp_path):
 @needs_ffmpeg
 def test_interlaced_h264_is_read_in_colour(tmp_path):
     """OpenCV turns interlaced H.264 into all-black frames; the default reader must not."""
-    from indexer.keyframes import sampled_frames
+    from indexer.stages.keyframes import sampled_frames
     clip = tmp_path / "interlaced.mp4"
     ffmpeg("-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25", "-t", "2", "-c:v", "libx264",
            "-flags", "+ildct+ilme", "-x264-params", "interlaced=1:tff=1", "-pix_fmt", "yuv420p",
@@ -302,7 +302,7 @@ def test_interlaced_h264_is_read_in_colour(tmp_path):
 
 
 def test_unreadable_file_raises(tmp_path):
-    from indexer.keyframes import VideoUnreadable, sampled_frames
+    from indexer.stages.keyframes import VideoUnreadable, sampled_frames
     bad = tmp_path / "notes.mp4"
     bad.write_text("not a video\n" * 100)
     with pytest.raises(VideoUnreadable):
@@ -312,7 +312,7 @@ def test_unreadable_file_raises(tmp_path):
 # ---- merging and the stage ------------------------------------------------------------------
 
 def test_range_merger_joins_consecutive_and_ocr_jitter():
-    from indexer.visual import RangeMerger, _same_text, normalise_text
+    from indexer.stages.visual import RangeMerger, _same_text, normalise_text
     m = RangeMerger(_same_text)
     seen = [(0.0, ["Quarterly results 2024"]), (5.0, ["Quarterly resuIts 2024"]),
             (10.0, []), (15.0, ["Quarterly results 2024", "Budget"])]
@@ -348,10 +348,10 @@ def _stage_clip(tmp_path: Path) -> Path:
 @needs_ffmpeg
 @needs_photos
 def test_visual_stage_writes_rows_into_a_store(tmp_path, vision_models_dir, classifier, reader):
-    from indexer.pipeline import StageContext
+    from indexer.stages.base import StageContext
     from indexer.store import Store
-    from indexer.vec_codec import int8_blob
-    from indexer.visual import VisualStage
+    from indexer.store.vec_codec import int8_blob
+    from indexer.stages.visual import VisualStage
     clip = _stage_clip(tmp_path)
     store = Store(tmp_path / "lib.db")
     try:
@@ -416,8 +416,8 @@ def test_visual_stage_writes_rows_into_a_store(tmp_path, vision_models_dir, clas
 
 @needs_ffmpeg
 def test_visual_stage_cancels(tmp_path, vision_models_dir, classifier, reader):
-    from indexer.pipeline import Cancelled, StageContext
-    from indexer.visual import VisualStage
+    from indexer.stages.base import Cancelled, StageContext
+    from indexer.stages.visual import VisualStage
     clip = tmp_path / "c.mp4"
     cut_clip(clip, sources=("testsrc", "smptebars"), seconds=2.0)
     stage = VisualStage(tmp_path / "thumbs", vision_models_dir, classifier=classifier, reader=reader)

@@ -1,6 +1,6 @@
 """The frames motion works on: small, grayscale, a few per second.
 
-Motion reuses the frames the visual stage already decodes (indexer.keyframes samples
+Motion reuses the frames the visual stage already decodes (indexer.stages.keyframes samples
 DEFAULT_SAMPLE_FPS = 4 per second and downsizes each to 256 px wide for shot detection);
 `small_gray` turns such a frame into a MOTION_WIDTH-wide grayscale float image.
 """

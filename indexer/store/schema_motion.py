@@ -1,5 +1,5 @@
 """Schema for motion: encoders, per-window clip descriptors, action-tag models and motion
-groups (migration 0006_motion, listed in indexer.migrations.MIGRATIONS).
+groups (migration 0006_motion, listed in indexer.store.migrations.MIGRATIONS).
 
 - `motion_encoders`: every encoder this library has used, as a blob (models.motion.encoder
   to_bytes), with a version number; version 0 is the shipped default; exactly one row is

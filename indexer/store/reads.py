@@ -1,7 +1,7 @@
 """Read-only queries the GUI needs beyond Store's own methods. Nothing here writes."""
 from __future__ import annotations
 
-from .store import Store
+from indexer.store import Store
 
 
 def segment_words(store: Store, media_id: int, start: float) -> list[dict]:

@@ -31,7 +31,7 @@ def sample_clip(cap, start: float, fps: float, n: int = CLIP_FRAMES) -> np.ndarr
     """n small gray frames 1/fps apart from `start` (s) of an open cv2.VideoCapture."""
     from models.motion.frames import small_gray
 
-    from .keyframes import detect_width_frame
+    from indexer.stages.keyframes import detect_width_frame
     cap.set(cv2.CAP_PROP_POS_MSEC, start * 1000.0)
     frames, next_t = [], None
     for _ in range(int(n / fps * 120) + 10):            # enough grabs for any source rate

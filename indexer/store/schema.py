@@ -175,7 +175,7 @@ CREATE TABLE corrections (
 );
 """
 
-MIGRATIONS: list[tuple[str, str]] = [     # the rest: indexer.migrations.MIGRATIONS
+MIGRATIONS: list[tuple[str, str]] = [     # the rest: indexer.store.migrations.MIGRATIONS
     ("0001_core_tables", _CORE),
     ("0002_fulltext", _FTS),
     ("0003_vectors", _VECTORS + _VECTOR_CLEANUP),

@@ -13,8 +13,8 @@ reciprocal-rank fusion (RRF, score = sum_w w / (rrf_k + rank)):
   matching more than FTS_RANK_ALL_MAX rows is ranked over its newest FTS_SAMPLE
   matches only (bm25 over 100k rows of "the" took 240 ms at 1M moments).
 - meaning: KNN over transcript-window embeddings (`segment_vec`, via the binary-code
-  index of indexer.hashing when the library is big enough, else the exact float
-  KNN). Windows under the calibrated similarity floor (indexer.semantic.MIN_SIMILARITY)
+  index of indexer.search.code_index when the library is big enough, else the exact float
+  KNN). Windows under the calibrated similarity floor (indexer.stages.text.MIN_SIMILARITY)
   are dropped, so an unrelated query finds nothing.
 
 An image (a file, an array, a 1280-d feature or a keyframe id) adds a third list:
@@ -53,8 +53,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from .store import Store
-from .vec_codec import int8_blob
+from indexer.store import Store
+from indexer.store.vec_codec import int8_blob
 
 MARK_OPEN, MARK_CLOSE = "[", "]"
 
@@ -540,7 +540,7 @@ def _exact_knn(store: Store, table: str, id_col: str, q: np.ndarray, k: int,
                media_ids: list[int] | None, kinds: list[str] | None, language: str | None,
                exclude: Iterable[int] = ()) -> list[tuple[int, int, float]]:
     """The exact float KNN in sqlite-vec, filters inside the KNN (metadata columns)."""
-    from .semantic import MAX_K
+    from indexer.stages.text import MAX_K
     exclude = set(exclude)
     sql = (f"SELECT {id_col}, media_id, distance FROM {table} "
            "WHERE embedding MATCH vec_int8(?) AND k = ?")
@@ -567,15 +567,15 @@ def vector_knn(store: Store, space: str, q: np.ndarray, k: int, f: Filters | Non
     """[(id, media_id, cosine)] of the k nearest vectors of a space ("segment" or
     "keyframe") passing the filters, best first. path: "auto" (binary codes when the
     library has them, else exact), "binary" or "exact"."""
-    from models.hashing import one_blas_thread
+    from models.binary_codes import one_blas_thread
     with one_blas_thread():
         return _vector_knn(store, space, q, k, f, path=path, exclude=exclude,
                            oversample=oversample, hamming_factor=hamming_factor)
 
 
 def _vector_knn(store, space, q, k, f, *, path, exclude, oversample, hamming_factor):
-    from . import hashing
-    sp = hashing.SPACES[space]
+    from indexer.search import code_index
+    sp = code_index.SPACES[space]
     q = np.asarray(q, np.float32).reshape(-1)
     if q.shape[0] != sp.dim:
         raise ValueError(f"{space} vectors have {sp.dim} dims, the query {q.shape[0]}")
@@ -591,12 +591,12 @@ def _vector_knn(store, space, q, k, f, *, path, exclude, oversample, hamming_fac
     if path in ("auto", "binary"):
         kw = {k: v for k, v in (("oversample", oversample), ("hamming_factor", hamming_factor))
               if v is not None}
-        res = hashing.binary_knn(store, sp, q, k, media_ids=media_ids, kinds=kinds,
+        res = code_index.binary_knn(store, sp, q, k, media_ids=media_ids, kinds=kinds,
                                  language=language, exclude=exclude, **kw)
         if res is not None:
             return res
         if path == "binary":
-            raise RuntimeError(f"no binary codes for {space} yet (run indexer.hashing.maintain)")
+            raise RuntimeError(f"no binary codes for {space} yet (run indexer.search.code_index.maintain)")
     if media_ids is not None and len(media_ids) > 30000:
         # Too many for one IN list: filter after a wide KNN instead.
         allowed = set(media_ids)
@@ -607,9 +607,9 @@ def _vector_knn(store, space, q, k, f, *, path, exclude, oversample, hamming_fac
 
 def _window(store: Store, segment_id: int) -> tuple[int, float, float, str] | None:
     """(media_id, start, end, text) of the transcript window stored under segment_id: the
-    first window indexer.semantic.transcript_windows builds from that segment on (the
+    first window indexer.stages.text.transcript_windows builds from that segment on (the
     same growth rules, applied to the next few segments only)."""
-    from .semantic import (WINDOW_GAP_S, WINDOW_MAX_S, WINDOW_MAX_SEGMENTS,
+    from indexer.stages.text import (WINDOW_GAP_S, WINDOW_MAX_S, WINDOW_MAX_SEGMENTS,
                            WINDOW_MIN_SEGMENTS, WINDOW_TARGET_S)
     first = store.db.execute("SELECT media_id, start FROM segments WHERE id = ?",
                              (segment_id,)).fetchone()
@@ -712,13 +712,13 @@ def _classifier(models_dir):
 
 
 def keyframe_vector(store: Store, keyframe_id: int) -> np.ndarray | None:
-    from .hashing import read_vectors
+    from indexer.search.code_index import read_vectors
     data = read_vectors(store, "keyframe", [keyframe_id])
     return data["vectors"][0].copy() if len(data["ids"]) else None
 
 
 def segment_vector(store: Store, segment_id: int) -> np.ndarray | None:
-    from .hashing import read_vectors
+    from indexer.search.code_index import read_vectors
     data = read_vectors(store, "segment", [segment_id])
     return data["vectors"][0].copy() if len(data["ids"]) else None
 
@@ -962,7 +962,7 @@ def search(store: Store, query: str = "", *, image=None, **kw) -> list[Hit]:
     a 1280-d feature; keyframe_id: use that keyframe as the example. filters: Filters.
     stats, when given, receives per-step timings in ms. See _search for the rest.
     """
-    from models.hashing import one_blas_thread
+    from models.binary_codes import one_blas_thread
     with one_blas_thread():
         return _search(store, query, image=image, **kw)
 
@@ -973,7 +973,7 @@ def _search(store: Store, query: str = "", *, image=None, keyframe_id: int | Non
            image_min_similarity: float | None = IMAGE_MIN_SIMILARITY, rrf_k: float = RRF_K,
            weights: dict | None = None, candidates: int = CANDIDATES, vector_path: str = "auto",
            stats: dict | None = None) -> list[Hit]:
-    from .semantic import MIN_SIMILARITY
+    from indexer.stages.text import MIN_SIMILARITY
     if mode not in ("hybrid", "text", "semantic"):
         raise ValueError("mode must be hybrid, text or semantic")
     floor = MIN_SIMILARITY if min_similarity is None else min_similarity
@@ -1033,7 +1033,7 @@ def more_like_this(store: Store, hit: Hit, limit: int = 20, *, filters: Filters 
     """Moments like `hit`, in its own modality: transcript windows near its window for
     what was said (or meant), keyframes near its frame for what was seen. The moment
     itself (and anything overlapping it in the same file) is left out."""
-    from models.hashing import one_blas_thread
+    from models.binary_codes import one_blas_thread
     with one_blas_thread():
         return _more_like_this(store, hit, limit, filters, vector_path)
 
@@ -1070,7 +1070,7 @@ def _more_like_this(store, hit, limit, filters, vector_path):
 
 def _window_key(store: Store, hit: Hit) -> int | None:
     """The segment_vec key (a window's first segment) of the window holding the hit."""
-    from .hashing import SPACES, read_vec0
+    from indexer.search.code_index import SPACES, read_vec0
     cands = [r[0] for r in store.db.execute(
         "SELECT id FROM segments WHERE media_id = ? AND start <= ? ORDER BY start DESC, id DESC "
         "LIMIT 8", (hit.media_id, hit.start + 0.01)).fetchall()]

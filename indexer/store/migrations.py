@@ -7,10 +7,10 @@ from pathlib import Path
 
 import sqlite_utils
 
-from .schema import MIGRATIONS as _CORE              # 0001-0004: media, jobs, text, vectors
-from .schema_motion import MIGRATIONS as _MOTION     # 0006: motion windows, tags, groups
-from .schema_search import MIGRATIONS as _SEARCH     # 0005: binary codes, re-rank rows
-from .schema_vectors import MIGRATIONS as _VECTORS   # 0007: vec0 tables as int8
+from indexer.store.schema import MIGRATIONS as _CORE              # 0001-0004: media, jobs, text, vectors
+from indexer.store.schema_motion import MIGRATIONS as _MOTION     # 0006: motion windows, tags, groups
+from indexer.store.schema_search import MIGRATIONS as _SEARCH     # 0005: binary codes, re-rank rows
+from indexer.store.schema_vectors import MIGRATIONS as _VECTORS   # 0007: vec0 tables as int8
 
 MIGRATIONS: list[tuple[str, object]] = [*_CORE, *_SEARCH, *_MOTION, *_VECTORS]
 

@@ -1,7 +1,7 @@
 """Migration: the vec0 vector tables store int8 instead of float32.
 
 `segment_vec` (512-d) and `keyframe_vec` (1280-d) are rebuilt as `int8[N]` columns with
-the same keys, metadata columns and cosine metric (format: indexer.vec_codec). At a
+the same keys, metadata columns and cosine metric (format: indexer.store.vec_codec). At a
 million transcript windows the float table alone was 2.1 KB per moment, over the 2 KB
 budget for vectors and codes together; int8 brings the vectors, the binary codes and the
 re-rank copy to about 1.3 KB (benchmarks/README.md, Search).
@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .schema import KEYFRAME_DIM, SEGMENT_DIM
-from .vec_codec import unit_int8
+from indexer.store.schema import KEYFRAME_DIM, SEGMENT_DIM
+from indexer.store.vec_codec import unit_int8
 
 _BATCH = 5000
 

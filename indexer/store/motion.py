@@ -13,8 +13,8 @@ import numpy as np
 
 from models.motion.layout import DESCRIPTOR_DIM
 
-from .schema import KEYFRAME_DIM
-from .vec_codec import int8_rows_to_float
+from indexer.store.schema import KEYFRAME_DIM
+from indexer.store.vec_codec import int8_rows_to_float
 
 ACTION_SOURCES = ("action", "motion-group")
 MOTION_STAGE = "motion"

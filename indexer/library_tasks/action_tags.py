@@ -20,7 +20,7 @@ from typing import Callable
 
 import numpy as np
 
-from .motion import apply_tag_models
+from indexer.stages.motion import apply_tag_models
 
 RANDOM_NEGATIVES_PER_POSITIVE = 10
 MIN_RANDOM_NEGATIVES = 20
@@ -59,7 +59,7 @@ class Example:
 
 
 def _current_version(store) -> int:
-    from .motion import current_encoder
+    from indexer.stages.motion import current_encoder
     return current_encoder(store)[0]
 
 

@@ -25,8 +25,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from .schema import SEGMENT_DIM
-from .vec_codec import int8_blob
+from indexer.store.schema import SEGMENT_DIM
+from indexer.store.vec_codec import int8_blob
 
 # Floor under which an unrelated query's best row is dropped, keeping most true matches
 # (measured: benchmarks/README.md, "The similarity floor").

@@ -4,7 +4,7 @@ Both the job runner (parent process) and the worker (child process) open their
 own Store on the same file; WAL mode lets readers proceed while one writes.
 A stage's results and its job's `done` are committed in one transaction, so a
 kill at any moment leaves either both or neither. A write on a full disk raises
-indexer.db.DiskFull (and its transaction is rolled back).
+indexer.store.connection.DiskFull (and its transaction is rolled back).
 """
 from __future__ import annotations
 
@@ -16,10 +16,10 @@ from typing import Callable, Iterable, Iterator
 import sqlean
 import sqlite_utils
 
-from .db import DiskFull, connect, is_disk_full
-from .migrations import migrate
-from .store_motion import MotionStoreMixin
-from .vec_codec import int8_blob
+from indexer.store.connection import DiskFull, connect, is_disk_full
+from indexer.store.migrations import migrate
+from indexer.store.motion import MotionStoreMixin
+from indexer.store.vec_codec import int8_blob
 
 DERIVED_TABLES = ("segments", "keywords", "keyframes", "tags", "screen_text", "motion_windows")
 FINAL_STATES = ("done", "failed", "cancelled")

@@ -8,7 +8,7 @@ from typing import Callable, Protocol
 
 from models.loading import LazyModel
 
-from .store import Store
+from indexer.store import Store
 
 Saver = Callable[[Store], None]
 
@@ -49,7 +49,7 @@ class ProbeStage:
         return True
 
     def run(self, media: dict, ctx: StageContext) -> Saver:
-        from .probe import probe
+        from indexer.stages.probe import probe
         info = probe(media["path"]).to_dict()
         ctx.report(1.0)
         follow = [s.name for s in self.content_stages if s.applies(info)]
@@ -108,7 +108,7 @@ class TextIndexStage:
         return False                     # queued by the speech stage, not by the probe
 
     def run(self, media: dict, ctx: StageContext) -> Saver:
-        from .semantic import prepare_text_index, save_text_index
+        from indexer.stages.text import prepare_text_index, save_text_index
         segments = ctx.store.transcript(media["id"])
         ctx.check()
         index = prepare_text_index(segments)

@@ -33,10 +33,10 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from models.hashing import BinaryCoder, as_words, fit_coder, hamming, smallest, word_major
+from models.binary_codes import BinaryCoder, as_words, fit_coder, hamming, smallest, word_major
 from models.loading import lazy, unload_all
 
-from .vec_codec import from_int8, int8_rows_to_float, to_int8
+from indexer.store.vec_codec import from_int8, int8_rows_to_float, to_int8
 
 FIT_MIN_ROWS = 20000       # below this the exact float KNN is fast (and exact): no codes
 REFIT_GROWTH = 2.0         # refit once the library holds this many times the fitted rows
@@ -53,7 +53,7 @@ LOG_MAX = 200000           # change-log entries kept per space before it is trim
 @dataclass(frozen=True)
 class Space:
     name: str
-    vec_table: str          # vec0 int8 vectors (owned by indexer.semantic / indexer.store)
+    vec_table: str          # vec0 int8 vectors (owned by indexer.stages.text / indexer.store)
     id_col: str
     dim: int
     code_table: str

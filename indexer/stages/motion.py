@@ -1,7 +1,7 @@
 """Motion descriptors of a video, per WINDOW_S window, and the tags they carry.
 
 Two ways in, one result:
-* inside the visual stage (indexer.visual): `MotionAnalyser.tap` receives every frame the
+* inside the visual stage (indexer.stages.visual): `MotionAnalyser.tap` receives every frame the
   keyframe pass samples (4 per second, already 256 px wide), so the file is decoded once;
 * the `motion` stage (MotionStage below): queued when a new encoder replaces the one that
   described a video; it decodes the file on its own (sampled frames only) and reads the
@@ -21,7 +21,7 @@ import numpy as np
 from models.loading import lazy, unload_all
 from models.motion.layout import WINDOW_S
 
-from .store_motion import MOTION_STAGE
+from indexer.store.motion import MOTION_STAGE
 
 
 def current_encoder(store) -> tuple[int, object]:
@@ -106,7 +106,7 @@ def describe_file(path: str, analyser: MotionAnalyser, *, duration: float | None
     """Decode a file's sampled frames (as the visual stage samples them) and describe it."""
     from models.motion.encoder import torch_threads
 
-    from .keyframes import DEFAULT_SAMPLE_FPS, detect_width_frame, sampled_frames
+    from indexer.stages.keyframes import DEFAULT_SAMPLE_FPS, detect_width_frame, sampled_frames
     with torch_threads(1):
         for frame in sampled_frames(path, DEFAULT_SAMPLE_FPS):
             progress(frame.time)

@@ -4,7 +4,7 @@
     saver = stage.run(media, ctx)         # decodes, classifies, reads text; no SQL
     saver(store)                          # one transaction (Store.save_visual)
 
-One sequential pass over the video (indexer.keyframes): a keyframe at each shot and at
+One sequential pass over the video (indexer.stages.keyframes): a keyframe at each shot and at
 least every `max_gap` seconds. The pass runs in its own thread a few keyframes ahead of
 the models, so decoding overlaps OCR and EfficientNet on a 2-core CPU (the results are the
 same as one thread's: the same frames are decoded, in the same order). Per keyframe:
@@ -14,7 +14,7 @@ same as one thread's: the same frames are decoded, in the same order). Per keyfr
   calibrated threshold (models.vision.tags) become tags. A tag carried by consecutive
   keyframes is one row from the first of them to the next keyframe without it (the end of
   the media after the last keyframe), scored with its highest probability.
-* Motion (indexer.motion), when the stage has a store to read the encoder from: every
+* Motion (indexer.stages.motion), when the stage has a store to read the encoder from: every
   sampled frame of the same pass feeds the window descriptors (no second decode); they and
   the action tags of the library's trained tags are saved with the rest.
 * OCR (models.vision.ocr) when the cheap text check passes, reusing the previous result when
@@ -38,7 +38,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from .keyframes import DEFAULT_MAX_GAP, DEFAULT_SAMPLE_FPS, Keyframe, iter_keyframes
+from indexer.stages.keyframes import DEFAULT_MAX_GAP, DEFAULT_SAMPLE_FPS, Keyframe, iter_keyframes
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ class VisualResult:
     tags: list[dict] = field(default_factory=list)        # start, end, label, source, score
     screen_text: list[dict] = field(default_factory=list) # start, end, text, confidence
     stats: dict = field(default_factory=dict)
-    motion: object | None = None                          # indexer.motion.MotionResult
+    motion: object | None = None                          # indexer.stages.motion.MotionResult
 
 
 # ---- merging per-keyframe results into time ranges ----------------------------------------
@@ -168,7 +168,7 @@ class VisualStage:
                 report: Callable[[float], None] = lambda f: None,
                 check: Callable[[], None] = lambda: None, motion=None) -> VisualResult:
         """Everything but the saving; `report(fraction)` and `check()` are called often.
-        With `motion` (an indexer.motion.MotionAnalyser) the same pass describes motion."""
+        With `motion` (an indexer.stages.motion.MotionAnalyser) the same pass describes motion."""
         if motion is None:
             return self._analyse(path, media_id, duration, report, check, None)
         from models.motion.encoder import torch_threads
@@ -289,7 +289,7 @@ class VisualStage:
         media_id = media["id"]
         motion = None
         if self.use_motion and getattr(ctx, "store", None) is not None:
-            from .motion import MotionAnalyser
+            from indexer.stages.motion import MotionAnalyser
             motion = MotionAnalyser.for_store(ctx.store)
         res = self.analyse(media["path"], media_id=media_id, duration=media.get("duration"),
                            report=ctx.report, check=ctx.check, motion=motion)

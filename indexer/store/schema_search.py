@@ -1,6 +1,6 @@
-"""Schema for the search service's binary codes (indexer.hashing), as named migrations.
+"""Schema for the search service's binary codes (indexer.search.code_index), as named migrations.
 
-Listed in `indexer.migrations.MIGRATIONS`, so every Store opens with them applied.
+Listed in `indexer.store.migrations.MIGRATIONS`, so every Store opens with them applied.
 
 What is here:
 - `segment_code` / `keyframe_code`: vec0 `bit[N]` tables of learned binary codes, keyed
@@ -10,7 +10,7 @@ What is here:
   signed byte per dimension) used to re-rank the Hamming candidates. vec0 reads a whole
   chunk (1024 vectors, 2 MiB at 512-d float) to return one vector by id, so re-ranking 300
   candidates from `segment_vec` itself took ~370 ms; from this plain table, 3 ms.
-- `search_codec`: the fitted coder of each space (models.hashing.BinaryCoder blob).
+- `search_codec`: the fitted coder of each space (models.binary_codes.BinaryCoder blob).
 - `search_dirty`: media whose vectors changed since they were last encoded (triggers;
   vec0 tables cannot carry triggers, so the owners' tables are watched instead).
 - `search_changes`: an append-only log of code rows put and deleted, so a process that
