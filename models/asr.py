@@ -198,8 +198,8 @@ except (OSError, AttributeError):
 
 def _release_memory() -> None:
     """Hand freed heap back to the OS between windows. CTranslate2, onnxruntime and FFmpeg
-    threads each allocate from their own glibc arena; without a trim, RSS crept up by
-    ~100 MB over a 40-minute file."""
+    threads each allocate from their own glibc arena; without a trim, RSS crept up over a
+    long file. Measured: benchmarks/README.md "Batch memory and CPU workers"."""
     if _libc is not None:
         _libc.malloc_trim(0)
 
@@ -331,15 +331,14 @@ class _ChunkWorkers:
     the batch in one part per worker; the parts run at once on CTranslate2's workers
     (inter_threads), each on one core.
 
-    Memory: one encoder pass of a 30 s chunk holds ~100 MB of self-attention over 1500
-    frames, and detection and alignment ~40 MB of cross-attention keys and values per
-    chunk, so whole-batch calls peaked at ~740 MB on a batch of 5; chunk by chunk it was
-    ~530 MB, with the same transcript. Speed: one encoder pass is ~1.7 CPU s whether or not
-    it shares a call (1500 frames already fill the matrix units), and the decoder's small
-    per-token products lose ~12% of their CPU time to a second intra-op thread's
-    synchronisation, which single-threaded workers avoid. The heap is trimmed before every
-    call: with two chunks encoding at once, a 64-minute file peaked at 618-633 MB without
-    that, 586 MB with it."""
+    Memory: an encoder pass holds self-attention over 1500 frames, and detection and
+    alignment hold cross-attention keys and values, per chunk in the call, so chunk by
+    chunk peaks far lower than whole-batch calls, with the same transcript. Speed: an
+    encoder pass costs the same CPU whether or not it shares a call (1500 frames already
+    fill the matrix units), and the decoder's small per-token products lose CPU time to a
+    second intra-op thread's synchronisation, which single-threaded workers avoid. The heap
+    is trimmed before every call: with two chunks encoding at once the peak was higher
+    without that. Measured: benchmarks/README.md "Batch memory and CPU workers"."""
 
     def __init__(self, model, workers: int):
         self._model = model

@@ -139,10 +139,10 @@ _CONTROLLER = None
 
 
 def one_blas_thread():
-    """A context with OpenBLAS on one thread. Search does many tiny matrix products
-    (a 3000x256 matrix-vector product: 0.1 ms on one thread, 11 ms on two when the
-    cores are busy, measured here), and a 256x256 SVD in fitting slows 30x the same
-    way. Uses a cached threadpoolctl controller (0.02 ms per use)."""
+    """A context with OpenBLAS on one thread. Search does many tiny matrix products and
+    fitting a 256x256 SVD, which a second thread slows many times over when the cores are
+    busy. Uses a cached threadpoolctl controller, cheap enough to enter per search.
+    Measured: benchmarks/README.md "Scale: 1M moments"."""
     global _CONTROLLER
     try:
         if _CONTROLLER is None:

@@ -19,7 +19,8 @@ speech stage produces them. Methods (``method=``):
 
 ``benchmarks/text_models.py --part keywords`` compares them (and KeyBERT with
 the same embedder) on a hand-made gold list: the embedding methods were no
-better than YAKE within that small list's noise, at 20-40 times the cost.
+better than YAKE within that small list's noise, at many times the cost.
+Measured: benchmarks/README.md "Keywords: YAKE against embedding methods".
 
 Windows are a fixed grid of ``window_s`` seconds from t=0; a segment belongs to
 the window its start falls in, and a window's start/end are those of its first
@@ -46,9 +47,9 @@ METHODS = ("yake", "hybrid", "embed")
 # fragments ("cabeza viene acompañado"); 2 scored better on the gold list.
 YAKE_MAX_WORDS = 2
 
-# YAKE's position feature (early words score better) helps on windows: without
-# it the passages' gold recall fell from 0.67 to 0.48. Long files pool their
-# windows' keywords instead (see extract_keywords).
+# YAKE's position feature (early words score better) helps on windows; long
+# files pool their windows' keywords instead (see extract_keywords).
+# Measured: benchmarks/README.md "Keywords: YAKE against embedding methods".
 YAKE_POSITION = True
 _YAKE_NO_POSITION = ["wfreq", "wrel", "tf", "wcase", "wspread"]
 _POOL_PER_WINDOW = 10     # YAKE keywords per window pooled into the file's keywords

@@ -665,8 +665,9 @@ class MainWindow(QMainWindow):
     def _warm_up(self) -> None:
         """Polish, lay out and render once, off screen, the widgets that first appear
         mid-work (the library table, the jobs and results tabs, the status-bar progress):
-        the first show of each took 15-50 ms on the GUI thread, a visible stall when the
-        first dropped file arrived. Rendering into a pixmap does not touch the screen."""
+        the first show of each stalled the GUI thread visibly when the first dropped file
+        arrived. Rendering into a pixmap does not touch the screen.
+        Measured: benchmarks/README.md "GUI responsiveness while indexing"."""
         for model in (self.library_panel.model, self.results.model):
             for kind in ("audio", None):          # draw the audio and placeholder tiles
                 model.thumbnail({"kind": kind, "media_kind": kind})

@@ -2,7 +2,8 @@
 find-in-transcript, and lines can be corrected in place.
 
 A QListView with its own delegate, not a QTableView with rows resized to their
-contents: that took ~10 ms per line (20 s for a two-hour file)."""
+contents, which was slow on long transcripts.
+Measured: benchmarks/README.md "GUI responsiveness while indexing"."""
 from __future__ import annotations
 
 import bisect

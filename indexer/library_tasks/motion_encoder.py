@@ -9,10 +9,10 @@ does (256 px wide, then models.motion.frames.small_gray). Then models.motion.tra
 the stacked ISA within the budget, the encoder is stored as the new current version, and
 every video described by an older version is queued for the `motion` stage.
 
-Budget (measured, see benchmarks/README.md "Motion"): sampling stops after
-`sample_seconds` (default 30 s); learning after `Budget.seconds` (default 60 s); memory
-held is the clips (240 x 9 x 72 x 128 float32 = 80 MB, twice while normalising) plus
-20k layer-1 blocks (32 MB) and 12k layer-2 inputs (12 MB).
+Budget: sampling stops after `sample_seconds` (default 30 s), learning after
+`Budget.seconds` (default 60 s); memory held is the clips (240 x 9 x 72 x 128 float32 =
+80 MB, twice while normalising) plus the layer-1 blocks and layer-2 inputs that
+models.motion.train.Budget bounds. Measured: benchmarks/README.md "Training budget".
 """
 from __future__ import annotations
 

@@ -8,11 +8,9 @@ The pooled response of a window: for each layer's map, the temporal standard dev
 every unit at every position divided by its temporal mean (how much the response changes,
 whatever the texture's contrast: motion energy rather than texture), then its mean and its
 maximum over positions (a small moving thing in a still scene): 4 x 32 = ENC_DIM values,
-whatever the encoder's kind. Measured on rendered clips (encoder block alone, leave-one-out
-logistic regression over the 6 pairs of moving kinds, 10 clips each): 0.867 with this
-pooling, 0.817 with the plain temporal spread, 0.78 with mean frame-to-frame change; the
-plain spatial mean/max of the responses (texture) did worse still on 5-way tests (0.50 vs
-0.58 for the spread).
+whatever the encoder's kind. This pooling told moving kinds apart better than the plain
+temporal spread, mean frame-to-frame change or the spatial mean/max of the responses.
+Measured: benchmarks/README.md "Descriptor quality on a labelled generated set".
 """
 from __future__ import annotations
 
@@ -33,9 +31,9 @@ DEFAULT_FILE = Path(__file__).with_name("default_encoder.npz")
 
 @contextlib.contextmanager
 def torch_threads(n: int = 1):
-    """Motion's tensors are small: one thread is ~10x faster than two when the other core is
-    busy (measured: a 9-frame layer-1 conv 2.3 ms vs 23 ms), so work in one, then restore.
-    Switching costs ~50 ms, so hold it around a whole file, not one window."""
+    """Motion's tensors are small: one thread is far faster than two when the other core is
+    busy, so work in one, then restore. Switching is not free, so hold it around a whole
+    file, not one window. Measured: benchmarks/README.md "Cost inside the visual stage"."""
     before = torch.get_num_threads()
     if before != n:
         torch.set_num_threads(n)

@@ -9,6 +9,7 @@ benchmarks/motion_quality.py (which writes the clips to H.264 files and indexes 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import cv2
 import numpy as np

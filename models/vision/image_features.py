@@ -14,9 +14,9 @@ convention the weights were trained with (ImageNet mean/std gives clearly worse 
 Backends: "onnx" (default when available) exports the torch model to ONNX once (torch's
 torch.export-based exporter, which needs onnxscript), caches it in
 `<models_dir>/efficientnet-lite0/`, checks it against torch, then runs it in onnxruntime;
-"torch" runs the torch model directly. On the 2-core development CPU onnxruntime measured
-~10x faster per image (see benchmarks/visual_speed.py --models); "auto" falls back to
-torch when onnx/onnxscript/onnxruntime are missing or the export fails.
+"torch" runs the torch model directly. onnxruntime is the default because it is much faster
+per image on CPU; "auto" falls back to torch when onnx/onnxscript/onnxruntime are missing or
+the export fails. Measured: benchmarks/README.md "Model costs and the OCR gate".
 """
 from __future__ import annotations
 

@@ -5,19 +5,19 @@
         for line in reader.read(frame_bgr):
             line.text, line.confidence, line.box   # box: 4 (x, y) corners in frame pixels
 
-Cost is the text *detector*, which grows with the pixels it sees (measured on the 2-core dev
-CPU under load: ~0.36 s at 640 px wide, ~1.5 s for detection + recognition at 1280). So
-`read` detects on a copy DET_WIDTH (640) px wide and recognises the found lines from the
-full-size frame (at most REC_MAX_SIDE): on 227 test frames that detector missed only text
-under ~14 px high in a 1080p frame (0.4-0.6 font scale), and it doubles as the expensive
-half of a two-stage gate: frames where it finds nothing cost no recognition at all.
+Cost is the text *detector*, which grows with the pixels it sees. So `read` detects on a
+copy DET_WIDTH (640) px wide and recognises the found lines from the full-size frame (at
+most REC_MAX_SIDE): that detector misses only small text in a 1080p frame, and it doubles
+as the expensive half of a two-stage gate: frames where it finds nothing cost no
+recognition at all.
 
 `might_have_text` is the cheap first stage, tuned for recall: it looks for line-shaped
 clusters of strong local contrast (morphological gradient, Otsu with a floor, horizontal
-closing). On the same frames it passed 143/146 with rendered text (missing only two blurred
-photos of text and a test pattern whose digits OCR cannot read either) and rejects blank,
-noise, gradient, blurred and flat frames; busy natural frames mostly pass, which only costs
-the detector's time.
+closing). It passes nearly every frame with rendered text and rejects blank, noise,
+gradient, blurred and flat frames; busy natural frames mostly pass, which only costs the
+detector's time.
+
+Measured: benchmarks/README.md "Model costs and the OCR gate".
 """
 from __future__ import annotations
 
@@ -111,10 +111,10 @@ def _shrink(img: np.ndarray, max_width: int, max_side: int | None = None) -> tup
 
 def quiet_session_options(threads: int = 0, *, arena: bool = True):
     """onnxruntime options for small models on a shared CPU: no spin-waiting intra-op
-    threads. Spinning threads fight whatever else runs (the decoder in the visual stage,
-    other jobs); measured on the loaded 2-core dev box, PP-OCRv4 detection at 640x352 took
-    ~100 ms with rapidocr's own options and ~60 ms without spinning (the memory arena made
-    no difference to speed, so OCR keeps rapidocr's choice of none: less peak memory)."""
+    threads, which fight whatever else runs (the decoder in the visual stage, other jobs).
+    The memory arena made no difference to speed, so OCR keeps rapidocr's choice of none
+    (less peak memory).
+    Measured: benchmarks/README.md "Prefetch thread and quiet onnxruntime"."""
     import onnxruntime as ort
     opts = ort.SessionOptions()
     opts.log_severity_level = 4
