@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 from typing import Iterator
 
+from indexer.stages.base import WHEN_IDLE
+
 AUTO_TRAIN_MIN_VIDEO_S = 600.0      # the default encoder is replaced once 10 min of video is in
 
 
@@ -108,3 +110,37 @@ def should_auto_train(store) -> bool:
         return False
     total = sum((v.get("duration") or 0.0) for v in store.video_media())
     return total >= AUTO_TRAIN_MIN_VIDEO_S
+
+
+class EncoderTrainingTask:
+    """The library-wide task: learn the library's own motion encoder once it is due (in a
+    child process); the videos it redescribes are queued as `motion` jobs, which the
+    runner then runs in the same run."""
+
+    name = "motion-encoder"
+    when = WHEN_IDLE
+
+    def __init__(self, library: Path, enabled: bool = True):
+        self.library, self.enabled = Path(library), enabled
+        self._job: EncoderTraining | None = None
+
+    def run(self, store, emit) -> int:
+        try:
+            if not self.enabled or not should_auto_train(store):
+                return 0
+        except Exception:  # noqa: BLE001  (an unreadable encoder table: try next run)
+            return 0
+        self._job = job = EncoderTraining(self.library).start()
+        try:
+            for event in job.events():
+                kind = "" if event["type"] == "progress" else "_" + event["type"]
+                emit({**event, "type": "motion_training" + kind})
+        finally:
+            self._job = None
+        result = job.result or {}
+        return result["report"].get("queued", 0) if result.get("type") == "finished" else 0
+
+    def cancel(self) -> None:
+        job = self._job
+        if job is not None:
+            job.cancel()

@@ -14,22 +14,15 @@ from pathlib import Path
 from typing import Callable
 
 from indexer.store.connection import DiskFull
+from indexer.stages.base import WHEN_DONE, WHEN_IDLE, LibraryTask
 from indexer.store import Store
 
-from .settings import Settings, log_file
+from .settings import Settings, log_error, log_file
+from .stages import build_tasks
 from .worker import worker_main
 
 Event = dict
 POLL_S = 0.25
-
-
-def _run_events(job):
-    job.start()
-    for event in job.events():
-        if event["type"] == "progress":
-            yield {**event, "type": "motion_training"}
-        else:
-            yield {**event, "type": "motion_training_" + event["type"]}
 
 
 class LibraryBusy(Exception):
@@ -128,6 +121,8 @@ class Runner:
         self._current: dict | None = None
         self.worker_pids: list[int] = []
         self.disk_full: str | None = None
+        self.tasks: list[LibraryTask] = build_tasks(settings, self.library)
+        self._task: LibraryTask | None = None
 
     # ---- controls (any thread) ------------------------------------------------
     def stop(self) -> None:
@@ -139,9 +134,9 @@ class Runner:
         worker, current = self._worker, self._current
         if worker is not None and current is not None:
             worker.cancel.value = current["id"]
-        training = getattr(self, "_training", None)
-        if training is not None:
-            training.cancel()
+        task = self._task
+        if task is not None:
+            task.cancel()
 
     def cancel_media(self, media_ids: list[int]) -> None:
         store = Store(self.library)
@@ -174,8 +169,9 @@ class Runner:
             if self._stop.is_set():
                 store.requeue_stale()   # nothing stays 'running' after we return
             elif counts["done"]:
-                self._maintain_codes(store)
-                self._retrain_tags(store)
+                for task in self.tasks:
+                    if task.when == WHEN_DONE:
+                        self._run_task(task, store)
         except DiskFull as exc:
             self._stop.set()
             self.disk_full = str(exc)
@@ -196,7 +192,7 @@ class Runner:
         return counts
 
     def _loop(self, store: Store, counts: dict) -> None:
-        motion_checked = False
+        idle_done: set[str] = set()
         while True:
             while not self._stop.is_set():
                 job = store.claim_next_job()
@@ -204,52 +200,32 @@ class Runner:
                     break
                 state = self._run_one(store, job)
                 counts[state] = counts.get(state, 0) + 1
-            # once per run: learn the library's own motion encoder when due (it queues
-            # the recomputation, which the loop above then runs)
-            if self._stop.is_set() or motion_checked or not counts["done"]:
+            # the queue ran dry: each idle task once per run (the motion encoder, when due,
+            # queues the recomputation, which the loop above then runs)
+            if self._stop.is_set() or not counts["done"]:
                 return
-            motion_checked = True
-            if not self._maintain_motion(store):
+            queued = 0
+            for task in self.tasks:
+                if task.when == WHEN_IDLE and task.name not in idle_done:
+                    idle_done.add(task.name)
+                    queued += self._run_task(task, store)
+            if not queued:
                 return
 
-    def _maintain_codes(self, store: Store) -> None:
-        """Fit, refit or update the search's binary codes once a batch is in; the
-        query path never writes. A failure here costs speed, not results."""
-        from indexer.search.code_index import maintain
+    def _run_task(self, task: LibraryTask, store: Store) -> int:
+        """One library-wide task; its failure is reported and the run goes on."""
+        self._task = task
         try:
-            report = maintain(store)
+            return task.run(store, self.on_event) or 0
+        except DiskFull:
+            raise
         except Exception as exc:  # noqa: BLE001
-            report = [{"error": f"{type(exc).__name__}: {exc}"}]
-        self.on_event({"type": "codes_maintained", "report": report})
-
-    def _maintain_motion(self, store: Store) -> bool:
-        """Train the motion encoder in a child process if the library is due (see
-        app.motion_jobs); True when recomputation jobs were queued."""
-        from .motion_jobs import EncoderTraining, should_auto_train
-        try:
-            if not self.settings.motion_auto_train or not should_auto_train(store):
-                return False
-        except Exception:  # noqa: BLE001
-            return False
-        job = EncoderTraining(self.library)
-        self._training = job
-        try:
-            for event in _run_events(job):
-                self.on_event(event)
+            log_error(self.library, f"the library task {task.name!r} failed", exc)
+            self.on_event({"type": "task_failed", "task": task.name,
+                           "error": f"{type(exc).__name__}: {exc}"})
+            return 0
         finally:
-            self._training = None
-        result = job.result or {}
-        return result.get("type") == "finished" and result["report"].get("queued", 0) > 0
-
-    def _retrain_tags(self, store: Store) -> None:
-        """Tags trained on an older encoder are retrained once their media are redescribed."""
-        from indexer.library_tasks.action_tags import retrain_stale_tags
-        try:
-            report = retrain_stale_tags(store)
-        except Exception as exc:  # noqa: BLE001
-            report = [{"error": f"{type(exc).__name__}: {exc}"}]
-        if report:
-            self.on_event({"type": "tags_retrained", "report": report})
+            self._task = None
 
     def _ensure_worker(self) -> _Worker:
         w = self._worker

@@ -1,27 +1,53 @@
-"""Composition of the pipeline: which stages run, with which models."""
+"""Composition of the pipeline: which stages run, with which models and settings, and the
+library-wide tasks beside them. The stage types themselves are registered in
+indexer.stages (STAGE_TYPES); each is built here from the user's settings."""
 from __future__ import annotations
 
 from pathlib import Path
 
-from indexer.stages.base import ProbeStage, SpeechStage, Stage, TextIndexStage
+from indexer.stages import (STAGE_TYPES, LibraryTask, MotionStage, Pipeline, ProbeStage,
+                            SpeechStage, Stage, TextIndexStage, VisualStage)
 
 from .settings import Settings, thumbnail_dir
 
-__all__ = ["build_stages", "thumbnail_dir"]
+__all__ = ["build_pipeline", "build_tasks", "thumbnail_dir"]
 
 
-def build_stages(settings: Settings, library: Path) -> dict[str, Stage]:
-    from indexer.stages.motion import MotionStage
-    from indexer.stages.visual import VisualStage
-
+def _speech(settings: Settings, library: Path) -> SpeechStage:
     from models.asr import shared_engine
-    speech_engine = shared_engine(settings.asr_engine, settings.whisper_model,
-                                  device=settings.device, threads=settings.threads,
-                                  models_dir=settings.resolved_models_dir())
+    engine = shared_engine(settings.asr_engine, settings.whisper_model, device=settings.device,
+                           threads=settings.threads, models_dir=settings.resolved_models_dir())
+    return SpeechStage(engine, beam_size=settings.beam_size)
 
-    content: list[Stage] = [
-        SpeechStage(speech_engine, beam_size=settings.beam_size),
-        VisualStage(thumbnail_dir(library), settings.resolved_models_dir(),
-                    max_gap=settings.frame_interval_s, threads=settings.threads),
-    ]
-    return {s.name: s for s in [ProbeStage(content), *content, TextIndexStage(), MotionStage()]}
+
+def _visual(settings: Settings, library: Path) -> VisualStage:
+    return VisualStage(thumbnail_dir(library), settings.resolved_models_dir(),
+                       max_gap=settings.frame_interval_s, threads=settings.threads)
+
+
+# how each registered stage type is built from the settings (models load on first use)
+_BUILDERS = {
+    ProbeStage: lambda settings, library: ProbeStage(),
+    SpeechStage: _speech,
+    TextIndexStage: lambda settings, library: TextIndexStage(),
+    VisualStage: _visual,
+    MotionStage: lambda settings, library: MotionStage(),
+}
+
+
+def build_pipeline(settings: Settings, library: Path) -> Pipeline:
+    missing = [t.__name__ for t in STAGE_TYPES if t not in _BUILDERS]
+    if missing:
+        raise RuntimeError(f"no builder for stage(s) {missing} in app/stages.py")
+    stages: list[Stage] = [_BUILDERS[t](settings, library) for t in STAGE_TYPES]
+    return Pipeline(stages)
+
+
+def build_tasks(settings: Settings, library: Path) -> list[LibraryTask]:
+    """Library-wide tasks, in the order they run (see indexer.stages.base.LibraryTask)."""
+    from indexer.library_tasks.action_tags import TagRetraining
+    from indexer.library_tasks.code_maintenance import CodeMaintenance
+
+    from .motion_jobs import EncoderTrainingTask
+    return [EncoderTrainingTask(library, enabled=settings.motion_auto_train),
+            CodeMaintenance(), TagRetraining()]

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from indexer.store.connection import DiskFull, is_disk_full
-from indexer.stages.base import Cancelled, StageContext
+from indexer.stages import Cancelled, Pipeline, StageContext
 from indexer.store import Store
 
 from .settings import Settings, log_error
@@ -91,13 +91,13 @@ def worker_main(library: str, settings: dict, tasks, events, cancel_slot,
     # that, when this worker is killed with its runner, is reported as leaked.
     import tqdm
     tqdm.tqdm.set_lock(threading.RLock())
-    from .stages import build_stages
+    from .stages import build_pipeline
 
     runner = _RunnerLink(events, cancel_slot, parent_pid)
     store = None
     try:
         store = Store(library)
-        stages = build_stages(Settings(**settings), Path(library))
+        pipeline = build_pipeline(Settings(**settings), Path(library))
         runner.send({"type": "worker_ready", "pid": os.getpid()})
         while True:
             try:
@@ -107,7 +107,7 @@ def worker_main(library: str, settings: dict, tasks, events, cancel_slot,
             if job_id is None:
                 break
             runner.job_id = job_id
-            _run_job(store, stages, job_id, runner, runner)
+            _run_job(store, pipeline, job_id, runner, runner)
         from models.loading import unload_all
         unload_all()                 # asked to stop (or recycled): give the models back first
     except ParentGone:
@@ -125,7 +125,7 @@ def worker_main(library: str, settings: dict, tasks, events, cancel_slot,
             store.close()
 
 
-def _run_job(store: Store, stages: dict, job_id: int, events, cancel) -> None:
+def _run_job(store: Store, pipeline: Pipeline, job_id: int, events, cancel) -> None:
     job = store.job(job_id)
     media = store.media(job["media_id"])
     base = {"job_id": job_id, "media_id": media["id"], "path": media["path"],
@@ -145,7 +145,7 @@ def _run_job(store: Store, stages: dict, job_id: int, events, cancel) -> None:
 
     events.send({**base, "type": "job_started", "fraction": 0.0, "eta": None})
     state, error = "done", None
-    stage = stages.get(job["stage"])
+    stage = pipeline.get(job["stage"])
     if stage is None:
         state, error = "failed", (f"Unknown stage {job['stage']!r}: this library was made "
                                   "by a newer avindex.")
@@ -153,8 +153,9 @@ def _run_job(store: Store, stages: dict, job_id: int, events, cancel) -> None:
         try:
             saver = stage.run(media, StageContext(report=report, cancelled=cancel.is_set,
                                                   store=store))
-            with store.transaction():
+            with store.transaction():      # results, what follows, and the job: all or none
                 saver(store)
+                pipeline.queue_followers(store, media["id"], stage.name)
                 store.finish_job(job_id, "done")
         except ParentGone:
             raise

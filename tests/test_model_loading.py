@@ -84,7 +84,7 @@ def test_visual_stage_and_image_search_share_one_classifier(tmp_path, vision_mod
 
 
 def test_speech_stage_engine_is_the_shared_lazy_one():
-    from indexer.stages.base import SpeechStage
+    from indexer.stages.speech import SpeechStage
 
     Counting.made = 0
     model = lazy("asr:test-engine", Counting)

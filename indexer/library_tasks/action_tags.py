@@ -20,6 +20,7 @@ from typing import Callable
 
 import numpy as np
 
+from indexer.stages.base import WHEN_DONE
 from indexer.stages.motion import apply_tag_models
 
 RANDOM_NEGATIVES_PER_POSITIVE = 10
@@ -251,3 +252,23 @@ def name_group(store, group_id: int, label: str, *, seed: int = 0) -> dict:
         store.label_group(group_id, label)
     return {"label": label, "group": group_id, "windows": int(member.sum()), "ranges": len(tags),
             "cv_accuracy": model.cv_accuracy, "threshold": round(model.threshold, 4)}
+
+
+class TagRetraining:
+    """The library-wide task: tags trained on an older encoder are retrained once their
+    media are described by the current one."""
+
+    name = "tags"
+    when = WHEN_DONE
+
+    def run(self, store, emit) -> int:
+        try:
+            report = retrain_stale_tags(store)
+        except Exception as exc:  # noqa: BLE001  (the old model keeps serving)
+            report = [{"error": f"{type(exc).__name__}: {exc}"}]
+        if report:
+            emit({"type": "tags_retrained", "report": report})
+        return 0
+
+    def cancel(self) -> None:
+        pass

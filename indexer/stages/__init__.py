@@ -1,0 +1,29 @@
+"""The indexing stages, in the order a file's data takes them:
+
+    probe ─┬─ speech ── text        (indexer/stages/probe.py, speech.py, text.py)
+           └─ visual                (visual.py, with keyframes.py and the motion pass)
+    motion                          (motion.py: recomputed when the library's encoder changes)
+
+Each stage is one module following the contract in base.py. STAGE_TYPES is the registry:
+a new stage (speakers, faces) is one module listed here plus its migration
+(indexer/store/migrations.py); app/stages.py builds the instances with the user's settings.
+"""
+from __future__ import annotations
+
+from indexer.stages.base import Cancelled, LibraryTask, Saver, Stage, StageContext
+from indexer.stages.motion import MotionStage
+from indexer.stages.pipeline import Pipeline, PipelineError, derived_tables, search_sources
+from indexer.stages.probe import ProbeStage
+from indexer.stages.speech import SpeechStage
+from indexer.stages.text import TextIndexStage
+from indexer.stages.visual import VisualStage
+
+STAGE_TYPES: tuple[type, ...] = (ProbeStage, SpeechStage, TextIndexStage, VisualStage,
+                                 MotionStage)
+
+DERIVED_TABLES = derived_tables(STAGE_TYPES)
+SEARCH_SOURCES = search_sources(STAGE_TYPES)
+
+__all__ = ["Cancelled", "DERIVED_TABLES", "LibraryTask", "MotionStage", "Pipeline",
+           "PipelineError", "ProbeStage", "SEARCH_SOURCES", "STAGE_TYPES", "Saver",
+           "SpeechStage", "Stage", "StageContext", "TextIndexStage", "VisualStage"]

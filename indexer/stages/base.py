@@ -1,16 +1,29 @@
-"""Pipeline stages: each takes a media row and returns a function that saves its
-results, so the worker can commit results and job state in one transaction."""
+"""The stage contract. A stage turns one file into rows of the library:
+
+    name            the job's stage name in the `jobs` table
+    after           the stages it builds on: it is queued for a file once they are done for
+                    it (and `applies`). `()` means it is not queued by the pipeline: the
+                    probe is queued by intake, a recompute stage by a library-wide task.
+    applies(probe)  whether the file needs it (the probe's has_audio, has_video, kind...)
+    run(media, ctx) does the work without writing and returns a saver; the worker calls
+                    the saver, queues what follows and closes the job in ONE transaction,
+                    so a crash leaves either all of it or none.
+    derives         the tables it fills: a file whose content changed loses their rows
+    search_sources  the search lists its rows feed (indexer.search.sources)
+
+Library-wide tasks (binary codes, the motion encoder, tag retraining) follow the
+`LibraryTask` contract and are registered beside the stages (app.stages).
+"""
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
-
-from models.loading import LazyModel
+from typing import Callable, ClassVar, Protocol
 
 from indexer.store import Store
 
 Saver = Callable[[Store], None]
+Emit = Callable[[dict], None]
 
 
 class Cancelled(Exception):
@@ -30,88 +43,30 @@ class StageContext:
 
 
 class Stage(Protocol):
-    name: str
+    name: ClassVar[str]
+    after: ClassVar[tuple[str, ...]]
+    derives: ClassVar[tuple[str, ...]]
+    search_sources: ClassVar[tuple[str, ...]]
 
     def applies(self, probe: dict) -> bool: ...
 
     def run(self, media: dict, ctx: StageContext) -> Saver: ...
 
 
-class ProbeStage:
-    """Reads the container and streams; queues the content stages that apply."""
-
-    name = "probe"
-
-    def __init__(self, content_stages: list[Stage]):
-        self.content_stages = content_stages
-
-    def applies(self, probe: dict) -> bool:
-        return True
-
-    def run(self, media: dict, ctx: StageContext) -> Saver:
-        from indexer.stages.probe import probe
-        info = probe(media["path"]).to_dict()
-        ctx.report(1.0)
-        follow = [s.name for s in self.content_stages if s.applies(info)]
-        return lambda store: store.save_probe(media["id"], info, follow)
+# when a library-wide task runs
+WHEN_IDLE = "idle"   # once per run, when the queue has run dry after some work; the jobs it
+                     # queues (e.g. recomputation) are then run in the same run
+WHEN_DONE = "done"   # after the run's last job, when some job was done
 
 
-class SpeechStage:
-    """Whisper transcription with word timestamps and per-segment language."""
+class LibraryTask(Protocol):
+    name: ClassVar[str]
+    when: ClassVar[str]
 
-    name = "speech"
+    def run(self, store: Store, emit: Emit) -> int:
+        """Do the work, `emit` events for the caller; returns how many jobs it queued.
+        A failure is reported through `emit`, not raised: it costs speed or freshness,
+        never indexed results."""
 
-    def __init__(self, engine: LazyModel | Callable[[], object], beam_size: int = 5,
-                 then: tuple[str, ...] = ("text",)):
-        # a models.loading LazyModel (models.asr.shared_engine), or a plain factory,
-        # which gets a LazyModel of its own (not in the process's registry)
-        self._engine = engine if isinstance(engine, LazyModel) else LazyModel("asr", engine)
-        self.beam_size = beam_size
-        self.then = then                 # stages that build on the transcript
-
-    @property
-    def engine(self):
-        return self._engine.get()         # loaded once per process, on first use
-
-    def applies(self, probe: dict) -> bool:
-        return probe.get("has_audio", False)
-
-    def run(self, media: dict, ctx: StageContext) -> Saver:
-        info, segments = self.engine.transcribe(media["path"], beam_size=self.beam_size)
-        duration = info.duration or media.get("duration") or 0.0
-        rows = []
-        for seg in segments:
-            ctx.check()
-            rows.append({
-                "start": seg.start, "end": seg.end, "text": seg.text.strip(),
-                "language": seg.language or info.language, "confidence": seg.confidence,
-                "words": [{"start": w.start, "end": w.end, "word": w.word,
-                           "probability": w.probability} for w in seg.words]})
-            if duration:
-                ctx.report(min(1.0, seg.end / duration))
-        ctx.check()
-        language = info.language
-
-        def save(store: Store) -> None:
-            store.save_transcript(media["id"], language, rows)
-            for stage in self.then:
-                store.queue_stage(media["id"], stage)
-        return save
-
-
-class TextIndexStage:
-    """Keywords and semantic embeddings of transcript windows; runs after speech."""
-
-    name = "text"
-
-    def applies(self, probe: dict) -> bool:
-        return False                     # queued by the speech stage, not by the probe
-
-    def run(self, media: dict, ctx: StageContext) -> Saver:
-        from indexer.stages.text import prepare_text_index, save_text_index
-        segments = ctx.store.transcript(media["id"])
-        ctx.check()
-        index = prepare_text_index(segments)
-        ctx.report(1.0)
-        return lambda store: save_text_index(store, media["id"], index.windows,
-                                             index.embeddings, index.keywords)
+    def cancel(self) -> None:
+        """From another thread: stop soon, keeping the library as it was."""

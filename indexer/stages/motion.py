@@ -118,9 +118,13 @@ class MotionStage:
     """Recomputes a video's descriptors with the current encoder (queued by retraining)."""
 
     name = MOTION_STAGE
+    after: tuple[str, ...] = ()        # queued by the motion-encoder task, not by the pipeline:
+                                       # the visual stage describes new videos in its own pass
+    derives = ("motion_windows",)
+    search_sources = ("tag",)          # action tags
 
     def applies(self, probe: dict) -> bool:
-        return False                  # the visual stage describes new videos itself
+        return bool(probe.get("has_video", False))
 
     def run(self, media: dict, ctx) -> Callable:
         store = ctx.store

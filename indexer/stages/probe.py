@@ -12,6 +12,7 @@ import os
 import re
 import struct
 from dataclasses import asdict, dataclass, field
+from typing import Callable
 
 import av
 import av.logging
@@ -472,3 +473,32 @@ def probe(path) -> ProbeResult:
                                   reached, _duration_is_estimate(fmt, path, head))
         return ProbeResult(path=path, container=fmt, duration=duration, streams=infos,
                            size=size, warnings=warnings)
+
+
+def stored_probe(media: dict) -> dict:
+    """What `ProbeResult.to_dict()` tells the stages' `applies`, rebuilt from a media row."""
+    import json
+    streams = media.get("streams") or []
+    if isinstance(streams, str):
+        streams = json.loads(streams)
+    usable = {s.get("kind") for s in streams if s.get("decodable", True)}
+    return {"path": media.get("path"), "container": media.get("container"),
+            "duration": media.get("duration"), "streams": streams, "kind": media.get("kind"),
+            "has_audio": "audio" in usable, "has_video": "video" in usable}
+
+
+class ProbeStage:
+    """Reads the container and streams; the pipeline then queues the stages that apply."""
+
+    name = "probe"
+    after: tuple[str, ...] = ()        # queued by intake
+    derives: tuple[str, ...] = ()      # the media row's own columns
+    search_sources: tuple[str, ...] = ()
+
+    def applies(self, probe: dict) -> bool:
+        return True
+
+    def run(self, media: dict, ctx) -> Callable:
+        info = probe(media["path"]).to_dict()
+        ctx.report(1.0)
+        return lambda store: store.save_probe(media["id"], info, ())

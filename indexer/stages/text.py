@@ -178,3 +178,24 @@ def save_text_index(store, media_id: int, windows: Sequence[dict], embeddings: n
             ({"media_id": media_id, "start": k.get("start"), "end": k.get("end"),
               "keyword": k["keyword"], "score": k.get("score")} for k in keywords),
             batch_size=500)
+
+
+# --------------------------------------------------------------------- the stage ---
+class TextIndexStage:
+    """Keywords and semantic embeddings of transcript windows; builds on the transcript."""
+
+    name = "text"
+    after = ("speech",)
+    derives = ("keywords",)            # segment_vec rows go with their segments (trigger)
+    search_sources = ("keyword", "similar")
+
+    def applies(self, probe: dict) -> bool:
+        return probe.get("has_audio", False)
+
+    def run(self, media: dict, ctx):
+        segments = ctx.store.transcript(media["id"])
+        ctx.check()
+        index = prepare_text_index(segments)
+        ctx.report(1.0)
+        return lambda store: save_text_index(store, media["id"], index.windows,
+                                             index.embeddings, index.keywords)

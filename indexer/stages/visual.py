@@ -124,6 +124,10 @@ class VisualStage:
     """Keyframes, tags, features and screen text of a video (see module docstring)."""
 
     name = "visual"
+    after = ("probe",)
+    # motion is described in the same decode pass (one decode, not two): see the module doc
+    derives = ("keyframes", "tags", "screen_text", "motion_windows")
+    search_sources = ("shown", "tag", "image")
 
     def __init__(self, thumb_dir: str | os.PathLike, models_dir: str | os.PathLike | None = None,
                  *, max_gap: float = DEFAULT_MAX_GAP, sample_fps: float = DEFAULT_SAMPLE_FPS,
