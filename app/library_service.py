@@ -72,7 +72,8 @@ def _guarded(method):
 
 class _DbWorker(QObject):
     """Runs on its own QThread; owns that thread's Store. Payloads are declared
-    `object`: a `list`/`dict` signal converts through QVariant, ~90 ms for 10k rows."""
+    `object`: a `list`/`dict` signal converts through QVariant, which is slow for long lists
+    (measured: benchmarks/README.md "GUI responsiveness while indexing")."""
 
     media_listed = Signal(object)
     intake_progress = Signal(int)         # files taken so far
