@@ -204,23 +204,15 @@ def _ffmpeg(clip_dir: Path, path: str | None) -> Callable[[], str]:
 
 
 def _sqlite() -> str:
-    import numpy as np
-
-    from indexer.store.connection import LibraryError, connect
+    from indexer.store.connection import (LibraryError, connect, fts5_check, sqlite_version,
+                                          vec0_knn_check)
     with tempfile.TemporaryDirectory(prefix="avindex-selftest-") as tmp:
         try:
             db = connect(Path(tmp) / "selftest.db")
         except LibraryError as exc:
             raise _Fail(_short(exc), f"{PIP} --force-reinstall sqlean.py sqlite-vec")
-        conn = db.conn
         try:
-            version = conn.execute("select vec_version()").fetchone()[0]
-            conn.execute("create virtual table v using vec0(e float[4])")
-            for i in range(3):
-                conn.execute("insert into v(rowid, e) values (?, ?)",
-                             (i + 1, np.eye(4, dtype=np.float32)[i].tobytes()))
-            near = conn.execute("select rowid from v where e match ? and k = 1",
-                                (np.eye(4, dtype=np.float32)[1].tobytes(),)).fetchone()[0]
+            version, near = vec0_knn_check(db)
             if near != 2:
                 raise _Fail(f"vec0 KNN returned row {near}, expected 2",
                             f"{PIP} --force-reinstall sqlite-vec")
@@ -229,18 +221,16 @@ def _sqlite() -> str:
         except Exception as exc:
             raise _Fail(f"sqlite-vec: {_short(exc)}", f"{PIP} --force-reinstall sqlite-vec")
         try:
-            conn.execute("create virtual table t using fts5(body)")
-            conn.execute("insert into t(body) values ('the quarterly budget'), ('lunch menu')")
-            hits = conn.execute("select count(*) from t where t match 'budget'").fetchone()[0]
+            hits = fts5_check(db)
             if hits != 1:
                 raise _Fail(f"fts5 found {hits} rows, expected 1", f"{PIP} --force-reinstall sqlean.py")
         except _Fail:
             raise
         except Exception as exc:
             raise _Fail(f"FTS5: {_short(exc)}", f"{PIP} --force-reinstall sqlean.py")
-        sqlite_version = conn.execute("select sqlite_version()").fetchone()[0]
-        conn.close()
-    return f"SQLite {sqlite_version} with sqlite-vec {version} (vec0 KNN) and FTS5"
+        sqlite = sqlite_version(db)
+        db.close()
+    return f"SQLite {sqlite} with sqlite-vec {version} (vec0 KNN) and FTS5"
 
 
 def _qt_multimedia() -> str:

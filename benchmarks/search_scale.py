@@ -366,7 +366,7 @@ def build(n: int, n_kf: int, seed: int, folder: Path) -> dict:
     gen = Generator(n, n_kf, seed)
     times["real stats + generator"] = time.perf_counter() - t0
     store = Store(folder / "lib.db")
-    conn = store.db.conn._raw
+    conn = store.db.conn
     conn.execute("PRAGMA cache_size=-262144")
     media = gen.media()
     t0 = time.perf_counter()
@@ -533,7 +533,7 @@ def measure(folder: Path, meta: dict, n_queries: int, seed: int, sweep: bool) ->
     from models.binary_codes import fit_coder, word_major
     n = meta["n"]
     store = Store(folder / "lib.db")
-    conn = store.db.conn._raw
+    conn = store.db.conn
     gen = Generator(n, meta["keyframes"], seed)
     media = gen.media()
     rng = np.random.default_rng([seed, 2024])

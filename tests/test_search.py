@@ -260,7 +260,7 @@ def test_filtered_knn_returns_k_whenever_k_rows_match(tmp_path):
     far = rng.standard_normal((15, 512)).astype(np.float32)
     va = store.add_media("/v.mp4", "a", 1, 1)
     au = store.add_media("/a.mp3", "b", 1, 1)
-    conn = store.db.conn._raw
+    conn = store.db.conn
     with store.transaction():
         for i, v in enumerate(near):
             conn.execute("INSERT INTO segment_vec(segment_id, embedding, media_id, kind, language)"
@@ -394,9 +394,10 @@ def test_binary_codes_recall_on_a_generated_set():
 
 
 def test_vec0_chunk_reader_matches_sql_and_codes_follow_changes(tmp_path):
+    from indexer.store.vec0 import read_vec0_sql
     store = Store(tmp_path / "lib.db")
     x = _clustered(2600, seed=1)
-    conn = store.db.conn._raw
+    conn = store.db.conn
     mids = [store.add_media(f"/m{i}.mp4", f"f{i}", 1, 1) for i in range(3)]
     with store.transaction():
         for i, v in enumerate(x[:2500]):
@@ -405,7 +406,7 @@ def test_vec0_chunk_reader_matches_sql_and_codes_follow_changes(tmp_path):
                                                      "video", ["en", "a-long-language-tag"][i % 2]))
         conn.execute("DELETE FROM segment_vec WHERE segment_id IN (1000007, 1000700, 1001500)")
     fast = hashing.read_vec0(conn, "segment_vec", 512, hashing.SPACES["segment"].meta)
-    slow = hashing._read_vec0_sql(conn, "segment_vec", 512, hashing.SPACES["segment"].meta, None)
+    slow = read_vec0_sql(conn, "segment_vec", 512, hashing.SPACES["segment"].meta, None)
     for key in fast:
         assert (np.asarray(fast[key]) == np.asarray(slow[key])).all(), key
     some = hashing.read_vec0(conn, "segment_vec", 512, (), [10 ** 6 + 3, 10 ** 6 + 7,
@@ -418,14 +419,13 @@ def test_vec0_chunk_reader_matches_sql_and_codes_follow_changes(tmp_path):
     before = hashing.binary_knn(store, "segment", q, 5)
     assert len(before) == 5
     # a new file's windows arrive (through real segments, so the triggers see them)
-    from indexer.stages.text import save_text_index
     segs = [{"start": float(i), "end": float(i) + 1, "text": f"line {i}"} for i in range(40)]
     store.save_transcript(mids[2], "en", segs)
     tr = store.transcript(mids[2])
     wins = [{"segment_ids": [s["id"]], "text": s["text"], "language": "en"} for s in tr]
     new_vecs = np.stack([q + 0.01 * np.random.default_rng(i).standard_normal(512)
                          for i in range(40)]).astype(np.float32)
-    save_text_index(store, mids[2], wins, new_vecs, [{"keyword": "line"}])
+    store.save_text_index(mids[2], wins, new_vecs, [{"keyword": "line"}])
     assert hashing.dirty_media(store, "segment") == [mids[2]]
     fresh = hashing.binary_knn(store, "segment", q, 5)       # searched exactly until synced
     assert {m for _, m, _ in fresh} == {mids[2]}
@@ -453,7 +453,7 @@ def test_vec0_chunk_reader_matches_sql_and_codes_follow_changes(tmp_path):
 def test_maintain_fits_then_refits_when_grown(tmp_path):
     store = Store(tmp_path / "lib.db")
     x = _clustered(900, seed=2)
-    conn = store.db.conn._raw
+    conn = store.db.conn
     mid = store.add_media("/m.mp4", "f", 1, 1)
 
     def add(lo, hi):

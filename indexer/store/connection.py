@@ -1,7 +1,7 @@
 """Opening the library file: sqlean (SQLite with FTS5 and extension loading) + sqlite-vec.
 
 The stdlib sqlite3 on many Pythons cannot load extensions, so every connection
-goes through here.
+goes through here. A Store wraps its connection in JoiningConnection.
 """
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import os
 import shutil
 from pathlib import Path
 
+import numpy as np
 import sqlean
 import sqlite_utils
 import sqlite_vec
@@ -78,3 +79,101 @@ def connect(path: Path | str) -> sqlite_utils.Database:
             raise
         raise LibraryError(f"cannot open library {path}: {exc}") from exc
     return sqlite_utils.Database(conn)
+
+
+class JoiningConnection:
+    """Wraps the DB-API connection so sqlite-utils' internal `with conn:` blocks join
+    an enclosing Store.transaction() instead of committing it half-way, and so every
+    statement on a full disk raises DiskFull.
+
+    Everything else (in_transaction, create_function, ...) is the wrapped connection's;
+    nobody outside this class needs the wrapped connection itself."""
+
+    def __init__(self, dbapi, path: Path):
+        self._dbapi = dbapi
+        self._path = path
+        self._outer: list[bool] = []
+
+    def __getattr__(self, name):
+        return getattr(self._dbapi, name)
+
+    def _call(self, method: str, *args):
+        try:
+            return getattr(self._dbapi, method)(*args)
+        except sqlean.DatabaseError as exc:
+            if is_disk_full(exc, self._path):
+                raise DiskFull(self._path) from exc
+            raise
+
+    def execute(self, *args):
+        return self._call("execute", *args)
+
+    def executemany(self, *args):
+        return self._call("executemany", *args)
+
+    def executescript(self, *args):
+        return self._call("executescript", *args)
+
+    def commit(self):
+        return self._call("commit")
+
+    def rollback(self):
+        if self._dbapi.in_transaction:     # SQLite may have rolled back already (disk full)
+            self._dbapi.rollback()
+
+    def close(self) -> None:
+        self._dbapi.close()
+
+    def data_version(self) -> int:
+        """PRAGMA data_version: changes when another connection commits to the file."""
+        return self.execute("PRAGMA data_version").fetchone()[0]
+
+    @property
+    def total_changes(self) -> int:
+        """Rows changed through this connection since it was opened."""
+        return self._dbapi.total_changes
+
+    def change_stamp(self) -> tuple[int, int]:
+        """Differs whenever the database has changed, through this connection or another
+        (a cache key for values read from it)."""
+        return self.data_version(), self.total_changes
+
+    def __enter__(self):
+        self._outer.append(self._dbapi.in_transaction)
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if self._outer.pop():
+            return False
+        if exc_type is None:
+            self.commit()
+        else:
+            self.rollback()
+        return False
+
+
+# ---- the self-test's checks that the extensions work (on a scratch database) ----------
+def vec0_knn_check(db: sqlite_utils.Database) -> tuple[str, int]:
+    """sqlite-vec's version, and the row a 1-nearest query over three unit vectors
+    returns (2 when vec0 KNN works). Creates table `v`."""
+    conn = db.conn
+    version = conn.execute("select vec_version()").fetchone()[0]
+    conn.execute("create virtual table v using vec0(e float[4])")
+    for i in range(3):
+        conn.execute("insert into v(rowid, e) values (?, ?)",
+                     (i + 1, np.eye(4, dtype=np.float32)[i].tobytes()))
+    near = conn.execute("select rowid from v where e match ? and k = 1",
+                        (np.eye(4, dtype=np.float32)[1].tobytes(),)).fetchone()[0]
+    return version, near
+
+
+def fts5_check(db: sqlite_utils.Database) -> int:
+    """Rows an FTS5 match finds among two (1 when FTS5 works). Creates table `t`."""
+    conn = db.conn
+    conn.execute("create virtual table t using fts5(body)")
+    conn.execute("insert into t(body) values ('the quarterly budget'), ('lunch menu')")
+    return conn.execute("select count(*) from t where t match 'budget'").fetchone()[0]
+
+
+def sqlite_version(db: sqlite_utils.Database) -> str:
+    return db.conn.execute("select sqlite_version()").fetchone()[0]
