@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from indexer.file_fingerprint import fingerprint
+from indexer.stages import DERIVED_TABLES
 from indexer.store import Store
 
 MEDIA_EXTENSIONS = frozenset(
@@ -116,7 +117,8 @@ def take(store: Store, path: Path) -> Intake:
     except OSError as exc:
         error = _read_error(exc)
         if known:
-            store.reset_media(known["id"], None, size, mtime, error=error)
+            store.reset_media(known["id"], None, size, mtime, derived=DERIVED_TABLES,
+                              error=error)
             return Intake(spath, "unreadable", known["id"], error)
         return Intake(spath, "unreadable", store.add_media(spath, None, size, mtime, error=error),
                       error)
@@ -125,7 +127,7 @@ def take(store: Store, path: Path) -> Intake:
         if known["fingerprint"] == fp:
             store.touch(known["id"], size, mtime)
             return _unchanged_or_retry(store, known)
-        store.reset_media(known["id"], fp, size, mtime)
+        store.reset_media(known["id"], fp, size, mtime, derived=DERIVED_TABLES)
         return Intake(spath, "changed", known["id"])
 
     for twin in store.media_by_fingerprint(fp):

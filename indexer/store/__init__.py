@@ -22,12 +22,12 @@ import sqlite_utils
 
 from indexer.store.connection import DiskFull, JoiningConnection, connect
 from indexer.store.jobs import FINAL_STATES, JobsMixin
-from indexer.store.media import DERIVED_TABLES, MediaMixin
+from indexer.store.media import MediaMixin
 from indexer.store.migrations import migrate
 from indexer.store.motion import MotionStoreMixin
 from indexer.store.results import ResultsMixin
 
-__all__ = ["DERIVED_TABLES", "DiskFull", "FINAL_STATES", "Store"]
+__all__ = ["DiskFull", "FINAL_STATES", "Store"]
 
 
 class Store(MediaMixin, JobsMixin, ResultsMixin, MotionStoreMixin):

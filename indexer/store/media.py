@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Iterable
 
-DERIVED_TABLES = ("segments", "keywords", "keyframes", "tags", "screen_text", "motion_windows")
-
 
 class MediaMixin:
     def media(self, media_id: int) -> dict | None:
@@ -40,11 +38,12 @@ class MediaMixin:
         self.db["media"].update(media_id, {"size": size, "mtime_ns": mtime_ns})
 
     def reset_media(self, media_id: int, fp: str | None, size: int, mtime_ns: int,
-                    *, error: str | None = None) -> None:
-        """The file's content changed: drop what was derived from it and start over.
+                    *, derived: Iterable[str], error: str | None = None) -> None:
+        """The file's content changed: drop what was derived from it (the `derived` tables:
+        what the stages declare, indexer.stages.DERIVED_TABLES) and start over.
         User corrections are kept (they are keyed by time, not by segment)."""
         with self.transaction():
-            for table in DERIVED_TABLES:
+            for table in derived:
                 self.db.execute(f"DELETE FROM {table} WHERE media_id = ?", (media_id,))
             self.db.execute("DELETE FROM jobs WHERE media_id = ?", (media_id,))
             self.db["media"].update(media_id, {
