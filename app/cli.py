@@ -172,6 +172,7 @@ def cmd_status(args) -> int:
 
 def cmd_search(args) -> int:
     from indexer.search import Filters, group_by_file, search
+    from .search_requests import search_models
     if not args.query and not args.image:
         raise CliError("give a query, --image PATH, or both")
     if args.image and not Path(args.image).is_file():
@@ -182,9 +183,9 @@ def cmd_search(args) -> int:
                       min_duration=args.min_duration, max_duration=args.max_duration)
     store = _open_store(args)
     try:
+        models = search_models(_settings(args).resolved_models_dir() if args.image else None)
         hits = search(store, args.query or "", image=args.image, filters=filters,
-                      limit=args.limit, mode=args.mode,
-                      models_dir=_settings(args).resolved_models_dir() if args.image else None)
+                      limit=args.limit, mode=args.mode, models=models)
     except ValueError as exc:
         raise CliError(str(exc))
     except RuntimeError as exc:        # an image model that cannot be loaded
@@ -199,10 +200,10 @@ def cmd_search(args) -> int:
         lines = []
         for g in groups:
             lines.append(g.path)
-            lines += [f"  {hhmmss(h.start)}  [{', '.join(h.kinds)}]  {h.snippet}" for h in g.hits]
+            lines += [f"  {hhmmss(h.seek)}  [{', '.join(h.kinds)}]  {h.snippet}" for h in g.hits]
     else:
         data = {"query": args.query, "image": args.image, "hits": [h.to_dict() for h in hits]}
-        lines = [f"{h.path}  {hhmmss(h.start)}  [{', '.join(h.kinds)}]  {h.snippet}"
+        lines = [f"{h.path}  {hhmmss(h.seek)}  [{', '.join(h.kinds)}]  {h.snippet}"
                  for h in hits]
     _emit(args, data, "\n".join(lines) if lines else "No matches.")
     return EXIT_OK if hits else EXIT_NOT_FOUND

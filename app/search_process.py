@@ -2,11 +2,10 @@
 
 Search is Python and numpy work (the query embedder's pure-Python tokenizer, loading
 its weights, fusing and snippeting the hits, the image model for search by example).
-In a thread of the GUI process that work holds the GIL, and on this 2-core machine the
-window's event loop stalled for 100-150 ms while the embedder loaded mid-batch
-(measured with benchmarks/gui_stall.py). In a child process it cannot hold the
-window's GIL at all. The child is spawned (never forked from a process with Qt
-threads), keeps its own read-only Store, and answers one request at a time:
+In a thread of the GUI process that work holds the GIL and stalls the window; in a
+child process it cannot. Measured: benchmarks/README.md "GUI responsiveness while indexing".
+The child is spawned (never forked from a process with Qt threads), keeps its own
+read-only Store, and answers one request at a time:
 
     client = SearchProcess(library, models_dir, thumb_dir)
     reply = client.call({"mode": "text", "query": "budget"})   # ("done", hits) or ("failed", msg)
@@ -24,9 +23,10 @@ STOP_WAIT_S = 3.0
 
 def serve(conn, library: str, models_dir: str, thumb_dir: str) -> None:
     """The child's loop: a request in, a reply out, until "stop" or the pipe closes."""
-    from .search_requests import answer, warm_up
+    from .search_requests import answer, search_models, warm_up
     from .settings import thumbnail_dir
     store = None
+    models = search_models(models_dir)       # each model loaded once, when first needed
     try:
         while True:
             try:
@@ -45,13 +45,15 @@ def serve(conn, library: str, models_dir: str, thumb_dir: str) -> None:
                     thumb_dir = str(thumbnail_dir(Path(library)))
                     reply = ("done", [])
                 elif mode == "warm":
-                    warm_up()
+                    warm_up(models)
                     reply = ("done", [])
                 else:
                     if store is None:
                         from indexer.store import Store
                         store = Store(Path(library))
-                    models = request.get("models_dir") or models_dir
+                    wanted = request.get("models_dir") or models_dir
+                    if wanted != models_dir:      # the settings name another weights folder
+                        models_dir, models = wanted, search_models(wanted)
                     reply = ("done", answer(store, request, models, Path(thumb_dir)))
             except Exception as exc:   # one bad request must not end the process
                 reply = ("failed", f"{type(exc).__name__}: {exc}")

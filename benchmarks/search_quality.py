@@ -276,20 +276,20 @@ GRID = {"rrf_k": (1, 10, 30, 60), "said": (0.5, 1.0, 2.0), "keyword": (0.0, 0.5)
 
 def tune(store, dev, embedder) -> tuple[dict, list]:
     """Grid search on the dev split: RRF constant, list weights and the share of rows
-    below which a query word counts as rare (indexer.search.RARE_FRACTION)."""
-    from indexer import search as S
+    below which a query word counts as rare (indexer.search.fulltext.RARE_FRACTION)."""
+    from indexer.search import fulltext
     grid = []
-    keep = S.RARE_FRACTION
+    keep = fulltext.RARE_FRACTION
     try:
         for rrf_k, w_said, w_kw, w_sim, rare in itertools.product(*GRID.values()):
-            S.RARE_FRACTION = rare
+            fulltext.RARE_FRACTION = rare
             s = scores(store, dev, "hybrid", embedder, rrf_k=rrf_k,
                        weights={"said": w_said, "keyword": w_kw, "similar": w_sim})
             grid.append(({"rrf_k": rrf_k, "weights": {"said": w_said, "keyword": w_kw,
                                                       "similar": w_sim},
                           "rare_fraction": rare}, s))
     finally:
-        S.RARE_FRACTION = keep
+        fulltext.RARE_FRACTION = keep
     # Ties (common: 34 dev queries) go to the setting nearest the pre-tuning defaults
     # (rrf_k 60, all weights 1 except keywords 0.5, rare_fraction 0.002), fixed in advance.
     def distance(setting):
@@ -302,10 +302,10 @@ def tune(store, dev, embedder) -> tuple[dict, list]:
 
 def _with(setting: dict | None):
     """search() keyword arguments for a tuned setting (and the module constant it sets)."""
-    from indexer import search as S
+    from indexer.search import fulltext
     if not setting:
         return {}
-    S.RARE_FRACTION = setting.get("rare_fraction", S.RARE_FRACTION)
+    fulltext.RARE_FRACTION = setting.get("rare_fraction", fulltext.RARE_FRACTION)
     return {"rrf_k": setting["rrf_k"], "weights": setting["weights"]}
 
 
@@ -332,14 +332,14 @@ def main(argv=None) -> int:
     test = [q for q in qs if q["split"] == "test"]
     best, grid = tune(store, dev, embedder)
     rows, report = [], {"best": best, "defaults": {"rrf_k": RRF_K, "weights": WEIGHTS}}
-    from indexer import search as S
-    default_rare = S.RARE_FRACTION
+    from indexer.search import fulltext
+    default_rare = fulltext.RARE_FRACTION
     for split_name, split in (("dev", dev), ("test", test), ("all", qs)):
         for label, mode, setting in (("full text only", "text", None),
                                      ("semantic only", "semantic", None),
                                      ("hybrid, defaults", "hybrid", None),
                                      ("hybrid, tuned on dev", "hybrid", best)):
-            S.RARE_FRACTION = default_rare
+            fulltext.RARE_FRACTION = default_rare
             s = scores(store, split, mode, embedder, **_with(setting))
             report[f"{split_name}/{label}"] = s
             rows.append([split_name, label, s["P@1"], s["P@5"], s["Hit@5"], s["MRR"], s["n"]])
@@ -352,7 +352,7 @@ def main(argv=None) -> int:
         if sub:
             for label, mode, setting in (("text", "text", None), ("semantic", "semantic", None),
                                          ("hybrid (tuned)", "hybrid", best)):
-                S.RARE_FRACTION = default_rare
+                fulltext.RARE_FRACTION = default_rare
                 s = scores(store, sub, mode, embedder, **_with(setting))
                 by.append([subset, label, s["P@1"], s["MRR"], s["n"]])
     print("\nTest split by query set:")

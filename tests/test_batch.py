@@ -121,6 +121,7 @@ def test_speech_is_followed_by_keywords_and_semantic_vectors(library, tmp_path, 
     capsys.readouterr()
     from indexer.search import search
     from indexer.store import Store
+    from models.text_embed import load_query_embedder
     s = Store(library)
     m = s.media_by_path(str(media))
     assert [j["stage"] for j in s.jobs(m["id"])] == ["probe", "speech", "text"]
@@ -130,7 +131,8 @@ def test_speech_is_followed_by_keywords_and_semantic_vectors(library, tmp_path, 
     assert any("lighthouse" in k or "ships" in k or "storm" in k for k in keywords), keywords
     for query in ("someone counting boats before bad weather came",
                   "tempête et bateaux au phare"):
-        hits = search(s, query, mode="semantic")
+        hits = search(s, query, mode="semantic", embedder=load_query_embedder())
         assert hits and hits[0].media_id == m["id"], query
-    assert search(s, "qwertyuiop asdfghjkl zxcvbnm", mode="semantic") == []
+    assert search(s, "qwertyuiop asdfghjkl zxcvbnm", mode="semantic",
+                  embedder=load_query_embedder()) == []
     s.close()

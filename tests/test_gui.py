@@ -293,16 +293,6 @@ def test_search_is_debounced(qtbot, gui):
     assert queries == ["budget"]
 
 
-def test_moment_time_picks_the_matching_word():
-    from app.search_requests import moment_time, query_terms
-    words = [{"start": 0.0, "word": " The"}, {"start": 2.5, "word": " Élephant,"},
-             {"start": 3.0, "word": " report"}]
-    assert moment_time("elephant", 0.0, words) == 2.5
-    assert moment_time("rep*", 0.0, words) == 3.0
-    assert moment_time("zebra", 1.0, words) == 1.0
-    assert query_terms('"the report" ele*') == [("the", False), ("report", False), ("ele", True)]
-
-
 def test_library_list_sorts_and_filters(qtbot, gui):
     rows = [{"id": 1, "path": "/a/zeta.mp4", "status": "done", "duration": 30.0,
              "language": "en", "tag_count": 2, "error": None},

@@ -9,6 +9,7 @@ the window on its own copy of it.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -183,6 +184,28 @@ def test_hybrid_results_say_how_each_moment_matched(qtbot, vgui):
     grouped = model.hits
     firsts = [h["media_id"] for h in grouped]
     assert firsts == sorted(firsts, key=lambda m: firsts.index(m))   # contiguous per file
+
+
+def test_cli_and_gui_play_a_said_hit_from_the_word(indexed, capsys, tmp_path):
+    """On the real recording: `avindex search --json` gives the start of the word said,
+    not of its line, and the GUI's request path seeks to that same second."""
+    from app.cli import main
+    from app.search_requests import answer, search_models
+    from indexer.store import Store
+    library = indexed["data"] / "library.db"
+    assert main(["search", "elephant", "--json", "--library", str(library)]) == 0
+    hit = json.loads(capsys.readouterr().out)["hits"][0]
+    store = Store(library)
+    try:
+        said = [(w["start"], seg["start"]) for seg in store.transcript(hit["media_id"])
+                for w in seg["words"] if "elephant" in w["word"].lower()]
+        rows = answer(store, {"mode": "text", "query": "elephant"}, search_models(None), tmp_path)
+    finally:
+        store.close()
+    assert hit["path"] == str(indexed["media"] / "talk.mp4") and said
+    word_start, line_start = said[0]
+    assert hit["seek"] == word_start > line_start == hit["start"]
+    assert rows[0]["media_id"] == hit["media_id"] and rows[0]["seek"] == hit["seek"]
 
 
 # ---- search by image ------------------------------------------------------------------------------

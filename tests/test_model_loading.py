@@ -44,7 +44,7 @@ def test_one_instance_per_key_and_explicit_unload():
 # ---- the models avindex holds: one instance per process, shared by stage and search ----
 
 def test_text_stage_and_search_share_one_embedder_and_unload_drops_it():
-    from indexer import search as S
+    from app.search_requests import search_models
     from indexer.stages.text import prepare_text_index
     from models import text_embed
 
@@ -56,9 +56,10 @@ def test_text_stage_and_search_share_one_embedder_and_unload_drops_it():
     assert key in loaded_models()
     stage_embedder = text_embed.load_embedder()
     assert text_embed.load_embedder("use") is stage_embedder
-    assert S.query_embedder() is S.query_embedder()         # search: loaded once as well
+    models = search_models(None)
+    assert models.embedder() is search_models(None).embedder()  # search: loaded once as well
     if text_embed.DEFAULT_EMBEDDER != "use-multilingual":
-        assert S.query_embedder() is stage_embedder
+        assert models.embedder() is stage_embedder
     else:                                                   # its one-BLAS-thread copy, by key
         assert f"{key}:1-thread" in loaded_models()
     unload_all()
@@ -68,13 +69,13 @@ def test_text_stage_and_search_share_one_embedder_and_unload_drops_it():
 
 
 def test_visual_stage_and_image_search_share_one_classifier(tmp_path, vision_models_dir):
-    from indexer import search as S
+    from app.search_requests import search_models
     from indexer.stages.visual import VisualStage
 
     unload_all()
     stage = VisualStage(tmp_path / "thumbs", vision_models_dir, ocr=False)
     clf = stage.classifier
-    assert S._classifier(vision_models_dir) is clf
+    assert search_models(vision_models_dir).image_model() is clf
     assert [k for k in loaded_models() if k.startswith("image-features:")] == [
         f"image-features:efficientnet-lite0@{vision_models_dir}:threads=0"]
     unload_all("image-features:")

@@ -197,8 +197,9 @@ def test_a_rare_word_surfaces_a_moment_in_hybrid_search(lib, embedder):
 def test_common_words_are_ranked_over_a_sample(lib, monkeypatch):
     """A word in more rows than FTS_RANK_ALL_MAX is ranked over the newest matches only,
     and what comes back still matches."""
-    monkeypatch.setattr(S, "FTS_RANK_ALL_MAX", 5)
-    monkeypatch.setattr(S, "FTS_SAMPLE", 8)
+    from indexer.search import fulltext
+    monkeypatch.setattr(fulltext, "FTS_RANK_ALL_MAX", 5)
+    monkeypatch.setattr(fulltext, "FTS_SAMPLE", 8)
     hits = search(lib["store"], "the", limit=5, mode="text")
     assert 0 < len(hits) <= 5 and all("[the]" in h.snippet.lower() for h in hits)
 
@@ -334,9 +335,90 @@ def test_more_like_this_stays_in_its_modality(lib, embedder):
     assert not any(h.media_id == hit.media_id and h.start <= hit.start <= h.end for h in more)
 
 
+# ---- the second a moment plays from ---------------------------------------------------------
+def test_first_said_is_the_first_word_the_snippet_marks():
+    words = [(0.0, " The"), (2.5, " Élephant,"), (3.0, " report"), (3.4, " the"),
+             (3.6, " report")]
+    assert S.first_said(words, "elephant") == 2.5
+    assert S.first_said(words, "rep*") == 3.0
+    assert S.first_said(words, "zebra") is None
+    assert S.first_said(words, '"the report"') == 3.4           # the phrase, not "The" alone
+    assert S.first_said(words, "the report") == 0.0
+    assert S.first_said(words, "the report", relaxed=True) == 3.0   # stopwords do not count
+    assert S.first_said([(7.0, "don't")], "don") == 7.0               # FTS5 splits at the '
+
+
+LINE = [("Good", 10.0), ("morning.", 10.4), ("After", 11.0), ("that,", 11.3), ("the", 11.6),
+        ("elephant", 11.8), ("report", 12.4), ("is", 12.9), ("due.", 13.1)]
+
+
+@pytest.fixture
+def said_lib(tmp_path):
+    """One file whose second line has word timings: "elephant" is said 1.8 s into it."""
+    store = Store(tmp_path / "lib.db")
+    mid = store.add_media("/lib/talk.mp4", "fp", 1, 1)
+    store.save_probe(mid, {"duration": 30.0, "container": "mp4", "streams": [], "kind": "video"},
+                     [])
+    store.save_transcript(mid, "en", [
+        {"start": 1.0, "end": 4.0, "text": "Welcome to the museum.",
+         "words": [{"start": 1.0 + i, "end": 1.9 + i, "word": " " + w}
+                   for i, w in enumerate(["Welcome", "to", "the", "museum."])]},
+        {"start": 10.0, "end": 13.5, "text": " ".join(w for w, _ in LINE),
+         "words": [{"start": t, "end": t + 0.3, "word": " " + w} for w, t in LINE]}])
+    yield store
+    store.close()
+
+
+def test_a_said_moment_plays_from_the_word_said(said_lib):
+    (hit,) = search(said_lib, "elephant")           # no vectors: no embedder is asked for
+    assert (hit.start, hit.seek) == (10.0, 11.8)
+    assert search(said_lib, '"the elephant"')[0].seek == 11.6
+    # relaxed (not every word said): the first content word, not "the"
+    (hit,) = search(said_lib, "the zebra elephant", mode="text")
+    assert "[elephant]" in hit.snippet and hit.seek == 11.8
+    # a corrected line has no word timings any more: its start
+    seg = said_lib.transcript(hit.media_id)[1]["id"]
+    said_lib.correct_segment(seg, "After that, the elephant report is late.")
+    assert search(said_lib, "elephant")[0].seek == 10.0
+
+
+def test_cli_json_and_the_gui_request_give_the_same_second(said_lib, capsys, tmp_path):
+    from app.cli import main
+    from app.search_requests import answer, search_models
+    assert main(["search", "elephant", "--json", "--library", str(said_lib.path)]) == 0
+    (hit,) = json.loads(capsys.readouterr().out)["hits"]
+    assert (hit["start"], hit["seek"]) == (10.0, 11.8)
+    assert main(["search", "elephant", "--library", str(said_lib.path)]) == 0
+    assert "/lib/talk.mp4  00:00:11  [said]" in capsys.readouterr().out
+    (row,) = answer(said_lib, {"mode": "text", "query": "elephant"}, search_models(None),
+                    tmp_path)
+    assert row["seek"] == 11.8
+
+
+def test_a_meaning_moment_plays_from_its_best_segment(lib, embedder):
+    st = lib["store"]
+    hit = search(st, "emergency savings before investing", embedder=embedder,
+                 mode="semantic", limit=1)[0]
+    said = {s["start"]: s["text"] for s in st.transcript(hit.media_id)}
+    assert hit.start < hit.seek <= hit.end and "emergency" in said[hit.seek].lower()
+
+
+def test_search_asks_for_a_model_only_when_it_needs_one(lib, embedder, classifier):
+    asked = []
+    models = S.SearchModels(embedder=lambda: asked.append("embedder") or embedder,
+                            image_model=lambda: asked.append("image") or classifier)
+    st = lib["store"]
+    search(st, "risotto", mode="text", models=models)
+    search(st, image=np.ones(1280, np.float32), models=models)     # a feature needs no model
+    assert asked == []
+    assert search(st, "risotto", models=models) and asked == ["embedder"]
+    with pytest.raises(ValueError, match="text embedder"):
+        search(st, "risotto")
+
+
 # ---- query by example ------------------------------------------------------------------------
 @needs_photos
-def test_by_image_finds_the_frame_it_was_cut_from(lib, tmp_path, vision_models_dir):
+def test_by_image_finds_the_frame_it_was_cut_from(lib, tmp_path, classifier):
     st = lib["store"]
     for name in ["butterfly.jpg", "messi5.jpg", "fruits.jpg"]:
         img = lib["photos"][name]
@@ -345,7 +427,7 @@ def test_by_image_finds_the_frame_it_was_cut_from(lib, tmp_path, vision_models_d
         crop = cv2.resize(crop, (crop.shape[1] * 2 // 3, crop.shape[0] * 2 // 3))
         f = tmp_path / f"cut-{name}"
         cv2.imwrite(str(f), crop, [cv2.IMWRITE_JPEG_QUALITY, 70])
-        hits = search(st, image=str(f), models_dir=vision_models_dir, limit=3)
+        hits = search(st, image=str(f), image_model=classifier, limit=3)
         assert hits and hits[0].kind == "similar" and hits[0].keyframe_id is not None
         idx = list(lib["photos"]).index(name)
         m1, m3 = lib["ids"]["/lib/kitchen/risotto.mp4"], lib["ids"]["/lib/voyage/greve.mp4"]

@@ -1,0 +1,172 @@
+"""Ranked lists fused into moments (weighted reciprocal-rank fusion), and moments made
+into Hits: where each one lies, the second it plays from, its snippet and thumbnail.
+
+A moment is placed in time by its strongest precise evidence: a strict text match,
+else the meaning window (or keyframe), else a relaxed text match, else a long range
+(a 60 s keyword window, a tag's span). Every timestamp is clamped into its file.
+
+One rule gives the second a moment plays from (`Hit.seek`), for the CLI, its JSON and
+the GUI alike: a said or keyword match plays from the first word of the query said
+there (the word the snippet marks first), a meaning match from the segment of its
+window that holds the query's words best; other matches, or a line whose word
+timings are gone (corrected by the user), from the moment's start.
+"""
+from __future__ import annotations
+
+from indexer.search.fulltext import said_weights
+from indexer.search.query_text import first_said, make_snippet, matched_terms, query_patterns
+from indexer.search.sources import BY_FTS
+from indexer.search.types import Hit, Item, Moment
+from indexer.search.vectors import window
+from indexer.store import Store
+from indexer.store import search_reads as reads
+
+WINDOW_SNIPPET_TOKENS = 36
+_EXACT_KINDS = ("said", "shown", "tag")
+
+
+def fuse(lists: dict[str, list[Item]], rrf_k: float, weights: dict, relaxed_creates: bool
+         ) -> list[tuple[float, Moment]]:
+    """Moments scored sum_w w / (rrf_k + rank) over the lists they hold, best first."""
+    moments: list[Moment] = []
+    by_media: dict[int, list[Moment]] = {}
+
+    def place(it: Item, create: bool) -> None:
+        for m in by_media.get(it.media_id, ()):
+            if m.overlaps(it):
+                m.items.append(it)
+                return
+        if create:
+            m = Moment(it.media_id, it.start, it.end, [it])
+            moments.append(m)
+            by_media.setdefault(it.media_id, []).append(m)
+
+    # Best ranks first, across lists, so the strongest hits define the moments.
+    strict = sorted((it for items in lists.values() for it in items if not it.relaxed),
+                    key=lambda it: (it.rank, -weights.get(it.list, 1.0)))
+    for it in strict:
+        place(it, True)
+    for it in sorted((it for items in lists.values() for it in items if it.relaxed),
+                     key=lambda it: it.rank):
+        place(it, relaxed_creates or it.creates)
+    scored = []
+    for m in moments:
+        best: dict[str, int] = {}
+        for it in m.items:
+            best[it.list] = min(best.get(it.list, 10 ** 9), it.rank)
+        score = sum(weights.get(name, 1.0) / (rrf_k + r) for name, r in best.items())
+        scored.append((score, m))
+    scored.sort(key=lambda sm: -sm[0])
+    return scored
+
+
+def _snippet(store: Store, it: Item, query: str) -> str:
+    if it.fts is not None:
+        src = BY_FTS[it.fts]
+        text = reads.row_text(store, src.table, src.column, it.rowid)
+        if text is not None:
+            return make_snippet(text, query, relaxed=it.relaxed)
+    return it.text or ""
+
+
+def _frame_snippet(store: Store, media_id: int, t: float) -> str:
+    tags = reads.tags_at(store, media_id, t)
+    text = reads.screen_text_at(store, media_id, t)
+    parts = (["seen: " + ", ".join(tags)] if tags else []) + [f"“{x}”" for x in text]
+    return "; ".join(parts) or "similar frame"
+
+
+def anchor(store: Store, m: Moment) -> Item:
+    """The item that places a moment in time and gives its snippet: a strict text match
+    (exact words, precise time), else the vector match (its whole window or frame),
+    else a relaxed text match on a segment, else a long range (keyword window, tag)."""
+    def order(it: Item):
+        if it.kind in _EXACT_KINDS and not it.relaxed and it.list not in ("keyword", "tag"):
+            tier = 0
+        elif it.similarity is not None:
+            tier = 1
+        elif it.list not in ("keyword", "tag"):
+            tier = 2
+        else:
+            tier = 3
+        return (tier, it.rank, -(it.similarity or 0.0))
+    lead = min(m.items, key=order)
+    if lead.list == "similar" and lead.text is None and lead.segment_id is not None:
+        w = window(store, lead.segment_id)
+        if w is not None:
+            lead.start, lead.end, lead.text, lead.segments = w.start, w.end, w.text, w.segments
+    return lead
+
+
+def seek_time(store: Store, lead: Item, query: str, start: float, end: float) -> float:
+    """The second a moment placed by `lead` over [start, end] plays from (the rule in
+    this module's docstring), within [start, end]."""
+    t = None
+    if query and lead.fts == "segments_fts":
+        t = first_said(reads.segment_word_times(store, lead.rowid), query, relaxed=lead.relaxed)
+    elif query and lead.fts == "keywords_fts":
+        t = first_said(reads.word_times_between(store, lead.media_id, lead.start, lead.end),
+                       query, relaxed=True)
+    elif query and lead.list == "similar" and lead.segments:
+        t = _best_segment_start(store, lead.segments, query)
+    return start if t is None else min(max(float(t), start), end)
+
+
+def _best_segment_start(store: Store, segments: list, query: str) -> float | None:
+    """The start of the window segment holding the query's content words best (by their
+    idf, as relaxed said matches are scored), None when none holds any."""
+    _, terms = query_patterns(query, True)
+    if not terms:
+        return None
+    idf = said_weights(store, terms)
+    best, best_start = 0.0, None
+    for _id, seg_start, _end, text in segments:
+        score = sum(idf[x] for x in matched_terms(text or "", terms))
+        if score > best:
+            best, best_start = score, seg_start
+    return best_start
+
+
+def to_hits(store: Store, scored: list[tuple[float, Moment]], limit: int, query: str
+            ) -> list[Hit]:
+    hits = []
+    paths: dict[int, tuple[str, float | None]] = {}
+    for score, m in scored[:limit]:
+        if m.media_id not in paths:
+            row = reads.media_path_duration(store, m.media_id)
+            if row is None:
+                continue
+            paths[m.media_id] = row
+        path, duration = paths[m.media_id]
+        lead = anchor(store, m)
+        start, end = lead.start, max(lead.end, lead.start)
+        vec = sorted((it for it in m.items if it.similarity is not None),
+                     key=lambda it: -it.similarity)
+        if duration:
+            start = min(max(0.0, start), float(duration))
+            end = min(max(start, end), float(duration))
+        kinds = []
+        for it in sorted(m.items, key=lambda it: it.rank):
+            if it.kind not in kinds:
+                kinds.append(it.kind)
+        if lead.fts is not None:
+            snippet = _snippet(store, lead, query)
+        elif lead.keyframe_id is not None:
+            snippet = _frame_snippet(store, m.media_id, lead.start)
+        else:
+            snippet = make_snippet(lead.text or "", query, relaxed=True,
+                                   tokens=WINDOW_SNIPPET_TOKENS)
+        seg = next((it.segment_id for it in m.items if it.segment_id is not None), None)
+        if seg is None and lead.fts == "segments_fts":
+            seg = lead.rowid
+        kf = next((it.keyframe_id for it in m.items if it.keyframe_id is not None), None)
+        ranks: dict[str, int] = {}
+        for it in m.items:
+            ranks[it.list] = min(ranks.get(it.list, 10 ** 9), it.rank)
+        hits.append(Hit(m.media_id, path, float(start), float(end), lead.kind, snippet,
+                        float(score), kinds, None, seg, kf,
+                        vec[0].similarity if vec else None, ranks,
+                        seek_time(store, lead, query, float(start), float(end))))
+    for h in hits:
+        h.thumbnail = reads.nearest_thumbnail(store, h.media_id, h.start)
+    return hits

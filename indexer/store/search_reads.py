@@ -1,0 +1,240 @@
+"""The reads the search service (indexer.search) runs: full-text lists, document
+frequencies, vector KNN, transcript windows, word timings, keyframes and thumbnails.
+Plain functions taking the Store; nothing here writes library data (the fts5vocab
+tables are temp tables of this connection)."""
+from __future__ import annotations
+
+from typing import Sequence
+
+from indexer.store import Store
+
+
+def _marks(n: int) -> str:
+    return ",".join("?" * n)
+
+
+# ---- media ------------------------------------------------------------------------------
+def media_ids_where(store: Store, conditions: Sequence[str], params: Sequence) -> list[int]:
+    """Ids of the media rows (alias m) meeting every SQL condition."""
+    sql = "SELECT m.id FROM media m" + (" WHERE " + " AND ".join(conditions)
+                                        if conditions else "")
+    return [r[0] for r in store.db.execute(sql, list(params)).fetchall()]
+
+
+def media_path_duration(store: Store, media_id: int) -> tuple[str, float | None] | None:
+    row = store.db.execute("SELECT path, duration FROM media WHERE id = ?",
+                           (media_id,)).fetchone()
+    return (row[0], row[1]) if row else None
+
+
+# ---- full text -----------------------------------------------------------------------------
+def max_rowid(store: Store, table: str) -> int:
+    """The largest rowid of a table (its row count when nothing was deleted), 0 if empty."""
+    return store.db.execute(f"SELECT max(rowid) FROM {table}").fetchone()[0] or 0
+
+
+def fts_best(store: Store, fts: str, query: str, n: int) -> list[int]:
+    """Rowids of the n best matches of an FTS5 table by bm25."""
+    return [r[0] for r in store.db.execute(f"SELECT rowid FROM {fts} WHERE {fts} MATCH ? "
+                                           "ORDER BY rank LIMIT ?", (query, n)).fetchall()]
+
+
+def fts_newest(store: Store, fts: str, query: str, n: int) -> list[tuple[int, float]]:
+    """(rowid, bm25 rank) of the n newest matches of an FTS5 table."""
+    return store.db.execute(f"SELECT rowid, rank FROM {fts} WHERE {fts} MATCH ? "
+                            "ORDER BY rowid DESC LIMIT ?", (query, n)).fetchall()
+
+
+def spans(store: Store, table: str, ids: Sequence[int]) -> dict[int, tuple[int, float, float]]:
+    """id -> (media_id, start, end) of rows of a content table (a NULL start reads 0, a
+    NULL end its start)."""
+    if not ids:
+        return {}
+    rows = store.db.execute(
+        f"SELECT t.id, t.media_id, coalesce(t.start, 0), coalesce(t.end, t.start, 0) "
+        f"FROM {table} t WHERE t.id IN ({_marks(len(ids))})", list(ids)).fetchall()
+    return {r[0]: (r[1], r[2], r[3]) for r in rows}
+
+
+def fts_filtered(store: Store, fts: str, table: str, query: str, conditions: Sequence[str],
+                 params: Sequence, n: int, *, newest: bool = False
+                 ) -> list[tuple[int, int, float, float, float]]:
+    """(id, media_id, start, end, bm25 rank) of the matches of an FTS5 table whose content
+    rows (alias t) and media (alias m) meet the conditions: the n best by bm25, or with
+    `newest` the n newest."""
+    sql = (f"SELECT t.id, t.media_id, coalesce(t.start, 0), coalesce(t.end, t.start, 0), "
+           f"{fts}.rank FROM {fts} JOIN {table} t ON t.id = {fts}.rowid "
+           f"JOIN media m ON m.id = t.media_id WHERE {fts} MATCH ? AND "
+           + " AND ".join(conditions))
+    order = f" ORDER BY {fts}.rowid DESC LIMIT ?" if newest else " ORDER BY rank LIMIT ?"
+    return store.db.execute(sql + order, [query, *params, n]).fetchall()
+
+
+def row_text(store: Store, table: str, column: str, row_id: int) -> str | None:
+    row = store.db.execute(f"SELECT {column} FROM {table} WHERE id = ?", (row_id,)).fetchone()
+    return (row[0] or "") if row else None
+
+
+def _vocab_row(store: Store, fts: str, sql: str, params: tuple):
+    """Run `sql` ({v} = a temp fts5vocab table over `fts`, made on first use on this
+    connection: document frequency per term) and return its first row."""
+    name = f"temp.avindex_{fts}_vocab"
+    try:
+        return store.db.execute(sql.format(v=name), params).fetchone()
+    except Exception as exc:
+        if "no such table" not in str(exc):
+            raise
+    store.db.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS {name} "
+                     f"USING fts5vocab(main, '{fts}', 'row')")
+    return store.db.execute(sql.format(v=name), params).fetchone()
+
+
+def doc_freq(store: Store, fts: str, term: str, prefix: bool) -> int:
+    """Rows of an FTS table holding a (folded) term, or the terms starting with it summed
+    (an upper bound)."""
+    if prefix:
+        row = _vocab_row(store, fts, "SELECT sum(doc) FROM (SELECT doc FROM {v} WHERE term >= ? "
+                         "AND term < ? LIMIT 5000)", (term, term + "\U0010ffff"))
+    else:
+        row = _vocab_row(store, fts, "SELECT doc FROM {v} WHERE term = ?", (term,))
+    return int(row[0] or 0) if row else 0
+
+
+def change_stamp(store: Store) -> tuple[int, int]:
+    """Differs whenever the library has changed, through this connection or another."""
+    return store.db.conn.change_stamp()
+
+
+# ---- transcripts -------------------------------------------------------------------------------
+def segments_by_id(store: Store, ids: Sequence[int]) -> list[tuple[int, int, float, float, str]]:
+    """(id, media_id, start, end, text) of the segments with these ids."""
+    if not ids:
+        return []
+    return store.db.execute(f"SELECT id, media_id, start, end, text FROM segments WHERE id IN "
+                            f"({_marks(len(ids))})", list(ids)).fetchall()
+
+
+def segment_spans(store: Store, ids: Sequence[int]) -> dict[int, tuple[float, float]]:
+    """id -> (start, end) of the segments with these ids."""
+    if not ids:
+        return {}
+    rows = store.db.execute(f"SELECT id, start, end FROM segments WHERE id IN "
+                            f"({_marks(len(ids))})", list(ids)).fetchall()
+    return {r[0]: (r[1], r[2]) for r in rows}
+
+
+def segment_start(store: Store, segment_id: int) -> tuple[int, float] | None:
+    """(media_id, start) of one segment."""
+    row = store.db.execute("SELECT media_id, start FROM segments WHERE id = ?",
+                           (segment_id,)).fetchone()
+    return (row[0], row[1]) if row else None
+
+
+def segments_from(store: Store, media_id: int, start: float, n: int
+                  ) -> list[tuple[int, float, float, str]]:
+    """(id, start, end, text) of a file's first n segments starting at or after `start`."""
+    return store.db.execute(
+        "SELECT id, start, end, text FROM segments WHERE media_id = ? AND start >= ? "
+        "ORDER BY start, id LIMIT ?", (media_id, start, n)).fetchall()
+
+
+def segments_before(store: Store, media_id: int, t: float, n: int) -> list[int]:
+    """Ids of a file's last n segments starting at or before t, latest first."""
+    return [r[0] for r in store.db.execute(
+        "SELECT id FROM segments WHERE media_id = ? AND start <= ? ORDER BY start DESC, id DESC "
+        "LIMIT ?", (media_id, t, n)).fetchall()]
+
+
+_UNCORRECTED = """NOT EXISTS (SELECT 1 FROM corrections c
+                  WHERE c.media_id = s.media_id AND abs(c.start - s.start) < 0.05)"""
+
+
+def segment_word_times(store: Store, segment_id: int) -> list[tuple[float, str]]:
+    """(start, word) of a segment's words in order, or [] when the user corrected that
+    line (its words no longer match its text)."""
+    return store.db.execute(f"""
+        SELECT w.start, w.word FROM words w JOIN segments s ON s.id = w.segment_id
+        WHERE s.id = ? AND {_UNCORRECTED} ORDER BY w.start""", (segment_id,)).fetchall()
+
+
+def word_times_between(store: Store, media_id: int, start: float, end: float
+                       ) -> list[tuple[float, str]]:
+    """(start, word) of the words of a file's uncorrected segments starting within
+    [start, end], in order."""
+    return store.db.execute(f"""
+        SELECT w.start, w.word FROM segments s JOIN words w ON w.segment_id = s.id
+        WHERE s.media_id = ? AND s.start >= ? AND s.start <= ? AND {_UNCORRECTED}
+        ORDER BY w.start""", (media_id, start, end)).fetchall()
+
+
+# ---- vectors -----------------------------------------------------------------------------------
+def has_vectors(store: Store, vec_table: str) -> bool:
+    """Whether a vec0 table holds any row."""
+    try:
+        return store.db.execute(f"SELECT 1 FROM {vec_table}_rowids LIMIT 1").fetchone() is not None
+    except Exception:
+        return store.db.execute(f"SELECT 1 FROM {vec_table} LIMIT 1").fetchone() is not None
+
+
+def vec_knn(store: Store, table: str, id_col: str, query_blob: bytes, k: int,
+            media_ids: Sequence[int] | None, kinds: Sequence[str] | None,
+            language: str | None) -> list[tuple[int, int, float]]:
+    """(id, media_id, cosine distance) of the k nearest int8 vectors of a vec0 table,
+    nearest first, the metadata filters applied inside the KNN."""
+    sql = (f"SELECT {id_col}, media_id, distance FROM {table} "
+           "WHERE embedding MATCH vec_int8(?) AND k = ?")
+    params: list = [query_blob, k]
+    if media_ids is not None:
+        sql += f" AND media_id IN ({_marks(len(media_ids))})"
+        params += list(media_ids)
+    if kinds:
+        sql += f" AND kind IN ({_marks(len(kinds))})"
+        params += list(kinds)
+    if language is not None:
+        sql += " AND language = ?"
+        params.append(language)
+    return store.db.execute(sql + " ORDER BY distance", params).fetchall()
+
+
+# ---- keyframes, tags, on-screen text ---------------------------------------------------------
+def keyframe_time(store: Store, keyframe_id: int) -> float | None:
+    row = store.db.execute("SELECT time FROM keyframes WHERE id = ?", (keyframe_id,)).fetchone()
+    return row[0] if row else None
+
+
+def next_keyframe_time(store: Store, media_id: int, t: float) -> float | None:
+    """The time of the file's first keyframe after t."""
+    return store.db.execute("SELECT min(time) FROM keyframes WHERE media_id = ? AND time > ?",
+                            (media_id, t)).fetchone()[0]
+
+
+def nearest_keyframe(store: Store, media_id: int, t: float) -> int | None:
+    row = store.db.execute("SELECT id FROM keyframes WHERE media_id = ? ORDER BY abs(time - ?) "
+                           "LIMIT 1", (media_id, t)).fetchone()
+    return row[0] if row else None
+
+
+def nearest_thumbnail(store: Store, media_id: int, t: float) -> str | None:
+    """The thumbnail of the keyframe nearest t (two index seeks: at or before, after)."""
+    rows = store.db.execute(
+        "SELECT * FROM (SELECT time, thumbnail FROM keyframes WHERE media_id = ? AND time <= ? "
+        "AND thumbnail IS NOT NULL ORDER BY time DESC LIMIT 1) UNION ALL "
+        "SELECT * FROM (SELECT time, thumbnail FROM keyframes WHERE media_id = ? AND time > ? "
+        "AND thumbnail IS NOT NULL ORDER BY time LIMIT 1)", (media_id, t, media_id, t)).fetchall()
+    if not rows:
+        return None
+    return min(rows, key=lambda r: abs(r[0] - t))[1]
+
+
+def tags_at(store: Store, media_id: int, t: float, n: int = 4) -> list[str]:
+    """Labels of the file's n best-scored tags holding at t."""
+    return [r[0] for r in store.db.execute(
+        "SELECT label FROM tags WHERE media_id = ? AND start <= ? AND end >= ? "
+        "ORDER BY score DESC LIMIT ?", (media_id, t, t, n)).fetchall()]
+
+
+def screen_text_at(store: Store, media_id: int, t: float) -> list[str]:
+    """The file's on-screen text shown at t (one line at most)."""
+    return [r[0] for r in store.db.execute(
+        "SELECT text FROM screen_text WHERE media_id = ? AND start <= ? AND end >= ? LIMIT 1",
+        (media_id, t, t)).fetchall()]
