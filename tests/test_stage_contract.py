@@ -8,14 +8,15 @@ from app.stages import build_pipeline
 from indexer.intake import take
 from indexer.stages import (DERIVED_TABLES, STAGE_TYPES, Pipeline, PipelineError, ProbeStage,
                             SpeechStage, TextIndexStage)
-from indexer.stages.base import WHEN_DONE, WHEN_IDLE
+from indexer.stages.base import WHEN_DONE, WHEN_IDLE, SearchList
+from indexer.stages.pipeline import search_lists
 from indexer.store import Store
 from tests.media_factory import make_media
 
 
 class Named:
     def __init__(self, name, after=(), applies=True):
-        self.name, self.after, self.derives, self.search_sources = name, after, (), ()
+        self.name, self.after, self.derives, self.search_lists = name, after, (), ()
         self._applies = applies
 
     def applies(self, probe):
@@ -57,6 +58,20 @@ def test_the_shipped_pipeline(library):
     assert set(DERIVED_TABLES) == {t for s in p.stages.values() for t in s.derives}
     assert {"segments", "keyframes", "keywords"} <= set(DERIVED_TABLES)
     assert isinstance(p.get("speech"), SpeechStage) and isinstance(p.get("text"), TextIndexStage)
+
+
+def test_search_ranks_the_lists_the_stages_declare():
+    from indexer.search.sources import SOURCES, WEIGHTS
+    assert WEIGHTS == {"said": 0.5, "keyword": 0.5, "similar": 1.0, "shown": 1.0, "tag": 1.0,
+                       "image": 1.0}
+    assert {s.list: s.fts for s in SOURCES} == {
+        "said": "segments_fts", "keyword": "keywords_fts", "shown": "screen_text_fts",
+        "tag": "tags_fts"}
+    a, b = Named("a"), Named("b")
+    a.search_lists = (SearchList("tag", 1.0, "tags_fts", "tags", "label"),)
+    b.search_lists = (SearchList("tag", 2.0, "tags_fts", "tags", "label"),)
+    with pytest.raises(PipelineError, match="unlike another stage"):
+        search_lists([a, b])
 
 
 class Recorder:

@@ -12,8 +12,8 @@ import pytest
 
 from indexer.store.schema import SEGMENT_DIM
 from indexer.search import Filters, search, vector_knn
-from indexer.stages.text import (MIN_SIMILARITY, embed_query, prepare_text_index, save_text_index,
-                              transcript_windows)
+from indexer.stages.text import (MIN_SIMILARITY, embed_query, prepare_text_index,
+                                 transcript_windows)
 from indexer.store import Store
 from models.keywords import extract_keywords
 from models.text_embed import DEFAULT_EMBEDDER, load_embedder
@@ -194,8 +194,8 @@ def test_save_and_search_round_trip(tmp_path, emb):
         video = _add(store, "clip.mp4", "video", ["p13", "p30", "p33"])
         for mid in (audio, video):
             tix = prepare_text_index(store.transcript(mid), embedder=emb)
-            save_text_index(store, mid, tix.windows, tix.embeddings, tix.keywords)
-            save_text_index(store, mid, tix.windows, tix.embeddings, tix.keywords)  # replaces
+            store.save_text_index(mid, tix.windows, tix.embeddings, tix.keywords)
+            store.save_text_index(mid, tix.windows, tix.embeddings, tix.keywords)  # replaces
             n_vec = store.db.execute("SELECT count(*) FROM segment_vec WHERE media_id = ?",
                                      (mid,)).fetchone()[0]
             assert n_vec == len(tix.windows) > 0
@@ -260,7 +260,7 @@ def test_save_and_search_round_trip(tmp_path, emb):
                                 (video,)).fetchone()[0] == 0
 
         with pytest.raises(ValueError):                    # wrong embedder for the schema
-            save_text_index(store, audio, [{"segment_ids": [1]}], np.ones((1, 384)), [])
+            store.save_text_index(audio, [{"segment_ids": [1]}], np.ones((1, 384)), [])
         with pytest.raises(ValueError):
             vector_knn(store, "segment", np.ones(384, np.float32), 10)
     finally:

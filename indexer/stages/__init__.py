@@ -10,9 +10,9 @@ a new stage (speakers, faces) is one module listed here plus its migration
 """
 from __future__ import annotations
 
-from indexer.stages.base import Cancelled, LibraryTask, Saver, Stage, StageContext
+from indexer.stages.base import Cancelled, LibraryTask, Saver, SearchList, Stage, StageContext
 from indexer.stages.motion import MotionStage
-from indexer.stages.pipeline import Pipeline, PipelineError, derived_tables, search_sources
+from indexer.stages.pipeline import Pipeline, PipelineError, derived_tables, search_lists
 from indexer.stages.probe import ProbeStage
 from indexer.stages.speech import SpeechStage
 from indexer.stages.text import TextIndexStage
@@ -22,8 +22,8 @@ STAGE_TYPES: tuple[type, ...] = (ProbeStage, SpeechStage, TextIndexStage, Visual
                                  MotionStage)
 
 DERIVED_TABLES = derived_tables(STAGE_TYPES)
-SEARCH_SOURCES = search_sources(STAGE_TYPES)
+SEARCH_LISTS = search_lists(STAGE_TYPES)
 
 __all__ = ["Cancelled", "DERIVED_TABLES", "LibraryTask", "MotionStage", "Pipeline",
-           "PipelineError", "ProbeStage", "SEARCH_SOURCES", "STAGE_TYPES", "Saver",
+           "PipelineError", "ProbeStage", "SEARCH_LISTS", "STAGE_TYPES", "Saver", "SearchList",
            "SpeechStage", "Stage", "StageContext", "TextIndexStage", "VisualStage"]

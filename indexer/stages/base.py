@@ -9,7 +9,8 @@
                     the saver, queues what follows and closes the job in ONE transaction,
                     so a crash leaves either all of it or none.
     derives         the tables it fills: a file whose content changed loses their rows
-    search_sources  the search lists its rows feed (indexer.search.sources)
+    search_lists    the ranked lists its rows feed into search (`SearchList`: a full-text
+                    list names its FTS table; a vector list is ranked by indexer.search.vectors)
 
 Library-wide tasks (binary codes, the motion encoder, tag retraining) follow the
 `LibraryTask` contract and are registered beside the stages (app.stages).
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable, ClassVar, Protocol
+from typing import Callable, ClassVar, NamedTuple, Protocol
 
 from indexer.store import Store
 
@@ -42,11 +43,21 @@ class StageContext:
             raise Cancelled()
 
 
+class SearchList(NamedTuple):
+    """A ranked list that search fuses (weighted reciprocal-rank fusion)."""
+    name: str                  # the list's name
+    weight: float              # its weight in the fusion (tuned: benchmarks/README.md "Search")
+    fts: str | None = None     # a full-text list: its FTS5 table,
+    table: str | None = None   # the content table that table indexes,
+    column: str | None = None  # and the indexed text column
+    kind: str | None = None    # what a match is called on a hit (default: the list's name)
+
+
 class Stage(Protocol):
     name: ClassVar[str]
     after: ClassVar[tuple[str, ...]]
     derives: ClassVar[tuple[str, ...]]
-    search_sources: ClassVar[tuple[str, ...]]
+    search_lists: ClassVar[tuple[SearchList, ...]]
 
     def applies(self, probe: dict) -> bool: ...
 

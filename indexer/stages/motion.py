@@ -21,6 +21,7 @@ import numpy as np
 from models.loading import lazy, unload_all
 from models.motion.layout import WINDOW_S
 
+from indexer.stages.base import SearchList
 from indexer.store.motion import MOTION_STAGE
 
 
@@ -121,7 +122,7 @@ class MotionStage:
     after: tuple[str, ...] = ()        # queued by the motion-encoder task, not by the pipeline:
                                        # the visual stage describes new videos in its own pass
     derives = ("motion_windows",)
-    search_sources = ("tag",)          # action tags
+    search_lists = (SearchList("tag", 1.0, "tags_fts", "tags", "label"),)  # action tags
 
     def applies(self, probe: dict) -> bool:
         return bool(probe.get("has_video", False))

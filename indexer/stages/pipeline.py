@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Iterable, Sequence
 
-from indexer.stages.base import Stage
+from indexer.stages.base import SearchList, Stage
 from indexer.stages.probe import stored_probe
 from indexer.store import Store
 
@@ -77,5 +77,12 @@ def derived_tables(stages: Iterable[Stage]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(t for s in stages for t in s.derives))
 
 
-def search_sources(stages: Iterable[Stage]) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(src for s in stages for src in s.search_sources))
+def search_lists(stages: Iterable[Stage]) -> tuple[SearchList, ...]:
+    """Each list once, in stage order; two stages feeding one list declare it alike."""
+    out: dict[str, SearchList] = {}
+    for s in stages:
+        for lst in s.search_lists:
+            if out.setdefault(lst.name, lst) != lst:
+                raise PipelineError(f"stage {s.name!r} declares the search list {lst.name!r} "
+                                    f"unlike another stage: {lst} vs {out[lst.name]}")
+    return tuple(out.values())

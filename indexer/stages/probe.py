@@ -493,7 +493,7 @@ class ProbeStage:
     name = "probe"
     after: tuple[str, ...] = ()        # queued by intake
     derives: tuple[str, ...] = ()      # the media row's own columns
-    search_sources: tuple[str, ...] = ()
+    search_lists: tuple = ()
 
     def applies(self, probe: dict) -> bool:
         return True

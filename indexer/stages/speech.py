@@ -5,7 +5,7 @@ from typing import Callable
 
 from models.loading import LazyModel
 
-from indexer.stages.base import Saver, StageContext
+from indexer.stages.base import Saver, SearchList, StageContext
 from indexer.store import Store
 
 
@@ -13,7 +13,7 @@ class SpeechStage:
     name = "speech"
     after = ("probe",)
     derives = ("segments",)
-    search_sources = ("said",)
+    search_lists = (SearchList("said", 0.5, "segments_fts", "segments", "text"),)
 
     def __init__(self, engine: LazyModel | Callable[[], object], beam_size: int = 5):
         # a models.loading LazyModel (models.asr.shared_engine), or a plain factory,

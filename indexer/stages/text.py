@@ -14,7 +14,7 @@ at where its window begins, which is where playback should start. Deleting a
 segment (re-transcription, reset) drops its vector via the schema's trigger.
 
     tix = prepare_text_index(store.transcript(media_id))      # no DB: a stage's work
-    save_text_index(store, media_id, tix.windows, tix.embeddings, tix.keywords)
+    store.save_text_index(media_id, tix.windows, tix.embeddings, tix.keywords)
     hits = search(store, "what they said about taxes", mode="semantic")   # indexer.search
 """
 from __future__ import annotations
@@ -25,8 +25,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from indexer.store.schema import SEGMENT_DIM
-from indexer.store.vec_codec import int8_blob
+from indexer.stages.base import SearchList
+
 
 # Floor under which an unrelated query's best row is dropped, keeping most true matches
 # (measured: benchmarks/README.md, "The similarity floor").
@@ -130,56 +130,6 @@ def embed_query(text: str, embedder=None) -> np.ndarray:
     return embedder.embed([text], kind="query")[0]
 
 
-# ------------------------------------------------------------------- storing ---
-def save_text_index(store, media_id: int, windows: Sequence[dict], embeddings: np.ndarray,
-                    keywords: Sequence[dict]) -> None:
-    """Replace the media's keywords and window vectors, in one transaction.
-
-    Each window is stored under the id of its first segment (see the module
-    doc), with the media's kind and the window's majority language as vec0
-    metadata ('' when unknown: vec0 metadata columns cannot hold NULL). Windows without segment ids, or with a blank text or an all-zero
-    embedding, cannot be stored; the first two raise, the last is skipped.
-    """
-    embeddings = np.asarray(embeddings, dtype=np.float32)
-    if len(windows) != len(embeddings):
-        raise ValueError(f"{len(windows)} windows but {len(embeddings)} embeddings")
-    if len(windows) and embeddings.shape[1] != SEGMENT_DIM:
-        raise ValueError(f"segment_vec holds {SEGMENT_DIM}-d vectors; got "
-                         f"{embeddings.shape[1]}-d (wrong text embedder for this library)")
-    rows = []
-    for w, vec in zip(windows, embeddings):
-        if not w.get("segment_ids"):
-            raise ValueError("windows need segment ids: build them from Store.transcript()")
-        norm = float(np.linalg.norm(vec))
-        if norm == 0 or not np.isfinite(norm):
-            continue
-        rows.append((int(w["segment_ids"][0]), int8_blob(vec),
-                     w.get("language") or ""))
-    db = store.db
-    with store.transaction():
-        media = db.execute("SELECT kind FROM media WHERE id = ?", (media_id,)).fetchone()
-        if media is None:
-            raise KeyError(f"no media {media_id}")
-        kind = media[0] or ""
-        seg_ids = [r[0] for r in db.execute("SELECT id FROM segments WHERE media_id = ?",
-                                            (media_id,)).fetchall()]
-        # Every vector of this media is keyed by one of its segment ids.
-        db.conn.executemany("DELETE FROM segment_vec WHERE segment_id = ?",
-                            [(s,) for s in seg_ids])
-        known = set(seg_ids)
-        missing = [r[0] for r in rows if r[0] not in known]
-        if missing:
-            raise ValueError(f"segments {missing[:5]} do not belong to media {media_id}")
-        db.conn.executemany(
-            "INSERT INTO segment_vec(segment_id, embedding, media_id, kind, language) "
-            "VALUES (?, vec_int8(?), ?, ?, ?)", [(sid, emb, media_id, kind, lang) for sid, emb, lang in rows])
-        db.execute("DELETE FROM keywords WHERE media_id = ?", (media_id,))
-        db["keywords"].insert_all(
-            ({"media_id": media_id, "start": k.get("start"), "end": k.get("end"),
-              "keyword": k["keyword"], "score": k.get("score")} for k in keywords),
-            batch_size=500)
-
-
 # --------------------------------------------------------------------- the stage ---
 class TextIndexStage:
     """Keywords and semantic embeddings of transcript windows; builds on the transcript."""
@@ -187,7 +137,8 @@ class TextIndexStage:
     name = "text"
     after = ("speech",)
     derives = ("keywords",)            # segment_vec rows go with their segments (trigger)
-    search_sources = ("keyword", "similar")
+    search_lists = (SearchList("keyword", 0.5, "keywords_fts", "keywords", "keyword", "said"),
+                    SearchList("similar", 1.0))      # window embeddings (segment_vec)
 
     def applies(self, probe: dict) -> bool:
         return probe.get("has_audio", False)
@@ -197,5 +148,5 @@ class TextIndexStage:
         ctx.check()
         index = prepare_text_index(segments)
         ctx.report(1.0)
-        return lambda store: save_text_index(store, media["id"], index.windows,
-                                             index.embeddings, index.keywords)
+        return lambda store: store.save_text_index(media["id"], index.windows,
+                                                   index.embeddings, index.keywords)

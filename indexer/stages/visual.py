@@ -38,6 +38,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
+from indexer.stages.base import SearchList
 from indexer.stages.keyframes import DEFAULT_MAX_GAP, DEFAULT_SAMPLE_FPS, Keyframe, iter_keyframes
 
 log = logging.getLogger(__name__)
@@ -127,7 +128,9 @@ class VisualStage:
     after = ("probe",)
     # motion is described in the same decode pass (one decode, not two): see the module doc
     derives = ("keyframes", "tags", "screen_text", "motion_windows")
-    search_sources = ("shown", "tag", "image")
+    search_lists = (SearchList("shown", 1.0, "screen_text_fts", "screen_text", "text"),
+                    SearchList("tag", 1.0, "tags_fts", "tags", "label"),
+                    SearchList("image", 1.0))        # keyframe features (keyframe_vec)
 
     def __init__(self, thumb_dir: str | os.PathLike, models_dir: str | os.PathLike | None = None,
                  *, max_gap: float = DEFAULT_MAX_GAP, sample_fps: float = DEFAULT_SAMPLE_FPS,
