@@ -1,0 +1,27 @@
+"""Other revisions of this repository, checked out once under benchmarks/.cache/worktrees/,
+for benchmarks that run them side by side with the working tree."""
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+WORKTREES = ROOT / "benchmarks" / ".cache" / "worktrees"
+
+
+def checkout(rev: str) -> Path:
+    """A worktree of `rev` (made once). Run code from it with cwd at its root: the
+    current directory comes first on sys.path, before the editable install of this one."""
+    sha = subprocess.check_output(["git", "-C", str(ROOT), "rev-parse", "--short", rev],
+                                  text=True).strip()
+    path = WORKTREES / sha
+    if not (path / ".git").exists():
+        WORKTREES.mkdir(parents=True, exist_ok=True)
+        subprocess.check_call(["git", "-C", str(ROOT), "worktree", "add", "-f", "--detach",
+                               str(path), sha], stdout=subprocess.DEVNULL)
+    return path
+
+
+def trees(baselines: list[str]) -> list[tuple[str, Path]]:
+    """(label, root) for each baseline revision, then the working tree as "current"."""
+    return [(rev, checkout(rev)) for rev in baselines] + [("current", ROOT)]
