@@ -26,13 +26,13 @@ from benchmarks.checkouts import trees
 MODES = ("hybrid", "text")
 
 CHILD = r"""
-import inspect, json, sys, time
+import json, sys, time
 sys.path.insert(0, sys.argv[1])
 import indexer.search as S
 from indexer.store import Store
 lib, queries, per = sys.argv[2], json.loads(open(sys.argv[3]).read()), int(sys.argv[4])
 kw = {}
-if "models" in inspect.signature(S.search).parameters:    # models passed in (issue 15)
+if hasattr(S, "SearchModels"):             # models are passed in (since issue 15)
     from app.search_requests import search_models
     kw["models"] = search_models(None)
 store = Store(lib)
