@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from indexer.stages import (STAGE_TYPES, LibraryTask, MotionStage, Pipeline, ProbeStage,
-                            SpeechStage, Stage, TextIndexStage, VisualStage)
+from indexer.stages import STAGE_TYPES, LibraryTask, Pipeline, SpeechStage, Stage, VisualStage
 
 from .settings import Settings, thumbnail_dir
 
@@ -25,21 +24,14 @@ def _visual(settings: Settings, library: Path) -> VisualStage:
                        max_gap=settings.frame_interval_s, threads=settings.threads)
 
 
-# how each registered stage type is built from the settings (models load on first use)
-_BUILDERS = {
-    ProbeStage: lambda settings, library: ProbeStage(),
-    SpeechStage: _speech,
-    TextIndexStage: lambda settings, library: TextIndexStage(),
-    VisualStage: _visual,
-    MotionStage: lambda settings, library: MotionStage(),
-}
+# how the stage types that take settings or models are built; the others are built bare
+# (`Type()`), so a settings-free stage needs no line here
+_BUILDERS = {SpeechStage: _speech, VisualStage: _visual}
 
 
 def build_pipeline(settings: Settings, library: Path) -> Pipeline:
-    missing = [t.__name__ for t in STAGE_TYPES if t not in _BUILDERS]
-    if missing:
-        raise RuntimeError(f"no builder for stage(s) {missing} in app/stages.py")
-    stages: list[Stage] = [_BUILDERS[t](settings, library) for t in STAGE_TYPES]
+    stages: list[Stage] = [_BUILDERS[t](settings, library) if t in _BUILDERS else t()
+                           for t in STAGE_TYPES]
     return Pipeline(stages)
 
 

@@ -29,25 +29,36 @@ RARE_FRACTION = 0.002      # a word in at most this share of a table's rows is "
 RARE_MIN_DOCS = 3          # ... or in at most this many
 WINDOW_SEGMENTS = 8        # segments of a meaning window looked at by relaxed_said
 
-_DF_CACHE: dict = {}
+_CACHE: dict = {}
+
+
+def _cached(store: Store, key: tuple, compute):
+    """A value read from the library, cached per connection until the database changes
+    (PRAGMA data_version and the connection's own total_changes)."""
+    stamp = reads.change_stamp(store)
+    key_conn = id(store.db.conn)
+    cache = _CACHE.get(key_conn)
+    if cache is None or cache[0] != stamp:
+        if len(_CACHE) > 16:
+            _CACHE.clear()
+        cache = _CACHE[key_conn] = (stamp, {})
+    if key not in cache[1]:
+        cache[1][key] = compute()
+    return cache[1][key]
 
 
 def doc_freq(store: Store, fts: str, term: str, prefix: bool) -> int:
     """Documents of an FTS table holding a term (or a prefix's terms, summed; an upper
-    bound). Cached per connection until the database changes (PRAGMA data_version and
-    the connection's own total_changes)."""
+    bound), cached until the library changes."""
     term = fold(term)
-    stamp = reads.change_stamp(store)
-    key_conn = id(store.db.conn)
-    cache = _DF_CACHE.get(key_conn)
-    if cache is None or cache[0] != stamp:
-        if len(_DF_CACHE) > 16:
-            _DF_CACHE.clear()
-        cache = _DF_CACHE[key_conn] = (stamp, {})
-    key = (fts, term, prefix)
-    if key not in cache[1]:
-        cache[1][key] = reads.doc_freq(store, fts, term, prefix)
-    return cache[1][key]
+    return _cached(store, ("df", fts, term, prefix),
+                   lambda: reads.doc_freq(store, fts, term, prefix))
+
+
+def table_rows(store: Store, table: str) -> int:
+    """A table's largest rowid (its row count when nothing was deleted), cached until the
+    library changes."""
+    return _cached(store, ("rows", table), lambda: reads.max_rowid(store, table))
 
 
 def _estimated_matches(store: Store, fts: str, q: str) -> int:
@@ -77,7 +88,7 @@ def fts_rows(store: Store, name: str, fts: str, table: str, q: str, n: int,
         else:
             conds.append("m.language = ?")
         params.append(f.language)
-    rows_max = reads.max_rowid(store, table)
+    rows_max = table_rows(store, table)
     sampled = rows_max > FTS_RANK_ALL_MAX and _estimated_matches(store, fts, q) > FTS_RANK_ALL_MAX
     if not conds:
         # No filter: rank in FTS alone, then fetch only the winners' rows.
@@ -109,7 +120,7 @@ def _rare_query(store: Store, fts: str, table: str, query: str) -> str | None:
     _, terms = query_patterns(query, True)
     if not terms:
         return None
-    rows = reads.max_rowid(store, table)
+    rows = table_rows(store, table)
     limit = max(RARE_MIN_DOCS, RARE_FRACTION * rows)
     rare = [f'"{t}"' + ("*" if p else "") for t, p in terms
             if 0 < doc_freq(store, fts, t, p) <= limit]
@@ -159,7 +170,7 @@ def fts_lists(store: Store, query: str, n: int, f: Filters | None, *,
 def said_weights(store: Store, terms) -> dict:
     """idf of each single term (folded word, is_prefix) over the transcript segments
     (0 for a word never said)."""
-    total = reads.max_rowid(store, "segments") or 1
+    total = table_rows(store, "segments") or 1
     idf = {}
     for t, prefix in terms:
         df = doc_freq(store, "segments_fts", t, prefix)

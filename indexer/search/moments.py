@@ -98,12 +98,14 @@ def anchor(store: Store, m: Moment) -> Item:
     return lead
 
 
-def seek_time(store: Store, lead: Item, query: str, start: float, end: float) -> float:
+def seek_time(store: Store, lead: Item, query: str, start: float, end: float,
+              said_words: dict[int, list]) -> float:
     """The second a moment placed by `lead` over [start, end] plays from (the rule in
-    this module's docstring), within [start, end]."""
+    this module's docstring), within [start, end]. `said_words` holds the timed words
+    of the leads that are said segments (read for all hits at once)."""
     t = None
     if query and lead.fts == "segments_fts":
-        t = first_said(reads.segment_word_times(store, lead.rowid), query, relaxed=lead.relaxed)
+        t = first_said(said_words.get(lead.rowid, ()), query, relaxed=lead.relaxed)
     elif query and lead.fts == "keywords_fts":
         t = first_said(reads.word_times_between(store, lead.media_id, lead.start, lead.end),
                        query, relaxed=True)
@@ -131,14 +133,16 @@ def to_hits(store: Store, scored: list[tuple[float, Moment]], limit: int, query:
             ) -> list[Hit]:
     hits = []
     paths: dict[int, tuple[str, float | None]] = {}
-    for score, m in scored[:limit]:
+    placed = [(score, m, anchor(store, m)) for score, m in scored[:limit]]
+    said_words = reads.segments_word_times(
+        store, [lead.rowid for _, _, lead in placed if query and lead.fts == "segments_fts"])
+    for score, m, lead in placed:
         if m.media_id not in paths:
             row = reads.media_path_duration(store, m.media_id)
             if row is None:
                 continue
             paths[m.media_id] = row
         path, duration = paths[m.media_id]
-        lead = anchor(store, m)
         start, end = lead.start, max(lead.end, lead.start)
         vec = sorted((it for it in m.items if it.similarity is not None),
                      key=lambda it: -it.similarity)
@@ -166,7 +170,8 @@ def to_hits(store: Store, scored: list[tuple[float, Moment]], limit: int, query:
         hits.append(Hit(m.media_id, path, float(start), float(end), lead.kind, snippet,
                         float(score), kinds, None, seg, kf,
                         vec[0].similarity if vec else None, ranks,
-                        seek_time(store, lead, query, float(start), float(end))))
+                        seek_time(store, lead, query, float(start), float(end),
+                                  said_words)))
     for h in hits:
         h.thumbnail = reads.nearest_thumbnail(store, h.media_id, h.start)
     return hits

@@ -6,7 +6,8 @@
 
 Each stage is one module following the contract in base.py. STAGE_TYPES is the registry:
 a new stage (speakers, faces) is one module listed here plus its migration
-(indexer/store/migrations.py); app/stages.py builds the instances with the user's settings.
+(indexer/store/migrations.py); app/stages.py builds the instances (a stage that takes
+settings or models gets a builder line there).
 """
 from __future__ import annotations
 

@@ -149,12 +149,21 @@ _UNCORRECTED = """NOT EXISTS (SELECT 1 FROM corrections c
                   WHERE c.media_id = s.media_id AND abs(c.start - s.start) < 0.05)"""
 
 
-def segment_word_times(store: Store, segment_id: int) -> list[tuple[float, str]]:
-    """(start, word) of a segment's words in order, or [] when the user corrected that
-    line (its words no longer match its text)."""
-    return store.db.execute(f"""
-        SELECT w.start, w.word FROM words w JOIN segments s ON s.id = w.segment_id
-        WHERE s.id = ? AND {_UNCORRECTED} ORDER BY w.start""", (segment_id,)).fetchall()
+def segments_word_times(store: Store, segment_ids: Sequence[int]
+                        ) -> dict[int, list[tuple[float, str]]]:
+    """segment id -> (start, word) of its words in order, for the segments given that
+    have timed words and that the user did not correct (their words no longer match
+    their text)."""
+    if not segment_ids:
+        return {}
+    out: dict[int, list[tuple[float, str]]] = {}
+    for sid, start, word in store.db.execute(f"""
+            SELECT w.segment_id, w.start, w.word FROM words w
+            JOIN segments s ON s.id = w.segment_id
+            WHERE s.id IN ({_marks(len(segment_ids))}) AND {_UNCORRECTED}
+            ORDER BY w.segment_id, w.start""", list(segment_ids)):
+        out.setdefault(sid, []).append((start, word))
+    return out
 
 
 def word_times_between(store: Store, media_id: int, start: float, end: float
