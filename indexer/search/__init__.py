@@ -37,7 +37,7 @@ from __future__ import annotations
 import time
 
 from indexer.search.filters import Filters, allowed_media
-from indexer.search.fulltext import fts_lists, relaxed_said
+from indexer.search.fulltext import fts_lists, one_check, relaxed_said
 from indexer.search.moments import fuse, to_hits
 from indexer.search.query_text import (MARK_CLOSE, MARK_OPEN, STOPWORDS, first_said,
                                        fts_query, make_snippet, relaxed_query)
@@ -70,7 +70,7 @@ def search(store: Store, query: str = "", *, image=None, **kw) -> list[Hit]:
     See _search for the rest.
     """
     from models.binary_codes import one_blas_thread
-    with one_blas_thread():
+    with one_blas_thread(), one_check(store):
         return _search(store, query, image=image, **kw)
 
 

@@ -12,6 +12,7 @@ ranked over its newest FTS_SAMPLE matches only (see benchmarks/README.md "Search
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -29,22 +30,43 @@ RARE_FRACTION = 0.002      # a word in at most this share of a table's rows is "
 RARE_MIN_DOCS = 3          # ... or in at most this many
 WINDOW_SEGMENTS = 8        # segments of a meaning window looked at by relaxed_said
 
-_CACHE: dict = {}
+_CACHE: dict = {}          # id(connection) -> (change stamp, {key: value})
+_PINNED: set = set()       # connections whose cache was checked for the running search
+
+
+def _fresh_cache(store: Store) -> dict:
+    key_conn = id(store.db.conn)
+    cache = _CACHE.get(key_conn)
+    if key_conn in _PINNED and cache is not None:
+        return cache[1]
+    stamp = reads.change_stamp(store)
+    if cache is None or cache[0] != stamp:
+        if len(_CACHE) > 16:
+            _CACHE.clear()
+        cache = _CACHE[key_conn] = (stamp, {})
+    return cache[1]
+
+
+@contextmanager
+def one_check(store: Store):
+    """Within it (one search), the cache is checked against the library once, not on
+    every read (a change stamp costs a PRAGMA)."""
+    _fresh_cache(store)
+    key_conn = id(store.db.conn)
+    _PINNED.add(key_conn)
+    try:
+        yield
+    finally:
+        _PINNED.discard(key_conn)
 
 
 def _cached(store: Store, key: tuple, compute):
     """A value read from the library, cached per connection until the database changes
     (PRAGMA data_version and the connection's own total_changes)."""
-    stamp = reads.change_stamp(store)
-    key_conn = id(store.db.conn)
-    cache = _CACHE.get(key_conn)
-    if cache is None or cache[0] != stamp:
-        if len(_CACHE) > 16:
-            _CACHE.clear()
-        cache = _CACHE[key_conn] = (stamp, {})
-    if key not in cache[1]:
-        cache[1][key] = compute()
-    return cache[1][key]
+    cache = _fresh_cache(store)
+    if key not in cache:
+        cache[key] = compute()
+    return cache[key]
 
 
 def doc_freq(store: Store, fts: str, term: str, prefix: bool) -> int:

@@ -60,13 +60,18 @@ def fuse(lists: dict[str, list[Item]], rrf_k: float, weights: dict, relaxed_crea
     return scored
 
 
-def _snippet(store: Store, it: Item, query: str) -> str:
-    if it.fts is not None:
-        src = BY_FTS[it.fts]
-        text = reads.row_text(store, src.table, src.column, it.rowid)
-        if text is not None:
-            return make_snippet(text, query, relaxed=it.relaxed)
-    return it.text or ""
+def _matched_texts(store: Store, leads: list[Item]) -> dict[tuple[str, int], str]:
+    """(FTS table, rowid) -> the text each full-text lead matched, one read per table."""
+    by_fts: dict[str, list[int]] = {}
+    for it in leads:
+        if it.fts is not None:
+            by_fts.setdefault(it.fts, []).append(it.rowid)
+    out = {}
+    for fts, ids in by_fts.items():
+        src = BY_FTS[fts]
+        out.update(((fts, i), text) for i, text in
+                   reads.rows_text(store, src.table, src.column, ids).items())
+    return out
 
 
 def _frame_snippet(store: Store, media_id: int, t: float) -> str:
@@ -132,16 +137,14 @@ def _best_segment_start(store: Store, segments: list, query: str) -> float | Non
 def to_hits(store: Store, scored: list[tuple[float, Moment]], limit: int, query: str
             ) -> list[Hit]:
     hits = []
-    paths: dict[int, tuple[str, float | None]] = {}
     placed = [(score, m, anchor(store, m)) for score, m in scored[:limit]]
+    texts = _matched_texts(store, [lead for _, _, lead in placed])
     said_words = reads.segments_word_times(
         store, [lead.rowid for _, _, lead in placed if query and lead.fts == "segments_fts"])
+    paths = reads.media_paths_durations(store, [m.media_id for _, m, _ in placed])
     for score, m, lead in placed:
-        if m.media_id not in paths:
-            row = reads.media_path_duration(store, m.media_id)
-            if row is None:
-                continue
-            paths[m.media_id] = row
+        if m.media_id not in paths:          # removed since its lists were read
+            continue
         path, duration = paths[m.media_id]
         start, end = lead.start, max(lead.end, lead.start)
         vec = sorted((it for it in m.items if it.similarity is not None),
@@ -153,8 +156,10 @@ def to_hits(store: Store, scored: list[tuple[float, Moment]], limit: int, query:
         for it in sorted(m.items, key=lambda it: it.rank):
             if it.kind not in kinds:
                 kinds.append(it.kind)
-        if lead.fts is not None:
-            snippet = _snippet(store, lead, query)
+        if (lead.fts, lead.rowid) in texts:
+            snippet = make_snippet(texts[lead.fts, lead.rowid], query, relaxed=lead.relaxed)
+        elif lead.fts is not None:
+            snippet = lead.text or ""
         elif lead.keyframe_id is not None:
             snippet = _frame_snippet(store, m.media_id, lead.start)
         else:

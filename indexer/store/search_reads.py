@@ -21,10 +21,14 @@ def media_ids_where(store: Store, conditions: Sequence[str], params: Sequence) -
     return [r[0] for r in store.db.execute(sql, list(params)).fetchall()]
 
 
-def media_path_duration(store: Store, media_id: int) -> tuple[str, float | None] | None:
-    row = store.db.execute("SELECT path, duration FROM media WHERE id = ?",
-                           (media_id,)).fetchone()
-    return (row[0], row[1]) if row else None
+def media_paths_durations(store: Store, ids: Sequence[int]
+                          ) -> dict[int, tuple[str, float | None]]:
+    """media id -> (path, duration) of the media rows with these ids (those that exist)."""
+    ids = list(set(ids))
+    if not ids:
+        return {}
+    return {r[0]: (r[1], r[2]) for r in store.db.execute(
+        f"SELECT id, path, duration FROM media WHERE id IN ({_marks(len(ids))})", ids)}
 
 
 # ---- full text -----------------------------------------------------------------------------
@@ -70,9 +74,12 @@ def fts_filtered(store: Store, fts: str, table: str, query: str, conditions: Seq
     return store.db.execute(sql + order, [query, *params, n]).fetchall()
 
 
-def row_text(store: Store, table: str, column: str, row_id: int) -> str | None:
-    row = store.db.execute(f"SELECT {column} FROM {table} WHERE id = ?", (row_id,)).fetchone()
-    return (row[0] or "") if row else None
+def rows_text(store: Store, table: str, column: str, ids: Sequence[int]) -> dict[int, str]:
+    """id -> a text column of the rows of a table with these ids (those that exist)."""
+    if not ids:
+        return {}
+    return {r[0]: r[1] or "" for r in store.db.execute(
+        f"SELECT id, {column} FROM {table} WHERE id IN ({_marks(len(ids))})", list(ids))}
 
 
 def _vocab_row(store: Store, fts: str, sql: str, params: tuple):
