@@ -59,6 +59,8 @@ class Settings:
     threads: int = _editable(0, "CPU threads")                   # 0: all cores
     frame_interval_s: float = _editable(5.0, "Keyframe every")   # at least one per N s
     models_dir: str = _editable("", "Models folder")             # "": <data dir>/models
+    # skip speech recognition for a file whose subtitle track covers its speech
+    trust_existing_subtitles: bool = _editable(False, "Trust existing subtitles")
     beam_size: int = 5
     max_attempts: int = 2                # a job that crashes its worker is retried once
     worker_recycle_jobs: int = 200       # restart the worker process after N jobs

@@ -37,6 +37,8 @@ def test_upgrade_from_previous_version_keeps_rows_and_backs_up(library):
     segs = new.transcript(media_id)
     assert [s["text"] for s in segs] == ["hello migrations"]
     assert [w["word"] for w in segs[0]["words"]] == [" hello", " migrations"]
+    # 0009: lines written before sources existed came from speech recognition.
+    assert new.db.execute("SELECT source, track FROM segments").fetchall() == [("speech", None)]
     # The FTS index made by an earlier migration still finds the old rows.
     assert new.db.execute("SELECT count(*) FROM segments_fts WHERE segments_fts MATCH 'migrations'"
                           ).fetchone()[0] == 1
@@ -45,6 +47,19 @@ def test_upgrade_from_previous_version_keeps_rows_and_backs_up(library):
     backup = Store(backups[0], migrate_to=len(MIGRATIONS) - 1)   # opens without migrating
     assert backup.media(media_id)["fingerprint"] == "fp1"
     backup.close()
+    new.close()
+
+
+def test_watching_migration_keeps_media_present_and_watches_nothing(library):
+    names = [n for n, _ in MIGRATIONS]
+    old = Store(library, migrate_to=names.index("0008_watched_folders"))
+    media_id = old.add_media("/x/kept.mkv", "fp2", 9, 9)
+    old.close()
+    new = Store(library)
+    assert new.migrated[:1] == ["0008_watched_folders"]
+    assert new.media(media_id)["path"] == "/x/kept.mkv"
+    assert new.media(media_id)["missing_since"] is None
+    assert new.db.execute("SELECT count(*) FROM watched_folders").fetchone()[0] == 0
     new.close()
 
 

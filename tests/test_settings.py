@@ -10,7 +10,8 @@ from app.settings import Settings, settings_file
 
 def test_editable_settings_and_cli_choices_come_from_the_definition():
     assert Settings.editable() == ("whisper_model", "asr_engine", "device", "threads",
-                                   "frame_interval_s", "models_dir")
+                                   "frame_interval_s", "models_dir",
+                                   "trust_existing_subtitles")
     parser = build_parser()
     with pytest.raises(SystemExit):
         parser.parse_args(["index", "x.mp4", "--model", "large"])

@@ -1,8 +1,8 @@
 """Engine and library settings."""
 from __future__ import annotations
 
-from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog,
-                               QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton,
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox,
+                               QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton,
                                QSpinBox, QVBoxLayout, QWidget)
 
 from app.settings import ASR_ENGINES, DEVICES, WHISPER_MODELS
@@ -30,7 +30,7 @@ def _with_browse(edit: QLineEdit, on_browse) -> QWidget:
 
 class SettingsDialog(QDialog):
     """Edits a plain dict: library, models_dir, whisper_model, asr_engine, device,
-    threads, frame_interval_s."""
+    threads, frame_interval_s, trust_existing_subtitles."""
 
     def __init__(self, values: dict, default_models_dir: str = "", parent=None):
         super().__init__(parent)
@@ -51,6 +51,9 @@ class SettingsDialog(QDialog):
         self.interval_spin.setDecimals(1)
         self.interval_spin.setSuffix(" s")
         self.interval_spin.setValue(float(values.get("frame_interval_s") or 5.0))
+        self.trust_subtitles_check = QCheckBox(
+            "Skip speech recognition where a file's subtitles cover its speech")
+        self.trust_subtitles_check.setChecked(bool(values.get("trust_existing_subtitles")))
 
         form = QFormLayout()
         form.addRow("Library file:", _with_browse(self.library_edit, self._browse_library))
@@ -60,6 +63,7 @@ class SettingsDialog(QDialog):
         form.addRow("Device:", self.device_combo)
         form.addRow("CPU threads:", self.threads_spin)
         form.addRow("Keyframe every:", self.interval_spin)
+        form.addRow("Existing subtitles:", self.trust_subtitles_check)
         note = QLabel("Model, engine and device changes apply from the next file indexed. "
                       "Changing the library file switches to that library (indexing of the "
                       "current one stops; its queue is kept).")
@@ -93,4 +97,5 @@ class SettingsDialog(QDialog):
                 "asr_engine": self.engine_combo.currentData(),
                 "device": self.device_combo.currentData(),
                 "threads": self.threads_spin.value(),
-                "frame_interval_s": self.interval_spin.value()}
+                "frame_interval_s": self.interval_spin.value(),
+                "trust_existing_subtitles": self.trust_subtitles_check.isChecked()}

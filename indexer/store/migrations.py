@@ -11,8 +11,9 @@ from indexer.store.schema import MIGRATIONS as _CORE              # 0001-0004: m
 from indexer.store.schema_motion import MIGRATIONS as _MOTION     # 0006: motion windows, tags, groups
 from indexer.store.schema_search import MIGRATIONS as _SEARCH     # 0005: binary codes, re-rank rows
 from indexer.store.schema_vectors import MIGRATIONS as _VECTORS   # 0007: vec0 tables as int8
+from indexer.store.schema_currency import MIGRATIONS as _CURRENCY # 0008-0009: watching, sources
 
-MIGRATIONS: list[tuple[str, object]] = [*_CORE, *_SEARCH, *_MOTION, *_VECTORS]
+MIGRATIONS: list[tuple[str, object]] = [*_CORE, *_SEARCH, *_MOTION, *_VECTORS, *_CURRENCY]
 
 KEEP_BACKUPS = 3
 
