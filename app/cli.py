@@ -2,7 +2,7 @@
 
 Exit codes: 0 success, 1 some files failed, 2 bad usage, 3 library or model
 problem (a missing library, a full disk), 4 not found, 130 interrupted. Every
-command takes --json. Only `index` and `gui` create a library.
+command takes --json. Only `index`, `watch FOLDER` and `gui` create a library.
 """
 from __future__ import annotations
 
@@ -253,10 +253,15 @@ def _cannot_write(path: Path, exc: OSError, name: str) -> str:
 
 
 def cmd_prune(args) -> int:
-    from indexer.intake import missing_media
+    from indexer.intake import is_gone, prune_candidates
     store = _open_store(args)
-    gone = missing_media(store)
+    found = prune_candidates(store, include_unavailable=args.include_unavailable)
+    gone, held = found.gone, found.held
     removed = store.delete_media(m["id"] for m in gone) if (gone and args.yes) else 0
+    if args.yes:                  # marks of files that are back since they were made
+        for m in store.marked_missing():
+            if not is_gone(m["path"]):
+                store.clear_missing(m["id"])
     store.close()
     lines = [f"  {m['path']}" for m in gone]
     if not gone:
@@ -266,8 +271,123 @@ def cmd_prune(args) -> int:
     else:
         text = (f"{len(gone)} file(s) in the library are gone:\n" + "\n".join(lines)
                 + "\nRun `avindex prune --yes` to remove them from the library.")
-    _emit(args, {"missing": [{"media_id": m["id"], "path": m["path"]} for m in gone],
-                 "removed": removed}, text)
+    if held:
+        text += (f"\nKept {len(held)} file(s) that may only be out of reach (an unplugged "
+                 "drive or an unmounted share):\n"
+                 + "\n".join(f"  {m['path']}  ({m['reason']})" for m in held)
+                 + "\n`avindex prune --include-unavailable` forgets them too.")
+    _emit(args, {"missing": [{"media_id": m["id"], "path": m["path"],
+                              "missing_since": m["missing_since"]} for m in gone],
+                 "removed": removed,
+                 "kept": [{"media_id": m["id"], "path": m["path"], "reason": m["reason"]}
+                          for m in held]}, text)
+    return EXIT_OK
+
+
+# ---- list / watch -------------------------------------------------------------------
+def cmd_list(args) -> int:
+    from .file_list import file_rows, render
+    store = _open_store(args)
+    try:
+        rows, folders = file_rows(store, failed=args.failed, missing=args.missing,
+                                  watching=args.watching)
+        empty = not rows and store.media_count() == 0
+    finally:
+        store.close()
+    if args.json:
+        _emit(args, rows)
+    else:
+        print(render(rows, folders, failed=args.failed, missing=args.missing,
+                     watching=args.watching, library_empty=empty))
+    return EXIT_OK
+
+
+def cmd_watch(args) -> int:
+    from indexer.watching import add_folder, forget_folder
+    if (args.list or args.forget) and args.paths:
+        raise CliError("--list and --forget do not take folders to watch; run "
+                       "`avindex watch FOLDER` on its own.")
+    if args.settle <= 0:
+        raise CliError("--settle takes a number of seconds above 0 (for example 2).")
+    store = _open_store(args, create=bool(args.paths))
+    try:
+        if args.forget:
+            forgotten = []
+            for raw in args.forget:
+                try:
+                    forgotten.append(forget_folder(store, raw))
+                except ValueError as exc:
+                    raise CliError(str(exc), EXIT_NOT_FOUND)
+            _emit(args, {"forgotten": forgotten},
+                  "\n".join(f"No longer watching {p} (its files stay in the library)."
+                            for p in forgotten))
+            return EXIT_OK
+        if args.list:
+            return _watch_list(args, store)
+        for raw in args.paths:
+            try:
+                added = add_folder(store, raw, poll=args.poll)
+            except ValueError as exc:
+                raise CliError(str(exc), EXIT_NOT_FOUND)
+            _print_added(args, added)
+        if not store.watched_folders():
+            raise CliError("No folders are watched yet. Name one or more: `avindex watch "
+                           "FOLDER [FOLDER ...]` (they are remembered for the next time).")
+        return _watch_foreground(args, store)
+    finally:
+        store.close()
+
+
+def _print_added(args, added) -> None:
+    if args.json:
+        print(json.dumps({"event": "added", "path": added.path, "polling": added.polling,
+                          "network": added.network, "new": added.new,
+                          "covered_by": added.covered_by, "replaced": added.replaced}))
+        return
+    if added.covered_by:
+        print(f"{added.path} is watched already, as part of {added.covered_by}.")
+        return
+    how = "polling" + (f" (a {added.network} network share)" if added.network else "") \
+        if added.polling else "native change events"
+    print(f"{'Watching' if added.new else 'Still watching'} {added.path} ({how}).")
+    for child in added.replaced:
+        print(f"  {child} is part of it now (no longer watched on its own).")
+
+
+def _watch_list(args, store) -> int:
+    from .file_list import folder_lines
+    folders = store.watched_folders()
+    counts = {f["path"]: len(store.media_under(f["path"])) for f in folders}
+    rows = [{**f, "polling": bool(f["polling"]), "files": counts[f["path"]]} for f in folders]
+    text = ("No folders are watched. `avindex watch FOLDER` adds one." if not folders else
+            "Watched folders:\n" + "\n".join(
+                f"{line}  {counts[f['path']]} file(s)"
+                for f, line in zip(folders, folder_lines(folders))))
+    _emit(args, {"folders": rows}, text)
+    return EXIT_OK
+
+
+def _watch_foreground(args, store) -> int:
+    from .watch_session import WatchSession, install_stop_signals, restore_signals
+    session = WatchSession(args.library_path, _settings(args), settle_s=args.settle,
+                           as_json=args.json)
+    previous = install_stop_signals(session)
+    try:
+        summary = session.run(store)
+    finally:
+        restore_signals(previous)
+    if summary["disk_full"]:
+        raise CliError(summary["disk_full"], EXIT_LIBRARY)
+    if args.json:
+        print(json.dumps({"event": "stopped", "summary": summary}, ensure_ascii=False))
+    else:
+        done = ", ".join(f"{summary[k]} {k}" for k in
+                         ("taken", "indexed", "failed", "moved", "missing") if summary[k])
+        text = f"Stopped watching after {hhmmss(summary['seconds'])}: {done or 'no changes'}."
+        if summary["left_queued"]:
+            text += (f" {summary['left_queued']} file(s) stay queued for the next "
+                     "`avindex watch` (or the GUI).")
+        print(text)
     return EXIT_OK
 
 
@@ -507,7 +627,35 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("prune", parents=[common], help="forget files that are gone")
     s.add_argument("--yes", action="store_true", help="remove them (otherwise only list)")
+    s.add_argument("--include-unavailable", action="store_true",
+                   help="also files under a watched folder that is unavailable (an "
+                        "unplugged drive, an unmounted share) or whose folder is gone too")
     s.set_defaults(func=cmd_prune)
+
+    s = sub.add_parser("list", parents=[common], help="every file: duration, language, "
+                       "status, stages done, why it failed, since when it is missing")
+    which = s.add_mutually_exclusive_group()
+    which.add_argument("--failed", action="store_true", help="only files that failed")
+    which.add_argument("--missing", action="store_true",
+                       help="only files gone from their path (kept until `prune`)")
+    which.add_argument("--watching", action="store_true",
+                       help="only files under watched folders (with the folders' state)")
+    s.set_defaults(func=cmd_list)
+
+    s = sub.add_parser("watch", parents=[common, engine],
+                       help="watch folders and index what changes in them (foreground; "
+                            "Ctrl-C stops)")
+    s.add_argument("paths", nargs="*", metavar="FOLDER",
+                   help="folders to add to the library's watched folders (remembered)")
+    s.add_argument("--poll", action="store_true",
+                   help="poll these folders instead of native change events (network shares "
+                        "are detected and polled anyway)")
+    s.add_argument("--settle", type=float, default=2.0, metavar="SECONDS",
+                   help="a file is taken once it has not changed for this long (default 2)")
+    s.add_argument("--forget", action="append", metavar="FOLDER",
+                   help="stop watching a folder (its files stay in the library)")
+    s.add_argument("--list", action="store_true", help="show the watched folders and their state")
+    s.set_defaults(func=cmd_watch)
 
     s = sub.add_parser("models", parents=[common], help="list or import Whisper models")
     s.add_argument("action", nargs="?", choices=["list", "import"], default="list")

@@ -100,8 +100,10 @@ def _read_error(exc: OSError) -> str:
     return f"The file cannot be read: {exc.strerror or exc}."
 
 
-def take(store: Store, path: Path) -> Intake:
-    """Decide what a file needs and record it in the store."""
+def take(store: Store, path: Path, *, retry_failed: bool = True) -> Intake:
+    """Decide what a file needs and record it in the store. An unchanged file that failed
+    (or was cancelled) is queued again unless `retry_failed` is False (the watcher takes
+    only what is new or changed). A file found again at its path loses its missing mark."""
     spath = str(path)
     try:
         st = path.stat()
@@ -111,7 +113,9 @@ def take(store: Store, path: Path) -> Intake:
     known = store.media_by_path(spath)
 
     if known and known["size"] == size and known["mtime_ns"] == mtime and known["fingerprint"]:
-        return _unchanged_or_retry(store, known)
+        if known["missing_since"]:
+            store.clear_missing(known["id"])
+        return _unchanged_or_retry(store, known, retry_failed)
     try:
         fp = fingerprint(path)
     except OSError as exc:
@@ -126,24 +130,75 @@ def take(store: Store, path: Path) -> Intake:
     if known:
         if known["fingerprint"] == fp:
             store.touch(known["id"], size, mtime)
-            return _unchanged_or_retry(store, known)
+            return _unchanged_or_retry(store, known, retry_failed)
         store.reset_media(known["id"], fp, size, mtime, derived=DERIVED_TABLES)
         return Intake(spath, "changed", known["id"])
 
     for twin in store.media_by_fingerprint(fp):
-        if not os.path.exists(twin["path"]):
+        if is_gone(twin["path"]):
             store.relink(twin["id"], spath, size, mtime)
             return Intake(spath, "relinked", twin["id"], f"moved from {twin['path']}")
     return Intake(spath, "new", store.add_media(spath, fp, size, mtime))
 
 
-def _unchanged_or_retry(store: Store, media: dict) -> Intake:
-    if media["status"] in ("failed", "cancelled"):
+def _unchanged_or_retry(store: Store, media: dict, retry_failed: bool = True) -> Intake:
+    if retry_failed and media["status"] in ("failed", "cancelled"):
         store.retry([media["id"]])
         return Intake(media["path"], "retry", media["id"])
     return Intake(media["path"], "unchanged", media["id"])
 
 
+def is_gone(path: str | os.PathLike) -> bool:
+    """The path does not exist. A path that cannot be checked (a folder we may not read,
+    a share that does not answer) is not taken for gone."""
+    try:
+        os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return True
+    except OSError:
+        return False
+    return False
+
+
 def missing_media(store: Store) -> list[dict]:
     """Media whose file is gone from its recorded path."""
-    return [m for m in store.all_media() if not os.path.exists(m["path"])]
+    return [m for m in store.all_media() if is_gone(m["path"])]
+
+
+@dataclass
+class PruneCandidates:
+    gone: list[dict]        # media to forget
+    held: list[dict]        # media kept: each with "reason"
+
+
+def prune_candidates(store: Store, *, include_unavailable: bool = False) -> PruneCandidates:
+    """What `prune` forgets: files marked missing (by the watcher, which checks that their
+    watched folder is there when it marks them) and files gone from folders that still
+    exist. Held back, unless `include_unavailable`: files under a watched folder that is
+    unavailable (an unplugged drive, an unmounted share: not a mass deletion), and files
+    not marked missing whose own folder is gone too (the same, for unwatched folders)."""
+    folders = store.watched_folders()
+    down = {f["path"] for f in folders if f["state"] == "unavailable" or is_gone(f["path"])}
+    gone, held = [], []
+    for m in missing_media(store):
+        root = containing_folder(m["path"], [f["path"] for f in folders])
+        reason = None
+        if root in down:
+            reason = f"its watched folder {root} is unavailable"
+        elif not m["missing_since"] and root is None and is_gone(os.path.dirname(m["path"])):
+            reason = f"its folder {os.path.dirname(m['path'])} is gone too"
+        if reason and not include_unavailable:
+            held.append({**m, "reason": reason})
+        else:
+            gone.append(m)
+    return PruneCandidates(gone, held)
+
+
+def containing_folder(path: str, folders: Iterable[str]) -> str | None:
+    """The deepest of `folders` that holds `path` (at any depth), or None."""
+    best = None
+    for folder in folders:
+        base = folder.rstrip("/") + "/"
+        if path.startswith(base) and (best is None or len(folder) > len(best)):
+            best = folder
+    return best
