@@ -16,7 +16,8 @@ def _speech(settings: Settings, library: Path) -> SpeechStage:
     from models.asr import shared_engine
     engine = shared_engine(settings.asr_engine, settings.whisper_model, device=settings.device,
                            threads=settings.threads, models_dir=settings.resolved_models_dir())
-    return SpeechStage(engine, beam_size=settings.beam_size)
+    return SpeechStage(engine, beam_size=settings.beam_size,
+                       trust_subtitles=settings.trust_existing_subtitles)
 
 
 def _visual(settings: Settings, library: Path) -> VisualStage:

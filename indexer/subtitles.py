@@ -1,7 +1,12 @@
 """Subtitle cutting and transcript export (SRT, WebVTT, JSON, plain text).
 
 Pure Python on plain data: a segment is a mapping
-``{"start", "end", "text", "language", "words": [{"start", "end", "word", "probability"}]}``.
+``{"start", "end", "text", "language", "words": [{"start", "end", "word", "probability"}]}``,
+and may say where it came from (``"source"``: "speech" or "subtitles").
+
+Lines of a subtitle track (source "subtitles") are already cues, timed by whoever made
+the track: exported as SRT/VTT they keep their times, one cue each, only wrapped to the
+line length (`line_cues`). Speech transcripts are cut as follows.
 
 Cues are cut from word timestamps by a dynamic programme over the word stream:
 every candidate cue (a run of words) gets a cost for its line layout, the quality
@@ -19,7 +24,8 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-__all__ = ["Cue", "FORMATS", "cut_cues", "render", "to_json", "to_srt", "to_txt", "to_vtt"]
+__all__ = ["Cue", "FORMATS", "cut_cues", "line_cues", "render", "to_json", "to_srt", "to_txt",
+           "to_vtt"]
 
 FORMATS = ("srt", "vtt", "json", "txt")
 
@@ -317,6 +323,52 @@ def cut_cues(segments, *, max_chars: int = 42, max_lines: int = 2,
     return cues
 
 
+def _wrap(text: str, max_chars: int, max_lines: int) -> list[str]:
+    """A line's words in as few display lines of at most `max_chars` as fit (more than
+    `max_lines` only when the text needs them), the lines as even as the words allow."""
+    pieces = _pieces(text, max_chars)
+    words = [p.strip() for p in pieces]
+    total = _width("".join(pieces).strip())
+    if total <= max_chars:
+        return ["".join(pieces).strip()]
+    n = max(2, min(max_lines, -(-total // max_chars)))
+    while True:
+        target = total / n
+        lines, cur = [], ""
+        for p, w in zip(pieces, words):
+            joined = (cur + p) if cur else w
+            if cur and (_width(joined) > max_chars or (len(lines) < n - 1 and
+                        _width(joined) - target > target - _width(cur))):
+                lines.append(cur)
+                cur = w
+            else:
+                cur = joined
+        lines.append(cur)
+        if len(lines) <= n and all(_width(x) <= max_chars for x in lines):
+            return lines
+        n += 1
+
+
+def line_cues(segments, *, max_chars: int = 42, max_lines: int = 2, **_ignored) -> list[Cue]:
+    """One cue per subtitle line, at the line's own times, wrapped to `max_chars`."""
+    cues = []
+    for seg in sorted(segments, key=lambda s: float(s["start"])):
+        text = re.sub(r"\s+", " ", str(seg.get("text") or "")).strip()
+        if not text:
+            continue
+        start = float(seg["start"])
+        end = max(float(seg["end"]), start + 1e-3)
+        cues.append(Cue(start, end, _wrap(text, max_chars, max_lines)))
+    return cues
+
+
+def _cues(segments, cue_options) -> list[Cue]:
+    segments = list(segments)
+    if segments and all(s.get("source") == "subtitles" for s in segments):
+        return line_cues(segments, **cue_options)
+    return cut_cues(segments, **cue_options)
+
+
 # ---------------------------------------------------------------- writers
 
 def _stamp(t: float, sep: str) -> str:
@@ -386,12 +438,13 @@ def to_txt(segments, paragraph_gap: float = 2.0) -> str:
 
 
 def render(fmt: str, segments, **cue_options) -> str:
-    """Render segments as ``fmt`` (one of FORMATS); options go to cut_cues."""
+    """Render segments as ``fmt`` (one of FORMATS); options go to cut_cues (or, for the
+    lines of a subtitle track, to line_cues)."""
     fmt = fmt.lower().lstrip(".")
     if fmt == "srt":
-        return to_srt(cut_cues(segments, **cue_options))
+        return to_srt(_cues(segments, cue_options))
     if fmt == "vtt":
-        return to_vtt(cut_cues(segments, **cue_options))
+        return to_vtt(_cues(segments, cue_options))
     if fmt == "json":
         return to_json(segments)
     if fmt == "txt":

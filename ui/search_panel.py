@@ -1,7 +1,10 @@
 """Search as you type: a debounced query box (that also takes a dropped image) and the
-list of matching moments, each with its thumbnail, how it matched and a snippet."""
+list of matching moments, each with its thumbnail, how it matched (with a small
+"subtitles (track)" marker when the said text came from a subtitle track rather than
+speech recognition) and a snippet."""
 from __future__ import annotations
 
+import html
 import os
 
 from PySide6.QtCore import QSize, Qt, QTimer, Signal
@@ -23,6 +26,15 @@ THUMB_SIZE = QSize(96, 54)
 ROW_HEIGHT = 60
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 KIND_FILTERS = (("All media", None), ("Video", "video"), ("Audio only", "audio"))
+MARKER_COLOR = "#5f6368"
+
+
+def source_marker(hit: dict) -> str | None:
+    """"subtitles (movie.en.srt)" for a moment whose said text came from a subtitle
+    track, None for speech recognition or no said text."""
+    if hit.get("source") != "subtitles":
+        return None
+    return f"subtitles ({hit['track']})" if hit.get("track") else "subtitles"
 
 
 def image_paths(mime) -> list[str]:
@@ -158,12 +170,17 @@ class HitsModel(ListTableModel):
             if col == 1:
                 return duration_text(hit["seek"])
             if col == 2:
-                return " + ".join(MATCH_KINDS.get(k, k) for k in self.kinds(hit))
+                marker = source_marker(hit)
+                return " + ".join(MATCH_KINDS.get(k, k) for k in self.kinds(hit)) + (
+                    f" · {marker}" if marker else "")
             return snippet_plain(hit["snippet"])
         if role == HTML_ROLE and col == self.SNIPPET_COL:
             return snippet_html(hit["snippet"])
         if role == HTML_ROLE and col == self.MATCH_COL:
-            return match_badges_html(self.kinds(hit))
+            marker = source_marker(hit)
+            return match_badges_html(self.kinds(hit)) + (
+                f'&nbsp;<span style="color:{MARKER_COLOR}; font-size:small;">'
+                f'{html.escape(marker)}</span>' if marker else "")
         if role == roles.DECORATION and col == 0:
             return self.thumbnail(hit)
         if role == HIT_ROLE:
@@ -174,6 +191,10 @@ class HitsModel(ListTableModel):
             sim = hit.get("similarity")
             if sim is not None:
                 how += f" (similarity {sim:.2f})"
+            if hit.get("source") == "subtitles":
+                how += f"\nThe words are from the subtitle track “{hit.get('track')}”."
+            elif hit.get("source") == "speech":
+                how += "\nThe words are from speech recognition."
             return (f"{snippet_plain(hit['snippet'])}\n\n{how}\n"
                     f"{hit['path']} at {duration_text(hit['seek'])}")
         return None

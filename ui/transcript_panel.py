@@ -1,6 +1,11 @@
 """The transcript of the file in the player: follows playback, a click seeks,
 find-in-transcript, and lines can be corrected in place.
 
+A file's said text may come from speech recognition and from the subtitle tracks it
+carries; one source is shown at a time, picked in a combo box when there are several
+("Speech recognition", "embedded #2 English (subrip)", "movie.en.srt"). Subtitle lines
+are what their track says: they are shown, searched and played, not corrected.
+
 A QListView with its own delegate, not a QTableView with rows resized to their
 contents, which was slow on long transcripts.
 Measured: benchmarks/README.md "GUI responsiveness while indexing"."""
@@ -10,8 +15,9 @@ import bisect
 
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QRect, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QKeySequence, QPalette, QShortcut
-from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QLabel, QLineEdit, QListView,
-                               QStyle, QStyledItemDelegate, QToolButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QLabel, QLineEdit,
+                               QListView, QStyle, QStyledItemDelegate, QToolButton, QVBoxLayout,
+                               QWidget)
 
 from . import roles
 from .formatting import duration_text
@@ -22,6 +28,26 @@ CURRENT_BG = QColor("#fff1b8")
 MATCH_BG = QColor("#d7e8ff")
 TIME_FG = QColor("#5f6368")
 PAD = 3
+SPEECH = ("speech", None)        # (source, track) of speech recognition's lines
+
+
+def source_of(seg: dict) -> tuple[str, str | None]:
+    return (seg.get("source") or "speech", seg.get("track"))
+
+
+def source_label(source: tuple[str, str | None]) -> str:
+    return "Speech recognition" if source[0] == "speech" else f"Subtitles: {source[1]}"
+
+
+def sources_in(segments: list[dict]) -> list[tuple[str, str | None]]:
+    """The sources of a file's lines: speech first, then its subtitle tracks in the
+    order they were read (their lines' ids)."""
+    first: dict[tuple, float] = {}
+    for i, seg in enumerate(segments):
+        key = source_of(seg)
+        order = seg.get("id", i)
+        first[key] = min(first.get(key, order), order)
+    return sorted(first, key=lambda k: (k != SPEECH, first[k]))
 
 
 class TranscriptModel(QAbstractListModel):
@@ -38,7 +64,10 @@ class TranscriptModel(QAbstractListModel):
         return 0 if parent.isValid() else len(self.segments)
 
     def flags(self, index):
-        return super().flags(index) | EDITABLE
+        flags = super().flags(index)
+        if index.isValid() and source_of(self.segments[index.row()]) == SPEECH:
+            flags |= EDITABLE
+        return flags
 
     def data(self, index, role=roles.DISPLAY):
         if not index.isValid():
@@ -54,9 +83,15 @@ class TranscriptModel(QAbstractListModel):
             return None
         if role == roles.TOOLTIP:
             tip = f"{duration_text(seg['start'])}–{duration_text(seg['end'])}"
+            source = source_of(seg)
+            if source != SPEECH:
+                return (f"{tip} · from the subtitle track “{source[1]}”\n"
+                        "Click to play from here. Subtitle lines are what the track says; "
+                        "correct the subtitle file itself.")
             if seg.get("corrected"):
                 tip += " · corrected by you"
-            return tip + "\nClick to play from here; double-click or F2 to correct."
+            return (f"{tip} · from speech recognition\n"
+                    "Click to play from here; double-click or F2 to correct.")
         if role == SEGMENT_ROLE:
             return seg
         return None
@@ -189,6 +224,16 @@ class TranscriptPanel(QWidget):
         self.next_button = QToolButton(text="▼", toolTip="Next match (Enter)")
         self.next_button.clicked.connect(lambda: self.next_match(1))
         self.match_label = QLabel()
+        self.source_combo = QComboBox()
+        self.source_combo.setToolTip("Which said text to show: speech recognition, or one of "
+                                     "the subtitle tracks the file carries")
+        self.source_combo.setSizeAdjustPolicy(QComboBox.AdjustToContents)
+        self.source_combo.currentIndexChanged.connect(self._source_picked)
+        self.source_label = QLabel()           # the one source, when there is no choice
+        self.source_label.setStyleSheet("color: #5f6368;")
+        self._all: list[dict] = []             # every line of the file, any source
+        self._sources: list[tuple] = []        # the combo box's (source, track), in order
+        self._picked: dict[int, tuple] = {}    # media id -> the source the user picked
         self.placeholder = QLabel("The transcript of the file in the player appears here.")
         self.placeholder.setAlignment(Qt.AlignCenter)
         self.placeholder.setWordWrap(True)
@@ -209,6 +254,8 @@ class TranscriptPanel(QWidget):
 
         top = QHBoxLayout()
         top.addWidget(self.title, 1)
+        top.addWidget(self.source_combo)
+        top.addWidget(self.source_label)
         top.addWidget(self.find_edit, 1)
         top.addWidget(self.prev_button)
         top.addWidget(self.next_button)
@@ -219,6 +266,7 @@ class TranscriptPanel(QWidget):
         lay.addWidget(self.placeholder, 1)
         lay.addWidget(self.view, 1)
         self._show_lines(False)
+        self._set_sources([])
 
     def _show_lines(self, show: bool) -> None:
         self.view.setVisible(show)
@@ -226,8 +274,53 @@ class TranscriptPanel(QWidget):
 
     def set_transcript(self, media_id: int, title: str, segments: list[dict],
                        status: str | None = None) -> None:
+        """Show a file's lines (any source: each carries `source` and `track`)."""
         self.media_id = media_id
         self.title.setText(f"Transcript · {title}")
+        self._all = list(segments)
+        sources = sources_in(self._all)
+        self._set_sources(sources)
+        picked = self._picked.get(media_id)
+        self._show_source(picked if picked in sources else (sources[0] if sources else SPEECH),
+                          status)
+
+    def _set_sources(self, sources: list[tuple]) -> None:
+        self._sources = list(sources)
+        self.source_combo.blockSignals(True)
+        self.source_combo.clear()
+        self.source_combo.addItems([source_label(s) for s in sources])
+        self.source_combo.blockSignals(False)
+        self.source_combo.setVisible(len(sources) > 1)
+        self.source_label.setText(source_label(sources[0]) if len(sources) == 1 else "")
+        self.source_label.setVisible(len(sources) == 1)
+
+    def sources(self) -> list[tuple]:
+        """The (source, track) pairs the combo box offers, in its order."""
+        return list(self._sources)
+
+    def current_source(self) -> tuple | None:
+        i = self.source_combo.currentIndex()
+        return self._sources[i] if 0 <= i < len(self._sources) else None
+
+    def show_source(self, source: tuple) -> None:
+        """Show the lines of one source, as picking it in the combo box does."""
+        self.source_combo.setCurrentIndex(self._sources.index(tuple(source)))
+
+    def _source_picked(self, index: int) -> None:
+        if not 0 <= index < len(self._sources):
+            return
+        source = self._sources[index]
+        if self.media_id is not None:
+            self._picked[self.media_id] = source
+        self._show_source(source)
+
+    def _show_source(self, source: tuple, status: str | None = None) -> None:
+        i = self._sources.index(source) if source in self._sources else -1
+        if i >= 0 and self.source_combo.currentIndex() != i:
+            self.source_combo.blockSignals(True)
+            self.source_combo.setCurrentIndex(i)
+            self.source_combo.blockSignals(False)
+        segments = [s for s in self._all if source_of(s) == source]
         self.model.set_segments(segments)
         if segments:
             self._show_lines(True)
@@ -244,6 +337,8 @@ class TranscriptPanel(QWidget):
     def clear(self) -> None:
         self.media_id = None
         self.title.setText("Transcript")
+        self._all = []
+        self._set_sources([])
         self.model.set_segments([])
         self.placeholder.setText("The transcript of the file in the player appears here.")
         self._show_lines(False)
@@ -294,6 +389,9 @@ class TranscriptPanel(QWidget):
         self.find_edit.selectAll()
 
     def apply_correction(self, segment_id: int, text: str) -> None:
+        for seg in self._all:
+            if seg.get("id") == segment_id:
+                seg.update(text=text, corrected=True)
         for i, seg in enumerate(self.model.segments):
             if seg["id"] == segment_id and seg["text"] != text:
                 seg.update(text=text, corrected=True)

@@ -223,8 +223,9 @@ def relaxed_said(store: Store, query: str, sem: list[Item], said: list[Item]) ->
         best, best_seg, matched = 0.0, None, set()
         for j in range(WINDOW_SEGMENTS):
             r = by_id.get(it.segment_id + j)
-            if r is None or r[1] != first[1] or r[2] < first[2] or r[2] > first[2] + 30.0:
-                break
+            if (r is None or r[1] != first[1] or r[5:] != first[5:] or r[2] < first[2]
+                    or r[2] > first[2] + 30.0):
+                break                 # another file, source or track, or past the window
             here = matched_terms(r[4], terms)
             score = sum(idf[x] for x in here)
             matched |= here

@@ -5,6 +5,10 @@ A moment is placed in time by its strongest precise evidence: a strict text matc
 else the meaning window (or keyframe), else a relaxed text match, else a long range
 (a 60 s keyword window, a tag's span). Every timestamp is clamped into its file.
 
+Each Hit says where the said text that matched came from (`source`, `track`): speech
+recognition or a subtitle track, read from the segment its match lies on (a keyword,
+from the transcript the file's keywords were taken from).
+
 One rule gives the second a moment plays from (`Hit.seek`), for the CLI, its JSON and
 the GUI alike: a said or keyword match plays from the first word of the query said
 there (the word the snippet marks first), a meaning match from the segment of its
@@ -134,6 +138,41 @@ def _best_segment_start(store: Store, segments: list, query: str) -> float | Non
     return best_start
 
 
+def _said_segment(lead: Item, m: Moment) -> int | None:
+    """The transcript segment a moment's said evidence lies on: its lead's (a said line,
+    a meaning window's first segment), else any of its items'."""
+    def seg(it: Item) -> int | None:
+        if it.fts == "segments_fts":
+            return it.rowid
+        return it.segment_id
+    return seg(lead) if seg(lead) is not None else next(
+        (seg(it) for it in m.items if seg(it) is not None), None)
+
+
+def said_sources(store: Store, placed: list[tuple[float, Moment, Item]]
+                 ) -> list[tuple[str, str | None] | None]:
+    """(source, track) of each placed moment's said evidence, None when it has none.
+    A keyword holds no segment: its file's indexed transcript gives it (read once per
+    file)."""
+    from indexer.stages.text import indexed_track
+    segs = [_said_segment(lead, m) for _, m, lead in placed]
+    known = reads.segment_sources(store, [s for s in segs if s is not None])
+    by_media: dict[int, tuple[str, str | None] | None] = {}
+    out = []
+    for (_, m, lead), seg in zip(placed, segs):
+        if seg is not None:
+            out.append(known.get(seg))
+        elif lead.list == "keyword" or any(it.list == "keyword" for it in m.items):
+            if m.media_id not in by_media:
+                media = store.media(m.media_id) or {}
+                pick = indexed_track(store.transcript_tracks(m.media_id), media.get("language"))
+                by_media[m.media_id] = (pick["source"], pick["track"]) if pick else None
+            out.append(by_media[m.media_id])
+        else:
+            out.append(None)
+    return out
+
+
 def to_hits(store: Store, scored: list[tuple[float, Moment]], limit: int, query: str
             ) -> list[Hit]:
     hits = []
@@ -142,7 +181,8 @@ def to_hits(store: Store, scored: list[tuple[float, Moment]], limit: int, query:
     said_words = reads.segments_word_times(
         store, [lead.rowid for _, _, lead in placed if query and lead.fts == "segments_fts"])
     paths = reads.media_paths_durations(store, [m.media_id for _, m, _ in placed])
-    for score, m, lead in placed:
+    sources = said_sources(store, placed)
+    for (score, m, lead), said in zip(placed, sources):
         if m.media_id not in paths:          # removed since its lists were read
             continue
         path, duration = paths[m.media_id]
@@ -176,7 +216,8 @@ def to_hits(store: Store, scored: list[tuple[float, Moment]], limit: int, query:
                         float(score), kinds, None, seg, kf,
                         vec[0].similarity if vec else None, ranks,
                         seek_time(store, lead, query, float(start), float(end),
-                                  said_words)))
+                                  said_words),
+                        said[0] if said else None, said[1] if said else None))
     for h in hits:
         h.thumbnail = reads.nearest_thumbnail(store, h.media_id, h.start)
     return hits

@@ -25,6 +25,10 @@ class Hit:
     similarity: float | None = None                # cosine of the best vector match
     ranks: dict = field(default_factory=dict)      # list name -> rank (1 = best)
     seek: float | None = None                      # the second to play (see moments.seek_time)
+    source: str | None = None     # where the said text that matched came from: "speech"
+                                  # (recognition) or "subtitles"; None for a match of no
+                                  # said text (shown, tag, image)
+    track: str | None = None      # the subtitle track's label ("movie.en.srt"); None for speech
 
     def __post_init__(self):
         if self.seek is None:

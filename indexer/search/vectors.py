@@ -90,14 +90,15 @@ class Window(NamedTuple):
 def window(store: Store, segment_id: int) -> Window | None:
     """The transcript window stored under segment_id: the first window
     indexer.stages.text.transcript_windows builds from that segment on (the same growth
-    rules, applied to the next few segments only)."""
+    rules, applied to the next few segments of the same source and track only)."""
     from indexer.stages.text import (WINDOW_GAP_S, WINDOW_MAX_S, WINDOW_MAX_SEGMENTS,
                                      WINDOW_MIN_SEGMENTS, WINDOW_TARGET_S)
     first = reads.segment_start(store, segment_id)
     if first is None:
         return None
-    media_id, start = first
-    segs = [r for r in reads.segments_from(store, media_id, start, WINDOW_MAX_SEGMENTS + 4)
+    media_id, start, source, track = first
+    segs = [r for r in reads.segments_from(store, media_id, start, WINDOW_MAX_SEGMENTS + 4,
+                                           source, track)
             if (r[0] == segment_id or r[1] > start) and (r[3] or "").strip()]
     if not segs:
         return Window(media_id, float(start), float(start), "", [])

@@ -1,8 +1,8 @@
 """The indexing stages, in the order a file's data takes them:
 
-    probe ─┬─ speech ── text        (indexer/stages/probe.py, speech.py, text.py)
-           └─ visual                (visual.py, with keyframes.py and the motion pass)
-    motion                          (motion.py: recomputed when the library's encoder changes)
+    probe ─┬─ subtitles ─ speech ─ text   (probe.py, carried_subtitles.py, speech.py, text.py)
+           └─ visual                      (visual.py, with keyframes.py and the motion pass)
+    motion                                (motion.py: recomputed when the library's encoder changes)
 
 Each stage is one module following the contract in base.py. STAGE_TYPES is the registry:
 a new stage (speakers, faces) is one module listed here plus its migration
@@ -12,6 +12,7 @@ settings or models gets a builder line there).
 from __future__ import annotations
 
 from indexer.stages.base import Cancelled, LibraryTask, Saver, SearchList, Stage, StageContext
+from indexer.stages.carried_subtitles import CarriedSubtitlesStage
 from indexer.stages.motion import MotionStage
 from indexer.stages.pipeline import Pipeline, PipelineError, derived_tables, search_lists
 from indexer.stages.probe import ProbeStage
@@ -19,12 +20,12 @@ from indexer.stages.speech import SpeechStage
 from indexer.stages.text import TextIndexStage
 from indexer.stages.visual import VisualStage
 
-STAGE_TYPES: tuple[type, ...] = (ProbeStage, SpeechStage, TextIndexStage, VisualStage,
-                                 MotionStage)
+STAGE_TYPES: tuple[type, ...] = (ProbeStage, CarriedSubtitlesStage, SpeechStage,
+                                 TextIndexStage, VisualStage, MotionStage)
 
 DERIVED_TABLES = derived_tables(STAGE_TYPES)
 SEARCH_LISTS = search_lists(STAGE_TYPES)
 
-__all__ = ["Cancelled", "DERIVED_TABLES", "LibraryTask", "MotionStage", "Pipeline",
-           "PipelineError", "ProbeStage", "SEARCH_LISTS", "STAGE_TYPES", "Saver", "SearchList",
-           "SpeechStage", "Stage", "StageContext", "TextIndexStage", "VisualStage"]
+__all__ = ["Cancelled", "CarriedSubtitlesStage", "DERIVED_TABLES", "LibraryTask", "MotionStage",
+           "Pipeline", "PipelineError", "ProbeStage", "SEARCH_LISTS", "STAGE_TYPES", "Saver",
+           "SearchList", "SpeechStage", "Stage", "StageContext", "TextIndexStage", "VisualStage"]

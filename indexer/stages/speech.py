@@ -1,25 +1,71 @@
-"""The speech stage: Whisper transcription with word timestamps and per-segment language."""
+"""The speech stage: Whisper transcription with word timestamps and per-segment language.
+
+It runs after the subtitles stage, so with `trust_subtitles` (the app setting "Trust
+existing subtitles") a file whose subtitle track covers its speech is not transcribed:
+"covers" means at least MIN_COVERAGE of the speech the VAD finds lies within that
+track's lines (each widened by COVER_MARGIN_S). The subtitle lines are then the file's
+transcript; the saver's note says that recognition was skipped and why.
+"""
 from __future__ import annotations
 
-from typing import Callable
+import logging
+from typing import Callable, Sequence
 
 from models.loading import LazyModel
 
 from indexer.stages.base import Saver, SearchList, StageContext
 from indexer.store import Store
 
+log = logging.getLogger(__name__)
+
+SAID_LIST = SearchList("said", 0.5, "segments_fts", "segments", "text")
+MIN_COVERAGE = 0.8
+COVER_MARGIN_S = 1.0      # subtitle lines are timed for reading, a little off the voice
+
+
+def _merged(spans: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
+    out: list[list[float]] = []
+    for s, e in sorted(spans):
+        if out and s <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], e)
+        else:
+            out.append([s, e])
+    return [(s, e) for s, e in out]
+
+
+def speech_coverage(regions: Sequence[tuple[float, float]], lines: Sequence[dict],
+                    margin: float = COVER_MARGIN_S) -> float | None:
+    """The share of the speech `regions` that lies within the `lines` (each widened by
+    `margin` seconds); None when there is no speech at all."""
+    speech = _merged(regions)
+    total = sum(e - s for s, e in speech)
+    if total <= 0:
+        return None
+    shown = _merged([(float(ln["start"]) - margin, float(ln["end"]) + margin) for ln in lines])
+    covered, j = 0.0, 0
+    for s, e in speech:
+        while j < len(shown) and shown[j][1] <= s:
+            j += 1
+        k = j
+        while k < len(shown) and shown[k][0] < e:
+            covered += min(e, shown[k][1]) - max(s, shown[k][0])
+            k += 1
+    return covered / total
+
 
 class SpeechStage:
     name = "speech"
-    after = ("probe",)
+    after = ("probe", "subtitles")
     derives = ("segments",)
-    search_lists = (SearchList("said", 0.5, "segments_fts", "segments", "text"),)
+    search_lists = (SAID_LIST,)
 
-    def __init__(self, engine: LazyModel | Callable[[], object], beam_size: int = 5):
+    def __init__(self, engine: LazyModel | Callable[[], object], beam_size: int = 5, *,
+                 trust_subtitles: bool = False):
         # a models.loading LazyModel (models.asr.shared_engine), or a plain factory,
         # which gets a LazyModel of its own (not in the process's registry)
         self._engine = engine if isinstance(engine, LazyModel) else LazyModel("asr", engine)
         self.beam_size = beam_size
+        self.trust_subtitles = trust_subtitles
 
     @property
     def engine(self):
@@ -29,6 +75,19 @@ class SpeechStage:
         return probe.get("has_audio", False)
 
     def run(self, media: dict, ctx: StageContext) -> Saver:
+        note = None
+        if self.trust_subtitles and ctx.store is not None:
+            trusted, note = self._trusted_track(media, ctx)
+            if note:
+                log.info("%s: %s", media["path"], note)
+            if trusted is not None:
+                ctx.report(1.0)
+
+                def skip(store: Store) -> str:
+                    # no speech lines: the subtitle track is the transcript
+                    store.save_transcript(media["id"], trusted["language"], [])
+                    return note
+                return skip
         info, segments = self.engine.transcribe(media["path"], beam_size=self.beam_size)
         duration = info.duration or media.get("duration") or 0.0
         rows = []
@@ -44,6 +103,34 @@ class SpeechStage:
         ctx.check()
         language = info.language
 
-        def save(store: Store) -> None:
+        def save(store: Store) -> str | None:
             store.save_transcript(media["id"], language, rows)
+            return note
         return save
+
+    def _trusted_track(self, media: dict, ctx: StageContext) -> tuple[dict | None, str | None]:
+        """(the subtitle track that covers the file's speech, or None; a note saying
+        what was decided and why, or None when the file has no subtitle track)."""
+        from models.speech_regions import speech_regions
+        tracks = [t for t in ctx.store.transcript_tracks(media["id"])
+                  if t["source"] == "subtitles"]
+        if not tracks:
+            return None, None
+        regions = speech_regions(media["path"], check=ctx.check)
+        best, best_cover = None, -1.0
+        for t in tracks:
+            cover = speech_coverage(regions, ctx.store.transcript(media["id"], "subtitles",
+                                                                  t["track"]))
+            if cover is None:           # no speech at all: any track will do
+                return t, ("Speech recognition skipped (“Trust existing subtitles” is on): "
+                           f"no speech was found, and the subtitle track “{t['track']}” "
+                           "is the transcript.")
+            if cover > best_cover:
+                best, best_cover = t, cover
+        if best_cover >= MIN_COVERAGE:
+            return best, ("Speech recognition skipped (“Trust existing subtitles” is on): "
+                          f"the subtitle track “{best['track']}” covers {best_cover:.0%} of "
+                          "the speech.")
+        return None, (f"Speech recognised although “Trust existing subtitles” is on: the "
+                      f"subtitle track that covers the most speech, “{best['track']}”, covers "
+                      f"{best_cover:.0%} of it ({MIN_COVERAGE:.0%} needed).")

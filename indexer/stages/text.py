@@ -13,7 +13,7 @@ distinct segments, so the keys are unique. A hit's segment id therefore points
 at where its window begins, which is where playback should start. Deleting a
 segment (re-transcription, reset) drops its vector via the schema's trigger.
 
-    tix = prepare_text_index(store.transcript(media_id))      # no DB: a stage's work
+    tix = prepare_text_index(transcript_to_index(store, media))   # no DB: a stage's work
     store.save_text_index(media_id, tix.windows, tix.embeddings, tix.keywords)
     hits = search(store, "what they said about taxes", mode="semantic")   # indexer.search
 """
@@ -131,21 +131,45 @@ def embed_query(text: str, embedder=None) -> np.ndarray:
 
 
 # --------------------------------------------------------------------- the stage ---
+def indexed_track(tracks: Sequence[dict], language: str | None) -> dict | None:
+    """Of a file's sources of said text (Store.transcript_tracks), the one that gets
+    windows and keywords (two would embed the same words twice): speech when it has
+    lines, else the subtitle track in the file's language, else the first track."""
+    if not tracks:
+        return None
+    pick = tracks[0]
+    if pick["source"] != "speech" and language:
+        pick = next((t for t in tracks if t["language"] == language), pick)
+    return pick
+
+
+def transcript_to_index(store, media: dict) -> list[dict]:
+    """The lines of the file's indexed transcript (see indexed_track), with their ids."""
+    pick = indexed_track(store.transcript_tracks(media["id"]), media.get("language"))
+    return store.transcript(media["id"], pick["source"], pick["track"]) if pick else []
+
+
 class TextIndexStage:
-    """Keywords and semantic embeddings of transcript windows; builds on the transcript."""
+    """Keywords and semantic embeddings of transcript windows; builds on the said text
+    (speech, or the subtitle lines of a file without speech lines)."""
 
     name = "text"
-    after = ("speech",)
+    after = ("speech", "subtitles")
     derives = ("keywords",)            # segment_vec rows go with their segments (trigger)
     search_lists = (SearchList("keyword", 0.5, "keywords_fts", "keywords", "keyword", "said"),
                     SearchList("similar", 1.0))      # window embeddings (segment_vec)
 
     def applies(self, probe: dict) -> bool:
-        return probe.get("has_audio", False)
+        from indexer.stages.carried_subtitles import carries_subtitles
+        return probe.get("has_audio", False) or carries_subtitles(probe)
 
     def run(self, media: dict, ctx):
-        segments = ctx.store.transcript(media["id"])
+        segments = transcript_to_index(ctx.store, media)
         ctx.check()
+        if not segments:         # nothing said: clear what an earlier transcript left
+            ctx.report(1.0)
+            return lambda store: store.save_text_index(
+                media["id"], [], np.zeros((0, 0), np.float32), [])
         index = prepare_text_index(segments)
         ctx.report(1.0)
         return lambda store: store.save_text_index(media["id"], index.windows,

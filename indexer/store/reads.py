@@ -5,11 +5,11 @@ from indexer.store import Store
 
 
 def segment_words(store: Store, media_id: int, start: float) -> list[dict]:
-    """Word timings of the segment starting at `start`, or [] when the user corrected
-    that line (its words no longer match its text)."""
+    """Word timings of the speech segment starting at `start`, or [] when the user
+    corrected that line (its words no longer match its text). Subtitle lines have none."""
     return list(store.db.query("""
         SELECT w.start, w.end, w.word FROM words w JOIN segments s ON s.id = w.segment_id
-        WHERE s.media_id = ? AND abs(s.start - ?) < 0.001
+        WHERE s.media_id = ? AND abs(s.start - ?) < 0.001 AND s.source = 'speech'
           AND NOT EXISTS (SELECT 1 FROM corrections c
                           WHERE c.media_id = s.media_id AND abs(c.start - s.start) < 0.05)
         ORDER BY w.start""", (media_id, start)))

@@ -1,5 +1,6 @@
 """The Store's writers and readers of stage results (mixed into indexer.store.Store):
-probe facts, transcripts and the user's corrections, the text index (window vectors and
+probe facts, said text (speech transcripts with the user's corrections, and the lines of
+the subtitle tracks a file carries), the text index (window vectors and
 keywords), and the visual results (keyframes with their vectors, tags, screen text)."""
 from __future__ import annotations
 
@@ -23,36 +24,65 @@ class ResultsMixin:
                 self._queue(media_id, stage)
 
     # ---- transcript and corrections -----------------------------------------------------
+    # A file's said text comes from speech recognition (source 'speech') and from the
+    # subtitle tracks it carries (source 'subtitles', one `track` label per track). Each
+    # source is replaced on its own: re-transcribing keeps the subtitle lines, re-reading
+    # the subtitles keeps the speech. User corrections apply to speech lines only (a
+    # subtitle line is what its track says).
     def save_transcript(self, media_id: int, language: str | None,
                         segments: list[dict]) -> None:
-        """Replace the media's transcript. Each segment dict carries its words."""
+        """Replace the media's speech transcript. Each segment dict carries its words."""
         with self.transaction():
-            self.db.execute("DELETE FROM segments WHERE media_id = ?", (media_id,))
+            self.db.execute("DELETE FROM segments WHERE media_id = ? AND source = 'speech'",
+                            (media_id,))
             self.db["media"].update(media_id, {"language": language})
             for seg in segments:
                 seg_id = self.db["segments"].insert({
                     "media_id": media_id, "start": seg["start"], "end": seg["end"],
                     "text": seg["text"], "language": seg.get("language") or language,
-                    "confidence": seg.get("confidence")}).last_pk
+                    "confidence": seg.get("confidence"), "source": "speech"}).last_pk
                 self.db["words"].insert_all(
                     ({"segment_id": seg_id, "start": w["start"], "end": w["end"],
                       "word": w["word"], "probability": w.get("probability")}
                      for w in seg.get("words", ())), batch_size=500)
             self._apply_corrections(media_id)
 
+    def save_subtitle_lines(self, media_id: int, tracks: Sequence[dict]) -> None:
+        """Replace the media's subtitle lines (its speech transcript stays). Each track:
+        {"track": label, "language": code or None, "lines": [{"start", "end", "text"}]};
+        labels are unique per file."""
+        labels = [t["track"] for t in tracks]
+        if len(set(labels)) != len(labels):
+            raise ValueError(f"two subtitle tracks share a label: {labels}")
+        with self.transaction():
+            self.db.execute("DELETE FROM segments WHERE media_id = ? AND source = 'subtitles'",
+                            (media_id,))
+            for t in tracks:
+                self.db["segments"].insert_all(
+                    ({"media_id": media_id, "start": float(ln["start"]),
+                      "end": float(ln["end"]), "text": ln["text"], "language": t.get("language"),
+                      "source": "subtitles", "track": t["track"]} for ln in t["lines"]),
+                    batch_size=500)
+
     def _apply_corrections(self, media_id: int) -> None:
         self.db.execute("""
             UPDATE segments SET text = c.text FROM corrections c
-            WHERE segments.media_id = ? AND c.media_id = segments.media_id
-              AND abs(c.start - segments.start) < 0.05""", (media_id,))
+            WHERE segments.media_id = ? AND segments.source = 'speech'
+              AND c.media_id = segments.media_id AND abs(c.start - segments.start) < 0.05""",
+                        (media_id,))
 
     def correct_segment(self, segment_id: int, text: str) -> None:
         """A user's edit: it wins over the ASR text in search and export, and is
-        re-applied when the file is transcribed again."""
+        re-applied when the file is transcribed again. Subtitle lines are what their
+        track says and are not corrected here (ValueError)."""
         with self.transaction():
             seg = self._one("SELECT * FROM segments WHERE id = ?", (segment_id,))
             if seg is None:
                 raise KeyError(f"no segment {segment_id}")
+            if seg["source"] != "speech":
+                raise ValueError(f"This line comes from the subtitle track {seg['track']!r}, "
+                                 "not from speech recognition: correct the subtitle file "
+                                 "itself and index the file again.")
             original = self._one("SELECT original FROM corrections WHERE media_id=? AND "
                                  "abs(start - ?) < 0.05", (seg["media_id"], seg["start"]))
             self.db.execute("DELETE FROM corrections WHERE media_id=? AND abs(start - ?) < 0.05",
@@ -62,23 +92,70 @@ class ResultsMixin:
                 "original": original["original"] if original else seg["text"], "text": text})
             self.db.execute("UPDATE segments SET text = ? WHERE id = ?", (text, segment_id))
 
-    def transcript(self, media_id: int) -> list[dict]:
-        """Segments (user corrections applied) with their words."""
-        segs = self._rows("""
-            SELECT s.id, s.start, s.end, s.language, s.confidence, s.text,
+    def transcript(self, media_id: int, source: str | None = None,
+                   track: str | None = None) -> list[dict]:
+        """Lines (user corrections applied) with their words, `source` ('speech' or
+        'subtitles') and `track` (the subtitle track's label, None for speech), by time.
+        source None: every source's lines; 'subtitles' with a `track`: that track's."""
+        where, params = ["s.media_id = ?"], [media_id]
+        if source is not None:
+            where.append("s.source = ?")
+            params.append(source)
+        if track is not None:
+            where.append("s.track = ?")
+            params.append(track)
+        segs = self._rows(f"""
+            SELECT s.id, s.start, s.end, s.language, s.confidence, s.text, s.source, s.track,
                    c.id IS NOT NULL AS corrected
             FROM segments s LEFT JOIN corrections c
-              ON c.media_id = s.media_id AND abs(c.start - s.start) < 0.05
-            WHERE s.media_id = ? ORDER BY s.start""", (media_id,))
+              ON s.source = 'speech' AND c.media_id = s.media_id
+                 AND abs(c.start - s.start) < 0.05
+            WHERE {" AND ".join(where)} ORDER BY s.start, s.id""", params)
         words: dict[int, list[dict]] = {}
-        for w in self._rows("""SELECT w.segment_id, w.start, w.end, w.word, w.probability
-                               FROM words w JOIN segments s ON s.id = w.segment_id
-                               WHERE s.media_id = ? ORDER BY w.start""", (media_id,)):
-            words.setdefault(w.pop("segment_id"), []).append(w)
+        if source in (None, "speech"):
+            for w in self._rows("""SELECT w.segment_id, w.start, w.end, w.word, w.probability
+                                   FROM words w JOIN segments s ON s.id = w.segment_id
+                                   WHERE s.media_id = ? ORDER BY w.start""", (media_id,)):
+                words.setdefault(w.pop("segment_id"), []).append(w)
         for s in segs:
             # Word timings of a corrected line no longer match its text.
             s["words"] = [] if s["corrected"] else words.get(s["id"], [])
         return segs
+
+    def transcript_tracks(self, media_id: int) -> list[dict]:
+        """The file's sources of said text: [{"source", "track", "language", "lines"}],
+        speech first (when it has lines), then the subtitle tracks in the order they were
+        read (embedded by stream, then sidecar files). A track's language is its lines'
+        (for speech: the file's)."""
+        return self._rows("""
+            SELECT s.source, s.track,
+                   CASE WHEN s.source = 'speech' THEN coalesce(m.language, max(s.language))
+                        ELSE max(s.language) END AS language,
+                   count(*) AS lines
+            FROM segments s JOIN media m ON m.id = s.media_id
+            WHERE s.media_id = ? GROUP BY s.source, s.track
+            ORDER BY s.source != 'speech', min(s.id)""", (media_id,))
+
+    def export_transcript(self, media_id: int, choice: str | None = None) -> list[dict]:
+        """The lines to export: choice None, the file's speech transcript when it has one,
+        else its first subtitle track; 'speech'; 'subtitles' (its first subtitle track);
+        or a subtitle track's label. [] when the file has no such lines; LookupError,
+        naming the file's tracks, for a label it does not have."""
+        tracks = self.transcript_tracks(media_id)
+        if choice is None:
+            pick = tracks[0] if tracks else None
+        elif choice in ("speech", "subtitles"):
+            pick = next((t for t in tracks if t["source"] == choice), None)
+        else:
+            pick = next((t for t in tracks if t["source"] == "subtitles"
+                         and t["track"] == choice), None)
+            if pick is None:
+                have = ", ".join(f"“{t['track']}”" for t in tracks if t["track"]) or "none"
+                raise LookupError(f"This file has no subtitle track “{choice}” (its tracks: "
+                                  f"{have}).")
+        if pick is None:
+            return []
+        return self.transcript(media_id, pick["source"], pick["track"])
 
     # ---- text index -------------------------------------------------------------------
     def save_text_index(self, media_id: int, windows: Sequence[dict], embeddings,

@@ -113,12 +113,15 @@ def change_stamp(store: Store) -> tuple[int, int]:
 
 
 # ---- transcripts -------------------------------------------------------------------------------
-def segments_by_id(store: Store, ids: Sequence[int]) -> list[tuple[int, int, float, float, str]]:
-    """(id, media_id, start, end, text) of the segments with these ids."""
+# A file's said text may come from several sources (speech recognition, each subtitle
+# track; segments.source and .track): a transcript window is read within one of them.
+def segments_by_id(store: Store, ids: Sequence[int]
+                   ) -> list[tuple[int, int, float, float, str, str, str | None]]:
+    """(id, media_id, start, end, text, source, track) of the segments with these ids."""
     if not ids:
         return []
-    return store.db.execute(f"SELECT id, media_id, start, end, text FROM segments WHERE id IN "
-                            f"({_marks(len(ids))})", list(ids)).fetchall()
+    return store.db.execute(f"SELECT id, media_id, start, end, text, source, track FROM segments "
+                            f"WHERE id IN ({_marks(len(ids))})", list(ids)).fetchall()
 
 
 def segment_spans(store: Store, ids: Sequence[int]) -> dict[int, tuple[float, float]]:
@@ -130,23 +133,36 @@ def segment_spans(store: Store, ids: Sequence[int]) -> dict[int, tuple[float, fl
     return {r[0]: (r[1], r[2]) for r in rows}
 
 
-def segment_start(store: Store, segment_id: int) -> tuple[int, float] | None:
-    """(media_id, start) of one segment."""
-    row = store.db.execute("SELECT media_id, start FROM segments WHERE id = ?",
+def segment_sources(store: Store, ids: Sequence[int]) -> dict[int, tuple[str, str | None]]:
+    """id -> (source, track) of the segments with these ids."""
+    ids = list(set(ids))
+    if not ids:
+        return {}
+    rows = store.db.execute(f"SELECT id, source, track FROM segments WHERE id IN "
+                            f"({_marks(len(ids))})", ids).fetchall()
+    return {r[0]: (r[1], r[2]) for r in rows}
+
+
+def segment_start(store: Store, segment_id: int
+                  ) -> tuple[int, float, str, str | None] | None:
+    """(media_id, start, source, track) of one segment."""
+    row = store.db.execute("SELECT media_id, start, source, track FROM segments WHERE id = ?",
                            (segment_id,)).fetchone()
-    return (row[0], row[1]) if row else None
+    return (row[0], row[1], row[2], row[3]) if row else None
 
 
-def segments_from(store: Store, media_id: int, start: float, n: int
-                  ) -> list[tuple[int, float, float, str]]:
-    """(id, start, end, text) of a file's first n segments starting at or after `start`."""
+def segments_from(store: Store, media_id: int, start: float, n: int, source: str = "speech",
+                  track: str | None = None) -> list[tuple[int, float, float, str]]:
+    """(id, start, end, text) of the first n segments of one source (and track) of a file
+    starting at or after `start`."""
     return store.db.execute(
-        "SELECT id, start, end, text FROM segments WHERE media_id = ? AND start >= ? "
-        "ORDER BY start, id LIMIT ?", (media_id, start, n)).fetchall()
+        "SELECT id, start, end, text FROM segments WHERE media_id = ? AND source = ? "
+        "AND track IS ? AND start >= ? ORDER BY start, id LIMIT ?",
+        (media_id, source, track, start, n)).fetchall()
 
 
 def segments_before(store: Store, media_id: int, t: float, n: int) -> list[int]:
-    """Ids of a file's last n segments starting at or before t, latest first."""
+    """Ids of a file's last n segments (any source) starting at or before t, latest first."""
     return [r[0] for r in store.db.execute(
         "SELECT id FROM segments WHERE media_id = ? AND start <= ? ORDER BY start DESC, id DESC "
         "LIMIT ?", (media_id, t, n)).fetchall()]
