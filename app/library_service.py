@@ -10,7 +10,10 @@ happens elsewhere:
     kill the window;
   - search (hybrid text, by image, more like this) runs in a search process of its
     own (app.search_process), driven from a `SearchWorker` on its own QThread: its
-    Python and model work cannot hold the window's GIL.
+    Python and model work cannot hold the window's GIL;
+  - the watched folders are followed by an indexer.watching.FolderWatcher on its own
+    thread while the window is open; the files it finds settled come back here (a
+    queued signal) and go through the DB thread's intake like added files.
 Everything crossing to the UI is plain data (dicts, lists, str).
 """
 from __future__ import annotations
@@ -84,6 +87,8 @@ class _DbWorker(QObject):
     export_done = Signal(object, object)  # written paths, (path, error) problems
     retried = Signal(int)
     diagnostics_done = Signal(object)
+    watched_listed = Signal(object, object)   # watched folders (dicts), problems (str)
+    watched_intake_done = Signal(object, object)  # intakes, problems (dicts)
     failed = Signal(str)
     disk_full = Signal(str)               # the message; the service pauses indexing
 
@@ -121,19 +126,43 @@ class _DbWorker(QObject):
     @Slot(object)
     @_guarded
     def add_paths(self, paths: list) -> None:
+        intakes, problems = self._take(paths, retry_failed=True)
+        self.intake_done.emit(intakes, problems)
+
+    @Slot(object)
+    @_guarded
+    def add_watched_files(self, paths: list) -> None:
+        """Files of a watched folder whose writes have settled: only what is new or
+        changed is queued (an unchanged file that failed is not retried each time)."""
+        intakes, problems = self._take(paths, retry_failed=False)
+        self.watched_intake_done.emit(intakes, problems)
+
+    def _take(self, paths: list, *, retry_failed: bool) -> tuple[list, list]:
         from indexer.intake import discover, take
         intakes, problems = [], []
         for n, (path, problem) in enumerate(discover(paths), 1):
             if problem:
                 problems.append({"path": str(path), "error": problem})
                 continue
-            intakes.append(dataclasses.asdict(take(self.store, path)))
+            intakes.append(dataclasses.asdict(take(self.store, path, retry_failed=retry_failed)))
             if n == 1 or n % 25 == 0:
                 self.intake_progress.emit(n)   # lets indexing start while a big folder is taken
             if n % 250 == 0:
                 self.media_listed.emit(self._media_rows())
         self.media_listed.emit(self._media_rows())
-        self.intake_done.emit(intakes, problems)
+        return intakes, problems
+
+    @Slot()
+    @_guarded
+    def list_watched(self) -> None:
+        self.watched_listed.emit(self.store.watched_folders(), [])
+
+    @Slot(object)
+    @_guarded
+    def set_watched(self, folders: list) -> None:
+        from indexer.watching import apply_folder_list
+        problems = apply_folder_list(self.store, folders)
+        self.watched_listed.emit(self.store.watched_folders(), problems)
 
     def _media_rows(self) -> list[dict]:
         """Store.all_media plus `thumbnail`: the absolute path of the file's first
@@ -223,6 +252,8 @@ class LibraryService(QObject):
     correction_saved = Signal(int, int, str)
     export_finished = Signal(object, object)
     diagnostics_ready = Signal(object)
+    # the watched folders (dicts: path, polling, state, added_at), after every change
+    watched_folders_changed = Signal(object)
     settings_changed = Signal(object)
     library_changed = Signal(str)
     message = Signal(str)                 # something for the status bar
@@ -243,7 +274,14 @@ class LibraryService(QObject):
     _req_retry = Signal(object)
     _req_diagnostics = Signal()
     _req_open = Signal(str)
+    _req_watched = Signal()
+    _req_set_watched = Signal(object)
+    _req_add_watched = Signal(object)
     _runner_event = Signal(object)        # emitted on the runner thread, delivered here
+    # emitted on the watcher's thread, delivered here: (watcher generation, event) and
+    # (watcher generation, paths whose writes have settled)
+    _watch_event = Signal(object)
+    _watch_settled = Signal(object)
 
     def __init__(self, library: Path, settings: Settings | None = None, parent=None):
         super().__init__(parent)
@@ -262,6 +300,9 @@ class LibraryService(QObject):
         self._busy_reported = False
         self._cuda_devices: int | None = None
         self._worker_pid: int | None = None
+        self._watcher = None                  # indexer.watching.FolderWatcher while started
+        self._watch_generation = 0            # which watcher a queued word comes from
+        self._watched: list[dict] | None = None   # the library's watched folders, once listed
 
         self._db_thread = QThread(self)
         self._db_thread.setObjectName("avindex-db")
@@ -274,7 +315,10 @@ class LibraryService(QObject):
                           (self._req_correct, self._db.correct), (self._req_export, self._db.export),
                           (self._req_cancel, self._db.cancel), (self._req_retry, self._db.retry),
                           (self._req_diagnostics, self._db.diagnostics),
-                          (self._req_open, self._db.open_library)):
+                          (self._req_open, self._db.open_library),
+                          (self._req_watched, self._db.list_watched),
+                          (self._req_set_watched, self._db.set_watched),
+                          (self._req_add_watched, self._db.add_watched_files)):
             req.connect(slot)
         self._db.media_listed.connect(self.media_changed)
         self._db.intake_progress.connect(self._on_intake_progress)
@@ -285,10 +329,14 @@ class LibraryService(QObject):
         self._db.export_done.connect(self.export_finished)
         self._db.retried.connect(self._on_retried)
         self._db.diagnostics_done.connect(self.diagnostics_ready)
+        self._db.watched_listed.connect(self._on_watched_listed)
+        self._db.watched_intake_done.connect(self._on_watched_intake_done)
         self._db.failed.connect(self.error)
         self._db.disk_full.connect(lambda message: self._from_runner(
             {"type": "disk_full", "message": message}))
         self._runner_event.connect(self._on_runner_event)
+        self._watch_event.connect(self._on_watch_event)
+        self._watch_settled.connect(self._on_watch_settled)
 
         # Search has its own thread and connection: it never queues behind intake.
         self._search_thread = QThread(self)
@@ -322,10 +370,13 @@ class LibraryService(QObject):
         """List the library and resume whatever is queued (also jobs a crash left)."""
         self._req_list.emit()
         self._req_warm_search.emit()
+        self._req_watched.emit()
         self._poll_timer.start()
+        self._start_watching()
         self.ensure_running()
 
     def shutdown(self, timeout: float = 20.0) -> None:
+        self._stop_watching()
         self._poll_timer.stop()
         self._busy_timer.stop()
         self._refresh_timer.stop()
@@ -423,11 +474,17 @@ class LibraryService(QObject):
     def settings_dict(self) -> dict:
         values = {k: getattr(self._settings, k) for k in Settings.editable()}
         values["library"] = str(self._library)
+        if self._watched is not None:       # not before the library has been read
+            values["watched_folders"] = self.watched_folders()
         return values
 
     def set_settings(self, values: dict) -> None:
         """Apply and persist (JSON beside the library, shared with the CLI). A running
-        batch keeps its loaded model; the next run uses the new settings."""
+        batch keeps its loaded model; the next run uses the new settings. The watched
+        folders ("watched_folders": dicts with path and polling) are the library's own:
+        they are saved in it (before a change of library file takes effect)."""
+        if "watched_folders" in values:
+            self.set_watched_folders(values["watched_folders"])
         library = values.get("library")
         changes = {k: v for k, v in values.items() if k in Settings.editable()}
         self._settings = dataclasses.replace(self._settings, **changes)
@@ -455,9 +512,15 @@ class LibraryService(QObject):
 
     def _switch_library(self) -> None:
         library, self._pending_library = self._pending_library, None
+        watching = self._watcher is not None
+        self._stop_watching()
         self._library = library
         self._save_settings()
         self._req_open.emit(str(library))
+        self._watched = None
+        self._req_watched.emit()
+        if watching:
+            self._start_watching()
         self.tags.open_library(library)
         self.library_changed.emit(str(library))
         self.settings_changed.emit(self.settings_dict())
@@ -471,6 +534,103 @@ class LibraryService(QObject):
             except Exception:
                 self._cuda_devices = 0
         return resolved_device(self._settings.device, self._cuda_devices)
+
+    # ---- watched folders -------------------------------------------------------------------
+    def watched_folders(self) -> list[dict]:
+        """The library's watched folders as last listed (path, polling, state, added_at);
+        empty until they have been read."""
+        return [dict(f) for f in self._watched or []]
+
+    def set_watched_folders(self, folders: list[dict]) -> None:
+        """Make the library's watched folders exactly these ({"path", "polling"} each);
+        answered by `watched_folders_changed` (and `error` for a folder that cannot be
+        watched). While the window is open, they are watched."""
+        wanted = [{"path": str(f["path"]), "polling": bool(f.get("polling"))} for f in folders]
+        current = [{"path": f["path"], "polling": bool(f["polling"])}
+                   for f in self._watched or []]
+        if wanted != current:
+            self._req_set_watched.emit(wanted)
+
+    @staticmethod
+    def watch_folder_problem(path: str, watched: list[str]) -> str | None:
+        """Why a folder cannot be added to the watched ones (a message), or None."""
+        from indexer.watching import folder_problem, normalise
+        from indexer.watching.folders import covering
+        folder = normalise(path)
+        problem = folder_problem(folder)
+        if problem:
+            return problem
+        normalised = [normalise(p) for p in watched]
+        if folder in normalised:
+            return f"{folder} is watched already."
+        parent = covering(folder, normalised)
+        return f"{folder} is watched already, as part of {parent}." if parent else None
+
+    @staticmethod
+    def network_share(path: str) -> str | None:
+        """The network file system a folder is on ("nfs4", "cifs"...), polled by default."""
+        from indexer.watching import network_fs, normalise
+        return network_fs(normalise(path))
+
+    def _start_watching(self) -> None:
+        from indexer.watching import FolderWatcher
+        if self._watcher is None:
+            self._watch_generation += 1
+            gen = self._watch_generation
+            self._watcher = FolderWatcher(
+                self._library, on_event=lambda e: self._watch_event.emit((gen, e)),
+                on_settled=lambda paths: self._watch_settled.emit((gen, paths)))
+            self._watcher.start()
+
+    def _stop_watching(self) -> None:
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            watcher.stop()
+
+    @Slot(object, object)
+    def _on_watched_listed(self, folders: list, problems: list) -> None:
+        changed = [(f["path"], f["polling"]) for f in folders] != \
+            [(f["path"], f["polling"]) for f in self._watched or []]
+        self._watched = list(folders)
+        if changed and self._watcher is not None:
+            self._watcher.reload()
+        for problem in problems:
+            self.error.emit("Cannot watch: " + problem)
+        self.watched_folders_changed.emit(self.watched_folders())
+
+    @Slot(object, object)
+    def _on_watched_intake_done(self, intakes: list, problems: list) -> None:
+        self.ensure_running()
+        news = [i for i in intakes if i["action"] in ("new", "changed", "relinked")]
+        if len(news) == 1:
+            what = {"new": "new", "changed": "changed", "relinked": "moved"}[news[0]["action"]]
+            self.message.emit(f"Watched folder: {what} file {Path(news[0]['path']).name}")
+        elif news:
+            self.message.emit(f"Watched folders: {len(news)} new or changed files")
+
+    @Slot(object)
+    def _on_watch_settled(self, message: tuple) -> None:
+        gen, paths = message
+        if self._watcher is not None and gen == self._watch_generation:  # not a stopped one's
+            self._req_add_watched.emit(list(paths))
+
+    @Slot(object)
+    def _on_watch_event(self, message: tuple) -> None:
+        gen, event = message
+        if gen != self._watch_generation:
+            return
+        kind = event.get("type")
+        if kind in ("moved", "missing", "reappeared", "folder", "taken"):
+            self.refresh()
+        if kind == "folder":
+            self._req_watched.emit()             # its state changed
+            self.message.emit(f"{event['path']}: {event['reason']}")
+        elif kind == "missing":
+            self.message.emit(f"Missing (kept until pruned): {event['path']}")
+        elif kind == "moved":
+            self.message.emit(f"Moved: {event['from']} → {event['path']}")
+        elif kind in ("error", "disk_full", "warning"):
+            self.error.emit("Watching folders: " + event["message"])
 
     # ---- indexing ----------------------------------------------------------------------
     def ensure_running(self) -> None:

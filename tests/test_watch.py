@@ -371,3 +371,70 @@ def test_avindex_watch_runs_indexes_and_stops_on_ctrl_c(library, tmp_path):
     assert sum(" new " in ln and "dictation.wav" in ln for ln in out.splitlines()) == 1
     assert "Stopped watching" in out and "1 indexed" in out
     assert "Traceback" not in out
+
+
+def test_gui_watched_folders_round_trip_and_are_watched_while_open(qtbot, library, tmp_path):
+    from PySide6.QtCore import QSettings, Qt
+
+    from app.gui import build
+    from app.settings import Settings
+    from ui.library_view import MEDIA_ID_ROLE
+
+    qsettings = QSettings(str(tmp_path / "ui.ini"), QSettings.IniFormat)
+    service, window = build(library, Settings(whisper_model="tiny.en"), qsettings)
+    qtbot.addWidget(window)
+    service.start()
+    try:
+        inbox = tmp_path / "inbox"
+        (inbox / "sub").mkdir(parents=True)
+        qtbot.waitUntil(lambda: "watched_folders" in service.settings_dict())
+        dialog = window.open_settings()
+        panel = dialog.watched
+        assert panel.folders() == []
+        assert not panel.add_folder(str(tmp_path / "nowhere"))
+        assert "There is no folder" in panel.message.text()
+        assert panel.add_folder(str(inbox), polling=True)
+        assert not panel.add_folder(str(inbox / "sub"))
+        assert "as part of" in panel.message.text()
+        with qtbot.waitSignal(service.watched_folders_changed, timeout=20_000):
+            dialog.accept()
+        store = Store(library)
+        assert [(f["path"], f["polling"]) for f in store.watched_folders()] == [(str(inbox), 1)]
+
+        # the dialog shows what the library holds; the polling box is turned off there
+        dialog = window.open_settings()
+        panel = dialog.watched
+        assert panel.folders() == [{"path": str(inbox), "polling": True}]
+        qtbot.waitUntil(lambda: service.watched_folders()[0]["state"] == "ok")
+        panel.table.item(0, 1).setCheckState(Qt.Unchecked)
+        with qtbot.waitSignal(service.watched_folders_changed, timeout=20_000):
+            dialog.accept()
+        assert [(f["path"], f["polling"]) for f in store.watched_folders()] == [(str(inbox), 0)]
+
+        # while the window is open, a file written there is indexed ...
+        clip = inbox / "memo.wav"
+        write_slowly(clip, wav_bytes(1.0, 420), chunks=4, pause=0.2)
+        model = window.library_panel.model
+
+        def status_of(name):
+            for r in range(model.rowCount()):
+                if model.index(r, 0).data() == name:
+                    return model.index(r, 3).data()
+            return None
+        qtbot.waitUntil(lambda: status_of("memo.wav") == "Indexed", timeout=90_000)
+        # ... and one deleted there shows as missing, its index kept
+        clip.unlink()
+        qtbot.waitUntil(lambda: status_of("memo.wav") == "Missing", timeout=30_000)
+        media_id = model.index(0, 0).data(MEDIA_ID_ROLE)
+        assert store.media(media_id)["missing_since"] and store.media(media_id)["status"] == "done"
+
+        # removing the folder keeps its files
+        dialog = window.open_settings()
+        dialog.watched.table.selectRow(0)
+        dialog.watched.remove_selected()
+        with qtbot.waitSignal(service.watched_folders_changed, timeout=20_000):
+            dialog.accept()
+        assert store.watched_folders() == [] and len(store.all_media()) == 1
+        store.close()
+    finally:
+        service.shutdown()

@@ -1,5 +1,6 @@
 """The library list: every file with its first keyframe (or an audio icon), duration,
-language, status and tag count."""
+language, status and tag count. A file gone from its path (media.missing_since) shows as
+Missing, greyed: its index is kept until it is pruned or the file is back."""
 from __future__ import annotations
 
 from PySide6.QtCore import (QModelIndex, QSize, QSortFilterProxyModel, Qt,
@@ -17,11 +18,24 @@ MEDIA_ID_ROLE = roles.USER + 1
 SORT_ROLE = roles.USER + 2
 
 STATUS_TEXT = {"queued": "Queued", "indexing": "Indexing", "done": "Indexed",
-               "failed": "Failed", "cancelled": "Cancelled"}
+               "failed": "Failed", "cancelled": "Cancelled", "missing": "Missing"}
 THUMB_SIZE = QSize(64, 36)
 ROW_HEIGHT = 42
 STATUS_COLOR = {"failed": QColor("#b3261e"), "indexing": QColor("#1a62b5"),
                 "cancelled": QColor("#7a7a7a")}
+MISSING_COLOR = QColor("#8a8a8a")
+
+
+def row_status(row: dict) -> str:
+    """The status a row shows: "missing" while its file is gone, else its indexing status."""
+    return "missing" if row.get("missing_since") else row["status"]
+
+
+def missing_text(row: dict) -> str:
+    since = (row.get("missing_since") or "").replace("T", " ")[:16]
+    return (f"Missing since {since} UTC: the file is gone from this path. Its index is kept "
+            "until the library is pruned (`avindex prune`), and it comes back if the file "
+            "does (or is found moved).")
 
 
 class LibraryModel(ListTableModel):
@@ -53,22 +67,27 @@ class LibraryModel(ListTableModel):
         if not index.isValid():
             return None
         row, col = self._rows[index.row()], index.column()
+        status = row_status(row)
         if role == roles.DISPLAY:
             return (file_name(row["path"]), duration_text(row.get("duration")),
-                    row.get("language") or "", STATUS_TEXT.get(row["status"], row["status"]),
+                    row.get("language") or "", STATUS_TEXT.get(status, status),
                     str(row.get("tag_count") or 0) if row["status"] == "done" else "")[col]
         if role == SORT_ROLE:
             return (file_name(row["path"]).lower(), row.get("duration") or 0.0,
-                    row.get("language") or "", row["status"], row.get("tag_count") or 0)[col]
+                    row.get("language") or "", status, row.get("tag_count") or 0)[col]
         if role == MEDIA_ID_ROLE:
             return row["id"]
         if role == roles.DECORATION and col == 0:
             return self.thumbnail(row)
         if role == roles.TOOLTIP:
             tip = row["path"]
+            if status == "missing":
+                return f"{tip}\n{missing_text(row)}"
             return f"{tip}\n{row['error']}" if row.get("error") else tip
+        if role == roles.FOREGROUND and status == "missing":
+            return MISSING_COLOR
         if role == roles.FOREGROUND and col == 3:
-            return STATUS_COLOR.get(row["status"])
+            return STATUS_COLOR.get(status)
         if role == roles.ALIGNMENT and col in (1, 4):
             return roles.ALIGN_RIGHT_VCENTER
         return None
@@ -124,7 +143,7 @@ class LibraryFilter(QSortFilterProxyModel):
     def filterAcceptsRow(self, source_row, source_parent):
         model = self.sourceModel()
         row = model._rows[source_row]
-        if self._status and row["status"] != self._status:
+        if self._status and row_status(row) != self._status:
             return False
         return not self._needle or self._needle in row["path"].lower()
 

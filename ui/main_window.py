@@ -577,7 +577,9 @@ class MainWindow(QMainWindow):
 
     def open_settings(self) -> SettingsDialog:
         dialog = SettingsDialog(self.service.settings_dict(),
-                                str(self.service.settings().resolved_models_dir()), self)
+                                str(self.service.settings().resolved_models_dir()), self,
+                                folder_problem=self.service.watch_folder_problem,
+                                network_share=self.service.network_share)
         dialog.accepted.connect(lambda: self.apply_settings(dialog.values()))
         dialog.finished.connect(dialog.deleteLater)
         dialog.open()
@@ -585,7 +587,8 @@ class MainWindow(QMainWindow):
 
     def apply_settings(self, values: dict) -> None:
         for key, value in values.items():
-            self.qsettings.setValue(f"settings/{key}", value)
+            if key != "watched_folders":        # the library's own, saved in it
+                self.qsettings.setValue(f"settings/{key}", value)
         self.qsettings.sync()
         self.service.set_settings(values)
 
