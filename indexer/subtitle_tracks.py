@@ -20,6 +20,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from indexer.language_codes import language_name, normalise
 
@@ -125,7 +126,11 @@ def _stream_text(sub) -> str:
     return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
 
 
-def _read_embedded(path: str, found: CarriedSubtitles) -> None:
+CHECK_EVERY = 200          # packets between cancel checks while demuxing
+
+
+def _read_embedded(path: str, found: CarriedSubtitles, check: Callable[[], None],
+                   report: Callable[[float], None]) -> None:
     import av
 
     try:
@@ -158,8 +163,11 @@ def _read_embedded(path: str, found: CarriedSubtitles) -> None:
         if not text_streams:
             return
         failed = {i: 0 for i in tracks}
+        duration = (container.duration or 0) / 1e6
         try:
-            for pkt in container.demux(*text_streams):   # only these streams' packets
+            for n, pkt in enumerate(container.demux(*text_streams)):  # only these streams
+                if n % CHECK_EVERY == 0:
+                    check()
                 if not pkt.size or pkt.pts is None:
                     continue
                 i = pkt.stream.index
@@ -171,6 +179,8 @@ def _read_embedded(path: str, found: CarriedSubtitles) -> None:
                 start = max(0.0, round(float(pkt.pts * pkt.time_base) - offset, 3))
                 end = (round(start + float(pkt.duration * pkt.time_base), 3) if pkt.duration
                        else None)
+                if duration and n % CHECK_EVERY == 0:
+                    report(min(1.0, start / duration))
                 for sub in subs:
                     for rect in getattr(sub, "rects", None) or [sub]:
                         text = clean_text(_stream_text(rect), entities=True)
@@ -321,15 +331,18 @@ def has_text_subtitle_stream(streams: list[dict]) -> bool:
     return False
 
 
-def read_subtitles(path: str | os.PathLike, streams: list[dict] | None = None
+def read_subtitles(path: str | os.PathLike, streams: list[dict] | None = None, *,
+                   check: Callable[[], None] = lambda: None,
+                   report: Callable[[float], None] = lambda fraction: None
                    ) -> CarriedSubtitles:
     """Every subtitle track the file carries, embedded first (by stream), then sidecars
     (by name). `streams`: the probe's stream list; the container is opened only when it
-    lists a subtitle stream (None: always)."""
+    lists a subtitle stream (None: always). `check` is called now and then while
+    demuxing (it may raise to cancel), `report` with the fraction of the file read."""
     path = os.fspath(path)
     found = CarriedSubtitles()
     if streams is None or any(s.get("kind") == "subtitle" for s in streams):
-        _read_embedded(path, found)
+        _read_embedded(path, found, check, report)
     for sidecar, language in sidecar_files(path):
         read_sidecar(sidecar, language, found)
     return found

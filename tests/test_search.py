@@ -592,3 +592,25 @@ def test_cli_search_by_image(lib, capsys, tmp_path, vision_models_dir, monkeypat
     assert hit["path"] == "/lib/kitchen/risotto.mp4" and hit["start"] == 0.0
     assert main(["search", "--image", str(tmp_path / "missing.jpg"),
                  "--library", str(lib["path"])]) == 4
+
+
+def test_a_hit_says_whether_its_words_came_from_speech_or_a_subtitle_track(said_lib):
+    from indexer.search.vectors import window
+    mid = said_lib.media_by_path("/lib/talk.mp4")["id"]
+    said_lib.save_subtitle_lines(mid, [{"track": "talk.fr.srt", "language": "fr", "lines": [
+        {"start": 1.2, "end": 3.8, "text": "Bienvenue au musée."},
+        {"start": 10.1, "end": 13.4, "text": "Le rapport sur l'éléphant est en retard."}]}])
+    # both say "elephant" there: the speech line, whose words are timed, places the moment
+    (spoken,) = search(said_lib, "elephant")
+    assert (spoken.source, spoken.track, spoken.seek) == ("speech", None, 11.8)
+    (shown,) = search(said_lib, "éléphant retard")
+    assert (shown.source, shown.track, shown.kind) == ("subtitles", "talk.fr.srt", "said")
+    assert shown.seek == 10.1                        # no word timings: the line's start
+    assert search(said_lib, "bienvenue", filters=S.Filters(language="fr"))
+    assert not search(said_lib, "bienvenue", filters=S.Filters(language="en"))
+    # a transcript window is read within its own source and track, never across them
+    first = said_lib.transcript(mid, "subtitles")[0]["id"]
+    assert window(said_lib, first).text == ("Bienvenue au musée. "
+                                            "Le rapport sur l'éléphant est en retard.")
+    speech_first = said_lib.transcript(mid, "speech")[0]["id"]
+    assert "Bienvenue" not in window(said_lib, speech_first).text

@@ -361,3 +361,23 @@ def test_render(segments):
     assert render("SRT", segments, max_chars=30).count("\n") > render("srt", segments).count("\n")
     with pytest.raises(ValueError):
         render("docx", segments)
+
+
+def test_a_subtitle_track_keeps_its_own_cues_wrapped_to_the_line_length():
+    long = "This line of a subtitle track is too long to be shown on one line of the screen"
+    lines = [{"start": 1.0, "end": 3.5, "text": "Short and sweet.", "source": "subtitles"},
+             {"start": 3.0, "end": 8.25, "text": long, "source": "subtitles"},
+             {"start": 9.0, "end": 9.5, "text": "[door creaks]", "source": "subtitles"}]
+    cues = list(srt.parse(render("srt", lines)))
+    # one cue per line, at the line's own times (even overlapping ones), words unchanged
+    assert [(c.start.total_seconds(), c.end.total_seconds()) for c in cues] == [
+        (1.0, 3.5), (3.0, 8.25), (9.0, 9.5)]
+    assert [" ".join(c.content.split()) for c in cues] == [l["text"] for l in lines]
+    wrapped = cues[1].content.split("\n")
+    assert len(wrapped) == 2 and all(len(l) <= MAX_CHARS for l in wrapped)
+    assert abs(len(wrapped[0]) - len(wrapped[1])) <= 12                   # balanced
+    vtt = webvtt.from_string(render("vtt", lines)).captions
+    assert [c.start for c in vtt] == ["00:00:01.000", "00:00:03.000", "00:00:09.000"]
+    # a speech transcript is still cut from its words
+    speech = [dict(l, source="speech") for l in lines]
+    assert render("srt", speech) == to_srt(cut_cues(speech))

@@ -138,28 +138,40 @@ def _best_segment_start(store: Store, segments: list, query: str) -> float | Non
     return best_start
 
 
+def _segment_of(it: Item) -> int | None:
+    """The transcript segment an item lies on: a said line, a meaning window's first."""
+    return it.rowid if it.fts == "segments_fts" else it.segment_id
+
+
 def _said_segment(lead: Item, m: Moment) -> int | None:
-    """The transcript segment a moment's said evidence lies on: its lead's (a said line,
-    a meaning window's first segment), else any of its items'."""
-    def seg(it: Item) -> int | None:
-        if it.fts == "segments_fts":
-            return it.rowid
-        return it.segment_id
-    return seg(lead) if seg(lead) is not None else next(
-        (seg(it) for it in m.items if seg(it) is not None), None)
+    """The transcript segment a moment's said evidence lies on: its lead's, else any of
+    its items'."""
+    seg = _segment_of(lead)
+    return seg if seg is not None else next(
+        (_segment_of(it) for it in m.items if _segment_of(it) is not None), None)
 
 
-def said_sources(store: Store, placed: list[tuple[float, Moment, Item]]
+def _timed_lead(m: Moment, lead: Item, sources: dict[int, tuple]) -> Item:
+    """A subtitle line leads a moment only when no speech line there matched as well:
+    speech lines have word timings, so the moment plays from the word said."""
+    if lead.fts != "segments_fts" or sources.get(lead.rowid, ("speech",))[0] == "speech":
+        return lead
+    return next((it for it in sorted(m.items, key=lambda it: it.rank)
+                 if it.fts == "segments_fts" and it.relaxed == lead.relaxed
+                 and sources.get(it.rowid, ("",))[0] == "speech"), lead)
+
+
+def said_sources(store: Store, placed: list[tuple[float, Moment, Item]],
+                 known: dict[int, tuple[str, str | None]]
                  ) -> list[tuple[str, str | None] | None]:
-    """(source, track) of each placed moment's said evidence, None when it has none.
-    A keyword holds no segment: its file's indexed transcript gives it (read once per
-    file)."""
+    """(source, track) of each placed moment's said evidence (`known`: the segments'),
+    None when it has none. A keyword holds no segment: its file's indexed transcript
+    gives it (read once per file)."""
     from indexer.stages.text import indexed_track
-    segs = [_said_segment(lead, m) for _, m, lead in placed]
-    known = reads.segment_sources(store, [s for s in segs if s is not None])
     by_media: dict[int, tuple[str, str | None] | None] = {}
     out = []
-    for (_, m, lead), seg in zip(placed, segs):
+    for _, m, lead in placed:
+        seg = _said_segment(lead, m)
         if seg is not None:
             out.append(known.get(seg))
         elif lead.list == "keyword" or any(it.list == "keyword" for it in m.items):
@@ -176,13 +188,15 @@ def said_sources(store: Store, placed: list[tuple[float, Moment, Item]]
 def to_hits(store: Store, scored: list[tuple[float, Moment]], limit: int, query: str
             ) -> list[Hit]:
     hits = []
-    placed = [(score, m, anchor(store, m)) for score, m in scored[:limit]]
+    anchored = [(score, m, anchor(store, m)) for score, m in scored[:limit]]
+    sources = reads.segment_sources(store, [seg for _, m, _ in anchored for it in m.items
+                                            if (seg := _segment_of(it)) is not None])
+    placed = [(score, m, _timed_lead(m, lead, sources)) for score, m, lead in anchored]
     texts = _matched_texts(store, [lead for _, _, lead in placed])
     said_words = reads.segments_word_times(
         store, [lead.rowid for _, _, lead in placed if query and lead.fts == "segments_fts"])
     paths = reads.media_paths_durations(store, [m.media_id for _, m, _ in placed])
-    sources = said_sources(store, placed)
-    for (score, m, lead), said in zip(placed, sources):
+    for (score, m, lead), said in zip(placed, said_sources(store, placed, sources)):
         if m.media_id not in paths:          # removed since its lists were read
             continue
         path, duration = paths[m.media_id]

@@ -47,7 +47,8 @@ class CarriedSubtitlesStage:
         return True
 
     def run(self, media: dict, ctx: StageContext) -> Saver:
-        found = read_subtitles(media["path"], stored_probe(media)["streams"])
+        found = read_subtitles(media["path"], stored_probe(media)["streams"], check=ctx.check,
+                               report=ctx.report)
         ctx.check()
         for warning in found.warnings:
             log.warning("%s: %s", media["path"], warning)
