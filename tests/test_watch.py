@@ -180,10 +180,21 @@ def test_a_move_is_relinked_not_reprocessed(library, folder, watching):
     assert not recorder.of("taken", str(moved)) and not recorder.of("missing")
     assert len(store.all_media()) == 1
 
+    # saved as a copy, the original deleted: the same content, re-linked by fingerprint
+    copy = folder / "copy.wav"
+    copy.write_bytes(moved.read_bytes())
+    moved.unlink()
+    wait_for(lambda: recorder.of("taken", str(copy)), what="the copy to be taken")
+    assert [(t["action"], t["media_id"]) for t in recorder.of("taken", str(copy))] == \
+        [("relinked", media_id)]
+    time.sleep(SETTLE_S * 2)
+    assert not recorder.of("missing") and len(store.all_media()) == 1
+    assert [j["id"] for j in store.jobs(media_id)] == [j["id"] for j in jobs_before]
+
     # moved while nobody watched: the scan at the next start re-links it by content
     watcher.stop()
     again = folder / "again.wav"
-    os.rename(moved, again)
+    os.rename(copy, again)
     os.utime(again, (time.time() - 60, time.time() - 60))
     recorder2 = Recorder()
     watcher2 = start_watcher(library, recorder2)
@@ -438,3 +449,25 @@ def test_gui_watched_folders_round_trip_and_are_watched_while_open(qtbot, librar
         store.close()
     finally:
         service.shutdown()
+
+
+def test_avindex_watch_stops_cleanly_on_sigterm(library, tmp_path):
+    folder = tmp_path / "quiet"
+    folder.mkdir()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app", "watch", str(folder), "--library", str(library), "--json"],
+        cwd=ROOT, env=dict(os.environ, PYTHONUNBUFFERED="1"), stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    try:
+        for line in proc.stdout:
+            if json.loads(line)["event"] == "scanned":
+                break
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    last = json.loads(out.splitlines()[-1])
+    assert last["event"] == "stopped" and last["summary"]["observers_running"] == 0

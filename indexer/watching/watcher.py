@@ -304,7 +304,8 @@ class FolderWatcher:
             self._unavailable(store, folder, "The folder is gone (an unplugged drive or an "
                               "unmounted share?); its files are kept.")
             return
-        present = [m for m in store.media_under(path) if not m["missing_since"]]
+        known_here = {m["path"]: m for m in store.media_under(path)}
+        present = [m for m in known_here.values() if not m["missing_since"]]
         if present and _empty(path):
             self._unavailable(store, folder, f"The folder is empty while the library holds "
                               f"{len(present)} file(s) from it (an unplugged drive or an "
@@ -315,6 +316,8 @@ class FolderWatcher:
         ready, waiting = [], 0
         now = time.time()
         for p, problem in discover([path]):
+            if self._stop.is_set():
+                return                        # scanned again at the next start
             spath = str(p)
             if problem:
                 self._emit({"type": "problem", "path": spath, "error": problem})
@@ -326,7 +329,7 @@ class FolderWatcher:
                 st = os.stat(spath)
             except OSError:
                 continue
-            known = store.media_by_path(spath)
+            known = known_here.get(spath)
             if (known and known["fingerprint"] and known["size"] == st.st_size
                     and known["mtime_ns"] == st.st_mtime_ns):
                 if known["missing_since"]:
@@ -339,7 +342,7 @@ class FolderWatcher:
                 self._settler.touch(spath)
                 waiting += 1
         self._take(store, ready)              # first, so a moved file is re-linked, not missing
-        gone = [m for m in store.media_under(path)
+        gone = [m for m in store.media_under(path)    # again: taking may have re-linked some
                 if m["path"] not in seen and not m["missing_since"] and is_gone(m["path"])]
         self._mark_missing(store, gone)
         folder.identity = identity
@@ -464,6 +467,8 @@ class FolderWatcher:
             self.on_settled(list(paths))
             return
         for i, path in enumerate(paths):
+            if self._stop.is_set():
+                return                        # what is left is found by the next scan
             try:
                 intake = take(store, Path(path), retry_failed=False)
             except DiskFull:
