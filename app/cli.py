@@ -265,7 +265,7 @@ def cmd_prune(args) -> int:
     store.close()
     lines = [f"  {m['path']}" for m in gone]
     if not gone:
-        text = "Every file in the library is still there."
+        text = "No file to forget." if held else "Every file in the library is still there."
     elif args.yes:
         text = f"Removed {removed} file(s) whose media is gone:\n" + "\n".join(lines)
     else:
