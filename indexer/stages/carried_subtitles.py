@@ -18,8 +18,8 @@ from indexer.stages.base import Saver, StageContext
 from indexer.stages.probe import stored_probe
 from indexer.stages.speech import SAID_LIST
 from indexer.store import Store
-from indexer.subtitle_tracks import CarriedSubtitles, has_text_subtitle_stream, \
-    read_subtitles, sidecar_files
+from indexer.subtitle_tracks import (CarriedSubtitles, has_text_subtitle_stream,
+                                     read_subtitles, sidecar_files)
 
 log = logging.getLogger(__name__)
 

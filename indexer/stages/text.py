@@ -26,6 +26,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from indexer.stages.base import SearchList
+from indexer.stages.carried_subtitles import carries_subtitles
 
 
 # Floor under which an unrelated query's best row is dropped, keeping most true matches
@@ -160,7 +161,6 @@ class TextIndexStage:
                     SearchList("similar", 1.0))      # window embeddings (segment_vec)
 
     def applies(self, probe: dict) -> bool:
-        from indexer.stages.carried_subtitles import carries_subtitles
         return probe.get("has_audio", False) or carries_subtitles(probe)
 
     def run(self, media: dict, ctx):
