@@ -200,13 +200,21 @@ def cmd_search(args) -> int:
         lines = []
         for g in groups:
             lines.append(g.path)
-            lines += [f"  {hhmmss(h.seek)}  [{', '.join(h.kinds)}]  {h.snippet}" for h in g.hits]
+            lines += [f"  {hhmmss(h.seek)}  [{', '.join(h.kinds)}{_said_from(h)}]  {h.snippet}"
+                      for h in g.hits]
     else:
         data = {"query": args.query, "image": args.image, "hits": [h.to_dict() for h in hits]}
-        lines = [f"{h.path}  {hhmmss(h.seek)}  [{', '.join(h.kinds)}]  {h.snippet}"
-                 for h in hits]
+        lines = [f"{h.path}  {hhmmss(h.seek)}  [{', '.join(h.kinds)}{_said_from(h)}]  "
+                 f"{h.snippet}" for h in hits]
     _emit(args, data, "\n".join(lines) if lines else "No matches.")
     return EXIT_OK if hits else EXIT_NOT_FOUND
+
+
+def _said_from(hit) -> str:
+    """' · subtitles (movie.en.srt)' when a moment's words came from a subtitle track."""
+    if hit.source != "subtitles":
+        return ""
+    return f" · subtitles ({hit.track})" if hit.track else " · subtitles"
 
 
 def _resolve_media(store, ref: str) -> dict:
@@ -222,11 +230,17 @@ def _resolve_media(store, ref: str) -> dict:
 def cmd_export(args) -> int:
     from indexer.subtitles import render
     store = _open_store(args)
-    media = _resolve_media(store, args.media)
-    segments = store.transcript(media["id"])
-    store.close()
+    try:
+        media = _resolve_media(store, args.media)
+        segments = store.export_transcript(media["id"], args.source)
+    except LookupError as exc:          # a subtitle track the file does not have
+        raise CliError(f"{media['path']}: {exc}", EXIT_NOT_FOUND)
+    finally:
+        store.close()
     if not segments:
-        raise CliError(f"{media['path']} has no transcript (status: {media['status']}).",
+        what = {None: "transcript", "speech": "speech transcript",
+                "subtitles": "subtitle track"}.get(args.source, "transcript")
+        raise CliError(f"{media['path']} has no {what} (status: {media['status']}).",
                        EXIT_NOT_FOUND)
     text = render(args.format, segments)
     out = args.output
@@ -240,7 +254,8 @@ def cmd_export(args) -> int:
     except OSError as exc:
         raise CliError(_cannot_write(Path(out), exc, Path(media["path"]).stem + "." + args.format))
     _emit(args, {"media": media["path"], "format": args.format, "output": out,
-                 "segments": len(segments)}, f"Wrote {out}")
+                 "segments": len(segments), "source": segments[0]["source"],
+                 "track": segments[0]["track"]}, f"Wrote {out}")
     return EXIT_OK
 
 
@@ -623,6 +638,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("media", help="a media file's path or library id")
     s.add_argument("--format", "-f", choices=["srt", "vtt", "json", "txt"], default="srt")
     s.add_argument("--output", "-o", help="output file ('-' for stdout; default: beside the media)")
+    s.add_argument("--source", metavar="SOURCE",
+                   help="what to export: 'speech' (speech recognition), 'subtitles' (the "
+                        "file's first subtitle track) or a subtitle track by its name, e.g. "
+                        "'movie.en.srt' or 'embedded #2 French (subrip)' (default: speech "
+                        "when the file has any, else its first subtitle track)")
     s.set_defaults(func=cmd_export)
 
     s = sub.add_parser("prune", parents=[common], help="forget files that are gone")

@@ -203,7 +203,7 @@ class _DbWorker(QObject):
             media = self.store.media(media_id)
             if media is None:
                 continue
-            segments = self.store.transcript(media_id)
+            segments = self.store.export_transcript(media_id)
             if not segments:
                 problems.append((media["path"], f"no transcript yet (status: {media['status']})"))
                 continue

@@ -136,6 +136,16 @@ def log_file(library: Path) -> Path:
     return _beside(library, ".log")
 
 
+def log_note(library: Path, what: str) -> None:
+    """Append a line a person may want to read (a subtitle file that could not be read,
+    speech recognition skipped); like log_error, a log that cannot be written is ignored."""
+    try:
+        with open(log_file(library), "a", encoding="utf-8") as f:
+            f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {what}\n")
+    except OSError:
+        pass
+
+
 def log_error(library: Path, what: str, exc: BaseException) -> None:
     """Append `what` and the traceback to the library's log. A log that cannot be
     written (a full disk) must not turn one error into another, so that is ignored."""

@@ -17,7 +17,7 @@ from indexer.store.connection import DiskFull, is_disk_full
 from indexer.stages import Cancelled, Pipeline, StageContext
 from indexer.store import Store
 
-from .settings import Settings, log_error
+from .settings import Settings, log_error, log_note
 
 PROGRESS_INTERVAL_S = 0.2
 PR_SET_PDEATHSIG = 1
@@ -144,7 +144,7 @@ def _run_job(store: Store, pipeline: Pipeline, job_id: int, events, cancel) -> N
                      "eta": None if eta is None else round(eta, 1)})
 
     events.send({**base, "type": "job_started", "fraction": 0.0, "eta": None})
-    state, error = "done", None
+    state, error, note = "done", None, None
     stage = pipeline.get(job["stage"])
     if stage is None:
         state, error = "failed", (f"Unknown stage {job['stage']!r}: this library was made "
@@ -154,9 +154,11 @@ def _run_job(store: Store, pipeline: Pipeline, job_id: int, events, cancel) -> N
             saver = stage.run(media, StageContext(report=report, cancelled=cancel.is_set,
                                                   store=store))
             with store.transaction():      # results, what follows, and the job: all or none
-                saver(store)
+                note = saver(store)        # a stage may say what a person should know
                 pipeline.queue_followers(store, media["id"], stage.name)
-                store.finish_job(job_id, "done")
+                store.finish_job(job_id, "done", note=note)
+            if note:
+                log_note(store.path, f"{media['path']}: the {job['stage']} stage: {note}")
         except ParentGone:
             raise
         except Cancelled:
@@ -170,5 +172,5 @@ def _run_job(store: Store, pipeline: Pipeline, job_id: int, events, cancel) -> N
             log_error(store.path, f"{media['path']}: the {job['stage']} stage failed", exc)
     if state != "done":
         store.finish_job(job_id, state, error)
-    events.send({**base, "type": "job_finished", "state": state, "error": error,
+    events.send({**base, "type": "job_finished", "state": state, "error": error, "note": note,
                  "seconds": round(time.monotonic() - started, 3)})

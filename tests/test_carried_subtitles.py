@@ -11,7 +11,7 @@ import pytest
 import srt
 
 from app.runner import Runner
-from app.settings import Settings
+from app.settings import Settings, log_file
 from app.stages import build_pipeline
 from indexer.intake import take
 from indexer.language_codes import normalise
@@ -303,6 +303,12 @@ def test_trusted_subtitles_replace_speech_recognition_and_otherwise_sit_beside_i
         assert s.media(mid)["status"] == "done" and s.media(mid)["language"] == "en"
         assert {j["stage"]: j["state"] for j in s.jobs(mid)} == {
             "probe": "done", "subtitles": "done", "speech": "done", "text": "done"}
+        notes = {j["stage"]: j["note"] for j in s.jobs(mid)}
+        assert notes["subtitles"].startswith("Warning: covered.fr.srt could not be read")
+        assert notes["speech"].startswith("Speech recognition skipped (“Trust existing "
+                                          "subtitles” is on): the subtitle track "
+                                          "“covered.en.srt” covers")
+        assert "covered.fr.srt could not be read" in log_file(library).read_text("utf-8")
         # no speech recognised: the trusted track is the transcript, and what is exported
         assert s.transcript(mid, "speech") == []
         assert [t["track"] for t in s.transcript_tracks(mid)] == ["covered.en.srt"]
@@ -388,3 +394,29 @@ def test_a_search_result_from_subtitles_carries_a_marker(qtbot):
     assert "subtitles (film.fr.srt)" in sub.data(HTML_ROLE)
     assert "subtitle track “film.fr.srt”" in model.index(0, 0).data(Qt.ToolTipRole)
     assert sub.data(HIT_ROLE)["track"] == "film.fr.srt"
+
+
+def test_the_cli_exports_the_source_asked_for_and_marks_hits_from_subtitles(library, tmp_path,
+                                                                            capsys):
+    import json
+
+    from app.cli import main
+    clip = clip_with_subtitles(tmp_path / "film.mkv", "srt")
+    s = Store(library)
+    mid = read_carried(s, clip)
+    s.save_transcript(mid, "en", [{"start": 0.4, "end": 2.0, "text": "Hello everyone.",
+                                   "words": []}])
+    s.close()
+    out = tmp_path / "film.srt"
+    assert main(["export", str(clip), "-o", str(out)]) == 0            # speech by default
+    assert [c.content for c in srt.parse(out.read_text("utf-8"))] == ["Hello everyone."]
+    capsys.readouterr()
+    track = "embedded #2 French (subrip)"
+    assert main(["export", str(clip), "--source", track, "-o", str(out), "--json"]) == 0
+    done = json.loads(capsys.readouterr().out)
+    assert (done["source"], done["track"], done["segments"]) == ("subtitles", track, 3)
+    assert [c.content for c in srt.parse(out.read_text("utf-8"))] == [t for *_, t in EXPECTED]
+    assert main(["export", str(clip), "--source", "film.de.srt", "--json"]) == 4
+    assert "no subtitle track “film.de.srt”" in json.loads(capsys.readouterr().out)["error"]
+    assert main(["search", "phare"]) == 0
+    assert f"[said · subtitles ({track})]" in capsys.readouterr().out

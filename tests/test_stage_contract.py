@@ -50,9 +50,10 @@ def test_the_shipped_pipeline(library):
     assert [type(s) for s in p.stages.values()][:1] == [ProbeStage]
     assert {type(s) for s in p.stages.values()} == set(STAGE_TYPES)
     video = {"has_audio": True, "has_video": True}
-    assert p.followers("probe", video) == ["speech", "visual"]
-    assert p.followers("probe", {"has_audio": True, "has_video": False}) == ["speech"]
-    assert p.followers("speech", video, {"probe"}) == ["text"]
+    assert p.followers("probe", video) == ["subtitles", "visual"]
+    assert p.followers("probe", {"has_audio": True, "has_video": False}) == ["subtitles"]
+    assert p.followers("subtitles", video, {"probe"}) == ["speech"]
+    assert p.followers("speech", video, {"probe", "subtitles"}) == ["text"]
     assert p.followers("visual", video, {"probe"}) == []      # motion: by the encoder task
     # what a changed file loses is what the stages declare they derive
     assert set(DERIVED_TABLES) == {t for s in p.stages.values() for t in s.derives}
@@ -114,7 +115,7 @@ def test_the_runner_runs_registered_tasks_and_a_broken_one_does_not_end_the_run(
     counts = runner.run()
     # the idle task ran once and the file it queued was indexed in the same run
     assert idle.runs == 1 and broken.runs == 1 and done.runs == 1
-    assert counts["done"] == 6 and counts["failed"] == 0       # probe, speech, text x 2
+    assert counts["done"] == 8 and counts["failed"] == 0   # probe, subtitles, speech, text x 2
     failed = [e for e in events if e["type"] == "task_failed"]
     assert failed == [{"type": "task_failed", "task": "broken",
                        "error": "RuntimeError: broken task"}]

@@ -7,7 +7,8 @@
     applies(probe)  whether the file needs it (the probe's has_audio, has_video, kind...)
     run(media, ctx) does the work without writing and returns a saver; the worker calls
                     the saver, queues what follows and closes the job in ONE transaction,
-                    so a crash leaves either all of it or none.
+                    so a crash leaves either all of it or none. The saver may return a
+                    short note a person should read (kept as the job's `note`, logged).
     derives         the tables it fills: a file whose content changed loses their rows
     search_lists    the ranked lists its rows feed into search (`SearchList`: a full-text
                     list names its FTS table; a vector list is ranked by indexer.search.vectors)
@@ -23,7 +24,7 @@ from typing import Callable, ClassVar, NamedTuple, Protocol
 
 from indexer.store import Store
 
-Saver = Callable[[Store], None]
+Saver = Callable[[Store], "str | None"]     # returns the job's note, if any
 Emit = Callable[[dict], None]
 
 

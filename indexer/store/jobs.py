@@ -48,12 +48,15 @@ class JobsMixin:
             self._refresh_status(claimed["media_id"])
         return claimed
 
-    def finish_job(self, job_id: int, state: str, error: str | None = None) -> None:
+    def finish_job(self, job_id: int, state: str, error: str | None = None,
+                   note: str | None = None) -> None:
+        """`error`: why it failed; `note`: what a person should know of a job done (a
+        subtitle file that could not be read, speech recognition skipped)."""
         assert state in FINAL_STATES or state == "queued", state
         with self.transaction():
-            self.db.execute("""UPDATE jobs SET state=?, error=?,
+            self.db.execute("""UPDATE jobs SET state=?, error=?, note=?,
                     finished_at=strftime('%Y-%m-%dT%H:%M:%fZ','now') WHERE id=?""",
-                            (state, error, job_id))
+                            (state, error, note, job_id))
             job = self._one("SELECT media_id FROM jobs WHERE id=?", (job_id,))
             if job:
                 self._refresh_status(job["media_id"])

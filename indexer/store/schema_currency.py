@@ -11,6 +11,9 @@ indexer.store.migrations.MIGRATIONS).
   or 'subtitles' (a subtitle track the file carries or a sidecar file beside it);
   `segments.track` names that track (e.g. "embedded #2 (subrip, en)", "movie.en.srt"),
   NULL for speech.
+- `jobs.note`: what a person should know of a job that was done (a stage's saver
+  returns it: a malformed subtitle track skipped, speech recognition skipped because
+  the subtitles cover the speech).
 """
 from __future__ import annotations
 
@@ -28,7 +31,8 @@ _SOURCES = """
 ALTER TABLE segments ADD COLUMN source TEXT NOT NULL DEFAULT 'speech';
 ALTER TABLE segments ADD COLUMN track TEXT;
 CREATE INDEX segments_media_source ON segments(media_id, source);
+ALTER TABLE jobs ADD COLUMN note TEXT;
 """
 
 MIGRATIONS: list[tuple[str, str]] = [("0008_watched_folders", _WATCH),
-                                     ("0009_segment_sources", _SOURCES)]
+                                     ("0009_sources_and_notes", _SOURCES)]
