@@ -13,7 +13,8 @@ _STAGE_ORDER = {t.name: i for i, t in enumerate(STAGE_TYPES)}
 def file_rows(store, *, failed: bool = False, missing: bool = False,
               watching: bool = False) -> tuple[list[dict], list[dict]]:
     """(rows, watched folders). Each row: id, path, duration, language, kind, status,
-    stages_done (in the pipeline's order), failed_stage, error, missing_since,
+    stages_done (in the pipeline's order), failed_stage, error, notes (what done jobs
+    want a person to know, e.g. a malformed subtitle track skipped), missing_since,
     watched_folder, folder_state."""
     folders = store.watched_folders()
     states = {f["path"]: f["state"] for f in folders}
@@ -32,6 +33,7 @@ def file_rows(store, *, failed: bool = False, missing: bool = False,
                      "language": r["language"], "kind": r["kind"], "status": r["status"],
                      "stages_done": stages, "failed_stage": r["failed_stage"],
                      "error": r["error"] if r["status"] == "failed" else None,
+                     "notes": (r["notes"] or "").splitlines(),
                      "missing_since": r["missing_since"], "watched_folder": root,
                      "folder_state": states.get(root)})
     return rows, folders
@@ -67,6 +69,8 @@ def _table(rows: list[dict]) -> list[str]:
         if row["status"] == "failed" and row["error"]:
             where = f" at {row['failed_stage']}" if row["failed_stage"] else ""
             lines.append(f"{indent}failed{where}: {row['error']}")
+        for note in row["notes"]:
+            lines.append(f"{indent}note: {note}")
         if row["missing_since"]:
             was = STATUS_WORDS.get(row["status"], row["status"])
             lines.append(f"{indent}missing since {_when(row['missing_since'])} "

@@ -309,6 +309,10 @@ def test_trusted_subtitles_replace_speech_recognition_and_otherwise_sit_beside_i
                                           "subtitles” is on): the subtitle track "
                                           "“covered.en.srt” covers")
         assert "covered.fr.srt could not be read" in log_file(library).read_text("utf-8")
+        # and `avindex list` shows them under the file
+        from app.file_list import file_rows
+        row = next(r for r in file_rows(s)[0] if r["id"] == mid)
+        assert sorted(n.split(":")[0] for n in row["notes"]) == ["speech", "subtitles"]
         # no speech recognised: the trusted track is the transcript, and what is exported
         assert s.transcript(mid, "speech") == []
         assert [t["track"] for t in s.transcript_tracks(mid)] == ["covered.en.srt"]

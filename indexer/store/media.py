@@ -103,14 +103,17 @@ class MediaMixin:
 
     def file_list(self) -> list[dict]:
         """Every file with what `avindex list` shows: its stages done (comma-separated, in
-        the order they finished), the first failed job's stage and error, and missing_since."""
+        the order they finished), the first failed job's stage and error, missing_since,
+        and the notes its done jobs left ("stage: note" lines)."""
         return self._rows("""
             SELECT m.id, m.path, m.duration, m.language, m.kind, m.status, m.missing_since,
                    m.added_at, m.indexed_at,
                    (SELECT group_concat(stage) FROM
                        (SELECT j.stage FROM jobs j WHERE j.media_id = m.id AND j.state = 'done'
                         ORDER BY j.finished_at, j.id)) AS stages_done,
-                   f.stage AS failed_stage, coalesce(f.error, m.error) AS error
+                   f.stage AS failed_stage, coalesce(f.error, m.error) AS error,
+                   (SELECT group_concat(j.stage || ': ' || j.note, char(10)) FROM jobs j
+                    WHERE j.media_id = m.id AND j.note IS NOT NULL) AS notes
             FROM media m
             LEFT JOIN jobs f ON f.id = (SELECT j.id FROM jobs j WHERE j.media_id = m.id
                                         AND j.state = 'failed' ORDER BY j.id LIMIT 1)
