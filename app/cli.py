@@ -70,6 +70,9 @@ def cmd_index(args) -> int:
             intake = take(store, path)
             if intake.media_id is not None:
                 actions[intake.media_id] = intake.action
+            else:
+                problems.append({"path": str(path), "media_id": None, "outcome": "failed",
+                                 "action": intake.action, "error": intake.detail})
     return _run_batch(args, store, actions, problems)
 
 

@@ -135,6 +135,8 @@ class _DbWorker(QObject):
         """Files of a watched folder whose writes have settled: only what is new or
         changed is queued (an unchanged file that failed is not retried each time)."""
         intakes, problems = self._take(paths, retry_failed=False)
+        # subtitles of a file not (yet) in the library are read when that file comes
+        intakes = [i for i in intakes if i["action"] != "no_media"]
         self.watched_intake_done.emit(intakes, problems)
 
     def _take(self, paths: list, *, retry_failed: bool) -> tuple[list, list]:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from indexer.file_fingerprint import fingerprint
+from indexer.subtitle_tracks import is_sidecar_name, sidecar_match
 from indexer.stages import DERIVED_TABLES
 from indexer.store import Store
 
@@ -24,7 +25,9 @@ MEDIA_EXTENSIONS = frozenset(
 @dataclass
 class Intake:
     path: str
-    action: str          # new, changed, relinked, unchanged, retry, unreadable
+    action: str          # new, changed, relinked, unchanged, retry, unreadable,
+                         # subtitles (read again for its media), no_media (a subtitle file
+                         # whose media is not in the library)
     media_id: int | None
     detail: str = ""
 
@@ -103,8 +106,11 @@ def _read_error(exc: OSError) -> str:
 def take(store: Store, path: Path, *, retry_failed: bool = True) -> Intake:
     """Decide what a file needs and record it in the store. An unchanged file that failed
     (or was cancelled) is queued again unless `retry_failed` is False (the watcher takes
-    only what is new or changed). A file found again at its path loses its missing mark."""
+    only what is new or changed). A file found again at its path loses its missing mark.
+    A subtitle file is read again for the media it belongs to (take_sidecar)."""
     spath = str(path)
+    if is_sidecar_name(spath):
+        return take_sidecar(store, path)
     try:
         st = path.stat()
     except OSError as exc:
@@ -139,6 +145,37 @@ def take(store: Store, path: Path, *, retry_failed: bool = True) -> Intake:
             store.relink(twin["id"], spath, size, mtime)
             return Intake(spath, "relinked", twin["id"], f"moved from {twin['path']}")
     return Intake(spath, "new", store.add_media(spath, fp, size, mtime))
+
+
+# what reads a file's subtitle lines: the subtitles stage, and the text index built on them
+SIDECAR_READERS = ("subtitles", "text")
+
+
+def take_sidecar(store: Store, path: Path) -> Intake:
+    """A subtitle file beside media (new, changed or deleted): the files of the library it
+    belongs to (movie.en.srt: movie.mkv) read their subtitles again and rebuild their text
+    index; their speech recognition is not redone."""
+    spath = str(path)
+    folder = path.parent
+    in_folder = [m for m in store.media_under(str(folder))
+                 if os.path.dirname(m["path"]) == str(folder)]
+    stems = {os.path.splitext(os.path.basename(m["path"]))[0].casefold() for m in in_folder}
+    try:
+        stems |= {os.path.splitext(e.name)[0].casefold() for e in os.scandir(folder)
+                  if os.path.splitext(e.name)[1].lower() in MEDIA_EXTENSIONS}
+    except OSError:
+        pass
+    owners = [m for m in in_folder if sidecar_match(
+        os.path.splitext(os.path.basename(m["path"]))[0], path.name, stems)[0]]
+    if not owners:
+        return Intake(spath, "no_media", None,
+                      "This is a subtitle file. It is read with the media file of the same "
+                      "name beside it (movie.en.srt with movie.mkv), and none is in the library.")
+    queued = [m for m in owners if store.rerun_finished(m["id"], SIDECAR_READERS)]
+    first = (queued or owners)[0]
+    return Intake(spath, "subtitles", first["id"],
+                  f"{path.name} is read again for "
+                  + ", ".join(os.path.basename(m["path"]) for m in owners))
 
 
 def _unchanged_or_retry(store: Store, media: dict, retry_failed: bool = True) -> Intake:

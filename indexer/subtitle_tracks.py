@@ -233,19 +233,29 @@ def sidecar_files(media_path: str | os.PathLike) -> list[tuple[Path, str | None]
                    if os.path.splitext(e.name)[1].lower() in MEDIA_EXTENSIONS}
     out = []
     for e in entries:
-        base, ext = os.path.splitext(e.name)
-        if ext.lower() not in SIDECAR_FORMATS or base[:len(stem)].casefold() != stem.casefold():
-            continue
-        middle = base[len(stem):]
-        if middle and base.casefold() in media_stems:
-            continue                              # another media file's own sidecar
-        ours, language = _sidecar_language(middle)
+        ours, language = sidecar_match(stem, e.name, media_stems)
         try:
             if ours and e.is_file():
                 out.append((Path(e.path), language))
         except OSError:
             continue
     return sorted(out, key=lambda pl: pl[0].name.casefold())
+
+
+def sidecar_match(stem: str, name: str, media_stems: set[str]) -> tuple[bool, str | None]:
+    """(whether the file `name` is a sidecar of the media whose stem is `stem`, the
+    language its name gives); `media_stems` (casefolded) are the folder's media files'."""
+    base, ext = os.path.splitext(name)
+    if ext.lower() not in SIDECAR_FORMATS or base[:len(stem)].casefold() != stem.casefold():
+        return False, None
+    middle = base[len(stem):]
+    if middle and base.casefold() in media_stems:
+        return False, None                        # another media file's own sidecar
+    return _sidecar_language(middle)
+
+
+def is_sidecar_name(path: str | os.PathLike) -> bool:
+    return os.path.splitext(str(path))[1].lower() in SIDECAR_FORMATS
 
 
 def decode_subtitle_bytes(data: bytes) -> tuple[str, str]:

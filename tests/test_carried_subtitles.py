@@ -424,3 +424,45 @@ def test_the_cli_exports_the_source_asked_for_and_marks_hits_from_subtitles(libr
     assert "no subtitle track “film.de.srt”" in json.loads(capsys.readouterr().out)["error"]
     assert main(["search", "phare"]) == 0
     assert f"[said · subtitles ({track})]" in capsys.readouterr().out
+
+
+def test_a_sidecar_added_later_is_read_without_transcribing_again(library, tmp_path):
+    talk = make_media(tmp_path / "talk.wav", text=SENTENCE, video=False)
+    d = wav_seconds(talk)
+    s = Store(library)
+    mid = take(s, talk).media_id
+    s.close()
+    settings = Settings(whisper_model="tiny.en")
+    assert Runner(library, settings).run()["failed"] == 0
+    s = Store(library)
+    speech_done = {j["stage"]: j["finished_at"] for j in s.jobs(mid)}["speech"]
+    assert [t["source"] for t in s.transcript_tracks(mid)] == ["speech"]
+
+    sidecar = tmp_path / "talk.de.srt"
+    sidecar.write_text(_srt([(0.0, d, "Der Leuchtturmwärter zählte sieben Schiffe")]), "utf-8")
+    intake = take(s, sidecar)
+    assert (intake.action, intake.media_id) == ("subtitles", mid)
+    assert {j["stage"]: j["state"] for j in s.jobs(mid)} == {
+        "probe": "done", "subtitles": "queued", "speech": "done", "text": "queued"}
+    s.close()
+    assert Runner(library, settings).run()["failed"] == 0
+    s = Store(library)
+    jobs = {j["stage"]: j for j in s.jobs(mid)}
+    assert {k: j["state"] for k, j in jobs.items()} == dict.fromkeys(jobs, "done")
+    assert jobs["speech"]["finished_at"] == speech_done        # not transcribed again
+    assert [(t["source"], t["track"]) for t in s.transcript_tracks(mid)] == [
+        ("speech", None), ("subtitles", "talk.de.srt")]
+    hit = next(h for h in search(s, "Leuchtturmwärter", mode="text") if h.media_id == mid)
+    assert (hit.source, hit.track) == ("subtitles", "talk.de.srt")
+
+    # the sidecar deleted: its lines go at the next read; one without its media is said so
+    sidecar.unlink()
+    assert take(s, sidecar).action == "subtitles"
+    orphan = take(s, tmp_path / "elsewhere.en.srt")
+    assert orphan.action == "no_media" and orphan.media_id is None
+    assert "media file of the same name" in orphan.detail
+    s.close()
+    assert Runner(library, settings).run()["failed"] == 0
+    s = Store(library)
+    assert [t["source"] for t in s.transcript_tracks(mid)] == ["speech"]
+    s.close()

@@ -233,6 +233,25 @@ def test_a_deleted_file_is_marked_missing_and_pruned(library, folder, watching, 
     store.close()
 
 
+def test_a_sidecar_written_or_deleted_beside_its_media_is_read_again(library, folder,
+                                                                      watching):
+    watcher, recorder = watching
+    media = folder / "talk.wav"
+    media.write_bytes(wav_bytes(1.0, 500))
+    wait_for(lambda: recorder.of("taken", str(media)), what="the media to be taken")
+    mid = recorder.of("taken", str(media))[0]["media_id"]
+    sidecar, orphan = folder / "talk.en.srt", folder / "nobody.en.srt"
+    orphan.write_text("1\n00:00:00,000 --> 00:00:01,000\nhello\n", encoding="utf-8")
+    write_slowly(sidecar, b"1\n00:00:00,000 --> 00:00:01,000\nhello there\n", 3, 0.2)
+    wait_for(lambda: recorder.of("taken", str(sidecar)), what="the sidecar to be taken")
+    taken = recorder.of("taken", str(sidecar))
+    assert [(e["action"], e["media_id"]) for e in taken] == [("subtitles", mid)]
+    sidecar.unlink()
+    wait_for(lambda: len(recorder.of("taken", str(sidecar))) == 2, what="the deletion")
+    assert not recorder.of("taken", str(orphan))        # its media may come later
+    assert not recorder.of("missing", str(sidecar))
+
+
 def test_a_folder_that_disappears_and_comes_back(library, folder, watching, tmp_path, capsys):
     watcher, recorder = watching
     files = [folder / "a.wav", folder / "b.wav"]

@@ -372,14 +372,17 @@ class MainWindow(QMainWindow):
         for i in intakes:
             counts[i["action"]] = counts.get(i["action"], 0) + 1
         words = {"new": "new", "changed": "changed", "relinked": "moved (re-linked)",
-                 "unchanged": "already indexed", "retry": "retried", "unreadable": "unreadable"}
+                 "unchanged": "already indexed", "retry": "retried", "unreadable": "unreadable",
+                 "subtitles": "subtitle file(s) read again for their media",
+                 "no_media": "subtitle file(s) whose media is not in the library"}
         parts = [f"{n} {words.get(k, k)}" for k, n in counts.items()]
         if problems:
             parts.append(f"{len(problems)} not found")
         if not intakes and not problems:
             parts.append("no audio or video files found")
         self.statusBar().showMessage("Added: " + ", ".join(parts), 10000)
-        if any(i["action"] in ("new", "changed", "retry", "unreadable") for i in intakes):
+        if any(i["action"] in ("new", "changed", "retry", "unreadable", "subtitles")
+               for i in intakes):
             self.tabs.setCurrentIndex(JOBS_TAB)
 
     def _update_overall(self) -> None:

@@ -49,11 +49,14 @@ class Pipeline:
 
     def followers(self, done: str, probe: dict, finished: Iterable[str] = ()) -> list[str]:
         """The stages to queue now that `done` is done for a file: those after it that
-        apply and whose other `after` stages are finished (or do not apply to the file)."""
+        apply and whose other `after` stages are finished (or do not apply to the file).
+        A follower already finished is not queued again: a stage run again on its own
+        (the subtitles of a file whose sidecar changed) does not redo what follows it;
+        whoever re-runs it queues the readers of its rows with it (intake.take_sidecar)."""
         finished = set(finished) | {done}
         out = []
         for s in self.stages.values():
-            if done not in s.after or not s.applies(probe):
+            if done not in s.after or s.name in finished or not s.applies(probe):
                 continue
             if all(a in finished or not self.stages[a].applies(probe) for a in s.after):
                 out.append(s.name)

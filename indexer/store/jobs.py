@@ -19,6 +19,21 @@ class JobsMixin:
         with self.transaction():
             self._queue(media_id, stage)
 
+    def rerun_finished(self, media_id: int, stages: Iterable[str]) -> list[str]:
+        """Queue again those of `stages` that already ended for the file (done, failed
+        or cancelled), in one transaction; a queued or running one will read the new
+        input anyway. Returns the stages queued."""
+        wanted = list(stages)
+        with self.transaction():
+            ended = {r["stage"] for r in self._rows(
+                f"SELECT stage FROM jobs WHERE media_id = ? AND stage IN "
+                f"({','.join('?' * len(wanted))}) AND state IN ('done','failed','cancelled')",
+                (media_id, *wanted))} if wanted else set()
+            queued = [st for st in wanted if st in ended]
+            for st in queued:
+                self._queue(media_id, st)
+        return queued
+
     def job(self, job_id: int) -> dict | None:
         return self._one("""SELECT j.*, m.path FROM jobs j JOIN media m ON m.id = j.media_id
                             WHERE j.id = ?""", (job_id,))

@@ -47,7 +47,8 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver, ObservedWatch
 from watchdog.observers.polling import PollingObserver
 
-from indexer.intake import MEDIA_EXTENSIONS, discover, is_gone, take
+from indexer.intake import MEDIA_EXTENSIONS, discover, is_gone, take, take_sidecar
+from indexer.subtitle_tracks import is_sidecar_name
 from indexer.store import DiskFull, Store
 
 from .settle import DEFAULT_SETTLE_S, Settler
@@ -475,7 +476,8 @@ class FolderWatcher:
                 for rest in paths[i:]:
                     self._settler.touch(rest)       # taken once there is room again
                 raise
-            if intake.action != "unchanged":
+            # no_media: subtitles of a file not (yet) in the library, read when it comes
+            if intake.action not in ("unchanged", "no_media"):
                 self._emit({"type": "taken", **asdict(intake)})
 
     def _flush_deletions(self, store: Store) -> None:
@@ -496,6 +498,11 @@ class FolderWatcher:
                 continue
             if not is_gone(path):
                 continue                              # it is back (saved by replacing)
+            if not is_dir and is_sidecar_name(path):  # its media drop that track's lines
+                intake = take_sidecar(store, Path(path))
+                if intake.action != "no_media":
+                    self._emit({"type": "taken", **asdict(intake)})
+                continue
             rows = store.media_under(path) if is_dir else []
             row = store.media_by_path(path)
             rows += [row] if row else []
@@ -524,14 +531,16 @@ class FolderWatcher:
         return best
 
     def _wanted(self, path: str) -> bool:
-        """A media file (by extension) inside a followed folder, hidden nowhere on the way."""
+        """A media or subtitle file (by extension) inside a followed folder, hidden nowhere
+        on the way."""
         folder = self._folder_of(path)
         if folder is None:
             return False
         rel = path[len(folder.path.rstrip("/")) + 1:]
         if any(part.startswith(".") for part in rel.split("/")):
             return False
-        return os.path.splitext(path)[1].lower() in MEDIA_EXTENSIONS
+        return (os.path.splitext(path)[1].lower() in MEDIA_EXTENSIONS
+                or is_sidecar_name(path))     # a subtitle file: its media read it again
 
 
 def _identity(path: str) -> tuple[int, int] | None:
