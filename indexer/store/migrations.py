@@ -12,8 +12,10 @@ from indexer.store.schema_motion import MIGRATIONS as _MOTION     # 0006: motion
 from indexer.store.schema_search import MIGRATIONS as _SEARCH     # 0005: binary codes, re-rank rows
 from indexer.store.schema_vectors import MIGRATIONS as _VECTORS   # 0007: vec0 tables as int8
 from indexer.store.schema_currency import MIGRATIONS as _CURRENCY # 0008-0009: watching, sources
+from indexer.store.schema_speakers import MIGRATIONS as _SPEAKERS # 0010: voices, speakers, turns
 
-MIGRATIONS: list[tuple[str, object]] = [*_CORE, *_SEARCH, *_MOTION, *_VECTORS, *_CURRENCY]
+MIGRATIONS: list[tuple[str, object]] = [*_CORE, *_SEARCH, *_MOTION, *_VECTORS, *_CURRENCY,
+                                        *_SPEAKERS]
 
 KEEP_BACKUPS = 3
 

@@ -1,0 +1,641 @@
+"""Speaker diarization benchmark: conversations of 2-4 real recorded speakers, built from
+packaged speech with speaker labels; DER, speaker count, named voices across files, cost
+against the speech stage and memory.
+
+    .venv/bin/python -m benchmarks.speakers            # fetch, build, run dev and test
+    .venv/bin/python -m benchmarks.speakers --tune     # the grid on dev (what set the constants)
+    .venv/bin/python -m benchmarks.speakers --memory   # peak RSS of one file, 5 vs 40 min
+
+Sources (fetched once with the ordinary clients into benchmarks/.cache/speakers/src):
+  ami   the AMI meeting excerpts that pyannote.audio 4.0.7's sdist carries for its tests
+        (tests/data/*.wav with debug.*.rttm, and src/pyannote/audio/sample/sample.wav with
+        its rttm; AMI is CC BY 4.0): real meeting speech of 29 labelled speakers. Only
+        stretches where one speaker talks alone, inside the annotated 30 s, are used.
+  ivr   Debian's Asterisk voice prompts, one professional voice per package: Allison Smith
+        (asterisk-core-sounds-en-wav and -es-wav: one person in English and Spanish),
+        June Wallack (-fr-wav), Carlo Flora (-it-wav), the ru_RU voice (-ru-wav), Paola
+        Dal Zot (asterisk-prompt-it-menardi-wav), Armelle Desjardins
+        (asterisk-prompt-fr-armelle, GSM) and the Colombian voice (asterisk-prompt-es-co,
+        GSM). Telephone band (8 kHz), CC BY-SA / CC BY / GPL.
+
+Splits are by speaker: no voice of the test split is heard in dev. Constants in
+models/diarization.py were tuned on dev only (`--tune`); the table reports test.
+
+Conversations: speakers of one source and split (never across sources, so a channel
+change cannot give a speaker away), turns of varied length (about a third at most 2 s),
+pauses of 0.05-0.9 s, each utterance's edges trimmed to its speech so the reference turns
+(RTTM-like, kept beside each file as JSON) are where someone speaks. A speaker's
+utterances are used once in a split, so no two files share a recording.
+
+Per file the real stages run on a real library (indexer.store.Store): the speech stage
+(faster-whisper base, the app's defaults; its transcript and time are cached per file) then
+the speakers stage, timed on its own. DER (written here): missed + false alarm + confusion
+over reference speech on a 10 ms grid, a 0.25 s collar around each reference boundary
+left out, speakers mapped one-to-one to maximise overlap. Named voices: the first half of
+a split's files is indexed, each true speaker's voice is named once (on the file speaker
+that overlaps it most, in its first file), the second half is indexed, and every other
+file speaker is checked: precision = right names / names shown, recall = right names /
+file speakers whose person was named.
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import hashlib
+import itertools
+import json
+import os
+import re
+import resource
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+import wave
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+CACHE = ROOT / "benchmarks" / ".cache" / "speakers"
+SRC = CACHE / "src"
+SR = 16000
+COLLAR_S = 0.25
+PYANNOTE = "pyannote.audio==4.0.7"
+DEBS = {   # package -> (speaker, folder inside the package, extension)
+    "asterisk-core-sounds-en-wav": ("allison", "usr/share/asterisk/sounds/en_US_f_Allison", "wav"),
+    "asterisk-core-sounds-es-wav": ("allison", "usr/share/asterisk/sounds/es_MX_f_Allison", "wav"),
+    "asterisk-core-sounds-fr-wav": ("june", "usr/share/asterisk/sounds/fr_CA_f_June", "wav"),
+    "asterisk-core-sounds-it-wav": ("carlo", "usr/share/asterisk/sounds/it_IT_m_Carlo", "wav"),
+    "asterisk-core-sounds-ru-wav": ("ivrvoice-ru", "usr/share/asterisk/sounds/ru_RU_f_IvrvoiceRU", "wav"),
+    "asterisk-prompt-it-menardi-wav": ("paola", "usr/share/asterisk/sounds/it_IT_f_Menardi", "wav"),
+    "asterisk-prompt-fr-armelle": ("armelle", "usr/share/asterisk/sounds/fr", "gsm"),
+    "asterisk-prompt-es-co": ("es-co", "usr/share/asterisk/sounds/es", "gsm"),
+}
+# by speaker: tuned on dev, reported on test
+SPLITS = {
+    "dev": {"ivr": ["allison", "carlo", "armelle"],
+            "ami": ["MEE009", "MEE012", "MÉO069", "MEE068", "FEE087", "MEE075"]},
+    "test": {"ivr": ["june", "ivrvoice-ru", "paola", "es-co"],
+             "ami": ["FEE083", "FEE078", "speaker90", "speaker91", "FEO070", "FEO072"]},
+}
+NOT_SPEECH = re.compile(r"beep|tone|silence|sound|music|ring|click|dtmf|fax|noise", re.I)
+
+
+# -------------------------------------------------------------------- sources ---
+def fetch() -> None:
+    """The packages, downloaded and unpacked once."""
+    SRC.mkdir(parents=True, exist_ok=True)
+    ami = SRC / "ami"
+    if not (ami / "debug.test.rttm").exists():
+        with tempfile.TemporaryDirectory() as tmp:
+            subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps",
+                            "--no-binary", ":all:", "-d", tmp, PYANNOTE], check=True)
+            sdist = next(Path(tmp).glob("*.tar.gz"))
+            ami.mkdir(exist_ok=True)
+            with tarfile.open(sdist) as tar:
+                for m in tar.getmembers():
+                    if re.search(r"/(tests/data/[^/]+\.(wav|rttm)|src/pyannote/audio/sample/"
+                                 r"sample\.(wav|rttm))$", m.name):
+                        m.name = Path(m.name).name
+                        tar.extract(m, ami)
+    for pkg in DEBS:
+        target = SRC / pkg
+        if target.exists():
+            continue
+        with tempfile.TemporaryDirectory() as tmp:
+            subprocess.run(["apt-get", "download", "-q", pkg], cwd=tmp, check=True,
+                           stdout=subprocess.DEVNULL)
+            deb = next(Path(tmp).glob("*.deb"))
+            subprocess.run(["dpkg", "-x", str(deb), str(target)], check=True)
+
+
+def _trim(x: np.ndarray) -> np.ndarray:
+    """The utterance from its first to its last frame within 40 dB of its loudest
+    (and above -50 dBFS), with 30 ms kept either side."""
+    frame = SR // 50
+    n = len(x) // frame
+    if n == 0:
+        return x[:0]
+    e = 10 * np.log10(np.mean(x[: n * frame].reshape(n, frame) ** 2, axis=1) + 1e-12)
+    loud = np.flatnonzero(e > max(e.max() - 40, -50))
+    if not len(loud):
+        return x[:0]
+    a = max(0, loud[0] * frame - SR * 3 // 100)
+    b = min(len(x), (loud[-1] + 1) * frame + SR * 3 // 100)
+    return x[a:b]
+
+
+@dataclass
+class Utterance:
+    speaker: str
+    source: str
+    key: str            # where it comes from (file and span)
+    audio: np.ndarray
+
+    @property
+    def seconds(self) -> float:
+        return len(self.audio) / SR
+
+
+def _read_rttm(path: Path) -> dict[str, list[tuple[float, float, str]]]:
+    out: dict[str, list] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        p = line.split()
+        if len(p) >= 8 and p[0] == "SPEAKER":
+            out.setdefault(p[1], []).append((float(p[3]), float(p[3]) + float(p[4]), p[7]))
+    return out
+
+
+def ami_utterances() -> list[Utterance]:
+    """Stretches of AMI where one labelled speaker talks alone (inside the annotated
+    first 30 s), at least 0.5 s."""
+    from models.audio_stream import decode_audio
+    ami = SRC / "ami"
+    turns: dict[str, list] = {}
+    for rttm in sorted(ami.glob("*.rttm")):
+        for uri, t in _read_rttm(rttm).items():
+            turns.setdefault(uri, []).extend(t)
+    out = []
+    for uri, t in sorted(turns.items()):
+        wav = ami / f"{uri}.wav"
+        if not wav.exists():       # trñ00 is listed as trn00 in the rttm
+            cands = [p for p in ami.glob("*.wav") if p.stem.replace("ñ", "n") == uri]
+            if not cands:
+                continue
+            wav = cands[0]
+        audio = decode_audio(wav)
+        limit = 30.0 if uri != "sample" else len(audio) / SR
+        grid = np.zeros((0,))
+        n = int(limit * 100)
+        speakers = sorted({s for *_, s in t})
+        active = np.zeros((len(speakers), n), bool)
+        for s, e, who in t:
+            active[speakers.index(who), int(s * 100): min(n, int(e * 100))] = True
+        alone = active.sum(axis=0) == 1
+        for k, who in enumerate(speakers):
+            mask = np.concatenate([[False], active[k] & alone, [False]])
+            edges = np.flatnonzero(np.diff(mask.astype(int)))
+            for a, b in zip(edges[::2], edges[1::2]):
+                if (b - a) / 100 >= 0.5:
+                    out.append(Utterance(who, "ami", f"{uri}:{a / 100:.2f}-{b / 100:.2f}",
+                                         audio[a * SR // 100: b * SR // 100].copy()))
+        del grid
+    return out
+
+
+def ivr_utterances() -> list[Utterance]:
+    """Each prompt file one utterance (tones, beeps and silences left out), trimmed."""
+    from models.audio_stream import decode_audio
+    out = []
+    for pkg, (who, folder, ext) in DEBS.items():
+        files = sorted(glob.glob(str(SRC / pkg / folder / "**" / f"*.{ext}"), recursive=True))
+        for f in files:
+            rel = os.path.relpath(f, SRC / pkg / folder)
+            if NOT_SPEECH.search(rel):
+                continue
+            try:
+                x = _trim(decode_audio(f))
+            except Exception:      # a few prompts in the GSM packages do not decode
+                continue
+            if 0.4 <= len(x) / SR <= 9.0:
+                out.append(Utterance(who, "ivr", f"{pkg}/{rel}", x))
+    return out
+
+
+# --------------------------------------------------------------- conversations ---
+def _write_wav(path: Path, x: np.ndarray) -> None:
+    pcm = np.clip(x * 32767, -32768, 32767).astype("<i2")
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(SR)
+        w.writeframes(pcm.tobytes())
+
+
+def build(split: str, pools: dict[str, dict[str, list[Utterance]]], per_source: dict[str, int],
+          seed: int) -> list[Path]:
+    """Conversations of `split`: per source, files of 2, 3, 4, 2, ... speakers, about
+    45-70 s each, each utterance used once."""
+    out_dir = CACHE / "conversations"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    files = []
+    for source, n_files in per_source.items():
+        queues = {who: list(rng.permutation(len(u))) for who, u in pools[source].items()
+                  if who in SPLITS[split][source]}
+        for f in range(n_files):
+            name = f"{split}-{source}-{f:02d}"
+            wav, ref = out_dir / f"{name}.wav", out_dir / f"{name}.json"
+            want = (2, 3, 4)[f % 3]
+            left = {w: sum(pools[source][w][i].seconds for i in q) for w, q in queues.items()}
+            cands = [w for w in sorted(left, key=lambda w: -left[w]) if left[w] >= 4.0]
+            if len(cands) < 2:
+                break
+            k = min(want, len(cands))
+            speakers = list(rng.choice(cands[: max(k, min(len(cands), k + 1))], size=k,
+                                       replace=False))
+            target = 70.0 if source == "ivr" else 45.0
+            pieces, turns, t, prev = [], [], 0.0, None
+            while t < target:
+                alive = [w for w in speakers if queues[w] and w != prev]
+                if not alive:
+                    break
+                who = alive[int(rng.integers(len(alive)))]
+                r = rng.random()
+                want_s = rng.uniform(0.6, 2.0) if r < 0.35 else (
+                    rng.uniform(2.0, 6.0) if r < 0.75 else rng.uniform(6.0, 12.0))
+                said = 0.0
+                while queues[who] and said < want_s:
+                    utts = pools[source][who]
+                    fits = [i for i in queues[who] if utts[i].seconds <= max(2.0, want_s - said)]
+                    if not fits:
+                        if said:
+                            break
+                        fits = queues[who][:1]
+                    i = fits[0]
+                    queues[who].remove(i)
+                    u = utts[i]
+                    if said:
+                        gap = rng.uniform(0.1, 0.3)
+                        pieces.append(np.zeros(int(gap * SR), np.float32))
+                        t += gap
+                    pieces.append(u.audio)
+                    turns.append({"start": round(t, 3), "end": round(t + u.seconds, 3),
+                                  "speaker": who, "from": u.key})
+                    t += u.seconds
+                    said += u.seconds
+                pause = 0.05 if rng.random() < 0.15 else rng.uniform(0.2, 0.9)
+                pieces.append(np.zeros(int(pause * SR), np.float32))
+                t += pause
+                prev = who
+            heard = sorted({tr["speaker"] for tr in turns})
+            if len(heard) < 2:
+                continue
+            x = np.concatenate([np.zeros(int(0.5 * SR), np.float32)] + pieces)
+            x += rng.normal(0, 10 ** (-65 / 20), len(x)).astype(np.float32)   # a quiet floor
+            for tr in turns:
+                tr["start"] = round(tr["start"] + 0.5, 3)
+                tr["end"] = round(tr["end"] + 0.5, 3)
+            _write_wav(wav, x)
+            ref.write_text(json.dumps({"speakers": heard, "turns": turns, "source": source,
+                                       "split": split, "seconds": len(x) / SR}, indent=1))
+            files.append(wav)
+    return files
+
+
+def conversations(split: str) -> list[Path]:
+    stamp = CACHE / f"built-{split}.json"
+    if stamp.exists():
+        return [Path(p) for p in json.loads(stamp.read_text())]
+    fetch()
+    pools: dict[str, dict[str, list[Utterance]]] = {"ami": {}, "ivr": {}}
+    for u in ami_utterances() + ivr_utterances():
+        pools[u.source].setdefault(u.speaker, []).append(u)
+    files = build(split, pools, {"ivr": 10 if split == "test" else 7,
+                                 "ami": 10 if split == "test" else 8},
+                  seed=17 if split == "dev" else 1917)
+    stamp.write_text(json.dumps([str(p) for p in files]))
+    return files
+
+
+# ---------------------------------------------------------------------- metrics ---
+def _grid(turns, n: int, labels: dict[str, int]) -> np.ndarray:
+    g = np.full(n, -1, int)
+    for s, e, who in turns:
+        g[int(round(s * 100)): int(round(e * 100))] = labels[who]
+    return g
+
+
+def der(ref: list[tuple[float, float, str]], hyp: list[tuple[float, float, str]],
+        collar: float = COLLAR_S) -> dict:
+    """Diarization error rate of non-overlapping reference turns, with a collar."""
+    end = max([e for _, e, _ in ref] + [e for _, e, _ in hyp] + [0.0])
+    n = int(np.ceil(end * 100)) + 1
+    rl = {w: i for i, w in enumerate(sorted({w for *_, w in ref}))}
+    hl = {w: i for i, w in enumerate(sorted({w for *_, w in hyp}))}
+    r, h = _grid(ref, n, rl), _grid(hyp, n, hl)
+    scored = np.ones(n, bool)
+    c = int(round(collar * 100))
+    for s, e, _ in ref:
+        for b in (s, e):
+            i = int(round(b * 100))
+            scored[max(0, i - c): i + c] = False
+    r, h = r[scored], h[scored]
+    total = int((r >= 0).sum())
+    miss = int(((r >= 0) & (h < 0)).sum())
+    fa = int(((r < 0) & (h >= 0)).sum())
+    both = (r >= 0) & (h >= 0)
+    overlap = np.zeros((max(1, len(rl)), max(1, len(hl))))
+    np.add.at(overlap, (r[both], h[both]), 1)
+    best = 0.0
+    if len(hl) and len(rl):
+        if len(hl) <= len(rl):
+            for perm in itertools.permutations(range(len(rl)), len(hl)):
+                best = max(best, sum(overlap[perm[j], j] for j in range(len(hl))))
+        else:
+            for perm in itertools.permutations(range(len(hl)), len(rl)):
+                best = max(best, sum(overlap[i, perm[i]] for i in range(len(rl))))
+    conf = int(both.sum() - best)
+    return {"total": total / 100, "miss": miss / 100, "fa": fa / 100, "conf": conf / 100,
+            "der": (miss + fa + conf) / max(1, total)}
+
+
+def best_match(hyp_turns, ref_turns) -> dict[str, str]:
+    """Each hypothesis speaker's reference speaker: the one it overlaps most."""
+    out = {}
+    for hs in {w for *_, w in hyp_turns}:
+        ov: dict[str, float] = {}
+        for s, e, w in hyp_turns:
+            if w != hs:
+                continue
+            for rs, re_, rw in ref_turns:
+                o = min(e, re_) - max(s, rs)
+                if o > 0:
+                    ov[rw] = ov.get(rw, 0.0) + o
+        if ov:
+            out[hs] = max(ov, key=ov.get)
+    return out
+
+
+# ------------------------------------------------------------------ the stages ---
+def _media(store, path: Path) -> dict:
+    from models.audio_stream import probe_duration
+    mid = store.media_by_path(str(path))
+    if mid is None:
+        media_id = store.add_media(str(path), hashlib.sha1(str(path).encode()).hexdigest(),
+                                   path.stat().st_size, 0)
+        store.db["media"].update(media_id, {"duration": probe_duration(path), "kind": "audio"})
+        mid = store.media(media_id)
+    return mid
+
+
+def speech(store, media: dict, stage_holder: dict) -> float:
+    """The speech stage's transcript saved for the file; its time (cached with it)."""
+    from indexer.stages import StageContext
+    digest = hashlib.sha1(Path(media["path"]).read_bytes()).hexdigest()[:16]
+    cache = CACHE / "transcripts" / f"{Path(media['path']).stem}-{digest}.json"
+    if cache.exists():
+        data = json.loads(cache.read_text())
+        store.save_transcript(media["id"], data["language"], data["rows"])
+        return data["seconds"]
+    if "speech" not in stage_holder:
+        from app.settings import Settings
+        from app.stages import _speech
+        stage_holder["speech"] = _speech(Settings(), store.path)
+        stage_holder["speech"].engine             # load outside the timing
+    t0 = time.perf_counter()
+    saver = stage_holder["speech"].run(media, StageContext(store=store))
+    seconds = time.perf_counter() - t0
+    saver(store)
+    rows = store.transcript(media["id"], "speech")
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps({"language": store.media(media["id"])["language"],
+                                 "seconds": seconds, "rows": rows}))
+    return seconds
+
+
+def run_split(split: str, stage, *, name_after: float = 0.5) -> dict:
+    from indexer.stages import StageContext
+    from indexer.store import Store
+    files = conversations(split)
+    lib = CACHE / f"library-{split}.db"
+    for p in glob.glob(str(lib) + "*"):
+        os.unlink(p)
+    store = Store(lib)
+    holder: dict = {}
+    rows, voice_truth = [], {}
+    named: dict[str, int] = {}
+    first_half = int(len(files) * name_after)
+    order = sorted(files, key=lambda p: (p.name.split("-")[2], p.name))  # interleave sources
+    try:
+        for i, wav in enumerate(order):
+            ref = json.loads(wav.with_suffix(".json").read_text())
+            media = _media(store, wav)
+            speech_s = speech(store, media, holder)
+            t0 = time.perf_counter()
+            saver = stage.run(media, StageContext(store=store))
+            saver(store)
+            spk_s = time.perf_counter() - t0
+            hyp = [(t["start"], t["end"], str(t["speaker_id"]))
+                   for t in store.speaker_turns(media["id"])]
+            reft = [(t["start"], t["end"], t["speaker"]) for t in ref["turns"]]
+            d = der(reft, hyp)
+            match = best_match(hyp, reft)
+            rows.append({"file": wav.stem, "source": ref["source"], "seconds": ref["seconds"],
+                         "ref_speakers": len(ref["speakers"]),
+                         "hyp_speakers": len({w for *_, w in hyp}), **d,
+                         "speech_s": speech_s, "speakers_s": spk_s, "media_id": media["id"],
+                         "match": match})
+            for sid, who in match.items():
+                voice_truth[int(sid)] = who
+            if i + 1 == first_half:
+                # the user names each person once, on their first file speaker
+                for r in rows:
+                    for sid, who in r["match"].items():
+                        if who in named:
+                            continue
+                        sp = store.speaker(int(sid))
+                        store.name_voice(sp["voice_id"], who)
+                        named[who] = int(sid)
+        # every file speaker not named by hand: the name shown against the truth
+        shown = right = should = 0
+        for r in rows:
+            for sp in store.list_speakers(r["media_id"]):
+                if sp["id"] in named.values():
+                    continue
+                who = voice_truth.get(sp["id"])
+                name = sp["voice_name"]
+                if name is not None:
+                    shown += 1
+                    right += name == who
+                if who in named:
+                    should += 1
+        voices = {"shown": shown, "right": right, "should": should,
+                  "precision": right / shown if shown else float("nan"),
+                  "recall": right / should if should else float("nan")}
+    finally:
+        store.close()
+    return {"rows": rows, "voices": voices}
+
+
+def summary(split: str, res: dict) -> str:
+    rows = res["rows"]
+    lines = [f"### {split}: {len(rows)} files, {sum(r['seconds'] for r in rows) / 60:.1f} min",
+             "", "| set | files | DER | missed | false alarm | confusion | count right |",
+             "|---|---|---|---|---|---|---|"]
+    for src in ("ivr", "ami", None):
+        sel = [r for r in rows if src is None or r["source"] == src]
+        if not sel:
+            continue
+        tot = sum(r["total"] for r in sel)
+        lines.append("| {} | {} | {:.1%} | {:.1%} | {:.1%} | {:.1%} | {}/{} ({:.0%}) |".format(
+            src or "all", len(sel), sum(r["miss"] + r["fa"] + r["conf"] for r in sel) / tot,
+            sum(r["miss"] for r in sel) / tot, sum(r["fa"] for r in sel) / tot,
+            sum(r["conf"] for r in sel) / tot,
+            sum(r["ref_speakers"] == r["hyp_speakers"] for r in sel), len(sel),
+            sum(r["ref_speakers"] == r["hyp_speakers"] for r in sel) / len(sel)))
+    by_n: dict[int, list] = {}
+    for r in rows:
+        by_n.setdefault(r["ref_speakers"], []).append(r["hyp_speakers"])
+    lines += ["", "speakers found, by true count: " + "; ".join(
+        f"{k}: {sorted(v)}" for k, v in sorted(by_n.items()))]
+    v = res["voices"]
+    lines.append(f"named voices in other files: precision {v['precision']:.2f} "
+                 f"({v['right']}/{v['shown']}), recall {v['recall']:.2f} "
+                 f"({v['right']}/{v['should']})")
+    sp, sk = sum(r["speech_s"] for r in rows), sum(r["speakers_s"] for r in rows)
+    lines.append(f"cost: speech stage {sp:.1f} s, speakers stage {sk:.1f} s = {sk / sp:.1%} "
+                 f"of speech (audio {sum(r['seconds'] for r in rows):.0f} s)")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------- tune ---
+def tune() -> None:
+    """Grid over the clustering and smoothing constants on dev; window embeddings are
+    computed once per hop. Prints DER and count accuracy per setting, and the voice
+    match threshold's precision/recall over pairs of file speakers."""
+    from indexer.store import Store
+    from models import diarization as dz
+    from models.speaker_encoder import SPEAKER_ENCODER
+    files = conversations("dev")
+    enc = SPEAKER_ENCODER.get()
+    lib = CACHE / "library-tune.db"
+    for p in glob.glob(str(lib) + "*"):
+        os.unlink(p)
+    store = Store(lib)
+    holder: dict = {}
+    data = []
+    for wav in files:
+        media = _media(store, wav)
+        speech(store, media, holder)
+        words = [(w["start"], w["end"]) for s in store.transcript(media["id"], "speech")
+                 for w in s["words"]]
+        ref = json.loads(wav.with_suffix(".json").read_text())
+        data.append((wav, np.asarray(sorted(words)).reshape(-1, 2), ref))
+    store.close()
+    results = []
+    for hop in (0.8, 1.2, 1.6):
+        cached = []
+        for wav, words, ref in data:
+            regions = dz.merge_spans(map(tuple, words), dz.REGION_GAP_S)
+            windows = dz.plan_windows(regions, dz.WINDOW_S, hop)
+            cached.append((windows, dz.embed_windows(wav, windows, enc.embed), words, ref))
+        for thr, msp, mrun, gap in itertools.product((0.2, 0.25, 0.3, 0.35, 0.4),
+                                                     (1.0, 2.0, 3.0), (0.3, 0.5, 0.8),
+                                                     (0.5, 1.0)):
+            tot = err = right = 0.0
+            for windows, emb, words, ref in cached:
+                res = dz.diarize_embeddings(windows, emb, words=words, threshold=thr,
+                                            min_speaker_s=msp, min_run_s=mrun, turn_gap_s=gap,
+                                            hop_s=hop)
+                hyp = [(t.start, t.end, str(t.speaker)) for t in res.turns]
+                d = der([(t["start"], t["end"], t["speaker"]) for t in ref["turns"]], hyp)
+                tot += d["total"]
+                err += d["miss"] + d["fa"] + d["conf"]
+                right += res.count == len(ref["speakers"])
+            results.append((err / tot, -right / len(cached), hop, thr, msp, mrun, gap))
+        print(f"hop {hop}: best so far {min(results)}", flush=True)
+    results.sort()
+    print("DER  count  hop  threshold  min_speaker_s  min_run_s  turn_gap_s")
+    for r in results[:15]:
+        print(f"{r[0]:.3f} {-r[1]:.2f} {r[2]} {r[3]} {r[4]} {r[5]} {r[6]}")
+    # voice threshold: centroid cosine of file speakers across files, same vs other person
+    best = results[0]
+    cents = []
+    for windows, emb, words, ref in [c for c in cached] if best[2] == 1.6 else []:
+        pass
+    hop = best[2]
+    for wav, words, ref in data:
+        regions = dz.merge_spans(map(tuple, words), dz.REGION_GAP_S)
+        windows = dz.plan_windows(regions, dz.WINDOW_S, hop)
+        emb = dz.embed_windows(wav, windows, enc.embed)
+        res = dz.diarize_embeddings(windows, emb, words=words, threshold=best[3],
+                                    min_speaker_s=best[4], min_run_s=best[5],
+                                    turn_gap_s=best[6], hop_s=hop)
+        hyp = [(t.start, t.end, str(t.speaker)) for t in res.turns]
+        m = best_match(hyp, [(t["start"], t["end"], t["speaker"]) for t in ref["turns"]])
+        for sp in res.speakers:
+            cents.append((wav.stem, m.get(str(sp.index)), sp.centroid))
+    same, other = [], []
+    for (fa, wa, ca), (fb, wb, cb) in itertools.combinations(cents, 2):
+        if fa != fb:
+            (same if wa == wb else other).append(float(ca @ cb))
+    same, other = np.array(same), np.array(other)
+    print(f"voice pairs: {len(same)} same person, {len(other)} different")
+    for thr in np.arange(0.60, 0.96, 0.025):
+        tp, fp = (same >= thr).sum(), (other >= thr).sum()
+        print(f"  threshold {thr:.3f}: precision {tp / max(1, tp + fp):.3f} "
+              f"recall {tp / max(1, len(same)):.3f}")
+
+
+# ----------------------------------------------------------------------- memory ---
+def _memory_child(minutes: float) -> None:
+    """Diarize one long file (test conversations repeated), VAD regions, and print
+    ru_maxrss in MB after loading the models and after the stage."""
+    from models import diarization as dz
+    from models.speaker_encoder import SPEAKER_ENCODER
+    from models.speech_regions import speech_regions
+    files = conversations("test")
+    path = CACHE / f"long-{minutes:g}min.wav"
+    if not path.exists():
+        from models.audio_stream import decode_audio
+        parts, total = [], 0.0
+        while total < minutes * 60:
+            for f in files:
+                x = decode_audio(f)
+                parts.append(x)
+                total += len(x) / SR
+                if total >= minutes * 60:
+                    break
+        _write_wav(path, np.concatenate(parts))
+        del parts
+    enc = SPEAKER_ENCODER.get()
+    enc.embed(np.zeros((1, 160, 40), np.float32))
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    regions = speech_regions(path)
+    t0 = time.perf_counter()
+    res = dz.diarize(path, enc.embed, regions=regions)
+    took = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"minutes": minutes, "base_mb": base, "peak_mb": peak,
+                      "speakers": res.count, "windows": res.windows, "seconds": took}))
+
+
+def memory() -> None:
+    for minutes in (5, 40):
+        out = subprocess.run([sys.executable, "-m", "benchmarks.speakers", "--memory-child",
+                              str(minutes)], cwd=ROOT, capture_output=True, text=True)
+        print(out.stdout.strip() or out.stderr[-2000:])
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--tune", action="store_true")
+    ap.add_argument("--memory", action="store_true")
+    ap.add_argument("--memory-child", type=float)
+    ap.add_argument("--split", choices=("dev", "test", "both"), default="both")
+    args = ap.parse_args(argv)
+    if args.memory_child:
+        _memory_child(args.memory_child)
+        return 0
+    if args.memory:
+        memory()
+        return 0
+    if args.tune:
+        tune()
+        return 0
+    from indexer.stages.speakers import SpeakersStage
+    stage = SpeakersStage()
+    for split in (("dev", "test") if args.split == "both" else (args.split,)):
+        res = run_split(split, stage)
+        (CACHE / f"result-{split}.json").write_text(json.dumps(res, indent=1, default=str))
+        print(summary(split, res), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

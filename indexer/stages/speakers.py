@@ -1,0 +1,87 @@
+"""The speakers stage: who speaks when, and which voice of the library each speaker is.
+
+It runs after the speech stage and builds on its transcript: the words give where speech
+is and where a turn may change (a turn never splits a word); where the transcript is
+silent for a while, the VAD looks for speech it skipped. A file whose speech stage found
+no speech (music, noise, silence) gets no speakers and no error; a file with subtitle
+lines but no recognised speech ("Trust existing subtitles") is searched by the VAD alone.
+The diarization itself is models.diarization; the library's voices are the store's
+(indexer/store/speakers.py): the saver matches the file's speakers to known voices.
+"""
+from __future__ import annotations
+
+import logging
+
+from models.loading import LazyModel
+
+from indexer.stages.base import Saver, StageContext
+from indexer.store import Store
+
+log = logging.getLogger(__name__)
+
+
+def _default_encoder() -> LazyModel:
+    from models.speaker_encoder import SPEAKER_ENCODER
+    return SPEAKER_ENCODER
+
+
+class SpeakersStage:
+    name = "speakers"
+    after = ("speech",)
+    derives = ("speaker_turns", "speakers")
+    search_lists = ()
+
+    def __init__(self, encoder: LazyModel | None = None, *, min_speakers: int | None = None,
+                 max_speakers: int | None = None):
+        if min_speakers is not None and min_speakers < 1:
+            raise ValueError("The least number of speakers must be at least 1.")
+        if min_speakers and max_speakers and max_speakers < min_speakers:
+            raise ValueError(f"The most speakers ({max_speakers}) is fewer than the least "
+                             f"({min_speakers}).")
+        self._encoder = encoder
+        self.min_speakers = min_speakers
+        self.max_speakers = max_speakers
+
+    @property
+    def encoder(self):
+        if self._encoder is None:
+            self._encoder = _default_encoder()
+        return self._encoder.get()             # loaded once per process, on first use
+
+    def applies(self, probe: dict) -> bool:
+        return probe.get("has_audio", False)
+
+    def run(self, media: dict, ctx: StageContext) -> Saver:
+        from models import diarization
+        words, covered, subtitles = [], [], False
+        if ctx.store is not None:
+            for line in ctx.store.transcript(media["id"]):
+                if line["source"] != "speech":
+                    subtitles = True
+                    continue
+                covered.append((line["start"], line["end"]))
+                words.extend((w["start"], w["end"]) for w in line["words"])
+        if covered:
+            result = diarization.diarize(
+                media["path"], self.encoder.embed, words=words, covered=covered,
+                duration=media.get("duration"), min_speakers=self.min_speakers,
+                max_speakers=self.max_speakers, check=ctx.check, progress=ctx.report)
+        elif subtitles or ctx.store is None:
+            # no recognised speech to build on: the VAD says where speech is
+            result = diarization.diarize(
+                media["path"], self.encoder.embed, min_speakers=self.min_speakers,
+                max_speakers=self.max_speakers, check=ctx.check, progress=ctx.report)
+        else:
+            result = diarization.Diarization([], [])   # the speech stage heard no speech
+        ctx.check()
+        ctx.report(1.0)
+        speakers = [{"label": sp.index + 1, "centroid": sp.centroid, "seconds": sp.seconds,
+                     "windows": sp.windows} for sp in result.speakers]
+        turns = [{"start": t.start, "end": t.end, "label": t.speaker + 1,
+                  "embedding": t.embedding} for t in result.turns]
+        version = type(self.encoder).version if speakers else ""
+
+        def save(store: Store) -> None:
+            store.save_speakers(media["id"], speakers, turns, encoder=version,
+                                match_threshold=diarization.VOICE_MATCH_THRESHOLD)
+        return save

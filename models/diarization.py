@@ -1,0 +1,562 @@
+"""Who spoke when: speaker turns from speech regions, GE2E window embeddings and
+clustering, with boundaries on word timings. Pure functions over arrays and an audio
+path; no DB, no Qt.
+
+    speech regions      the transcript's words (merged across short gaps), and the VAD's
+                        speech where the transcript is silent (a language it skipped, a
+                        mumble it dropped); without a transcript, the VAD's alone
+    -> windows          WINDOW_S long, every HOP_S, inside the regions
+    -> embeddings       models.speaker_encoder, the audio decoded in chunks (memory flat)
+    -> clusters         average-linkage agglomerative clustering on cosine distance,
+                        cut at CLUSTER_THRESHOLD (or at min/max speakers); clusters with
+                        less than MIN_SPEAKER_S of speech join their nearest neighbour
+    -> word speakers    each word takes the vote of the windows over it; a run shorter
+                        than MIN_RUN_S between two runs of one speaker takes theirs
+    -> turns            runs of words of one speaker (a pause over TURN_GAP_S starts a new
+                        turn): a turn starts at a word's start and ends at a word's end,
+                        so it never splits a word
+
+Speakers are numbered in the order they first speak. Each gets a centroid (the mean of
+its windows' embeddings) that the library matches against known voices with
+VOICE_MATCH_THRESHOLD. The thresholds were tuned on the benchmark's dev split
+(benchmarks/speakers.py, benchmarks/README.md "Speakers").
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+
+from . import audio_stream
+from .speaker_encoder import FRAMES_PER_S, PARTIAL_FRAMES, SAMPLE_RATE, loudness_gain, mel_frames
+
+WINDOW_S = PARTIAL_FRAMES / FRAMES_PER_S   # 1.6 s: what the encoder was trained on
+HOP_S = 1.6                 # windows side by side: half the cost of 0.8 for a little DER (dev)
+REGION_GAP_S = 0.5          # words closer than this are one stretch of speech
+MIN_SPEECH_S = 1.0          # less speech than this in a file: no speakers
+CLUSTER_THRESHOLD = 0.40    # average-linkage cosine distance at which clusters stay apart
+MIN_SPEAKER_S = 2.0         # a cluster with less speech joins its nearest one
+MIN_RUN_S = 0.3             # a shorter run of words between one speaker's runs is theirs
+TURN_GAP_S = 1.5            # a longer pause between two words of one speaker ends a turn
+VOICE_MATCH_THRESHOLD = 0.825 # cosine of two files' speaker centroids for "the same voice"
+MAX_ITEMS = 2000            # clustering holds an items² matrix: longer files pool windows
+CHUNK_S = 120.0             # audio decoded and embedded this many seconds at a time
+GAP_CHECK_S = 1.0           # the VAD looks for speech where the transcript is silent this long
+PIECE_S = 0.4               # speech without words is placed in pieces of about this length
+# tighter than speech recognition's (models.asr.VAD_OPTIONS): a pause between two
+# speakers must stay a pause
+VAD_OPTIONS = dict(min_silence_duration_ms=300, speech_pad_ms=60)
+
+
+@dataclass(frozen=True)
+class Turn:
+    start: float
+    end: float
+    speaker: int                       # index into Diarization.speakers
+    embedding: np.ndarray | None = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class Speaker:
+    index: int                         # 0 is "Speaker 1", the first to speak
+    centroid: np.ndarray = field(compare=False, repr=False)
+    seconds: float                     # speech time in its turns
+    windows: int                       # embedding windows behind the centroid
+
+
+@dataclass
+class Diarization:
+    speakers: list[Speaker]
+    turns: list[Turn]
+    word_speakers: list[int] | None = None   # per input word, when words were given
+    windows: int = 0
+    speech_s: float = 0.0
+
+    @property
+    def count(self) -> int:
+        return len(self.speakers)
+
+
+# ------------------------------------------------------------ speech regions ---
+def merge_spans(spans: Iterable[tuple[float, float]], gap: float = REGION_GAP_S
+                ) -> list[tuple[float, float]]:
+    """Sorted spans with those closer than `gap` joined; empty ones dropped."""
+    out: list[list[float]] = []
+    for s, e in sorted((float(s), float(e)) for s, e in spans):
+        if e <= s:
+            continue
+        if out and s - out[-1][1] <= gap:
+            out[-1][1] = max(out[-1][1], e)
+        else:
+            out.append([s, e])
+    return [(s, e) for s, e in out]
+
+
+def plan_windows(regions: Sequence[tuple[float, float]], window_s: float = WINDOW_S,
+                 hop_s: float = HOP_S) -> np.ndarray:
+    """(n, 2) start/end of the embedding windows: every `hop_s` inside each region, the
+    last one ending at the region's end; a region shorter than a window gets one window
+    centred on it (starting no earlier than 0)."""
+    out: list[tuple[float, float]] = []
+    for s, e in regions:
+        length = e - s
+        if length <= window_s:
+            start = max(0.0, (s + e - window_s) / 2)
+            out.append((start, start + window_s))
+            continue
+        n = int(np.ceil((length - window_s) / hop_s - 1e-9)) + 1
+        starts = s + np.arange(n) * hop_s
+        starts[-1] = e - window_s
+        out.extend((float(a), float(a) + window_s) for a in starts)
+    return np.asarray(out, dtype=np.float64).reshape(-1, 2)
+
+
+# ---------------------------------------------------------------- embedding ---
+def embed_windows(path: str | os.PathLike, windows: np.ndarray, embed: Callable,
+                  *, check: Callable[[], None] = lambda: None,
+                  progress: Callable[[float], None] = lambda f: None,
+                  chunk_s: float = CHUNK_S) -> np.ndarray:
+    """(n, 256) embeddings of `windows` (sorted by start) of the file's first audio
+    stream. The audio is decoded CHUNK_S at a time with a tail carried over, so a window
+    across two chunks is whole and memory stays flat in the file's length. `embed` maps
+    (m, frames, 40) mel windows to (m, 256) vectors (SpeakerEncoder.embed). A window past
+    the end of the audio is zero-padded."""
+    n = len(windows)
+    out = np.zeros((n, 256), np.float32)
+    if n == 0:
+        return out
+    frames = int(round((windows[0, 1] - windows[0, 0]) * FRAMES_PER_S))
+    keep = int(np.ceil(float(np.max(windows[:, 1] - windows[:, 0])) * SAMPLE_RATE)) + 1
+    tail = np.zeros(0, np.float32)
+    tail_start = 0
+    nxt = 0
+    parts = audio_stream.windows(audio_stream.decode_blocks(path), chunk_s)
+
+    def embed_ready(buf: np.ndarray, buf_start: int, final: bool) -> int:
+        nonlocal nxt
+        end = buf_start + len(buf)
+        batch, idx = [], []
+        while nxt < n:
+            a = int(round(windows[nxt, 0] * SAMPLE_RATE))
+            if not final and a + frames * (SAMPLE_RATE // FRAMES_PER_S) > end:
+                break
+            piece = buf[max(0, a - buf_start): max(0, a - buf_start) + frames * 160]
+            if len(piece) < frames * 160:
+                piece = np.pad(piece, (0, frames * 160 - len(piece)))
+            mel = mel_frames(piece)[:frames] * loudness_gain(piece)
+            batch.append(mel)
+            idx.append(nxt)
+            nxt += 1
+            if len(batch) == 64:
+                out[idx] = embed(np.stack(batch))
+                batch, idx = [], []
+                check()
+                progress(nxt / n)
+        if batch:
+            out[idx] = embed(np.stack(batch))
+            progress(nxt / n)
+        return nxt
+
+    try:
+        for offset, samples in parts:
+            check()
+            start = int(round(offset * SAMPLE_RATE))
+            if len(tail) and tail_start + len(tail) == start:
+                buf, buf_start = np.concatenate([tail, samples]), tail_start
+            else:
+                buf, buf_start = samples, start
+            embed_ready(buf, buf_start, final=False)
+            if nxt >= n:
+                break
+            # keep what a window not yet embedded may still need
+            first_needed = int(round(windows[nxt, 0] * SAMPLE_RATE))
+            cut = max(len(buf) - keep, min(len(buf), max(0, first_needed - buf_start)))
+            tail, tail_start = buf[cut:].copy(), buf_start + cut
+        else:
+            if nxt < n:
+                embed_ready(tail, tail_start, final=True)
+    finally:
+        parts.close()
+    return out
+
+
+# ---------------------------------------------------------------- clustering ---
+def _unit(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
+def _pool(emb: np.ndarray, max_items: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Items for clustering: each window, or (past `max_items`) runs of consecutive
+    windows averaged. Returns (item vectors, item sizes, window -> item)."""
+    n = len(emb)
+    group = max(1, int(np.ceil(n / max_items)))
+    owner = np.arange(n) // group
+    m = int(owner[-1]) + 1 if n else 0
+    sums = np.zeros((m, emb.shape[1]), np.float64)
+    np.add.at(sums, owner, emb)
+    sizes = np.bincount(owner, minlength=m).astype(np.float64)
+    return _unit(sums), sizes, owner
+
+
+def average_linkage(vectors: np.ndarray, sizes: np.ndarray | None = None) -> list[tuple[int, int, float]]:
+    """The full merge sequence of average-linkage clustering on cosine distance:
+    [(kept item, merged item, distance)], n - 1 merges, cheapest first. O(n²) memory;
+    per merge O(n) work (each row keeps its nearest neighbour)."""
+    n = len(vectors)
+    if n < 2:
+        return []
+    v = _unit(vectors)
+    d = (1.0 - v @ v.T).astype(np.float64)
+    np.fill_diagonal(d, np.inf)
+    size = np.ones(n) if sizes is None else np.asarray(sizes, dtype=np.float64).copy()
+    alive = np.ones(n, bool)
+    nn = np.argmin(d, axis=1)
+    nd = d[np.arange(n), nn]
+    merges = []
+    for _ in range(n - 1):
+        i = int(np.argmin(np.where(alive, nd, np.inf)))
+        j = int(nn[i])
+        dist = float(d[i, j])
+        merges.append((i, j, dist))
+        # Lance-Williams for average linkage: the new row is the size-weighted mean
+        row = (size[i] * d[i] + size[j] * d[j]) / (size[i] + size[j])
+        row[i] = np.inf
+        size[i] += size[j]
+        alive[j] = False
+        d[j, :] = np.inf
+        d[:, j] = np.inf
+        row[j] = np.inf
+        row[~alive] = np.inf
+        d[i, :] = row
+        d[:, i] = row
+        # rows whose nearest was i or j look again; others may now be nearest to i
+        stale = alive & ((nn == i) | (nn == j))
+        stale[i] = True
+        for k in np.flatnonzero(stale):
+            nn[k] = int(np.argmin(d[k]))
+            nd[k] = d[k, nn[k]]
+        closer = alive & (row < nd)
+        nn[closer] = i
+        nd[closer] = row[closer]
+        nd[j] = np.inf
+    return merges
+
+
+def cut(merges: Sequence[tuple[int, int, float]], n: int, *, threshold: float,
+        min_clusters: int | None = None, max_clusters: int | None = None) -> np.ndarray:
+    """Cluster labels (0..k-1) after applying the merges cheaper than `threshold`, then
+    more or fewer so that min_clusters <= k <= max_clusters."""
+    if n == 0:
+        return np.zeros(0, int)
+    applied = sum(1 for _, _, dist in merges if dist <= threshold)
+    k = n - applied
+    lo = max(1, min(min_clusters or 1, n))
+    hi = max(lo, min(max_clusters or n, n))
+    k = min(max(k, lo), hi)
+    parent = np.arange(n)
+
+    def root(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for i, j, _ in merges[: n - k]:
+        parent[root(j)] = root(i)
+    roots = np.array([root(x) for x in range(n)])
+    _, labels = np.unique(roots, return_inverse=True)
+    return labels
+
+
+def cluster(embeddings: np.ndarray, *, seconds: np.ndarray | None = None,
+            threshold: float = CLUSTER_THRESHOLD, min_speakers: int | None = None,
+            max_speakers: int | None = None, min_speaker_s: float = MIN_SPEAKER_S,
+            max_items: int = MAX_ITEMS) -> np.ndarray:
+    """A speaker label (0..k-1) per window embedding. `seconds`: the speech each window
+    stands for (for MIN_SPEAKER_S); a cluster below it joins the nearest other cluster,
+    unless that would leave fewer than `min_speakers`."""
+    n = len(embeddings)
+    if n == 0:
+        return np.zeros(0, int)
+    emb = _unit(embeddings)
+    items, sizes, owner = _pool(emb, max_items)
+    merges = average_linkage(items, sizes)
+    labels = cut(merges, len(items), threshold=threshold, min_clusters=min_speakers,
+                 max_clusters=max_speakers)[owner]
+    secs = np.ones(n) * HOP_S if seconds is None else np.asarray(seconds, dtype=np.float64)
+    floor = max(1, min_speakers or 1)
+    while True:
+        ks = np.unique(labels)
+        if len(ks) <= floor:
+            break
+        totals = np.array([secs[labels == k].sum() for k in ks])
+        small = int(np.argmin(totals))
+        if totals[small] >= min_speaker_s:
+            break
+        cents = _unit(np.stack([emb[labels == k].mean(axis=0) for k in ks]))
+        sim = cents @ cents[small]
+        sim[small] = -np.inf
+        labels[labels == ks[small]] = ks[int(np.argmax(sim))]
+    _, labels = np.unique(labels, return_inverse=True)
+    return labels
+
+
+# ------------------------------------------------------------- word speakers ---
+def word_votes(words: np.ndarray, windows: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
+    """(n_words, k) votes: each window votes for its label on the words it overlaps,
+    weighted by the overlap and by how near the word is to the window's middle (a
+    window's embedding speaks most for its centre). A word no window overlaps takes the
+    nearest window's label."""
+    votes = np.zeros((len(words), k))
+    if not len(words) or not len(windows):
+        return votes
+    order = np.argsort(windows[:, 0])
+    win, lab = windows[order], labels[order]
+    half = (win[:, 1] - win[:, 0]) / 2
+    mid = win[:, 0] + half
+    max_len = float(np.max(win[:, 1] - win[:, 0]))
+    for i, (ws, we) in enumerate(words):
+        lo = np.searchsorted(win[:, 0], ws - max_len, side="left")
+        hi = np.searchsorted(win[:, 0], we, side="right")
+        for j in range(lo, hi):
+            overlap = min(we, win[j, 1]) - max(ws, win[j, 0])
+            if overlap <= 0:
+                continue
+            centre = 1.0 - min(1.0, abs((ws + we) / 2 - mid[j]) / half[j])
+            votes[i, lab[j]] += overlap * (0.25 + centre)
+        if not votes[i].any():
+            j = int(np.argmin(np.abs(mid - (ws + we) / 2)))
+            votes[i, lab[j]] = 1e-6
+    return votes
+
+
+def smooth_runs(words: np.ndarray, labels: np.ndarray, min_run_s: float = MIN_RUN_S) -> np.ndarray:
+    """A run of words shorter than `min_run_s` (first start to last end) between two
+    runs of one other speaker is given to that speaker; repeated until none is left."""
+    labels = np.asarray(labels).copy()
+    changed = True
+    while changed and len(labels):
+        changed = False
+        bounds = np.flatnonzero(np.diff(labels)) + 1
+        starts = np.concatenate([[0], bounds])
+        ends = np.concatenate([bounds, [len(labels)]])
+        for r in range(1, len(starts) - 1):
+            a, b = starts[r], ends[r]
+            if labels[starts[r - 1]] != labels[starts[r + 1]]:
+                continue
+            if words[b - 1, 1] - words[a, 0] < min_run_s:
+                labels[a:b] = labels[starts[r - 1]]
+                changed = True
+                break
+    return labels
+
+
+# -------------------------------------------------------------------- turns ---
+def _renumber(labels: np.ndarray, first_time: np.ndarray) -> tuple[np.ndarray, list[int]]:
+    """Labels renumbered so the first to speak is 0; returns (labels, old of new)."""
+    present = list(np.unique(labels))
+    present.sort(key=lambda k: float(first_time[labels == k].min()))
+    mapping = {old: new for new, old in enumerate(present)}
+    return np.array([mapping[x] for x in labels], dtype=int), present
+
+
+def _turn_embedding(windows: np.ndarray, labels: np.ndarray, emb: np.ndarray,
+                    start: float, end: float, speaker: int) -> np.ndarray | None:
+    mids = windows.mean(axis=1)
+    inside = (mids >= start) & (mids <= end) & (labels == speaker)
+    if not inside.any():
+        return None
+    return _unit(emb[inside].mean(axis=0))
+
+
+def diarize_embeddings(windows: np.ndarray, embeddings: np.ndarray, *,
+                       words: np.ndarray | None = None,
+                       regions: Sequence[tuple[float, float]] = (),
+                       min_speakers: int | None = None, max_speakers: int | None = None,
+                       threshold: float = CLUSTER_THRESHOLD, min_speaker_s: float = MIN_SPEAKER_S,
+                       min_run_s: float = MIN_RUN_S, turn_gap_s: float = TURN_GAP_S,
+                       hop_s: float = HOP_S) -> Diarization:
+    """Turns from window embeddings: on the words' timings when `words` ((n, 2)
+    start/end, by start) are given, else on the speech `regions`, cut between windows."""
+    n = len(windows)
+    speech_s = (float(sum(e - s for s, e in merge_spans(map(tuple, words), 0.0)))
+                if words is not None and len(words) else float(sum(e - s for s, e in regions)))
+    if n == 0:
+        return Diarization([], [], [] if words is not None else None, 0, speech_s)
+    secs = np.minimum(windows[:, 1] - windows[:, 0], hop_s)
+    labels = cluster(embeddings, seconds=secs, threshold=threshold, min_speakers=min_speakers,
+                     max_speakers=max_speakers, min_speaker_s=min_speaker_s)
+    k = int(labels.max()) + 1
+    emb = _unit(embeddings)
+    spans: list[tuple[float, float, int]] = []
+    word_labels = None
+    if words is not None and len(words):
+        words = np.asarray(words, dtype=np.float64).reshape(-1, 2)
+        word_labels = np.argmax(word_votes(words, windows, labels, k), axis=1)
+        word_labels = smooth_runs(words, word_labels, min_run_s)
+        # keep window labels consistent with the words they stand for
+        start = 0
+        for i in range(1, len(words) + 1):
+            if (i == len(words) or word_labels[i] != word_labels[start]
+                    or words[i, 0] - words[i - 1, 1] > turn_gap_s):
+                spans.append((float(words[start, 0]), float(words[i - 1, 1]),
+                              int(word_labels[start])))
+                start = i
+    else:
+        mids = windows.mean(axis=1)
+        for s, e in regions:
+            inside = np.flatnonzero((mids >= s - 1e-6) & (mids <= e + 1e-6))
+            if not len(inside):
+                inside = np.array([int(np.argmin(np.abs(mids - (s + e) / 2)))])
+            inside = inside[np.argsort(mids[inside])]
+            cur_start, cur = s, int(labels[inside[0]])
+            for a, b in zip(inside[:-1], inside[1:]):
+                if labels[b] != cur:
+                    edge = min(e, max(cur_start, (mids[a] + mids[b]) / 2))
+                    spans.append((cur_start, edge, cur))
+                    cur_start, cur = edge, int(labels[b])
+            spans.append((cur_start, e, cur))
+        spans = [sp for sp in spans if sp[1] > sp[0]]
+    if not spans:
+        return Diarization([], [], None if word_labels is None else [], n, speech_s)
+    span_labels = np.array([sp[2] for sp in spans])
+    first = np.array([sp[0] for sp in spans])
+    new_labels, old_of_new = _renumber(span_labels, first)
+    speakers = []
+    for new, old in enumerate(old_of_new):
+        mask = labels == old
+        centroid = _unit(emb[mask].mean(axis=0)) if mask.any() else _unit(emb.mean(axis=0))
+        seconds = float(sum(e - s for (s, e, _), lab in zip(spans, new_labels) if lab == new))
+        speakers.append(Speaker(new, centroid, seconds, int(mask.sum())))
+    turns = [Turn(s, e, int(new), _turn_embedding(windows, labels, emb, s, e, old))
+             for (s, e, old), new in zip(spans, new_labels)]
+    words_out = None
+    if word_labels is not None:
+        remap = {old: new for new, old in enumerate(old_of_new)}
+        words_out = [remap[int(x)] for x in word_labels]
+    return Diarization(speakers, turns, words_out, n, speech_s)
+
+
+def uncovered(spans: Sequence[tuple[float, float]], end: float, min_gap: float = GAP_CHECK_S
+              ) -> list[tuple[float, float]]:
+    """The stretches of [0, end] outside `spans` that are at least `min_gap` long."""
+    out, t = [], 0.0
+    for s, e in merge_spans(spans, 0.0):
+        if s - t >= min_gap:
+            out.append((t, s))
+        t = max(t, e)
+    if end - t >= min_gap:
+        out.append((t, end))
+    return out
+
+
+def find_speech(path: str | os.PathLike, where: Sequence[tuple[float, float]] | None = None, *,
+                check: Callable[[], None] = lambda: None) -> list[tuple[float, float]]:
+    """Speech (silero VAD, the one speech recognition uses, with tighter pauses and
+    padding so turns are not bridged) in the stretches `where` of the file, or all of it
+    (None). Decoded CHUNK_S at a time."""
+    from faster_whisper.vad import VadOptions, get_speech_timestamps
+    options = VadOptions(**VAD_OPTIONS)
+    spans = None if where is None else merge_spans(where, 0.0)
+    if spans is not None and not spans:
+        return []
+    out: list[tuple[float, float]] = []
+    parts = audio_stream.windows(audio_stream.decode_blocks(path), CHUNK_S)
+    try:
+        for offset, samples in parts:
+            check()
+            end = offset + len(samples) / SAMPLE_RATE
+            todo = [(offset, end)] if spans is None else [
+                (max(s, offset), min(e, end)) for s, e in spans if s < end and e > offset]
+            for s, e in todo:
+                piece = samples[int((s - offset) * SAMPLE_RATE): int((e - offset) * SAMPLE_RATE)]
+                if len(piece) < SAMPLE_RATE // 4:
+                    continue
+                for ts in get_speech_timestamps(piece, options):
+                    out.append((s + ts["start"] / SAMPLE_RATE, s + ts["end"] / SAMPLE_RATE))
+            if spans is not None and end >= spans[-1][1]:
+                break
+    finally:
+        parts.close()
+    return out
+
+
+def _pieces(regions: Sequence[tuple[float, float]], words: np.ndarray,
+            piece_s: float = PIECE_S) -> np.ndarray:
+    """Stand-in words for speech no word covers: each such stretch cut in pieces of about
+    `piece_s`, so turns there are placed like turns over words."""
+    out = []
+    for s, e in uncovered_parts(regions, words):
+        n = max(1, int(round((e - s) / piece_s)))
+        edges = np.linspace(s, e, n + 1)
+        out.extend(zip(edges[:-1], edges[1:]))
+    return np.asarray(out, dtype=np.float64).reshape(-1, 2)
+
+
+def uncovered_parts(regions: Sequence[tuple[float, float]], words: np.ndarray
+                    ) -> list[tuple[float, float]]:
+    """The parts of `regions` (merged) that no word overlaps, at least 0.2 s long."""
+    spans = merge_spans(map(tuple, words), 0.0) if len(words) else []
+    out = []
+    for s, e in merge_spans(regions, 0.0):
+        t = s
+        for ws, we in spans:
+            if we <= t or ws >= e:
+                continue
+            if ws - t >= 0.2:
+                out.append((t, ws))
+            t = max(t, we)
+        if e - t >= 0.2:
+            out.append((t, e))
+    return out
+
+
+def diarize(path: str | os.PathLike, embed: Callable, *,
+            words: Sequence[tuple[float, float]] | None = None,
+            covered: Sequence[tuple[float, float]] | None = None,
+            duration: float | None = None,
+            regions: Sequence[tuple[float, float]] | None = None,
+            min_speakers: int | None = None, max_speakers: int | None = None,
+            check: Callable[[], None] = lambda: None,
+            progress: Callable[[float], None] = lambda f: None, **tuning) -> Diarization:
+    """Speaker turns of a file. Speech is where the `words` ((start, end) seconds, a
+    transcript's, by start) are, plus what the VAD finds where the transcript says
+    nothing: outside the `covered` spans (its lines) over at least GAP_CHECK_S, up to
+    `duration`; or, with covered None, the given `regions` (found by the VAD when None
+    too). Less than MIN_SPEECH_S of speech gives no speakers. `embed`:
+    SpeakerEncoder.embed. Word speakers are given for `words` in their order."""
+    word_arr = np.asarray([(float(s), float(max(e, s))) for s, e in (words or ())],
+                          dtype=np.float64).reshape(-1, 2)
+    if covered is not None:
+        end = float(duration) if duration else audio_stream.probe_duration(path)
+        gaps = uncovered(list(covered) + [tuple(w) for w in word_arr], end)
+        found = find_speech(path, gaps, check=check) if gaps else []
+    elif regions is None and not len(word_arr):
+        found = find_speech(path, check=check)
+    else:
+        found = list(regions or ())
+    fill = _pieces(found, word_arr)
+    units = np.concatenate([word_arr, fill]) if len(fill) else word_arr
+    order = np.argsort(units[:, 0], kind="stable")
+    units = units[order]
+    speech = merge_spans(map(tuple, units), REGION_GAP_S)
+    speech_s = float(sum(e - s for s, e in merge_spans(map(tuple, units), 0.0)))
+    if speech_s < MIN_SPEECH_S:
+        return Diarization([], [], [] if words is not None else None, 0, speech_s)
+    hop = tuning.pop("hop_s", HOP_S)
+    windows = plan_windows(speech, WINDOW_S, hop)
+    emb = embed_windows(path, windows, embed, check=check, progress=progress)
+    res = diarize_embeddings(windows, emb, words=units, regions=speech,
+                             min_speakers=min_speakers, max_speakers=max_speakers,
+                             hop_s=hop, **tuning)
+    if words is not None and res.word_speakers is not None:
+        per_unit = np.empty(len(units), int)
+        per_unit[order] = res.word_speakers
+        res.word_speakers = [int(x) for x in per_unit[: len(word_arr)]]
+    else:
+        res.word_speakers = None
+    res.speech_s = speech_s
+    return res

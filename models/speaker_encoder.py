@@ -1,0 +1,207 @@
+"""Who is speaking, as a vector: the GE2E speaker encoder (Wan et al. 2018) whose trained
+weights ship in the `resemblyzer` 0.1.4 wheel (`resemblyzer/pretrained.pt`, Apache-2.0).
+
+The package itself is not imported: its `__init__` pulls librosa and webrtcvad, which
+avindex does not install (resemblyzer is installed `--no-deps`). Only the weights file is
+read, into the same small network (a 3-layer LSTM over 40 mel bands, a linear layer to
+256-d, ReLU, L2 norm) with the same front end, written here with numpy: a power mel
+spectrogram (not log) of 25 ms Hann windows every 10 ms at 16 kHz, Slaney mel scale and
+area-normalised filters, as librosa.feature.melspectrogram computes with resemblyzer's
+settings.
+
+    enc = SPEAKER_ENCODER.get()                   # models.loading: once per process
+    mel = mel_frames(samples)                     # (frames, 40) float32, 100 frames/s
+    vecs = enc.embed(np.stack([mel[0:160], mel[80:240]]))   # (2, 256), unit length
+
+Whole clips of one voice score a cosine of about 0.75-0.9, of two voices about 0.4-0.7
+(benchmarks/README.md, "Speakers"). No DB, no Qt here.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from .loading import LazyModel, lazy
+
+SAMPLE_RATE = 16000
+N_FFT = 400                  # 25 ms
+HOP = 160                    # 10 ms: 100 mel frames per second
+N_MELS = 40
+FRAMES_PER_S = SAMPLE_RATE // HOP
+PARTIAL_FRAMES = 160         # the 1.6 s the encoder was trained on
+EMBEDDING_DIM = 256
+# resemblyzer normalises every utterance to this loudness (raising it only) before the
+# mel spectrogram; a window is scaled the same way here
+TARGET_DBFS = -30.0
+_INT16_MAX = 2 ** 15 - 1
+
+WEIGHTS_ENV = "AVINDEX_SPEAKER_WEIGHTS"   # another GE2E checkpoint in resemblyzer's format
+
+
+class SpeakerWeightsMissing(RuntimeError):
+    """The encoder's weights cannot be found; the message says what to install."""
+
+
+def weights_path() -> Path:
+    """resemblyzer's pretrained.pt (found without importing the package), or the file
+    that $AVINDEX_SPEAKER_WEIGHTS names."""
+    override = os.environ.get(WEIGHTS_ENV)
+    if override:
+        path = Path(override)
+        if not path.is_file():
+            raise SpeakerWeightsMissing(f"{WEIGHTS_ENV} names {path}, which is not a file.")
+        return path
+    spec = importlib.util.find_spec("resemblyzer")
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        path = Path(folder) / "pretrained.pt"
+        if path.is_file():
+            return path
+    raise SpeakerWeightsMissing(
+        "Speaker recognition needs the voice encoder's weights from the resemblyzer "
+        "package. Install them with: pip install --no-deps resemblyzer==0.1.4")
+
+
+# ---------------------------------------------------------------- front end ---
+def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
+    """Slaney's mel scale: linear below 1 kHz, logarithmic above."""
+    hz = np.asarray(hz, dtype=np.float64)
+    f_sp, min_log_hz = 200.0 / 3, 1000.0
+    min_log_mel, logstep = min_log_hz / f_sp, np.log(6.4) / 27.0
+    return np.where(hz >= min_log_hz,
+                    min_log_mel + np.log(np.maximum(hz, min_log_hz) / min_log_hz) / logstep,
+                    hz / f_sp)
+
+
+def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
+    mel = np.asarray(mel, dtype=np.float64)
+    f_sp, min_log_hz = 200.0 / 3, 1000.0
+    min_log_mel, logstep = min_log_hz / f_sp, np.log(6.4) / 27.0
+    return np.where(mel >= min_log_mel, min_log_hz * np.exp(logstep * (mel - min_log_mel)),
+                    f_sp * mel)
+
+
+@lru_cache(maxsize=1)
+def mel_filters() -> np.ndarray:
+    """(N_FFT // 2 + 1, N_MELS) triangular filters, 0 Hz to Nyquist, each of unit area."""
+    fft_hz = np.linspace(0, SAMPLE_RATE / 2, N_FFT // 2 + 1)
+    mel_hz = _mel_to_hz(np.linspace(_hz_to_mel(0.0), _hz_to_mel(SAMPLE_RATE / 2), N_MELS + 2))
+    widths = np.diff(mel_hz)
+    ramps = mel_hz[:, None] - fft_hz[None, :]
+    lower = -ramps[:-2] / widths[:-1, None]
+    upper = ramps[2:] / widths[1:, None]
+    weights = np.maximum(0, np.minimum(lower, upper))
+    weights *= (2.0 / (mel_hz[2:] - mel_hz[:-2]))[:, None]
+    return weights.T.astype(np.float32)
+
+
+@lru_cache(maxsize=1)
+def _window() -> np.ndarray:
+    n = np.arange(N_FFT)
+    return (0.5 - 0.5 * np.cos(2 * np.pi * n / N_FFT)).astype(np.float32)   # periodic Hann
+
+
+def mel_frames(samples: np.ndarray) -> np.ndarray:
+    """(frames, 40) float32 power mel spectrogram of 16 kHz mono `samples`; frame i is
+    centred on sample i * 160 (zero-padded at both ends), so there are len // 160 + 1."""
+    samples = np.asarray(samples, dtype=np.float32).reshape(-1)
+    half = N_FFT // 2
+    padded = np.pad(samples, (half, half))
+    n = 1 + (len(padded) - N_FFT) // HOP
+    if n <= 0:
+        return np.zeros((0, N_MELS), np.float32)
+    frames = np.lib.stride_tricks.sliding_window_view(padded, N_FFT)[::HOP][:n]
+    spectrum = np.fft.rfft(frames * _window(), axis=1)
+    power = (spectrum.real ** 2 + spectrum.imag ** 2).astype(np.float32)
+    return power @ mel_filters()
+
+
+def loudness_gain(samples: np.ndarray) -> float:
+    """The power gain that raises `samples` to TARGET_DBFS (never lowers; 1.0 for
+    digital silence). Mel power scales with it, so it can be applied to mel frames."""
+    rms = float(np.sqrt(np.mean(np.square(samples, dtype=np.float64)))) if len(samples) else 0.0
+    if rms <= 1e-9:
+        return 1.0
+    change_db = TARGET_DBFS - 20 * np.log10(rms)
+    return float(10 ** (change_db / 10)) if change_db > 0 else 1.0
+
+
+# ------------------------------------------------------------------ network ---
+def _network():
+    import torch
+    from torch import nn
+
+    class GE2E(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lstm = nn.LSTM(N_MELS, 256, 3, batch_first=True)
+            self.linear = nn.Linear(256, EMBEDDING_DIM)
+
+        def forward(self, mels: torch.Tensor) -> torch.Tensor:
+            _, (hidden, _) = self.lstm(mels)
+            raw = torch.relu(self.linear(hidden[-1]))
+            return raw / torch.linalg.vector_norm(raw, dim=1, keepdim=True).clamp_min(1e-12)
+
+    return GE2E()
+
+
+class SpeakerEncoder:
+    """The GE2E network on CPU, in inference mode; `embed` takes a batch of mel windows."""
+
+    version = "ge2e-resemblyzer-0.1.4"
+
+    def __init__(self, path: Path | None = None, threads: int = 0):
+        import torch
+        self.path = Path(path) if path is not None else weights_path()
+        try:
+            checkpoint = torch.load(self.path, map_location="cpu", weights_only=True)
+            state = checkpoint.get("model_state", checkpoint)
+            state = {k: v for k, v in state.items() if k.split(".")[0] in ("lstm", "linear")}
+            self.net = _network()
+            self.net.load_state_dict(state, strict=True)
+        except (OSError, RuntimeError, KeyError, AttributeError) as e:
+            raise SpeakerWeightsMissing(f"{self.path} is not a usable GE2E checkpoint ({e}). "
+                                        "Reinstall it: pip install --no-deps --force-reinstall "
+                                        "resemblyzer==0.1.4") from e
+        self.net.eval()
+        self.threads = threads
+
+    def embed(self, mels: np.ndarray, batch: int = 64) -> np.ndarray:
+        """(n, frames, 40) mel windows -> (n, 256) float32 unit vectors."""
+        import torch
+        mels = np.asarray(mels, dtype=np.float32)
+        if mels.ndim != 3 or mels.shape[2] != N_MELS:
+            raise ValueError(f"expected (n, frames, {N_MELS}) mel windows, got {mels.shape}")
+        out = np.zeros((len(mels), EMBEDDING_DIM), np.float32)
+        previous = torch.get_num_threads()
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        try:
+            with torch.inference_mode():
+                for i in range(0, len(mels), batch):
+                    out[i:i + batch] = self.net(torch.from_numpy(mels[i:i + batch])).numpy()
+        finally:
+            if self.threads:
+                torch.set_num_threads(previous)
+        return out
+
+    def embed_samples(self, samples: np.ndarray) -> np.ndarray:
+        """One 256-d vector for a stretch of 16 kHz audio: the normalised mean of its
+        1.6 s windows (every 0.8 s), as resemblyzer's embed_utterance does."""
+        samples = np.asarray(samples, dtype=np.float32)
+        mel = mel_frames(samples) * loudness_gain(samples)
+        if len(mel) < PARTIAL_FRAMES:
+            mel = np.pad(mel, ((0, PARTIAL_FRAMES - len(mel)), (0, 0)))
+        starts = range(0, len(mel) - PARTIAL_FRAMES + 1, PARTIAL_FRAMES // 2)
+        vecs = self.embed(np.stack([mel[s:s + PARTIAL_FRAMES] for s in starts]))
+        mean = vecs.mean(axis=0)
+        return mean / max(float(np.linalg.norm(mean)), 1e-12)
+
+
+# one thread: the LSTM's small matrices gain nothing from a second core (measured:
+# 80 windows 0.50 s on one thread, 0.68 s on two), which the speech stage may be using
+SPEAKER_ENCODER: LazyModel[SpeakerEncoder] = lazy(f"speaker-encoder:{SpeakerEncoder.version}",
+                                                  lambda: SpeakerEncoder(threads=1))

@@ -1,0 +1,273 @@
+"""Speakers: real GE2E weights (resemblyzer's pretrained.pt), real recorded speech (Debian
+pocketsphinx-testdata: a LibriVox reader and the speaker of the `cards` clips), the real
+speech stage before the speakers stage, a real library file. Conversations are built
+here from the clips, so the truth of who speaks when is known."""
+from __future__ import annotations
+
+import subprocess
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from indexer.stages import Pipeline, ProbeStage, SpeechStage, StageContext
+from indexer.stages.carried_subtitles import CarriedSubtitlesStage
+from indexer.stages.speakers import SpeakersStage
+from indexer.store import Store
+from models.audio_stream import decode_audio
+
+DATA = Path("/usr/share/pocketsphinx/test/data")
+READER = [DATA / "librivox" / f"sense_and_sensibility_01_austen_64kb-0{n}.wav"
+          for n in (870, 880, 890, 920, 930)]
+CARDS = [DATA / "cards" / f"00{n}.wav" for n in (1, 2, 3, 4, 5)]
+SR = 16000
+
+pytestmark = pytest.mark.skipif(not all(p.exists() for p in READER + CARDS),
+                                reason="needs Debian pocketsphinx-testdata")
+
+
+def _trimmed(path: Path) -> np.ndarray:
+    x = decode_audio(path)
+    frame = SR // 50
+    n = len(x) // frame
+    e = 10 * np.log10(np.mean(x[: n * frame].reshape(n, frame) ** 2, axis=1) + 1e-12)
+    loud = np.flatnonzero(e > e.max() - 35)
+    return x[max(0, loud[0] * frame - 480): (loud[-1] + 1) * frame + 480]
+
+
+def _conversation(path: Path, clips: list[tuple[str, Path]], pause: float = 0.7) -> list[tuple]:
+    """Write the clips one after another; returns the true turns (start, end, who)."""
+    parts, turns, t = [np.zeros(int(0.5 * SR), np.float32)], [], 0.5
+    for who, clip in clips:
+        x = _trimmed(clip)
+        parts += [x, np.zeros(int(pause * SR), np.float32)]
+        turns.append((t, t + len(x) / SR, who))
+        t += len(x) / SR + pause
+    pcm = (np.clip(np.concatenate(parts), -1, 1) * 32767).astype("<i2")
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(SR)
+        w.writeframes(pcm.tobytes())
+    return turns
+
+
+@pytest.fixture(scope="module")
+def indexed(tmp_path_factory, shared_models_dir):
+    """A library with three files through the real speech and speakers stages: a
+    conversation of the reader and the cards speaker, the reader alone (clips the
+    conversation does not have), and a file of tones, noise and silence."""
+    from models.asr import shared_engine
+    root = tmp_path_factory.mktemp("speakers")
+    files = {
+        "talk1": _conversation(root / "talk1.wav", [
+            ("reader", READER[0]), ("cards", CARDS[4]), ("reader", READER[1]),
+            ("cards", CARDS[1]), ("reader", READER[2]), ("cards", CARDS[0])]),
+        "alone": _conversation(root / "alone.wav", [
+            ("reader", READER[3]), ("reader", READER[4])], pause=0.4),
+    }
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
+                    "sine=frequency=440:duration=6", "-f", "lavfi", "-i",
+                    "anoisesrc=color=pink:amplitude=0.3:duration=6", "-f", "lavfi", "-i",
+                    "anullsrc=r=16000:cl=mono", "-filter_complex",
+                    "[2]atrim=duration=6[s];[0][1][s]concat=n=3:v=0:a=1", "-ar", "16000",
+                    "-ac", "1", str(root / "noise.wav")], check=True)
+    files["noise"] = []
+    store = Store(root / "library.db")
+    speech = SpeechStage(shared_engine("faster-whisper", "base", models_dir=shared_models_dir))
+    speakers = SpeakersStage()
+    out = {}
+    for name in ("talk1", "alone", "noise"):
+        path = root / f"{name}.wav"
+        media_id = store.add_media(str(path), name, path.stat().st_size, 0)
+        media = store.media(media_id)
+        speech.run(media, StageContext(store=store))(store)
+        speakers.run(media, StageContext(store=store))(store)
+        out[name] = (media_id, files[name])
+    yield store, out
+    store.close()
+
+
+def _overlap(a, b) -> float:
+    return max(0.0, min(a[1], b[1]) - max(a[0], b[0]))
+
+
+def test_two_speakers_found_with_turns_near_the_truth(indexed):
+    store, files = indexed
+    media_id, truth = files["talk1"]
+    speakers = store.list_speakers(media_id)
+    assert [s["name"] for s in speakers] == ["Speaker 1", "Speaker 2"]
+    turns = store.speaker_turns(media_id)
+    # each true turn is mostly (>= 70 %) covered by one speaker, and the two true
+    # speakers map to different found speakers
+    who_is = {}
+    for start, end, who in truth:
+        cover: dict[int, float] = {}
+        for t in turns:
+            cover[t["speaker_id"]] = cover.get(t["speaker_id"], 0.0) + _overlap(
+                (start, end), (t["start"], t["end"]))
+        best = max(cover, key=cover.get)
+        assert cover[best] >= 0.7 * (end - start), (start, end, who, cover)
+        assert who_is.setdefault(who, best) == best
+    assert len(set(who_is.values())) == 2
+    # the reader speaks first: Speaker 1
+    assert who_is["reader"] == speakers[0]["id"]
+    assert store.speaker_at(media_id, truth[1][0] + 0.5)["id"] == who_is["cards"]
+    assert store.speaker_at(media_id, 0.1) is None
+
+
+def test_one_speaker_file_gets_one_speaker(indexed):
+    store, files = indexed
+    media_id, truth = files["alone"]
+    speakers = store.list_speakers(media_id)
+    assert len(speakers) == 1
+    assert speakers[0]["seconds"] >= 0.6 * sum(e - s for s, e, _ in truth)
+
+
+def test_tones_noise_and_silence_give_no_speakers_and_no_error(indexed, tmp_path):
+    store, files = indexed
+    media_id, _ = files["noise"]
+    assert store.list_speakers(media_id) == []
+    assert store.speaker_turns(media_id) == []
+    # without any transcript (the VAD alone), still nothing
+    from models import diarization
+    from models.speaker_encoder import SPEAKER_ENCODER
+    result = diarization.diarize(store.media(media_id)["path"], SPEAKER_ENCODER.get().embed)
+    assert result.speakers == [] and result.turns == []
+    # a file with no audio to speak of at all: an empty stretch of silence
+    silent = tmp_path / "silent.wav"
+    with wave.open(str(silent), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(SR)
+        w.writeframes(b"\0\0" * SR * 3)
+    assert diarization.diarize(silent, SPEAKER_ENCODER.get().embed).speakers == []
+
+
+def test_turns_never_split_a_word(indexed):
+    store, files = indexed
+    for name in ("talk1", "alone"):
+        media_id, _ = files[name]
+        words = [w for line in store.transcript(media_id, "speech") for w in line["words"]]
+        assert words
+        edges = [b for t in store.speaker_turns(media_id) for b in (t["start"], t["end"])]
+        for w in words:
+            inside = [b for b in edges if w["start"] + 1e-6 < b < w["end"] - 1e-6]
+            assert not inside, (name, w, inside)
+
+
+def test_naming_a_voice_in_one_file_names_it_in_another(indexed):
+    store, files = indexed
+    talk1, truth1 = files["talk1"]
+    alone, _ = files["alone"]
+    reader1 = store.speaker_at(talk1, truth1[0][0] + 0.5)
+    cards1 = store.speaker_at(talk1, next(s for s, e, w in truth1 if w == "cards") + 0.3)
+    voice = store.name_speaker(reader1["id"], "  Marianne   D. ")
+    assert store.voice(voice)["name"] == "Marianne D."
+    # the same voice in the other file (other recordings of the reader) has the name
+    assert [s["name"] for s in store.list_speakers(alone)] == ["Marianne D."]
+    assert store.speaker(cards1["id"])["name"] == "Speaker 2"
+    assert {f["media_id"] for f in store.files_of_voice(voice)} == {talk1, alone}
+    assert store.voice_by_name("marianne d.")["id"] == voice
+    # a new file is named as it is indexed
+    src = Path(store.media(talk1)["path"])
+    copy = src.with_name("talk1-copy.wav")
+    copy.write_bytes(src.read_bytes())
+    copy_id = store.add_media(str(copy), "copy", copy.stat().st_size, 0)
+    store.save_transcript(copy_id, "en", store.transcript(talk1, "speech"))
+    SpeakersStage().run(store.media(copy_id), StageContext(store=store))(store)
+    assert [s["name"] for s in store.list_speakers(copy_id)] == ["Marianne D.", "Speaker 2"]
+    # naming the copy's other speaker like talk1's cards speaker: one voice
+    store.name_speaker(cards1["id"], "Dealer")
+    copy_cards = store.list_speakers(copy_id)[1]
+    assert copy_cards["name"] == "Dealer"
+    # a name is checked; a second voice given a name in use becomes that voice
+    with pytest.raises(ValueError, match="at most"):
+        store.name_voice(voice, "x" * 200)
+    store.delete_media([copy_id])
+    assert store.voice(voice)["name"] == "Marianne D."      # named voices stay
+
+
+def test_a_voice_split_across_files(indexed):
+    store, files = indexed
+    alone, _ = files["alone"]
+    reader = store.list_speakers(alone)[0]
+    files_before = {f["media_id"] for f in store.files_of_voice(reader["voice_id"])}
+    assert alone in files_before and len(files_before) >= 2   # the reader, matched across files
+    other = next(f for f in store.files_of_voice(reader["voice_id"]) if f["media_id"] != alone)
+    new_voice = store.split_voice(reader["voice_id"], [other["speaker_id"]])
+    assert store.speaker(other["speaker_id"])["voice_id"] == new_voice
+    assert reader["id"] not in {f["speaker_id"] for f in store.files_of_voice(new_voice)}
+    with pytest.raises(ValueError):
+        store.split_voice(new_voice, [reader["id"]])
+    store.merge_voices(reader["voice_id"], new_voice)
+    assert {f["media_id"] for f in store.files_of_voice(reader["voice_id"])} == files_before
+
+
+def test_merge_and_split_keep_rows_consistent(indexed):
+    store, files = indexed
+    talk1, _ = files["talk1"]
+
+    def consistent():
+        speakers = store.list_speakers(talk1)
+        turns = store.speaker_turns(talk1)
+        assert {t["speaker_id"] for t in turns} == {s["id"] for s in speakers}
+        for s in speakers:
+            mine = [t for t in turns if t["speaker_id"] == s["id"]]
+            assert s["turns"] == len(mine)
+            assert s["seconds"] == pytest.approx(sum(t["end"] - t["start"] for t in mine),
+                                                 abs=0.05)
+        orphans = store.db.execute("""SELECT count(*) FROM voices v WHERE v.name IS NULL
+            AND NOT EXISTS (SELECT 1 FROM speakers s WHERE s.voice_id = v.id)""").fetchone()[0]
+        assert orphans == 0
+        return speakers, turns
+
+    before, turns_before = consistent()
+    first = before[0]
+    own = [t["id"] for t in turns_before if t["speaker_id"] == first["id"]]
+    new_id = store.split_speaker(first["id"], own[-1:])
+    after, turns = consistent()
+    assert len(after) == len(before) + 1
+    assert store.speaker(new_id)["label"] == max(s["label"] for s in before) + 1
+    assert [t["speaker_id"] for t in turns if t["id"] == own[-1]] == [new_id]
+    with pytest.raises(ValueError, match="not"):
+        store.split_speaker(first["id"], [turns_before[-1]["id"] + 10_000])
+    store.merge_speakers(first["id"], new_id)
+    merged, turns = consistent()
+    assert [s["id"] for s in merged] == [s["id"] for s in before]
+    assert len(turns) == len(turns_before)
+    # merging two voices makes one person of them; in a file where both speak, one speaker
+    a, b = before[0]["voice_id"], before[1]["voice_id"]
+    named_b = store.voice(b)["name"]
+    kept = store.merge_voices(a, b)
+    one, turns = consistent()
+    assert len(one) == 1 and len(turns) == len(turns_before)
+    assert one[0]["voice_name"] == (store.voice(a)["name"] or named_b)
+    # and splitting it again by its turns' own embeddings gives two
+    store.split_speaker(one[0]["id"])
+    two, _ = consistent()
+    assert len(two) == 2
+    assert len({s["voice_id"] for s in two}) == 2
+    assert kept in {s["voice_id"] for s in two}
+
+
+def test_a_changed_file_loses_its_speakers_and_the_stage_follows_speech(indexed, tmp_path):
+    stages = [ProbeStage(), CarriedSubtitlesStage(), SpeechStage(lambda: None), SpeakersStage()]
+    pipe = Pipeline(stages)
+    assert pipe.followers("speech", {"has_audio": True}, {"probe", "subtitles"}) == ["speakers"]
+    assert pipe.followers("speech", {"has_audio": False}) == []
+    assert set(SpeakersStage.derives) <= set(pipe.derived_tables)
+    with pytest.raises(ValueError):
+        SpeakersStage(min_speakers=3, max_speakers=2)
+    store = Store(tmp_path / "lib.db")
+    media_id = store.add_media("/x/a.wav", "fp", 1, 1)
+    store.save_speakers(media_id, [{"label": 1, "centroid": np.ones(256) / 16, "seconds": 3.0}],
+                        [{"start": 1.0, "end": 4.0, "label": 1, "embedding": None}],
+                        encoder="test", match_threshold=0.8)
+    unnamed = store.list_speakers(media_id)[0]["voice_id"]
+    store.reset_media(media_id, "fp2", 1, 2, derived=pipe.derived_tables)
+    assert store.list_speakers(media_id) == []
+    assert store.voice(unnamed) is None              # an unnamed voice goes with its file
+    store.close()
+
