@@ -56,5 +56,8 @@ extra=""
 "${pip[@]}" --no-build-isolation -e ".$extra"   # the locked setuptools builds it
 # openai-whisper without triton (GPU-only, ~1 GB); its other deps come from pyproject.
 "${pip[@]}" --no-deps --no-build-isolation openai-whisper==20250625
+# resemblyzer for its speaker encoder weights only: without webrtcvad (a source-only
+# package that needs a compiler) and librosa, which avindex never imports.
+"${pip[@]}" --no-deps resemblyzer==0.1.4
 echo "$want" > "$stamp"
 echo "==> environment ready"
