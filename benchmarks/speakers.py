@@ -5,6 +5,7 @@ against the speech stage and memory.
     .venv/bin/python -m benchmarks.speakers            # fetch, build, run dev and test
     .venv/bin/python -m benchmarks.speakers --tune     # the grid on dev (what set the constants)
     .venv/bin/python -m benchmarks.speakers --memory   # peak RSS of one file, 5 vs 40 min
+    .venv/bin/python -m benchmarks.speakers --cost     # both stages timed afresh, same files
 
 Sources (fetched once with the ordinary clients into benchmarks/.cache/speakers/src):
   ami   the AMI meeting excerpts that pyannote.audio 4.0.7's sdist carries for its tests
@@ -494,14 +495,26 @@ def summary(split: str, res: dict) -> str:
 
 
 # ------------------------------------------------------------------------- tune ---
+def _units(wav: Path, rows: list[dict], seconds: float) -> tuple[np.ndarray, list]:
+    """What the stage diarizes on: the transcript's words plus pieces of the speech the
+    VAD finds where the transcript is silent (models.diarization.diarize)."""
+    from models import diarization as dz
+    words = np.array([(w["start"], w["end"]) for r in rows for w in r["words"]]).reshape(-1, 2)
+    gaps = dz.uncovered([(r["start"], r["end"]) for r in rows] + [tuple(w) for w in words],
+                        seconds)
+    fill = dz._pieces(dz.find_speech(wav, gaps), words)
+    units = np.concatenate([words, fill]) if len(fill) else words
+    units = units[np.argsort(units[:, 0], kind="stable")]
+    return units, dz.merge_spans(map(tuple, units), dz.REGION_GAP_S)
+
+
 def tune() -> None:
-    """Grid over the clustering and smoothing constants on dev; window embeddings are
-    computed once per hop. Prints DER and count accuracy per setting, and the voice
-    match threshold's precision/recall over pairs of file speakers."""
+    """Grid over the clustering constants on dev (window embeddings computed once per
+    hop): DER and count accuracy per setting, then the voice match threshold's precision
+    and recall over pairs of file speakers of different files."""
     from indexer.store import Store
     from models import diarization as dz
     from models.speaker_encoder import SPEAKER_ENCODER
-    files = conversations("dev")
     enc = SPEAKER_ENCODER.get()
     lib = CACHE / "library-tune.db"
     for p in glob.glob(str(lib) + "*"):
@@ -509,67 +522,51 @@ def tune() -> None:
     store = Store(lib)
     holder: dict = {}
     data = []
-    for wav in files:
+    for wav in conversations("dev"):
         media = _media(store, wav)
         speech(store, media, holder)
-        words = [(w["start"], w["end"]) for s in store.transcript(media["id"], "speech")
-                 for w in s["words"]]
         ref = json.loads(wav.with_suffix(".json").read_text())
-        data.append((wav, np.asarray(sorted(words)).reshape(-1, 2), ref))
+        units, regions = _units(wav, store.transcript(media["id"], "speech"), ref["seconds"])
+        reft = [(t["start"], t["end"], t["speaker"]) for t in ref["turns"]]
+        per_hop = {}
+        for hop in (0.8, 1.6):
+            windows = dz.plan_windows(regions, dz.WINDOW_S, hop)
+            per_hop[hop] = (windows, dz.embed_windows(wav, windows, enc.embed))
+        data.append((wav.stem, units, regions, reft, len(ref["speakers"]), per_hop))
     store.close()
     results = []
-    for hop in (0.8, 1.2, 1.6):
-        cached = []
-        for wav, words, ref in data:
-            regions = dz.merge_spans(map(tuple, words), dz.REGION_GAP_S)
-            windows = dz.plan_windows(regions, dz.WINDOW_S, hop)
-            cached.append((windows, dz.embed_windows(wav, windows, enc.embed), words, ref))
-        for thr, msp, mrun, gap in itertools.product((0.2, 0.25, 0.3, 0.35, 0.4),
-                                                     (1.0, 2.0, 3.0), (0.3, 0.5, 0.8),
-                                                     (0.5, 1.0)):
-            tot = err = right = 0.0
-            for windows, emb, words, ref in cached:
-                res = dz.diarize_embeddings(windows, emb, words=words, threshold=thr,
-                                            min_speaker_s=msp, min_run_s=mrun, turn_gap_s=gap,
-                                            hop_s=hop)
-                hyp = [(t.start, t.end, str(t.speaker)) for t in res.turns]
-                d = der([(t["start"], t["end"], t["speaker"]) for t in ref["turns"]], hyp)
-                tot += d["total"]
-                err += d["miss"] + d["fa"] + d["conf"]
-                right += res.count == len(ref["speakers"])
-            results.append((err / tot, -right / len(cached), hop, thr, msp, mrun, gap))
-        print(f"hop {hop}: best so far {min(results)}", flush=True)
+    for hop, thr, msp, gap in itertools.product((0.8, 1.6), (0.3, 0.35, 0.375, 0.4, 0.41, 0.425,
+                                                             0.45, 0.5), (1.0, 2.0, 4.0), (1.0, 1.5)):
+        tot = err = right = 0.0
+        for _, units, regions, reft, k, per_hop in data:
+            windows, emb = per_hop[hop]
+            res = dz.diarize_embeddings(windows, emb, words=units, regions=regions,
+                                        threshold=thr, min_speaker_s=msp, turn_gap_s=gap,
+                                        hop_s=hop)
+            d = der(reft, [(t.start, t.end, str(t.speaker)) for t in res.turns])
+            tot += d["total"]
+            err += d["miss"] + d["fa"] + d["conf"]
+            right += res.count == k
+        results.append((err / tot, right / len(data), hop, thr, msp, gap))
     results.sort()
-    print("DER  count  hop  threshold  min_speaker_s  min_run_s  turn_gap_s")
-    for r in results[:15]:
-        print(f"{r[0]:.3f} {-r[1]:.2f} {r[2]} {r[3]} {r[4]} {r[5]} {r[6]}")
-    # voice threshold: centroid cosine of file speakers across files, same vs other person
-    best = results[0]
+    print("DER    count  hop  threshold  min_speaker_s  turn_gap_s")
+    for r in results[:20]:
+        print(f"{r[0]:.3f}  {r[1]:.2f}  {r[2]}  {r[3]}  {r[4]}  {r[5]}")
     cents = []
-    for windows, emb, words, ref in [c for c in cached] if best[2] == 1.6 else []:
-        pass
-    hop = best[2]
-    for wav, words, ref in data:
-        regions = dz.merge_spans(map(tuple, words), dz.REGION_GAP_S)
-        windows = dz.plan_windows(regions, dz.WINDOW_S, hop)
-        emb = dz.embed_windows(wav, windows, enc.embed)
-        res = dz.diarize_embeddings(windows, emb, words=words, threshold=best[3],
-                                    min_speaker_s=best[4], min_run_s=best[5],
-                                    turn_gap_s=best[6], hop_s=hop)
-        hyp = [(t.start, t.end, str(t.speaker)) for t in res.turns]
-        m = best_match(hyp, [(t["start"], t["end"], t["speaker"]) for t in ref["turns"]])
-        for sp in res.speakers:
-            cents.append((wav.stem, m.get(str(sp.index)), sp.centroid))
+    for stem, units, regions, reft, k, per_hop in data:
+        windows, emb = per_hop[dz.HOP_S]
+        res = dz.diarize_embeddings(windows, emb, words=units, regions=regions)
+        m = best_match([(t.start, t.end, str(t.speaker)) for t in res.turns], reft)
+        cents += [(stem, m.get(str(sp.index)), sp.centroid) for sp in res.speakers]
     same, other = [], []
     for (fa, wa, ca), (fb, wb, cb) in itertools.combinations(cents, 2):
         if fa != fb:
             (same if wa == wb else other).append(float(ca @ cb))
     same, other = np.array(same), np.array(other)
-    print(f"voice pairs: {len(same)} same person, {len(other)} different")
-    for thr in np.arange(0.60, 0.96, 0.025):
-        tp, fp = (same >= thr).sum(), (other >= thr).sum()
-        print(f"  threshold {thr:.3f}: precision {tp / max(1, tp + fp):.3f} "
-              f"recall {tp / max(1, len(same)):.3f}")
+    print(f"voice pairs across files: {len(same)} same person, {len(other)} different")
+    for thr in np.arange(0.70, 0.96, 0.025):
+        tp, fp = int((same >= thr).sum()), int((other >= thr).sum())
+        print(f"  {thr:.3f}: precision {tp / max(1, tp + fp):.3f} recall {tp / max(1, len(same)):.3f}")
 
 
 # ----------------------------------------------------------------------- memory ---
@@ -612,10 +609,43 @@ def memory() -> None:
         print(out.stdout.strip() or out.stderr[-2000:])
 
 
+def cost(every: int = 3) -> None:
+    """Both stages timed afresh, one after the other on the same files (every `every`th
+    test file; nothing cached), with their models loaded beforehand."""
+    from app.settings import Settings
+    from app.stages import _speech
+    from indexer.stages import StageContext
+    from indexer.stages.speakers import SpeakersStage
+    from indexer.store import Store
+    lib = CACHE / "library-cost.db"
+    for p in glob.glob(str(lib) + "*"):
+        os.unlink(p)
+    store = Store(lib)
+    speech_stage, speakers_stage = _speech(Settings(), lib), SpeakersStage()
+    speech_stage.engine, speakers_stage.encoder          # loaded outside the timing
+    audio = took_speech = took_speakers = 0.0
+    for wav in conversations("test")[::every]:
+        media = _media(store, wav)
+        t0 = time.perf_counter()
+        speech_stage.run(media, StageContext(store=store))(store)
+        t1 = time.perf_counter()
+        speakers_stage.run(media, StageContext(store=store))(store)
+        t2 = time.perf_counter()
+        audio += media["duration"]
+        took_speech += t1 - t0
+        took_speakers += t2 - t1
+        print(f"{wav.stem}: {media['duration']:.1f} s audio, speech {t1 - t0:.2f} s, "
+              f"speakers {t2 - t1:.2f} s ({(t2 - t1) / (t1 - t0):.1%})", flush=True)
+    print(f"{audio:.0f} s of audio: speech stage {took_speech:.1f} s, speakers stage "
+          f"{took_speakers:.1f} s = {took_speakers / took_speech:.1%} of the speech stage")
+    store.close()
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--tune", action="store_true")
     ap.add_argument("--memory", action="store_true")
+    ap.add_argument("--cost", action="store_true")
     ap.add_argument("--memory-child", type=float)
     ap.add_argument("--split", choices=("dev", "test", "both"), default="both")
     args = ap.parse_args(argv)
@@ -627,6 +657,9 @@ def main(argv=None) -> int:
         return 0
     if args.tune:
         tune()
+        return 0
+    if args.cost:
+        cost()
         return 0
     from indexer.stages.speakers import SpeakersStage
     stage = SpeakersStage()
