@@ -3,7 +3,7 @@
 `Store` is the façade; its methods come from one module per concern:
 media.py (the media registry), jobs.py (the job queue), results.py (each stage's
 results), motion.py (motion windows, encoders, tag models), speakers.py (speakers, turns
-and the library's voices); codes.py and vec0.py hold
+and the library's voices), faces.py (face appearances and people); codes.py and vec0.py hold
 the binary-code and vector-table SQL the search's code index uses, reads.py the GUI's
 extra reads, connection.py the connection itself.
 
@@ -27,12 +27,14 @@ from indexer.store.media import MediaMixin
 from indexer.store.migrations import migrate
 from indexer.store.motion import MotionStoreMixin
 from indexer.store.results import ResultsMixin
+from indexer.store.faces import FacesMixin
 from indexer.store.speakers import SpeakersMixin
 
 __all__ = ["DiskFull", "FINAL_STATES", "Store"]
 
 
-class Store(MediaMixin, JobsMixin, ResultsMixin, MotionStoreMixin, SpeakersMixin):
+class Store(MediaMixin, JobsMixin, ResultsMixin, MotionStoreMixin, SpeakersMixin,
+            FacesMixin):
     def __init__(self, path: Path | str, *, migrate_to: int | None = None):
         self.path = Path(path)
         dbapi = connect(self.path).conn

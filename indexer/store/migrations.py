@@ -13,9 +13,10 @@ from indexer.store.schema_search import MIGRATIONS as _SEARCH     # 0005: binary
 from indexer.store.schema_vectors import MIGRATIONS as _VECTORS   # 0007: vec0 tables as int8
 from indexer.store.schema_currency import MIGRATIONS as _CURRENCY # 0008-0009: watching, sources
 from indexer.store.schema_speakers import MIGRATIONS as _SPEAKERS # 0010: voices, speakers, turns
+from indexer.store.schema_faces import MIGRATIONS as _FACES       # 0011: people, face appearances
 
 MIGRATIONS: list[tuple[str, object]] = [*_CORE, *_SEARCH, *_MOTION, *_VECTORS, *_CURRENCY,
-                                        *_SPEAKERS]
+                                        *_SPEAKERS, *_FACES]
 
 KEEP_BACKUPS = 3
 
