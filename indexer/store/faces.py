@@ -12,6 +12,7 @@ indexer/store/schema_faces.py; clustering: models.face_clustering (pure).
     store.people_at(media_id, 12.0)     # who is on screen at that second
     store.nearest_faces(vec, k)         # appearances by face descriptor (search by a photo)
     store.face_embeddings([ids])        # descriptors of appearances ("more of this person")
+    store.shot_starts(media_id)         # where the visual stage found cuts (the stage's tracks)
 
 A file's appearances join the person whose centroid is nearest under the match distance,
 else start new people (models.face_clustering.assign); nothing else is recomputed. A
@@ -370,6 +371,12 @@ class FacesMixin:
             ids)}
         return np.asarray([found[i] for i in ids if i in found],
                           np.float32).reshape(-1, FACE_DIM)
+
+    def shot_starts(self, media_id: int) -> list[float]:
+        """Times where a new shot begins in a file, from its keyframes (the visual stage)."""
+        return [r["start"] for r in self._rows(
+            "SELECT min(time) AS start FROM keyframes WHERE media_id = ? AND shot > 0 "
+            "GROUP BY shot ORDER BY start", (media_id,))]
 
     def face_thumbnails(self, media_id: int) -> set[str]:
         return {r["thumbnail"] for r in self._rows(

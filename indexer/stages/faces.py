@@ -1,0 +1,355 @@
+"""The "faces" stage: who appears in a video, when, and which person of the library it is.
+
+    stage = FacesStage(thumb_dir)
+    saver = stage.run(media, ctx)      # decodes, detects, tracks, describes; no SQL
+    saver(store)                       # one transaction (Store.save_faces): people assigned
+
+It runs after "visual", whose keyframes give the shots. One sequential pass samples a frame
+every 1 / SAMPLE_FPS seconds (1 s: a person on screen for 2 s is seen at least twice; every
+shot of a second or more is looked at). Per sampled frame:
+
+* detect (models.faces: dlib's HOG detector first), at most MAX_FACES = 20 faces a frame,
+  the largest, so a crowd costs a bounded amount. A frame that shows the same picture as
+  the last one (a still shot) reuses its faces instead of detecting again.
+* track: a face continues the track whose last box it overlaps (or lies next to, at a
+  similar size) in the same shot. A track the HOG loses while its shot goes on gets one
+  look by the CNN on a crop around its last box (a turned head); then it ends.
+* one track is one appearance: from its first sighting to the first sample without it
+  (or the cut, or the end of the file). Its descriptor is the mean of its best
+  EMBEDS_PER_APPEARANCE aligned faces (alignment is cheap, the ResNet is ~95 ms a face),
+  and its best face becomes the thumbnail. Consecutive appearances in a shot that are
+  the same face (a missed sample, a quick move) are joined.
+
+The saver hands the appearances to the store, which puts each with the nearest person of
+the library or a new one (models.face_clustering). Faces never leave the machine.
+"""
+from __future__ import annotations
+
+import bisect
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import cv2
+import numpy as np
+
+from indexer.stages.keyframes import sampled_frames
+
+SAMPLE_FPS = 1.0               # frames looked at per second
+EMBEDS_PER_APPEARANCE = 2      # best faces of a track that are described and averaged
+TRACK_IOU = 0.2                # a face continues a track whose last box it overlaps this much,
+TRACK_NEAR = 0.6               # or whose centre is within this many face sizes of its own,
+TRACK_SIZE_RATIO = 1.6         # at a size no more than this much larger or smaller
+JOIN_GAP_SAMPLES = 2.0         # appearances at most this many samples apart may be joined
+THUMB_QUALITY = 85
+
+
+@dataclass
+class _Sighting:
+    time: float
+    box: tuple[float, float, float, float]
+    score: float
+    quality: float                         # what picks the faces worth describing
+    chip: np.ndarray | None = field(default=None, repr=False)
+
+
+@dataclass
+class _Track:
+    shot: int
+    first: float
+    last: float
+    box: tuple[float, float, float, float]
+    sightings: int = 0
+    best: list[_Sighting] = field(default_factory=list)   # at most EMBEDS_PER_APPEARANCE
+    end: float | None = None
+    searched: bool = False                 # the CNN already looked for it once
+
+    def add(self, s: _Sighting, keep: int) -> None:
+        self.last, self.box = s.time, s.box
+        self.sightings += 1
+        self.best.append(s)
+        self.best.sort(key=lambda x: -x.quality)
+        del self.best[keep:]
+
+
+@dataclass
+class FacesResult:
+    appearances: list[dict] = field(default_factory=list)   # start, end, time, box, ...
+    embeddings: list[np.ndarray] = field(default_factory=list)
+    chips: list[np.ndarray] = field(default_factory=list)   # RGB, one per appearance
+    stats: dict = field(default_factory=dict)
+
+
+def _iou(a, b) -> float:
+    ax1, ay1, bx1, by1 = a[0] + a[2], a[1] + a[3], b[0] + b[2], b[1] + b[3]
+    iw = max(0.0, min(ax1, bx1) - max(a[0], b[0]))
+    ih = max(0.0, min(ay1, by1) - max(a[1], b[1]))
+    inter = iw * ih
+    union = a[2] * a[3] + b[2] * b[3] - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _affinity(track_box, box) -> float:
+    """How well a face continues a track (0: not at all)."""
+    iou = _iou(track_box, box)
+    if iou >= TRACK_IOU:
+        return 1.0 + iou
+    ts, s = max(track_box[2], track_box[3]), max(box[2], box[3])
+    if not (1 / TRACK_SIZE_RATIO <= s / max(ts, 1e-6) <= TRACK_SIZE_RATIO):
+        return 0.0
+    dx = (track_box[0] + track_box[2] / 2) - (box[0] + box[2] / 2)
+    dy = (track_box[1] + track_box[3] / 2) - (box[1] + box[3] / 2)
+    dist = (dx * dx + dy * dy) ** 0.5 / max(ts, s)
+    return 1.0 - dist / TRACK_NEAR if dist < TRACK_NEAR else 0.0
+
+
+def match_faces(track_boxes: list, boxes: list) -> list[tuple[int, int]]:
+    """Greedy best-first pairs (track index, face index)."""
+    pairs = sorted(((_affinity(tb, b), i, j) for i, tb in enumerate(track_boxes)
+                    for j, b in enumerate(boxes)), reverse=True)
+    used_t, used_f, out = set(), set(), []
+    for a, i, j in pairs:
+        if a <= 0:
+            break
+        if i in used_t or j in used_f:
+            continue
+        used_t.add(i)
+        used_f.add(j)
+        out.append((i, j))
+    return out
+
+
+def _signature(image: np.ndarray) -> np.ndarray:
+    from models.vision.ocr import frame_signature
+    return frame_signature(image)
+
+
+class FacesStage:
+    """Faces of a video tracked into appearances and put with people (module doc)."""
+
+    name = "faces"
+    after = ("visual",)
+    derives = ("face_appearances",)
+    search_lists = ()           # search reads people through the store (person:"Anna")
+
+    def __init__(self, thumb_dir: str | os.PathLike, models_dir: str | os.PathLike | None = None,
+                 *, sample_fps: float = SAMPLE_FPS, models=None,
+                 embeds_per_appearance: int = EMBEDS_PER_APPEARANCE,
+                 match_distance: float | None = None, use_cnn: bool = True):
+        if sample_fps <= 0:
+            raise ValueError("sample_fps must be positive")
+        self.thumb_dir = Path(thumb_dir)
+        self.models_dir = models_dir
+        self.sample_fps = sample_fps
+        self.keep = max(1, int(embeds_per_appearance))
+        self.match_distance = match_distance
+        self.use_cnn = use_cnn
+        self._models = models
+        self.last_stats: dict = {}
+
+    @property
+    def models(self):
+        if self._models is not None:
+            return self._models
+        from models.faces import shared_face_models
+        return shared_face_models(self.models_dir).get()
+
+    def applies(self, probe: dict) -> bool:
+        return bool(probe.get("has_video", False))
+
+    # ---- analysis ---------------------------------------------------------------------
+    def analyse(self, path: str, *, duration: float | None = None,
+                shot_starts: list[float] = (),
+                report: Callable[[float], None] = lambda f: None,
+                check: Callable[[], None] = lambda: None) -> FacesResult:
+        """Appearances of faces in a video (no saving). `shot_starts`: times where a new
+        shot begins (tracks never cross them)."""
+        models = self.models
+        step = 1.0 / self.sample_fps
+        cuts = sorted(float(t) for t in shot_starts if t > 0)
+        stats = {"frames": 0, "detected_frames": 0, "reused_frames": 0, "faces": 0,
+                 "cnn_looks": 0, "cnn_found": 0, "decode_s": 0.0, "detect_s": 0.0,
+                 "align_s": 0.0, "cnn_s": 0.0, "embed_s": 0.0}
+        res = FacesResult(stats=stats)
+        active: list[_Track] = []
+        closed: list[_Track] = []
+        last_sig, last_faces, last_shot, last_time = None, [], -1, 0.0
+        reported, w, h = -1.0, 1, 1
+        start = time.perf_counter()
+        s = time.perf_counter()
+        for frame in sampled_frames(path, self.sample_fps):
+            stats["decode_s"] += time.perf_counter() - s
+            check()
+            t = frame.time
+            last_time = t
+            if duration:
+                fraction = min(0.99, t / duration)
+                if fraction - reported >= 0.01:
+                    reported = fraction
+                    report(fraction)
+            stats["frames"] += 1
+            shot = bisect.bisect_right(cuts, t + 1e-6)
+            if shot != last_shot:
+                cut = cuts[shot - 1] if shot > 0 else t
+                for tr in active:
+                    tr.end = max(tr.last, min(cut, t))
+                closed += active
+                active, last_sig = [], None
+            image = frame.image
+            rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+            sig = _signature(image)
+            d = time.perf_counter()
+            if last_sig is not None and _same(last_sig, sig):
+                faces = last_faces
+                stats["reused_frames"] += 1
+            else:
+                faces = models.detect(image, rgb=rgb)
+                stats["detected_frames"] += 1
+            stats["detect_s"] += time.perf_counter() - d
+            last_sig, last_faces, last_shot = sig, faces, shot
+            stats["faces"] += len(faces)
+            h, w = image.shape[:2]
+            pairs = match_faces([tr.box for tr in active], [f.box for f in faces])
+            matched_t = {i for i, _ in pairs}
+            matched_f = {j for _, j in pairs}
+            sightings: list[tuple[_Track, object]] = [(active[i], faces[j]) for i, j in pairs]
+            still: list[_Track] = []
+            for i, tr in enumerate(active):
+                if i in matched_t:
+                    still.append(tr)
+                    continue
+                found = None
+                if self.use_cnn and not tr.searched and tr.last >= t - step * 1.5:
+                    tr.searched = True
+                    c = time.perf_counter()
+                    found = models.find_near(image, tr.box, rgb=rgb)
+                    stats["cnn_s"] += time.perf_counter() - c
+                    stats["cnn_looks"] += 1
+                if found is not None and not any(_iou(found.box, f.box) > 0.3 for f in faces):
+                    stats["cnn_found"] += 1
+                    sightings.append((tr, found))
+                    still.append(tr)
+                else:
+                    tr.end = t
+                    closed.append(tr)
+            for j, f in enumerate(faces):
+                if j not in matched_f:
+                    tr = _Track(shot, t, t, f.box)
+                    still.append(tr)
+                    sightings.append((tr, f))
+            active = still
+            a = time.perf_counter()
+            chips = models.chips(image, [f for _, f in sightings], rgb=rgb) if sightings else []
+            stats["align_s"] += time.perf_counter() - a
+            for (tr, f), chip in zip(sightings, chips):
+                quality = min(f.box[2], f.box[3]) * (1.0 + max(0.0, f.score))
+                if f.detector == "cnn":
+                    quality *= 0.5                    # a turned face describes a person worse
+                tr.add(_Sighting(t, f.box, f.score, quality, chip), self.keep)
+            s = time.perf_counter()
+        end = duration if duration else last_time + step
+        for tr in active:
+            tr.end = max(tr.last, end)
+        closed += active
+        self._describe(closed, step, res, (w, h))
+        stats.update(total_s=time.perf_counter() - start, appearances=len(res.appearances),
+                     **{k: v for k, v in getattr(models, "stats", {}).items()
+                        if k in ("hog_calls", "cnn_calls", "embedded")})
+        report(1.0)
+        return res
+
+    def _describe(self, tracks: list[_Track], step: float, res: FacesResult, size) -> None:
+        """Embed each track's best faces, join consecutive tracks of the same face, and
+        fill `res` with one appearance per joined track."""
+        from models.face_clustering import SAME_FACE_DISTANCE
+        models = self.models
+        tracks = [t for t in tracks if t.best]
+        e = time.perf_counter()
+        chips = [s.chip for t in tracks for s in t.best]
+        vecs = models.embed_chips(chips) if chips else np.zeros((0, 128), np.float32)
+        res.stats["embed_s"] += time.perf_counter() - e
+        means, k = [], 0
+        for t in tracks:
+            n = len(t.best)
+            means.append(vecs[k:k + n].mean(axis=0))
+            k += n
+        order = sorted(range(len(tracks)), key=lambda i: (tracks[i].shot, tracks[i].first))
+        groups: list[list[int]] = []
+        for i in order:
+            t = tracks[i]
+            joined = False
+            for g in reversed(groups):
+                last = tracks[g[-1]]
+                if last.shot != t.shot:
+                    break
+                gap = t.first - (last.end if last.end is not None else last.last)
+                if last.last < t.first and gap <= JOIN_GAP_SAMPLES * step + 1e-6 and \
+                        np.linalg.norm(means[g[-1]] - means[i]) < SAME_FACE_DISTANCE:
+                    g.append(i)
+                    joined = True
+                    break
+            if not joined:
+                groups.append([i])
+        w, h = size
+        for g in groups:
+            members = [tracks[i] for i in g]
+            best = max((s for m in members for s in m.best), key=lambda s: s.quality)
+            weights = np.asarray([m.sightings for m in members], np.float32)
+            vec = (np.asarray([means[i] for i in g]) * weights[:, None]).sum(0) / weights.sum()
+            x, y, bw, bh = best.box
+            res.appearances.append({
+                "start": round(members[0].first, 3),
+                "end": round(max(m.end if m.end is not None else m.last for m in members), 3),
+                "time": round(best.time, 3), "x": x / w, "y": y / h, "w": bw / w, "h": bh / h,
+                "score": round(best.score, 4),
+                "sightings": int(sum(m.sightings for m in members))})
+            res.embeddings.append(vec.astype(np.float32))
+            res.chips.append(best.chip)
+        order = sorted(range(len(res.appearances)),
+                       key=lambda i: (res.appearances[i]["start"], res.appearances[i]["time"]))
+        res.appearances = [res.appearances[i] for i in order]
+        res.embeddings = [res.embeddings[i] for i in order]
+        res.chips = [res.chips[i] for i in order]
+
+    # ---- the stage contract -----------------------------------------------------------
+    def run(self, media: dict, ctx) -> Callable:
+        media_id = media["id"]
+        store = getattr(ctx, "store", None)
+        shot_starts = store.shot_starts(media_id) if store is not None else []
+        res = self.analyse(media["path"], duration=media.get("duration"),
+                           shot_starts=shot_starts, report=ctx.report, check=ctx.check)
+        self.last_stats = res.stats
+        ctx.check()
+        prefix = f"faces/{media_id}"
+        for k, (a, chip) in enumerate(zip(res.appearances, res.chips)):
+            a["thumbnail"] = write_face_thumbnail(chip, self.thumb_dir,
+                                                  f"{prefix}/{int(a['time'] * 1000):09d}_{k}.jpg")
+        keep = {a["thumbnail"] for a in res.appearances}
+        thumb_dir, match = self.thumb_dir, self.match_distance
+
+        def saver(store) -> None:
+            from indexer.stages.visual import prune_thumbnails
+            store.save_faces(media_id, res.appearances, res.embeddings, match_distance=match)
+            store.after_commit(lambda: prune_thumbnails(thumb_dir, prefix, keep))
+        return saver
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> bool:
+    from models.vision.ocr import same_picture
+    return same_picture(a, b)
+
+
+def write_face_thumbnail(chip_rgb: np.ndarray, thumb_dir: Path, name: str) -> str:
+    """The aligned face as a JPEG at thumb_dir/name; returns name."""
+    target = Path(thumb_dir) / name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    ok, data = cv2.imencode(".jpg", cv2.cvtColor(chip_rgb, cv2.COLOR_RGB2BGR),
+                            [cv2.IMWRITE_JPEG_QUALITY, THUMB_QUALITY])
+    if not ok:
+        raise OSError(f"cannot encode face thumbnail {name}")
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.write_bytes(data.tobytes())
+    os.replace(tmp, target)
+    return name

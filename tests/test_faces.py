@@ -1,0 +1,299 @@
+"""Faces: real dlib weights (face-recognition-models) on real photos, real videos made
+from them with ffmpeg, a real library file.
+
+The photos are the face_recognition package's own test photos (its sdist on PyPI, MIT):
+obama.jpg, obama2.jpg (two different photos of one man) and biden.jpg. They are fetched
+once with pip into pytest's cache; without a package index the tests that need them are
+skipped with the reason."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.media_factory import make_media
+
+pytest.importorskip("dlib", reason="dlib-bin is not installed")
+
+SDIST = "face_recognition==1.3.0"
+PHOTOS = ("obama.jpg", "obama2.jpg", "biden.jpg")
+
+
+@pytest.fixture(scope="session")
+def photos(request) -> dict[str, Path]:
+    folder = Path(request.config.cache.mkdir("avindex-face-photos"))
+    if not all((folder / p).is_file() for p in PHOTOS):
+        try:
+            subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps",
+                            "--no-binary", "face_recognition", SDIST, "-d", str(folder),
+                            "--disable-pip-version-check", "-q"],
+                           check=True, capture_output=True, timeout=240)
+        except (subprocess.SubprocessError, OSError) as exc:
+            pytest.skip(f"cannot fetch the photos in {SDIST}'s sdist: {exc}")
+        archive = next(folder.glob("face_recognition-*.tar.gz"))
+        with tarfile.open(archive) as tar:
+            for member in tar.getmembers():
+                name = Path(member.name).name
+                if name in PHOTOS and "/tests/test_images/" in member.name:
+                    (folder / name).write_bytes(tar.extractfile(member).read())
+        archive.unlink()
+    return {p: folder / p for p in PHOTOS}
+
+
+@pytest.fixture(scope="session")
+def face_models():
+    from models.faces import shared_face_models
+    return shared_face_models().get()
+
+
+@pytest.fixture(scope="session")
+def descriptors(photos, face_models):
+    """One descriptor per photo (its largest face)."""
+    from models.faces import read_photo
+    out = {}
+    for name, path in photos.items():
+        faces, vecs = face_models.faces_in_photo(read_photo(path))
+        assert len(faces) == 1, (name, faces)
+        out[name] = vecs[0]
+    return out
+
+
+def _ffmpeg(*args) -> None:
+    subprocess.run(["ffmpeg", "-nostdin", "-y", "-loglevel", "error", *args], check=True)
+
+
+def _video_with_face(tmp_path, photo: Path, *, before=3.0, visible=2.5, after=3.0) -> Path:
+    """720p: `before` s of a test pattern, the photo for `visible` s (slowly zooming),
+    then `after` s of the pattern again."""
+    out = tmp_path / "face.mp4"
+    _ffmpeg("-f", "lavfi", "-i", f"testsrc2=size=1280x720:rate=25:duration={before}",
+            "-loop", "1", "-framerate", "25", "-t", str(visible), "-i", str(photo),
+            "-f", "lavfi", "-i", f"testsrc2=size=1280x720:rate=25:duration={after}",
+            "-filter_complex",
+            "[0:v]setsar=1[a];[1:v]scale=-2:'600+40*t':eval=frame,"
+            "pad=1280:720:(ow-iw)/2:(oh-ih)/2,setsar=1[b];[2:v]setsar=1[c];"
+            "[a][b][c]concat=n=3:v=1[v]",
+            "-map", "[v]", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
+            str(out))
+    return out
+
+
+def _run_stage(store, stage, path: Path, duration: float):
+    from indexer.stages.base import StageContext
+    media_id = store.add_media(str(path), path.name, path.stat().st_size, 0)
+    reports = []
+    saver = stage.run({"id": media_id, "path": str(path), "duration": duration,
+                       "kind": "video"}, StageContext(report=reports.append, store=store))
+    with store.transaction():
+        saver(store)
+    assert reports and reports[-1] == 1.0
+    return media_id
+
+
+# ---- models ------------------------------------------------------------------------------
+
+def test_two_photos_of_one_person_cluster_together_and_apart_from_another(descriptors):
+    from models.face_clustering import MATCH_DISTANCE, SAME_FACE_DISTANCE, assign
+    a, b, c = (descriptors[p] for p in PHOTOS)
+    assert np.linalg.norm(a - b) < SAME_FACE_DISTANCE
+    assert np.linalg.norm(a - c) > SAME_FACE_DISTANCE and np.linalg.norm(b - c) > SAME_FACE_DISTANCE
+    result = assign([a, c, b])
+    assert result.labels[0] == result.labels[2] != result.labels[1]
+    assert result.created == 2 and list(result.counts) == [2, 1]
+    assert result.distances[2] < MATCH_DISTANCE
+
+
+def test_the_68_point_predictor_is_never_loaded(face_models):
+    assert {f.name for f in face_models.files.values()} == {
+        "dlib_face_recognition_resnet_model_v1.dat", "mmod_human_face_detector.dat",
+        "shape_predictor_5_face_landmarks.dat"}
+
+
+def test_a_frame_without_faces_gives_no_faces(face_models):
+    import cv2
+    pattern = np.zeros((720, 1280, 3), np.uint8)
+    cv2.randu(pattern, 0, 255)
+    assert face_models.detect(pattern) == []
+    assert face_models.detect(np.zeros((4, 4, 3), np.uint8)) == []
+    assert face_models.faces_in_photo(np.full((300, 400, 3), 128, np.uint8))[0] == []
+
+
+def test_a_crowd_frame_is_capped_to_its_largest_faces(photos, face_models):
+    """30 faces in one frame: 20 are kept, the largest."""
+    import cv2
+    from models.faces import MAX_FACES, read_photo
+    faces = []
+    for name in PHOTOS:
+        img = read_photo(photos[name])
+        f = face_models.detect(img)[0]
+        x, y, w, h = (int(v) for v in f.box)
+        pad = w // 2
+        faces.append(img[max(0, y - pad):y + h + pad, max(0, x - pad):x + w + pad])
+    frame = np.full((1080, 1920, 3), 90, np.uint8)
+    sizes = []
+    for k in range(30):
+        row, col = divmod(k, 6)
+        side = 200 if k < 12 else 150          # 12 large faces, 18 smaller ones
+        tile = cv2.resize(faces[k % 3], (side, side))
+        frame[row * 216:row * 216 + side, col * 320:col * 320 + side] = tile
+        sizes.append(side)
+    found = face_models.detect(frame, width=1920)
+    assert len(found) == MAX_FACES
+    assert [f.area for f in found] == sorted((f.area for f in found), reverse=True)
+    everything = face_models.detect(frame, width=1920, max_faces=100)
+    assert len(everything) >= 27               # the cap, not the detector, stopped at 20
+    smallest_kept = min(f.area for f in found)
+    assert all(f.area <= smallest_kept for f in everything[MAX_FACES:])
+    vecs, chips = face_models.describe(frame, found)
+    assert vecs.shape == (MAX_FACES, 128) and len(chips) == MAX_FACES
+
+
+# ---- the stage ---------------------------------------------------------------------------
+
+def test_a_face_on_screen_for_2_5_s_is_one_appearance_with_its_start_and_end(
+        tmp_path, photos, face_models, store):
+    from indexer.stages import Pipeline, ProbeStage, VisualStage
+    from indexer.stages.faces import FacesStage
+    clip = _video_with_face(tmp_path, photos["obama2.jpg"], before=3.0, visible=2.5, after=3.0)
+    stage = FacesStage(tmp_path / "thumbs", models=face_models)
+    assert stage.name == "faces" and stage.after == ("visual",)
+    assert stage.applies({"has_video": True}) and not stage.applies({"has_video": False})
+    Pipeline([ProbeStage(), VisualStage(tmp_path / "thumbs"), stage])   # a valid order
+    media_id = _run_stage(store, stage, clip, 8.5)
+    rows = store.face_appearances(media_id)
+    assert len(rows) == 1, rows
+    a = rows[0]
+    assert 2.9 <= a["start"] <= 4.1 and 5.0 <= a["end"] <= 6.6, a
+    assert a["sightings"] >= 2 and a["person_id"] is not None
+    assert (tmp_path / "thumbs" / a["thumbnail"]).is_file()
+    assert store.people_at(media_id, 4.5)[0]["id"] == a["person_id"]
+    assert store.people_at(media_id, 1.0) == [] and store.people_at(media_id, 7.5) == []
+    assert stage.last_stats["frames"] >= 8
+
+
+def test_a_video_without_faces_gives_no_rows(tmp_path, face_models, store):
+    from indexer.stages.faces import FacesStage
+    clip = make_media(tmp_path / "pattern.mp4", audio=False, seconds=3.0)
+    media_id = _run_stage(store, FacesStage(tmp_path / "thumbs", models=face_models), clip, 3.0)
+    assert store.face_appearances(media_id) == []
+    assert store.list_people(include_hidden=True) == []
+
+
+def test_tracks_never_cross_a_cut_and_a_rerun_replaces_rows(tmp_path, photos, face_models,
+                                                            store):
+    from indexer.stages.faces import FacesStage
+    clip = _video_with_face(tmp_path, photos["obama.jpg"], before=1.0, visible=4.0, after=1.0)
+    stage = FacesStage(tmp_path / "thumbs", models=face_models)
+    res = stage.analyse(str(clip), duration=6.0, shot_starts=[3.0])
+    spans = [(a["start"], a["end"]) for a in res.appearances]
+    assert len(spans) == 2 and spans[0][1] <= 3.0 <= spans[1][0], spans
+    media_id = _run_stage(store, stage, clip, 6.0)
+    first = store.face_appearances(media_id)
+    from indexer.stages.base import StageContext
+    saver = stage.run({"id": media_id, "path": str(clip), "duration": 6.0},
+                      StageContext(store=store))
+    with store.transaction():
+        saver(store)
+    again = store.face_appearances(media_id)
+    assert len(again) == len(first) == 1
+    assert len(store.list_people()) == 1
+    thumbs = list((tmp_path / "thumbs" / "faces" / str(media_id)).iterdir())
+    assert [t.name for t in thumbs] == [Path(again[0]["thumbnail"]).name]
+
+
+# ---- people in the library ----------------------------------------------------------------
+
+def _appearance(t: float) -> dict:
+    return {"start": t, "end": t + 2.0, "time": t, "x": 0.4, "y": 0.2, "w": 0.2, "h": 0.3,
+            "score": 1.0, "sightings": 2, "thumbnail": None}
+
+
+def test_a_name_given_once_holds_across_files(store, descriptors):
+    one = store.add_media("/lib/one.mp4", "f1", 1, 0)
+    two = store.add_media("/lib/two.mp4", "f2", 1, 0)
+    three = store.add_media("/lib/three.mp4", "f3", 1, 0)
+    first = store.save_faces(one, [_appearance(0.0), _appearance(5.0)],
+                             [descriptors["obama.jpg"], descriptors["biden.jpg"]])
+    obama = first[0]["person_id"]
+    assert store.name_person(obama, "  Barack   Obama ") == obama
+    later = store.save_faces(two, [_appearance(1.0)], [descriptors["obama2.jpg"]])
+    assert later[0]["person_id"] == obama
+    assert store.face_appearances(two)[0]["name"] == "Barack Obama"
+    assert store.person_by_name("barack obama")["files"] == 2
+    # the name holds even when every file it was given in is gone
+    store.delete_media([one, two])
+    assert store.person_by_name("Barack Obama")["appearances"] == 0
+    again = store.save_faces(three, [_appearance(2.0)], [descriptors["obama2.jpg"]])
+    assert again[0]["person_id"] == obama
+    # a name another person has means the same person: naming merges
+    biden = store.save_faces(one := store.add_media("/lib/b.mp4", "f4", 1, 0),
+                             [_appearance(0.0)], [descriptors["biden.jpg"]])[0]["person_id"]
+    assert store.name_person(biden, "barack obama") == obama
+    assert store.person(biden) is None and store.person(obama)["appearances"] == 2
+    with pytest.raises(ValueError, match="at most 100 characters"):
+        store.name_person(obama, "x" * 101)
+    with pytest.raises(ValueError, match="no person 9999"):
+        store.name_person(9999, "Anna")
+
+
+def test_merge_split_and_hide_keep_rows_consistent(store, descriptors):
+    m = store.add_media("/lib/talk.mp4", "f", 1, 0)
+    rows = store.save_faces(m, [_appearance(0.0), _appearance(4.0), _appearance(8.0)],
+                            [descriptors["obama.jpg"], descriptors["biden.jpg"],
+                             descriptors["obama2.jpg"]])
+    obama, biden = rows[0]["person_id"], rows[1]["person_id"]
+    assert rows[2]["person_id"] == obama != biden
+
+    def consistent():
+        people = store.list_people(include_hidden=True)
+        total = sum(p["appearances"] for p in people)
+        assert total == len(store.face_appearances(m, include_hidden=True)) == 3
+        linked = store._rows("SELECT count(*) AS n FROM face_appearances a "
+                             "JOIN people p ON p.id = a.person_id")[0]["n"]
+        assert linked == 3
+        assert store._rows("SELECT count(*) AS n FROM face_vec")[0]["n"] == 3
+        return {p["id"]: p for p in people}
+
+    store.name_person(biden, "Joe")
+    assert store.merge_people(obama, [biden]) == obama
+    people = consistent()
+    assert list(people) == [obama] and people[obama]["name"] == "Joe"   # took the only name
+    new = store.split_person(obama, [rows[1]["id"]])
+    people = consistent()
+    assert people[new]["appearances"] == 1 and people[obama]["appearances"] == 2
+    assert [a["id"] for a in store.appearances_of(new)] == [rows[1]["id"]]
+    store.hide_person(new)
+    consistent()
+    assert [p["id"] for p in store.list_people()] == [obama]
+    assert [r["id"] for r in store.face_appearances(m)] == [rows[0]["id"], rows[2]["id"]]
+    assert all(h["person_id"] != new for h in store.nearest_faces(descriptors["biden.jpg"], 5))
+    # the hidden person's new faces still join them, so hiding holds
+    other = store.add_media("/lib/other.mp4", "g", 1, 0)
+    assert store.save_faces(other, [_appearance(0.0)],
+                            [descriptors["biden.jpg"]])[0]["person_id"] == new
+    store.hide_person(new, False)
+    # an automatic split parts the two faces of different people
+    store.merge_people(obama, [new])
+    auto = store.split_person(obama)
+    moved = {a["id"] for a in store.appearances_of(auto)}
+    assert moved in ({rows[1]["id"]}, {rows[1]["id"], store.face_appearances(other)[0]["id"]},
+                     {rows[0]["id"], rows[2]["id"]})
+    with pytest.raises(ValueError, match="not of person"):
+        store.split_person(auto, [987654])
+
+
+def test_nearest_faces_finds_the_same_person_first(store, descriptors):
+    m = store.add_media("/lib/a.mp4", "a", 1, 0)
+    rows = store.save_faces(m, [_appearance(0.0), _appearance(3.0)],
+                            [descriptors["obama.jpg"], descriptors["biden.jpg"]])
+    hits = store.nearest_faces(descriptors["obama2.jpg"], 2)
+    assert [h["appearance_id"] for h in hits] == [rows[0]["id"], rows[1]["id"]]
+    assert hits[0]["distance"] < 0.6 < hits[1]["distance"] and hits[0]["path"] == "/lib/a.mp4"
+    assert store.nearest_faces(descriptors["obama2.jpg"], 5, max_distance=0.6)[0]["person_id"] \
+        == rows[0]["person_id"]
+    emb = store.face_embeddings([rows[1]["id"], rows[0]["id"]])
+    assert np.allclose(emb[1], descriptors["obama.jpg"])
