@@ -124,7 +124,8 @@ def test_speech_is_followed_by_keywords_and_semantic_vectors(library, tmp_path, 
     from models.text_embed import load_query_embedder
     s = Store(library)
     m = s.media_by_path(str(media))
-    assert [j["stage"] for j in s.jobs(m["id"])] == ["probe", "subtitles", "speech", "text"]
+    assert [j["stage"] for j in s.jobs(m["id"])] == ["probe", "subtitles", "speech", "speakers",
+                                                  "text"]
     assert {j["state"] for j in s.jobs(m["id"])} == {"done"}
     keywords = [r["keyword"].lower() for r in
                 s.db.query("SELECT keyword FROM keywords WHERE media_id = ?", [m["id"]])]

@@ -53,7 +53,7 @@ def test_the_shipped_pipeline(library):
     assert p.followers("probe", video) == ["subtitles", "visual"]
     assert p.followers("probe", {"has_audio": True, "has_video": False}) == ["subtitles"]
     assert p.followers("subtitles", video, {"probe"}) == ["speech"]
-    assert p.followers("speech", video, {"probe", "subtitles"}) == ["text"]
+    assert p.followers("speech", video, {"probe", "subtitles"}) == ["speakers", "text"]
     assert p.followers("visual", video, {"probe"}) == []      # motion: by the encoder task
     # what a changed file loses is what the stages declare they derive
     assert set(DERIVED_TABLES) == {t for s in p.stages.values() for t in s.derives}
@@ -115,7 +115,8 @@ def test_the_runner_runs_registered_tasks_and_a_broken_one_does_not_end_the_run(
     counts = runner.run()
     # the idle task ran once and the file it queued was indexed in the same run
     assert idle.runs == 1 and broken.runs == 1 and done.runs == 1
-    assert counts["done"] == 8 and counts["failed"] == 0   # probe, subtitles, speech, text x 2
+    # probe, subtitles, speech, speakers, text x 2
+    assert counts["done"] == 10 and counts["failed"] == 0
     failed = [e for e in events if e["type"] == "task_failed"]
     assert failed == [{"type": "task_failed", "task": "broken",
                        "error": "RuntimeError: broken task"}]
@@ -130,13 +131,13 @@ def test_the_worker_refuses_a_stage_it_does_not_know(library, tmp_path):
     path = make_media(tmp_path / "a.wav", text="Nothing to see here.", video=False)
     s = Store(library)
     mid = take(s, path).media_id
-    s.queue_stage(mid, "speakers")          # e.g. a library written by a newer avindex
+    s.queue_stage(mid, "lipreading")        # e.g. a library written by a newer avindex
     s.close()
     runner = Runner(library, Settings(whisper_model="tiny.en"))
     runner.tasks = []
     runner.run()
     s = Store(library)
-    job = [j for j in s.jobs(mid) if j["stage"] == "speakers"][0]
-    assert job["state"] == "failed" and "Unknown stage 'speakers'" in job["error"]
+    job = [j for j in s.jobs(mid) if j["stage"] == "lipreading"][0]
+    assert job["state"] == "failed" and "Unknown stage 'lipreading'" in job["error"]
     assert {j["stage"]: j["state"] for j in s.jobs(mid)}["speech"] == "done"
     s.close()

@@ -1,11 +1,12 @@
 """The indexing stages, in the order a file's data takes them:
 
-    probe ─┬─ subtitles ─ speech ─ text   (probe.py, carried_subtitles.py, speech.py, text.py)
-           └─ visual                      (visual.py, with keyframes.py and the motion pass)
+    probe ─┬─ subtitles ─ speech ─┬─ text      (probe.py, carried_subtitles.py, speech.py, text.py)
+           │                      └─ speakers  (speakers.py)
+           └─ visual                           (visual.py, with keyframes.py and the motion pass)
     motion                                (motion.py: recomputed when the library's encoder changes)
 
 Each stage is one module following the contract in base.py. STAGE_TYPES is the registry:
-a new stage (speakers, faces) is one module listed here plus its migration
+a new stage (faces) is one module listed here plus its migration
 (indexer/store/migrations.py); app/stages.py builds the instances (a stage that takes
 settings or models gets a builder line there).
 """
@@ -16,16 +17,17 @@ from indexer.stages.carried_subtitles import CarriedSubtitlesStage
 from indexer.stages.motion import MotionStage
 from indexer.stages.pipeline import Pipeline, PipelineError, derived_tables, search_lists
 from indexer.stages.probe import ProbeStage
+from indexer.stages.speakers import SpeakersStage
 from indexer.stages.speech import SpeechStage
 from indexer.stages.text import TextIndexStage
 from indexer.stages.visual import VisualStage
 
 STAGE_TYPES: tuple[type, ...] = (ProbeStage, CarriedSubtitlesStage, SpeechStage,
-                                 TextIndexStage, VisualStage, MotionStage)
+                                 SpeakersStage, TextIndexStage, VisualStage, MotionStage)
 
 DERIVED_TABLES = derived_tables(STAGE_TYPES)
 SEARCH_LISTS = search_lists(STAGE_TYPES)
 
 __all__ = ["Cancelled", "CarriedSubtitlesStage", "DERIVED_TABLES", "LibraryTask", "MotionStage",
            "Pipeline", "PipelineError", "ProbeStage", "SEARCH_LISTS", "STAGE_TYPES", "Saver",
-           "SearchList", "SpeechStage", "Stage", "StageContext", "TextIndexStage", "VisualStage"]
+           "SearchList", "SpeakersStage", "SpeechStage", "Stage", "StageContext", "TextIndexStage", "VisualStage"]
