@@ -174,21 +174,24 @@ def cmd_status(args) -> int:
 
 
 def cmd_search(args) -> int:
-    from indexer.search import Filters, group_by_file, search
+    from indexer.search import Filters, UnknownSpeaker, group_by_file, search
     from .search_requests import search_models
-    if not args.query and not args.image:
-        raise CliError("give a query, --image PATH, or both")
+    if not args.query and not args.image and not args.speaker:
+        raise CliError("give a query, --image PATH, --speaker NAME, or some of them")
     if args.image and not Path(args.image).is_file():
         raise CliError(f"{args.image}: no such image file", EXIT_NOT_FOUND)
     filters = Filters(kind=args.kind, language=args.lang, tag=args.tag, folder=args.folder,
                       since=args.since, until=args.until,
                       date_field="modified" if args.by_mtime else "added",
-                      min_duration=args.min_duration, max_duration=args.max_duration)
+                      min_duration=args.min_duration, max_duration=args.max_duration,
+                      speaker=_speaker_filter(args.speaker))
     store = _open_store(args)
     try:
         models = search_models(_settings(args).resolved_models_dir() if args.image else None)
         hits = search(store, args.query or "", image=args.image, filters=filters,
                       limit=args.limit, mode=args.mode, models=models)
+    except UnknownSpeaker as exc:
+        raise CliError(str(exc), EXIT_NOT_FOUND)
     except ValueError as exc:
         raise CliError(str(exc))
     except RuntimeError as exc:        # an image model that cannot be loaded
@@ -203,14 +206,27 @@ def cmd_search(args) -> int:
         lines = []
         for g in groups:
             lines.append(g.path)
-            lines += [f"  {hhmmss(h.seek)}  [{', '.join(h.kinds)}{_said_from(h)}]  {h.snippet}"
-                      for h in g.hits]
+            lines += [f"  {hhmmss(h.seek)}  [{', '.join(h.kinds)}{_said_from(h)}]  "
+                      f"{_said_by(h)}{h.snippet}" for h in g.hits]
     else:
         data = {"query": args.query, "image": args.image, "hits": [h.to_dict() for h in hits]}
         lines = [f"{h.path}  {hhmmss(h.seek)}  [{', '.join(h.kinds)}{_said_from(h)}]  "
-                 f"{h.snippet}" for h in hits]
+                 f"{_said_by(h)}{h.snippet}" for h in hits]
     _emit(args, data, "\n".join(lines) if lines else "No matches.")
     return EXIT_OK if hits else EXIT_NOT_FOUND
+
+
+def _speaker_filter(value: str | None):
+    """--speaker NAME, or a voice id as `avindex speakers list` shows it (3 or #3)."""
+    if value is None:
+        return None
+    text = value.strip()
+    return int(text.lstrip("#")) if text.lstrip("#").isdigit() else value
+
+
+def _said_by(hit) -> str:
+    """'Anna: ' before the snippet of a moment someone says."""
+    return f"{hit.speaker}: " if hit.speaker else ""
 
 
 def _said_from(hit) -> str:
@@ -236,6 +252,7 @@ def cmd_export(args) -> int:
     try:
         media = _resolve_media(store, args.media)
         segments = store.export_transcript(media["id"], args.source)
+        turns = store.speaker_turns(media["id"])
     except LookupError as exc:          # a subtitle track the file does not have
         raise CliError(f"{media['path']}: {exc}", EXIT_NOT_FOUND)
     finally:
@@ -245,7 +262,7 @@ def cmd_export(args) -> int:
                 "subtitles": "subtitle track"}.get(args.source, "transcript")
         raise CliError(f"{media['path']} has no {what} (status: {media['status']}).",
                        EXIT_NOT_FOUND)
-    text = render(args.format, segments)
+    text = render(args.format, segments, turns=turns, speaker_names=args.speaker_names)
     out = args.output
     if out is None:
         out = str(Path(media["path"]).with_suffix("." + args.format))
@@ -258,7 +275,8 @@ def cmd_export(args) -> int:
         raise CliError(_cannot_write(Path(out), exc, Path(media["path"]).stem + "." + args.format))
     _emit(args, {"media": media["path"], "format": args.format, "output": out,
                  "segments": len(segments), "source": segments[0]["source"],
-                 "track": segments[0]["track"]}, f"Wrote {out}")
+                 "track": segments[0]["track"],
+                 "speakers": len({t["speaker_id"] for t in turns})}, f"Wrote {out}")
     return EXIT_OK
 
 
@@ -570,6 +588,11 @@ def cmd_motion(args) -> int:
     return EXIT_OK
 
 
+def cmd_speakers(args) -> int:
+    from .speaker_commands import cmd_speakers as run
+    return run(args)
+
+
 def cmd_gui(args) -> int:
     from .gui import launch
     return launch(args.library_path, _settings(args))
@@ -631,6 +654,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="--since/--until compare the file's modification time instead")
     s.add_argument("--min-duration", type=float, metavar="S", help="only files at least S s long")
     s.add_argument("--max-duration", type=float, metavar="S", help="only files at most S s long")
+    s.add_argument("--speaker", metavar="NAME",
+                   help='only moments this voice speaks (its name, or its id from `avindex '
+                        'speakers list`); alone, lists them. Also speaker:"Anna" in the query')
     s.add_argument("--mode", choices=["hybrid", "text", "semantic"], default="hybrid",
                    help="full text and meaning (default), or one of them")
     s.add_argument("--group", action="store_true", help="group the moments per file")
@@ -646,6 +672,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "file's first subtitle track) or a subtitle track by its name, e.g. "
                         "'movie.en.srt' or 'embedded #2 French (subrip)' (default: speech "
                         "when the file has any, else its first subtitle track)")
+    s.add_argument("--speaker-names", action="store_true",
+                   help='SRT: start each cue with "Name: " (WebVTT always says who speaks, '
+                        "as <v Name>; JSON per segment and word; text at each change)")
     s.set_defaults(func=cmd_export)
 
     s = sub.add_parser("prune", parents=[common], help="forget files that are gone")
@@ -714,6 +743,23 @@ def build_parser() -> argparse.ArgumentParser:
                    help="only queue the new descriptors (the next `avindex index` computes them)")
     s.add_argument("-q", "--quiet", action="store_true")
     s.set_defaults(func=cmd_motion)
+
+    s = sub.add_parser("speakers", parents=[common],
+                       help="who speaks: list a file's speakers or the library's voices; "
+                            "name, merge or split them; where a voice speaks")
+    s.add_argument("action", choices=["list", "name", "merge", "split", "where"])
+    s.add_argument("refs", nargs="*", metavar="ARG",
+                   help='list [FILE] | name VOICE NAME | name FILE SPEAKER NAME | merge VOICE '
+                        'VOICE | merge FILE SPEAKER SPEAKER | split FILE SPEAKER | split VOICE '
+                        '| where VOICE. VOICE: a voice id (from `speakers list`) or its name; '
+                        'SPEAKER: "Speaker 2", 2, or its name in that file')
+    s.add_argument("--at", nargs="+", type=float, metavar="SECONDS",
+                   help="split FILE SPEAKER: the turns at these seconds become the new "
+                        "speaker (default: the turns least like the rest)")
+    s.add_argument("--files", nargs="+", metavar="FILE",
+                   help="split VOICE: the files whose speaker becomes a new voice (default: "
+                        "the group least like the rest)")
+    s.set_defaults(func=cmd_speakers)
 
     s = sub.add_parser("gui", parents=[common], help="open the desktop app")
     s.set_defaults(func=cmd_gui)

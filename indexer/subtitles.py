@@ -4,6 +4,12 @@ Pure Python on plain data: a segment is a mapping
 ``{"start", "end", "text", "language", "words": [{"start", "end", "word", "probability"}]}``,
 and may say where it came from (``"source"``: "speech" or "subtitles").
 
+Who speaks is given as turns, ``[{"start", "end", "name"}]`` (a ``speaker_id`` tells
+apart two speakers of one name): `with_speakers` gives each segment and word its
+speaker, `cut_cues` cuts a cue at every change of speaker (a cue never mixes two), and
+the writers show them: WebVTT as ``<v Name>``, SRT as a "Name: " prefix when asked, JSON
+as "speaker" per segment and per word, plain text as "Name: " at each change.
+
 Lines of a subtitle track (source "subtitles") are already cues, timed by whoever made
 the track: exported as SRT/VTT they keep their times, one cue each, only wrapped to the
 line length (`line_cues`). Speech transcripts are cut as follows.
@@ -18,6 +24,7 @@ penalties, so a cut that respects them is always preferred when one exists.
 """
 from __future__ import annotations
 
+import bisect
 import json
 import math
 import re
@@ -25,7 +32,7 @@ import unicodedata
 from dataclasses import dataclass
 
 __all__ = ["Cue", "FORMATS", "cut_cues", "line_cues", "render", "to_json", "to_srt", "to_txt",
-           "to_vtt"]
+           "to_vtt", "with_speakers"]
 
 FORMATS = ("srt", "vtt", "json", "txt")
 
@@ -61,6 +68,7 @@ il lo gli uno di da della nel con per
 """.split())
 
 _FORCE_GAP = 1.5  # s of silence that always ends a cue (text should not hang over it)
+_NEAR_TURN = 1.0  # a word outside every turn is its nearest turn's within this many s
 _CUE_COST = 2.0   # per cue: favours fuller cues over many tiny ones
 _BALANCE = 4.0    # weight of line-length imbalance (a comma may still beat a perfect balance)
 
@@ -70,6 +78,7 @@ class Cue:
     start: float
     end: float
     lines: list[str]
+    speaker: str | None = None      # who says it (the name), when the file has speakers
 
     @property
     def text(self) -> str:
@@ -83,6 +92,70 @@ class _Tok:
     end: float
     seg: int
     lang: str | None
+    who: tuple | None = None    # (speaker key, name) when turns are given
+
+
+class _Turns:
+    """Who speaks when: the speaker over most of a span, found by bisection."""
+
+    def __init__(self, turns):
+        rows = sorted((float(t["start"]), float(t["end"]),
+                       (t.get("speaker_id", t["name"]), str(t["name"])))
+                      for t in turns or () if t.get("name"))
+        self.rows = rows
+        self.starts = [r[0] for r in rows]
+        self.latest_end, m = [], -math.inf
+        for r in rows:
+            m = max(m, r[1])
+            self.latest_end.append(m)
+
+    def __bool__(self) -> bool:
+        return bool(self.rows)
+
+    def who(self, start: float, end: float) -> tuple | None:
+        """(key, name) of the speaker whose turns overlap [start, end] most; a span in no
+        turn goes to the nearest one within _NEAR_TURN s, else None."""
+        if not self.rows:
+            return None
+        hi = bisect.bisect_right(self.starts, end + _NEAR_TURN)
+        lo = bisect.bisect_left(self.latest_end, start - _NEAR_TURN)
+        overlap: dict[tuple, float] = {}
+        near, near_d = None, _NEAR_TURN
+        for s, e, who in self.rows[lo:hi]:
+            ov = min(end, e) - max(start, s)
+            if ov > 0 or (ov == 0 and end <= start):       # a point inside a turn counts
+                overlap[who] = overlap.get(who, 0.0) + max(ov, 1e-9)
+            else:
+                d = max(s - end, start - e, 0.0)
+                if d <= near_d:
+                    near, near_d = who, d
+        if overlap:
+            return max(overlap, key=overlap.get)
+        return near
+
+
+def with_speakers(segments, turns) -> list[dict]:
+    """Copies of the segments with "speaker" (the name of whoever says most of the line,
+    None when no turn is near) on each segment and each of its words."""
+    spk = _Turns(turns)
+    out = []
+    for seg in segments:
+        seg = dict(seg)
+        words = []
+        weight: dict[tuple, float] = {}
+        for w in seg.get("words") or []:
+            who = spk.who(float(w["start"]), float(w["end"]))
+            words.append(dict(w, speaker=who[1] if who else None))
+            if who:
+                weight[who] = weight.get(who, 0.0) + max(float(w["end"]) - float(w["start"]), 0.01)
+        if weight:
+            who = max(weight, key=weight.get)
+        else:
+            who = spk.who(float(seg["start"]), float(seg["end"]))
+        seg["words"] = words
+        seg["speaker"] = who[1] if who else None
+        out.append(seg)
+    return out
 
 
 def _width(s: str) -> int:
@@ -195,22 +268,38 @@ def _break_cost(toks: list[_Tok], k: int) -> float:
 
 def _forced(a: _Tok, b: _Tok) -> bool:
     return (b.start - a.end >= _FORCE_GAP
-            or (a.lang is not None and b.lang is not None and a.lang != b.lang))
+            or (a.lang is not None and b.lang is not None and a.lang != b.lang)
+            or a.who != b.who)
+
+
+def _prefix(name: str | None) -> str:
+    return f"{name}: " if name else ""
 
 
 def cut_cues(segments, *, max_chars: int = 42, max_lines: int = 2,
              min_duration: float = 1.0, max_duration: float = 7.0,
-             max_cps: float = 20.0, min_gap: float = 0.0) -> list[Cue]:
+             max_cps: float = 20.0, min_gap: float = 0.0, turns=None,
+             name_prefixes: bool = False) -> list[Cue]:
     """Cut subtitle cues from word-timed segments following broadcast rules.
 
     Lengths are display columns (a CJK character counts 2), for both ``max_chars``
     and ``max_cps``. A cue starts at its first word and ends at its last word, or
     later (into the silence before the next cue) to reach ``min_duration`` and
-    ``max_cps``. Cues never cross a silence of 1.5 s or a change of language."""
+    ``max_cps``. Cues never cross a silence of 1.5 s or a change of language.
+
+    With ``turns`` (who speaks when, see the module docstring) cues never cross a
+    change of speaker either, and each says its speaker; with ``name_prefixes`` its
+    first line leaves room for the "Name: " that to_srt(speaker_names=True) writes."""
     toks = _tokens(segments, max_chars)
     n = len(toks)
     if not n:
         return []
+    spk = _Turns(turns)
+    if spk:
+        for t in toks:
+            t.who = spk.who(t.start, t.end)
+    pw = [_width(_prefix(t.who[1] if t.who else None)) if name_prefixes else 0
+          for t in toks]
     cum = [0]
     for t in toks:
         cum.append(cum[-1] + _width(t.text))
@@ -229,8 +318,9 @@ def cut_cues(segments, *, max_chars: int = 42, max_lines: int = 2,
 
     def layout(a: int, b: int):
         """Cheapest split of toks[a..b] into the fewest lines that fit, or None:
-        (cost, ((first, last), ...)). Iterative DP, lines filled from the bottom."""
-        total = width(a, b)
+        (cost, ((first, last), ...)). Iterative DP, lines filled from the bottom. The
+        first line holds the cue's "Name: " prefix too, when there is one."""
+        total = width(a, b) + pw[a]
         if total <= max_chars:
             return 0.0, ((a, b),)
         for nl in range(2, max_lines + 1):
@@ -252,7 +342,7 @@ def cut_cues(segments, *, max_chars: int = 42, max_lines: int = 2,
                 nxt = {}
                 for s in ([a] if left == nl else range(a + 1, b + 1)):
                     for k in range(s, b):
-                        w = width(s, k)
+                        w = width(s, k) + (pw[a] if s == a else 0)
                         if w > max_chars:
                             break
                         r = rest.get(k + 1)
@@ -300,7 +390,7 @@ def cut_cues(segments, *, max_chars: int = 42, max_lines: int = 2,
                 lay = (50.0, ((b, b),))
             if lay is None or best_cost[i] == INF:
                 continue
-            chars = width(i, b)
+            chars = width(i, b) + pw[i]
             c = best_cost[i] + cost(i, b, lay, chars)
             if c < best_cost[j]:
                 best_cost[j], back[j] = c, (i, lay[1])
@@ -316,10 +406,11 @@ def cut_cues(segments, *, max_chars: int = 42, max_lines: int = 2,
     cues: list[Cue] = []
     for a, b, lines in spans:
         texts = ["".join(t.text for t in toks[s:e + 1]).strip() for s, e in lines]
-        start, end = toks[a].start, timing(a, b, width(a, b))
+        start, end = toks[a].start, timing(a, b, width(a, b) + pw[a])
         if cues and start < cues[-1].end + min_gap:  # overlapping source timestamps
             start = cues[-1].end + min_gap
-        cues.append(Cue(start, max(end, start + 1e-3), texts))
+        cues.append(Cue(start, max(end, start + 1e-3), texts,
+                        toks[a].who[1] if toks[a].who else None))
     return cues
 
 
@@ -349,8 +440,12 @@ def _wrap(text: str, max_chars: int, max_lines: int) -> list[str]:
         n += 1
 
 
-def line_cues(segments, *, max_chars: int = 42, max_lines: int = 2, **_ignored) -> list[Cue]:
-    """One cue per subtitle line, at the line's own times, wrapped to `max_chars`."""
+def line_cues(segments, *, max_chars: int = 42, max_lines: int = 2, turns=None,
+              name_prefixes: bool = False, **_ignored) -> list[Cue]:
+    """One cue per subtitle line, at the line's own times, wrapped to `max_chars`. With
+    `turns`, each cue says who speaks over most of it (a track's own cues are kept as
+    they are, not cut at a change of speaker)."""
+    spk = _Turns(turns)
     cues = []
     for seg in sorted(segments, key=lambda s: float(s["start"])):
         text = re.sub(r"\s+", " ", str(seg.get("text") or "")).strip()
@@ -358,7 +453,12 @@ def line_cues(segments, *, max_chars: int = 42, max_lines: int = 2, **_ignored) 
             continue
         start = float(seg["start"])
         end = max(float(seg["end"]), start + 1e-3)
-        cues.append(Cue(start, end, _wrap(text, max_chars, max_lines)))
+        who = spk.who(start, end)
+        name = who[1] if who else None
+        lines = _wrap((_prefix(name) if name_prefixes else "") + text, max_chars, max_lines)
+        if name_prefixes and name:       # the prefix is written by to_srt
+            lines[0] = lines[0][len(_prefix(name)):]
+        cues.append(Cue(start, end, lines, name))
     return cues
 
 
@@ -379,20 +479,31 @@ def _stamp(t: float, sep: str) -> str:
     return f"{h:02d}:{m:02d}:{s:02d}{sep}{ms:03d}"
 
 
-def to_srt(cues: list[Cue]) -> str:
+def to_srt(cues: list[Cue], speaker_names: bool = False) -> str:
+    """SubRip; with `speaker_names`, a cue's first line starts with "Name: "."""
     blocks = []
     for i, c in enumerate(cues, 1):
+        lines = list(c.lines)
+        if speaker_names and c.speaker and lines:
+            lines[0] = _prefix(c.speaker) + lines[0]
         # "-->" inside text would be read as a timing line by some parsers.
-        text = "\n".join(l.replace("-->", "->") for l in c.lines)
+        text = "\n".join(l.replace("-->", "->") for l in lines)
         blocks.append(f"{i}\n{_stamp(c.start, ',')} --> {_stamp(c.end, ',')}\n{text}\n")
     return "\n".join(blocks)
 
 
+def _vtt_escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def to_vtt(cues: list[Cue]) -> str:
+    """WebVTT; a cue with a speaker is a voice span, ``<v Name>text``."""
     out = ["WEBVTT\n"]
     for c in cues:
-        text = "\n".join(l.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-                         for l in c.lines)
+        text = "\n".join(_vtt_escape(l) for l in c.lines)
+        if c.speaker:
+            # the annotation ends at ">" and may not hold a line break
+            text = f"<v {_vtt_escape(' '.join(c.speaker.split()))}>{text}"
         out.append(f"{_stamp(c.start, '.')} --> {_stamp(c.end, '.')}\n{text}\n")
     return "\n".join(out)
 
@@ -405,48 +516,108 @@ def _seg_text(seg) -> str:
 
 
 def to_json(segments) -> str:
-    """Whisper-like JSON: full text, language and segments with their words."""
+    """Whisper-like JSON: full text, language and segments with their words. Segments
+    given their speakers (with_speakers) carry "speaker" on each segment and word, and
+    the document lists the speakers in the order they first speak."""
     segs = []
     for seg in segments:
         d = {"start": seg.get("start"), "end": seg.get("end"), "text": _seg_text(seg),
              "language": seg.get("language")}
         d.update({k: v for k, v in seg.items() if k not in d and k != "words"})
-        d["words"] = [{"start": w.get("start"), "end": w.get("end"), "word": w.get("word"),
-                       "probability": w.get("probability")} for w in seg.get("words") or []]
+        d["words"] = []
+        for w in seg.get("words") or []:
+            word = {"start": w.get("start"), "end": w.get("end"), "word": w.get("word"),
+                    "probability": w.get("probability")}
+            if "speaker" in w:
+                word["speaker"] = w["speaker"]
+            d["words"].append(word)
         segs.append(d)
     langs = [s["language"] for s in segs if s["language"]]
     doc = {"text": " ".join(s["text"] for s in segs if s["text"]),
-           "language": langs[0] if langs else None, "segments": segs}
+           "language": langs[0] if langs else None}
+    if any("speaker" in s for s in segs):
+        doc["speakers"] = _speakers_in_order(segs)
+    doc["segments"] = segs
     return json.dumps(doc, indent=2, ensure_ascii=False, default=str) + "\n"
+
+
+def _speakers_in_order(segs) -> list[str]:
+    first: dict[str, float] = {}
+    for s in segs:
+        for who, t in [(s.get("speaker"), s.get("start"))] + [
+                (w.get("speaker"), w.get("start")) for w in s["words"]]:
+            if who and t is not None:
+                first[who] = min(first.get(who, math.inf), float(t))
+    return sorted(first, key=first.get)
+
+
+def _join_words(words) -> str:
+    text = "".join(str(w.get("word") or "") for w in words)
+    if len(words) > 1 and not any(str(w.get("word") or "")[:1].isspace() for w in words[1:]) \
+            and not _is_cjk(text):
+        text = " ".join(str(w.get("word") or "").strip() for w in words)
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def _speaker_runs(seg) -> list[tuple[str | None, str]]:
+    """(speaker, text) runs of a segment: one run, unless its words say two or more
+    people speak in it (then the words of each run, in order)."""
+    words = [w for w in seg.get("words") or [] if str(w.get("word") or "").strip()]
+    if len({w.get("speaker") for w in words}) <= 1:
+        return [(seg.get("speaker"), _seg_text(seg))]
+    runs: list[tuple[str | None, list]] = []
+    for w in words:
+        if runs and runs[-1][0] == w.get("speaker"):
+            runs[-1][1].append(w)
+        else:
+            runs.append((w.get("speaker"), [w]))
+    return [(who, _join_words(ws)) for who, ws in runs]
 
 
 def to_txt(segments, paragraph_gap: float = 2.0) -> str:
     """One line per segment; a blank line (new paragraph) after a pause of
-    ``paragraph_gap`` seconds or a change of language."""
-    lines, prev = [], None
+    ``paragraph_gap`` seconds or a change of language. Segments given their speakers
+    (with_speakers) also start a paragraph at each change of speaker, with "Name: "
+    (a line two people speak in is split between them)."""
+    lines, prev, speaker = [], None, None
     for seg in segments:
-        text = _seg_text(seg)
-        if not text:
+        if not _seg_text(seg):
             continue
-        if prev is not None:
-            la, lb = prev.get("language"), seg.get("language")
-            if float(seg["start"]) - float(prev["end"]) >= paragraph_gap or (la and lb and la != lb):
+        la, lb = (prev or {}).get("language"), seg.get("language")
+        new_paragraph = prev is not None and (
+            float(seg["start"]) - float(prev["end"]) >= paragraph_gap or bool(la and lb and la != lb))
+        named = "speaker" in seg
+        for who, text in (_speaker_runs(seg) if named else [(None, _seg_text(seg))]):
+            if not text:
+                continue
+            turn = named and who != speaker
+            if lines and (turn or new_paragraph):
                 lines.append("")
-        lines.append(text)
+            lines.append(_prefix(who) + text if turn else text)
+            speaker = who if named else speaker
+            new_paragraph = False
         prev = seg
     return "\n".join(lines) + "\n" if lines else ""
 
 
-def render(fmt: str, segments, **cue_options) -> str:
+def render(fmt: str, segments, *, turns=None, speaker_names: bool = False,
+           **cue_options) -> str:
     """Render segments as ``fmt`` (one of FORMATS); options go to cut_cues (or, for the
-    lines of a subtitle track, to line_cues)."""
+    lines of a subtitle track, to line_cues). `turns` (who speaks when) puts the
+    speakers in: cues cut at each change of speaker, WebVTT voices, JSON "speaker"
+    fields, text "Name: " lines; `speaker_names` adds "Name: " to SRT cues too."""
     fmt = fmt.lower().lstrip(".")
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown subtitle format {fmt!r}; expected one of {FORMATS}")
+    segments = list(segments)
+    if turns:
+        segments = with_speakers(segments, turns)
+        cue_options = dict(cue_options, turns=turns)
     if fmt == "srt":
-        return to_srt(_cues(segments, cue_options))
+        return to_srt(_cues(segments, dict(cue_options, name_prefixes=speaker_names)),
+                      speaker_names)
     if fmt == "vtt":
         return to_vtt(_cues(segments, cue_options))
     if fmt == "json":
         return to_json(segments)
-    if fmt == "txt":
-        return to_txt(segments)
-    raise ValueError(f"unknown subtitle format {fmt!r}; expected one of {FORMATS}")
+    return to_txt(segments)

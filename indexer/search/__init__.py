@@ -19,18 +19,25 @@ thumbnail of the keyframe nearest its start. `group_by_file(hits)` gives the
 per-file view. Filters (`Filters`) apply before ranking, so a filtered search still
 returns `limit` moments whenever that many match.
 
+Who speaks: `speaker:"Anna"` in the query text (or `Filters(speaker="Anna")`, or a voice
+id) keeps the moments that voice speaks, each played from its own speech; alone, it
+lists the voice's turns. A name no voice has raises UnknownSpeaker (listing the named
+voices). Every hit of said text carries who says it (`Hit.speaker`, `Hit.voice_id`).
+
 Search loads no model itself: the query embedder and the image model are passed in,
 loaded ones (`embedder=`, `image_model=`) or a `SearchModels` that loads them only
 when a search needs them (`models=`, as the app builds it once per process).
 
     hits = search(store, "quarterly budget", filters=Filters(language="en"), models=models)
     hits = search(store, image="photo.jpg", models=models)
+    hits = search(store, 'speaker:"Anna" budget', models=models)
     more = more_like_this(store, hits[0])
     for group in group_by_file(hits): ...
 
 Modules: types (Hit, SearchModels, ...), sources (the lists and their weights),
 filters, query_text (query parsing, snippets, the word a query was said at),
-fulltext, vectors, moments (fusion into Hits); code_index (binary codes for KNN).
+fulltext, vectors, moments (fusion into Hits), speakers (the speaker filter, a voice's
+moments, who said a hit); code_index (binary codes for KNN).
 """
 from __future__ import annotations
 
@@ -40,8 +47,12 @@ from indexer.search.filters import Filters, allowed_media
 from indexer.search.fulltext import fts_lists, one_check, relaxed_said
 from indexer.search.moments import fuse, to_hits
 from indexer.search.query_text import (MARK_CLOSE, MARK_OPEN, STOPWORDS, first_said,
-                                       fts_query, make_snippet, relaxed_query)
+                                       fts_query, make_snippet, relaxed_query, speaker_term,
+                                       split_speaker)
 from indexer.search.sources import RRF_K, WEIGHTS
+from indexer.search.speakers import (UnknownSpeaker, VoiceTurns, attach_speakers,
+                                     resolve_voice, resolved, voice_moments,
+                                     with_query_speaker)
 from indexer.search.types import FileHits, Hit, Item, Moment, SearchModels, group_by_file
 from indexer.search.vectors import (has_vectors, image_feature, image_list, keyframe_item,
                                     keyframe_vector, segment_vector, semantic_list,
@@ -52,9 +63,11 @@ from indexer.store import search_reads as reads
 __all__ = ["search", "more_like_this", "Hit", "FileHits", "group_by_file", "Filters",
            "SearchModels", "allowed_media", "vector_knn", "keyframe_vector", "segment_vector",
            "fts_query", "relaxed_query", "make_snippet", "first_said", "STOPWORDS",
-           "MARK_OPEN", "MARK_CLOSE", "RRF_K", "WEIGHTS", "CANDIDATES"]
+           "MARK_OPEN", "MARK_CLOSE", "RRF_K", "WEIGHTS", "CANDIDATES", "UnknownSpeaker",
+           "resolve_voice", "speaker_term", "split_speaker"]
 
 CANDIDATES = 50          # rows taken from each list before fusing (at least `limit`)
+VOICE_OVERSAMPLE = 4     # a speaker filter asks the vector lists for this many times more
 IMAGE_MIN_SIMILARITY = None   # no floor for search by example: the nearest frames are asked for
 
 
@@ -67,7 +80,7 @@ def search(store: Store, query: str = "", *, image=None, **kw) -> list[Hit]:
     is not "text"; the image model only for an image given as a path or an array.
     image: a path, a BGR array or a 1280-d feature; keyframe_id: use that keyframe as
     the example. filters: Filters. stats, when given, receives per-step timings in ms.
-    See _search for the rest.
+    A speaker:… term in the query is a speaker filter. See _search for the rest.
     """
     from models.binary_codes import one_blas_thread
     with one_blas_thread(), one_check(store):
@@ -103,7 +116,15 @@ def _search(store: Store, query: str = "", *, image=None, keyframe_id: int | Non
     timing = stats if stats is not None else {}
     t0 = time.perf_counter()
     lists: dict[str, list[Item]] = {}
-    query = (query or "").strip()
+    query, spoken = split_speaker(query or "")
+    filters = resolved(store, with_query_speaker(filters, spoken))
+    voice = filters.speaker if filters is not None else None
+    turns = VoiceTurns(store, voice) if voice is not None else None
+    if voice is not None and not query and image is None and keyframe_id is None:
+        hits = voice_moments(store, voice, filters, limit)
+        timing["total_ms"] = (time.perf_counter() - t0) * 1000
+        return hits
+    k_vec = n * VOICE_OVERSAMPLE if voice is not None else n
     semantic = bool(query) and mode in ("hybrid", "semantic") and has_vectors(store, "segment_vec")
     if query and mode in ("hybrid", "text"):
         lists.update(fts_lists(store, query, n, filters, hybrid=semantic))
@@ -114,7 +135,9 @@ def _search(store: Store, query: str = "", *, image=None, keyframe_id: int | Non
             [query], kind="query")[0]
         t2 = time.perf_counter()
         timing["embed_ms"] = (t2 - t1) * 1000
-        sem = semantic_list(store, qvec, n, filters, floor, vector_path)
+        sem = semantic_list(store, qvec, k_vec, filters, floor, vector_path)
+        if turns is not None:
+            sem = turns.keep(sem)[:n]
         if sem:
             lists["similar"] = sem
         timing["semantic_ms"] = (time.perf_counter() - t2) * 1000
@@ -138,13 +161,19 @@ def _search(store: Store, query: str = "", *, image=None, keyframe_id: int | Non
     elif image is not None:
         feat = image_feature(image, _needed(image_model, models, "image_model", "image model"))
     if feat is not None:
-        img = image_list(store, feat, n, filters, image_min_similarity, vector_path, exclude)
+        img = image_list(store, feat, k_vec, filters, image_min_similarity, vector_path,
+                         exclude)
+        if turns is not None:
+            img = turns.keep(img)[:n]
         if img:
             lists["image"] = img
     timing["image_ms"] = (time.perf_counter() - t3) * 1000
     t4 = time.perf_counter()
+    if turns is not None:       # the full-text lists were narrowed in SQL; the rest here
+        lists = {name: kept for name, items in lists.items() if (kept := turns.keep(items))}
     scored = fuse(lists, rrf_k, weights, relaxed_creates=(mode == "text"))
-    hits = to_hits(store, scored, limit, query)
+    hits = to_hits(store, scored, limit, query, turns)
+    attach_speakers(store, hits, voice)
     timing["fuse_ms"] = (time.perf_counter() - t4) * 1000
     timing["total_ms"] = (time.perf_counter() - t0) * 1000
     return hits
@@ -157,11 +186,13 @@ def more_like_this(store: Store, hit: Hit, limit: int = 20, *, filters: Filters 
     itself (and anything overlapping it in the same file) is left out."""
     from models.binary_codes import one_blas_thread
     with one_blas_thread():
-        return _more_like_this(store, hit, limit, filters, vector_path)
+        return _more_like_this(store, hit, limit, resolved(store, filters), vector_path)
 
 
 def _more_like_this(store, hit, limit, filters, vector_path):
-    n = max(CANDIDATES, limit) + 10
+    voice = filters.speaker if filters is not None else None
+    turns = VoiceTurns(store, voice) if voice is not None else None
+    n = (max(CANDIDATES, limit) + 10) * (VOICE_OVERSAMPLE if voice is not None else 1)
     if hit.kind in ("said", "similar") and hit.keyframe_id is None:
         seg = window_key(store, hit.media_id, hit.start, hit.segment_id)
         vec = segment_vector(store, seg) if seg is not None else None
@@ -186,5 +217,9 @@ def _more_like_this(store, hit, limit, filters, vector_path):
     items = [it for it in items if not src.overlaps(it)]
     for r, it in enumerate(items, 1):
         it.rank = r
+    if turns is not None:
+        items = turns.keep(items)
     scored = fuse({items[0].list: items} if items else {}, RRF_K, WEIGHTS, True)
-    return to_hits(store, scored, limit, "")
+    hits = to_hits(store, scored, limit, "", turns)
+    attach_speakers(store, hits, voice)
+    return hits

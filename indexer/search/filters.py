@@ -1,7 +1,8 @@
-"""Search filters (media kind, language, tag, folder, added/modified date, duration) and
-the SQL conditions on the media table they become. They apply before ranking: inside
-the FTS query (a join) and inside the vector scan. Tag filters are per file (a file
-carrying the tag anywhere)."""
+"""Search filters (media kind, language, tag, folder, added/modified date, duration, who
+speaks) and the SQL conditions on the media table they become. They apply before
+ranking: inside the FTS query (a join) and inside the vector scan. Tag filters are per
+file (a file carrying the tag anywhere). The speaker filter is per file here (a file
+where the voice speaks); indexer.search.speakers narrows it to the moments it speaks."""
 from __future__ import annotations
 
 import datetime as _dt
@@ -24,10 +25,12 @@ class Filters:
     date_field: str = "added"                   # "added" (to the library) or "modified" (file)
     min_duration: float | None = None           # seconds
     max_duration: float | None = None
+    speaker: str | int | None = None            # a voice: its name, or its id (an int)
 
     def media_level(self) -> bool:
         return any(v is not None for v in (self.tag, self.folder, self.since, self.until,
-                                          self.min_duration, self.max_duration))
+                                          self.min_duration, self.max_duration,
+                                          self.speaker))
 
     def kinds(self) -> list[str] | None:
         if self.kind is None:
@@ -96,6 +99,12 @@ def media_conditions(f: Filters | None, alias: str = "m") -> tuple[list[str], li
         else:
             conds.append(f"{alias}.mtime_ns {op} ?")
             params.append(int(_epoch(value) * 1e9))
+    if f.speaker is not None:
+        if not isinstance(f.speaker, int):
+            raise TypeError("resolve the speaker filter's name first "
+                            "(indexer.search.speakers.resolved)")
+        conds.append(f"{alias}.id IN (SELECT media_id FROM speakers WHERE voice_id = ?)")
+        params.append(f.speaker)
     if f.min_duration is not None:
         conds.append(f"{alias}.duration >= ?")
         params.append(float(f.min_duration))

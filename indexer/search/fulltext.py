@@ -20,6 +20,7 @@ from indexer.search.filters import Filters, media_conditions
 from indexer.search.query_text import (fold, fts_query, matched_terms, query_patterns,
                                        relaxed_query)
 from indexer.search.sources import BY_LIST, SOURCES
+from indexer.search.speakers import voice_filter_condition
 from indexer.search.types import Item
 from indexer.store import Store
 from indexer.store import search_reads as reads
@@ -103,6 +104,9 @@ def fts_rows(store: Store, name: str, fts: str, table: str, q: str, n: int,
     FTS_RANK_ALL_MAX rows (a very common word) is ranked over its newest FTS_SAMPLE
     matches only: ranking every row holding "the" in a big library is slow."""
     conds, params = media_conditions(f)
+    said_by, said_by_params = voice_filter_condition(f)     # rows the voice speaks over
+    conds += said_by
+    params += said_by_params
     kind = BY_LIST[name].kind
     if f is not None and f.language is not None:
         if table == "segments":

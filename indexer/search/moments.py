@@ -13,13 +13,15 @@ One rule gives the second a moment plays from (`Hit.seek`), for the CLI, its JSO
 the GUI alike: a said or keyword match plays from the first word of the query said
 there (the word the snippet marks first), a meaning match from the segment of its
 window that holds the query's words best; other matches, or a line whose word
-timings are gone (corrected by the user), from the moment's start.
+timings are gone (corrected by the user), from the moment's start. With a speaker
+filter, only the words that voice says count, and a moment plays from within its speech.
 """
 from __future__ import annotations
 
 from indexer.search.fulltext import said_weights
 from indexer.search.query_text import first_said, make_snippet, matched_terms, query_patterns
 from indexer.search.sources import BY_FTS
+from indexer.search.speakers import VoiceTurns
 from indexer.search.types import Hit, Item, Moment
 from indexer.search.vectors import window
 from indexer.store import Store
@@ -185,8 +187,10 @@ def said_sources(store: Store, placed: list[tuple[float, Moment, Item]],
     return out
 
 
-def to_hits(store: Store, scored: list[tuple[float, Moment]], limit: int, query: str
-            ) -> list[Hit]:
+def to_hits(store: Store, scored: list[tuple[float, Moment]], limit: int, query: str,
+            turns: VoiceTurns | None = None) -> list[Hit]:
+    """The best `limit` moments as Hits. With a speaker filter's `turns`, a moment plays
+    from the first query word that voice says there, else from its first speech in it."""
     hits = []
     anchored = [(score, m, anchor(store, m)) for score, m in scored[:limit]]
     sources = reads.segment_sources(store, [seg for _, m, _ in anchored for it in m.items
@@ -195,6 +199,10 @@ def to_hits(store: Store, scored: list[tuple[float, Moment]], limit: int, query:
     texts = _matched_texts(store, [lead for _, _, lead in placed])
     said_words = reads.segments_word_times(
         store, [lead.rowid for _, _, lead in placed if query and lead.fts == "segments_fts"])
+    if turns is not None:
+        media_of = {lead.rowid: m.media_id for _, m, lead in placed}
+        said_words = {sid: [(t, w) for t, w in words if turns.speaks_at(media_of[sid], t)]
+                      for sid, words in said_words.items()}
     paths = reads.media_paths_durations(store, [m.media_id for _, m, _ in placed])
     for (score, m, lead), said in zip(placed, said_sources(store, placed, sources)):
         if m.media_id not in paths:          # removed since its lists were read
@@ -233,5 +241,7 @@ def to_hits(store: Store, scored: list[tuple[float, Moment]], limit: int, query:
                                   said_words),
                         said[0] if said else None, said[1] if said else None))
     for h in hits:
+        if turns is not None:
+            turns.seek_within(h)
         h.thumbnail = reads.nearest_thumbnail(store, h.media_id, h.start)
     return hits

@@ -1,7 +1,8 @@
-"""What a query's text means: the FTS5 queries made of it (strict, relaxed), the words
-it matches in a text (folding case and diacritics as FTS5's unicode61 tokenizer does,
-honouring "phrases" and prefix* terms), the snippet marking them, and where in a
-segment's word timings the query was first said."""
+"""What a query's text means: the speaker it asks for (speaker:"Anna"), the FTS5
+queries made of the rest (strict, relaxed), the words it matches in a text (folding
+case and diacritics as FTS5's unicode61 tokenizer does, honouring "phrases" and
+prefix* terms), the snippet marking them, and where in a segment's word timings the
+query was first said."""
 from __future__ import annotations
 
 import functools
@@ -37,6 +38,41 @@ sobre como que qué quien cuando donde se su sus lo le les me te mi tu nos dijo 
 il lo gli i una uno e non è sono di da con per su tra fra che chi come dove quando
 o os as um uma é são do da dos das no na nos nas em com por para que
 """.split())
+
+
+# speaker:"Anna Smith", speaker:'Anna', speaker:“Anna”, speaker:Anna, speaker:#12 (a voice id)
+_SPEAKER = re.compile(r'(?<!\S)speaker:(?:"([^"]*)"?|\'([^\']*)\'?|“([^”]*)”?|(\S*))',
+                      re.IGNORECASE)
+
+
+def split_speaker(text: str) -> tuple[str, str | int | None]:
+    """(the query without its speaker:… term, the speaker it names: a name, or a voice id
+    for speaker:#12; None when it names none). ValueError for an empty name or two
+    different speakers."""
+    found: list[str | int] = []
+
+    def take(m: re.Match) -> str:
+        name = " ".join(next((g for g in m.groups() if g is not None), "").split())
+        if not name:
+            raise ValueError('speaker: needs a name, e.g. speaker:"Anna" or speaker:Anna.')
+        found.append(int(name[1:]) if name.startswith("#") and name[1:].isdigit() else name)
+        return " "
+    rest = " ".join(_SPEAKER.sub(take, text).split())
+    names = {v.casefold() if isinstance(v, str) else v for v in found}
+    if len(names) > 1:
+        raise ValueError("A query can ask for one speaker: " +
+                         ", ".join(f"speaker:{v}" for v in found) + ".")
+    return rest, (found[0] if found else None)
+
+
+def speaker_term(name: str | None = None, voice_id: int | None = None) -> str:
+    """The query text that asks for a voice: speaker:"Anna" by its name, else
+    speaker:#12 by its id."""
+    if name and '"' not in name:
+        return f'speaker:"{" ".join(name.split())}"'
+    if voice_id is None:
+        raise ValueError("a voice's name (without double quotes) or its id is needed")
+    return f"speaker:#{int(voice_id)}"
 
 
 def fold(text: str) -> str:

@@ -29,6 +29,9 @@ class Hit:
                                   # (recognition) or "subtitles"; None for a match of no
                                   # said text (shown, tag, image)
     track: str | None = None      # the subtitle track's label ("movie.en.srt"); None for speech
+    speaker: str | None = None    # who says it: the voice's name, else "Speaker <n>" of the
+                                  # file; None for a moment of no said text or no speakers
+    voice_id: int | None = None   # that speaker's voice (for "more of this voice")
 
     def __post_init__(self):
         if self.seek is None:

@@ -270,3 +270,35 @@ def screen_text_at(store: Store, media_id: int, t: float) -> list[str]:
     return [r[0] for r in store.db.execute(
         "SELECT text FROM screen_text WHERE media_id = ? AND start <= ? AND end >= ? LIMIT 1",
         (media_id, t, t)).fetchall()]
+
+
+# ---- who speaks ------------------------------------------------------------------------------
+def voice_speaks_condition(voice_id: int, alias: str = "t") -> tuple[str, list]:
+    """An SQL condition (and its parameters) on a content row (alias `alias`: media_id,
+    start, end) that holds when one of the voice's turns overlaps it."""
+    return (f"""EXISTS (SELECT 1 FROM speaker_turns st JOIN speakers sp ON sp.id = st.speaker_id
+                 WHERE sp.voice_id = ? AND st.media_id = {alias}.media_id
+                   AND st.start < coalesce({alias}.end, {alias}.start, 0) + 0.01
+                   AND st.end > coalesce({alias}.start, 0) - 0.01)""", [voice_id])
+
+
+def said_during(store: Store, media_id: int, start: float, end: float, n: int = 80
+                ) -> tuple[str, int | None, str | None, str | None]:
+    """(text, segment id, source, track) of what was said in [start, end]: the first n
+    timed words of uncorrected speech lines starting in it, else the lines (any source,
+    speech first) overlapping it. ("", None, None, None) when nothing was."""
+    rows = store.db.execute(f"""
+        SELECT w.word, s.id FROM words w JOIN segments s ON s.id = w.segment_id
+        WHERE s.media_id = ? AND s.source = 'speech' AND w.start >= ? AND w.start < ?
+          AND {_UNCORRECTED} ORDER BY w.start LIMIT ?""", (media_id, start, end, n)).fetchall()
+    if rows:
+        return " ".join("".join(r[0] for r in rows).split()), rows[0][1], "speech", None
+    lines = store.db.execute("""
+        SELECT text, id, source, track FROM segments WHERE media_id = ? AND start < ? AND end > ?
+        ORDER BY source != 'speech', track, start LIMIT 8""", (media_id, end, start)).fetchall()
+    if not lines:
+        return "", None, None, None
+    source, track = lines[0][2], lines[0][3]
+    text = " ".join(" ".join((r[0] or "").split()) for r in lines
+                    if (r[2], r[3]) == (source, track))
+    return text, lines[0][1], source, track
