@@ -296,7 +296,7 @@ def conversations(split: str) -> list[Path]:
     pools: dict[str, dict[str, list[Utterance]]] = {"ami": {}, "ivr": {}}
     for u in ami_utterances() + ivr_utterances():
         pools[u.source].setdefault(u.speaker, []).append(u)
-    files = build(split, pools, {"ivr": 10 if split == "test" else 7,
+    files = build(split, pools, {"ivr": 10 if split == "test" else 20,
                                  "ami": 10 if split == "test" else 8},
                   seed=17 if split == "dev" else 1917)
     stamp.write_text(json.dumps([str(p) for p in files]))
@@ -569,6 +569,164 @@ def tune() -> None:
         print(f"  {thr:.3f}: precision {tp / max(1, tp + fp):.3f} recall {tp / max(1, len(same)):.3f}")
 
 
+# ----------------------------------------------------------------------- levers ---
+LEVER_HOPS = (0.8, 1.6, 2.4)
+
+
+def _lever_data(split: str) -> list[tuple]:
+    """Per file of `split`: (stem, units, regions, reference turns, speaker count,
+    {hop: (windows, embeddings)}), computed once and cached (the speech stage's cached
+    transcripts, the VAD where they are silent, the encoder over the windows)."""
+    import pickle
+    from models import diarization as dz
+    from models.speaker_encoder import SPEAKER_ENCODER
+    cache = CACHE / f"levers-{split}.pkl"
+    if cache.exists():
+        data = pickle.loads(cache.read_bytes())
+        missing = [h for h in LEVER_HOPS if h not in data[0][5]]
+        for wav, _u, regions, _r, _k, per_hop in data if missing else ():
+            for hop in missing:
+                windows = dz.plan_windows(regions, dz.WINDOW_S, hop)
+                per_hop[hop] = (windows, dz.embed_windows(wav, windows,
+                                                          SPEAKER_ENCODER.get().embed))
+        if missing:
+            cache.write_bytes(pickle.dumps(data))
+        return data
+    from indexer.store import Store
+    enc = SPEAKER_ENCODER.get()
+    lib = CACHE / "library-levers.db"
+    for p in glob.glob(str(lib) + "*"):
+        os.unlink(p)
+    store = Store(lib)
+    data = []
+    order = sorted(conversations(split), key=lambda p: (p.name.split("-")[2], p.name))
+    for wav in order:
+        media = _media(store, wav)
+        speech(store, media, {})
+        ref = json.loads(wav.with_suffix(".json").read_text())
+        units, regions = _units(wav, store.transcript(media["id"], "speech"), ref["seconds"])
+        reft = [(t["start"], t["end"], t["speaker"]) for t in ref["turns"]]
+        per_hop = {}
+        for hop in LEVER_HOPS:
+            windows = dz.plan_windows(regions, dz.WINDOW_S, hop)
+            per_hop[hop] = (windows, dz.embed_windows(wav, windows, enc.embed))
+        data.append((wav, units, regions, reft, len(ref["speakers"]), per_hop))
+    store.close()
+    cache.write_bytes(pickle.dumps(data))
+    return data
+
+
+def _voices_of(data: list[tuple], results: list, threshold: float) -> dict:
+    """The named-voices protocol of run_split on precomputed diarizations, through a real
+    library's save_speakers: precision and recall of the names shown."""
+    from indexer.store import Store
+    lib = CACHE / "library-levers-voices.db"
+    for p in glob.glob(str(lib) + "*"):
+        os.unlink(p)
+    store = Store(lib)
+    named: dict[str, int] = {}
+    truth: dict[int, str] = {}
+    media_ids = []
+    first_half = len(data) // 2
+    try:
+        for i, ((wav, *_rest), res) in enumerate(zip(data, results)):
+            reft = _rest[2]
+            media = _media(store, wav)
+            media_ids.append(media["id"])
+            store.save_speakers(
+                media["id"], [{"label": sp.index + 1, "centroid": sp.centroid,
+                               "seconds": sp.seconds, "windows": sp.windows}
+                              for sp in res.speakers],
+                [{"start": t.start, "end": t.end, "label": t.speaker + 1, "embedding": None}
+                 for t in res.turns], encoder="levers", match_threshold=threshold)
+            hyp = [(t["start"], t["end"], str(t["speaker_id"]))
+                   for t in store.speaker_turns(media["id"])]
+            for sid, who in best_match(hyp, reft).items():
+                truth[int(sid)] = who
+            if i + 1 == first_half:
+                for mid in media_ids:
+                    for sp in store.list_speakers(mid):
+                        who = truth.get(sp["id"])
+                        if who is not None and who not in named:
+                            store.name_voice(sp["voice_id"], who)
+                            named[who] = sp["id"]
+        shown = right = should = 0
+        for mid in media_ids:
+            for sp in store.list_speakers(mid):
+                if sp["id"] in named.values():
+                    continue
+                who = truth.get(sp["id"])
+                if sp["voice_name"] is not None:
+                    shown += 1
+                    right += sp["voice_name"] == who
+                should += who in named
+    finally:
+        store.close()
+    return {"precision": right / shown if shown else float("nan"),
+            "recall": right / should if should else float("nan"), "shown": shown}
+
+
+def evaluate(data: list[tuple], hop: float, voice_threshold: float, **tuning) -> dict:
+    """DER, count accuracy and named voices of one setting over precomputed data."""
+    from models import diarization as dz
+    tot = err = right = 0.0
+    results = []
+    for wav, units, regions, reft, k, per_hop in data:
+        windows, emb = per_hop[hop]
+        res = dz.diarize_embeddings(windows, emb, words=units, regions=regions, hop_s=hop,
+                                    **tuning)
+        d = der(reft, [(t.start, t.end, str(t.speaker)) for t in res.turns])
+        tot += d["total"]
+        err += d["miss"] + d["fa"] + d["conf"]
+        right += res.count == k
+        results.append(res)
+    return {"der": err / tot, "count": right / len(data),
+            **_voices_of(data, results, voice_threshold)}
+
+
+LEVERS = {   # name -> (hop, voice threshold, clustering settings): measured on dev
+    "baseline ahc 0.40": (1.6, 0.825, dict(method="ahc", threshold=0.40)),
+}
+for _hop in LEVER_HOPS:
+    for _c in (False, True):
+        for _m in (1.01, 0.9, 0.85, 0.8, 0.75):
+            LEVERS[f"spectral hop {_hop} center {_c:d} merge {_m}"] = (
+                _hop, 0.825, dict(method="spectral", center=_c, merge_cos=_m))
+        LEVERS[f"spectral hop {_hop} center {_c:d} merge 0.85 refine 3"] = (
+            _hop, 0.825, dict(method="spectral", center=_c, merge_cos=0.85, refine=3))
+        for _t in ((0.35, 0.4, 0.45) if not _c else (0.9, 1.0, 1.1)):
+            LEVERS[f"ahc hop {_hop} center {_c:d} thr {_t}"] = (
+                _hop, 0.825, dict(method="ahc", center=_c, threshold=_t))
+        LEVERS[f"ahc hop {_hop} center {_c:d} refine 3"] = (
+            _hop, 0.825, dict(method="ahc", center=_c, threshold=1.0 if _c else 0.4, refine=3))
+
+
+for _m in (0.825, 0.875):
+    LEVERS[f"spectral hop 1.6 center 0 merge {_m}"] = (
+        1.6, 0.825, dict(method="spectral", merge_cos=_m))
+for _s in (1.0, 4.0):
+    LEVERS[f"spectral hop 1.6 center 0 merge 0.85 min speaker {_s} s"] = (
+        1.6, 0.825, dict(method="spectral", merge_cos=0.85, min_speaker_s=_s))
+for _v in (0.8, 0.85, 0.875, 0.9):
+    LEVERS[f"spectral hop 1.6 center 0 merge 0.85 voice {_v}"] = (
+        1.6, _v, dict(method="spectral", merge_cos=0.85))
+
+
+LEVERS["chosen: spectral hop 1.6 merge 0.84 voice 0.875"] = (
+    1.6, 0.875, dict(method="spectral", merge_cos=0.84))
+
+
+def levers(split: str = "dev", names: list[str] | None = None) -> None:
+    data = _lever_data(split)
+    print(f"{split}: {len(data)} files")
+    for name, (hop, vthr, tuning) in LEVERS.items():
+        if names and name not in names:
+            continue
+        r = evaluate(data, hop, vthr, **tuning)
+        print(f"{name:40s} DER {r['der']:.1%}  count {r['count']:.0%}  voices "
+              f"P {r['precision']:.2f} R {r['recall']:.2f} ({r['shown']} shown)", flush=True)
+
+
 # ----------------------------------------------------------------------- memory ---
 def _memory_child(minutes: float) -> None:
     """Diarize one long file (test conversations repeated), VAD regions, and print
@@ -647,6 +805,7 @@ def main(argv=None) -> int:
     ap.add_argument("--memory", action="store_true")
     ap.add_argument("--cost", action="store_true")
     ap.add_argument("--memory-child", type=float)
+    ap.add_argument("--levers", nargs="*", help="settings of LEVERS on dev (all if none named)")
     ap.add_argument("--split", choices=("dev", "test", "both"), default="both")
     args = ap.parse_args(argv)
     if args.memory_child:
@@ -654,6 +813,9 @@ def main(argv=None) -> int:
         return 0
     if args.memory:
         memory()
+        return 0
+    if args.levers is not None:
+        levers("dev", args.levers)
         return 0
     if args.tune:
         tune()

@@ -271,3 +271,27 @@ def test_a_changed_file_loses_its_speakers_and_the_stage_follows_speech(indexed,
     assert store.voice(unnamed) is None              # an unnamed voice goes with its file
     store.close()
 
+
+
+def test_spectral_clustering_counts_two_voices_and_keeps_them_apart_when_pooled(indexed):
+    """Real window embeddings of the two-speaker conversation: the eigengap finds two
+    groups that follow the truth, also when a long file's windows are pooled (fewer
+    items than windows, each window then given to its nearest group); min and max
+    speakers bound the count."""
+    from models import diarization
+    from models.speaker_encoder import SPEAKER_ENCODER
+    store, files = indexed
+    media_id, truth = files["talk1"]
+    windows = diarization.plan_windows([(s, e) for s, e, _ in truth], diarization.WINDOW_S, 0.4)
+    emb = diarization.embed_windows(store.media(media_id)["path"], windows,
+                                    SPEAKER_ENCODER.get().embed)
+    who = np.array([next(w for s, e, w in truth if s - 1e-6 <= (a + b) / 2 <= e + 1e-6)
+                    for a, b in windows])
+    for max_items in (diarization.MAX_ITEMS, len(windows) // 4):
+        labels = diarization.cluster(emb, max_items=max_items)
+        assert len(set(labels)) == 2
+        agree = max(np.mean((labels == 0) == (who == "reader")),
+                    np.mean((labels == 1) == (who == "reader")))
+        assert agree >= 0.9, (max_items, agree)
+    assert len(set(diarization.cluster(emb, max_speakers=1))) == 1
+    assert len(set(diarization.cluster(emb, min_speakers=3, min_speaker_s=0))) == 3
