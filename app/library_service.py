@@ -13,7 +13,9 @@ happens elsewhere:
     Python and model work cannot hold the window's GIL;
   - the watched folders are followed by an indexer.watching.FolderWatcher on its own
     thread while the window is open; the files it finds settled come back here (a
-    queued signal) and go through the DB thread's intake like added files.
+    queued signal) and go through the DB thread's intake like added files;
+  - who speaks (a transcript's speakers, naming and merging them, the library's
+    voices) is read and written on the DB thread too.
 Everything crossing to the UI is plain data (dicts, lists, str).
 """
 from __future__ import annotations
@@ -36,7 +38,8 @@ from .tag_controller import TagController
 REFRESH_DELAY_MS = 200
 BUSY_RETRY_MS = 5000
 LIBRARY_POLL_MS = 1500
-
+# exceptions whose message is written for a person: a search failing with one shows it alone
+_READABLE_FAILURES = ("UnknownSpeaker: ", "ValueError: ")
 
 
 def export_target(media_path: str, fmt: str, folder: str | None) -> Path:
@@ -83,6 +86,9 @@ class _DbWorker(QObject):
     intake_done = Signal(object, object)  # intakes, problems (dicts)
     tags_done = Signal(int, object)       # media id, tag ranges
     transcript_done = Signal(int, object)
+    speakers_done = Signal(int, object)   # media id, its speakers (dicts)
+    speakers_changed = Signal(object)     # {"media_id", "voice_id", "text"} after a change
+    voices_done = Signal(object)          # the library's voices (dicts)
     correction_done = Signal(int, int, str)  # media id, segment id, text
     export_done = Signal(object, object)  # written paths, (path, error) problems
     retried = Signal(int)
@@ -187,7 +193,70 @@ class _DbWorker(QObject):
     @Slot(int)
     @_guarded
     def transcript(self, media_id: int) -> None:
-        self.transcript_done.emit(media_id, self.store.transcript(media_id))
+        """The file's lines, each with who says most of it (speaker_id, speaker: the
+        name, voice_id; None where no one was found), then the file's speakers."""
+        segments = self.store.transcript(media_id)
+        speakers = self.store.list_speakers(media_id)
+        who = (self.store.speakers_over(media_id, [(s["start"], s["end"]) for s in segments])
+               if speakers else [None] * len(segments))
+        for seg, w in zip(segments, who):
+            seg.update(speaker_id=w and w["speaker_id"], speaker=w and w["name"],
+                       voice_id=w and w["voice_id"])
+        self.speakers_done.emit(media_id, speakers)
+        self.transcript_done.emit(media_id, segments)
+
+    @Slot(int, str)
+    def name_speaker(self, speaker_id: int, name: str) -> None:
+        """Name a file's speaker: its voice, so every file with that voice follows."""
+        def change():
+            before = self.store.speaker(speaker_id)
+            if before is None:
+                raise KeyError("that speaker is gone (the file was indexed again)")
+            voice_id = self.store.name_speaker(speaker_id, name)
+            voice = self.store.voice(voice_id)
+            files = len(self.store.files_of_voice(voice_id))
+            where = f"in {files} file{'s' * (files != 1)}"
+            if voice["name"] is None:
+                text = f"{before['name']} has no name now: “Speaker N” in each file."
+            elif voice_id != before["voice_id"]:
+                text = (f"{before['name']} is “{voice['name']}”, a voice known already: "
+                        f"now heard {where}.")
+            else:
+                text = f"{before['name']} is now “{voice['name']}” {where}."
+            return before["media_id"], voice_id, text
+        self._speaker_change("Could not rename the speaker", change)
+
+    @Slot(int, int)
+    def merge_speakers(self, keep_id: int, other_id: int) -> None:
+        """Two speakers of one file are one person: the other's turns become keep's."""
+        def change():
+            keep, other = self.store.speaker(keep_id), self.store.speaker(other_id)
+            if keep is None or other is None:
+                raise KeyError("that speaker is gone (the file was indexed again)")
+            self.store.merge_speakers(keep_id, other_id)
+            return keep["media_id"], keep["voice_id"], f"{other['name']} joined {keep['name']}."
+        self._speaker_change("Could not merge the speakers", change)
+
+    def _speaker_change(self, what: str, change) -> None:
+        from indexer.store.connection import DiskFull
+        try:
+            media_id, voice_id, text = change()
+        except (KeyError, ValueError) as exc:
+            self.failed.emit(f"{what}: {exc.args[0] if exc.args else exc}")
+            return
+        except DiskFull as exc:
+            self.disk_full.emit(str(exc))
+            return
+        except Exception as exc:
+            self.failed.emit(f"{what}: {type(exc).__name__}: {exc}")
+            return
+        self.speakers_changed.emit({"media_id": media_id, "voice_id": voice_id, "text": text})
+        self.voices_done.emit(self.store.voices())
+
+    @Slot()
+    @_guarded
+    def voices(self) -> None:
+        self.voices_done.emit(self.store.voices())
 
     @Slot(int, str)
     @_guarded
@@ -196,9 +265,9 @@ class _DbWorker(QObject):
         self.store.correct_segment(segment_id, text)
         self.correction_done.emit(segment_media(self.store, segment_id), segment_id, text)
 
-    @Slot(object, str, str)
+    @Slot(object, str, str, bool)
     @_guarded
-    def export(self, media_ids: list, fmt: str, folder: str) -> None:
+    def export(self, media_ids: list, fmt: str, folder: str, speaker_names: bool) -> None:
         from indexer.subtitles import render
         written, problems = [], []
         for media_id in media_ids:
@@ -212,7 +281,8 @@ class _DbWorker(QObject):
             target = export_target(media["path"], fmt, folder or None)
             try:
                 target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_text(render(fmt, segments), encoding="utf-8")
+                target.write_text(render(fmt, segments, turns=self.store.speaker_turns(media_id),
+                                         speaker_names=speaker_names), encoding="utf-8")
             except OSError as exc:
                 problems.append((media["path"], f"cannot write {target}: {exc.strerror or exc}"))
                 continue
@@ -250,7 +320,12 @@ class LibraryService(QObject):
     example_results = Signal(object, object)
     search_failed = Signal(str)
     tags_loaded = Signal(int, object)     # media id, tag ranges (dicts)
-    transcript_loaded = Signal(int, object)
+    transcript_loaded = Signal(int, object)  # media id, lines (with speaker, speaker_id, voice_id)
+    speakers_loaded = Signal(int, object)   # media id, its speakers (before its transcript)
+    # a speaker was named or merged: {"media_id", "voice_id", "text"}; names may have
+    # changed in every file with that voice
+    speakers_changed = Signal(object)
+    voices_loaded = Signal(object)          # the library's voices: id, name, files, seconds
     correction_saved = Signal(int, int, str)
     export_finished = Signal(object, object)
     diagnostics_ready = Signal(object)
@@ -271,7 +346,10 @@ class LibraryService(QObject):
     _req_warm_search = Signal()
     _req_transcript = Signal(int)
     _req_correct = Signal(int, str)
-    _req_export = Signal(object, str, str)
+    _req_export = Signal(object, str, str, bool)
+    _req_name_speaker = Signal(int, str)
+    _req_merge_speakers = Signal(int, int)
+    _req_voices = Signal()
     _req_cancel = Signal(object)
     _req_retry = Signal(object)
     _req_diagnostics = Signal()
@@ -320,13 +398,19 @@ class LibraryService(QObject):
                           (self._req_open, self._db.open_library),
                           (self._req_watched, self._db.list_watched),
                           (self._req_set_watched, self._db.set_watched),
-                          (self._req_add_watched, self._db.add_watched_files)):
+                          (self._req_add_watched, self._db.add_watched_files),
+                          (self._req_name_speaker, self._db.name_speaker),
+                          (self._req_merge_speakers, self._db.merge_speakers),
+                          (self._req_voices, self._db.voices)):
             req.connect(slot)
         self._db.media_listed.connect(self.media_changed)
         self._db.intake_progress.connect(self._on_intake_progress)
         self._db.intake_done.connect(self._on_intake_done)
         self._db.tags_done.connect(self.tags_loaded)
         self._db.transcript_done.connect(self.transcript_loaded)
+        self._db.speakers_done.connect(self.speakers_loaded)
+        self._db.speakers_changed.connect(self._on_speakers_changed)
+        self._db.voices_done.connect(self.voices_loaded)
         self._db.correction_done.connect(self._on_correction_done)
         self._db.export_done.connect(self.export_finished)
         self._db.retried.connect(self._on_retried)
@@ -456,8 +540,34 @@ class LibraryService(QObject):
     def correct(self, segment_id: int, text: str) -> None:
         self._req_correct.emit(segment_id, text)
 
-    def export(self, media_ids: list[int], fmt: str, folder: str | None = None) -> None:
-        self._req_export.emit(list(media_ids), fmt, folder or "")
+    def export(self, media_ids: list[int], fmt: str, folder: str | None = None,
+               speaker_names: bool = False) -> None:
+        """Write each file's transcript as `fmt`; with the file's speakers (WebVTT voices,
+        JSON fields, text names, and with `speaker_names` "Name: " in SRT cues)."""
+        self._req_export.emit(list(media_ids), fmt, folder or "", bool(speaker_names))
+
+    # ---- who speaks ----------------------------------------------------------------------
+    def name_speaker(self, speaker_id: int, name: str) -> None:
+        """Name a file's speaker, that is its voice: every file with that voice follows
+        (a blank name makes it "Speaker N" again; a name another voice has merges them).
+        Answered by `speakers_changed` (and `voices_loaded`), or `error`."""
+        self._req_name_speaker.emit(int(speaker_id), name or "")
+
+    def merge_speakers(self, keep_id: int, other_id: int) -> None:
+        """Two speakers of one file are one person (keep's voice stays); answered by
+        `speakers_changed`, or `error`."""
+        self._req_merge_speakers.emit(int(keep_id), int(other_id))
+
+    def voices(self) -> None:
+        """The library's voices; answered by `voices_loaded`."""
+        self._req_voices.emit()
+
+    @staticmethod
+    def voice_query(name: str | None, voice_id: int | None) -> str:
+        """The search text for the moments a voice speaks: speaker:"Anna", or
+        speaker:#12 for a voice with no name."""
+        from indexer.search.query_text import speaker_term
+        return speaker_term(name, voice_id)
 
     export_target = staticmethod(export_target)   # the file `export` writes for a media file
 
@@ -770,8 +880,15 @@ class LibraryService(QObject):
     @Slot(int, str)
     def _on_search_failed(self, generation: int, message: str) -> None:
         if generation == self._search_generation:
-            self.search_failed.emit(message)
-            self.error.emit("Search failed: " + message)
+            readable = next((message[len(p):] for p in _READABLE_FAILURES
+                             if message.startswith(p)), message)
+            self.search_failed.emit(readable)
+            self.error.emit("Search failed: " + readable)
+
+    @Slot(object)
+    def _on_speakers_changed(self, change: dict) -> None:
+        self.message.emit(change["text"])
+        self.speakers_changed.emit(change)
 
     @Slot(int, int, str)
     def _on_correction_done(self, media_id: int, segment_id: int, text: str) -> None:

@@ -1,6 +1,7 @@
-"""What the GUI's search requests are and how one is answered: hybrid text search,
-search by an example image and "more like this", each answered as plain dicts (one
-per moment), ready to cross a process boundary; and the models a search may load
+"""What the GUI's search requests are and how one is answered: hybrid text search
+(speaker:"Anna" and a "speaker" filter included), search by an example image and
+"more like this", each answered as plain dicts (one per moment), ready to cross a
+process boundary; and the models a search may load
 (`search_models`, the CLI's too). No Qt here: this runs in the search process
 (app.search_process).
 """
@@ -32,12 +33,15 @@ def hit_from_row(row: dict):
 def hit_rows(store, hits, thumb_dir: Path) -> list[dict]:
     """Hits as dicts for the UI: the fields of indexer.search.Hit (`seek`, the second
     playback starts at, included) plus name, match (the kind shown), thumb_path
-    (absolute, or None), media_kind (audio, video, ...) and group (the file's rank in
-    the per-file view of indexer.search.group_by_file)."""
+    (absolute, or None), media_kind (audio, video, ...), group (the file's rank in
+    the per-file view of indexer.search.group_by_file) and voice_name (the name of the
+    speaker's voice, None while it has none: `speaker` is then "Speaker N" of the file)."""
     from indexer.store.reads import media_kinds
     from indexer.search import group_by_file
     kinds = media_kinds(store, [h.media_id for h in hits])
     groups = {g.media_id: i for i, g in enumerate(group_by_file(hits))}
+    voices = {v: (store.voice(v) or {}).get("name")
+              for v in {h.voice_id for h in hits if h.voice_id is not None}}
     rows = []
     for hit in hits:
         row = hit.to_dict()
@@ -47,6 +51,7 @@ def hit_rows(store, hits, thumb_dir: Path) -> list[dict]:
         row["thumb_path"] = str(Path(thumb_dir) / hit.thumbnail) if hit.thumbnail else None
         row["media_kind"] = kinds.get(hit.media_id)
         row["group"] = groups.get(hit.media_id, 0)
+        row["voice_name"] = voices.get(hit.voice_id)
         rows.append(row)
     return rows
 

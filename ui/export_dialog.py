@@ -1,12 +1,14 @@
-"""Subtitle/transcript export for one file or a selection."""
+"""Subtitle/transcript export for one file or a selection. Files with speakers say who
+speaks (WebVTT voices, JSON fields, names in text); SRT cues start with "Name: " when
+asked (the "Speaker names" box)."""
 from __future__ import annotations
 
 import os
 from typing import Callable
 
-from PySide6.QtWidgets import (QButtonGroup, QComboBox, QDialog, QDialogButtonBox, QFileDialog,
-                               QFormLayout, QHBoxLayout, QLabel, QLineEdit, QMessageBox,
-                               QPushButton, QRadioButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDialog, QDialogButtonBox,
+                               QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
+                               QMessageBox, QPushButton, QRadioButton, QVBoxLayout, QWidget)
 
 from .formatting import file_name
 
@@ -19,7 +21,7 @@ class ExportDialog(QDialog):
     service's rule); the dialog previews it and asks before overwriting one."""
 
     def __init__(self, media: list[dict], target: Callable[[str, str, str | None], object],
-                 fmt: str = "srt", folder: str = "", parent=None):
+                 fmt: str = "srt", folder: str = "", speaker_names: bool = False, parent=None):
         super().__init__(parent)
         self.setWindowTitle("Export subtitles")
         self.media = media
@@ -41,6 +43,12 @@ class ExportDialog(QDialog):
             self.format_combo.addItem(text, key)
         self.format_combo.setCurrentIndex(max(0, [k for k, _ in FORMATS].index(fmt)
                                               if fmt in dict(FORMATS) else 0))
+        self.speaker_check = QCheckBox("Speaker names (“Anna: …” at the start of each cue)")
+        self.speaker_check.setChecked(bool(speaker_names))
+        self.speaker_check.setToolTip(
+            "For files where speakers were found. WebVTT always says who speaks (as a "
+            "voice), JSON gives the speaker of each line and word, and text names the "
+            "speaker at each change.")
         self.beside = QRadioButton("Beside each media file (same folder, same name)")
         self.elsewhere = QRadioButton("In this folder:")
         group = QButtonGroup(self)
@@ -52,6 +60,7 @@ class ExportDialog(QDialog):
         self.beside.setChecked(True)
         self.beside.toggled.connect(self._update)
         self.format_combo.currentIndexChanged.connect(self._update)
+        self.speaker_check.toggled.connect(self._update)
         self.folder_edit.textChanged.connect(self._update)
         self.preview = QLabel()
         self.preview.setWordWrap(True)
@@ -69,6 +78,7 @@ class ExportDialog(QDialog):
         form.addRow("Files:", self.files_label)
         form.addRow("", self.warning)
         form.addRow("Format:", self.format_combo)
+        form.addRow("", self.speaker_check)
         form.addRow("Save to:", where_box)
         form.addRow("", self.preview)
         buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel)
@@ -89,6 +99,7 @@ class ExportDialog(QDialog):
 
     def _update(self) -> None:
         self.folder_edit.setEnabled(self.elsewhere.isChecked())
+        self.speaker_check.setVisible(self.format() == "srt")
         if len(self.media) == 1:
             self.preview.setText(f"Writes {self.targets()[0]}")
         else:
@@ -114,6 +125,14 @@ class ExportDialog(QDialog):
 
     def format(self) -> str:
         return self.format_combo.currentData()
+
+    def speaker_names(self) -> bool:
+        """SRT cues start with their speaker's name."""
+        return self.format() == "srt" and self.speaker_check.isChecked()
+
+    def speaker_checked(self) -> bool:
+        """The box itself (remembered for the next SRT export)."""
+        return self.speaker_check.isChecked()
 
     def folder(self) -> str | None:
         if not self.elsewhere.isChecked():

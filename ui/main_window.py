@@ -1,6 +1,8 @@
 """The main window: library, jobs and search results on the left, the player and the
-transcript of the playing file on the right. It talks to the library service only
-through its methods and signals (plain data both ways)."""
+transcript of the playing file on the right (with who says each line: renaming or
+merging a speaker there goes to the service, and "where else does this voice speak"
+becomes a speaker:… search). It talks to the library service only through its methods
+and signals (plain data both ways)."""
 from __future__ import annotations
 
 import os
@@ -245,9 +247,12 @@ class MainWindow(QMainWindow):
         s.files_added.connect(self._files_added)
         s.search_results.connect(self._search_results)
         s.example_results.connect(self._example_results)
-        s.search_failed.connect(lambda text: self.results.show_busy("Search failed: " + text))
+        s.search_failed.connect(lambda text: self.results.show_failure("Search failed: " + text))
         s.tags_loaded.connect(self._tags_loaded)
         s.transcript_loaded.connect(self._transcript_loaded)
+        s.speakers_loaded.connect(self.transcript.set_speakers)
+        s.speakers_changed.connect(self._speakers_changed)
+        s.voices_loaded.connect(self.results.set_voices)
         s.correction_saved.connect(self._correction_saved)
         s.export_finished.connect(self._export_finished)
         s.settings_changed.connect(lambda _: self._update_device_label())
@@ -277,6 +282,11 @@ class MainWindow(QMainWindow):
         self.player.position_changed.connect(self.transcript.follow)
         self.transcript.seek_requested.connect(self._seek_from_transcript)
         self.transcript.correction_made.connect(self.service.correct)
+        self.transcript.speaker_rename_requested.connect(self.service.name_speaker)
+        self.transcript.speaker_merge_requested.connect(self.service.merge_speakers)
+        self.transcript.voice_search_requested.connect(self.search_voice)
+        self.results.voice_search_requested.connect(self.search_voice)
+        self.results.voices_wanted.connect(self.service.voices)
 
     # ---- adding files --------------------------------------------------------------------
     def add_paths(self, paths: list[str]) -> None:
@@ -416,6 +426,7 @@ class MainWindow(QMainWindow):
         self.player.unload()
         self.transcript.clear()
         self._update_device_label()
+        self.service.voices()
 
     # ---- search and playback -------------------------------------------------------------
     def focus_search(self) -> None:
@@ -431,6 +442,26 @@ class MainWindow(QMainWindow):
     def _search_results(self, query: str, hits: list) -> None:
         if query == self.search_box.text() and self._last_search == ("text", query):
             self.results.show_hits(query, hits)
+
+    def search_voice(self, voice: dict) -> None:
+        """The moments a voice speaks, across the library (the transcript's "Where else
+        does this voice speak", a result's "More of this voice"): a speaker:… search,
+        left in the search box to refine."""
+        query = self.service.voice_query(voice.get("name"), voice.get("voice_id"))
+        self.results.speaker_filter.set_value("", quiet=True)   # the query names the voice
+        self.search_box.setText(query)
+        self.search_box.cancel_pending()
+        self.results.show_busy("Looking for the moments " + (
+            f"“{voice['name']}” speaks…" if voice.get("name") else "this voice speaks…"))
+        self._query_changed(query)
+
+    def _speakers_changed(self, change: dict) -> None:
+        """A speaker was named or merged: names change in every file with that voice."""
+        if self.transcript.media_id is not None:
+            self.service.transcript(self.transcript.media_id)
+        mode, query = self._last_search or (None, None)
+        if mode == "text" and query.strip():      # results show who says each moment
+            self.service.search(query, self.results.filters())
 
     def choose_image(self) -> None:
         exts = " ".join(f"*{e}" for e in IMAGE_EXTENSIONS)
@@ -555,7 +586,9 @@ class MainWindow(QMainWindow):
             return None
         dialog = ExportDialog(media, self.service.export_target,
                               fmt=self.qsettings.value("export/format", "srt"),
-                              folder=self.qsettings.value("export/folder", ""), parent=self)
+                              folder=self.qsettings.value("export/folder", ""),
+                              speaker_names=self.qsettings.value("export/speaker_names", False,
+                                                                 type=bool), parent=self)
         dialog.accepted.connect(lambda: self._export_accepted(dialog))
         dialog.finished.connect(dialog.deleteLater)
         self.export_dialog = dialog
@@ -566,7 +599,10 @@ class MainWindow(QMainWindow):
         self.qsettings.setValue("export/format", dialog.format())
         if dialog.folder():
             self.qsettings.setValue("export/folder", dialog.folder())
-        self.service.export(dialog.media_ids(), dialog.format(), dialog.folder())
+        if dialog.format() == "srt":
+            self.qsettings.setValue("export/speaker_names", dialog.speaker_checked())
+        self.service.export(dialog.media_ids(), dialog.format(), dialog.folder(),
+                            speaker_names=dialog.speaker_names())
 
     def _export_finished(self, written: list, problems: list) -> None:
         self.last_export = (written, problems)

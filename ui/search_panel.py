@@ -1,7 +1,9 @@
 """Search as you type: a debounced query box (that also takes a dropped image) and the
 list of matching moments, each with its thumbnail, how it matched (with a small
 "subtitles (track)" marker when the said text came from a subtitle track rather than
-speech recognition) and a snippet."""
+speech recognition, and who says it, in that voice's colour) and a snippet. A speaker
+filter keeps the moments one voice speaks (as speaker:"Anna" in the query does), and
+"More of this voice" on a result finds the others."""
 from __future__ import annotations
 
 import html
@@ -17,6 +19,7 @@ from . import roles
 from .formatting import (MATCH_HINTS, MATCH_KINDS, duration_text, elided, file_name,
                          match_badges_html, snippet_html, snippet_plain)
 from .rich_text_delegate import HTML_ROLE, RichTextDelegate
+from .speaker_colors import speaker_color
 from .table_model import ListTableModel
 from .thumbnails import ThumbnailCache
 
@@ -27,6 +30,7 @@ ROW_HEIGHT = 60
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 KIND_FILTERS = (("All media", None), ("Video", "video"), ("Audio only", "audio"))
 MARKER_COLOR = "#5f6368"
+ANY_SPEAKER = "Any speaker"
 
 
 def source_marker(hit: dict) -> str | None:
@@ -46,6 +50,74 @@ def image_paths(mime) -> list[str]:
                      for p in paths):
         return paths
     return []
+
+
+class SpeakerFilter(QComboBox):
+    """The speaker filter: a named voice picked from the list, or a name typed; empty
+    for any speaker. The list is asked for again (`wanted`) each time it opens, so a
+    voice named elsewhere (the CLI) is offered too."""
+
+    wanted = Signal()
+    changed = Signal(str)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setEditable(True)
+        self.setInsertPolicy(QComboBox.NoInsert)
+        self.lineEdit().setPlaceholderText(ANY_SPEAKER)
+        self.lineEdit().setClearButtonEnabled(True)
+        self.setMinimumContentsLength(14)
+        self.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+        self.setToolTip("Only the moments this voice speaks (a name given in a transcript). "
+                        "Also speaker:\"Anna\" in the search box.")
+        self._value = ""
+        self._quiet = False          # while the text is set from here, not typed
+        self.activated.connect(lambda _: self._commit())
+        self.lineEdit().editingFinished.connect(self._commit)
+        self.lineEdit().textChanged.connect(lambda text: text or self._commit())
+
+    def set_voices(self, voices: list[dict]) -> None:
+        """Offer the named voices (dicts with "name"), keeping what is typed."""
+        text = self.currentText()
+        names = sorted({v["name"] for v in voices if v.get("name")}, key=str.casefold)
+        if names == [self.itemText(i) for i in range(self.count())]:
+            return
+        self._quiet = True
+        self.blockSignals(True)
+        try:
+            self.clear()
+            self.addItems(names)
+            self.setEditText(text)
+        finally:
+            self.blockSignals(False)
+            self._quiet = False
+
+    def value(self) -> str:
+        return self._value
+
+    def set_value(self, name: str, *, quiet: bool = False) -> None:
+        """Filter by this voice ("" for any); `quiet`: without asking for a new search."""
+        self._quiet = True
+        try:
+            self.setEditText(name)
+        finally:
+            self._quiet = False
+        if quiet:
+            self._value = " ".join(name.split())
+        else:
+            self._commit()
+
+    def _commit(self) -> None:
+        if self._quiet:
+            return
+        value = " ".join(self.currentText().split())
+        if value != self._value:
+            self._value = value
+            self.changed.emit(value)
+
+    def showPopup(self):
+        self.wanted.emit()
+        super().showPopup()
 
 
 class SearchBox(QLineEdit):
@@ -172,15 +244,19 @@ class HitsModel(ListTableModel):
             if col == 2:
                 marker = source_marker(hit)
                 return " + ".join(MATCH_KINDS.get(k, k) for k in self.kinds(hit)) + (
-                    f" · {marker}" if marker else "")
+                    f" · {marker}" if marker else "") + (
+                    f" · {hit['speaker']}" if hit.get("speaker") else "")
             return snippet_plain(hit["snippet"])
         if role == HTML_ROLE and col == self.SNIPPET_COL:
             return snippet_html(hit["snippet"])
         if role == HTML_ROLE and col == self.MATCH_COL:
             marker = source_marker(hit)
+            said_by = (f'<br><span style="color:{speaker_color(hit.get("voice_id"))}; '
+                       f'font-weight:bold;">{html.escape(hit["speaker"])}</span>'
+                       if hit.get("speaker") else "")
             return match_badges_html(self.kinds(hit)) + (
                 f'&nbsp;<span style="color:{MARKER_COLOR}; font-size:small;">'
-                f'{html.escape(marker)}</span>' if marker else "")
+                f'{html.escape(marker)}</span>' if marker else "") + said_by
         if role == roles.DECORATION and col == 0:
             return self.thumbnail(hit)
         if role == HIT_ROLE:
@@ -195,6 +271,8 @@ class HitsModel(ListTableModel):
                 how += f"\nThe words are from the subtitle track “{hit.get('track')}”."
             elif hit.get("source") == "speech":
                 how += "\nThe words are from speech recognition."
+            if hit.get("speaker"):
+                how += f"\nSaid by {hit['speaker']}."
             return (f"{snippet_plain(hit['snippet'])}\n\n{how}\n"
                     f"{hit['path']} at {duration_text(hit['seek'])}")
         return None
@@ -227,6 +305,8 @@ class HitsModel(ListTableModel):
 class SearchResults(QWidget):
     hit_activated = Signal(dict)
     more_like_requested = Signal(dict)
+    voice_search_requested = Signal(dict)    # {"voice_id", "name"}: "More of this voice"
+    voices_wanted = Signal()                 # the speaker filter's list is opening
     add_example_requested = Signal(dict)     # "Add to tag examples…"
     filters_changed = Signal(dict)
     image_search_requested = Signal()
@@ -245,6 +325,9 @@ class SearchResults(QWidget):
         self.kind_combo.setToolTip("Search only video files, or only audio files")
         self.kind_combo.currentIndexChanged.connect(lambda: self.filters_changed.emit(
             self.filters()))
+        self.speaker_filter = SpeakerFilter()
+        self.speaker_filter.changed.connect(lambda _: self.filters_changed.emit(self.filters()))
+        self.speaker_filter.wanted.connect(self.voices_wanted)
         self.group_check = QCheckBox("Group by file")
         self.group_check.setToolTip("Show each file's moments together, in time order")
         self.group_check.toggled.connect(self.model.set_grouped)
@@ -286,6 +369,7 @@ class SearchResults(QWidget):
 
         bar = QHBoxLayout()
         bar.addWidget(self.kind_combo)
+        bar.addWidget(self.speaker_filter)
         bar.addWidget(self.group_check)
         bar.addStretch(1)
         bar.addWidget(self.image_button)
@@ -299,7 +383,14 @@ class SearchResults(QWidget):
 
     def filters(self) -> dict:
         kind = self.kind_combo.currentData()
-        return {"kind": kind} if kind else {}
+        out = {"kind": kind} if kind else {}
+        if self.speaker_filter.value():
+            out["speaker"] = self.speaker_filter.value()
+        return out
+
+    def set_voices(self, voices: list[dict]) -> None:
+        """The library's voices: the named ones are offered by the speaker filter."""
+        self.speaker_filter.set_voices(voices)
 
     # ---- showing results --------------------------------------------------------------
     def show_hits(self, query: str, hits: list[dict]) -> None:
@@ -328,6 +419,10 @@ class SearchResults(QWidget):
 
     def show_busy(self, text: str) -> None:
         self.summary.setText(text)
+
+    def show_failure(self, text: str) -> None:
+        """A search that could not run (an unknown speaker...): no results, and why."""
+        self._show([], text)
 
     @staticmethod
     def _count(hits: list[dict]) -> str:
@@ -383,9 +478,19 @@ class SearchResults(QWidget):
         example.triggered.connect(lambda: self.add_example_requested.emit(hit))
         menu.addAction(play)
         menu.addAction(more)
+        if hit.get("voice_id") is not None:
+            voice = QAction(f"More of this voice ({hit.get('speaker')})", menu)
+            voice.setToolTip("The moments this voice speaks, across the library")
+            voice.triggered.connect(lambda: self.request_voice(hit))
+            menu.addAction(voice)
         menu.addSeparator()
         menu.addAction(example)
         return menu
+
+    def request_voice(self, hit: dict) -> None:
+        """"More of this voice": by its name when it has one, else by its id."""
+        self.voice_search_requested.emit({"voice_id": hit["voice_id"],
+                                          "name": hit.get("voice_name")})
 
     def _context_menu(self, pos) -> None:
         index = self.table.indexAt(pos)

@@ -1,6 +1,13 @@
 """The transcript of the file in the player: follows playback, a click seeks,
 find-in-transcript, and lines can be corrected in place.
 
+Each line shows who says it (the voice's name, else "Speaker N") in that voice's own
+colour (ui.speaker_colors). Double-clicking the name, or "Rename speaker…" in the
+line's context menu, names the voice, so every file with it follows; "Merge with…"
+says two speakers of the file are one person; "Where else does this voice speak"
+searches the library for its moments. The panel only asks (its signals); the window
+hands the requests to the library service.
+
 A file's said text may come from speech recognition and from the subtitle tracks it
 carries; one source is shown at a time, picked in a combo box when there are several
 ("Speech recognition", "embedded #2 English (subrip)", "movie.en.srt"). Subtitle lines
@@ -14,13 +21,15 @@ from __future__ import annotations
 import bisect
 
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QRect, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QFontMetrics, QKeySequence, QPalette, QShortcut
-from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QLabel, QLineEdit,
-                               QListView, QStyle, QStyledItemDelegate, QToolButton, QVBoxLayout,
-                               QWidget)
+from PySide6.QtGui import (QAction, QColor, QFont, QFontMetrics, QKeySequence, QPalette,
+                           QShortcut)
+from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QInputDialog, QLabel,
+                               QLineEdit, QListView, QMenu, QStyle, QStyledItemDelegate,
+                               QToolButton, QVBoxLayout, QWidget)
 
 from . import roles
 from .formatting import duration_text
+from .speaker_colors import speaker_color
 
 SEGMENT_ROLE = Qt.UserRole + 1
 EDITABLE = Qt.ItemIsEditable
@@ -29,6 +38,7 @@ MATCH_BG = QColor("#d7e8ff")
 TIME_FG = QColor("#5f6368")
 PAD = 3
 SPEECH = ("speech", None)        # (source, track) of speech recognition's lines
+NAME_MAX_WIDTH = 160             # px: a longer speaker name is elided (its tooltip is whole)
 
 
 def source_of(seg: dict) -> tuple[str, str | None]:
@@ -83,6 +93,9 @@ class TranscriptModel(QAbstractListModel):
             return None
         if role == roles.TOOLTIP:
             tip = f"{duration_text(seg['start'])}–{duration_text(seg['end'])}"
+            if seg.get("speaker"):
+                tip = (f"{seg['speaker']} · {tip}\nDouble-click the name to rename this "
+                       "voice in every file; right-click for more.\n")
             source = source_of(seg)
             if source != SPEECH:
                 return (f"{tip} · from the subtitle track “{source[1]}”\n"
@@ -117,6 +130,17 @@ class TranscriptModel(QAbstractListModel):
         self.matches = set()
         self.endResetModel()
 
+    def refresh_segments(self, segments: list[dict]) -> bool:
+        """The same lines again with new details (who says them after a rename): updated
+        in place, keeping the view's scroll, highlights and selection. False when the
+        lines are not the same ones (then set_segments is needed)."""
+        if [s.get("id") for s in segments] != [s.get("id") for s in self.segments]:
+            return False
+        self.layoutAboutToBeChanged.emit()
+        self.segments = list(segments)
+        self.layoutChanged.emit()
+        return True
+
     def row_at(self, seconds: float) -> int:
         """The line being spoken at `seconds` (the last one started before it)."""
         return bisect.bisect_right(self._starts, seconds + 0.05) - 1
@@ -136,19 +160,32 @@ class TranscriptModel(QAbstractListModel):
 
 
 class LineDelegate(QStyledItemDelegate):
-    """Paints "hh:mm:ss  text" with the text wrapped; sizes come from font metrics,
-    cached per text and width (a re-layout asks for every line again)."""
+    """Paints "hh:mm:ss  Name  text" with the text wrapped (the name column only when
+    the file has speakers); sizes come from font metrics, cached per text and width (a
+    re-layout asks for every line again)."""
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self._heights: dict[tuple, int] = {}
+        self.name_width = 0          # px of the name column; 0: the file has no speakers
 
     def _time_width(self, option) -> int:
         return QFontMetrics(option.font).horizontalAdvance("00:00:00") + 3 * PAD
 
+    def name_rect(self, rect: QRect, font) -> QRect:
+        """Where a line's speaker name is drawn, within the line's rect."""
+        left = rect.left() + QFontMetrics(font).horizontalAdvance("00:00:00") + 3 * PAD
+        return QRect(left, rect.top() + PAD, self.name_width, max(rect.height() - 2 * PAD, 1))
+
     def _text_rect(self, option) -> QRect:
-        left = self._time_width(option)
+        left = self._time_width(option) + (self.name_width + PAD if self.name_width else 0)
         return option.rect.adjusted(left, PAD, -PAD, -PAD)
+
+    @staticmethod
+    def name_font(font) -> QFont:
+        bold = QFont(font)
+        bold.setBold(True)
+        return bold
 
     def _font(self, option, seg) -> QFont:
         font = QFont(option.font)
@@ -170,6 +207,13 @@ class LineDelegate(QStyledItemDelegate):
         time_rect = option.rect.adjusted(PAD, PAD, 0, -PAD)
         time_rect.setWidth(self._time_width(option) - 2 * PAD)
         painter.drawText(time_rect, Qt.AlignLeft | Qt.AlignTop, duration_text(seg["start"]))
+        if self.name_width and seg.get("speaker"):
+            font = self.name_font(option.font)
+            painter.setFont(font)
+            painter.setPen(text_color if selected else QColor(speaker_color(seg.get("voice_id"))))
+            rect = self.name_rect(option.rect, option.font)
+            painter.drawText(rect, Qt.AlignLeft | Qt.AlignTop, QFontMetrics(font).elidedText(
+                seg["speaker"], Qt.ElideRight, rect.width()))
         painter.setFont(self._font(option, seg))
         painter.setPen(text_color)
         painter.drawText(self._text_rect(option), Qt.AlignLeft | Qt.AlignTop | Qt.TextWordWrap,
@@ -180,12 +224,14 @@ class LineDelegate(QStyledItemDelegate):
         seg = index.data(SEGMENT_ROLE)
         view = option.widget
         width = view.viewport().width() if view is not None else 400
-        key = (seg["text"], bool(seg.get("corrected")), width, option.font.key())
+        key = (seg["text"], bool(seg.get("corrected")), width, self.name_width,
+               option.font.key())
         height = self._heights.get(key)
         if height is None:
             if len(self._heights) > 20000:
                 self._heights.clear()
-            text_width = max(80, width - self._time_width(option) - PAD)
+            text_width = max(80, width - self._time_width(option) - PAD
+                             - (self.name_width + PAD if self.name_width else 0))
             metrics = QFontMetrics(self._font(option, seg))
             height = metrics.boundingRect(QRect(0, 0, text_width, 10 ** 6),
                                           Qt.TextWordWrap, seg["text"]).height()
@@ -201,13 +247,37 @@ class LineDelegate(QStyledItemDelegate):
         editor.setGeometry(rect.adjusted(-PAD, -PAD, 0, 0))
 
 
+class TranscriptView(QListView):
+    """The lines; a double-click on a speaker's name asks to rename it (anywhere else on
+    a line it edits the line, as before)."""
+
+    name_double_clicked = Signal(int)        # row
+
+    def mouseDoubleClickEvent(self, event):
+        index = self.indexAt(event.position().toPoint())
+        delegate = self.itemDelegate()
+        if (index.isValid() and isinstance(delegate, LineDelegate) and delegate.name_width
+                and (index.data(SEGMENT_ROLE) or {}).get("speaker_id") is not None
+                and delegate.name_rect(self.visualRect(index), self.font()).contains(
+                    event.position().toPoint())):
+            event.accept()
+            self.name_double_clicked.emit(index.row())
+            return
+        super().mouseDoubleClickEvent(event)
+
+
 class TranscriptPanel(QWidget):
     seek_requested = Signal(float)
     correction_made = Signal(int, str)
+    speaker_rename_requested = Signal(int, str)     # speaker id, the name for its voice
+    speaker_merge_requested = Signal(int, int)      # the speaker kept, the one joining it
+    voice_search_requested = Signal(dict)           # {"voice_id", "name" (None: unnamed)}
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self.media_id: int | None = None
+        self.speakers: list[dict] = []         # the file's speakers (Store.list_speakers)
+        self.rename_dialog: QInputDialog | None = None
         self.model = TranscriptModel(self)
         self.model.correction_made.connect(self.correction_made)
         self.title = QLabel("Transcript")
@@ -238,9 +308,13 @@ class TranscriptPanel(QWidget):
         self.placeholder.setAlignment(Qt.AlignCenter)
         self.placeholder.setWordWrap(True)
 
-        self.view = QListView()
+        self.view = TranscriptView()
         self.view.setModel(self.model)
-        self.view.setItemDelegate(LineDelegate(self.view))
+        self.delegate = LineDelegate(self.view)
+        self.view.setItemDelegate(self.delegate)
+        self.view.name_double_clicked.connect(self.ask_rename)
+        self.view.setContextMenuPolicy(Qt.CustomContextMenu)
+        self.view.customContextMenuRequested.connect(self._context_menu)
         self.view.setSelectionMode(QAbstractItemView.SingleSelection)
         self.view.setEditTriggers(QAbstractItemView.DoubleClicked |
                                   QAbstractItemView.EditKeyPressed)
@@ -274,7 +348,10 @@ class TranscriptPanel(QWidget):
 
     def set_transcript(self, media_id: int, title: str, segments: list[dict],
                        status: str | None = None) -> None:
-        """Show a file's lines (any source: each carries `source` and `track`)."""
+        """Show a file's lines (any source: each carries `source` and `track`, and
+        `speaker`, `speaker_id`, `voice_id` when someone was found saying it)."""
+        if media_id != self.media_id:
+            self.speakers = []
         self.media_id = media_id
         self.title.setText(f"Transcript · {title}")
         self._all = list(segments)
@@ -321,7 +398,9 @@ class TranscriptPanel(QWidget):
             self.source_combo.setCurrentIndex(i)
             self.source_combo.blockSignals(False)
         segments = [s for s in self._all if source_of(s) == source]
-        self.model.set_segments(segments)
+        self._fit_names(segments)
+        if not (segments and self.model.refresh_segments(segments)):
+            self.model.set_segments(segments)
         if segments:
             self._show_lines(True)
         else:
@@ -336,6 +415,7 @@ class TranscriptPanel(QWidget):
 
     def clear(self) -> None:
         self.media_id = None
+        self.speakers = []
         self.title.setText("Transcript")
         self._all = []
         self._set_sources([])
@@ -387,6 +467,114 @@ class TranscriptPanel(QWidget):
     def focus_find(self) -> None:
         self.find_edit.setFocus()
         self.find_edit.selectAll()
+
+    # ---- who speaks ------------------------------------------------------------------------
+    def set_speakers(self, media_id: int, speakers: list[dict]) -> None:
+        """The file's speakers (id, label, name, voice_id, voice_name...): what "Merge
+        with…" offers."""
+        if media_id == self.media_id:
+            self.speakers = list(speakers)
+
+    def _fit_names(self, segments: list[dict]) -> None:
+        """The name column: as wide as the widest name of the lines shown (capped)."""
+        names = {s["speaker"] for s in segments if s.get("speaker")}
+        metrics = QFontMetrics(LineDelegate.name_font(self.view.font()))
+        width = max((metrics.horizontalAdvance(n) for n in names), default=0)
+        self.delegate.name_width = min(width + PAD, NAME_MAX_WIDTH) if names else 0
+
+    def speaker_of_row(self, row: int) -> dict | None:
+        """The speaker (as in `speakers`) who says the line at `row`, or None."""
+        if not 0 <= row < self.model.rowCount():
+            return None
+        sid = self.model.segments[row].get("speaker_id")
+        if sid is None:
+            return None
+        return next((s for s in self.speakers if s["id"] == sid), {
+            "id": sid, "name": self.model.segments[row].get("speaker"),
+            "voice_id": self.model.segments[row].get("voice_id"), "voice_name": None})
+
+    def speaker_menu_for(self, row: int) -> QMenu:
+        """The context menu of a line (also used by tests): rename its speaker, merge it
+        with another speaker of the file, find where else its voice speaks."""
+        menu = QMenu(self)
+        speaker = self.speaker_of_row(row)
+        rename = QAction("Rename speaker…", menu)
+        rename.setToolTip("Name this voice: every file it speaks in shows the name")
+        rename.triggered.connect(lambda: self.ask_rename(row))
+        merge = menu.addMenu("Merge with…")
+        merge.setToolTipsVisible(True)
+        others = [s for s in self.speakers if speaker and s["id"] != speaker["id"]]
+        for other in others:
+            action = QAction(other["name"], merge)
+            action.setToolTip(f"{speaker['name']} and {other['name']} are one person")
+            action.triggered.connect(lambda _=False, o=other: self.merge_with(speaker, o))
+            merge.addAction(action)
+        where = QAction("Where else does this voice speak", menu)
+        where.setToolTip("Search the library for the moments this voice speaks")
+        where.triggered.connect(lambda: self.search_voice(speaker))
+        menu.insertAction(merge.menuAction(), rename)
+        menu.addAction(where)
+        for action in (rename, where):
+            action.setEnabled(speaker is not None)
+        merge.setEnabled(bool(others))
+        if speaker is None:
+            menu.setToolTip("No one was found speaking this line.")
+        return menu
+
+    def _context_menu(self, pos) -> None:
+        index = self.view.indexAt(pos)
+        if not index.isValid():
+            return
+        menu = self.speaker_menu_for(index.row())
+        menu.exec(self.view.viewport().mapToGlobal(pos))
+        menu.deleteLater()
+
+    def ask_rename(self, row: int) -> QInputDialog | None:
+        """Ask for the name of the speaker of the line at `row` (a dialog that does not
+        block: its answer renames)."""
+        speaker = self.speaker_of_row(row)
+        if speaker is None:
+            return None
+        dialog = QInputDialog(self)
+        dialog.setWindowTitle("Rename speaker")
+        dialog.setLabelText(f"Name for {speaker['name']}; every file this voice speaks in "
+                            "shows it (leave it empty for “Speaker N” again):")
+        dialog.setTextValue(speaker.get("voice_name") or "")
+        dialog.textValueSelected.connect(lambda text: self.rename_speaker(speaker["id"], text))
+        dialog.finished.connect(dialog.deleteLater)
+        self.rename_dialog = dialog
+        dialog.open()
+        return dialog
+
+    def rename_speaker(self, speaker_id: int, name: str) -> None:
+        """Name a speaker's voice: shown at once on this file's lines, then asked of the
+        service (which answers with the names of every file)."""
+        name = " ".join((name or "").split())
+        speaker = next((s for s in self.speakers if s["id"] == speaker_id), None)
+        if speaker is not None and (speaker.get("voice_name") or "") == name:
+            return
+        if name:
+            voice = speaker["voice_id"] if speaker else None
+            for seg in self._all:
+                if seg.get("speaker_id") == speaker_id or (
+                        voice is not None and seg.get("voice_id") == voice):
+                    seg["speaker"] = name
+            self._fit_names(self.model.segments)
+            self.view.viewport().update()
+        self.speaker_rename_requested.emit(speaker_id, name)
+
+    def merge_with(self, speaker: dict, other: dict) -> None:
+        """Two speakers of this file are one person. The one with a named voice is kept
+        (when only one is), else the one asked about."""
+        keep, join = speaker, other
+        if other.get("voice_name") and not speaker.get("voice_name"):
+            keep, join = other, speaker
+        self.speaker_merge_requested.emit(keep["id"], join["id"])
+
+    def search_voice(self, speaker: dict | None) -> None:
+        if speaker is not None:
+            self.voice_search_requested.emit({"voice_id": speaker["voice_id"],
+                                              "name": speaker.get("voice_name")})
 
     def apply_correction(self, segment_id: int, text: str) -> None:
         for seg in self._all:

@@ -117,7 +117,7 @@ def _search(store: Store, query: str = "", *, image=None, keyframe_id: int | Non
     t0 = time.perf_counter()
     lists: dict[str, list[Item]] = {}
     query, spoken = split_speaker(query or "")
-    filters = resolved(store, with_query_speaker(filters, spoken))
+    filters = with_query_speaker(store, filters, spoken)
     voice = filters.speaker if filters is not None else None
     turns = VoiceTurns(store, voice) if voice is not None else None
     if voice is not None and not query and image is None and keyframe_id is None:

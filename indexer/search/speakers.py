@@ -60,15 +60,18 @@ def resolved(store: Store, f: Filters | None) -> Filters | None:
     return dataclasses.replace(f, speaker=resolve_voice(store, f.speaker)["id"])
 
 
-def with_query_speaker(f: Filters | None, spoken: str | int | None) -> Filters | None:
-    """The filters with the speaker named in the query text (speaker:"Anna") added; two
-    different speakers cannot both be asked for."""
+def with_query_speaker(store: Store, f: Filters | None, spoken: str | int | None
+                       ) -> Filters | None:
+    """The filters, resolved, with the speaker named in the query text (speaker:"Anna")
+    added; the query and the filter cannot ask for two different voices."""
+    f = resolved(store, f)
     if spoken is None:
         return f
-    if f is not None and f.speaker is not None and f.speaker != spoken:
-        raise ValueError(f"The query asks for speaker {spoken!r} and the filter for "
-                         f"{f.speaker!r}: give one speaker.")
-    return dataclasses.replace(f or Filters(), speaker=spoken)
+    voice = resolve_voice(store, spoken)
+    if f is not None and f.speaker is not None and f.speaker != voice["id"]:
+        raise ValueError(f"The query asks for speaker:{spoken} and the speaker filter for "
+                         "another voice: give one speaker.")
+    return dataclasses.replace(f or Filters(), speaker=voice["id"])
 
 
 class VoiceTurns:
