@@ -3,7 +3,8 @@ packaged speech with speaker labels; DER, speaker count, named voices across fil
 against the speech stage and memory.
 
     .venv/bin/python -m benchmarks.speakers            # fetch, build, run dev and test
-    .venv/bin/python -m benchmarks.speakers --tune     # the grid on dev (what set the constants)
+    .venv/bin/python -m benchmarks.speakers --levers   # every lever on cached dev data
+    .venv/bin/python -m benchmarks.speakers --tune     # the older average-linkage grid on dev
     .venv/bin/python -m benchmarks.speakers --memory   # peak RSS of one file, 5 vs 40 min
     .venv/bin/python -m benchmarks.speakers --cost     # both stages timed afresh, same files
 
@@ -541,8 +542,8 @@ def tune() -> None:
         for _, units, regions, reft, k, per_hop in data:
             windows, emb = per_hop[hop]
             res = dz.diarize_embeddings(windows, emb, words=units, regions=regions,
-                                        threshold=thr, min_speaker_s=msp, turn_gap_s=gap,
-                                        hop_s=hop)
+                                        method="ahc", threshold=thr, min_speaker_s=msp,
+                                        turn_gap_s=gap, hop_s=hop)
             d = der(reft, [(t.start, t.end, str(t.speaker)) for t in res.turns])
             tot += d["total"]
             err += d["miss"] + d["fa"] + d["conf"]
@@ -752,11 +753,12 @@ def _memory_child(minutes: float) -> None:
     enc.embed(np.zeros((1, 160, 40), np.float32))
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     regions = speech_regions(path)
+    vad = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     t0 = time.perf_counter()
     res = dz.diarize(path, enc.embed, regions=regions)
     took = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"minutes": minutes, "base_mb": base, "peak_mb": peak,
+    print(json.dumps({"minutes": minutes, "base_mb": base, "after_vad_mb": vad, "peak_mb": peak,
                       "speakers": res.count, "windows": res.windows, "seconds": took}))
 
 
