@@ -542,10 +542,13 @@ def to_json(segments) -> str:
 
 
 def _speakers_in_order(segs) -> list[str]:
+    """The speakers' names in the order they first speak (by their words when a line has
+    timed words, else by the line)."""
     first: dict[str, float] = {}
     for s in segs:
-        for who, t in [(s.get("speaker"), s.get("start"))] + [
-                (w.get("speaker"), w.get("start")) for w in s["words"]]:
+        said = [(w.get("speaker"), w.get("start")) for w in s["words"]] or [
+            (s.get("speaker"), s.get("start"))]
+        for who, t in said:
             if who and t is not None:
                 first[who] = min(first.get(who, math.inf), float(t))
     return sorted(first, key=first.get)

@@ -614,3 +614,71 @@ def test_a_hit_says_whether_its_words_came_from_speech_or_a_subtitle_track(said_
                                             "Le rapport sur l'éléphant est en retard.")
     speech_first = said_lib.transcript(mid, "speech")[0]["id"]
     assert "Bienvenue" not in window(said_lib, speech_first).text
+
+
+# ---- who speaks ----------------------------------------------------------------------------
+
+def test_speaker_terms_in_the_query_text():
+    from indexer.search import speaker_term, split_speaker
+    assert split_speaker('speaker:"Anna Smith" quarterly budget') == ("quarterly budget",
+                                                                     "Anna Smith")
+    assert split_speaker("budget Speaker:Anna") == ("budget", "Anna")
+    assert split_speaker("speaker:#12") == ("", 12)
+    assert split_speaker("speaker:“Zoé”  risotto") == ("risotto", "Zoé")
+    assert split_speaker('speaker:"Anna') == ("", "Anna")          # still being typed
+    assert split_speaker("the loudspeaker:blue") == ("the loudspeaker:blue", None)
+    assert split_speaker('speaker:Anna speaker:"anna" x') == ("x", "Anna")
+    for bad in ("speaker:", 'speaker:"" x', "speaker:Anna speaker:Bob"):
+        with pytest.raises(ValueError):
+            split_speaker(bad)
+    assert speaker_term("Anna  Smith", 3) == 'speaker:"Anna Smith"'
+    assert speaker_term(None, 3) == speaker_term('Say "hi"', 3) == "speaker:#3"
+    for text in ('speaker:"Anna Smith"', "speaker:#3"):
+        assert split_speaker(text)[1] in ("Anna Smith", 3)
+
+
+def test_a_speaker_filter_keeps_meaning_and_word_hits_of_that_voice(tmp_path, embedder):
+    """Two voices in one file, each saying its own passages: a meaning or word query
+    about one passage finds it with its speaker's voice only, played from its speech."""
+    store = Store(tmp_path / "lib.db")
+    try:
+        mid = store.add_media("/lib/meeting.mp4", "fp", 1000, 1)
+        store.save_probe(mid, {"duration": 400.0, "container": "mp4", "streams": [],
+                               "kind": "video"}, [])
+        spans = index_transcript(store, mid, ["p01", "p04", "p09", "p10"], "en", embedder)
+        rng = np.random.default_rng(0)
+        centroids = [v / np.linalg.norm(v) for v in rng.normal(size=(2, 256))]
+        who = {"p01": 1, "p04": 2, "p09": 1, "p10": 2}
+        store.save_speakers(
+            mid, [{"label": label, "centroid": centroids[label - 1], "seconds": 60.0}
+                  for label in (1, 2)],
+            [{"start": s, "end": e, "label": who[pid], "embedding": None} for pid, s, e in spans],
+            encoder="test", match_threshold=0.99)
+        anna, bob = (s["voice_id"] for s in store.list_speakers(mid))
+        store.name_voice(anna, "Anna")
+        span = {pid: (s, e) for pid, s, e in spans}
+        query = next(q["text"] for q in EVAL["queries"] if q["target"] == "p04")
+
+        hits = search(store, query, embedder=embedder)
+        assert hits and hits[0].start <= span["p04"][1] and hits[0].end >= span["p04"][0]
+        assert hits[0].speaker == "Speaker 2" and hits[0].voice_id == bob
+        # meaning hits of Anna's voice only: never the passage Bob says
+        for h in search(store, f'speaker:"anna" {query}', embedder=embedder):
+            assert h.speaker == "Anna"
+            assert any(span[p][0] - 0.01 <= h.seek <= span[p][1] for p in ("p01", "p09")), h
+        mine = search(store, query, filters=Filters(speaker=bob), embedder=embedder)
+        assert mine and mine[0].start <= span["p04"][1] and mine[0].end >= span["p04"][0]
+        assert span["p04"][0] - 0.01 <= mine[0].seek <= span["p04"][1]
+        # words: "risotto" is said in Anna's passage
+        assert search(store, "risotto", mode="text", filters=Filters(speaker="ANNA"))
+        assert search(store, "speaker:#%d risotto" % bob, mode="text") == []
+        # alone, the voice's turns, each its own moment with what was said
+        turns = search(store, "", filters=Filters(speaker="Anna"))
+        assert [(h.start, h.end) for h in turns] == [span["p01"], span["p09"]]
+        assert "risotto" in turns[0].snippet and turns[0].kinds == ["said"]
+        with pytest.raises(S.UnknownSpeaker, match="“Anna”"):
+            search(store, "risotto", filters=Filters(speaker="Bob"))
+        with pytest.raises(S.UnknownSpeaker, match="no voice #999"):
+            search(store, "speaker:#999")
+    finally:
+        store.close()

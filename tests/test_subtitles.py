@@ -381,3 +381,100 @@ def test_a_subtitle_track_keeps_its_own_cues_wrapped_to_the_line_length():
     # a speech transcript is still cut from its words
     speech = [dict(l, source="speech") for l in lines]
     assert render("srt", speech) == to_srt(cut_cues(speech))
+
+
+# ---- who speaks ----------------------------------------------------------------------------
+
+def dialogue():
+    """Anna, then Bob from the middle of a line (a turn changes inside a segment), then
+    Anna again; and the turns saying so."""
+    a = words_for("Good morning everyone, today we review the quarterly budget.", 0.5)
+    b = words_for("Thanks Anna. I have two questions about the museum and the report.",
+                  a["end"] + 0.3)
+    c = words_for("Go ahead, Bob.", b["end"] + 0.8)
+    line = {"start": a["start"], "end": b["end"], "language": "en",
+            "text": a["text"] + " " + b["text"], "words": a["words"] + b["words"]}
+    turns = [{"start": a["start"], "end": a["end"], "name": "Anna", "speaker_id": 1},
+             {"start": b["start"], "end": b["end"], "name": "Bob <B&B>", "speaker_id": 2},
+             {"start": c["start"], "end": c["end"], "name": "Anna", "speaker_id": 1}]
+    return [line, c], turns
+
+
+def test_cues_are_cut_at_each_change_of_speaker():
+    segments, turns = dialogue()
+    assert len({c.speaker for c in cut_cues(segments)}) == 1      # no turns: no speakers
+    cues = cut_cues(segments, turns=turns)
+    for c in cues:
+        words = [w for seg in segments for w in seg["words"]
+                 if c.start - EPS <= w["start"] and w["end"] <= c.end + EPS]
+        assert words, c
+        owners = {next(t["name"] for t in turns if t["start"] - EPS <= w["start"]
+                       and w["end"] <= t["end"] + EPS) for w in words}
+        assert owners == {c.speaker}, (c, owners)
+    assert [c.speaker for c in cues][0] == "Anna" and cues[-1].speaker == "Anna"
+    assert "Bob <B&B>" in {c.speaker for c in cues}
+    assert squash("".join(c.text for c in cues)) == squash(
+        " ".join(s["text"] for s in segments))
+
+
+def test_srt_name_prefixes_fit_the_line_length():
+    segments, turns = dialogue()
+    cues = list(srt.parse(render("srt", segments, turns=turns, speaker_names=True)))
+    for cue in cues:
+        name, sep, _ = cue.content.partition(": ")
+        assert sep and name in ("Anna", "Bob <B&B>")
+        assert all(len(line) <= MAX_CHARS for line in cue.content.split("\n"))
+    plain = list(srt.parse(render("srt", segments, turns=turns)))
+    assert not any(c.content.startswith(("Anna:", "Bob")) for c in plain)
+
+
+def test_vtt_cues_are_voices():
+    segments, turns = dialogue()
+    out = render("vtt", segments, turns=turns)
+    captions = webvtt.from_string(out).captions
+    assert captions and all(c.raw_text.startswith("<v ") for c in captions)
+    assert {html.unescape(c.voice) for c in captions} == {"Anna", "Bob <B&B>"}
+    assert "<v Bob &lt;B&amp;B&gt;>" in out
+    # a subtitle track's own cues say who speaks over most of them, and are not cut
+    track = [dict(s, source="subtitles", words=[]) for s in segments]
+    cues = webvtt.from_string(render("vtt", track, turns=turns)).captions
+    assert [html.unescape(c.voice) for c in cues] == ["Bob <B&B>", "Anna"]   # most of each
+
+
+@ffmpeg
+def test_ffmpeg_accepts_voices(tmp_path):
+    segments, turns = dialogue()
+    sub = tmp_path / "voices.vtt"
+    sub.write_text(render("vtt", segments, turns=turns), encoding="utf-8")
+    ass = tmp_path / "voices.ass"
+    _run("ffmpeg", "-v", "error", "-y", "-i", str(sub), str(ass))
+    dialogue_lines = [l for l in ass.read_text(encoding="utf-8").splitlines()
+                      if l.startswith("Dialogue:")]
+    assert len(dialogue_lines) == len(cut_cues(segments, turns=turns))
+
+
+def test_json_and_text_say_who_speaks():
+    segments, turns = dialogue()
+    doc = json.loads(render("json", segments, turns=turns))
+    assert doc["speakers"] == ["Anna", "Bob <B&B>"]
+    first = doc["segments"][0]
+    assert first["speaker"] == "Bob <B&B>"         # Bob says more of the shared line
+    assert first["words"][0]["speaker"] == "Anna" and first["words"][-1]["speaker"] == "Bob <B&B>"
+    assert all("speaker" not in w for s in json.loads(to_json(segments))["segments"]
+               for w in s["words"])
+    text = render("txt", segments, turns=turns)
+    assert text.split("\n\n") == [
+        "Anna: Good morning everyone, today we review the quarterly budget.",
+        "Bob <B&B>: Thanks Anna. I have two questions about the museum and the report.",
+        "Anna: Go ahead, Bob.\n"]
+    assert render("txt", segments) == to_txt(segments)            # without turns: as before
+
+
+def test_a_word_outside_every_turn_goes_to_the_nearest_within_a_second():
+    from indexer.subtitles import with_speakers
+    segments, turns = dialogue()
+    gappy = [dict(t, end=t["end"] - 0.5) for t in turns]          # the last words left out
+    spoken = with_speakers(segments, gappy)
+    assert spoken[0]["words"][-1]["speaker"] == "Bob <B&B>"
+    far = [{"start": 100.0, "end": 101.0, "name": "Zoe"}]
+    assert {w["speaker"] for s in with_speakers(segments, far) for w in s["words"]} == {None}
