@@ -1,0 +1,301 @@
+"""People everywhere: the CLI, search (the person filter, search by a photo of a face,
+"more of this person") and the GUI's People view and person timeline. Real dlib weights
+and real photos (tests/test_faces.py's fixtures): each appearance carries the descriptor
+of a real face and its aligned crop as the thumbnail, in a real library file."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from test_faces import descriptors, face_models, photos  # noqa: F401  (fixtures)
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+def _appearance(start: float, end: float, thumbnail: str | None = None) -> dict:
+    return {"start": start, "end": end, "time": (start + end) / 2, "x": 0.4, "y": 0.2,
+            "w": 0.2, "h": 0.3, "score": 1.0, "sightings": 3, "thumbnail": thumbnail}
+
+
+@pytest.fixture
+def people(store, photos, descriptors, face_models, tmp_path):  # noqa: F811
+    """Three files: one.mp4 (Obama 0-2 s), two.mp4 (Biden 1-3 s and 6-8 s), three.mp4
+    (Biden 0-2 s, Obama 4-6 s, from his other photo); thumbnails are the faces' aligned
+    crops. Returns a dict of ids, the thumbnail folder and the store."""
+    import cv2
+    from models.faces import chip_bgr, read_photo
+    thumbs = tmp_path / "thumbs"
+    crops = {}
+    for name, path in photos.items():
+        img = read_photo(path)
+        faces, _ = face_models.faces_in_photo(img)
+        _, chips = face_models.describe(img, faces[:1])
+        rel = f"faces/{Path(name).stem}.jpg"
+        (thumbs / "faces").mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(thumbs / rel), chip_bgr(chips[0]))
+        crops[name] = rel
+    files = {}
+    for name in ("one", "two", "three"):
+        path = tmp_path / f"{name}.mp4"
+        path.write_bytes(b"not played in these tests")
+        files[name] = store.add_media(str(path), name, path.stat().st_size, 0)
+    one = store.save_faces(files["one"], [_appearance(0.0, 2.0, crops["obama.jpg"])],
+                           [descriptors["obama.jpg"]])
+    two = store.save_faces(files["two"], [_appearance(1.0, 3.0, crops["biden.jpg"]),
+                                          _appearance(6.0, 8.0, crops["biden.jpg"])],
+                           [descriptors["biden.jpg"], descriptors["biden.jpg"]])
+    three = store.save_faces(files["three"], [_appearance(0.0, 2.0, crops["biden.jpg"]),
+                                              _appearance(4.0, 6.0, crops["obama2.jpg"])],
+                             [descriptors["biden.jpg"], descriptors["obama2.jpg"]])
+    obama, biden = one[0]["person_id"], two[0]["person_id"]
+    assert obama != biden and three[1]["person_id"] == obama and three[0]["person_id"] == biden
+    return {"store": store, "files": files, "obama": obama, "biden": biden, "thumbs": thumbs,
+            "rows": {"one": one, "two": two, "three": three}}
+
+
+def people_cli(capsys, store, *argv):
+    """`avindex people ...` in this process: (exit code, stdout, stderr)."""
+    from app.cli import CliError
+    from app.people_commands import add_parser
+    parser = argparse.ArgumentParser(prog="avindex")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true")
+    add_parser(parser.add_subparsers(dest="command", required=True), common)
+    args = parser.parse_args(["people", *argv])
+    args.library_path = Path(store.path)
+    try:
+        code = args.func(args)
+    except CliError as exc:
+        print(f"avindex: {exc}")
+        code = exc.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+# ---- the CLI -------------------------------------------------------------------------------
+def test_cli_lists_names_merges_and_says_where(people, capsys):
+    store, obama, biden = people["store"], people["obama"], people["biden"]
+    code, out, _ = people_cli(capsys, store, "list", "--json")
+    assert code == 0
+    listed = {p["id"]: p for p in json.loads(out)["people"]}
+    assert set(listed) == {obama, biden}
+    assert listed[biden]["appearances"] == 3 and listed[biden]["files"] == 2
+    assert listed[obama]["label"] == f"Person {obama}" and listed[obama]["seconds"] == 4.0
+    code, out, _ = people_cli(capsys, store, "list")
+    assert code == 0 and f"Person {obama}" in out and "2 people" in out
+
+    code, out, _ = people_cli(capsys, store, "name", str(obama), " Barack  Obama", "--json")
+    assert code == 0 and json.loads(out)["name"] == "Barack Obama"
+    code, out, _ = people_cli(capsys, store, "list", str(store.media(people["files"]["three"])
+                                                         ["path"]), "--json")
+    in_three = json.loads(out)["people"]
+    assert {p["label"] for p in in_three} == {"Barack Obama", f"Person {biden}"}
+
+    code, out, _ = people_cli(capsys, store, "where", "barack obama", "--json")
+    where = json.loads(out)
+    assert code == 0 and [Path(f["path"]).name for f in where["files"]] == ["one.mp4",
+                                                                         "three.mp4"]
+    assert [(s["start"], s["end"]) for s in where["files"][1]["spans"]] == [(4.0, 6.0)]
+    code, out, _ = people_cli(capsys, store, "where", "Barack Obama")
+    assert "00:00:04 – 00:00:06" in out
+
+    # a name someone has already: one person
+    code, out, _ = people_cli(capsys, store, "name", str(biden), "barack obama", "--json")
+    assert code == 0 and json.loads(out)["merged_into"] == obama
+    assert store.person(biden) is None and store.person(obama)["appearances"] == 5
+
+    code, out, _ = people_cli(capsys, store, "where", "Nobody Here")
+    assert code == 4 and "No person in the library is named “Nobody Here”" in out
+    assert "Barack Obama" in out
+    code, out, _ = people_cli(capsys, store, "name", str(obama), "x" * 101)
+    assert code == 2 and "at most 100 characters" in out
+    code, out, _ = people_cli(capsys, store, "merge", str(obama))
+    assert code == 2 and "usage: avindex people merge" in out
+
+
+def test_cli_merge_split_and_hide(people, capsys):
+    store, obama, biden = people["store"], people["obama"], people["biden"]
+    code, out, _ = people_cli(capsys, store, "merge", str(obama), f"#{biden}", "--json")
+    assert code == 0 and json.loads(out)["person"]["appearances"] == 5
+    biden_rows = [r["id"] for r in people["rows"]["two"]] + [people["rows"]["three"][0]["id"]]
+    code, out, _ = people_cli(capsys, store, "split", str(obama),
+                              *map(str, biden_rows), "--json")
+    split = json.loads(out)
+    assert code == 0 and sorted(split["moved"]) == sorted(biden_rows)
+    new = split["new_person_id"]
+    code, out, _ = people_cli(capsys, store, "split", str(obama), "999999")
+    assert code == 4 and "no appearance 999999" in out
+
+    code, out, _ = people_cli(capsys, store, "hide", f"Person {new}", "--json")
+    assert code == 0 and store.person(new)["hidden"] == 1
+    _, out, _ = people_cli(capsys, store, "list", "--json")
+    assert [p["id"] for p in json.loads(out)["people"]] == [obama]
+    _, out, _ = people_cli(capsys, store, "list", "--hidden", "--json")
+    assert {p["id"]: p["hidden"] for p in json.loads(out)["people"]} == {obama: False,
+                                                                         new: True}
+    code, _, _ = people_cli(capsys, store, "hide", str(new), "--unhide")
+    assert code == 0 and store.person(new)["hidden"] == 0
+
+
+# ---- search ----------------------------------------------------------------------------------
+def test_the_person_filter_keeps_the_moments_they_are_on_screen(people):
+    from indexer.search.people import PersonSpans, UnknownPerson, person_moments, \
+        resolve_person
+    from indexer.search.types import Hit, Item
+    store, obama, files = people["store"], people["obama"], people["files"]
+    store.name_person(obama, "Barack Obama")
+    assert resolve_person(store, "  barack obama ")["id"] == obama
+    assert resolve_person(store, f"Person {obama}")["id"] == obama
+    assert resolve_person(store, f"#{obama}")["id"] == obama
+    with pytest.raises(UnknownPerson, match="named people: “Barack Obama”"):
+        resolve_person(store, "Anna")
+
+    hits = person_moments(store, obama, None, 10)
+    assert [(Path(h.path).name, h.start, h.end) for h in hits] == [
+        ("one.mp4", 0.0, 2.0), ("three.mp4", 4.0, 6.0)]
+    assert all(h.kind == "face" and h.people == ["Barack Obama"] for h in hits)
+    assert hits[0].score > hits[1].score
+
+    spans = PersonSpans(store, obama)
+    items = [Item("shown", "shown", files["three"], 0.5, 1.5),     # Biden only
+             Item("shown", "shown", files["three"], 5.0, 9.0),     # Obama from 4 to 6
+             Item("shown", "shown", files["two"], 0.0, 10.0)]      # never Obama
+    kept = spans.keep(items)
+    assert [(i.media_id, i.start, i.rank) for i in kept] == [(files["three"], 5.0, 1)]
+    hit = Hit(files["three"], "three.mp4", 3.0, 9.0, "shown", "", 1.0, seek=3.0)
+    spans.seek_within(hit)
+    assert hit.seek == 4.0
+
+
+def test_search_by_a_face_photo_finds_the_right_file_first(people, photos,  # noqa: F811
+                                                            face_models):  # noqa: F811
+    import cv2
+    from indexer.search.people import search_by_face
+    store, files = people["store"], people["files"]
+    # obama2.jpg's face is in three.mp4 as it is; obama.jpg's (in one.mp4) is another photo
+    hits = search_by_face(store, photos["obama.jpg"], face_models)
+    assert [h.media_id for h in hits] == [files["one"], files["three"]]
+    assert hits[0].similarity > 0.9 and hits[1].similarity > 0.4
+    hits = search_by_face(store, str(photos["biden.jpg"]), face_models)
+    assert {h.media_id for h in hits} == {files["two"], files["three"]}
+    assert all(h.people == [f"Person {people['biden']}"] for h in hits)
+    # a picture with no face leaves the search to whole-image similarity
+    plain = np.full((240, 320, 3), 127, np.uint8)
+    cv2.putText(plain, "no face", (20, 120), cv2.FONT_HERSHEY_SIMPLEX, 2, (0, 0, 0), 3)
+    assert search_by_face(store, plain, face_models) is None
+    broken = people["thumbs"] / "broken.jpg"
+    broken.write_bytes(b"this is not a jpeg")
+    with pytest.raises(ValueError, match="not a picture avindex can read"):
+        search_by_face(store, broken, face_models)
+
+
+def test_more_of_this_person_from_a_moment(people):
+    from indexer.search.people import attach_people, more_of_this_person
+    from indexer.search.types import Hit
+    store, files = people["store"], people["files"]
+    moment = Hit(files["three"], "three.mp4", 3.0, 7.0, "shown", "", 1.0, seek=4.5)
+    more = more_of_this_person(store, moment)
+    assert [(h.media_id, h.start) for h in more] == [(files["one"], 0.0)]
+    # two people in a moment: the one asked for
+    both = Hit(files["three"], "three.mp4", 0.0, 6.0, "shown", "", 1.0, seek=1.0)
+    attach_people(store, [both, moment])
+    assert both.people == [f"Person {people['biden']}"]
+    assert moment.people == [f"Person {people['obama']}"]
+    more = more_of_this_person(store, both)
+    assert sorted((h.media_id, h.start) for h in more) == [(files["two"], 1.0),
+                                                          (files["two"], 6.0)]
+    nobody = Hit(files["one"], "one.mp4", 5.0, 9.0, "shown", "", 1.0)
+    with pytest.raises(LookupError, match="No one is on screen"):
+        more_of_this_person(store, nobody)
+
+
+# ---- the GUI ------------------------------------------------------------------------------------
+def _people_rows(people) -> list[dict]:
+    store, thumbs = people["store"], people["thumbs"]
+    return [dict(p, thumb_path=str(thumbs / p["thumbnail"]) if p["thumbnail"] else None)
+            for p in store.list_people(include_hidden=True)]
+
+
+def test_the_people_view_shows_faces_and_asks_for_changes(qtbot, people):
+    from ui.people_view import PeopleView
+    view = PeopleView()
+    qtbot.addWidget(view)
+    view.resize(600, 400)
+    view.show()
+    rows = _people_rows(people)
+    view.set_people(rows)
+    assert view.grid.count() == 2 and not view.empty.isVisible()
+    biden, obama = people["biden"], people["obama"]
+    assert view.item_of(biden).text().startswith(f"Person {biden}\n3 appearances, 2 files")
+    qtbot.waitUntil(lambda: not view.thumbnails.is_pending(), timeout=10_000)
+    qtbot.waitUntil(lambda: view.thumbnails.pixmap(rows[0]["thumb_path"], view.grid.iconSize())
+                    is not None, timeout=10_000)
+    icon = view.item_of(rows[0]["id"]).icon().pixmap(view.grid.iconSize()).toImage()
+    center = icon.pixelColor(icon.width() // 2, icon.height() // 2)
+    assert center.name() != "#202124"          # the face, not the blank tile
+
+    with qtbot.waitSignal(view.rename_requested) as sig:
+        view.rename(obama, "  Barack   Obama ")
+    assert sig.args == [obama, "Barack Obama"]
+    view.select([biden, obama])
+    assert view.merge_button.isEnabled() and not view.rename_button.isEnabled()
+    with qtbot.waitSignal(view.merge_requested) as sig:
+        view.merge_button.click()
+    assert sig.args == [biden, [obama]]
+    view.select([obama])
+    with qtbot.waitSignal(view.hide_requested) as sig:
+        view.hide_button.click()
+    assert sig.args == [obama, True]
+    with qtbot.waitSignal(view.appearances_requested) as sig:
+        view.show_button.click()
+    assert sig.args[0]["id"] == obama
+
+    # the window applies a change and gives fresh rows: the selection holds
+    people["store"].hide_person(obama)
+    view.set_people(_people_rows(people))
+    assert view.selected_ids() == [obama] and view.hide_button.text() == "Unhide"
+    with qtbot.waitSignal(view.people_wanted) as sig:
+        view.show_hidden.setChecked(True)
+    assert sig.args == [True]
+    view.set_people([])
+    assert view.grid.count() == 0 and view.empty.isVisible()
+
+
+def test_the_person_timeline_shows_who_is_on_screen_and_seeks(qtbot, people):
+    from PySide6.QtCore import QPoint, Qt
+    from ui.person_timeline import PersonTimeline
+    store = people["store"]
+    store.name_person(people["obama"], "Barack Obama")
+    strip = PersonTimeline()
+    qtbot.addWidget(strip)
+    strip.resize(700, 60)
+    strip.show()
+    rows = store.face_appearances(people["files"]["three"])
+    strip.set_appearances(rows, duration=10.0)
+    # one lane each, the longest seen first (a tie: by name)
+    assert strip.isVisible() and strip.people() == ["Barack Obama", f"Person {people['biden']}"]
+    obama_bar = next(a for a in strip.appearances if a["label"] == "Barack Obama")
+    rect = strip.bar_rect(obama_bar)
+    assert strip.x_for(4.0) == pytest.approx(rect.left(), abs=1)
+    with qtbot.waitSignal(strip.seek_requested) as sig:
+        qtbot.mouseClick(strip, Qt.LeftButton, pos=rect.center().toPoint())
+    assert sig.args == [4.0]
+    empty_x = int(strip.x_for(8.0))
+    with qtbot.waitSignal(strip.seek_requested) as sig:
+        qtbot.mouseClick(strip, Qt.LeftButton,
+                         pos=QPoint(empty_x, int(strip.lane_rect(0).center().y())))
+    assert sig.args[0] == pytest.approx(8.0, abs=0.2)
+    with qtbot.waitSignal(strip.person_activated) as sig:
+        qtbot.mouseDClick(strip, Qt.LeftButton, pos=rect.center().toPoint())
+    assert sig.args[0]["person_id"] == people["obama"]
+    assert "Barack Obama on screen" in strip.describe(obama_bar)
+    image = strip.grab().toImage()
+    assert image.pixelColor(rect.center().toPoint()).name() != \
+        image.pixelColor(QPoint(empty_x, int(rect.center().y()))).name()
+    strip.clear()
+    assert not strip.isVisible() and strip.appearances == []
