@@ -513,9 +513,10 @@ class LibraryService(QObject):
 
     def search(self, query: str, filters: dict | None = None) -> None:
         """Hybrid search (words said, shown or tagged, and meaning); answered by
-        `search_results`. filters: keys of indexer.search.Filters (kind, language, ...)."""
+        `search_results`. filters: keys of indexer.search.Filters (kind, language, speaker
+        ...). With a speaker and no words: the moments that voice speaks."""
         self._search_generation += 1
-        if not query.strip():
+        if not query.strip() and not (filters or {}).get("speaker"):
             self.search_results.emit(query, [])
             return
         self._req_search.emit(self._search_generation, query, dict(filters or {}))

@@ -323,5 +323,19 @@ def test_the_transcript_panel_shows_names_and_renames_the_voice(qtbot, indexed, 
         qtbot.waitUntil(lambda: "Elinor" in [window.results.speaker_filter.itemText(i) for i
                                              in range(window.results.speaker_filter.count())],
                         timeout=10_000)
+
+        # the speaker filter with no words lists her moments; an unknown name says so
+        window.search_box.clear()
+        window.search_box.flush()
+        results = window.results
+        results.speaker_filter.set_value("Elinor")
+        qtbot.waitUntil(lambda: "of Elinor speaking" in results.summary.text(), timeout=30_000)
+        assert {h["media_id"] for h in results.model.hits} == {talk1, alone}
+        assert all(h["speaker"] == "Elinor" for h in results.model.hits)
+        results.speaker_filter.set_value("Nobody")
+        qtbot.waitUntil(lambda: "Search failed" in results.summary.text(), timeout=30_000)
+        assert results.summary.text() == ("Search failed: No voice in the library is named "
+                                          "“Nobody” (named voices: “Elinor”).")
+        assert results.model.hits == []
     finally:
         service.shutdown()

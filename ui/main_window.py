@@ -435,8 +435,9 @@ class MainWindow(QMainWindow):
 
     def _query_changed(self, query: str) -> None:
         self._last_search = ("text", query)
-        self.service.search(query, self.results.filters())
-        if query.strip():
+        filters = self.results.filters()
+        self.service.search(query, filters)
+        if query.strip() or filters.get("speaker"):
             self.tabs.setCurrentIndex(SEARCH_TAB)
 
     def _search_results(self, query: str, hits: list) -> None:
@@ -497,7 +498,9 @@ class MainWindow(QMainWindow):
 
     def _rerun_search(self) -> None:
         mode, what = self._last_search or (None, None)
-        if mode == "text":
+        if mode is None and self.results.filters().get("speaker"):
+            self._query_changed(self.search_box.text())   # a speaker's moments, no words
+        elif mode == "text":
             self._query_changed(what)
         elif mode == "image":
             self.search_by_image(what)

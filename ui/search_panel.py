@@ -394,14 +394,21 @@ class SearchResults(QWidget):
 
     # ---- showing results --------------------------------------------------------------
     def show_hits(self, query: str, hits: list[dict]) -> None:
-        """Results of a text search."""
-        if not query.strip():
+        """Results of a text search (with no words, of the speaker filter alone)."""
+        speaker = self.speaker_filter.value()
+        what = f"“{elided(query)}”" if query.strip() else (
+            f"{elided(speaker, 40)} speaking" if speaker else "")
+        if speaker and query.strip():
+            what += f", said by {elided(speaker, 40)}"
+        if not what:
             self._show([], "Type in the search box to find moments in your library, "
                            "or drop an image on it to find frames that look alike.")
         elif not hits:
-            self._show([], f"No moments match “{elided(query)}”.")
+            self._show([], f"No moments match {what}." if query.strip() else
+                       f"No moments of {what}.")
         else:
-            self._show(hits, f"{self._count(hits)} for “{elided(query)}”. "
+            how = "for" if query.strip() else "of"
+            self._show(hits, f"{self._count(hits)} {how} {what}. "
                              "Enter or double-click plays from that moment.")
 
     def show_examples(self, request: dict, hits: list[dict]) -> None:
