@@ -641,7 +641,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("search", parents=[common],
                        help="find moments by what was said, shown or meant, or by an image")
     s.add_argument("query", nargs="?", default="",
-                   help='words ("quoted phrase", prefix*) or a description')
+                   help='words ("quoted phrase", prefix*, speaker:"Anna" for what she says) '
+                        'or a description')
     s.add_argument("--image", metavar="PATH", help="find frames that look like this image")
     s.add_argument("--tag", metavar="T", help="only files carrying this tag")
     s.add_argument("--lang", metavar="L", help="only speech in this language (e.g. en)")

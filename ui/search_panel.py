@@ -133,7 +133,8 @@ class SearchBox(QLineEdit):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.setPlaceholderText("Search what was said, shown or tagged…  "
-                                "(\"exact phrase\", prefix*, or drop an image)")
+                                "(\"exact phrase\", prefix*, speaker:\"Anna\", or drop an "
+                                "image)")
         self.setClearButtonEnabled(True)
         self.setAcceptDrops(True)
         self._timer = QTimer(self, singleShot=True, interval=DEBOUNCE_MS)
