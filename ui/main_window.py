@@ -461,8 +461,9 @@ class MainWindow(QMainWindow):
         if self.transcript.media_id is not None:
             self.service.transcript(self.transcript.media_id)
         mode, query = self._last_search or (None, None)
-        if mode == "text" and query.strip():      # results show who says each moment
-            self.service.search(query, self.results.filters())
+        filters = self.results.filters()
+        if mode == "text" and (query.strip() or filters.get("speaker")):
+            self.service.search(query, filters)   # results show who says each moment
 
     def choose_image(self) -> None:
         exts = " ".join(f"*{e}" for e in IMAGE_EXTENSIONS)
