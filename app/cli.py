@@ -174,23 +174,39 @@ def cmd_status(args) -> int:
 
 
 def cmd_search(args) -> int:
-    from indexer.search import Filters, UnknownSpeaker, group_by_file, search
+    from indexer.search import (Filters, UnknownPerson, UnknownSpeaker, group_by_file,
+                                search)
+    from indexer.search.people import search_by_face
     from .search_requests import search_models
-    if not args.query and not args.image and not args.speaker:
-        raise CliError("give a query, --image PATH, --speaker NAME, or some of them")
-    if args.image and not Path(args.image).is_file():
-        raise CliError(f"{args.image}: no such image file", EXIT_NOT_FOUND)
+    if not (args.query or args.image or args.speaker or args.person or args.face):
+        raise CliError("give a query, --image PATH, --face PHOTO, --speaker NAME, "
+                       "--person NAME, or some of them")
+    if args.face and (args.query or args.image):
+        raise CliError("--face finds a photo's faces on its own (with filters); to mix a "
+                       "picture with words, use --image PHOTO: a face in it ranks first")
+    for photo in (args.image, args.face):
+        if photo and not Path(photo).is_file():
+            raise CliError(f"{photo}: no such image file", EXIT_NOT_FOUND)
     filters = Filters(kind=args.kind, language=args.lang, tag=args.tag, folder=args.folder,
                       since=args.since, until=args.until,
                       date_field="modified" if args.by_mtime else "added",
                       min_duration=args.min_duration, max_duration=args.max_duration,
-                      speaker=_speaker_filter(args.speaker))
+                      speaker=_speaker_filter(args.speaker),
+                      person=_speaker_filter(args.person))
     store = _open_store(args)
     try:
-        models = search_models(_settings(args).resolved_models_dir() if args.image else None)
-        hits = search(store, args.query or "", image=args.image, filters=filters,
-                      limit=args.limit, mode=args.mode, models=models)
-    except UnknownSpeaker as exc:
+        if args.face:
+            hits = search_by_face(store, args.face, _face_models(), filters, limit=args.limit)
+            if hits is None:
+                raise CliError(f"No face was found in {args.face} (a face should be at least "
+                               "about 40 pixels high); --image compares the whole picture.",
+                               EXIT_NOT_FOUND)
+        else:
+            models = search_models(_settings(args).resolved_models_dir() if args.image else None)
+            hits = search(store, args.query or "", image=args.image, filters=filters,
+                          limit=args.limit, mode=args.mode, models=models,
+                          face_model=_face_models(required=False) if args.image else None)
+    except (UnknownSpeaker, UnknownPerson) as exc:
         raise CliError(str(exc), EXIT_NOT_FOUND)
     except ValueError as exc:
         raise CliError(str(exc))
@@ -200,18 +216,19 @@ def cmd_search(args) -> int:
         store.close()
     if args.group:
         groups = group_by_file(hits)
-        data = {"query": args.query, "image": args.image,
+        data = {"query": args.query, "image": args.image, "face": args.face,
                 "files": [{"media_id": g.media_id, "path": g.path, "score": g.score,
-                           "hits": [h.to_dict() for h in g.hits]} for g in groups]}
+                           "hits": [_hit_dict(h) for h in g.hits]} for g in groups]}
         lines = []
         for g in groups:
             lines.append(g.path)
             lines += [f"  {hhmmss(h.seek)}  [{', '.join(h.kinds)}{_said_from(h)}]  "
-                      f"{_said_by(h)}{h.snippet}" for h in g.hits]
+                      f"{_said_by(h)}{h.snippet}{_seen(h)}" for h in g.hits]
     else:
-        data = {"query": args.query, "image": args.image, "hits": [h.to_dict() for h in hits]}
+        data = {"query": args.query, "image": args.image, "face": args.face,
+                "hits": [_hit_dict(h) for h in hits]}
         lines = [f"{h.path}  {hhmmss(h.seek)}  [{', '.join(h.kinds)}{_said_from(h)}]  "
-                 f"{_said_by(h)}{h.snippet}" for h in hits]
+                 f"{_said_by(h)}{h.snippet}{_seen(h)}" for h in hits]
     _emit(args, data, "\n".join(lines) if lines else "No matches.")
     return EXIT_OK if hits else EXIT_NOT_FOUND
 
@@ -222,6 +239,30 @@ def _speaker_filter(value: str | None):
         return None
     text = value.strip()
     return int(text.lstrip("#")) if text.lstrip("#").isdigit() else value
+
+
+def _face_models(required: bool = True):
+    """The face models for a search by a face (loaded once per process); not required,
+    None when they are not installed (an --image search then compares whole pictures)."""
+    from models.faces import shared_face_models
+    from models.weights import ModelUnavailable
+    try:
+        return shared_face_models().get()
+    except ModelUnavailable:
+        if required:
+            raise
+        return None
+
+
+def _hit_dict(hit) -> dict:
+    """A hit as JSON, with the people on screen at its second to play."""
+    return {**hit.to_dict(), "people": list(getattr(hit, "people", None) or [])}
+
+
+def _seen(hit) -> str:
+    """'  · on screen: Anna, Person 3' after the snippet of a moment someone is seen in."""
+    people = getattr(hit, "people", None)
+    return f"  · on screen: {', '.join(people)}" if people else ""
 
 
 def _said_by(hit) -> str:
@@ -658,6 +699,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--speaker", metavar="NAME",
                    help='only moments this voice speaks (its name, or its id from `avindex '
                         'speakers list`); alone, lists them. Also speaker:"Anna" in the query')
+    s.add_argument("--person", metavar="NAME",
+                   help='only moments this person is on screen (their name, or their id from '
+                        '`avindex people list`); alone, lists them. Also person:"Anna" in the '
+                        'query')
+    s.add_argument("--face", metavar="PHOTO",
+                   help="find the moments where a face of this photo is seen (an --image "
+                        "with a face also ranks face matches first)")
     s.add_argument("--mode", choices=["hybrid", "text", "semantic"], default="hybrid",
                    help="full text and meaning (default), or one of them")
     s.add_argument("--group", action="store_true", help="group the moments per file")
@@ -761,6 +809,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="split VOICE: the files whose speaker becomes a new voice (default: "
                         "the group least like the rest)")
     s.set_defaults(func=cmd_speakers)
+
+    from .people_commands import add_parser as add_people_parser
+    add_people_parser(sub, common)
 
     s = sub.add_parser("gui", parents=[common], help="open the desktop app")
     s.set_defaults(func=cmd_gui)

@@ -4,7 +4,6 @@ and real photos (tests/test_faces.py's fixtures): each appearance carries the de
 of a real face and its aligned crop as the thumbnail, in a real library file."""
 from __future__ import annotations
 
-import argparse
 import json
 import os
 from pathlib import Path
@@ -58,23 +57,16 @@ def people(store, photos, descriptors, face_models, tmp_path):  # noqa: F811
             "rows": {"one": one, "two": two, "three": three}}
 
 
-def people_cli(capsys, store, *argv):
-    """`avindex people ...` in this process: (exit code, stdout, stderr)."""
-    from app.cli import CliError
-    from app.people_commands import add_parser
-    parser = argparse.ArgumentParser(prog="avindex")
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--json", action="store_true")
-    add_parser(parser.add_subparsers(dest="command", required=True), common)
-    args = parser.parse_args(["people", *argv])
-    args.library_path = Path(store.path)
-    try:
-        code = args.func(args)
-    except CliError as exc:
-        print(f"avindex: {exc}")
-        code = exc.code
+def cli(capsys, store, *argv):
+    """The real CLI in this process: (exit code, stdout and stderr together)."""
+    from app.cli import main
+    code = main([*argv, "--library", str(store.path)])
     out = capsys.readouterr()
-    return code, out.out, out.err
+    return code, out.out + out.err, out.err
+
+
+def people_cli(capsys, store, *argv):
+    return cli(capsys, store, "people", *argv)
 
 
 # ---- the CLI -------------------------------------------------------------------------------
@@ -299,3 +291,78 @@ def test_the_person_timeline_shows_who_is_on_screen_and_seeks(qtbot, people):
         image.pixelColor(QPoint(empty_x, int(rect.center().y()))).name()
     strip.clear()
     assert not strip.isVisible() and strip.appearances == []
+
+
+# ---- search (the search service) ------------------------------------------------------------------
+def test_search_takes_person_in_the_query_and_the_filter(people):
+    from indexer.search import Filters, UnknownPerson, search
+    store, obama, files = people["store"], people["obama"], people["files"]
+    store.name_person(obama, "Barack Obama")
+    words = [{"start": 0.6, "end": 1.0, "word": " budget"}, {"start": 1.0, "end": 1.3, "word": " now"}]
+    store.save_transcript(files["three"], "en", [
+        {"start": 0.5, "end": 1.5, "text": "budget now", "words": words},          # Biden seen
+        {"start": 4.5, "end": 5.5, "text": "budget again",                          # Obama seen
+         "words": [{"start": 4.6, "end": 5.0, "word": " budget"},
+                   {"start": 5.0, "end": 5.4, "word": " again"}]}])
+    everything = search(store, "budget", mode="text")
+    assert sorted(h.start for h in everything) == [0.5, 4.5]
+    assert {h.start: h.people for h in everything} == {
+        0.5: [f"Person {people['biden']}"], 4.5: ["Barack Obama"]}
+    hits = search(store, 'budget person:"barack obama"', mode="text")
+    assert [(h.media_id, h.start) for h in hits] == [(files["three"], 4.5)]
+    assert hits[0].seek == pytest.approx(4.6) and hits[0].people == ["Barack Obama"]
+    assert [h.start for h in search(store, "budget", mode="text",
+                                    filters=Filters(person=obama))] == [4.5]
+    alone = search(store, f"person:#{obama}")
+    assert [(Path(h.path).name, h.start) for h in alone] == [("one.mp4", 0.0),
+                                                             ("three.mp4", 4.0)]
+    assert alone[1].snippet.startswith("Barack Obama: ") and "budget again" in alone[1].snippet
+    with pytest.raises(UnknownPerson, match="No person in the library is named “Anna”"):
+        search(store, 'person:"Anna"')
+    with pytest.raises(ValueError, match="one person"):
+        search(store, 'person:Anna person:Bob')
+
+
+def test_a_face_match_beats_whole_image_similarity(people, photos, face_models,  # noqa: F811
+                                                   classifier):
+    from indexer.search import search
+    store, files = people["store"], people["files"]
+    photo = photos["obama2.jpg"]
+    noise = np.random.default_rng(7).integers(0, 255, (240, 320, 3), np.uint8)
+    same, other = classifier.features_of_file(str(photo)), classifier.features([noise])[0]
+    # two.mp4 shows the query photo itself (whole-image twin) but only Biden's face
+    store.save_visual(files["two"], [{"time": 6.5, "shot": 0, "thumbnail": None}], [], [],
+                      [same])
+    store.save_visual(files["one"], [{"time": 1.0, "shot": 0, "thumbnail": None}], [], [],
+                      [other])
+    plain = search(store, image=str(photo), image_model=classifier)
+    assert plain[0].media_id == files["two"]           # whole-image similarity alone
+    hits = search(store, image=str(photo), image_model=classifier, face_model=face_models)
+    assert {h.media_id for h in hits[:2]} == {files["one"], files["three"]}
+    assert all("face" in h.kinds for h in hits[:2])
+    assert files["two"] in [h.media_id for h in hits[2:]]
+    assert hits[0].people == [f"Person {people['obama']}"]
+
+
+def test_cli_search_by_person_and_by_face(people, photos, capsys, tmp_path):  # noqa: F811
+    store, files = people["store"], people["files"]
+    store.name_person(people["obama"], "Barack Obama")
+    code, out, _ = cli(capsys, store, "search", "--person", "Barack Obama", "--json")
+    hits = json.loads(out)["hits"]
+    assert code == 0 and [(Path(h["path"]).name, h["start"]) for h in hits] == [
+        ("one.mp4", 0.0), ("three.mp4", 4.0)]
+    assert hits[0]["people"] == ["Barack Obama"]
+    code, out, _ = cli(capsys, store, "search", "--face", str(photos["biden.jpg"]))
+    assert code == 0 and "two.mp4" in out.splitlines()[0]
+    assert f"on screen: Person {people['biden']}" in out
+    code, out, _ = cli(capsys, store, "search", "--face", str(photos["obama2.jpg"]), "--json")
+    assert [Path(h["path"]).name for h in json.loads(out)["hits"]][0] == "three.mp4"
+    blank = tmp_path / "blank.png"
+    import cv2
+    cv2.imwrite(str(blank), np.full((200, 200, 3), 200, np.uint8))
+    code, out, _ = cli(capsys, store, "search", "--face", str(blank))
+    assert code == 4 and "No face was found in" in out
+    code, out, _ = cli(capsys, store, "search", "--person", "Nobody")
+    assert code == 4 and "No person in the library is named “Nobody”" in out
+    code, out, _ = cli(capsys, store, "search", "words", "--face", str(blank))
+    assert code == 2 and "--face finds a photo's faces on its own" in out

@@ -24,6 +24,14 @@ id) keeps the moments that voice speaks, each played from its own speech; alone,
 lists the voice's turns. A name no voice has raises UnknownSpeaker (listing the named
 voices). Every hit of said text carries who says it (`Hit.speaker`, `Hit.voice_id`).
 
+Who is on screen: `person:"Anna"` (or `Filters(person=...)`, or a person id) keeps the
+moments that person is seen, each played from a second they are on screen; alone, it
+lists their appearances. A name no one has raises UnknownPerson. An example image that
+holds a face adds a "face" list (the library's nearest faces, indexer.search.people)
+weighted above whole-image similarity, so a face match beats a frame that merely looks
+alike; it needs the face models (`face_model=`, or `models.face_model`). Every hit
+carries the people on screen at its second to play (`Hit.people`).
+
 Search loads no model itself: the query embedder and the image model are passed in,
 loaded ones (`embedder=`, `image_model=`) or a `SearchModels` that loads them only
 when a search needs them (`models=`, as the app builds it once per process).
@@ -31,24 +39,33 @@ when a search needs them (`models=`, as the app builds it once per process).
     hits = search(store, "quarterly budget", filters=Filters(language="en"), models=models)
     hits = search(store, image="photo.jpg", models=models)
     hits = search(store, 'speaker:"Anna" budget', models=models)
+    hits = search(store, 'person:"Anna"')                  # the moments Anna is seen
+    hits = search(store, image="anna.jpg", models=models, face_model=face_models)
     more = more_like_this(store, hits[0])
     for group in group_by_file(hits): ...
 
 Modules: types (Hit, SearchModels, ...), sources (the lists and their weights),
 filters, query_text (query parsing, snippets, the word a query was said at),
 fulltext, vectors, moments (fusion into Hits), speakers (the speaker filter, a voice's
-moments, who said a hit); code_index (binary codes for KNN).
+moments, who said a hit), people (the person filter, search by a face, more of this
+person, who is on screen); code_index (binary codes for KNN).
 """
 from __future__ import annotations
 
+import os
 import time
 
 from indexer.search.filters import Filters, allowed_media
 from indexer.search.fulltext import fts_lists, one_check, relaxed_said
 from indexer.search.moments import fuse, to_hits
+from indexer.search.people import (FACE_WEIGHT, PersonSpans, UnknownPerson, attach_people,
+                                   face_items, face_matches, more_of_this_person,
+                                   person_moments, photo_faces, resolve_person,
+                                   with_query_person)
+from indexer.search.people import resolved as resolved_person
 from indexer.search.query_text import (MARK_CLOSE, MARK_OPEN, STOPWORDS, first_said,
-                                       fts_query, make_snippet, relaxed_query, speaker_term,
-                                       split_speaker)
+                                       fts_query, make_snippet, person_term, relaxed_query,
+                                       speaker_term, split_person, split_speaker)
 from indexer.search.sources import RRF_K, WEIGHTS
 from indexer.search.speakers import (UnknownSpeaker, VoiceTurns, attach_speakers,
                                      resolve_voice, resolved, voice_moments,
@@ -64,10 +81,11 @@ __all__ = ["search", "more_like_this", "Hit", "FileHits", "group_by_file", "Filt
            "SearchModels", "allowed_media", "vector_knn", "keyframe_vector", "segment_vector",
            "fts_query", "relaxed_query", "make_snippet", "first_said", "STOPWORDS",
            "MARK_OPEN", "MARK_CLOSE", "RRF_K", "WEIGHTS", "CANDIDATES", "UnknownSpeaker",
-           "resolve_voice", "speaker_term", "split_speaker"]
+           "resolve_voice", "speaker_term", "split_speaker", "UnknownPerson", "resolve_person",
+           "person_term", "split_person", "more_of_this_person"]
 
 CANDIDATES = 50          # rows taken from each list before fusing (at least `limit`)
-VOICE_OVERSAMPLE = 4     # a speaker filter asks the vector lists for this many times more
+VOICE_OVERSAMPLE = 4     # a speaker or person filter asks the lists for this many times more
 IMAGE_MIN_SIMILARITY = None   # no floor for search by example: the nearest frames are asked for
 
 
@@ -80,7 +98,10 @@ def search(store: Store, query: str = "", *, image=None, **kw) -> list[Hit]:
     is not "text"; the image model only for an image given as a path or an array.
     image: a path, a BGR array or a 1280-d feature; keyframe_id: use that keyframe as
     the example. filters: Filters. stats, when given, receives per-step timings in ms.
-    A speaker:… term in the query is a speaker filter. See _search for the rest.
+    A speaker:… term in the query is a speaker filter, a person:… term a person filter.
+    face_model: loaded face models (models.faces.FaceModels), which win over
+    `models.face_model`; without either, an example image is compared as a whole only.
+    See _search for the rest.
     """
     from models.binary_codes import one_blas_thread
     with one_blas_thread(), one_check(store):
@@ -103,7 +124,7 @@ def _needed(given, models: SearchModels | None, name: str, what: str):
 def _search(store: Store, query: str = "", *, image=None, keyframe_id: int | None = None,
             filters: Filters | None = None, limit: int = 20, mode: str = "hybrid",
             models: SearchModels | None = None, embedder=None, image_model=None,
-            min_similarity: float | None = None,
+            face_model=None, min_similarity: float | None = None,
             image_min_similarity: float | None = IMAGE_MIN_SIMILARITY, rrf_k: float = RRF_K,
             weights: dict | None = None, candidates: int = CANDIDATES, vector_path: str = "auto",
             stats: dict | None = None) -> list[Hit]:
@@ -117,17 +138,31 @@ def _search(store: Store, query: str = "", *, image=None, keyframe_id: int | Non
     t0 = time.perf_counter()
     lists: dict[str, list[Item]] = {}
     query, spoken = split_speaker(query or "")
-    filters = with_query_speaker(store, filters, spoken)
+    query, seen = split_person(query)
+    filters = with_query_person(store, with_query_speaker(store, filters, spoken), seen)
     voice = filters.speaker if filters is not None else None
     turns = VoiceTurns(store, voice) if voice is not None else None
-    if voice is not None and not query and image is None and keyframe_id is None:
-        hits = voice_moments(store, voice, filters, limit)
+    person = filters.person if filters is not None else None
+    spans = PersonSpans(store, person) if person is not None else None
+    alone = not query and image is None and keyframe_id is None
+    if alone and (voice is not None or person is not None):
+        if voice is not None:
+            hits = voice_moments(store, voice, filters,
+                                 limit if spans is None else limit * VOICE_OVERSAMPLE)
+            if spans is not None:
+                hits = [h for h in hits if spans.overlaps(h.media_id, h.start, h.end)][:limit]
+        else:
+            hits = person_moments(store, person, filters, limit)
+            attach_speakers(store, hits)
+        _on_screen(store, hits, spans)
         timing["total_ms"] = (time.perf_counter() - t0) * 1000
         return hits
-    k_vec = n * VOICE_OVERSAMPLE if voice is not None else n
+    narrowed = voice is not None or person is not None
+    k_vec = n * VOICE_OVERSAMPLE if narrowed else n
     semantic = bool(query) and mode in ("hybrid", "semantic") and has_vectors(store, "segment_vec")
     if query and mode in ("hybrid", "text"):
-        lists.update(fts_lists(store, query, n, filters, hybrid=semantic))
+        lists.update(fts_lists(store, query, n * VOICE_OVERSAMPLE if spans is not None else n,
+                               filters, hybrid=semantic))
     t1 = time.perf_counter()
     timing["fts_ms"] = (t1 - t0) * 1000
     if semantic:
@@ -136,8 +171,9 @@ def _search(store: Store, query: str = "", *, image=None, keyframe_id: int | Non
         t2 = time.perf_counter()
         timing["embed_ms"] = (t2 - t1) * 1000
         sem = semantic_list(store, qvec, k_vec, filters, floor, vector_path)
-        if turns is not None:
-            sem = turns.keep(sem)[:n]
+        for narrow in (turns, spans):
+            if narrow is not None:
+                sem = narrow.keep(sem)[:n]
         if sem:
             lists["similar"] = sem
         timing["semantic_ms"] = (time.perf_counter() - t2) * 1000
@@ -159,24 +195,54 @@ def _search(store: Store, query: str = "", *, image=None, keyframe_id: int | Non
         if feat is None:
             raise KeyError(f"keyframe {keyframe_id} has no vector")
     elif image is not None:
+        faces = _face_list(store, image, face_model, models, filters, n)
+        if faces:
+            lists["face"] = faces
+            weights.setdefault("face", FACE_WEIGHT)
         feat = image_feature(image, _needed(image_model, models, "image_model", "image model"))
     if feat is not None:
         img = image_list(store, feat, k_vec, filters, image_min_similarity, vector_path,
                          exclude)
-        if turns is not None:
-            img = turns.keep(img)[:n]
+        for narrow in (turns, spans):
+            if narrow is not None:
+                img = narrow.keep(img)[:n]
         if img:
             lists["image"] = img
     timing["image_ms"] = (time.perf_counter() - t3) * 1000
     t4 = time.perf_counter()
-    if turns is not None:       # the full-text lists were narrowed in SQL; the rest here
-        lists = {name: kept for name, items in lists.items() if (kept := turns.keep(items))}
+    for narrow in (turns, spans):   # voice: the full-text lists were narrowed in SQL already
+        if narrow is not None:
+            lists = {name: kept for name, items in lists.items() if (kept := narrow.keep(items))}
     scored = fuse(lists, rrf_k, weights, relaxed_creates=(mode == "text"))
     hits = to_hits(store, scored, limit, query, turns)
     attach_speakers(store, hits, voice)
+    _on_screen(store, hits, spans)
     timing["fuse_ms"] = (time.perf_counter() - t4) * 1000
     timing["total_ms"] = (time.perf_counter() - t0) * 1000
     return hits
+
+
+def _face_list(store: Store, image, face_model, models, filters, n: int) -> list[Item]:
+    """The "face" list of an example picture: the library's faces nearest the faces it
+    holds (none without face models, for a feature vector, or a picture with no face)."""
+    if face_model is None:
+        load = getattr(models, "face_model", None) if models is not None else None
+        if load is None:
+            return []
+        face_model = load()
+    if not isinstance(image, (str, os.PathLike)) and getattr(image, "ndim", 0) != 3:
+        return []
+    vecs = photo_faces(image, face_model)
+    return face_items(face_matches(store, vecs, filters, limit=n)) if len(vecs) else []
+
+
+def _on_screen(store: Store, hits: list[Hit], spans: PersonSpans | None) -> None:
+    """With a person filter, play each hit from a second the person is seen; every hit
+    names the people on screen."""
+    if spans is not None:
+        for h in hits:
+            spans.seek_within(h)
+    attach_people(store, hits)
 
 
 def more_like_this(store: Store, hit: Hit, limit: int = 20, *, filters: Filters | None = None,
@@ -186,13 +252,17 @@ def more_like_this(store: Store, hit: Hit, limit: int = 20, *, filters: Filters 
     itself (and anything overlapping it in the same file) is left out."""
     from models.binary_codes import one_blas_thread
     with one_blas_thread():
-        return _more_like_this(store, hit, limit, resolved(store, filters), vector_path)
+        return _more_like_this(store, hit, limit,
+                               resolved_person(store, resolved(store, filters)), vector_path)
 
 
 def _more_like_this(store, hit, limit, filters, vector_path):
     voice = filters.speaker if filters is not None else None
     turns = VoiceTurns(store, voice) if voice is not None else None
-    n = (max(CANDIDATES, limit) + 10) * (VOICE_OVERSAMPLE if voice is not None else 1)
+    person = filters.person if filters is not None else None
+    spans = PersonSpans(store, person) if person is not None else None
+    narrowed = voice is not None or person is not None
+    n = (max(CANDIDATES, limit) + 10) * (VOICE_OVERSAMPLE if narrowed else 1)
     if hit.kind in ("said", "similar") and hit.keyframe_id is None:
         seg = window_key(store, hit.media_id, hit.start, hit.segment_id)
         vec = segment_vector(store, seg) if seg is not None else None
@@ -217,9 +287,11 @@ def _more_like_this(store, hit, limit, filters, vector_path):
     items = [it for it in items if not src.overlaps(it)]
     for r, it in enumerate(items, 1):
         it.rank = r
-    if turns is not None:
-        items = turns.keep(items)
+    for narrow in (turns, spans):
+        if narrow is not None:
+            items = narrow.keep(items)
     scored = fuse({items[0].list: items} if items else {}, RRF_K, WEIGHTS, True)
     hits = to_hits(store, scored, limit, "", turns)
     attach_speakers(store, hits, voice)
+    _on_screen(store, hits, spans)
     return hits

@@ -1,8 +1,9 @@
 """Search filters (media kind, language, tag, folder, added/modified date, duration, who
-speaks) and the SQL conditions on the media table they become. They apply before
-ranking: inside the FTS query (a join) and inside the vector scan. Tag filters are per
-file (a file carrying the tag anywhere). The speaker filter is per file here (a file
-where the voice speaks); indexer.search.speakers narrows it to the moments it speaks."""
+speaks, who is on screen) and the SQL conditions on the media table they become. They
+apply before ranking: inside the FTS query (a join) and inside the vector scan. Tag
+filters are per file (a file carrying the tag anywhere). The speaker and person filters
+are per file here (a file where the voice speaks, where the person is seen);
+indexer.search.speakers and indexer.search.people narrow them to the moments."""
 from __future__ import annotations
 
 import datetime as _dt
@@ -26,11 +27,12 @@ class Filters:
     min_duration: float | None = None           # seconds
     max_duration: float | None = None
     speaker: str | int | None = None            # a voice: its name, or its id (an int)
+    person: str | int | None = None             # a person on screen: their name, or id (int)
 
     def media_level(self) -> bool:
         return any(v is not None for v in (self.tag, self.folder, self.since, self.until,
                                           self.min_duration, self.max_duration,
-                                          self.speaker))
+                                          self.speaker, self.person))
 
     def kinds(self) -> list[str] | None:
         if self.kind is None:
@@ -105,6 +107,13 @@ def media_conditions(f: Filters | None, alias: str = "m") -> tuple[list[str], li
                             "(indexer.search.speakers.resolved)")
         conds.append(f"{alias}.id IN (SELECT media_id FROM speakers WHERE voice_id = ?)")
         params.append(f.speaker)
+    if f.person is not None:
+        if not isinstance(f.person, int):
+            raise TypeError("resolve the person filter's name first "
+                            "(indexer.search.people.resolved)")
+        conds.append(f"{alias}.id IN (SELECT media_id FROM face_appearances "
+                     "WHERE person_id = ?)")
+        params.append(f.person)
     if f.min_duration is not None:
         conds.append(f"{alias}.duration >= ?")
         params.append(float(f.min_duration))

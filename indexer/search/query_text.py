@@ -1,4 +1,5 @@
-"""What a query's text means: the speaker it asks for (speaker:"Anna"), the FTS5
+"""What a query's text means: the speaker it asks for (speaker:"Anna"), the person on
+screen it asks for (person:"Anna"), the FTS5
 queries made of the rest (strict, relaxed), the words it matches in a text (folding
 case and diacritics as FTS5's unicode61 tokenizer does, honouring "phrases" and
 prefix* terms), the snippet marking them, and where in a segment's word timings the
@@ -63,6 +64,41 @@ def split_speaker(text: str) -> tuple[str, str | int | None]:
         raise ValueError("A query can ask for one speaker: " +
                          ", ".join(f"speaker:{v}" for v in found) + ".")
     return rest, (found[0] if found else None)
+
+
+# person:"Anna Smith", person:'Anna', person:“Anna”, person:Anna, person:#12 (a person id)
+_PERSON = re.compile(r'(?<!\S)person:(?:"([^"]*)"?|\'([^\']*)\'?|“([^”]*)”?|(\S*))',
+                     re.IGNORECASE)
+
+
+def split_person(text: str) -> tuple[str, str | int | None]:
+    """(the query without its person:… term, the person it names: a name, or a person id
+    for person:#12; None when it names none). ValueError for an empty name or two
+    different people."""
+    found: list[str | int] = []
+
+    def take(m: re.Match) -> str:
+        name = " ".join(next((g for g in m.groups() if g is not None), "").split())
+        if not name:
+            raise ValueError('person: needs a name, e.g. person:"Anna" or person:Anna.')
+        found.append(int(name[1:]) if name.startswith("#") and name[1:].isdigit() else name)
+        return " "
+    rest = " ".join(_PERSON.sub(take, text).split())
+    names = {v.casefold() if isinstance(v, str) else v for v in found}
+    if len(names) > 1:
+        raise ValueError("A query can ask for one person: " +
+                         ", ".join(f"person:{v}" for v in found) + ".")
+    return rest, (found[0] if found else None)
+
+
+def person_term(name: str | None = None, person_id: int | None = None) -> str:
+    """The query text that asks for a person on screen: person:"Anna" by their name,
+    else person:#12 by their id."""
+    if name and '"' not in name:
+        return f'person:"{" ".join(name.split())}"'
+    if person_id is None:
+        raise ValueError("a person's name (without double quotes) or their id is needed")
+    return f"person:#{int(person_id)}"
 
 
 def speaker_term(name: str | None = None, voice_id: int | None = None) -> str:
