@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from indexer.stages import STAGE_TYPES, LibraryTask, Pipeline, SpeechStage, Stage, VisualStage
+from indexer.stages import (STAGE_TYPES, FacesStage, LibraryTask, Pipeline, SpeechStage, Stage,
+                            VisualStage)
 
 from .settings import Settings, thumbnail_dir
 
@@ -25,9 +26,13 @@ def _visual(settings: Settings, library: Path) -> VisualStage:
                        max_gap=settings.frame_interval_s, threads=settings.threads)
 
 
+def _faces(settings: Settings, library: Path) -> FacesStage:
+    return FacesStage(thumbnail_dir(library), settings.resolved_models_dir())
+
+
 # how the stage types that take settings or models are built; the others are built bare
 # (`Type()`), so a settings-free stage needs no line here
-_BUILDERS = {SpeechStage: _speech, VisualStage: _visual}
+_BUILDERS = {SpeechStage: _speech, VisualStage: _visual, FacesStage: _faces}
 
 
 def build_pipeline(settings: Settings, library: Path) -> Pipeline:

@@ -54,7 +54,8 @@ def test_the_shipped_pipeline(library):
     assert p.followers("probe", {"has_audio": True, "has_video": False}) == ["subtitles"]
     assert p.followers("subtitles", video, {"probe"}) == ["speech"]
     assert p.followers("speech", video, {"probe", "subtitles"}) == ["speakers", "text"]
-    assert p.followers("visual", video, {"probe"}) == []      # motion: by the encoder task
+    # faces; motion is queued by the encoder task
+    assert p.followers("visual", video, {"probe"}) == ["faces"]
     # what a changed file loses is what the stages declare they derive
     assert set(DERIVED_TABLES) == {t for s in p.stages.values() for t in s.derives}
     assert {"segments", "keyframes", "keywords"} <= set(DERIVED_TABLES)
