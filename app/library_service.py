@@ -89,6 +89,10 @@ class _DbWorker(QObject):
     speakers_done = Signal(int, object)   # media id, its speakers (dicts)
     speakers_changed = Signal(object)     # {"media_id", "voice_id", "text"} after a change
     voices_done = Signal(object)          # the library's voices (dicts)
+    people_done = Signal(object)          # the library's people (dicts, with thumb_path)
+    people_changed = Signal(object)       # {"person_id", "text"} after a change
+    appearances_done = Signal(int, object)   # media id, its face appearances (dicts)
+    person_hits_done = Signal(object, object)  # request (dict), hits (dicts)
     correction_done = Signal(int, int, str)  # media id, segment id, text
     export_done = Signal(object, object)  # written paths, (path, error) problems
     retried = Signal(int)
@@ -258,6 +262,119 @@ class _DbWorker(QObject):
     def voices(self) -> None:
         self.voices_done.emit(self.store.voices())
 
+    # ---- who appears -----------------------------------------------------------------------
+    @Slot(bool)
+    @_guarded
+    def people(self, include_hidden: bool) -> None:
+        thumbs = thumbnail_dir(self._library)
+        self.people_done.emit([dict(p, thumb_path=str(thumbs / p["thumbnail"])
+                                    if p["thumbnail"] else None)
+                               for p in self.store.list_people(include_hidden=include_hidden)])
+
+    @Slot(int)
+    @_guarded
+    def face_appearances(self, media_id: int) -> None:
+        self.appearances_done.emit(media_id, self.store.face_appearances(media_id))
+
+    @Slot(int, str)
+    def name_person(self, person_id: int, name: str) -> None:
+        """Name a person everywhere; a name someone has already merges the two."""
+        def change():
+            from indexer.search.people import person_label
+            before = self._person(person_id)
+            kept = self.store.name_person(person_id, name)
+            now = self.store.person(kept)
+            if now is None or now["name"] is None:
+                return kept, f"{person_label(before)} has no name now."
+            if kept != person_id:
+                return kept, (f"{person_label(before)} is “{now['name']}”, someone known "
+                              f"already: now seen in {now['files']} file(s).")
+            return kept, f"{person_label(before)} is now “{now['name']}”."
+        self._people_change("Could not rename the person", change)
+
+    @Slot(int, object)
+    def merge_people(self, into: int, others: list) -> None:
+        def change():
+            from indexer.search.people import person_label
+            target = self._person(into)
+            gone = [person_label(self._person(o)) for o in others]
+            self.store.merge_people(into, others)
+            return into, f"{', '.join(gone)} joined {person_label(target)}."
+        self._people_change("Could not merge the people", change)
+
+    @Slot(int, bool)
+    def hide_person(self, person_id: int, hidden: bool) -> None:
+        def change():
+            from indexer.search.people import person_label
+            person = self._person(person_id)
+            self.store.hide_person(person_id, hidden)
+            return person_id, (f"{person_label(person)} is hidden from lists and search."
+                               if hidden else f"{person_label(person)} shows again.")
+        self._people_change("Could not hide the person" if hidden
+                            else "Could not show the person", change)
+
+    def _person(self, person_id: int) -> dict:
+        person = self.store.person(person_id)
+        if person is None:
+            raise KeyError(f"person {person_id} is gone (merged, or their files removed)")
+        return person
+
+    def _people_change(self, what: str, change) -> None:
+        from indexer.store.connection import DiskFull
+        try:
+            person_id, text = change()
+        except (KeyError, ValueError) as exc:
+            self.failed.emit(f"{what}: {exc.args[0] if exc.args else exc}")
+            return
+        except DiskFull as exc:
+            self.disk_full.emit(str(exc))
+            return
+        except Exception as exc:
+            self.failed.emit(f"{what}: {type(exc).__name__}: {exc}")
+            return
+        self.people_changed.emit({"person_id": person_id, "text": text})
+
+    @Slot(object)
+    @_guarded
+    def person_hits(self, request: dict) -> None:
+        """A person's appearances (request mode "person": {"person": {"id", ...}}) or the
+        other appearances of who is on screen in a moment (mode "more_person": "source",
+        a hit dict or {"media_id", "seek"}, and maybe "person_id"), as hits."""
+        from indexer.search import Hit
+        from indexer.search.people import (more_of_this_person, person_label,
+                                           person_moments, resolve_person)
+        from indexer.search.speakers import resolved
+        from .search_requests import SEARCH_LIMIT, hit_rows, make_filters
+        filters = resolved(self.store, make_filters(request.get("filters")))
+        request = dict(request)
+        if request["mode"] == "person":
+            person = resolve_person(self.store, int(request["person"]["id"]))
+            hits = person_moments(self.store, person["id"], filters, SEARCH_LIMIT)
+            request["label"] = person_label(person)
+        else:
+            src = request["source"]
+            seek = float(src.get("seek") or src.get("start") or 0.0)
+            moment = Hit(int(src["media_id"]), src.get("path") or "", float(src.get("start",
+                         seek)), float(src.get("end", seek)), "face", "", 0.0, seek=seek)
+            try:
+                hits = more_of_this_person(self.store, moment, SEARCH_LIMIT,
+                                           person_id=request.get("person_id"),
+                                           filters=filters)
+            except LookupError as exc:
+                self.failed.emit(str(exc.args[0] if exc.args else exc))
+                return
+            pid = request.get("person_id")
+            if pid is None:
+                from indexer.search.people import people_in
+                here = people_in(self.store, moment.media_id, moment.start, moment.end, seek)
+                pid = here[0]["id"] if here else None
+            person = self.store.person(pid) if pid is not None else None
+            request["label"] = person_label(person) if person else "this person"
+        rows = hit_rows(self.store, hits, thumbnail_dir(self._library))
+        for row, hit in zip(rows, hits):
+            row["people"] = list(getattr(hit, "people", None) or [])
+        self.person_hits_done.emit(request, rows)
+
     @Slot(int, str)
     @_guarded
     def correct(self, segment_id: int, text: str) -> None:
@@ -326,6 +443,10 @@ class LibraryService(QObject):
     # changed in every file with that voice
     speakers_changed = Signal(object)
     voices_loaded = Signal(object)          # the library's voices: id, name, files, seconds
+    people_loaded = Signal(object)          # the library's people (dicts with thumb_path)
+    # a person was named, merged, hidden or shown: {"person_id", "text"}
+    people_changed = Signal(object)
+    appearances_loaded = Signal(int, object)  # media id, who is on screen when (dicts)
     correction_saved = Signal(int, int, str)
     export_finished = Signal(object, object)
     diagnostics_ready = Signal(object)
@@ -350,6 +471,12 @@ class LibraryService(QObject):
     _req_name_speaker = Signal(int, str)
     _req_merge_speakers = Signal(int, int)
     _req_voices = Signal()
+    _req_people = Signal(bool)
+    _req_appearances = Signal(int)
+    _req_name_person = Signal(int, str)
+    _req_merge_people = Signal(int, object)
+    _req_hide_person = Signal(int, bool)
+    _req_person_hits = Signal(object)
     _req_cancel = Signal(object)
     _req_retry = Signal(object)
     _req_diagnostics = Signal()
@@ -377,6 +504,7 @@ class LibraryService(QObject):
         self._run_thread: threading.Thread | None = None
         self._cancel_requested: set[int] = set()
         self._pending_library: Path | None = None
+        self._people_hidden = False           # the People view lists hidden people too
         self._busy_reported = False
         self._cuda_devices: int | None = None
         self._worker_pid: int | None = None
@@ -401,7 +529,13 @@ class LibraryService(QObject):
                           (self._req_add_watched, self._db.add_watched_files),
                           (self._req_name_speaker, self._db.name_speaker),
                           (self._req_merge_speakers, self._db.merge_speakers),
-                          (self._req_voices, self._db.voices)):
+                          (self._req_voices, self._db.voices),
+                          (self._req_people, self._db.people),
+                          (self._req_appearances, self._db.face_appearances),
+                          (self._req_name_person, self._db.name_person),
+                          (self._req_merge_people, self._db.merge_people),
+                          (self._req_hide_person, self._db.hide_person),
+                          (self._req_person_hits, self._db.person_hits)):
             req.connect(slot)
         self._db.media_listed.connect(self.media_changed)
         self._db.intake_progress.connect(self._on_intake_progress)
@@ -411,6 +545,10 @@ class LibraryService(QObject):
         self._db.speakers_done.connect(self.speakers_loaded)
         self._db.speakers_changed.connect(self._on_speakers_changed)
         self._db.voices_done.connect(self.voices_loaded)
+        self._db.people_done.connect(self.people_loaded)
+        self._db.people_changed.connect(self._on_people_changed)
+        self._db.appearances_done.connect(self.appearances_loaded)
+        self._db.person_hits_done.connect(self._on_person_hits)
         self._db.correction_done.connect(self._on_correction_done)
         self._db.export_done.connect(self.export_finished)
         self._db.retried.connect(self._on_retried)
@@ -562,6 +700,62 @@ class LibraryService(QObject):
     def voices(self) -> None:
         """The library's voices; answered by `voices_loaded`."""
         self._req_voices.emit()
+
+    # ---- who appears ----------------------------------------------------------------------
+    def people(self, include_hidden: bool = False) -> None:
+        """The library's people; answered by `people_loaded`."""
+        self._people_hidden = bool(include_hidden)
+        self._req_people.emit(self._people_hidden)
+
+    def face_appearances(self, media_id: int) -> None:
+        """Who is on screen when in a file; answered by `appearances_loaded`."""
+        self._req_appearances.emit(int(media_id))
+
+    def name_person(self, person_id: int, name: str) -> None:
+        """Name a person in every file (blank: "Person N" again; a name someone has
+        merges them); answered by `people_changed` (and `people_loaded`), or `error`."""
+        self._req_name_person.emit(int(person_id), name or "")
+
+    def merge_people(self, into: int, others: list[int]) -> None:
+        """These people are one person: `into` keeps its name; as name_person."""
+        self._req_merge_people.emit(int(into), [int(o) for o in others])
+
+    def hide_person(self, person_id: int, hidden: bool = True) -> None:
+        """Keep a person out of lists and search (or show them again); as name_person."""
+        self._req_hide_person.emit(int(person_id), bool(hidden))
+
+    def person_appearances(self, person: dict, filters: dict | None = None) -> None:
+        """A person's moments (the People view's "Show appearances"); answered by
+        `example_results` with request mode "person"."""
+        self._search_generation += 1
+        self._req_person_hits.emit({"mode": "person", "person": dict(person),
+                                    "filters": dict(filters or {}),
+                                    "generation": self._search_generation})
+
+    def more_of_person(self, moment: dict, person_id: int | None = None,
+                       filters: dict | None = None) -> None:
+        """The other moments of who is on screen in a moment (a hit, or {"media_id",
+        "seek"}); the most prominent person unless `person_id`. Answered by
+        `example_results` with request mode "more_person", or `error`."""
+        self._search_generation += 1
+        self._req_person_hits.emit({"mode": "more_person", "source": dict(moment),
+                                    "person_id": person_id, "filters": dict(filters or {}),
+                                    "generation": self._search_generation})
+
+    def _on_person_hits(self, request: dict, hits: list) -> None:
+        if request.get("generation") == self._search_generation:
+            self.example_results.emit(request, hits)
+
+    def _on_people_changed(self, change: dict) -> None:
+        self.people_changed.emit(change)
+        self.message.emit(change["text"])
+        self._req_people.emit(self._people_hidden)
+
+    @staticmethod
+    def person_query(name: str | None, person_id: int | None) -> str:
+        """The search text for the moments a person is seen: person:"Anna", or person:#12."""
+        from indexer.search.query_text import person_term
+        return person_term(name, person_id)
 
     @staticmethod
     def voice_query(name: str | None, voice_id: int | None) -> str:

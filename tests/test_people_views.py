@@ -366,3 +366,74 @@ def test_cli_search_by_person_and_by_face(people, photos, capsys, tmp_path):  # 
     assert code == 4 and "No person in the library is named “Nobody”" in out
     code, out, _ = cli(capsys, store, "search", "words", "--face", str(blank))
     assert code == 2 and "--face finds a photo's faces on its own" in out
+
+
+def test_the_window_has_people_a_person_timeline_and_more_of_this_person(qtbot, people,
+                                                                         tmp_path):
+    from PySide6.QtCore import QSettings
+
+    from app.gui import build
+    from app.settings import Settings
+    from tests.media_factory import make_media
+    from ui.main_window import PEOPLE_TAB, SEARCH_TAB
+    store, files, obama = people["store"], people["files"], people["obama"]
+    three = store.media(files["three"])["path"]
+    make_media(Path(three), audio=False, seconds=8.0)      # a real file for the player
+    qsettings = QSettings(str(tmp_path / "ui.ini"), QSettings.IniFormat)
+    service, window = build(store.path, Settings(), qsettings)
+    qtbot.addWidget(window)
+    window.show()
+    view, results = window.people_view, window.results
+    try:
+        window.tabs.setCurrentIndex(PEOPLE_TAB)
+        qtbot.waitUntil(lambda: view.grid.count() == 2, timeout=15_000)
+        assert {p["id"] for p in view.people} == {obama, people["biden"]}
+        view.rename(obama, "Barack Obama")
+        qtbot.waitUntil(lambda: (store.person(obama) or {}).get("name") == "Barack Obama",
+                        timeout=10_000)
+        qtbot.waitUntil(lambda: (view.person(obama) or {}).get("name") == "Barack Obama",
+                        timeout=10_000)
+
+        # the person timeline under the player
+        window.open_media(files["three"], 0.0, path=three)
+        strip = window.player.people_timeline
+        qtbot.waitUntil(lambda: len(strip.appearances) == 2, timeout=15_000)
+        assert strip.people() == ["Barack Obama", f"Person {people['biden']}"]
+        # the player's context menu: more of who is on screen now (Biden, at 0 s)
+        who = window.player.people_on_screen()
+        assert [p["label"] for p in who] == [f"Person {people['biden']}"]
+        window.player._more_of_person(who[0])
+        qtbot.waitUntil(lambda: f": other moments of Person {people['biden']}"
+                        in results.summary.text(), timeout=15_000)
+        assert sorted((h["media_id"], h["start"]) for h in results.model.hits) == [
+            (files["two"], 1.0), (files["two"], 6.0)]
+
+        # show appearances: the person's moments in the results
+        view.select([obama])
+        view.show_button.click()
+        assert window.tabs.currentIndex() == SEARCH_TAB
+        qtbot.waitUntil(lambda: ": moments Barack Obama is on screen." in results.summary.text(),
+                        timeout=15_000)
+        assert {h["media_id"] for h in results.model.hits} == {files["one"], files["three"]}
+        assert all(h["people"] == ["Barack Obama"] for h in results.model.hits)
+
+        # more of this person, from a result's context menu
+        row = next(i for i, h in enumerate(results.model.hits)
+                   if h["media_id"] == files["one"])
+        menu = results.context_menu_for(row)
+        action = next(a for a in menu.actions() if a.text().startswith("More of this person"))
+        assert action.text() == "More of this person (Barack Obama)"
+        action.trigger()
+        qtbot.waitUntil(lambda: ": other moments of Barack Obama" in results.summary.text(),
+                        timeout=15_000)
+        assert [(h["media_id"], h["start"]) for h in results.model.hits] == [
+            (files["three"], 4.0)]
+
+        # merging from the People view: one person, and the timeline follows
+        window.tabs.setCurrentIndex(PEOPLE_TAB)
+        view.select([obama, people["biden"]])
+        view.merge_button.click()
+        qtbot.waitUntil(lambda: view.grid.count() == 1, timeout=10_000)
+        qtbot.waitUntil(lambda: strip.people() == ["Barack Obama"], timeout=10_000)
+    finally:
+        service.shutdown()

@@ -1,8 +1,11 @@
 """The main window: library, jobs and search results on the left, the player and the
 transcript of the playing file on the right (with who says each line: renaming or
 merging a speaker there goes to the service, and "where else does this voice speak"
-becomes a speaker:… search). It talks to the library service only through its methods
-and signals (plain data both ways)."""
+becomes a speaker:… search). A People tab shows everyone the faces stage found (rename,
+merge, hide, show appearances); a person timeline under the player shows who is on
+screen when, and "More of this person" (a result's or the player's context menu) lists
+the other moments of who is seen there. It talks to the library service only through
+its methods and signals (plain data both ways)."""
 from __future__ import annotations
 
 import os
@@ -18,6 +21,7 @@ from .export_dialog import ExportDialog
 from .formatting import elided, eta_text, file_name
 from .jobs_panel import JobsPanel
 from .library_view import LibraryPanel
+from .people_view import PeopleView
 from .player import PlayerWidget
 from .search_panel import IMAGE_EXTENSIONS, SearchBox, SearchResults, image_paths
 from .settings_dialog import SettingsDialog
@@ -25,7 +29,7 @@ from .tags_dialog import GROUPS_TAB, TRAIN_TAB, TagsDialog
 from .thumbnails import ThumbnailCache
 from .transcript_panel import TranscriptPanel
 
-LIBRARY_TAB, JOBS_TAB, SEARCH_TAB = range(3)
+LIBRARY_TAB, JOBS_TAB, SEARCH_TAB, PEOPLE_TAB = range(4)
 
 
 class DropOverlay(QLabel):
@@ -92,6 +96,7 @@ class MainWindow(QMainWindow):
         self.library_panel = LibraryPanel(thumbnails=self.thumbnails)
         self.jobs_panel = JobsPanel()
         self.results = SearchResults(thumbnails=self.thumbnails)
+        self.people_view = PeopleView(thumbnails=self.thumbnails)
         self.player = PlayerWidget()
         self.transcript = TranscriptPanel()
         self.search_box = SearchBox()
@@ -100,6 +105,7 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.library_panel, "Library")
         self.tabs.addTab(self.jobs_panel, "Jobs")
         self.tabs.addTab(self.results, "Search results")
+        self.tabs.addTab(self.people_view, "People")
         self.right = QSplitter(Qt.Vertical)
         self.right.addWidget(self.player)
         self.right.addWidget(self.transcript)
@@ -288,6 +294,20 @@ class MainWindow(QMainWindow):
         self.results.voice_search_requested.connect(self.search_voice)
         self.results.voices_wanted.connect(self.service.voices)
 
+        pv = self.people_view
+        s.people_loaded.connect(pv.set_people)
+        s.people_changed.connect(self._people_changed)
+        s.appearances_loaded.connect(self._appearances_loaded)
+        pv.rename_requested.connect(s.name_person)
+        pv.merge_requested.connect(s.merge_people)
+        pv.hide_requested.connect(s.hide_person)
+        pv.people_wanted.connect(s.people)
+        pv.appearances_requested.connect(self.show_person_appearances)
+        self.tabs.currentChanged.connect(self._tab_changed)
+        self.results.person_more_requested.connect(self.more_of_person)
+        self.player.more_of_person_requested.connect(
+            lambda who: self.more_of_person(who, who.get("person_id")))
+
     # ---- adding files --------------------------------------------------------------------
     def add_paths(self, paths: list[str]) -> None:
         """What a drop and the File menu both do."""
@@ -365,6 +385,9 @@ class MainWindow(QMainWindow):
             elif statuses[current] != self._media_status.get(current):
                 self.service.transcript(current)    # e.g. it just finished indexing
                 self.service.tag_ranges(current)
+                self.service.face_appearances(current)
+        if self.tabs.currentIndex() == PEOPLE_TAB and statuses != self._media_status:
+            self._refresh_people()
         self._media_status = statuses
         self._update_overall()
 
@@ -427,6 +450,9 @@ class MainWindow(QMainWindow):
         self.transcript.clear()
         self._update_device_label()
         self.service.voices()
+        self.people_view.set_people([])
+        if self.tabs.currentIndex() == PEOPLE_TAB:
+            self._refresh_people()
 
     # ---- search and playback -------------------------------------------------------------
     def focus_search(self) -> None:
@@ -492,6 +518,43 @@ class MainWindow(QMainWindow):
         self.tabs.setCurrentIndex(SEARCH_TAB)
         self.service.more_like_this(hit, self.results.filters())
 
+    # ---- people ------------------------------------------------------------------------
+    def _tab_changed(self, index: int) -> None:
+        if index == PEOPLE_TAB:
+            self._refresh_people()
+
+    def _refresh_people(self) -> None:
+        self.service.people(self.people_view.show_hidden.isChecked())
+
+    def show_person_appearances(self, person: dict) -> None:
+        """The People view's "Show appearances": the person's moments as results."""
+        self._last_search = ("person", person)
+        label = person.get("name") or f"Person {person['id']}"
+        self.results.show_busy(f"Looking for the moments {label} is on screen…")
+        self.tabs.setCurrentIndex(SEARCH_TAB)
+        self.service.person_appearances(person, self.results.filters())
+
+    def more_of_person(self, moment: dict, person_id: int | None = None) -> None:
+        """The other moments of who is on screen in a moment (a result, or the player's
+        current second): the most prominent person there unless `person_id`."""
+        self._last_search = ("more_person", (dict(moment), person_id))
+        self.results.show_busy("Looking for more of this person…")
+        self.tabs.setCurrentIndex(SEARCH_TAB)
+        self.service.more_of_person(moment, person_id, self.results.filters())
+
+    def _people_changed(self, change: dict) -> None:
+        """A person was renamed, merged or hidden: names change in the timeline and in
+        results that show who is on screen."""
+        if self.player.media_id is not None:
+            self.service.face_appearances(self.player.media_id)
+        mode, what = self._last_search or (None, None)
+        if mode == "text" and what.strip():
+            self.service.search(what, self.results.filters())
+
+    def _appearances_loaded(self, media_id: int, rows: list) -> None:
+        row = self.library_panel.media(media_id)
+        self.player.set_appearances(media_id, rows, row.get("duration") if row else None)
+
     def _example_results(self, request: dict, hits: list) -> None:
         # The service answers only the newest request; a text typed since has its own.
         if self._last_search and self._last_search[0] == request.get("mode"):
@@ -507,6 +570,10 @@ class MainWindow(QMainWindow):
             self.search_by_image(what)
         elif mode == "similar":
             self.more_like_this(what)
+        elif mode == "person":
+            self.show_person_appearances(what)
+        elif mode == "more_person":
+            self.more_of_person(*what)
 
     def _tags_loaded(self, media_id: int, tags: list) -> None:
         row = self.library_panel.media(media_id)
@@ -528,6 +595,7 @@ class MainWindow(QMainWindow):
         self.player.load(media_id, path, position, play=play)
         if changed:
             self.service.tag_ranges(media_id)
+            self.service.face_appearances(media_id)
         if changed or self.transcript.media_id != media_id:
             self.transcript.set_transcript(media_id, file_name(path), [],
                                            row["status"] if row else None)

@@ -1,5 +1,6 @@
-"""The media player: video (or a title card for audio), the tag timeline of the file,
-play/pause, seek, volume."""
+"""The media player: video (or a title card for audio), the tag timeline of the file and
+its person timeline (who is on screen when), play/pause, seek, volume. The context menu
+offers "More of <person>" for each person on screen at the current second."""
 from __future__ import annotations
 
 import os
@@ -7,10 +8,12 @@ import os
 from PySide6.QtCore import QUrl, Qt, Signal
 from PySide6.QtMultimedia import QAudioOutput, QMediaPlayer
 from PySide6.QtMultimediaWidgets import QVideoWidget
-from PySide6.QtWidgets import (QHBoxLayout, QLabel, QSizePolicy, QSlider, QStackedWidget,
-                               QStyle, QStyleOptionSlider, QToolButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QHBoxLayout, QLabel, QMenu, QSizePolicy, QSlider,
+                               QStackedWidget, QStyle, QStyleOptionSlider, QToolButton,
+                               QVBoxLayout, QWidget)
 
 from .formatting import duration_text
+from .person_timeline import PersonTimeline
 from .tag_timeline import TagTimeline
 
 Status = QMediaPlayer.MediaStatus
@@ -44,6 +47,7 @@ class PlayerWidget(QWidget):
     position_changed = Signal(float)     # seconds
     media_loaded = Signal(int)           # media id
     example_requested = Signal()         # "use the current moment as a tag example"
+    more_of_person_requested = Signal(dict)  # {"media_id", "person_id", "seek", ...}
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -128,6 +132,12 @@ class PlayerWidget(QWidget):
         self.timeline.setToolTip("Tags of this file over time: hover to read, click to seek")
         self.timeline.seek_requested.connect(self.seek)
         lay.addWidget(self.timeline)
+        self.people_timeline = PersonTimeline()
+        self.people_timeline.setToolTip("Who is on screen when: hover to read, click to seek, "
+                                        "double-click for more of that person")
+        self.people_timeline.seek_requested.connect(self.seek)
+        self.people_timeline.person_activated.connect(self._more_of_person)
+        lay.addWidget(self.people_timeline)
         lay.addWidget(self.title)
         lay.addLayout(controls)
 
@@ -155,6 +165,7 @@ class PlayerWidget(QWidget):
         self.card.setText(f"{os.path.basename(path)}\n\n(audio)")
         self.slider.setRange(0, 0)
         self.timeline.clear()
+        self.people_timeline.clear()
         self.player.setSource(QUrl.fromLocalFile(path))
         self._set_enabled(True)
         self.media_loaded.emit(media_id)
@@ -163,6 +174,7 @@ class PlayerWidget(QWidget):
         self.release()
         self.media_id = self.path = None
         self.timeline.clear()
+        self.people_timeline.clear()
         self.title.setText("")
         self.card.setText("Select a file in the library, or a search result, to play it here.")
         self.screen.setCurrentWidget(self.card)
@@ -185,6 +197,42 @@ class PlayerWidget(QWidget):
         if media_id == self.media_id:
             ms = self.player.duration()
             self.timeline.set_tags(tags, ms / 1000 if ms > 0 else duration)
+
+    def set_appearances(self, media_id: int, rows: list[dict],
+                        duration: float | None = None) -> None:
+        """Who is on screen when in the file now loaded (ignored for another file)."""
+        if media_id == self.media_id:
+            ms = self.player.duration()
+            self.people_timeline.set_appearances(rows, ms / 1000 if ms > 0 else duration)
+
+    def people_on_screen(self) -> list[dict]:
+        """The people seen at the current second (one row each, from the timeline)."""
+        t = self.position_s()
+        out: dict[int, dict] = {}
+        for a in self.people_timeline.appearances:
+            if a["start"] <= t < a["end"] and a["person_id"] not in out:
+                out[a["person_id"]] = {"person_id": a["person_id"], "name": a.get("name"),
+                                       "label": a["label"]}
+        return list(out.values())
+
+    def contextMenuEvent(self, event):
+        if self.media_id is None:
+            return
+        menu = QMenu(self)
+        people = self.people_on_screen()
+        for person in people:
+            menu.addAction(f"More of {person['label']}",
+                           lambda p=person: self._more_of_person(p))
+        if not people:
+            menu.addAction("More of this person (no one is on screen now)").setEnabled(False)
+        menu.addSeparator()
+        menu.addAction("Use as a tag example", self.example_requested.emit)
+        menu.exec(event.globalPos())
+
+    def _more_of_person(self, person: dict) -> None:
+        if self.media_id is not None:
+            self.more_of_person_requested.emit({**person, "media_id": self.media_id,
+                                                "seek": self.position_s()})
 
     def seek(self, seconds: float) -> None:
         ms = max(0, int(seconds * 1000))
@@ -240,6 +288,7 @@ class PlayerWidget(QWidget):
         if not self._dragging:        # a position reported before the duration was clamped
             self.slider.setValue(self.player.position())
         self.timeline.set_duration(ms / 1000)
+        self.people_timeline.set_duration(ms / 1000)
         self.time_label.setText(self._time_text(self.player.position()))
 
     def _position_changed(self, ms: int) -> None:
@@ -247,6 +296,7 @@ class PlayerWidget(QWidget):
             self.slider.setValue(ms)
             self.time_label.setText(self._time_text(ms))
         self.timeline.set_position(ms / 1000)
+        self.people_timeline.set_position(ms / 1000)
         self.position_changed.emit(ms / 1000)
 
     def _state_changed(self, state) -> None:

@@ -3,7 +3,8 @@ list of matching moments, each with its thumbnail, how it matched (with a small
 "subtitles (track)" marker when the said text came from a subtitle track rather than
 speech recognition, and who says it, in that voice's colour) and a snippet. A speaker
 filter keeps the moments one voice speaks (as speaker:"Anna" in the query does), and
-"More of this voice" on a result finds the others."""
+"More of this voice" on a result finds the others. Who is on screen at a moment shows in
+its tooltip, and "More of this person" finds the others of the person seen there."""
 from __future__ import annotations
 
 import html
@@ -31,6 +32,9 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 KIND_FILTERS = (("All media", None), ("Video", "video"), ("Audio only", "audio"))
 MARKER_COLOR = "#5f6368"
 ANY_SPEAKER = "Any speaker"
+# a face match (search by a photo of a face, a person's appearances) beside the others
+KIND_NAMES = {**MATCH_KINDS, "face": "Face"}
+KIND_HINTS = {**MATCH_HINTS, "face": "this face is on screen"}
 
 
 def source_marker(hit: dict) -> str | None:
@@ -244,7 +248,7 @@ class HitsModel(ListTableModel):
                 return duration_text(hit["seek"])
             if col == 2:
                 marker = source_marker(hit)
-                return " + ".join(MATCH_KINDS.get(k, k) for k in self.kinds(hit)) + (
+                return " + ".join(KIND_NAMES.get(k, k) for k in self.kinds(hit)) + (
                     f" · {marker}" if marker else "") + (
                     f" · {hit['speaker']}" if hit.get("speaker") else "")
             return snippet_plain(hit["snippet"])
@@ -263,7 +267,7 @@ class HitsModel(ListTableModel):
         if role == HIT_ROLE:
             return hit
         if role == roles.TOOLTIP:
-            how = "; ".join(f"{MATCH_KINDS.get(k, k)}: {MATCH_HINTS.get(k, '')}"
+            how = "; ".join(f"{KIND_NAMES.get(k, k)}: {KIND_HINTS.get(k, '')}"
                             for k in self.kinds(hit))
             sim = hit.get("similarity")
             if sim is not None:
@@ -274,6 +278,8 @@ class HitsModel(ListTableModel):
                 how += "\nThe words are from speech recognition."
             if hit.get("speaker"):
                 how += f"\nSaid by {hit['speaker']}."
+            if hit.get("people"):
+                how += f"\nOn screen: {', '.join(hit['people'])}."
             return (f"{snippet_plain(hit['snippet'])}\n\n{how}\n"
                     f"{hit['path']} at {duration_text(hit['seek'])}")
         return None
@@ -307,6 +313,7 @@ class SearchResults(QWidget):
     hit_activated = Signal(dict)
     more_like_requested = Signal(dict)
     voice_search_requested = Signal(dict)    # {"voice_id", "name"}: "More of this voice"
+    person_more_requested = Signal(dict)     # a hit: "More of this person" (who is seen there)
     voices_wanted = Signal()                 # the speaker filter's list is opening
     add_example_requested = Signal(dict)     # "Add to tag examples…"
     filters_changed = Signal(dict)
@@ -416,6 +423,13 @@ class SearchResults(QWidget):
         """Results of a search by image or of "more like this"."""
         if request.get("mode") == "image":
             what = f"frames like {file_name(request['image'])}"
+        elif request.get("mode") == "person":
+            what = f"moments {request.get('label', 'this person')} is on screen"
+        elif request.get("mode") == "more_person":
+            src = request.get("source") or {}
+            what = (f"other moments of {request.get('label', 'this person')} (seen in "
+                    f"{src.get('name') or file_name(src.get('path') or '')} at "
+                    f"{duration_text(src.get('seek'))})")
         else:
             src = request.get("source") or {}
             what = f"moments like {src.get('name', '')} at {duration_text(src.get('seek'))}"
@@ -491,6 +505,14 @@ class SearchResults(QWidget):
             voice.setToolTip("The moments this voice speaks, across the library")
             voice.triggered.connect(lambda: self.request_voice(hit))
             menu.addAction(voice)
+        seen = hit.get("people") or []
+        person = QAction(f"More of this person ({seen[0]})" if seen else "More of this person",
+                         menu)
+        person.setToolTip("The other moments of the person on screen here (the most "
+                          "prominent one when there are several)")
+        person.setEnabled(hit.get("media_kind") != "audio")
+        person.triggered.connect(lambda: self.person_more_requested.emit(hit))
+        menu.addAction(person)
         menu.addSeparator()
         menu.addAction(example)
         return menu
