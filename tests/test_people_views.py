@@ -21,23 +21,34 @@ def _appearance(start: float, end: float, thumbnail: str | None = None) -> dict:
             "w": 0.2, "h": 0.3, "score": 1.0, "sightings": 3, "thumbnail": thumbnail}
 
 
-@pytest.fixture
-def people(store, photos, descriptors, face_models, tmp_path):  # noqa: F811
-    """Three files: one.mp4 (Obama 0-2 s), two.mp4 (Biden 1-3 s and 6-8 s), three.mp4
-    (Biden 0-2 s, Obama 4-6 s, from his other photo); thumbnails are the faces' aligned
-    crops. Returns a dict of ids, the thumbnail folder and the store."""
+@pytest.fixture(scope="session")
+def face_crops(tmp_path_factory, photos, face_models) -> dict[str, Path]:  # noqa: F811
+    """Each photo's aligned face crop (as the faces stage writes thumbnails), made once."""
     import cv2
     from models.faces import chip_bgr, read_photo
-    thumbs = tmp_path / "thumbs"
+    folder = tmp_path_factory.mktemp("face-crops")
     crops = {}
     for name, path in photos.items():
         img = read_photo(path)
         faces, _ = face_models.faces_in_photo(img)
         _, chips = face_models.describe(img, faces[:1])
-        rel = f"faces/{Path(name).stem}.jpg"
-        (thumbs / "faces").mkdir(parents=True, exist_ok=True)
-        cv2.imwrite(str(thumbs / rel), chip_bgr(chips[0]))
-        crops[name] = rel
+        crops[name] = folder / f"{Path(name).stem}.jpg"
+        cv2.imwrite(str(crops[name]), chip_bgr(chips[0]))
+    return crops
+
+
+@pytest.fixture
+def people(store, descriptors, face_crops, tmp_path):  # noqa: F811
+    """Three files: one.mp4 (Obama 0-2 s), two.mp4 (Biden 1-3 s and 6-8 s), three.mp4
+    (Biden 0-2 s, Obama 4-6 s, from his other photo); thumbnails are the faces' aligned
+    crops. Returns a dict of ids, the thumbnail folder and the store."""
+    import shutil
+    thumbs = tmp_path / "thumbs"
+    (thumbs / "faces").mkdir(parents=True)
+    crops = {}
+    for name, crop in face_crops.items():
+        crops[name] = f"faces/{crop.name}"
+        shutil.copy(crop, thumbs / crops[name])
     files = {}
     for name in ("one", "two", "three"):
         path = tmp_path / f"{name}.mp4"
@@ -293,12 +304,13 @@ def test_the_person_timeline_shows_who_is_on_screen_and_seeks(qtbot, people):
     assert not strip.isVisible() and strip.appearances == []
 
 
-# ---- search (the search service) ------------------------------------------------------------------
+# ---- search (the search service) ----------------------------------------------------------
 def test_search_takes_person_in_the_query_and_the_filter(people):
     from indexer.search import Filters, UnknownPerson, search
     store, obama, files = people["store"], people["obama"], people["files"]
     store.name_person(obama, "Barack Obama")
-    words = [{"start": 0.6, "end": 1.0, "word": " budget"}, {"start": 1.0, "end": 1.3, "word": " now"}]
+    words = [{"start": 0.6, "end": 1.0, "word": " budget"},
+             {"start": 1.0, "end": 1.3, "word": " now"}]
     store.save_transcript(files["three"], "en", [
         {"start": 0.5, "end": 1.5, "text": "budget now", "words": words},          # Biden seen
         {"start": 4.5, "end": 5.5, "text": "budget again",                          # Obama seen
@@ -342,6 +354,15 @@ def test_a_face_match_beats_whole_image_similarity(people, photos, face_models, 
     assert all("face" in h.kinds for h in hits[:2])
     assert files["two"] in [h.media_id for h in hits[2:]]
     assert hits[0].people == [f"Person {people['obama']}"]
+    # the face models may come with the search's models, loaded only when needed
+    from types import SimpleNamespace
+    models = SimpleNamespace(embedder=None, image_model=lambda: classifier,
+                             face_model=lambda: face_models)
+    assert [h.media_id for h in search(store, image=str(photo), models=models)] == \
+        [h.media_id for h in hits]
+    assert search(store, image=str(photo), models=SimpleNamespace(
+        embedder=None, image_model=lambda: classifier, face_model=lambda: None))[0].media_id \
+        == files["two"]                                # face models not installed
 
 
 def test_cli_search_by_person_and_by_face(people, photos, capsys, tmp_path):  # noqa: F811

@@ -227,9 +227,9 @@ def _face_list(store: Store, image, face_model, models, filters, n: int) -> list
     holds (none without face models, for a feature vector, or a picture with no face)."""
     if face_model is None:
         load = getattr(models, "face_model", None) if models is not None else None
-        if load is None:
+        face_model = load() if load is not None else None
+        if face_model is None:          # not installed: the picture is compared as a whole
             return []
-        face_model = load()
     if not isinstance(image, (str, os.PathLike)) and getattr(image, "ndim", 0) != 3:
         return []
     vecs = photo_faces(image, face_model)
