@@ -33,7 +33,7 @@ import numpy as np
 
 from . import audio_stream
 from .speaker_clustering import spectral_labels
-from .speaker_encoder import FRAMES_PER_S, PARTIAL_FRAMES, SAMPLE_RATE, loudness_gain, mel_frames
+from .speaker_encoder import FRAMES_PER_S, PARTIAL_FRAMES, SAMPLE_RATE, window_mels
 
 WINDOW_S = PARTIAL_FRAMES / FRAMES_PER_S   # 1.6 s: what the encoder was trained on
 HOP_S = 1.6                 # windows side by side: half the cost of 0.8 for a little DER (dev)
@@ -50,6 +50,8 @@ TURN_GAP_S = 1.5            # a longer pause between two words of one speaker en
 VOICE_MATCH_THRESHOLD = 0.875 # cosine of two files' speaker centroids for "the same voice"
 MAX_ITEMS = 500             # clustering holds items² matrices: longer files pool windows
 CHUNK_S = 120.0             # audio decoded and embedded this many seconds at a time
+EMBED_BATCH = 64            # windows per encoder call (front end and LSTM)
+SETTLE_S = 1.0              # speech this far behind the decoded audio cannot change any more
 GAP_CHECK_S = 1.0           # the VAD looks for speech where the transcript is silent this long
 PIECE_S = 0.4               # speech without words is placed in pieces of about this length
 # tighter than speech recognition's (models.asr.VAD_OPTIONS): a pause between two
@@ -144,26 +146,19 @@ def embed_windows(path: str | os.PathLike, windows: np.ndarray, embed: Callable,
     def embed_ready(buf: np.ndarray, buf_start: int, final: bool) -> int:
         nonlocal nxt
         end = buf_start + len(buf)
-        batch, idx = [], []
+        first = nxt
         while nxt < n:
             a = int(round(windows[nxt, 0] * SAMPLE_RATE))
             if not final and a + frames * (SAMPLE_RATE // FRAMES_PER_S) > end:
                 break
-            piece = buf[max(0, a - buf_start): max(0, a - buf_start) + frames * 160]
-            if len(piece) < frames * 160:
-                piece = np.pad(piece, (0, frames * 160 - len(piece)))
-            mel = mel_frames(piece)[:frames] * loudness_gain(piece)
-            batch.append(mel)
-            idx.append(nxt)
             nxt += 1
-            if len(batch) == 64:
-                out[idx] = embed(np.stack(batch))
-                batch, idx = [], []
-                check()
-                progress(nxt / n)
-        if batch:
-            out[idx] = embed(np.stack(batch))
-            progress(nxt / n)
+        for i in range(first, nxt, EMBED_BATCH):
+            idx = np.arange(i, min(i + EMBED_BATCH, nxt))
+            starts = np.maximum(0, np.round(windows[idx, 0] * SAMPLE_RATE).astype(np.int64)
+                                - buf_start)
+            out[idx] = embed(window_mels(buf, starts, frames))
+            check()
+            progress((idx[-1] + 1) / n)
         return nxt
 
     try:
@@ -500,8 +495,6 @@ def find_speech(path: str | os.PathLike, where: Sequence[tuple[float, float]] | 
     """Speech (silero VAD, the one speech recognition uses, with tighter pauses and
     padding so turns are not bridged) in the stretches `where` of the file, or all of it
     (None). Decoded CHUNK_S at a time."""
-    from faster_whisper.vad import VadOptions, get_speech_timestamps
-    options = VadOptions(**VAD_OPTIONS)
     spans = None if where is None else merge_spans(where, 0.0)
     if spans is not None and not spans:
         return []
@@ -510,19 +503,31 @@ def find_speech(path: str | os.PathLike, where: Sequence[tuple[float, float]] | 
     try:
         for offset, samples in parts:
             check()
-            end = offset + len(samples) / SAMPLE_RATE
-            todo = [(offset, end)] if spans is None else [
-                (max(s, offset), min(e, end)) for s, e in spans if s < end and e > offset]
-            for s, e in todo:
-                piece = samples[int((s - offset) * SAMPLE_RATE): int((e - offset) * SAMPLE_RATE)]
-                if len(piece) < SAMPLE_RATE // 4:
-                    continue
-                for ts in get_speech_timestamps(piece, options):
-                    out.append((s + ts["start"] / SAMPLE_RATE, s + ts["end"] / SAMPLE_RATE))
-            if spans is not None and end >= spans[-1][1]:
+            out.extend(_vad_chunk(offset, samples, spans))
+            if spans is not None and offset + len(samples) / SAMPLE_RATE >= spans[-1][1]:
                 break
     finally:
         parts.close()
+    return out
+
+
+def _vad_chunk(offset: float, samples: np.ndarray, spans: list[tuple[float, float]] | None
+               ) -> list[tuple[float, float]]:
+    """Speech in the parts of `spans` (None: all) inside one decoded chunk."""
+    from faster_whisper.vad import VadOptions
+
+    from .silero_vad import speech_timestamps
+    options = VadOptions(**VAD_OPTIONS)
+    end = offset + len(samples) / SAMPLE_RATE
+    todo = [(offset, end)] if spans is None else [
+        (max(s, offset), min(e, end)) for s, e in spans if s < end and e > offset]
+    out = []
+    for s, e in todo:
+        piece = samples[int((s - offset) * SAMPLE_RATE): int((e - offset) * SAMPLE_RATE)]
+        if len(piece) < SAMPLE_RATE // 4:
+            continue
+        for ts in speech_timestamps(piece, options):
+            out.append((s + ts["start"] / SAMPLE_RATE, s + ts["end"] / SAMPLE_RATE))
     return out
 
 
@@ -538,22 +543,123 @@ def _pieces(regions: Sequence[tuple[float, float]], words: np.ndarray,
     return np.asarray(out, dtype=np.float64).reshape(-1, 2)
 
 
-def uncovered_parts(regions: Sequence[tuple[float, float]], words: np.ndarray
+def uncovered_parts(regions: Sequence[tuple[float, float]], words: np.ndarray, *,
+                    word_spans: list[tuple[float, float]] | None = None
                     ) -> list[tuple[float, float]]:
-    """The parts of `regions` (merged) that no word overlaps, at least 0.2 s long."""
-    spans = merge_spans(map(tuple, words), 0.0) if len(words) else []
+    """The parts of `regions` (merged) that no word overlaps, at least 0.2 s long.
+    `word_spans`: the words already merged (merge_spans(words, 0.0)), when at hand."""
+    if word_spans is None:
+        word_spans = merge_spans(map(tuple, words), 0.0) if len(words) else []
+    ends = np.array([we for _, we in word_spans])
     out = []
     for s, e in merge_spans(regions, 0.0):
         t = s
-        for ws, we in spans:
-            if we <= t or ws >= e:
-                continue
+        for ws, we in word_spans[int(np.searchsorted(ends, s, side="right")):]:
+            if ws >= e:
+                break
             if ws - t >= 0.2:
                 out.append((t, ws))
             t = max(t, we)
         if e - t >= 0.2:
             out.append((t, e))
     return out
+
+
+def scan(path: str | os.PathLike, embed: Callable, words: np.ndarray,
+         gaps: Sequence[tuple[float, float]] | None, *, found: Sequence[tuple[float, float]] = (),
+         hop_s: float = HOP_S, duration: float = 0.0, chunk_s: float = CHUNK_S,
+         check: Callable[[], None] = lambda: None,
+         progress: Callable[[float], None] = lambda f: None
+         ) -> tuple[list[tuple[float, float]], np.ndarray, np.ndarray]:
+    """One decode of the file for both passes: the VAD over `gaps` (None: everywhere),
+    and the embedding windows over the speech that makes (the `words` plus the parts of
+    the speech found, and of `found`, that no word covers, merged as diarize merges them).
+    The windows are the ones plan_windows gives for the whole file's speech; each is
+    planned once nothing decoded later can change it (speech more than SETTLE_S behind
+    the decoded audio: a later chunk's speech starts at its edge, and a part under 0.2 s
+    there may yet grow) and embedded while its audio is still held, so memory stays
+    flat. Returns (the speech found, windows (n, 2), embeddings (n, 256))."""
+    spans = None if gaps is None else merge_spans(gaps, 0.0)
+    word_spans = merge_spans(map(tuple, words), 0.0) if len(words) else []
+    found = list(found)
+    windows: list[tuple[float, float]] = []
+    vectors: list[np.ndarray] = []
+    done = 0          # speech regions whose windows are all planned
+    planned = 0       # windows already planned in the region after those
+    embedded = 0
+    buf, buf_start = np.zeros(0, np.float32), 0
+    total = duration or audio_stream.probe_duration(path)
+
+    def plan(frontier: float) -> list[tuple[float, float]]:
+        """Plans the windows that can no longer change; returns the regions not closed."""
+        nonlocal done, planned
+        fill = uncovered_parts(found, words, word_spans=word_spans)
+        regions = merge_spans(word_spans + fill, REGION_GAP_S)
+        settled = frontier - SETTLE_S
+        for s, e in regions[done:]:
+            if s >= settled:
+                break
+            ahead = plan_windows([(s, e)], WINDOW_S, hop_s)
+            if e < settled:          # closed: the last window, at its end, is known too
+                windows.extend(map(tuple, ahead[planned:]))
+                done, planned = done + 1, 0
+                continue
+            if e - s > WINDOW_S:     # still open: every window but the last is known
+                windows.extend(map(tuple, ahead[planned:len(ahead) - 1]))
+                planned = max(planned, len(ahead) - 1)
+            break
+        return regions[done:]
+
+    def embed_planned(final: bool) -> None:
+        """Embeds the planned windows whose audio has been decoded (all, when final)."""
+        nonlocal embedded
+        ready = len(windows)
+        if not final:      # the transcript's words may plan windows past the decoded audio
+            end = (buf_start + len(buf)) / SAMPLE_RATE
+            ready = embedded
+            while ready < len(windows) and windows[ready][1] <= end:
+                ready += 1
+        while embedded < ready:
+            batch = np.asarray(windows[embedded: min(ready, embedded + EMBED_BATCH)])
+            starts = np.round(batch[:, 0] * SAMPLE_RATE).astype(np.int64) - buf_start
+            vectors.append(embed(window_mels(buf, np.maximum(starts, 0), PARTIAL_FRAMES)))
+            embedded += len(batch)
+            check()
+
+    def keep_from(frontier: float, regions: list[tuple[float, float]]) -> float:
+        """The earliest time a window not yet planned may need audio from."""
+        earliest = frontier - SETTLE_S - WINDOW_S
+        if embedded < len(windows):
+            earliest = min(earliest, windows[embedded][0])
+        if regions and regions[0][0] < frontier:
+            s, e = regions[0]
+            earliest = min(earliest, s + planned * hop_s if planned else min(s, (s + e - WINDOW_S) / 2))
+        return max(0.0, earliest - WINDOW_S)
+
+    parts = audio_stream.windows(audio_stream.decode_blocks(path), chunk_s)
+    try:
+        for offset, samples in parts:
+            check()
+            if spans is None or spans:
+                found.extend(_vad_chunk(offset, samples, spans))
+            start = int(round(offset * SAMPLE_RATE))
+            if len(buf) and buf_start + len(buf) == start:
+                buf = np.concatenate([buf, samples])
+            else:
+                buf, buf_start = samples, start
+            end = offset + len(samples) / SAMPLE_RATE
+            open_regions = plan(end)
+            embed_planned(final=False)
+            cut = min(len(buf), max(0, int(keep_from(end, open_regions) * SAMPLE_RATE) - buf_start))
+            buf, buf_start = buf[cut:].copy(), buf_start + cut
+            if total:
+                progress(min(1.0, end / total))
+        plan(np.inf)
+        embed_planned(final=True)
+    finally:
+        parts.close()
+    out = np.concatenate(vectors) if vectors else np.zeros((0, 256), np.float32)
+    return found, np.asarray(windows, dtype=np.float64).reshape(-1, 2), out
 
 
 def diarize(path: str | os.PathLike, embed: Callable, *,
@@ -572,14 +678,17 @@ def diarize(path: str | os.PathLike, embed: Callable, *,
     SpeakerEncoder.embed. Word speakers are given for `words` in their order."""
     word_arr = np.asarray([(float(s), float(max(e, s))) for s, e in (words or ())],
                           dtype=np.float64).reshape(-1, 2)
+    duration = float(duration) if duration else audio_stream.probe_duration(path)
     if covered is not None:
-        end = float(duration) if duration else audio_stream.probe_duration(path)
-        gaps = uncovered(list(covered) + [tuple(w) for w in word_arr], end)
-        found = find_speech(path, gaps, check=check) if gaps else []
+        gaps = uncovered(list(covered) + [tuple(w) for w in word_arr], duration)
     elif regions is None and not len(word_arr):
-        found = find_speech(path, check=check)
+        gaps = None
     else:
-        found = list(regions or ())
+        gaps = []
+    hop = tuning.pop("hop_s", HOP_S)
+    # one decode: the VAD where the transcript is silent, and the windows' audio
+    found, windows, emb = scan(path, embed, word_arr, gaps, found=list(regions or ()), hop_s=hop,
+                               duration=duration, check=check, progress=progress)
     fill = _pieces(found, word_arr)
     units = np.concatenate([word_arr, fill]) if len(fill) else word_arr
     order = np.argsort(units[:, 0], kind="stable")
@@ -588,9 +697,6 @@ def diarize(path: str | os.PathLike, embed: Callable, *,
     speech_s = float(sum(e - s for s, e in merge_spans(map(tuple, units), 0.0)))
     if speech_s < MIN_SPEECH_S:
         return Diarization([], [], [] if words is not None else None, 0, speech_s)
-    hop = tuning.pop("hop_s", HOP_S)
-    windows = plan_windows(speech, WINDOW_S, hop)
-    emb = embed_windows(path, windows, embed, check=check, progress=progress)
     res = diarize_embeddings(windows, emb, words=units, regions=speech,
                              min_speakers=min_speakers, max_speakers=max_speakers,
                              hop_s=hop, **tuning)

