@@ -262,7 +262,9 @@ def _hit_dict(hit) -> dict:
 def _seen(hit) -> str:
     """'  · on screen: Anna, Person 3' after the snippet of a moment someone is seen in."""
     people = getattr(hit, "people", None)
-    return f"  · on screen: {', '.join(people)}" if people else ""
+    if not people or (len(people) == 1 and hit.snippet.startswith(f"{people[0]} on screen")):
+        return ""
+    return f"  · on screen: {', '.join(people)}"
 
 
 def _said_by(hit) -> str:

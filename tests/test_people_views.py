@@ -328,7 +328,8 @@ def test_search_takes_person_in_the_query_and_the_filter(people):
     alone = search(store, f"person:#{obama}")
     assert [(Path(h.path).name, h.start) for h in alone] == [("one.mp4", 0.0),
                                                              ("three.mp4", 4.0)]
-    assert alone[1].snippet.startswith("Barack Obama: ") and "budget again" in alone[1].snippet
+    assert alone[0].snippet == "Barack Obama on screen for 2.0 s"
+    assert "budget again" in alone[1].snippet
     with pytest.raises(UnknownPerson, match="No person in the library is named “Anna”"):
         search(store, 'person:"Anna"')
     with pytest.raises(ValueError, match="one person"):
@@ -375,7 +376,7 @@ def test_cli_search_by_person_and_by_face(people, photos, capsys, tmp_path):  # 
     assert hits[0]["people"] == ["Barack Obama"]
     code, out, _ = cli(capsys, store, "search", "--face", str(photos["biden.jpg"]))
     assert code == 0 and "two.mp4" in out.splitlines()[0]
-    assert f"on screen: Person {people['biden']}" in out
+    assert f"[face]  Person {people['biden']} on screen for 2.0 s" in out
     code, out, _ = cli(capsys, store, "search", "--face", str(photos["obama2.jpg"]), "--json")
     assert [Path(h["path"]).name for h in json.loads(out)["hits"]][0] == "three.mp4"
     blank = tmp_path / "blank.png"

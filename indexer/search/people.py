@@ -176,9 +176,9 @@ def _appearance_hit(store: Store, a: dict, label: str, rank: int, kind: str,
         return None
     start, end = float(a["start"]), float(a["end"])
     text, seg, source, track = reads.said_during(store, media_id, start, end)
-    snippet = (f"{label}: " if label else "") + (
-        make_snippet(text, "", tokens=SNIPPET_TOKENS) if text else
-        f"on screen {end - start:.1f} s")
+    # what is said while the person is seen, else who is seen and how long
+    snippet = (make_snippet(text, "", tokens=SNIPPET_TOKENS) if text else
+               f"{label or 'A face'} on screen for {end - start:.1f} s")
     seek = min(max(float(a.get("time", start)), start), end)
     thumb = reads.nearest_thumbnail(store, media_id, seek) or a.get("thumbnail")
     hit = Hit(media_id, paths[media_id][0], start, end, kind, snippet, score, [kind], thumb,
