@@ -295,3 +295,91 @@ def test_spectral_clustering_counts_two_voices_and_keeps_them_apart_when_pooled(
         assert agree >= 0.9, (max_items, agree)
     assert len(set(diarization.cluster(emb, max_speakers=1))) == 1
     assert len(set(diarization.cluster(emb, min_speakers=3, min_speaker_s=0))) == 3
+
+
+def _words_and_gaps(store, media_id):
+    from models import diarization
+    rows = store.transcript(media_id, "speech")
+    words = np.array([(w["start"], w["end"]) for r in rows for w in r["words"]]).reshape(-1, 2)
+    gaps = diarization.uncovered([(r["start"], r["end"]) for r in rows] + [tuple(w) for w in words],
+                                 store.media(media_id)["duration"] or 0.0)
+    return words, gaps
+
+
+def test_one_decode_gives_the_windows_and_vectors_of_two_passes(indexed):
+    """diarization.scan decodes once for the VAD and the windows; with chunks of 5 s (so
+    the transcript's speech runs past the decoded audio and windows straddle chunks) it
+    finds the same speech, plans the same windows and gives the same vectors as the VAD
+    pass followed by plan_windows and embed_windows over the whole file's speech; with
+    no transcript (the VAD everywhere) too. Progress rises to the end; a cancel stops it."""
+    from models import audio_stream, diarization
+    from models.speaker_encoder import SPEAKER_ENCODER
+    store, files = indexed
+    embed = SPEAKER_ENCODER.get().embed
+    path = store.media(files["talk1"][0])["path"]
+    words, gaps = _words_and_gaps(store, files["talk1"][0])
+    assert len(words) > 20
+    chunk = 5.0
+    for w, g in ((words, gaps), (np.zeros((0, 2)), None)):
+        spans = None if g is None else diarization.merge_spans(g, 0.0)
+        found = []
+        for offset, samples in audio_stream.windows(audio_stream.decode_blocks(path), chunk):
+            found += diarization._vad_chunk(offset, samples, spans)
+        fill = diarization._pieces(found, w)
+        units = np.concatenate([w, fill]) if len(fill) else w
+        windows = diarization.plan_windows(diarization.merge_spans(map(tuple, units)))
+        vectors = diarization.embed_windows(path, windows, embed, chunk_s=chunk)
+        seen = []
+        got_found, got_windows, got_vectors = diarization.scan(
+            path, embed, w, g, chunk_s=chunk, progress=seen.append)
+        assert got_found == found
+        assert np.array_equal(got_windows, windows) and len(windows) > 10
+        assert np.min(np.sum(got_vectors * vectors, axis=1)) > 0.9999
+        assert seen == sorted(seen) and seen[-1] == pytest.approx(1.0)
+    calls = []
+
+    def cancel():
+        calls.append(1)
+        if len(calls) > 2:
+            raise InterruptedError("cancelled")
+    with pytest.raises(InterruptedError):
+        diarization.scan(path, embed, words, gaps, chunk_s=chunk, check=cancel)
+
+
+def test_batched_mel_front_end_matches_the_per_window_one(indexed):
+    """window_mels (all windows in one FFT) against mel_frames and loudness_gain on each
+    window's own samples: windows at odd offsets, one running past the end (zero-padded),
+    a quiet one raised to the target loudness."""
+    from models.speaker_encoder import loudness_gain, mel_frames, window_mels
+    store, files = indexed
+    x = decode_audio(store.media(files["talk1"][0])["path"])
+    x = np.concatenate([x, x[:SR * 3] * 0.01])               # a quiet stretch at the end
+    length = 160 * 160
+    starts = np.array([0, 7, 12345, SR * 5 + 3, len(x) - 3 * SR, len(x) - length // 3])
+
+    def one(a):
+        piece = np.pad(x[a:a + length], (0, max(0, a + length - len(x))))
+        return mel_frames(piece)[:160] * loudness_gain(piece)
+    want = np.stack([one(a) for a in starts])
+    got = window_mels(x, starts)
+    assert got.shape == (len(starts), 160, 40)
+    assert np.max(np.abs(got - want)) <= 1e-5 * np.max(want)
+
+
+def test_silero_vad_with_fixed_shapes_gives_faster_whisper_timestamps(indexed):
+    """models.silero_vad against faster-whisper's own get_speech_timestamps on speech,
+    on tones and noise, on pieces of odd lengths (one a whole number of frames, one
+    longer than a batch), with the options the speech and speakers stages use."""
+    from faster_whisper.vad import VadOptions, get_speech_timestamps
+    from models import asr, diarization
+    from models.silero_vad import BATCH, FRAME, speech_timestamps
+    store, files = indexed
+    talk = decode_audio(store.media(files["talk1"][0])["path"])
+    noise = decode_audio(store.media(files["noise"][0])["path"])
+    pieces = [talk, noise, talk[1000:40000], talk[:FRAME * 40], talk[:FRAME * BATCH + 77],
+              talk[5000:5000 + SR // 4]]
+    for options in (asr.VAD_OPTIONS, diarization.VAD_OPTIONS, dict(max_speech_duration_s=4.0)):
+        for piece in pieces:
+            assert speech_timestamps(piece, VadOptions(**options)) == \
+                get_speech_timestamps(piece, VadOptions(**options))
+    assert speech_timestamps(talk, VadOptions(**diarization.VAD_OPTIONS))
