@@ -266,7 +266,7 @@ def test_speech_waits_for_the_subtitles_and_text_follows_either(library, tmp_pat
               "streams": [{"kind": "video", "codec": "h264"}]}
     assert p.followers("probe", audio) == ["subtitles"]
     assert p.followers("subtitles", audio, {"probe"}) == ["speech"]
-    assert p.followers("speech", audio, {"probe", "subtitles"}) == ["text"]
+    assert p.followers("speech", audio, {"probe", "subtitles"}) == ["speakers", "text"]
     # a video without sound: its subtitle lines still get a text index
     assert p.followers("probe", silent) == ["subtitles", "visual"]
     assert p.followers("subtitles", silent, {"probe"}) == ["text"]
@@ -302,7 +302,8 @@ def test_trusted_subtitles_replace_speech_recognition_and_otherwise_sit_beside_i
         mid = ids["covered.wav"]
         assert s.media(mid)["status"] == "done" and s.media(mid)["language"] == "en"
         assert {j["stage"]: j["state"] for j in s.jobs(mid)} == {
-            "probe": "done", "subtitles": "done", "speech": "done", "text": "done"}
+            "probe": "done", "subtitles": "done", "speech": "done", "speakers": "done",
+            "text": "done"}
         notes = {j["stage"]: j["note"] for j in s.jobs(mid)}
         assert notes["subtitles"].startswith("Warning: covered.fr.srt could not be read")
         assert notes["speech"].startswith("Speech recognition skipped (“Trust existing "
@@ -443,7 +444,8 @@ def test_a_sidecar_added_later_is_read_without_transcribing_again(library, tmp_p
     intake = take(s, sidecar)
     assert (intake.action, intake.media_id) == ("subtitles", mid)
     assert {j["stage"]: j["state"] for j in s.jobs(mid)} == {
-        "probe": "done", "subtitles": "queued", "speech": "done", "text": "queued"}
+        "probe": "done", "subtitles": "queued", "speech": "done", "speakers": "done",
+        "text": "queued"}
     s.close()
     assert Runner(library, settings).run()["failed"] == 0
     s = Store(library)
