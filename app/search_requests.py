@@ -59,7 +59,8 @@ def hit_rows(store, hits, thumb_dir: Path) -> list[dict]:
 def search_models(models_dir):
     """The models search may need (indexer.search.SearchModels), each loaded on first
     need and once per process (models.loading): the query embedder (the library's
-    embedder with one BLAS thread) and the image feature model of `models_dir`."""
+    embedder with one BLAS thread), the image feature model of `models_dir`, and the
+    face models (None when they are not installed)."""
     from indexer.search import SearchModels
 
     def embedder():
@@ -70,7 +71,15 @@ def search_models(models_dir):
         from models.vision.image_features import shared_classifier
         return shared_classifier(models_dir).get()
 
-    return SearchModels(embedder=embedder, image_model=image_model)
+    def face_model():
+        from models.faces import shared_face_models
+        from models.weights import ModelUnavailable
+        try:
+            return shared_face_models(models_dir).get()
+        except ModelUnavailable:
+            return None
+
+    return SearchModels(embedder=embedder, image_model=image_model, face_model=face_model)
 
 
 def answer(store, request: dict, models, thumb_dir) -> list[dict]:

@@ -52,12 +52,12 @@ def file_name(path: str) -> str:
 
 # How each match type is named and coloured in the results (indexer.search kinds).
 MATCH_KINDS = {"said": "Said", "shown": "Shown", "tag": "Tag", "similar": "Similar",
-               "keyword": "Keyword"}
+               "keyword": "Keyword", "face": "Face"}
 MATCH_HINTS = {"said": "the words were spoken", "shown": "the words are on screen",
                "tag": "a tag of what is seen", "similar": "close in meaning or look",
-               "keyword": "a keyword of the whole file"}
+               "keyword": "a keyword of the whole file", "face": "this face is on screen"}
 MATCH_COLORS = {"said": "#1a62b5", "shown": "#8a4b00", "tag": "#2e7d32", "similar": "#6a3fb5",
-                "keyword": "#5f6368"}
+                "keyword": "#5f6368", "face": "#b3261e"}
 
 
 def match_badges_html(kinds: list[str]) -> str:

@@ -32,6 +32,8 @@ class Hit:
     speaker: str | None = None    # who says it: the voice's name, else "Speaker <n>" of the
                                   # file; None for a moment of no said text or no speakers
     voice_id: int | None = None   # that speaker's voice (for "more of this voice")
+    people: list = field(default_factory=list)   # who is on screen at `seek` (name, else
+                                                 # "Person N"), most prominent first
 
     def __post_init__(self):
         if self.seek is None:
@@ -68,10 +70,13 @@ def group_by_file(hits: Sequence[Hit]) -> list[FileHits]:
 class SearchModels:
     """How a search gets the models it may need, each called only when a search needs
     it (and may load the model then): `embedder()` the text embedder for queries,
-    `image_model()` the image feature model (features / features_of_file). The app
-    builds one per process from models.loading."""
+    `image_model()` the image feature model (features / features_of_file),
+    `face_model()` models.faces.FaceModels (None when the face models are not
+    installed: an example image is then compared whole). The app builds one per
+    process from models.loading."""
     embedder: Callable[[], Any] | None = None
     image_model: Callable[[], Any] | None = None
+    face_model: Callable[[], Any] | None = None
 
 
 @dataclass
