@@ -12,6 +12,7 @@ import sys
 import tarfile
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -63,7 +64,8 @@ def descriptors(photos, face_models):
 
 
 def _ffmpeg(*args) -> None:
-    subprocess.run(["ffmpeg", "-nostdin", "-y", "-loglevel", "error", *args], check=True)
+    subprocess.run(["ffmpeg", "-nostdin", "-y", "-loglevel", "error", *args], check=True,
+                   stdin=subprocess.DEVNULL, timeout=180)
 
 
 def _video_with_face(tmp_path, photo: Path, *, before=3.0, visible=2.5, after=3.0) -> Path:
@@ -150,6 +152,33 @@ def test_a_crowd_frame_is_capped_to_its_largest_faces(photos, face_models):
     assert all(f.area <= smallest_kept for f in everything[MAX_FACES:])
     vecs, chips = face_models.describe(frame, found)
     assert vecs.shape == (MAX_FACES, 128) and len(chips) == MAX_FACES
+
+
+# ---- the cheap decoding pass --------------------------------------------------------------
+
+def test_cheap_frames_are_near_the_exact_samples_at_most_1280_wide(tmp_path):
+    from indexer.stages.keyframes import cheap_sampled_frames, sampled_frames
+    clip = tmp_path / "hd.mp4"
+    _ffmpeg("-f", "lavfi", "-i", "testsrc2=size=1920x1080:rate=25:duration=5",
+            "-c:v", "libx264", "-preset", "ultrafast", "-bf", "2", "-pix_fmt", "yuv420p",
+            str(clip))
+    exact = list(sampled_frames(clip, 1.0))
+    cheap = list(cheap_sampled_frames(clip, 1.0))
+    assert len(cheap) == len(exact) == 5
+    for e, c in zip(exact, cheap):
+        assert c.image.shape == (720, 1280, 3)
+        assert e.time - 1e-6 <= c.time <= e.time + 0.2, (e.time, c.time)
+        # the same picture, a few frames late at most and without deblocking
+        small = cv2.resize(e.image, (1280, 720), interpolation=cv2.INTER_AREA)
+        assert np.abs(small.astype(int) - c.image.astype(int)).mean() < 25
+
+
+def test_cheap_frames_of_a_file_that_is_no_video_say_so(tmp_path):
+    from indexer.stages.keyframes import VideoUnreadable, cheap_sampled_frames
+    bad = tmp_path / "notes.mp4"
+    bad.write_text("not a video at all\n" * 100)
+    with pytest.raises(VideoUnreadable):
+        list(cheap_sampled_frames(bad, 1.0))
 
 
 # ---- the stage ---------------------------------------------------------------------------

@@ -6,7 +6,8 @@
 
 It runs after "visual", whose keyframes give the shots. One sequential pass samples a frame
 every 1 / SAMPLE_FPS seconds (1 s: a person on screen for 2 s is seen at least twice; every
-shot of a second or more is looked at). Per sampled frame:
+shot of a second or more is looked at), decoded cheaply (keyframes.cheap_sampled_frames:
+reference pictures only, no deblocking, at most 1280 px wide). Per sampled frame:
 
 * detect (models.faces: dlib's HOG detector first), at most MAX_FACES = 20 faces a frame,
   the largest, so a crowd costs a bounded amount. A frame that shows the same picture as
@@ -15,9 +16,9 @@ shot of a second or more is looked at). Per sampled frame:
   similar size) in the same shot. A track the HOG loses while its shot goes on gets one
   look by the CNN on a crop around its last box (a turned head); then it ends.
 * one track is one appearance: from its first sighting to the first sample without it
-  (or the cut, or the end of the file). Its descriptor is the mean of its best
-  EMBEDS_PER_APPEARANCE aligned faces (alignment is cheap, the ResNet is ~95 ms a face),
-  and its best face becomes the thumbnail. Consecutive appearances in a shot that are
+  (or the cut, or the end of the file). Its descriptor is that of its best aligned face
+  (largest, surest; EMBEDS_PER_APPEARANCE = 1: the ResNet, ~95 ms a face, was 40 % of the
+  stage with two), and that face becomes the thumbnail. Consecutive appearances in a shot that are
   the same face (a missed sample, a quick move) are joined.
 
 The saver hands the appearances to the store, which puts each with the nearest person of
@@ -35,10 +36,10 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from indexer.stages.keyframes import sampled_frames
+from indexer.stages.keyframes import cheap_sampled_frames
 
 SAMPLE_FPS = 1.0               # frames looked at per second
-EMBEDS_PER_APPEARANCE = 2      # best faces of a track that are described and averaged
+EMBEDS_PER_APPEARANCE = 1      # best faces of a track that are described (and averaged)
 TRACK_IOU = 0.2                # a face continues a track whose last box it overlaps this much,
 TRACK_NEAR = 0.6               # or whose centre is within this many face sizes of its own,
 TRACK_SIZE_RATIO = 1.6         # at a size no more than this much larger or smaller
@@ -179,7 +180,8 @@ class FacesStage:
         reported, w, h = -1.0, 1, 1
         start = time.perf_counter()
         s = time.perf_counter()
-        for frame in sampled_frames(path, self.sample_fps):
+        before = dict(getattr(models, "stats", {}))
+        for frame in cheap_sampled_frames(path, self.sample_fps):
             stats["decode_s"] += time.perf_counter() - s
             check()
             t = frame.time
@@ -255,7 +257,7 @@ class FacesStage:
         closed += active
         self._describe(closed, step, res, (w, h))
         stats.update(total_s=time.perf_counter() - start, appearances=len(res.appearances),
-                     **{k: v for k, v in getattr(models, "stats", {}).items()
+                     **{k: v - before.get(k, 0) for k, v in getattr(models, "stats", {}).items()
                         if k in ("hog_calls", "cnn_calls", "embedded")})
         report(1.0)
         return res
