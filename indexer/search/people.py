@@ -13,7 +13,6 @@ when a photo holds a face, its matches come before whole-image similarity.
 """
 from __future__ import annotations
 
-import bisect
 import dataclasses
 import os
 from typing import Iterable
@@ -22,6 +21,7 @@ import numpy as np
 
 from indexer.search.filters import Filters, media_conditions
 from indexer.search.query_text import make_snippet
+from indexer.search.spans import TimeSpans
 from indexer.search.types import Hit, Item
 from indexer.store import Store
 from indexer.store import search_reads as reads
@@ -33,7 +33,6 @@ FACE_CANDIDATES = 200         # appearances asked of the face index per face of 
 # rrf_k = 60, a face match ranked 150th still outscores the most similar frame alone.
 FACE_WEIGHT = 4.0
 SNIPPET_TOKENS = 36
-_SLACK_S = 0.01
 
 
 class UnknownPerson(LookupError):
@@ -96,66 +95,15 @@ def with_query_person(store: Store, f: Filters | None, seen: str | int | None
     return dataclasses.replace(f or Filters(), person=person["id"])
 
 
-class PersonSpans:
-    """One person's appearances, per file, for overlap tests."""
+class PersonSpans(TimeSpans):
+    """One person's appearances, per file."""
 
     def __init__(self, store: Store, person_id: int, media_ids: Iterable[int] | None = None):
         self.person_id = person_id
         wanted = None if media_ids is None else set(media_ids)
-        spans: dict[int, list[tuple[float, float]]] = {}
-        for a in store.appearances_of(person_id):
-            if wanted is None or a["media_id"] in wanted:
-                spans.setdefault(a["media_id"], []).append((float(a["start"]), float(a["end"])))
-        # appearances of one person may overlap (two tracks): merged, so ends sort too
-        self._by_media: dict[int, tuple[list[float], list[float]]] = {}
-        for media_id, items in spans.items():
-            merged: list[list[float]] = []
-            for s, e in sorted(items):
-                if merged and s <= merged[-1][1] + _SLACK_S:
-                    merged[-1][1] = max(merged[-1][1], e)
-                else:
-                    merged.append([s, e])
-            self._by_media[media_id] = ([m[0] for m in merged], [m[1] for m in merged])
-
-    def media_ids(self) -> list[int]:
-        return list(self._by_media)
-
-    def spans(self, media_id: int) -> list[tuple[float, float]]:
-        starts, ends = self._by_media.get(media_id, ([], []))
-        return list(zip(starts, ends))
-
-    def _around(self, media_id: int, start: float, end: float) -> list[tuple[float, float]]:
-        starts, ends = self._by_media.get(media_id, ([], []))
-        lo = bisect.bisect_left(ends, start - _SLACK_S)
-        hi = bisect.bisect_right(starts, end + _SLACK_S)
-        return list(zip(starts[lo:hi], ends[lo:hi]))
-
-    def overlaps(self, media_id: int, start: float, end: float) -> bool:
-        return bool(self._around(media_id, start, max(end, start)))
-
-    def seen_at(self, media_id: int, t: float) -> bool:
-        return any(s - _SLACK_S <= t <= e + _SLACK_S for s, e in self._around(media_id, t, t))
-
-    def first_in(self, media_id: int, start: float, end: float) -> float | None:
-        around = self._around(media_id, start, max(end, start))
-        return max(start, around[0][0]) if around else None
-
-    def keep(self, items: list[Item]) -> list[Item]:
-        """The items that overlap an appearance, ranked again in their order."""
-        out = [it for it in items if self.overlaps(it.media_id, it.start, it.end)]
-        for r, it in enumerate(out, 1):
-            it.rank = r
-        return out
-
-    def seek_within(self, hit: Hit) -> None:
-        """Play a hit from a second the person is on screen."""
-        if self.seen_at(hit.media_id, hit.seek):
-            return
-        t = self.first_in(hit.media_id, hit.seek, hit.end)
-        if t is None:
-            t = self.first_in(hit.media_id, hit.start, hit.end)
-        if t is not None:
-            hit.seek = min(max(t, hit.start), hit.end)
+        super().__init__((a["media_id"], a["start"], a["end"])
+                         for a in store.appearances_of(person_id)
+                         if wanted is None or a["media_id"] in wanted)
 
 
 def _allowed(store: Store, f: Filters | None) -> set[int] | None:

@@ -11,18 +11,17 @@ turns themselves. `attach_speakers` gives each hit of said text its speaker's na
 """
 from __future__ import annotations
 
-import bisect
 import dataclasses
 from typing import Iterable
 
 from indexer.search.filters import Filters, media_conditions
 from indexer.search.query_text import make_snippet
-from indexer.search.types import Hit, Item
+from indexer.search.spans import TimeSpans
+from indexer.search.types import Hit
 from indexer.store import Store
 from indexer.store import search_reads as reads
 
 TURN_SNIPPET_TOKENS = 36
-_SLACK_S = 0.01
 
 
 class UnknownSpeaker(LookupError):
@@ -74,59 +73,13 @@ def with_query_speaker(store: Store, f: Filters | None, spoken: str | int | None
     return dataclasses.replace(f or Filters(), speaker=voice["id"])
 
 
-class VoiceTurns:
-    """One voice's turns, per file, for overlap tests."""
+class VoiceTurns(TimeSpans):
+    """One voice's turns, per file."""
 
     def __init__(self, store: Store, voice_id: int, media_ids: Iterable[int] | None = None):
         self.voice_id = voice_id
-        self._by_media: dict[int, tuple[list[float], list[float]]] = {}
-        for t in store.turns_of_voice(voice_id, media_ids):
-            starts, ends = self._by_media.setdefault(t["media_id"], ([], []))
-            starts.append(float(t["start"]))
-            ends.append(float(t["end"]))
-        # turns of one speaker do not overlap: their ends are sorted like their starts
-
-    def media_ids(self) -> list[int]:
-        return list(self._by_media)
-
-    def spans(self, media_id: int) -> list[tuple[float, float]]:
-        starts, ends = self._by_media.get(media_id, ([], []))
-        return list(zip(starts, ends))
-
-    def _around(self, media_id: int, start: float, end: float) -> list[tuple[float, float]]:
-        starts, ends = self._by_media.get(media_id, ([], []))
-        lo = bisect.bisect_left(ends, start - _SLACK_S)
-        hi = bisect.bisect_right(starts, end + _SLACK_S)
-        return list(zip(starts[lo:hi], ends[lo:hi]))
-
-    def overlaps(self, media_id: int, start: float, end: float) -> bool:
-        return bool(self._around(media_id, start, max(end, start)))
-
-    def speaks_at(self, media_id: int, t: float) -> bool:
-        return any(s - _SLACK_S <= t <= e + _SLACK_S for s, e in self._around(media_id, t, t))
-
-    def first_in(self, media_id: int, start: float, end: float) -> float | None:
-        """The first second of [start, end] at which the voice speaks."""
-        around = self._around(media_id, start, max(end, start))
-        return max(start, around[0][0]) if around else None
-
-    def keep(self, items: list[Item]) -> list[Item]:
-        """The items that overlap a turn, ranked again in their order."""
-        out = [it for it in items if self.overlaps(it.media_id, it.start, it.end)]
-        for r, it in enumerate(out, 1):
-            it.rank = r
-        return out
-
-    def seek_within(self, hit: Hit) -> None:
-        """Play a hit from the voice's own speech: its second to play moves to the
-        first one of the moment at which the voice speaks, when it is not one."""
-        if self.speaks_at(hit.media_id, hit.seek):
-            return
-        t = self.first_in(hit.media_id, hit.seek, hit.end)
-        if t is None:
-            t = self.first_in(hit.media_id, hit.start, hit.end)
-        if t is not None:
-            hit.seek = min(max(t, hit.start), hit.end)
+        super().__init__((t["media_id"], t["start"], t["end"])
+                         for t in store.turns_of_voice(voice_id, media_ids))
 
 
 def voice_filter_condition(f: Filters | None) -> tuple[list[str], list]:
