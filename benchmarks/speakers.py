@@ -7,6 +7,7 @@ against the speech stage and memory.
     .venv/bin/python -m benchmarks.speakers --tune     # the older average-linkage grid on dev
     .venv/bin/python -m benchmarks.speakers --memory   # peak RSS of one file, 5 vs 40 min
     .venv/bin/python -m benchmarks.speakers --cost     # both stages timed afresh, same files
+    .venv/bin/python -m benchmarks.speakers --speed    # the stage's cost levers, one run
 
 Sources (fetched once with the ordinary clients into benchmarks/.cache/speakers/src):
   ami   the AMI meeting excerpts that pyannote.audio 4.0.7's sdist carries for its tests
@@ -801,11 +802,104 @@ def cost(every: int = 3) -> None:
     store.close()
 
 
+def _embed_per_window(path: Path, windows: np.ndarray, embed) -> np.ndarray:
+    """The front end before batching, for --speed: each window's mel spectrogram on its
+    own with numpy (models.speaker_encoder.mel_frames), the whole file decoded."""
+    from models.audio_stream import decode_audio
+    from models.speaker_encoder import loudness_gain, mel_frames
+    x = decode_audio(path)
+    mels = []
+    for a in np.round(windows[:, 0] * SR).astype(int):
+        piece = np.pad(x[a:a + 25600], (0, max(0, a + 25600 - len(x))))
+        mels.append(mel_frames(piece)[:160] * loudness_gain(piece))
+    return np.concatenate([embed(np.stack(mels[i:i + 64])) for i in range(0, len(mels), 64)])
+
+
+def _vad_faster_whisper(path: Path, gaps) -> list:
+    """The VAD pass before the fixed-shape calls, for --speed: faster-whisper's own
+    get_speech_timestamps on each silent stretch, the file decoded once for it."""
+    from faster_whisper.vad import VadOptions, get_speech_timestamps
+    from models import audio_stream
+    from models import diarization as dz
+    options, spans, out = VadOptions(**dz.VAD_OPTIONS), dz.merge_spans(gaps, 0.0), []
+    for offset, x in audio_stream.windows(audio_stream.decode_blocks(path), dz.CHUNK_S):
+        end = offset + len(x) / SR
+        for s, e in [(max(a, offset), min(b, end)) for a, b in spans if a < end and b > offset]:
+            piece = x[int((s - offset) * SR): int((e - offset) * SR)]
+            if len(piece) >= SR // 4:
+                out += [(s + t["start"] / SR, s + t["end"] / SR)
+                        for t in get_speech_timestamps(piece, options)]
+    return out
+
+
+def speed(rounds: int = 3, every: int = 4) -> None:
+    """The speakers stage's levers timed on the same dev files in one run (every
+    `every`th, transcripts cached), each variant in turn, `rounds` times; the median of
+    the rounds' process CPU time is reported (the cores are shared, wall time is noisy)."""
+    from indexer.store import Store
+    from models import diarization as dz
+    from models.speaker_encoder import SPEAKER_ENCODER
+    embed = SPEAKER_ENCODER.get().embed
+    lib = CACHE / "library-speed.db"
+    for p in glob.glob(str(lib) + "*"):
+        os.unlink(p)
+    store = Store(lib)
+    files = []
+    for wav in sorted(conversations("dev"), key=lambda p: (p.name.split("-")[2], p.name))[::every]:
+        media = _media(store, wav)
+        speech(store, media, {})
+        rows = store.transcript(media["id"], "speech")
+        words = np.array([(w["start"], w["end"]) for r in rows for w in r["words"]]).reshape(-1, 2)
+        gaps = dz.uncovered([(r["start"], r["end"]) for r in rows] + [tuple(w) for w in words],
+                            media["duration"])
+        files.append((wav, words, gaps, media["duration"]))
+    store.close()
+
+    def two_pass(vad, front_end):
+        def run(wav, words, gaps, duration):
+            fill = dz._pieces(vad(wav, gaps), words)
+            units = np.concatenate([words, fill]) if len(fill) else words
+            windows = dz.plan_windows(dz.merge_spans(map(tuple, units)))
+            return windows, front_end(wav, windows, embed)
+        return run
+
+    def one_pass(wav, words, gaps, duration):
+        _found, windows, vectors = dz.scan(wav, embed, words, gaps, duration=duration)
+        return windows, vectors
+
+    variants = {
+        "before: faster-whisper VAD pass, per-window numpy mel": two_pass(
+            _vad_faster_whisper, _embed_per_window),
+        "fixed-shape VAD pass, per-window numpy mel": two_pass(dz.find_speech, _embed_per_window),
+        "fixed-shape VAD pass, batched torch mel (two decodes)": two_pass(
+            dz.find_speech, dz.embed_windows),
+        "one decode (scan), batched torch mel: kept": one_pass,
+    }
+    embed(np.zeros((1, 160, 40), np.float32))
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    clustering: list[float] = []
+    for _ in range(rounds):
+        for name, run in variants.items():
+            c0 = time.process_time()
+            out = [run(*f) for f in files]
+            times[name].append(time.process_time() - c0)
+        c0 = time.process_time()
+        for windows, vectors in out:
+            dz.diarize_embeddings(windows, vectors)
+        clustering.append(time.process_time() - c0)
+    audio = sum(f[3] for f in files)
+    print(f"{len(files)} dev files, {audio:.0f} s of audio; CPU s, median of {rounds} rounds "
+          f"(clustering and turns {np.median(clustering):.2f} s on top of each)")
+    for name, t in times.items():
+        print(f"  {name:55s} {np.median(t):.2f} s  (rounds: {', '.join(f'{x:.2f}' for x in t)})")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--tune", action="store_true")
     ap.add_argument("--memory", action="store_true")
     ap.add_argument("--cost", action="store_true")
+    ap.add_argument("--speed", action="store_true")
     ap.add_argument("--memory-child", type=float)
     ap.add_argument("--levers", nargs="*", help="settings of LEVERS on dev (all if none named)")
     ap.add_argument("--split", choices=("dev", "test", "both"), default="both")
@@ -824,6 +918,9 @@ def main(argv=None) -> int:
         return 0
     if args.cost:
         cost()
+        return 0
+    if args.speed:
+        speed()
         return 0
     from indexer.stages.speakers import SpeakersStage
     stage = SpeakersStage()

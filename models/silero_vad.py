@@ -6,7 +6,7 @@ so every window of another length is a tensor of another shape; onnxruntime's an
 C allocator's memory then grows with the number of windows (a 40 min file's VAD pass
 peaked 77 MB above a 5 min file's, benchmarks/README.md "Speakers"). Here the network
 sees BATCH rows of 512 samples at a time, or for less audio the next multiple of STEP
-rows (32 shapes in all; a short stretch is not padded to 33 s), the last
+rows (eight shapes in all, whatever the lengths; a short stretch is not padded), the last
 batch zero-padded past the end and its extra rows dropped (earlier rows do not depend on
 later ones), with the recurrent state
 carried from batch to batch exactly as faster-whisper carries it; the probabilities are
@@ -20,8 +20,8 @@ import numpy as np
 SAMPLE_RATE = 16000
 FRAME = 512             # samples per speech probability (32 ms)
 CONTEXT = 64            # samples of the previous frame the network sees with each frame
-BATCH = 1024            # frames per network call (32.8 s)
-STEP = 32               # shorter calls are a multiple of this many frames (1 s)
+BATCH = 256             # frames per network call (8.2 s)
+STEP = 32               # less audio than that: a multiple of this many frames (1 s)
 
 
 def speech_probs(audio: np.ndarray) -> np.ndarray:
