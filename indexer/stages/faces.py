@@ -9,7 +9,7 @@ every 1 / SAMPLE_FPS seconds (1 s: a person on screen for 2 s is seen at least t
 shot of a second or more is looked at), decoded cheaply (keyframes.cheap_sampled_frames:
 reference pictures only, no deblocking, at most 1280 px wide). Per sampled frame:
 
-* detect (models.faces: dlib's HOG detector first), at most MAX_FACES = 20 faces a frame,
+* detect (models.faces: dlib's HOG detector first, on grey levels), at most MAX_FACES = 20 faces a frame,
   the largest, so a crowd costs a bounded amount. A frame that shows the same picture as
   the last one (a still shot) reuses its faces instead of detecting again.
 * track: a face continues the track whose last box it overlaps (or lies next to, at a
@@ -138,7 +138,8 @@ class FacesStage:
     def __init__(self, thumb_dir: str | os.PathLike, models_dir: str | os.PathLike | None = None,
                  *, sample_fps: float = SAMPLE_FPS, models=None,
                  embeds_per_appearance: int = EMBEDS_PER_APPEARANCE,
-                 match_distance: float | None = None, use_cnn: bool = True):
+                 match_distance: float | None = None, use_cnn: bool = True,
+                 gray: bool = True):
         if sample_fps <= 0:
             raise ValueError("sample_fps must be positive")
         self.thumb_dir = Path(thumb_dir)
@@ -147,6 +148,7 @@ class FacesStage:
         self.keep = max(1, int(embeds_per_appearance))
         self.match_distance = match_distance
         self.use_cnn = use_cnn
+        self.gray = gray               # the HOG on grey levels (models.faces.detect)
         self._models = models
         self.last_stats: dict = {}
 
@@ -207,7 +209,7 @@ class FacesStage:
                 faces = last_faces
                 stats["reused_frames"] += 1
             else:
-                faces = models.detect(image, rgb=rgb)
+                faces = models.detect(image, rgb=rgb, gray=self.gray)
                 stats["detected_frames"] += 1
             stats["detect_s"] += time.perf_counter() - d
             last_sig, last_faces, last_shot = sig, faces, shot
