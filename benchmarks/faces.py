@@ -1,7 +1,7 @@
 """Faces: query-by-face P@1, clustering pairwise F1, people on screen >= 2 s found in
 video, the faces stage's cost beside the visual stage's at 720p, memory over a batch.
 
-    .venv/bin/python -m benchmarks.faces            # everything (~5 min on 2 cores)
+    .venv/bin/python -m benchmarks.faces            # everything (~7 min on 2 cores)
     .venv/bin/python -m benchmarks.faces --photos   # P@1 and F1 only
     .venv/bin/python -m benchmarks.faces --levers   # the faces stage under each cost lever
 
@@ -18,9 +18,13 @@ Only two identities have more than one photo (Obama: 6, the Yale subject: 4), so
 10 queries against every other face as gallery and the F1 has 21 same-person pairs; the
 thresholds are dlib's own calibration, not tuned here (there is no dev split to tune on).
 
-Video: a 1280x720 clip made from these photos (each shown 2.0-2.6 s, zooming in or out,
-between test-pattern fillers that start off the 1 s grid); a person counts as found when
-an appearance overlaps their segment (a group photo of n people needs n appearances).
+Video: a 44.5 s 1280x720 H.264 clip rendered in-process with PyAV from these photos (11
+segments of 1.2-6 s, zooming or panning, between moving-pattern fillers of 0.7-1.9 s that
+start off the 1 s grid; ground truth in people720.json beside it); a person counts as found
+when an appearance overlaps their segment (a group photo of n people needs n appearances).
+Cost: both stages one after the other on the clip and on opencv-doc's vtest.avi and
+Megamind.avi re-encoded to 720p, wall and CPU seconds of each; memory: RSS after each of a
+batch of 10 files through both stages.
 """
 from __future__ import annotations
 
