@@ -6,7 +6,8 @@ path; no DB, no Qt.
                         speech where the transcript is silent (a language it skipped, a
                         mumble it dropped); without a transcript, the VAD's alone
     -> windows          WINDOW_S long, every HOP_S, inside the regions
-    -> embeddings       models.speaker_encoder, the audio decoded in chunks (memory flat)
+    -> embeddings       models.speaker_encoder; one decode of the file, CHUNK_S at a time,
+                        feeds both the VAD and the windows (scan), so memory stays flat
     -> clusters         spectral clustering of the cosine affinity, the count from the
                         eigengap (models.speaker_clustering), within min/max speakers;
                         groups whose centroids are MERGE_COS alike join (one voice found
