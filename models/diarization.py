@@ -582,34 +582,39 @@ def scan(path: str | os.PathLike, embed: Callable, words: np.ndarray,
     flat. Returns (the speech found, windows (n, 2), embeddings (n, 256))."""
     spans = None if gaps is None else merge_spans(gaps, 0.0)
     word_spans = merge_spans(map(tuple, words), 0.0) if len(words) else []
+    word_ends = np.array([e for _, e in word_spans])
     found = list(found)
     windows: list[tuple[float, float]] = []
     vectors: list[np.ndarray] = []
-    done = 0          # speech regions whose windows are all planned
-    planned = 0       # windows already planned in the region after those
+    # speech ending by `base` is in regions whose windows are all planned: each chunk
+    # looks only at what comes after, so the work per chunk does not grow with the file
+    base = -np.inf
+    planned = 0       # windows already planned in the first region not closed
     embedded = 0
     buf, buf_start = np.zeros(0, np.float32), 0
     total = duration or audio_stream.probe_duration(path)
 
     def plan(frontier: float) -> list[tuple[float, float]]:
         """Plans the windows that can no longer change; returns the regions not closed."""
-        nonlocal done, planned
-        fill = uncovered_parts(found, words, word_spans=word_spans)
-        regions = merge_spans(word_spans + fill, REGION_GAP_S)
+        nonlocal base, planned
+        later = word_spans[int(np.searchsorted(word_ends, base, side="right")):]
+        fill = uncovered_parts([(max(f0, base), f1) for f0, f1 in found if f1 > base], words,
+                               word_spans=later)
+        regions = merge_spans(later + fill, REGION_GAP_S)
         settled = frontier - SETTLE_S
-        for s, e in regions[done:]:
-            if s >= settled:
-                break
+        while regions and regions[0][0] < settled:
+            s, e = regions[0]
             ahead = plan_windows([(s, e)], WINDOW_S, hop_s)
-            if e < settled:          # closed: the last window, at its end, is known too
-                windows.extend(map(tuple, ahead[planned:]))
-                done, planned = done + 1, 0
-                continue
-            if e - s > WINDOW_S:     # still open: every window but the last is known
-                windows.extend(map(tuple, ahead[planned:len(ahead) - 1]))
-                planned = max(planned, len(ahead) - 1)
-            break
-        return regions[done:]
+            if e >= settled:         # still open: every window but the last is known
+                if e - s > WINDOW_S:
+                    windows.extend(map(tuple, ahead[planned:len(ahead) - 1]))
+                    planned = max(planned, len(ahead) - 1)
+                break
+            windows.extend(map(tuple, ahead[planned:]))   # closed: its last window too
+            planned = 0
+            regions.pop(0)
+            base = e
+        return regions
 
     def embed_planned(final: bool) -> None:
         """Embeds the planned windows whose audio has been decoded (all, when final)."""
