@@ -41,54 +41,46 @@ o os as um uma é são do da dos das no na nos nas em com por para que
 """.split())
 
 
-# speaker:"Anna Smith", speaker:'Anna', speaker:“Anna”, speaker:Anna, speaker:#12 (a voice id)
-_SPEAKER = re.compile(r'(?<!\S)speaker:(?:"([^"]*)"?|\'([^\']*)\'?|“([^”]*)”?|(\S*))',
+def _named_term(field: str) -> re.Pattern:
+    """field:"Anna Smith", field:'Anna', field:“Anna”, field:Anna, field:#12 (an id)."""
+    return re.compile(rf'(?<!\S){field}:(?:"([^"]*)"?|\'([^\']*)\'?|“([^”]*)”?|(\S*))',
                       re.IGNORECASE)
 
 
-def split_speaker(text: str) -> tuple[str, str | int | None]:
-    """(the query without its speaker:… term, the speaker it names: a name, or a voice id
-    for speaker:#12; None when it names none). ValueError for an empty name or two
-    different speakers."""
+_TERMS = {field: _named_term(field) for field in ("speaker", "person")}
+
+
+def _split_term(text: str, field: str) -> tuple[str, str | int | None]:
+    """(the query without its field:… term, what it names: a name, or an id for
+    field:#12; None when it names none). ValueError for an empty name or two different
+    ones."""
+    pattern = _TERMS[field]
     found: list[str | int] = []
 
     def take(m: re.Match) -> str:
         name = " ".join(next((g for g in m.groups() if g is not None), "").split())
         if not name:
-            raise ValueError('speaker: needs a name, e.g. speaker:"Anna" or speaker:Anna.')
+            raise ValueError(f'{field}: needs a name, e.g. {field}:"Anna" or {field}:Anna.')
         found.append(int(name[1:]) if name.startswith("#") and name[1:].isdigit() else name)
         return " "
-    rest = " ".join(_SPEAKER.sub(take, text).split())
+    rest = " ".join(pattern.sub(take, text).split())
     names = {v.casefold() if isinstance(v, str) else v for v in found}
     if len(names) > 1:
-        raise ValueError("A query can ask for one speaker: " +
-                         ", ".join(f"speaker:{v}" for v in found) + ".")
+        raise ValueError(f"A query can ask for one {field}: " +
+                         ", ".join(f"{field}:{v}" for v in found) + ".")
     return rest, (found[0] if found else None)
 
 
-# person:"Anna Smith", person:'Anna', person:“Anna”, person:Anna, person:#12 (a person id)
-_PERSON = re.compile(r'(?<!\S)person:(?:"([^"]*)"?|\'([^\']*)\'?|“([^”]*)”?|(\S*))',
-                     re.IGNORECASE)
+def split_speaker(text: str) -> tuple[str, str | int | None]:
+    """The query without its speaker:… term, and the voice it names (speaker:#12: a
+    voice id)."""
+    return _split_term(text, "speaker")
 
 
 def split_person(text: str) -> tuple[str, str | int | None]:
-    """(the query without its person:… term, the person it names: a name, or a person id
-    for person:#12; None when it names none). ValueError for an empty name or two
-    different people."""
-    found: list[str | int] = []
-
-    def take(m: re.Match) -> str:
-        name = " ".join(next((g for g in m.groups() if g is not None), "").split())
-        if not name:
-            raise ValueError('person: needs a name, e.g. person:"Anna" or person:Anna.')
-        found.append(int(name[1:]) if name.startswith("#") and name[1:].isdigit() else name)
-        return " "
-    rest = " ".join(_PERSON.sub(take, text).split())
-    names = {v.casefold() if isinstance(v, str) else v for v in found}
-    if len(names) > 1:
-        raise ValueError("A query can ask for one person: " +
-                         ", ".join(f"person:{v}" for v in found) + ".")
-    return rest, (found[0] if found else None)
+    """The query without its person:… term, and the person it names (person:#12: a
+    person id)."""
+    return _split_term(text, "person")
 
 
 def person_term(name: str | None = None, person_id: int | None = None) -> str:
