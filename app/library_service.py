@@ -241,19 +241,25 @@ class _DbWorker(QObject):
             return keep["media_id"], keep["voice_id"], f"{other['name']} joined {keep['name']}."
         self._speaker_change("Could not merge the speakers", change)
 
-    def _speaker_change(self, what: str, change) -> None:
+    def _change(self, what: str, change):
+        """Run a user's edit of the library; its result, or None when it failed (the
+        failure said through `failed` / `disk_full`)."""
         from indexer.store.connection import DiskFull
         try:
-            media_id, voice_id, text = change()
+            return change()
         except (KeyError, ValueError) as exc:
             self.failed.emit(f"{what}: {exc.args[0] if exc.args else exc}")
-            return
         except DiskFull as exc:
             self.disk_full.emit(str(exc))
-            return
         except Exception as exc:
             self.failed.emit(f"{what}: {type(exc).__name__}: {exc}")
+        return None
+
+    def _speaker_change(self, what: str, change) -> None:
+        done = self._change(what, change)
+        if done is None:
             return
+        media_id, voice_id, text = done
         self.speakers_changed.emit({"media_id": media_id, "voice_id": voice_id, "text": text})
         self.voices_done.emit(self.store.voices())
 
@@ -320,18 +326,10 @@ class _DbWorker(QObject):
         return person
 
     def _people_change(self, what: str, change) -> None:
-        from indexer.store.connection import DiskFull
-        try:
-            person_id, text = change()
-        except (KeyError, ValueError) as exc:
-            self.failed.emit(f"{what}: {exc.args[0] if exc.args else exc}")
+        done = self._change(what, change)
+        if done is None:
             return
-        except DiskFull as exc:
-            self.disk_full.emit(str(exc))
-            return
-        except Exception as exc:
-            self.failed.emit(f"{what}: {type(exc).__name__}: {exc}")
-            return
+        person_id, text = done
         self.people_changed.emit({"person_id": person_id, "text": text})
 
     @Slot(object)

@@ -84,10 +84,7 @@ class PersonTimeline(TagTimeline):
             p.setBrush(color)
             p.setPen(QPen(color.darker(150), 1) if a.get("by_user") else Qt.NoPen)
             p.drawRoundedRect(self.bar_rect(a).adjusted(0, 1, 0, -1), 3, 3)
-        if self.tags:
-            x = self.x_for(self.position)
-            p.setPen(QPen(QColor("#d93025"), 2))
-            p.drawLine(QPointF(x, 0), QPointF(x, self.height()))
+        self._draw_playhead(p)
         p.end()
 
     # ---- mouse ------------------------------------------------------------------------------

@@ -148,11 +148,15 @@ class TagTimeline(QWidget):
             else:
                 p.setPen(Qt.NoPen)
             p.drawRoundedRect(rect.adjusted(0, 1, 0, -1), 3, 3)
+        self._draw_playhead(p)
+        p.end()
+
+    def _draw_playhead(self, p: QPainter) -> None:
+        """The player's position, as a red line over the lanes (when there are any)."""
         if self.tags:
             x = self.x_for(self.position)
             p.setPen(QPen(QColor("#d93025"), 2))
             p.drawLine(QPointF(x, 0), QPointF(x, self.height()))
-        p.end()
 
     # ---- mouse ------------------------------------------------------------------------------
     def mouseMoveEvent(self, event):
