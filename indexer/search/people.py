@@ -278,6 +278,8 @@ def more_of_this_person(store: Store, hit: Hit, limit: int = 20, *,
 def attach_people(store: Store, hits: list[Hit]) -> None:
     """Give each hit the names of the people on screen at its second to play (else
     anywhere in the moment), most prominent first: `hit.people`."""
+    if not hits or not reads.has_rows(store, "face_appearances"):
+        return                     # no face in the library (yet): nothing to read per file
     by_media: dict[int, list[dict]] = {}
     for h in hits:
         if h.media_id not in by_media:

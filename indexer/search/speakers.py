@@ -131,6 +131,8 @@ def _display_name(store: Store, file_row: dict) -> str:
 def attach_speakers(store: Store, hits: list[Hit], voice_id: int | None = None) -> None:
     """Give each hit of said text (or, in a search for one voice, every hit) the name
     and voice of who says it at its second to play (else over most of the moment)."""
+    if not hits or not reads.has_rows(store, "speaker_turns"):
+        return                     # no file has speakers (yet): nothing to read per file
     by_media: dict[int, list[Hit]] = {}
     for h in hits:
         if h.source is not None or voice_id is not None:
@@ -143,9 +145,10 @@ def attach_speakers(store: Store, hits: list[Hit], voice_id: int | None = None) 
                 for h in group:
                     h.speaker, h.voice_id = mine["name"], voice_id
                 continue
-        at = store.speakers_over(media_id, [(h.seek + 0.05, h.seek + 0.05) for h in group])
-        over = store.speakers_over(media_id, [(h.start, max(h.end, h.start + 0.1))
-                                              for h in group])
+        # one read of the file's turns: the second to play of each hit, then its moment
+        both = store.speakers_over(media_id, [(h.seek + 0.05, h.seek + 0.05) for h in group]
+                                   + [(h.start, max(h.end, h.start + 0.1)) for h in group])
+        at, over = both[:len(group)], both[len(group):]
         for h, a, o in zip(group, at, over):
             who = a or o
             if who is not None:

@@ -200,6 +200,11 @@ def word_times_between(store: Store, media_id: int, start: float, end: float
 
 
 # ---- vectors -----------------------------------------------------------------------------------
+def has_rows(store: Store, table: str) -> bool:
+    """Whether a table holds any row (one index probe)."""
+    return store.db.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone() is not None
+
+
 def has_vectors(store: Store, vec_table: str) -> bool:
     """Whether a vec0 table holds any row."""
     try:
