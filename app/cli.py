@@ -178,9 +178,9 @@ def cmd_search(args) -> int:
                                 search)
     from indexer.search.people import search_by_face
     from .search_requests import search_models
-    if not (args.query or args.image or args.speaker or args.person or args.face):
+    if not (args.query or args.image or args.speaker or args.person or args.face or args.tag):
         raise CliError("give a query, --image PATH, --face PHOTO, --speaker NAME, "
-                       "--person NAME, or some of them")
+                       "--person NAME, --tag TAG, or some of them")
     if args.face and (args.query or args.image):
         raise CliError("--face finds a photo's faces on its own (with filters); to mix a "
                        "picture with words, use --image PHOTO: a face in it ranks first")
@@ -687,7 +687,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help='words ("quoted phrase", prefix*, speaker:"Anna" for what she says) '
                         'or a description')
     s.add_argument("--image", metavar="PATH", help="find frames that look like this image")
-    s.add_argument("--tag", metavar="T", help="only files carrying this tag")
+    s.add_argument("--tag", metavar="T",
+                   help="only files carrying this tag; alone, the moments it is seen")
     s.add_argument("--lang", metavar="L", help="only speech in this language (e.g. en)")
     s.add_argument("--in", dest="folder", metavar="FOLDER", help="only files under this folder")
     s.add_argument("--kind", choices=["audio", "video", "audio+video"],

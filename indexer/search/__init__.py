@@ -56,17 +56,19 @@ import os
 import time
 
 from indexer.search.filters import Filters, allowed_media
-from indexer.search.fulltext import fts_lists, one_check, relaxed_said
+from indexer.search.fulltext import fts_lists, group_weights, relaxed_said
+from indexer.search.library_cache import one_check
 from indexer.search.moments import fuse, to_hits
 from indexer.search.people import (FACE_WEIGHT, PersonSpans, UnknownPerson, attach_people,
                                    face_items, face_matches, more_of_this_person,
                                    person_moments, photo_faces, resolve_person,
                                    with_query_person)
 from indexer.search.people import resolved as resolved_person
-from indexer.search.query_text import (MARK_CLOSE, MARK_OPEN, STOPWORDS, first_said,
+from indexer.search.query_text import (MARK_CLOSE, MARK_OPEN, STOPWORDS, content_groups,
+                                       first_said,
                                        fts_query, make_snippet, person_term, relaxed_query,
                                        speaker_term, split_person, split_speaker)
-from indexer.search.sources import RRF_K, WEIGHTS
+from indexer.search.sources import COVERAGE_WEIGHT, RRF_K, WEIGHTS
 from indexer.search.speakers import (UnknownSpeaker, VoiceTurns, attach_speakers,
                                      resolve_voice, resolved, voice_moments,
                                      with_query_speaker)
@@ -74,6 +76,8 @@ from indexer.search.types import FileHits, Hit, Item, Moment, SearchModels, grou
 from indexer.search.vectors import (has_vectors, image_feature, image_list, keyframe_item,
                                     keyframe_vector, segment_vector, semantic_list,
                                     vector_knn, window, window_key)
+from indexer.search.tag_moments import tag_moments
+from indexer.search.word_forms import query_forms
 from indexer.store import Store
 from indexer.store import search_reads as reads
 
@@ -132,7 +136,7 @@ def _search(store: Store, query: str = "", *, image=None, keyframe_id: int | Non
     if mode not in ("hybrid", "text", "semantic"):
         raise ValueError("mode must be hybrid, text or semantic")
     floor = MIN_SIMILARITY if min_similarity is None else min_similarity
-    weights = {**WEIGHTS, **(weights or {})}
+    weights = {**WEIGHTS, "coverage": COVERAGE_WEIGHT, **(weights or {})}
     n = max(candidates, limit)
     timing = stats if stats is not None else {}
     t0 = time.perf_counter()
@@ -157,12 +161,20 @@ def _search(store: Store, query: str = "", *, image=None, keyframe_id: int | Non
         _on_screen(store, hits, spans)
         timing["total_ms"] = (time.perf_counter() - t0) * 1000
         return hits
+    if alone and filters is not None and filters.tag:
+        hits = tag_moments(store, filters, limit)
+        attach_speakers(store, hits)
+        _on_screen(store, hits, None)
+        timing["total_ms"] = (time.perf_counter() - t0) * 1000
+        return hits
     narrowed = voice is not None or person is not None
     k_vec = n * VOICE_OVERSAMPLE if narrowed else n
     semantic = bool(query) and mode in ("hybrid", "semantic") and has_vectors(store, "segment_vec")
+    forms = query_forms(store, query) if query and mode in ("hybrid", "text") else {}
+    groups = content_groups(query, forms)
     if query and mode in ("hybrid", "text"):
         lists.update(fts_lists(store, query, n * VOICE_OVERSAMPLE if spans is not None else n,
-                               filters, hybrid=semantic))
+                               filters, hybrid=semantic, forms=forms))
     t1 = time.perf_counter()
     timing["fts_ms"] = (t1 - t0) * 1000
     if semantic:
@@ -180,7 +192,7 @@ def _search(store: Store, query: str = "", *, image=None, keyframe_id: int | Non
         if mode == "hybrid" and sem:
             t2 = time.perf_counter()
             said = lists.get("said", [])
-            more = relaxed_said(store, query, sem, said)
+            more = relaxed_said(store, groups, sem, said)
             if more:
                 lists["said"] = said + more
                 for r, it in enumerate(lists["said"], 1):
@@ -213,8 +225,9 @@ def _search(store: Store, query: str = "", *, image=None, keyframe_id: int | Non
     for narrow in (turns, spans):   # voice: the full-text lists were narrowed in SQL already
         if narrow is not None:
             lists = {name: kept for name, items in lists.items() if (kept := narrow.keep(items))}
-    scored = fuse(lists, rrf_k, weights, relaxed_creates=(mode == "text"))
-    hits = to_hits(store, scored, limit, query, turns)
+    scored = fuse(lists, rrf_k, weights, relaxed_creates=(mode == "text"),
+                  word_weights=group_weights(store, groups) if groups else ())
+    hits = to_hits(store, scored, limit, query, turns, forms)
     attach_speakers(store, hits, voice)
     _on_screen(store, hits, spans)
     timing["fuse_ms"] = (time.perf_counter() - t4) * 1000

@@ -12,14 +12,14 @@ ranked over its newest FTS_SAMPLE matches only (see benchmarks/README.md "Search
 from __future__ import annotations
 
 import re
-from contextlib import contextmanager
 
 import numpy as np
 
 from indexer.search.filters import Filters, media_conditions
-from indexer.search.query_text import (fold, fts_query, matched_terms, query_patterns,
+from indexer.search.library_cache import cached
+from indexer.search.query_text import (content_groups, covered, fold, fts_query,
                                        relaxed_query)
-from indexer.search.sources import BY_LIST, SOURCES
+from indexer.search.sources import BY_FTS, BY_LIST, SOURCES, TENTATIVE_LISTS
 from indexer.search.speakers import voice_filter_condition
 from indexer.search.types import Item
 from indexer.store import Store
@@ -31,71 +31,37 @@ RARE_FRACTION = 0.002      # a word in at most this share of a table's rows is "
 RARE_MIN_DOCS = 3          # ... or in at most this many
 WINDOW_SEGMENTS = 8        # segments of a meaning window looked at by relaxed_said
 
-_CACHE: dict = {}          # id(connection) -> (change stamp, {key: value})
-_PINNED: set = set()       # connections whose cache was checked for the running search
-
-
-def _fresh_cache(store: Store) -> dict:
-    key_conn = id(store.db.conn)
-    cache = _CACHE.get(key_conn)
-    if key_conn in _PINNED and cache is not None:
-        return cache[1]
-    stamp = reads.change_stamp(store)
-    if cache is None or cache[0] != stamp:
-        if len(_CACHE) > 16:
-            _CACHE.clear()
-        cache = _CACHE[key_conn] = (stamp, {})
-    return cache[1]
-
-
-@contextmanager
-def one_check(store: Store):
-    """Within it (one search), the cache is checked against the library once, not on
-    every read (a change stamp costs a PRAGMA)."""
-    _fresh_cache(store)
-    key_conn = id(store.db.conn)
-    _PINNED.add(key_conn)
-    try:
-        yield
-    finally:
-        _PINNED.discard(key_conn)
-
-
-def _cached(store: Store, key: tuple, compute):
-    """A value read from the library, cached per connection until the database changes
-    (PRAGMA data_version and the connection's own total_changes)."""
-    cache = _fresh_cache(store)
-    if key not in cache:
-        cache[key] = compute()
-    return cache[key]
-
-
 def doc_freq(store: Store, fts: str, term: str, prefix: bool) -> int:
     """Documents of an FTS table holding a term (or a prefix's terms, summed; an upper
     bound), cached until the library changes."""
     term = fold(term)
-    return _cached(store, ("df", fts, term, prefix),
+    return cached(store, ("df", fts, term, prefix),
                    lambda: reads.doc_freq(store, fts, term, prefix))
 
 
 def table_rows(store: Store, table: str) -> int:
     """A table's largest rowid (its row count when nothing was deleted), cached until the
     library changes."""
-    return _cached(store, ("rows", table), lambda: reads.max_rowid(store, table))
+    return cached(store, ("rows", table), lambda: reads.max_rowid(store, table))
+
+
+def _token_docs(store: Store, fts: str, tok: str) -> int:
+    """Upper bound of the rows one "word", "a phrase" or "prefix"* token matches (a
+    phrase counts as its rarest word)."""
+    words = tok.strip("*").strip('"').split()
+    return min(doc_freq(store, fts, w, tok.endswith("*") and i == len(words) - 1)
+               for i, w in enumerate(words)) if words else 0
 
 
 def _estimated_matches(store: Store, fts: str, q: str) -> int:
     """Upper bound of an fts_query/relaxed_query's matches, from document frequencies:
-    the rarest word of an AND (a phrase counts as its rarest word), the sum for an OR."""
-    groups = []
-    for part in q.split(" OR "):
-        for tok in re.findall(r'"[^"]*"\*?', part):
-            words = tok.strip("*").strip('"').split()
-            groups.append(min(doc_freq(store, fts, w, tok.endswith("*") and i == len(words) - 1)
-                              for i, w in enumerate(words)) if words else 0)
-    if not groups:
-        return 0
-    return sum(groups) if " OR " in q else min(groups)
+    the rarest part of an AND (a ("word" OR "form") group counts as its words' sum),
+    the sum for an OR."""
+    if " OR " in q and not q.startswith("(") and "(" not in q:
+        return sum(_token_docs(store, fts, tok) for tok in re.findall(r'"[^"]*"\*?', q))
+    parts = [sum(_token_docs(store, fts, tok) for tok in re.findall(r'"[^"]*"\*?', part))
+             for part in re.findall(r'\([^)]*\)|"[^"]*"\*?', q)]
+    return min(parts) if parts else 0
 
 
 def fts_rows(store: Store, name: str, fts: str, table: str, q: str, n: int,
@@ -141,30 +107,51 @@ def fts_rows(store: Store, name: str, fts: str, table: str, q: str, n: int,
             for rid, mid, s, e, _ in rows]
 
 
-def _rare_query(store: Store, fts: str, table: str, query: str) -> str | None:
-    """An OR of the query's content words that are rare in this table (see RARE_*)."""
-    _, terms = query_patterns(query, True)
-    if not terms:
-        return None
-    rows = table_rows(store, table)
-    limit = max(RARE_MIN_DOCS, RARE_FRACTION * rows)
-    rare = [f'"{t}"' + ("*" if p else "") for t, p in terms
-            if 0 < doc_freq(store, fts, t, p) <= limit]
-    return " OR ".join(rare) or None
+def _rare_groups(store: Store, fts: str, table: str, groups: tuple) -> frozenset:
+    """The indices of the query's content words (each with its forms) that are rare in
+    this table (see RARE_*)."""
+    limit = max(RARE_MIN_DOCS, RARE_FRACTION * table_rows(store, table))
+    return frozenset(i for i, alts in enumerate(groups)
+                     if 0 < sum(doc_freq(store, fts, t, p) for t, p in alts) <= limit)
+
+
+def _any_of(groups: tuple, which) -> str | None:
+    """An FTS5 OR of these content groups' alternatives."""
+    words = [f'"{t}"' + ("*" if p else "") for i in sorted(which) for t, p in groups[i]]
+    return " OR ".join(words) or None
+
+
+def _covering(store: Store, items: list[Item], groups: tuple) -> None:
+    """Each item's `covers`: the query's content words its row holds (one read per
+    table)."""
+    by_fts: dict[str, list[Item]] = {}
+    for it in items:
+        by_fts.setdefault(it.fts, []).append(it)
+    for fts, its in by_fts.items():
+        src = BY_FTS[fts]
+        texts = reads.rows_text(store, src.table, src.column, [it.rowid for it in its])
+        for it in its:
+            it.covers = covered(texts.get(it.rowid, ""), groups)
 
 
 def fts_lists(store: Store, query: str, n: int, f: Filters | None, *,
-              hybrid: bool = False) -> dict[str, list[Item]]:
-    """Per FTS source: the strict matches (every word), topped up to n with relaxed ones.
+              hybrid: bool = False, forms: dict | None = None) -> dict[str, list[Item]]:
+    """Per FTS source: the strict matches (every word, in any of its `forms`: folded
+    word -> other forms, indexer.search.word_forms), topped up to n with relaxed ones.
 
-    Full-text search alone relaxes to any content word. In hybrid search only the
-    query's *rare* words (RARE_*) make relaxed matches here, and those may surface a
-    moment by themselves (a rare word that was said is specific evidence); matches of
-    common words are looked for in the meaning hits only (`relaxed_said`) and can only
-    support them, so an unrelated query still finds nothing."""
-    strict = fts_query(query)
+    Full-text search alone relaxes to any content word. In hybrid search the query's
+    *rare* words (RARE_*) make relaxed matches here, and those may surface a moment by
+    themselves (a rare word that was said is specific evidence); matches of common
+    words are looked for in the meaning hits only (`relaxed_said`) and can only support
+    them, so an unrelated query still finds nothing. What is shown and tagged is short
+    text: there any content word makes a *tentative* match, which stands only where a
+    moment ends up holding every word of the query ("people walking": a "person" tag
+    and a "walking" tag on the same shot)."""
+    strict = fts_query(query, forms)
     if strict is None:
         return {}
+    groups = content_groups(query, forms)
+    everyone = frozenset(range(len(groups)))
     lists: dict[str, list[Item]] = {}
     for src in SOURCES:
         try:
@@ -173,19 +160,28 @@ def fts_lists(store: Store, query: str, n: int, f: Filters | None, *,
             if "fts5" not in str(exc).lower() and "syntax" not in str(exc).lower():
                 raise
             items = []
-        relaxed = (_rare_query(store, src.fts, src.table, query) if hybrid
-                   else relaxed_query(query))
+        for it in items:
+            it.covers = everyone
+        tentative = hybrid and src.list in TENTATIVE_LISTS
+        rare = _rare_groups(store, src.fts, src.table, groups) if hybrid else frozenset()
+        relaxed = (relaxed_query(query, forms) if not hybrid
+                   else _any_of(groups, range(len(groups)) if tentative else rare))
         if relaxed and relaxed != strict and len(items) < n:
             seen = {it.rowid for it in items}
             try:
                 more = fts_rows(store, src.list, src.fts, src.table, relaxed, n, f)
             except Exception:
                 more = []
+            more = [it for it in more if it.rowid not in seen][:n - len(items)]
+            _covering(store, more, groups)
+            # more of the query's words first (by their idf), then bm25's order
+            idf = group_weights(store, groups, src.fts, src.table)
+            more.sort(key=lambda it: -sum(idf[g] for g in it.covers))
             for it in more:
-                if it.rowid not in seen and len(items) < n:
-                    it.relaxed = True
-                    it.creates = True
-                    items.append(it)
+                it.relaxed = True
+                it.creates = not hybrid or bool(it.covers & rare)
+                it.tentative = not it.creates
+            items += more
         for r, it in enumerate(items, 1):
             it.rank = r
         if items:
@@ -193,54 +189,56 @@ def fts_lists(store: Store, query: str, n: int, f: Filters | None, *,
     return lists
 
 
-def said_weights(store: Store, terms) -> dict:
-    """idf of each single term (folded word, is_prefix) over the transcript segments
-    (0 for a word never said)."""
-    total = table_rows(store, "segments") or 1
-    idf = {}
-    for t, prefix in terms:
-        df = doc_freq(store, "segments_fts", t, prefix)
-        idf[(t, prefix)] = np.log(1 + total / max(1, df)) if df else 0.0
-    return idf
+def group_weights(store: Store, groups: tuple, fts: str = "segments_fts",
+                  table: str = "segments") -> list[float]:
+    """idf of each content group (content_groups) over an FTS table's rows (by default
+    the transcript segments), its alternatives' documents summed (0 for a word the
+    table never holds)."""
+    total = table_rows(store, table) or 1
+    out = []
+    for alts in groups:
+        df = sum(doc_freq(store, fts, t, p) for t, p in alts)
+        out.append(float(np.log(1 + total / df)) if df else 0.0)
+    return out
 
 
-def relaxed_said(store: Store, query: str, sem: list[Item], said: list[Item]) -> list[Item]:
+def relaxed_said(store: Store, groups: tuple, sem: list[Item], said: list[Item]
+                 ) -> list[Item]:
     """Relaxed transcript matches among the meaning hits: each window holding content
-    words of the query, scored by the idf of the words it holds, as a relaxed "said"
-    item on its best segment. In hybrid search a relaxed match can only support a
-    moment found otherwise, so scoring the candidate windows directly gives the same
-    support as a corpus-wide OR query, without its cost on common words."""
-    if not sem:
-        return []
-    _, terms = query_patterns(query, True)
-    if not terms:
+    words of the query (`groups`, query_text.content_groups), scored by the idf of the
+    words it holds, as a relaxed "said" item on its best segment. In hybrid search a
+    relaxed match can only support a moment found otherwise, so scoring the candidate
+    windows directly gives the same support as a corpus-wide OR query, without its cost
+    on common words. Each window's item learns the words the window holds (`covers`)."""
+    if not sem or not groups:
         return []
     ids = sorted({it.segment_id + j for it in sem for j in range(WINDOW_SEGMENTS)})
     by_id = {r[0]: r for r in reads.segments_by_id(store, ids)}
-    idf = said_weights(store, terms)
+    idf = group_weights(store, groups)
     have = {it.rowid for it in said}
     out = []
     for it in sem:
         first = by_id.get(it.segment_id)
         if first is None:
             continue
-        best, best_seg, matched = 0.0, None, set()
+        best, best_seg, best_here, matched = 0.0, None, frozenset(), frozenset()
         for j in range(WINDOW_SEGMENTS):
             r = by_id.get(it.segment_id + j)
             if (r is None or r[1] != first[1] or r[5:] != first[5:] or r[2] < first[2]
                     or r[2] > first[2] + 30.0):
                 break                 # another file, source or track, or past the window
-            here = matched_terms(r[4], terms)
-            score = sum(idf[x] for x in here)
+            here = covered(r[4], groups)
+            score = sum(idf[g] for g in here)
             matched |= here
             if score > best:
-                best, best_seg = score, r
+                best, best_seg, best_here = score, r, here
+        it.covers = matched
         if best_seg is None or best_seg[0] in have:
             continue
-        total_score = sum(idf[x] for x in matched)
+        total_score = sum(idf[g] for g in matched)
         out.append((total_score, Item("said", "said", best_seg[1], float(best_seg[2]),
                                       float(best_seg[3]), relaxed=True, rowid=best_seg[0],
-                                      fts="segments_fts", creates=False)))
+                                      fts="segments_fts", creates=False, covers=best_here)))
         have.add(best_seg[0])
     out.sort(key=lambda x: -x[0])
     return [it for _, it in out]

@@ -18,8 +18,9 @@ filter, only the words that voice says count, and a moment plays from within its
 """
 from __future__ import annotations
 
-from indexer.search.fulltext import said_weights
-from indexer.search.query_text import first_said, make_snippet, matched_terms, query_patterns
+from indexer.search.fulltext import group_weights
+from indexer.search.query_text import (content_groups, covered, first_said, make_snippet,
+                                       with_forms)
 from indexer.search.sources import BY_FTS
 from indexer.search.speakers import VoiceTurns
 from indexer.search.types import Hit, Item, Moment
@@ -31,9 +32,16 @@ WINDOW_SNIPPET_TOKENS = 36
 _EXACT_KINDS = ("said", "shown", "tag")
 
 
-def fuse(lists: dict[str, list[Item]], rrf_k: float, weights: dict, relaxed_creates: bool
-         ) -> list[tuple[float, Moment]]:
-    """Moments scored sum_w w / (rrf_k + rank) over the lists they hold, best first."""
+def fuse(lists: dict[str, list[Item]], rrf_k: float, weights: dict, relaxed_creates: bool,
+         word_weights: list[float] | tuple = ()) -> list[tuple[float, Moment]]:
+    """Moments scored sum_w w / (rrf_k + rank) over the lists they hold, best first.
+
+    With the query's content words (`word_weights`: their idf, fulltext.group_weights),
+    a moment whose items hold every one of them comes before the rest ("list users
+    currently" said in one line outranks a line saying only "currently", however close
+    its meaning); the share of the words' idf a moment holds adds weights["coverage"]
+    times it to its score; and a tentative moment (Item.tentative) is kept only when it
+    holds them all."""
     moments: list[Moment] = []
     by_media: dict[int, list[Moment]] = {}
 
@@ -41,9 +49,10 @@ def fuse(lists: dict[str, list[Item]], rrf_k: float, weights: dict, relaxed_crea
         for m in by_media.get(it.media_id, ()):
             if m.overlaps(it):
                 m.items.append(it)
+                m.tentative = m.tentative and not create
                 return
-        if create:
-            m = Moment(it.media_id, it.start, it.end, [it])
+        if create or it.tentative:
+            m = Moment(it.media_id, it.start, it.end, [it], tentative=not create)
             moments.append(m)
             by_media.setdefault(it.media_id, []).append(m)
 
@@ -55,15 +64,25 @@ def fuse(lists: dict[str, list[Item]], rrf_k: float, weights: dict, relaxed_crea
     for it in sorted((it for items in lists.values() for it in items if it.relaxed),
                      key=lambda it: it.rank):
         place(it, relaxed_creates or it.creates)
+    words = len(word_weights)
+    total_idf = float(sum(word_weights)) or 1.0
+    per_coverage = weights.get("coverage", 0.0)
     scored = []
     for m in moments:
+        held = frozenset().union(*(it.covers for it in m.items if it.covers))
+        whole = bool(words) and len(held) == words
+        if m.tentative and not whole:
+            continue
         best: dict[str, int] = {}
         for it in m.items:
             best[it.list] = min(best.get(it.list, 10 ** 9), it.rank)
-        score = sum(weights.get(name, 1.0) / (rrf_k + r) for name, r in best.items())
-        scored.append((score, m))
-    scored.sort(key=lambda sm: -sm[0])
-    return scored
+        score = sum(weights.get(name, 1.0) / (rrf_k + r) for name, r in best.items()
+                    if name != "coverage")
+        if held and per_coverage:
+            score += per_coverage * sum(word_weights[g] for g in held) / total_idf
+        scored.append((whole, score, m))
+    scored.sort(key=lambda wsm: (not wsm[0], -wsm[1]))
+    return [(score, m) for _, score, m in scored]
 
 
 def _matched_texts(store: Store, leads: list[Item]) -> dict[tuple[str, int], str]:
@@ -110,7 +129,7 @@ def anchor(store: Store, m: Moment) -> Item:
 
 
 def seek_time(store: Store, lead: Item, query: str, start: float, end: float,
-              said_words: dict[int, list]) -> float:
+              said_words: dict[int, list], groups: tuple = ()) -> float:
     """The second a moment placed by `lead` over [start, end] plays from (the rule in
     this module's docstring), within [start, end]. `said_words` holds the timed words
     of the leads that are said segments (read for all hits at once)."""
@@ -121,20 +140,19 @@ def seek_time(store: Store, lead: Item, query: str, start: float, end: float,
         t = first_said(reads.word_times_between(store, lead.media_id, lead.start, lead.end),
                        query, relaxed=True)
     elif query and lead.list == "similar" and lead.segments:
-        t = _best_segment_start(store, lead.segments, query)
+        t = _best_segment_start(store, lead.segments, groups)
     return start if t is None else min(max(float(t), start), end)
 
 
-def _best_segment_start(store: Store, segments: list, query: str) -> float | None:
+def _best_segment_start(store: Store, segments: list, groups: tuple) -> float | None:
     """The start of the window segment holding the query's content words best (by their
     idf, as relaxed said matches are scored), None when none holds any."""
-    _, terms = query_patterns(query, True)
-    if not terms:
+    if not groups:
         return None
-    idf = said_weights(store, terms)
+    idf = group_weights(store, groups)
     best, best_start = 0.0, None
     for _id, seg_start, _end, text in segments:
-        score = sum(idf[x] for x in matched_terms(text or "", terms))
+        score = sum(idf[g] for g in covered(text or "", groups))
         if score > best:
             best, best_start = score, seg_start
     return best_start
@@ -188,10 +206,15 @@ def said_sources(store: Store, placed: list[tuple[float, Moment, Item]],
 
 
 def to_hits(store: Store, scored: list[tuple[float, Moment]], limit: int, query: str,
-            turns: VoiceTurns | None = None) -> list[Hit]:
+            turns: VoiceTurns | None = None, forms: dict | None = None) -> list[Hit]:
     """The best `limit` moments as Hits. With a speaker filter's `turns`, a moment plays
-    from the first query word that voice says there, else from its first speech in it."""
+    from the first query word that voice says there, else from its first speech in it.
+    A word's other `forms` (indexer.search.word_forms) are matched as the word is. A
+    moment placed by a meaning window starts at the window's line that holds the
+    query's words (where it plays from), so its start is the sentence that matched."""
     hits = []
+    groups = content_groups(query, forms)
+    query = with_forms(query, forms)
     anchored = [(score, m, anchor(store, m)) for score, m in scored[:limit]]
     sources = reads.segment_sources(store, [seg for _, m, _ in anchored for it in m.items
                                             if (seg := _segment_of(it)) is not None])
@@ -234,11 +257,12 @@ def to_hits(store: Store, scored: list[tuple[float, Moment]], limit: int, query:
         ranks: dict[str, int] = {}
         for it in m.items:
             ranks[it.list] = min(ranks.get(it.list, 10 ** 9), it.rank)
+        seek = seek_time(store, lead, query, float(start), float(end), said_words, groups)
+        if lead.list == "similar":
+            start = seek
         hits.append(Hit(m.media_id, path, float(start), float(end), lead.kind, snippet,
                         float(score), kinds, None, seg, kf,
-                        vec[0].similarity if vec else None, ranks,
-                        seek_time(store, lead, query, float(start), float(end),
-                                  said_words),
+                        vec[0].similarity if vec else None, ranks, seek,
                         said[0] if said else None, said[1] if said else None))
     for h in hits:
         if turns is not None:

@@ -109,9 +109,18 @@ def fold(text: str) -> str:
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
-def fts_query(text: str) -> str | None:
+def _alternatives(word: str, forms: dict | None) -> str:
+    """A literal word for an FTS5 query, as ("word" OR "form" ...) when it has forms."""
+    extra = forms.get(fold(word), ()) if forms else ()
+    if not extra:
+        return f'"{word}"'
+    return "(" + " OR ".join([f'"{word}"'] + [f'"{f}"' for f in extra]) + ")"
+
+
+def fts_query(text: str, forms: dict | None = None) -> str | None:
     """User text -> a safe FTS5 query. "Quoted phrases" stay phrases, a trailing *
-    makes a prefix query, everything else is a literal token (ANDed)."""
+    makes a prefix query, everything else is a literal token (ANDed), matching any of
+    its `forms` (folded word -> other forms, indexer.search.word_forms) too."""
     parts = []
     for tok in _TOKEN.findall(text.strip()):
         if tok.startswith('"') and tok.endswith('"') and len(tok) > 1:
@@ -120,16 +129,16 @@ def fts_query(text: str) -> str | None:
                 parts.append('"' + " ".join(words) + '"')
             continue
         prefix = tok.endswith("*")
-        for word in re.findall(r"\w+", tok):
-            parts.append(f'"{word}"')
-        if prefix and parts:
-            parts[-1] += "*"
+        words = re.findall(r"\w+", tok)
+        for i, word in enumerate(words):
+            last_prefix = prefix and i == len(words) - 1
+            parts.append(f'"{word}"*' if last_prefix else _alternatives(word, forms))
     return " ".join(parts) or None
 
 
-def relaxed_query(text: str) -> str | None:
-    """Any content word (stopwords and 1-letter words dropped), ORed; None when that would
-    be the same as the strict query or nothing is left."""
+def relaxed_query(text: str, forms: dict | None = None) -> str | None:
+    """Any content word (stopwords and 1-letter words dropped) or one of its `forms`,
+    ORed; None when that would be the same as the strict query or nothing is left."""
     if '"' in text:
         return None                           # the user asked for a phrase: keep it strict
     words, seen = [], set()
@@ -141,10 +150,42 @@ def relaxed_query(text: str) -> str | None:
             if lw in STOPWORDS or len(lw) < 2 or lw in seen:
                 continue
             seen.add(lw)
-            words.append(f'"{w}"' + ("*" if prefix and i == len(ws) - 1 else ""))
+            if prefix and i == len(ws) - 1:
+                words.append(f'"{w}"*')
+            else:
+                words += [f'"{w}"'] + [f'"{f}"' for f in (forms or {}).get(fold(w), ())]
     if len(words) < 2 and words == [p for p in (fts_query(text) or "").split(" ") if p]:
         return None
     return " OR ".join(words) or None
+
+
+def with_forms(query: str, forms: dict | None) -> str:
+    """The query text with its words' other forms added as words of their own, for
+    the matching done here (snippets, the word a query was said at)."""
+    extra = [f for fs in (forms or {}).values() for f in fs]
+    return query + (" " + " ".join(extra) if extra else "")
+
+
+def content_groups(query: str, forms: dict | None = None) -> tuple[tuple, ...]:
+    """One group per content word of the query (as `query_patterns(query, True)` gives
+    them): the alternatives ((folded word, is_prefix), then its forms) any of which
+    makes a text hold that word."""
+    _, terms = query_patterns(query, True)
+    groups, seen = [], set()
+    for t, p in terms:
+        if (t, p) in seen:
+            continue
+        seen.add((t, p))
+        groups.append(((t, p),) + tuple((f, False) for f in (forms or {}).get(t, ())))
+    return tuple(groups)
+
+
+def covered(text: str, groups: tuple[tuple, ...]) -> frozenset:
+    """The indices of the content groups (content_groups) a text holds."""
+    words = {_folded(w) for w in WORD.findall(text.lower())}
+    return frozenset(i for i, alts in enumerate(groups)
+                     if any(t in words or (p and any(w.startswith(t) for w in words))
+                            for t, p in alts))
 
 
 @functools.lru_cache(maxsize=256)

@@ -20,6 +20,10 @@ SOURCES = tuple(Source(lst.name, lst.fts, lst.table, lst.column, lst.kind or lst
                 for lst in SEARCH_LISTS if lst.fts)
 
 BY_LIST = {s.list: s for s in SOURCES}
+
+# Short texts (what is shown, tags) whose single-word matches may start a moment in
+# hybrid search only where that moment holds every word of the query (fulltext.fts_lists).
+TENTATIVE_LISTS = frozenset({"shown", "tag"})
 BY_FTS = {s.fts: s for s in SOURCES}
 
 # The RRF constant and the lists' weights were tuned on the dev split of
@@ -29,3 +33,6 @@ BY_FTS = {s.fts: s for s in SOURCES}
 # and keep weight 1.
 RRF_K = 60.0
 WEIGHTS = {lst.name: lst.weight for lst in SEARCH_LISTS}
+# A moment's score gains this times the share of the query's words (by idf) it holds
+# (moments.fuse), tuned with the weights above on the same dev split.
+COVERAGE_WEIGHT = 0.0

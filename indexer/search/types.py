@@ -97,6 +97,9 @@ class Item:
     text: str | None = None
     creates: bool = True              # may start a moment of its own (see moments.fuse)
     segments: list | None = None      # a transcript window's (id, start, end, text), once read
+    covers: frozenset | None = None   # the query's content words its text holds (indices of
+                                      # query_text.content_groups); None: not looked at
+    tentative: bool = False           # may start a moment that ends up holding every word
 
 
 @dataclass
@@ -106,6 +109,7 @@ class Moment:
     start: float
     end: float
     items: list = field(default_factory=list)
+    tentative: bool = False           # started by a tentative item (Item.tentative)
 
     def overlaps(self, it: Item) -> bool:
         if it.media_id != self.media_id:

@@ -107,6 +107,21 @@ def doc_freq(store: Store, fts: str, term: str, prefix: bool) -> int:
     return int(row[0] or 0) if row else 0
 
 
+def vocabulary(store: Store, fts: str, prefix: str, n: int) -> list[str]:
+    """Up to n (folded) terms of an FTS table starting with `prefix`, in order."""
+    name = f"temp.avindex_{fts}_vocab"
+    _vocab_row(store, fts, "SELECT 1 FROM {v} LIMIT 1", ())     # makes the vocab table
+    return [r[0] for r in store.db.execute(
+        f"SELECT term FROM {name} WHERE term >= ? AND term < ? LIMIT ?",
+        (prefix, prefix + "\U0010ffff", n))]
+
+
+def media_languages(store: Store) -> list[str]:
+    """The languages the library's files were found to speak."""
+    return [r[0] for r in store.db.execute(
+        "SELECT DISTINCT language FROM media WHERE coalesce(language, '') != ''")]
+
+
 def change_stamp(store: Store) -> tuple[int, int]:
     """Differs whenever the library has changed, through this connection or another."""
     return store.db.conn.change_stamp()
@@ -268,6 +283,17 @@ def tags_at(store: Store, media_id: int, t: float, n: int = 4) -> list[str]:
     return [r[0] for r in store.db.execute(
         "SELECT label FROM tags WHERE media_id = ? AND start <= ? AND end >= ? "
         "ORDER BY score DESC LIMIT ?", (media_id, t, t, n)).fetchall()]
+
+
+def tag_spans(store: Store, labels: Sequence[str]) -> list[tuple[int, float, float, str, float]]:
+    """(media_id, start, end, label, score) of every span carrying one of these tags
+    (case-insensitive)."""
+    if not labels:
+        return []
+    return store.db.execute(
+        f"SELECT media_id, start, end, label, coalesce(score, 0) FROM tags "
+        f"WHERE lower(label) IN ({_marks(len(labels))}) ORDER BY media_id, start",
+        [x.lower() for x in labels]).fetchall()
 
 
 def screen_text_at(store: Store, media_id: int, t: float) -> list[str]:

@@ -1,0 +1,83 @@
+"""Queries as people type them, on the search test library (tests/test_search.py's `lib`):
+a word in another of its forms, every word of a query ahead of some of them, words that
+are only together on one shot (a tag and another tag), a tag with no query words, and
+the second a meaning match starts at."""
+from __future__ import annotations
+
+import pytest
+
+from indexer.search import Filters, search
+from indexer.search.types import Item
+from indexer.store import Store
+from tests.test_search import embedder, index_transcript, lib  # noqa: F401 (fixtures)
+
+
+def test_a_word_is_found_in_its_other_forms(lib):
+    st = lib["store"]
+    # "stirring" is never said ("you stir until it's absorbed"); "perturbé" neither
+    # ("la grève des cheminots va fortement perturber le trafic")
+    hits = search(st, "stirring", mode="text")
+    assert hits and hits[0].path == "/lib/kitchen/risotto.mp4" and "[stir]" in hits[0].snippet
+    hits = search(st, "grève perturbé", mode="text")
+    assert hits and hits[0].path == "/lib/voyage/greve.mp4"
+    assert "[perturber]" in hits[0].snippet and "[grève]" in hits[0].snippet
+    # the time is the sentence's, and the second played is the form said
+    pid, start, end = next(s for s in lib["spans"][hits[0].media_id] if s[0] == "p32")
+    assert start <= hits[0].start <= hits[0].seek < end
+    # a short word or a stopword is matched as typed
+    assert search(st, "sto", mode="text") == []
+
+
+def test_every_word_of_a_query_comes_before_some_of_them():
+    from indexer.search.moments import fuse
+    from indexer.search.sources import RRF_K, WEIGHTS
+    # "list users currently": file 1 says every word in one line, found third by its
+    # words and not at all by meaning; file 2's line says "Currently" only, and its
+    # window is the best meaning match
+    lists = {
+        "said": [Item("said", "said", 2, 5.0, 6.0, rank=1, relaxed=True, covers=frozenset({2})),
+                 Item("said", "said", 1, 30.0, 34.0, rank=3, covers=frozenset({0, 1, 2}))],
+        "similar": [Item("similar", "similar", 2, 0.0, 20.0, rank=1, similarity=0.6,
+                         covers=frozenset({2}))],
+    }
+    ranked = [m.media_id for _, m in fuse(lists, RRF_K, WEIGHTS, False, (1.0, 1.0, 1.0))]
+    assert ranked == [1, 2]
+    # by score alone (no query words to hold), the meaning match leads
+    assert [m.media_id for _, m in fuse(lists, RRF_K, WEIGHTS, False)] == [2, 1]
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory, embedder):
+    """A library with a said passage and shots tagged "walking" or "person", one shot
+    both (each word is on too many shots to be a rare word, which is specific enough to
+    make a match alone)."""
+    store = Store(tmp_path_factory.mktemp("shots") / "lib.db")
+    mid = store.add_media("/footage/street.mp4", "fp-street", 1000, 0)
+    store.save_probe(mid, {"duration": 120.0, "container": "mp4", "streams": [],
+                           "kind": "video"}, [])
+    index_transcript(store, mid, ["p01"], "en", embedder)
+    walking = {40.0: 0.7, 80.0: 0.9, 95.0: 0.6, 105.0: 0.5, 115.0: 0.4}
+    kfs = [{"time": t, "shot": i, "thumbnail": f"{mid}/{i:04d}.jpg", "kind": "video"}
+           for i, t in enumerate(walking)]
+    tags = [{"start": t, "end": t + 5.0, "label": "person", "source": "people", "score": 0.8}
+            for t in (10.0, 20.0, 40.0, 60.0)]
+    tags += [{"start": t, "end": t + 5.0, "label": "walking", "source": "motion", "score": p}
+             for t, p in walking.items()]
+    store.save_visual(mid, kfs, tags, [], None)
+    yield store
+    store.close()
+
+
+def test_words_found_on_one_shot_together(shots, embedder):
+    hits = search(shots, "person walking", embedder=embedder)
+    assert [(h.kind, h.start) for h in hits] == [("tag", 40.0)], hits
+    # one of the words alone on a shot, or a word nothing holds, makes no match
+    assert search(shots, "walking giraffe", embedder=embedder) == []
+
+
+def test_a_tag_alone_lists_where_it_is_seen(shots):
+    hits = search(shots, "", filters=Filters(tag="Walking"))
+    assert [h.start for h in hits] == [80.0, 40.0, 95.0, 105.0, 115.0]
+    assert all(h.kind == "tag" and h.seek == h.start for h in hits)
+    assert hits[0].snippet == "seen: walking"
+    assert search(shots, "", filters=Filters(tag="giraffe")) == []
