@@ -63,6 +63,8 @@ def shots(tmp_path_factory, embedder):
             for t in (10.0, 20.0, 40.0, 60.0)]
     tags += [{"start": t, "end": t + 5.0, "label": "walking", "source": "motion", "score": p}
              for t, p in walking.items()]
+    tags.append({"start": 5.0, "end": 8.0, "label": "golden retriever", "source": "imagenet",
+                 "score": 0.6})
     store.save_visual(mid, kfs, tags, [], None)
     yield store
     store.close()
@@ -81,3 +83,11 @@ def test_a_tag_alone_lists_where_it_is_seen(shots):
     assert all(h.kind == "tag" and h.seek == h.start for h in hits)
     assert hits[0].snippet == "seen: walking"
     assert search(shots, "", filters=Filters(tag="giraffe")) == []
+
+
+def test_everyday_words_find_what_is_seen(shots, embedder):
+    hits = search(shots, "dogs", embedder=embedder)        # a breed is a dog
+    assert [(h.kind, h.start) for h in hits] == [("tag", 5.0)], hits
+    assert hits[0].snippet == "[golden retriever]"
+    hits = search(shots, "people walking", embedder=embedder)     # "people": a person
+    assert [(h.kind, h.start) for h in hits] == [("tag", 40.0)], hits

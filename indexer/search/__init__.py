@@ -77,7 +77,7 @@ from indexer.search.vectors import (has_vectors, image_feature, image_list, keyf
                                     keyframe_vector, segment_vector, semantic_list,
                                     vector_knn, window, window_key)
 from indexer.search.tag_moments import tag_moments
-from indexer.search.word_forms import query_forms
+from indexer.search.word_forms import merged, query_forms, tag_labels
 from indexer.store import Store
 from indexer.store import search_reads as reads
 
@@ -171,7 +171,8 @@ def _search(store: Store, query: str = "", *, image=None, keyframe_id: int | Non
     k_vec = n * VOICE_OVERSAMPLE if narrowed else n
     semantic = bool(query) and mode in ("hybrid", "semantic") and has_vectors(store, "segment_vec")
     forms = query_forms(store, query) if query and mode in ("hybrid", "text") else {}
-    groups = content_groups(query, forms)
+    words_seen = merged(forms, tag_labels(query)) if query else {}
+    groups = content_groups(query, words_seen)
     if query and mode in ("hybrid", "text"):
         lists.update(fts_lists(store, query, n * VOICE_OVERSAMPLE if spans is not None else n,
                                filters, hybrid=semantic, forms=forms))
@@ -227,7 +228,7 @@ def _search(store: Store, query: str = "", *, image=None, keyframe_id: int | Non
             lists = {name: kept for name, items in lists.items() if (kept := narrow.keep(items))}
     scored = fuse(lists, rrf_k, weights, relaxed_creates=(mode == "text"),
                   word_weights=group_weights(store, groups) if groups else ())
-    hits = to_hits(store, scored, limit, query, turns, forms)
+    hits = to_hits(store, scored, limit, query, turns, words_seen)
     attach_speakers(store, hits, voice)
     _on_screen(store, hits, spans)
     timing["fuse_ms"] = (time.perf_counter() - t4) * 1000

@@ -17,9 +17,10 @@ import numpy as np
 
 from indexer.search.filters import Filters, media_conditions
 from indexer.search.library_cache import cached
-from indexer.search.query_text import (content_groups, covered, fold, fts_query,
+from indexer.search.query_text import (STOPWORDS, content_groups, covered, fold, fts_query,
                                        relaxed_query)
 from indexer.search.sources import BY_FTS, BY_LIST, SOURCES, TENTATIVE_LISTS
+from indexer.search.word_forms import merged, tag_labels
 from indexer.search.speakers import voice_filter_condition
 from indexer.search.types import Item
 from indexer.store import Store
@@ -111,8 +112,8 @@ def _rare_groups(store: Store, fts: str, table: str, groups: tuple) -> frozenset
     """The indices of the query's content words (each with its forms) that are rare in
     this table (see RARE_*)."""
     limit = max(RARE_MIN_DOCS, RARE_FRACTION * table_rows(store, table))
-    return frozenset(i for i, alts in enumerate(groups)
-                     if 0 < sum(doc_freq(store, fts, t, p) for t, p in alts) <= limit)
+    return frozenset(i for i, alts in enumerate(groups) if alts[0][0] not in STOPWORDS
+                     and 0 < sum(doc_freq(store, fts, t, p) for t, p in alts) <= limit)
 
 
 def _any_of(groups: tuple, which) -> str | None:
@@ -147,13 +148,15 @@ def fts_lists(store: Store, query: str, n: int, f: Filters | None, *,
     text: there any content word makes a *tentative* match, which stands only where a
     moment ends up holding every word of the query ("people walking": a "person" tag
     and a "walking" tag on the same shot)."""
-    strict = fts_query(query, forms)
-    if strict is None:
+    if fts_query(query) is None:
         return {}
-    groups = content_groups(query, forms)
+    seen_as = tag_labels(query)
+    groups = content_groups(query, merged(forms or {}, seen_as))
     everyone = frozenset(range(len(groups)))
     lists: dict[str, list[Item]] = {}
     for src in SOURCES:
+        src_forms = merged(forms or {}, seen_as) if src.list == "tag" else forms
+        strict = fts_query(query, src_forms)
         try:
             items = fts_rows(store, src.list, src.fts, src.table, strict, n, f)
         except Exception as exc:            # a malformed query must not break search
@@ -164,7 +167,7 @@ def fts_lists(store: Store, query: str, n: int, f: Filters | None, *,
             it.covers = everyone
         tentative = hybrid and src.list in TENTATIVE_LISTS
         rare = _rare_groups(store, src.fts, src.table, groups) if hybrid else frozenset()
-        relaxed = (relaxed_query(query, forms) if not hybrid
+        relaxed = (relaxed_query(query, src_forms) if not hybrid
                    else _any_of(groups, range(len(groups)) if tentative else rare))
         if relaxed and relaxed != strict and len(items) < n:
             seen = {it.rowid for it in items}

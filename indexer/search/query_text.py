@@ -162,18 +162,19 @@ def relaxed_query(text: str, forms: dict | None = None) -> str | None:
 def with_forms(query: str, forms: dict | None) -> str:
     """The query text with its words' other forms added as words of their own, for
     the matching done here (snippets, the word a query was said at)."""
-    extra = [f for fs in (forms or {}).values() for f in fs]
+    extra = [f'"{f}"' if " " in f else f for fs in (forms or {}).values() for f in fs]
     return query + (" " + " ".join(extra) if extra else "")
 
 
 def content_groups(query: str, forms: dict | None = None) -> tuple[tuple, ...]:
     """One group per content word of the query (as `query_patterns(query, True)` gives
-    them): the alternatives ((folded word, is_prefix), then its forms) any of which
-    makes a text hold that word."""
-    _, terms = query_patterns(query, True)
+    them, and a stopword with forms: "people" is a word for the "person" tag): the
+    alternatives ((folded word, is_prefix), then its forms) any of which makes a text
+    hold that word."""
+    _, terms = query_patterns(query, False)
     groups, seen = [], set()
     for t, p in terms:
-        if (t, p) in seen:
+        if (t, p) in seen or ((t in STOPWORDS or len(t) < 2) and not (forms or {}).get(t)):
             continue
         seen.add((t, p))
         groups.append(((t, p),) + tuple((f, False) for f in (forms or {}).get(t, ())))
@@ -181,11 +182,16 @@ def content_groups(query: str, forms: dict | None = None) -> tuple[tuple, ...]:
 
 
 def covered(text: str, groups: tuple[tuple, ...]) -> frozenset:
-    """The indices of the content groups (content_groups) a text holds."""
-    words = {_folded(w) for w in WORD.findall(text.lower())}
-    return frozenset(i for i, alts in enumerate(groups)
-                     if any(t in words or (p and any(w.startswith(t) for w in words))
-                            for t, p in alts))
+    """The indices of the content groups (content_groups) a text holds; an alternative
+    of several words ("golden retriever") is held as a phrase."""
+    tokens = [_folded(w) for w in WORD.findall(text.lower())]
+    words, joined = set(tokens), f" {' '.join(tokens)} "
+
+    def holds(t: str, p: bool) -> bool:
+        if " " in t:
+            return f" {' '.join(WORD.findall(t))} " in joined
+        return t in words or (p and any(w.startswith(t) for w in words))
+    return frozenset(i for i, alts in enumerate(groups) if any(holds(t, p) for t, p in alts))
 
 
 @functools.lru_cache(maxsize=256)

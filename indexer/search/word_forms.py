@@ -7,6 +7,9 @@ FTS table's vocabulary that begin like it and have the same stem in that languag
 its forms. They are read from the vocabulary FTS5 already keeps (fts5vocab), so no
 second index is needed and every library, however old, gets them. Forms are cached
 until the library changes (indexer.search.library_cache).
+
+Tags are matched by everyday words too: "dog" finds the 120 breeds the image classes
+name, "people" the "person" tag (models.vision.tag_words; `tag_labels`).
 """
 from __future__ import annotations
 
@@ -94,4 +97,28 @@ def query_forms(store: Store, query: str) -> dict[str, tuple[str, ...]]:
             found += [f for f in forms(store, src.fts, t) if f not in found]
         if found:
             out[t] = tuple(found[:MAX_FORMS])
+    return out
+
+
+def tag_labels(query: str) -> dict[str, tuple[str, ...]]:
+    """Folded word -> the (folded) tag labels an everyday word of the query covers,
+    the word itself left out ("dogs" -> "chihuahua", "golden retriever", ...)."""
+    from indexer.search.query_text import fold, query_patterns
+    from models.vision.tag_words import classes_for
+    _, terms = query_patterns(query, False)
+    out = {}
+    for t, prefix in terms:
+        if not prefix and t not in out:
+            labels = tuple(dict.fromkeys(fold(x).replace('"', " ") for x in classes_for(t)))
+            if labels := tuple(x for x in labels if x != t):
+                out[t] = labels
+    return out
+
+
+def merged(*forms: dict) -> dict[str, tuple[str, ...]]:
+    """Word -> forms of several such maps, in order, without repeats."""
+    out: dict[str, tuple[str, ...]] = {}
+    for f in forms:
+        for word, alts in f.items():
+            out[word] = tuple(dict.fromkeys(out.get(word, ()) + tuple(alts)))
     return out
