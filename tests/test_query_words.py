@@ -83,6 +83,8 @@ def test_a_tag_alone_lists_where_it_is_seen(shots):
     assert all(h.kind == "tag" and h.seek == h.start for h in hits)
     assert hits[0].snippet == "seen: walking"
     assert search(shots, "", filters=Filters(tag="giraffe")) == []
+    hits = search(shots, "", filters=Filters(tag="dog"))       # an everyday word: the breeds
+    assert [(h.start, h.snippet) for h in hits] == [(5.0, "seen: golden retriever")]
 
 
 def test_everyday_words_find_what_is_seen(shots, embedder):

@@ -84,8 +84,10 @@ def media_conditions(f: Filters | None, alias: str = "m") -> tuple[list[str], li
         conds.append(f"{alias}.kind IN ({','.join('?' * len(kinds))})")
         params += kinds
     if f.tag is not None:
-        conds.append(f"{alias}.id IN (SELECT media_id FROM tags WHERE lower(label) = lower(?))")
-        params.append(f.tag.strip())
+        labels = tag_filter_labels(f.tag)
+        conds.append(f"{alias}.id IN (SELECT media_id FROM tags WHERE lower(label) IN "
+                     f"({','.join('?' * len(labels))}))")
+        params += labels
     if f.folder is not None:
         prefix = _folder_prefix(f.folder)
         conds.append(f"substr({alias}.path, 1, ?) = ?")
@@ -129,3 +131,11 @@ def allowed_media(store: Store, f: Filters | None) -> list[int] | None:
         return None
     conds, params = media_conditions(f)
     return reads.media_ids_where(store, conds, params)
+
+
+def tag_filter_labels(tag: str) -> list[str]:
+    """The (lower-case) tag labels a tag filter keeps: the tag itself, and the labels its
+    everyday word covers ("dog": every breed; models.vision.tag_words)."""
+    from models.vision.tag_words import classes_for
+    tag = " ".join(tag.split())
+    return list(dict.fromkeys([tag.lower()] + [x.lower() for x in classes_for(tag)]))

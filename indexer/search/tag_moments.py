@@ -1,9 +1,9 @@
 """The moments a tag holds, for a tag filter with no query words (`avindex search --tag
-walking`): each span carrying the tag, the best-scored span of each file first, then
-each file's next, so a short list still shows every file."""
+walking`, `--tag dog`: every breed): each span carrying the tag, the best-scored span of
+each file first, then each file's next, so a short list still shows every file."""
 from __future__ import annotations
 
-from indexer.search.filters import Filters, allowed_media
+from indexer.search.filters import Filters, allowed_media, tag_filter_labels
 from indexer.search.types import Hit
 from indexer.store import Store
 from indexer.store import search_reads as reads
@@ -14,7 +14,7 @@ def tag_moments(store: Store, f: Filters, limit: int) -> list[Hit]:
     allowed = allowed_media(store, f)
     allowed = None if allowed is None else set(allowed)
     by_file: dict[int, list[tuple]] = {}
-    for row in reads.tag_spans(store, [f.tag.strip()]):
+    for row in reads.tag_spans(store, tag_filter_labels(f.tag)):
         if allowed is None or row[0] in allowed:
             by_file.setdefault(row[0], []).append(row)
     for spans in by_file.values():
