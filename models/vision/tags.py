@@ -13,6 +13,14 @@ picture. The thresholds in tag_thresholds.json are produced by models/vision/cal
   "nothing there" frames: that label's highest score on them, plus the margin.
 
 So a label becomes a tag when its probability reaches max(global, per-label threshold).
+
+A picture also needs enough to classify: test patterns and colour bars are a few flat
+areas, and EfficientNet calls them "binder" at up to 0.37 (over the global threshold).
+image_evidence() is the share of pixels with a clear edge (at 256 px on the short side);
+below MIN_EVIDENCE no label is a tag. Measured: colour bars 0.04-0.066 (pal75bars, the
+"binder" one, 0.044), ffmpeg's rgbtestsrc/yuvtestsrc/colorspectrum 0.01-0.02; the real
+photos of opencv-doc, scikit-image, the face photos and the MATE/UKUI wallpapers 0.067
+(a logo) and up, natural photos 0.19 and up.
 """
 from __future__ import annotations
 
@@ -20,12 +28,15 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from ..loading import LazyModel, lazy
 
 THRESHOLDS_FILE = Path(__file__).with_name("tag_thresholds.json")
 FALLBACK_GLOBAL = 0.35
+MIN_EVIDENCE = 0.06          # share of edge pixels a picture needs for any tag
+EDGE_LEVEL = 20.0            # Sobel magnitude (grey levels) that counts as an edge
 
 
 @dataclass
@@ -51,9 +62,25 @@ class TagThresholds:
                    str(path.name))
 
 
+def image_evidence(image: np.ndarray) -> float:
+    """The share of pixels on a clear edge, with the short side scaled to 256 px."""
+    gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    h, w = gray.shape
+    s = 256 / min(h, w)
+    if s != 1:
+        gray = cv2.resize(gray, (max(1, round(w * s)), max(1, round(h * s))),
+                          interpolation=cv2.INTER_AREA)
+    gray = gray.astype(np.float32)
+    mag = cv2.magnitude(cv2.Sobel(gray, cv2.CV_32F, 1, 0), cv2.Sobel(gray, cv2.CV_32F, 0, 1))
+    return float((mag > EDGE_LEVEL).mean())
+
+
 def select(probs: np.ndarray, labels: list[str], thresholds: np.ndarray,
-           max_tags: int = 3) -> list[tuple[str, float]]:
-    """The labels whose probability reaches their threshold, best first (at most max_tags)."""
+           max_tags: int = 3, evidence: float | None = None) -> list[tuple[str, float]]:
+    """The labels whose probability reaches their threshold, best first (at most max_tags);
+    none when the picture's `evidence` (image_evidence) is under MIN_EVIDENCE."""
+    if evidence is not None and evidence < MIN_EVIDENCE:
+        return []
     hits = np.nonzero(probs >= thresholds)[0]
     hits = hits[np.argsort(probs[hits])[::-1]][:max_tags]
     return [(labels[i], float(probs[i])) for i in hits]
