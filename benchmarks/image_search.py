@@ -35,6 +35,8 @@ out), and a hit counts when it falls on a slide of another photo of the query's 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import json
 import shutil
 import statistics
@@ -375,6 +377,29 @@ def _print(name: str, res: dict) -> None:
           f"[{kinds}]  p50 {res['ms_p50']} ms")
 
 
+# name -> module attributes set while it is measured
+LEVERS: dict[str, dict] = {
+    "plain cosine": {"indexer.search.vectors.RERANK_CANDIDATES": 0},
+    "whitened re-rank (shipped)": {},
+}
+
+
+@contextlib.contextmanager
+def lever(setting: dict):
+    import importlib
+    old = []
+    try:
+        for dotted, value in setting.items():
+            mod, attr = dotted.rsplit(".", 1)
+            m = importlib.import_module(mod)
+            old.append((m, attr, getattr(m, attr)))
+            setattr(m, attr, value)
+        yield
+    finally:
+        for m, attr, value in reversed(old):
+            setattr(m, attr, value)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--split", choices=("dev", "test", "all", "both"), default="both")
@@ -398,18 +423,23 @@ def main() -> None:
           f"distractors {len(DISTRACTORS)}")
     models = search_models(models_dir)
     if args.no_faces:
-        models.face_model = lambda: None
+        models = dataclasses.replace(models, face_model=lambda: None)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp) / "library.db"
         shutil.copyfile(db, work)              # searches never write, but stay safe
         store = Store(work)
+        from indexer.search import code_index
+        print("library tasks:", code_index.maintain(store))   # as the app after a batch
         out = {}
         split_names = ("dev", "test") if args.split == "both" else (args.split,)
+        levers = LEVERS if args.levers else {"shipped": {}}
         for split in split_names:
             qs = queries(lib, split)
-            res = evaluate(store, lib, qs, models)
-            out[split] = res
-            _print(f"{split}", res)
+            for name, setting in levers.items():
+                with lever(setting):
+                    res = evaluate(store, lib, qs, models)
+                out[f"{split} {name}"] = res
+                _print(f"{split} {name}", res)
             if args.verbose:
                 for g, v in res["groups"].items():
                     print(f"    {g:<20} {v['p1']:.3f} {v['hit5']:.3f} ({v['n']})")

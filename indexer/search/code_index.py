@@ -29,6 +29,7 @@ indexer.store.vec0 (bulk reads of vec0 tables).
 """
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from typing import Iterable, Sequence
@@ -37,6 +38,8 @@ import numpy as np
 
 from models.binary_codes import BinaryCoder, as_words, fit_coder, hamming, smallest, word_major
 from models.loading import lazy, unload_all
+from models.whitening import MIN_ROWS as WHITEN_MIN_ROWS
+from models.whitening import Whitening, fit_whitening
 
 from indexer.store import codes as sql
 from indexer.store.codes import SPACES, Space
@@ -46,7 +49,7 @@ from indexer.store.vec_codec import from_int8, int8_rows_to_float, to_int8
 __all__ = ["SPACES", "Space", "CodeIndex", "binary_knn", "code_index", "dirty_media",
            "drop_cached_indexes", "exact_over_media", "fit", "has_code_tables", "load_coder",
            "maintain", "read_vec0", "read_vectors", "reconcile", "rerank", "sync", "trim_log",
-           "vec_count"]
+           "vec_count", "vectors_of", "whitening", "fit_whitening_of", "maintain_whitening"]
 
 FIT_MIN_ROWS = 20000       # below this the exact float KNN is fast (and exact): no codes
 REFIT_GROWTH = 2.0         # refit once the library holds this many times the fitted rows
@@ -58,6 +61,12 @@ SELECTIVE = 0.25           # a filter passing fewer rows than this share is "sel
 SELECTIVE_BOOST = 3        # ... and gets this many times the re-ranked candidates
 ENCODE_BATCH = 20000
 LOG_MAX = 200000           # change-log entries kept per space before it is trimmed
+WHITEN_REFIT = 1.25        # refit the keyframe whitening once the keyframes grew (or shrank)
+                           # this many times since it was fitted
+
+# The keyframe whitening (models.whitening) is kept in `search_codec` beside the coders,
+# under a name of its own: one row, refitted by `maintain`, read by searches.
+WHITENED = dataclasses.replace(SPACES["keyframe"], name="keyframe-whitening")
 
 
 def _space(space: Space | str) -> Space:
@@ -186,10 +195,19 @@ def maintain(store, spaces: Sequence[str] = ("segment", "keyframe"), *,
              min_rows: int = FIT_MIN_ROWS, growth: float = REFIT_GROWTH,
              full_check: bool = True) -> list[dict]:
     """Fit codes once a space holds `min_rows` vectors, refit when it has grown `growth`
-    times since, and encode what changed. Meant for after indexing (a pipeline step or
-    an idle-time job), not for the query path. Returns what was done per space."""
+    times since, and encode what changed; with "keyframe", keep the keyframe whitening
+    current too (`maintain_whitening`, reported last). Meant for after indexing (a
+    pipeline step or an idle-time job), not for the query path. Returns what was done per
+    space."""
     if not has_code_tables(store):
         return []
+    report = _maintain_codes(store, spaces, min_rows, growth, full_check)
+    if "keyframe" in spaces:
+        report.append(maintain_whitening(store))
+    return report
+
+
+def _maintain_codes(store, spaces, min_rows, growth, full_check) -> list[dict]:
     report = []
     for name in spaces:
         sp = SPACES[name]
@@ -209,6 +227,58 @@ def maintain(store, spaces: Sequence[str] = ("segment", "keyframe"), *,
                        "written": sync(store, sp)})
         trim_log(store, sp)
     return report
+
+
+# ---- the keyframe whitening -----------------------------------------------------------------
+def fit_whitening_of(store, **kw) -> dict:
+    """Fit the whitening on the library's keyframe features and keep it (kw: fit_whitening's)."""
+    t0 = time.perf_counter()
+    data = read_vectors(store, "keyframe")
+    w = fit_whitening(data["vectors"], **kw)
+    with store.transaction():
+        sql.save_coder(store.db.conn, WHITENED, "pca-whiten", w.dims, w.n_fit, w.to_bytes())
+    return {"space": WHITENED.name, "rows": w.n_fit, "dims": w.dims,
+            "total_s": round(time.perf_counter() - t0, 2)}
+
+
+def maintain_whitening(store, *, min_rows: int = WHITEN_MIN_ROWS,
+                       growth: float = WHITEN_REFIT) -> dict:
+    """Fit the keyframe whitening once the library holds `min_rows` keyframes, refit it when
+    their number has changed `growth`-fold since; drop it when too few are left."""
+    n = vec_count(store, "keyframe")
+    row = sql.coder_row(store.db.conn, WHITENED)
+    active = row is not None and Whitening.from_bytes(row[0]).dims > 0
+    if n < min_rows:
+        if active:
+            # what it was learnt from is mostly gone: kept as "none" (no dims), not deleted
+            d = SPACES["keyframe"].dim
+            off = Whitening(np.zeros(d, np.float32), np.zeros((d, 0), np.float32), n)
+            with store.transaction():
+                sql.save_coder(store.db.conn, WHITENED, "pca-whiten", 0, n, off.to_bytes())
+            return {"space": WHITENED.name, "rows": n, "action": "dropped (too few rows)"}
+        return {"space": WHITENED.name, "rows": n, "action": "none (too few rows)"}
+    if active and row[1] / growth < n < row[1] * growth:
+        return {"space": WHITENED.name, "rows": n, "action": "kept"}
+    r = fit_whitening_of(store)
+    r["action"] = "fit" if row is None else "refit"
+    return r
+
+
+def whitening(store) -> Whitening | None:
+    """The library's keyframe whitening (read once per fit and process), or None."""
+    if not has_code_tables(store):
+        return None
+    at = sql.fitted_at(store.db.conn, WHITENED)
+    if at is None:
+        return None
+    holder = lazy(f"keyframe-whitening@{store.path}", lambda: {}).get()
+    if holder.get("at") != at:
+        row = sql.coder_row(store.db.conn, WHITENED)
+        if row is None:
+            return None
+        w = Whitening.from_bytes(row[0])
+        holder.update(at=at, whitening=w if w.dims else None)
+    return holder["whitening"]
 
 
 def trim_log(store, space: Space | str, keep: int = LOG_MAX) -> bool:
@@ -452,6 +522,25 @@ def rerank(store, space: Space | str, q: np.ndarray, ids: Sequence[int], k: int
     sims = (vecs @ q) / np.maximum(norms, 1e-12)
     order = np.argsort(-sims, kind="stable")[:k]
     return [(int(rows[i][0]), int(rows[i][1]), float(sims[i])) for i in order]
+
+
+def vectors_of(store, space: Space | str, ids: Sequence[int]) -> dict[int, np.ndarray]:
+    """id -> float32 vector of the given rows: from the int8 re-rank table when the space
+    has codes (rows of media changed since, from the vectors), else from the vectors (a
+    small library, whose vec0 chunks are few)."""
+    sp = _space(space)
+    ids = [int(i) for i in ids]
+    out: dict[int, np.ndarray] = {}
+    if has_code_tables(store) and sql.fitted_at(store.db.conn, sp) is not None:
+        rows = sql.rerank_rows(store.db.conn, sp, ids)
+        if rows:
+            vecs = from_int8([r[2] for r in rows], sp.dim)
+            out = {int(r[0]): v for r, v in zip(rows, vecs)}
+    missing = [i for i in ids if i not in out]
+    if missing:
+        data = read_vectors(store, sp, missing)
+        out.update(zip(data["ids"].tolist(), data["vectors"]))
+    return out
 
 
 def dirty_media(store, space: Space | str) -> list[int]:

@@ -1,7 +1,11 @@
 """The meaning and image lists: KNN over transcript-window embeddings (`segment_vec`)
 and keyframe features (`keyframe_vec`), through the binary-code index of
 indexer.search.code_index when the library has one, else the exact int8 KNN of
-sqlite-vec; and the transcript window a `segment_vec` key stands for."""
+sqlite-vec; and the transcript window a `segment_vec` key stands for.
+
+Search by example image re-ranks the nearest keyframes by plain cosine in the library's
+own whitened space (models.whitening, kept by code_index.maintain_whitening) when the
+library has one: measured in benchmarks/README.md, "Search by example image"."""
 from __future__ import annotations
 
 import os
@@ -147,10 +151,37 @@ def keyframe_item(store: Store, kf_id: int, media_id: int, sim: float) -> Item |
     return Item("image", "similar", media_id, t, max(t, end), keyframe_id=kf_id, similarity=sim)
 
 
+RERANK_CANDIDATES = 300   # keyframes nearest by plain cosine re-ranked in the whitened space
+
+
+def keyframe_knn(store: Store, feat: np.ndarray, n: int, f: Filters | None = None, *,
+                 path: str = "auto", exclude: Iterable[int] = (),
+                 candidates: int | None = None) -> list[tuple[int, int, float]]:
+    """[(keyframe id, media_id, similarity)] of the n keyframes nearest an image feature:
+    the `candidates` nearest by cosine, re-ranked by their cosine in the library's
+    whitened space (its similarity is that one) when the library has a whitening;
+    plain cosine otherwise, or with candidates=0 (default: RERANK_CANDIDATES)."""
+    candidates = RERANK_CANDIDATES if candidates is None else candidates
+    w = code_index.whitening(store) if candidates else None
+    if w is None:
+        return vector_knn(store, "keyframe", feat, n, f, path=path, exclude=exclude)
+    rows = vector_knn(store, "keyframe", feat, max(n, candidates), f, path=path,
+                      exclude=exclude)
+    if not rows:
+        return rows
+    from models.binary_codes import one_blas_thread
+    vecs = code_index.vectors_of(store, "keyframe", [r[0] for r in rows])
+    keep = [i for i, r in enumerate(rows) if r[0] in vecs]
+    with one_blas_thread():
+        sims = w.transform(np.stack([vecs[rows[i][0]] for i in keep])) @ w.transform(feat)[0]
+    order = np.argsort(-sims, kind="stable")[:n]
+    return [(rows[keep[j]][0], rows[keep[j]][1], float(sims[j])) for j in order]
+
+
 def image_list(store: Store, feat: np.ndarray, n: int, f: Filters | None,
                min_similarity: float | None, path: str, exclude: Iterable[int] = ()
                ) -> list[Item]:
-    rows = vector_knn(store, "keyframe", feat, n, f, path=path, exclude=exclude)
+    rows = keyframe_knn(store, feat, n, f, path=path, exclude=exclude)
     out = []
     for kf_id, media_id, sim in rows:
         if min_similarity is not None and sim < min_similarity:
