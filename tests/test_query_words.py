@@ -93,3 +93,20 @@ def test_everyday_words_find_what_is_seen(shots, embedder):
     assert hits[0].snippet == "[golden retriever]"
     hits = search(shots, "people walking", embedder=embedder)     # "people": a person
     assert [(h.kind, h.start) for h in hits] == [("tag", 40.0)], hits
+
+
+def test_a_face_on_screen_is_a_person(shots, embedder):
+    # a close-up: the faces stage saw a face at 100-104 s that the people detector (whole
+    # bodies) did not tag; "people" finds it, "people walking" finds it beside "walking"
+    import numpy as np
+    mid = shots.db.execute("SELECT id FROM media").fetchone()[0]
+    face = {"start": 100.0, "end": 104.0, "time": 101.0, "x": 0.3, "y": 0.2, "w": 0.4,
+            "h": 0.5, "score": 0.9, "sightings": 5, "thumbnail": None}
+    shots.save_faces(mid, [face], np.full((1, 128), 0.1, np.float32))
+    try:
+        hits = search(shots, "people", embedder=embedder, limit=10)
+        assert 100.0 in [h.start for h in hits] and 40.0 in [h.start for h in hits], hits
+        hits = search(shots, "people walking", embedder=embedder)   # a shot walking beside it
+        assert len(hits) == 2 and hits[1].start - 5.0 <= 100.0 <= hits[1].end + 1.0, hits
+    finally:
+        shots.save_faces(mid, [], [])

@@ -59,14 +59,13 @@ from indexer.search.filters import Filters, allowed_media
 from indexer.search.fulltext import fts_lists, group_weights, relaxed_said
 from indexer.search.library_cache import one_check
 from indexer.search.moments import fuse, to_hits
-from indexer.search.people import (FACE_WEIGHT, PersonSpans, UnknownPerson, attach_people,
-                                   face_items, face_matches, more_of_this_person,
-                                   person_moments, photo_faces, resolve_person,
-                                   with_query_person)
+from indexer.search.people import (FACE_WEIGHT, PersonSpans, UnknownPerson, anyone_on_screen,
+                                   attach_people, face_items, face_matches,
+                                   more_of_this_person, person_moments, photo_faces,
+                                   resolve_person, with_query_person)
 from indexer.search.people import resolved as resolved_person
 from indexer.search.query_text import (MARK_CLOSE, MARK_OPEN, STOPWORDS, content_groups,
-                                       first_said,
-                                       fts_query, make_snippet, person_term, relaxed_query,
+                                       first_said, fts_query, make_snippet, person_term, relaxed_query,
                                        speaker_term, split_person, split_speaker)
 from indexer.search.sources import COVERAGE_WEIGHT, RRF_K, WEIGHTS
 from indexer.search.speakers import (UnknownSpeaker, VoiceTurns, attach_speakers,
@@ -176,6 +175,11 @@ def _search(store: Store, query: str = "", *, image=None, keyframe_id: int | Non
     if query and mode in ("hybrid", "text"):
         lists.update(fts_lists(store, query, n * VOICE_OVERSAMPLE if spans is not None else n,
                                filters, hybrid=semantic, forms=forms))
+        faces = anyone_on_screen(store, groups, filters, n)
+        if faces:
+            lists["tag"] = lists.get("tag", []) + faces
+            for r, it in enumerate(lists["tag"], 1):
+                it.rank = r
     t1 = time.perf_counter()
     timing["fts_ms"] = (t1 - t0) * 1000
     if semantic:

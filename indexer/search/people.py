@@ -163,6 +163,34 @@ def person_moments(store: Store, person_id: int, f: Filters | None, limit: int, 
     return hits
 
 
+# ---- "people", "person": anyone on screen ------------------------------------------------------
+PERSON_LABEL = "person"     # the tag the visual stage gives people it sees (models.vision.people)
+
+
+def anyone_on_screen(store: Store, groups: tuple, f: Filters | None, n: int) -> list[Item]:
+    """For a query word that means a person ("people", "person": its alternatives hold
+    the person tag, query_text.content_groups), the faces on screen as tag items holding
+    that word, largest and longest first: the people detector looks for whole bodies, a
+    close-up is a face. An item may start a moment alone when that word is the query's
+    only one, else only with the rest of the query's words there (Item.tentative)."""
+    which = [i for i, alts in enumerate(groups) if (PERSON_LABEL, False) in alts
+             or alts[0][0] == PERSON_LABEL]
+    if not which or not reads.has_rows(store, "face_appearances"):
+        return []
+    allowed = _allowed(store, f)
+    alone = len(groups) == 1
+    out = []
+    for media_id, start, end in reads.largest_faces(store, n * 4 if allowed else n):
+        if allowed is not None and media_id not in allowed:
+            continue
+        out.append(Item("tag", "tag", media_id, float(start), float(end), relaxed=True,
+                        text="a person on screen", covers=frozenset(which), creates=alone,
+                        tentative=not alone))
+        if len(out) >= n:
+            break
+    return out
+
+
 # ---- search by a photo of a face ------------------------------------------------------------
 def photo_faces(image, face_models) -> np.ndarray:
     """Descriptors of the faces in a query photo (a path or a BGR array), largest first;

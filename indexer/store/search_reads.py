@@ -296,6 +296,15 @@ def tag_spans(store: Store, labels: Sequence[str]) -> list[tuple[int, float, flo
         [x.lower() for x in labels]).fetchall()
 
 
+def largest_faces(store: Store, n: int) -> list[tuple[int, float, float]]:
+    """(media_id, start, end) of the n face appearances of people not hidden that fill
+    most of the frame the longest (face area x time on screen)."""
+    return store.db.execute(
+        "SELECT a.media_id, a.start, a.end FROM face_appearances a "
+        "LEFT JOIN people p ON p.id = a.person_id WHERE coalesce(p.hidden, 0) = 0 "
+        "ORDER BY a.w * a.h * (a.end - a.start + 1.0) DESC LIMIT ?", (n,)).fetchall()
+
+
 def screen_text_at(store: Store, media_id: int, t: float) -> list[str]:
     """The file's on-screen text shown at t (one line at most)."""
     return [r[0] for r in store.db.execute(
