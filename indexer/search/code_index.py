@@ -507,9 +507,18 @@ def drop_cached_indexes() -> None:
     unload_all("code-index:")
 
 
-def rerank(store, space: Space | str, q: np.ndarray, ids: Sequence[int], k: int
-           ) -> list[tuple[int, int, float]]:
-    """[(id, media_id, cosine)] of the k best of `ids` by their int8 vectors."""
+def similarities(vecs: np.ndarray, q: np.ndarray, whitening: Whitening | None = None
+                 ) -> np.ndarray:
+    """Cosine of each row of vecs with the unit query, in the whitened space if given."""
+    if whitening is not None:
+        return whitening.transform(vecs) @ whitening.transform(q)[0]
+    return (vecs @ q) / np.maximum(np.linalg.norm(vecs, axis=1), 1e-12)
+
+
+def rerank(store, space: Space | str, q: np.ndarray, ids: Sequence[int], k: int,
+           whitening: Whitening | None = None) -> list[tuple[int, int, float]]:
+    """[(id, media_id, cosine)] of the k best of `ids` by their int8 vectors (the cosine
+    in the whitened space with `whitening`)."""
     sp = _space(space)
     ids = [int(i) for i in ids]
     if not ids:
@@ -517,9 +526,7 @@ def rerank(store, space: Space | str, q: np.ndarray, ids: Sequence[int], k: int
     rows = sql.rerank_rows(store.db.conn, sp, ids)
     if not rows:
         return []
-    vecs = from_int8([r[2] for r in rows], sp.dim)
-    norms = np.linalg.norm(vecs, axis=1)
-    sims = (vecs @ q) / np.maximum(norms, 1e-12)
+    sims = similarities(from_int8([r[2] for r in rows], sp.dim), q, whitening)
     order = np.argsort(-sims, kind="stable")[:k]
     return [(int(rows[i][0]), int(rows[i][1]), float(sims[i])) for i in order]
 
@@ -549,9 +556,10 @@ def dirty_media(store, space: Space | str) -> list[int]:
 
 def exact_over_media(store, space: Space | str, q: np.ndarray, media_ids: Sequence[int], k: int,
                      kinds: Sequence[str] | None = None, language: str | None = None,
-                     exclude: Iterable[int] = ()) -> list[tuple[int, int, float]]:
+                     exclude: Iterable[int] = (), whitening: Whitening | None = None
+                     ) -> list[tuple[int, int, float]]:
     """Exact cosine KNN over the stored vectors of a few media, in numpy (their vectors
-    are read by chunk, not by scanning the whole vec0 table)."""
+    are read by chunk, not by scanning the whole vec0 table); whitened with `whitening`."""
     sp = _space(space)
     if not media_ids:
         return []
@@ -567,7 +575,7 @@ def exact_over_media(store, space: Space | str, q: np.ndarray, media_ids: Sequen
     if not keep.any():
         return []
     vecs = data["vectors"][keep]
-    sims = vecs @ q / np.maximum(np.linalg.norm(vecs, axis=1), 1e-12)
+    sims = similarities(vecs, q, whitening)
     order = np.argsort(-sims, kind="stable")[:k]
     ids, media = data["ids"][keep], data["media_id"][keep]
     return [(int(ids[i]), int(media[i]), float(sims[i])) for i in order]
@@ -576,10 +584,12 @@ def exact_over_media(store, space: Space | str, q: np.ndarray, media_ids: Sequen
 def binary_knn(store, space: Space | str, q: np.ndarray, k: int = 10, *,
                media_ids: Iterable[int] | None = None, kinds: Sequence[str] | None = None,
                language: str | None = None, oversample: int = DEFAULT_OVERSAMPLE,
-               hamming_factor: int = HAMMING_FACTOR, exclude: Iterable[int] = ()
+               hamming_factor: int = HAMMING_FACTOR, exclude: Iterable[int] = (),
+               whitening: Whitening | None = None
                ) -> list[tuple[int, int, float]] | None:
     """The k nearest rows by Hamming prefilter + int8 re-rank: [(id, media_id, cosine)],
-    best first; None when the space has no codes (use the exact path).
+    best first; None when the space has no codes (use the exact path). With `whitening`,
+    the candidates are re-ranked by (and carry) their cosine in the whitened space.
 
     Media changed since their codes were written (`search_dirty`, until `sync` or
     `maintain` runs) are left out of the code scan and searched exactly instead, so a
@@ -616,9 +626,9 @@ def binary_knn(store, space: Space | str, q: np.ndarray, k: int = 10, *,
             want *= SELECTIVE_BOOST
         cand = idx.candidates(q, want, mask, want * hamming_factor)
     cand = [c for c in cand.tolist() if c not in exclude]
-    res = rerank(store, sp, q, cand, k)
+    res = rerank(store, sp, q, cand, k, whitening)
     if dirty:
-        res += exact_over_media(store, sp, q, dirty, k, kinds, language, exclude)
+        res += exact_over_media(store, sp, q, dirty, k, kinds, language, exclude, whitening)
         res.sort(key=lambda r: -r[2])
         res = res[:k]
     return res

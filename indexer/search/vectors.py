@@ -20,6 +20,8 @@ from indexer.store import Store
 from indexer.store import search_reads as reads
 from indexer.store.vec_codec import int8_blob
 
+RERANK_CANDIDATES = 300   # keyframes nearest by cosine re-ranked in the whitened space
+
 
 def has_vectors(store: Store, vec_table: str) -> bool:
     return reads.has_vectors(store, vec_table)
@@ -40,18 +42,24 @@ def _exact_knn(store: Store, table: str, id_col: str, q: np.ndarray, k: int,
 
 def vector_knn(store: Store, space: str, q: np.ndarray, k: int, f: Filters | None = None, *,
                path: str = "auto", exclude: Iterable[int] = (),
-               oversample: int | None = None, hamming_factor: int | None = None
+               oversample: int | None = None, hamming_factor: int | None = None,
+               whitening=None, candidates: int | None = None
                ) -> list[tuple[int, int, float]]:
     """[(id, media_id, cosine)] of the k nearest vectors of a space ("segment" or
     "keyframe") passing the filters, best first. path: "auto" (binary codes when the
-    library has them, else exact), "binary" or "exact"."""
+    library has them, else exact), "binary" or "exact". With a `whitening`
+    (models.whitening), the nearest candidates are re-ranked by their cosine in the
+    whitened space, which is the cosine returned: those the codes' re-rank step reads
+    anyway, or the exact `candidates` nearest (default RERANK_CANDIDATES)."""
     from models.binary_codes import one_blas_thread
     with one_blas_thread():
         return _vector_knn(store, space, q, k, f, path=path, exclude=exclude,
-                           oversample=oversample, hamming_factor=hamming_factor)
+                           oversample=oversample, hamming_factor=hamming_factor,
+                           whitening=whitening, candidates=candidates)
 
 
-def _vector_knn(store, space, q, k, f, *, path, exclude, oversample, hamming_factor):
+def _vector_knn(store, space, q, k, f, *, path, exclude, oversample, hamming_factor,
+                whitening, candidates):
     sp = code_index.SPACES[space]
     q = np.asarray(q, np.float32).reshape(-1)
     if q.shape[0] != sp.dim:
@@ -69,18 +77,30 @@ def _vector_knn(store, space, q, k, f, *, path, exclude, oversample, hamming_fac
         kw = {k: v for k, v in (("oversample", oversample), ("hamming_factor", hamming_factor))
               if v is not None}
         res = code_index.binary_knn(store, sp, q, k, media_ids=media_ids, kinds=kinds,
-                                    language=language, exclude=exclude, **kw)
+                                    language=language, exclude=exclude, whitening=whitening,
+                                    **kw)
         if res is not None:
             return res
         if path == "binary":
             raise RuntimeError(f"no binary codes for {space} yet "
                                "(run indexer.search.code_index.maintain)")
+    want = k if whitening is None else max(k, RERANK_CANDIDATES if candidates is None
+                                           else candidates)
     if media_ids is not None and len(media_ids) > 30000:
         # Too many for one IN list: filter after a wide KNN instead.
         allowed = set(media_ids)
         rows = _exact_knn(store, sp.vec_table, sp.id_col, q, 4096, None, kinds, language, exclude)
-        return [r for r in rows if r[1] in allowed][:k]
-    return _exact_knn(store, sp.vec_table, sp.id_col, q, k, media_ids, kinds, language, exclude)
+        rows = [r for r in rows if r[1] in allowed][:want]
+    else:
+        rows = _exact_knn(store, sp.vec_table, sp.id_col, q, want, media_ids, kinds, language,
+                          exclude)
+    if whitening is None or not rows:
+        return rows
+    vecs = code_index.vectors_of(store, sp, [r[0] for r in rows])
+    rows = [r for r in rows if r[0] in vecs]
+    sims = code_index.similarities(np.stack([vecs[r[0]] for r in rows]), q, whitening)
+    order = np.argsort(-sims, kind="stable")[:k]
+    return [(rows[j][0], rows[j][1], float(sims[j])) for j in order]
 
 
 class Window(NamedTuple):
@@ -151,31 +171,17 @@ def keyframe_item(store: Store, kf_id: int, media_id: int, sim: float) -> Item |
     return Item("image", "similar", media_id, t, max(t, end), keyframe_id=kf_id, similarity=sim)
 
 
-RERANK_CANDIDATES = 300   # keyframes nearest by plain cosine re-ranked in the whitened space
-
-
 def keyframe_knn(store: Store, feat: np.ndarray, n: int, f: Filters | None = None, *,
                  path: str = "auto", exclude: Iterable[int] = (),
                  candidates: int | None = None) -> list[tuple[int, int, float]]:
-    """[(keyframe id, media_id, similarity)] of the n keyframes nearest an image feature:
-    the `candidates` nearest by cosine, re-ranked by their cosine in the library's
-    whitened space (its similarity is that one) when the library has a whitening;
-    plain cosine otherwise, or with candidates=0 (default: RERANK_CANDIDATES)."""
+    """[(keyframe id, media_id, similarity)] of the n keyframes nearest an image feature,
+    re-ranked by their cosine in the library's whitened space (which is the similarity
+    returned) when the library has a whitening; plain cosine otherwise, or with
+    candidates=0 (default: RERANK_CANDIDATES, or what the codes' re-rank step reads)."""
     candidates = RERANK_CANDIDATES if candidates is None else candidates
     w = code_index.whitening(store) if candidates else None
-    if w is None:
-        return vector_knn(store, "keyframe", feat, n, f, path=path, exclude=exclude)
-    rows = vector_knn(store, "keyframe", feat, max(n, candidates), f, path=path,
-                      exclude=exclude)
-    if not rows:
-        return rows
-    from models.binary_codes import one_blas_thread
-    vecs = code_index.vectors_of(store, "keyframe", [r[0] for r in rows])
-    keep = [i for i, r in enumerate(rows) if r[0] in vecs]
-    with one_blas_thread():
-        sims = w.transform(np.stack([vecs[rows[i][0]] for i in keep])) @ w.transform(feat)[0]
-    order = np.argsort(-sims, kind="stable")[:n]
-    return [(rows[keep[j]][0], rows[keep[j]][1], float(sims[j])) for j in order]
+    return vector_knn(store, "keyframe", feat, n, f, path=path, exclude=exclude,
+                      whitening=w, candidates=candidates)
 
 
 def image_list(store: Store, feat: np.ndarray, n: int, f: Filters | None,
