@@ -83,15 +83,16 @@ class MotionAnalyser:
 def apply_tag_models(models: list[dict], spans: list[tuple[float, float]], x: np.ndarray,
                      media_id: int | None = None) -> list[dict]:
     """Tag rows (start, end, label, source, score) where each model's probability reaches
-    its threshold, consecutive windows merged into one range."""
+    its threshold and the window is like the tag's examples (the open-set test of
+    models.motion.classifier), consecutive windows merged into one range."""
     from models.motion.classifier import TagModel, merge_ranges
     rows = []
     if not len(spans):
         return rows
     for m in models:
         model = TagModel.from_bytes(m["model"])
-        p = model.probability(x)
-        hits = [(s, e, float(pi)) for (s, e), pi in zip(spans, p) if pi >= m["threshold"]]
+        p = model.tagged(x, m["threshold"])
+        hits = [(s, e, float(pi)) for (s, e), pi in zip(spans, p) if pi > 0]
         for s, e, score in merge_ranges(hits):
             row = {"start": s, "end": e, "label": m["label"], "source": m["source"],
                    "score": round(score, 4)}

@@ -2,7 +2,9 @@
 
     model = train_tag(positives, negatives, reference=library_descriptors)
     model.cv_accuracy, model.threshold      # balanced accuracy of k-fold CV; cut-off
-    p = model.probability(X)                 # per window; tag where p >= model.threshold
+    p = model.probability(X)                 # per window
+    p = model.tagged(X)                      # p where p >= model.threshold and the window
+                                             # is near the examples (open set), else 0
 
 Standardisation (models.motion.descriptor.standardiser) is fitted on `reference` (the
 library's descriptors of the same encoder, unlabelled) so that each block (encoder, flow,
@@ -14,6 +16,16 @@ appearance); ties go to the first, which leans on motion, since an action tag is
 things move (measured: benchmarks/README.md, 'A "walking" tag on vtest.avi'). The threshold maximises the balanced
 accuracy of the out-of-fold probabilities (midpoint between neighbouring scores), kept in
 [0.2, 0.8].
+
+Open set: the logistic rule only says which side of the examples' boundary a window lies
+on, so motion unlike anything it was trained on lands on either side. A window is tagged
+only when it is also near the tag's own examples: its distance (in the same standardised
+space) to the nearest example window is at most `radius`. The radius is the smaller of
+ * OPEN_SET_MARGIN x the farthest any example window is from the nearest window of another
+   example (how far apart two genuine instances were), and
+ * the OPEN_SET_FPR quantile of the negatives' (the given ones and the windows sampled from
+   the library's other videos) distances, so that at most that share of them would pass.
+Measured on real footage: benchmarks/README.md, "Open-set action tags".
 """
 from __future__ import annotations
 
@@ -24,6 +36,9 @@ import numpy as np
 
 from .layout import standardiser
 
+OPEN_SET_MARGIN = 1.1
+OPEN_SET_FPR = 0.05
+MAX_PROTOTYPES = 256     # example windows kept for the distance test (a motion group has 300)
 DEFAULT_L2 = 0.1         # on block-weighted z-scores (measured: benchmarks/README.md, "Descriptor quality on a labelled generated set")
 # (encoder, flow, appearance) relative weights tried by cross-validation
 BLOCK_WEIGHTS = ((0.5, 1.0, 0.25), (1.0, 1.0, 1.0), (0.5, 1.0, 0.5), (1.0, 1.0, 0.25),
@@ -97,25 +112,72 @@ class TagModel:
     n_pos: int = 0
     n_neg: int = 0
     weights: tuple = (1.0, 1.0, 1.0)
+    prototypes: np.ndarray | None = None   # example windows, standardised
+    radius: float = float("inf")
 
     def probability(self, x: np.ndarray) -> np.ndarray:
         z = (np.asarray(x, np.float32) - self.mean) * self.scale
         return 1 / (1 + np.exp(-np.clip(z @ self.w + self.b, -30, 30)))
+
+    def known(self, x: np.ndarray) -> np.ndarray:
+        """Per window: near enough to the tag's examples (tags trained before the open-set
+        rule have no prototypes and accept every window)."""
+        x = np.asarray(x, np.float32)
+        if self.prototypes is None or not len(self.prototypes) or not np.isfinite(self.radius):
+            return np.ones(len(x), bool)
+        return _nearest(((x - self.mean) * self.scale), self.prototypes) <= self.radius
+
+    def tagged(self, x: np.ndarray, threshold: float | None = None) -> np.ndarray:
+        """Per window: the probability where the tag applies, else 0."""
+        p = self.probability(x)
+        thr = self.threshold if threshold is None else threshold
+        return np.where((p >= thr) & self.known(x), p, 0.0)
 
     def to_bytes(self) -> bytes:
         buf = io.BytesIO()
         np.savez(buf, mean=self.mean, scale=self.scale, w=self.w,
                  meta=np.array([self.b, self.threshold,
                                 np.nan if self.cv_accuracy is None else self.cv_accuracy,
-                                self.folds, self.n_pos, self.n_neg, *self.weights]))
+                                self.folds, self.n_pos, self.n_neg, *self.weights]),
+                 prototypes=np.zeros((0, len(self.mean)), np.float32)
+                 if self.prototypes is None else self.prototypes.astype(np.float32),
+                 radius=np.array([self.radius]))
         return buf.getvalue()
 
     @classmethod
     def from_bytes(cls, blob: bytes) -> "TagModel":
         a = np.load(io.BytesIO(blob))
         b, thr, acc, folds, npos, nneg, *weights = a["meta"].tolist()
+        open_set = "radius" in a.files
         return cls(a["mean"], a["scale"], a["w"], b, thr, None if np.isnan(acc) else acc,
-                   int(folds), int(npos), int(nneg), tuple(weights))
+                   int(folds), int(npos), int(nneg), tuple(weights),
+                   a["prototypes"] if open_set else None,
+                   float(a["radius"][0]) if open_set else float("inf"))
+
+
+def _nearest(z: np.ndarray, prototypes: np.ndarray) -> np.ndarray:
+    """Each row's Euclidean distance to its nearest prototype."""
+    d2 = (z * z).sum(1)[:, None] - 2 * z @ prototypes.T + (prototypes * prototypes).sum(1)[None]
+    return np.sqrt(np.maximum(d2.min(1), 0))
+
+
+def open_set_radius(zpos: np.ndarray, pos_groups: np.ndarray, zneg: np.ndarray,
+                    margin: float | None = None, fpr: float | None = None) -> float:
+    """How near to an example window a window must be to be tagged (see the module doc);
+    infinite when the rule is off (fpr None)."""
+    margin = OPEN_SET_MARGIN if margin is None else margin
+    fpr = OPEN_SET_FPR if fpr is None else fpr
+    if fpr is None or len(zpos) < 2:
+        return float("inf")
+    d = np.sqrt(np.maximum(((zpos[:, None] - zpos[None]) ** 2).sum(-1), 0))
+    other = pos_groups[:, None] != pos_groups[None]
+    if not other.any(axis=1).all():       # one example clip: its windows' nearest neighbours
+        other = ~np.eye(len(zpos), dtype=bool)
+    spread = float(np.where(other, d, np.inf).min(1).max())
+    radius = margin * spread
+    if len(zneg):
+        radius = min(radius, float(np.quantile(_nearest(zneg, zpos), fpr)))
+    return radius
 
 
 def train_tag(positives: np.ndarray, negatives: np.ndarray, **kw) -> TagModel:
@@ -167,8 +229,12 @@ def _train_tag(positives: np.ndarray, negatives: np.ndarray, *,
             best = (cv, thr, weights, mean, scale, z)
     cv, thr, weights, mean, scale, z = best
     w, b = _fit(z, y, l2)
+    zpos, zneg = z[y > 0].astype(np.float32), z[y == 0].astype(np.float32)
+    radius = open_set_radius(zpos, groups[y > 0], zneg)
+    if len(zpos) > MAX_PROTOTYPES:
+        zpos = zpos[np.random.default_rng(seed).choice(len(zpos), MAX_PROTOTYPES, replace=False)]
     return TagModel(mean, scale, w.astype(np.float32), b, thr, cv, k if k >= 2 else 0,
-                    len(pos), len(neg), tuple(weights))
+                    len(pos), len(neg), tuple(weights), zpos, radius)
 
 
 def merge_ranges(windows: list[tuple[float, float, float]], gap: float = 0.05
