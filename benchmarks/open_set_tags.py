@@ -2,8 +2,8 @@
 a held-out clip of a trained class gets its own tag, and how often a clip of a class no tag
 was trained on gets a tag anyway.
 
-    python -m benchmarks.open_set_tags                  # dev and test (~4 min on 2 cores)
-    python -m benchmarks.open_set_tags --split dev --fpr 0.02 0.05 0.1   # tuning (dev only)
+    python -m benchmarks.open_set_tags                  # dev and test (~2 min on 2 cores)
+    python -m benchmarks.open_set_tags --split dev --margin 1.0 1.1 1.2 --fpr 0.05 1  # tuning
     python -m benchmarks.open_set_tags --closed         # the rule before: no rejection
 
 Clips (4 s each, every one its own file; footage from packages, none recorded here):
@@ -16,13 +16,15 @@ Clips (4 s each, every one its own file; footage from packages, none recorded he
   zoom, pan, still   real photographs of opencv-doc (24, 8 per class, half dev half test)
              slowly zoomed into, panned across, or held still: a slideshow's camera
 Every clip goes through the real visual stage into one library per split. A draw trains
-3 of the 5 classes with enough clips (walking, foliage, zoom, pan, still) with
-`train_action_tag` (what `avindex tags train` runs: the default negatives, windows sampled
-from the library's other videos), 2 random example clips each; the other classes are
-untrained. A held-out clip of a trained class is right when the tag covering most of its
-windows (ties: the higher score) is its class; a clip of an untrained class counts as
-tagged when any tag covers any of its windows. All 10 choices of 3 trained classes, 2
-example draws each (20 draws per split).
+3 of the 5 classes with enough clips (walking, foliage, zoom, pan, still) as
+`avindex tags train --folder` does (`train_action_tag`; 2 random example clips per class,
+the other trained classes' examples the only negatives); the other classes are untrained.
+Either the untrained clips are indexed after training (the visual stage applies the tags
+to them: the open-set case) or they are in the library when the tags are trained. A
+held-out clip of a trained class is right when the tag covering most of its ranges (ties:
+the higher score) is its class; a clip of an untrained class counts as tagged when any tag
+covers any of its windows. All 10 choices of 3 trained classes, 2 example draws each
+(20 draws per split).
 """
 from __future__ import annotations
 
