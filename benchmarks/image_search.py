@@ -400,10 +400,126 @@ def lever(setting: dict):
             setattr(m, attr, value)
 
 
+# ---- levers measured outside the search path (numpy over the same photos) ----------------
+def _unit(a: np.ndarray) -> np.ndarray:
+    return a / np.maximum(np.linalg.norm(a, axis=-1, keepdims=True), 1e-12)
+
+
+def _loo(lib_keys: list, lib_vecs: np.ndarray, q_keys: list, q_vecs: np.ndarray,
+         score=None) -> dict:
+    """P@1 / hit@5 per split, leave one out, ranking the library rows by `score(qi, own)`
+    (default: dot product); rows that are not group photos count as misses."""
+    group_of = {k: g for g, (_, ks) in GROUPS.items() for k in ks}
+    sp = splits()
+    out = {}
+    for split in ("dev", "test"):
+        p1 = h5 = n = 0
+        for qi, key in enumerate(q_keys):
+            g = group_of[key]
+            if sp[g] != split:
+                continue
+            own = np.array([k == key for k in lib_keys])
+            s = lib_vecs @ q_vecs[qi] if score is None else score(qi, own)
+            got = [group_of.get(lib_keys[j]) for j in np.argsort(-s, kind="stable")
+                   if not own[j]][:5]
+            p1, h5, n = p1 + (got[0] == g), h5 + (g in got), n + 1
+        out[split] = (round(p1 / n, 3), round(h5 / n, 3))
+    return out
+
+
+def offline_levers(lib: dict, db: Path, models_dir: Path) -> None:
+    """Query expansion on the library's stored keyframe features, and other poolings of
+    EfficientNet-Lite0's last feature map (7x7x1280 at 224 px; 10x10 at 320 px) computed
+    in torch on the slides as the slideshow shows them (no H.264, no video frames), each
+    with and without the library's whitening (models.whitening, shipped settings)."""
+    import torch
+    from indexer.search import code_index
+    from indexer.store import Store
+    from models.vision.image_features import _torch_model, preprocess, shared_classifier
+    from models.whitening import fit_whitening
+    group_keys = [k for _, ks in GROUPS.values() for k in ks]
+    # query expansion: alpha-QE over the top k (the query's own slide left out)
+    store = Store(db)
+    data = code_index.read_vectors(store, "keyframe")
+    times = dict(store.db.execute("SELECT id, time FROM keyframes").fetchall())
+    by_media = {m: n for n, m in lib["media"].items()}
+    lib_keys = [_slide_of(lib, by_media, int(m), float(times[int(i)]))
+                for i, m in zip(data["ids"], data["media_id"])]
+    store.close()
+    clf = shared_classifier(models_dir).get()
+    q = np.stack([clf.features_of_file(lib["photos"][k]) for k in group_keys])
+    x = data["vectors"]
+    w = fit_whitening(x)
+    spaces = {"plain": (x, q), "whitened": (w.transform(x), w.transform(q))}
+
+    def qe(xs, qs, k, alpha):
+        def score(qi, own):
+            s = np.where(own, -9.0, xs @ qs[qi])
+            top = np.argsort(-s)[:k]
+            wt = np.maximum(s[top], 0) ** alpha
+            return xs @ _unit(qs[qi] + (wt[:, None] * xs[top]).sum(0))
+        return score
+    print("query expansion (alpha-QE over the top k), P@1/hit@5 dev, test:")
+    for name, (xs, qs) in spaces.items():
+        print(f"  {name:<9} none        {_loo(lib_keys, xs, group_keys, qs)}")
+        for k in (1, 3, 5):
+            for alpha in (1, 3):
+                print(f"  {name:<9} k={k} a={alpha}   "
+                      f"{_loo(lib_keys, xs, group_keys, qs, qe(xs, qs, k, alpha))}")
+    # pooling of the feature map
+    torch.set_num_threads(1)
+    net = _torch_model().net
+
+    def fmap(img: np.ndarray, size: int) -> np.ndarray:
+        if size == 224:
+            x = preprocess(img)
+        else:
+            h, w_ = img.shape[:2]
+            k = size * 256 / 224 / min(h, w_)
+            im = cv2.resize(img, (max(size, round(w_ * k)), max(size, round(h * k))),
+                            interpolation=cv2.INTER_AREA)
+            y0, x0 = (im.shape[0] - size) // 2, (im.shape[1] - size) // 2
+            im = im[y0:y0 + size, x0:x0 + size, ::-1]
+            x = ((im.astype(np.float32) - 127.0) / 128.0).transpose(2, 0, 1)
+        with torch.inference_mode():
+            return net.extract_features(torch.from_numpy(np.ascontiguousarray(x))[None])[0].numpy()
+
+    def pools(f: np.ndarray) -> dict:
+        c, h, w_ = f.shape
+        regions = [f] + [f[:, i * h // 2:(i + 1) * h // 2 + 1, j * w_ // 2:(j + 1) * w_ // 2 + 1]
+                         for i in range(2) for j in range(2)]
+        return {"mean": f.mean((1, 2)), "gem3": ((np.maximum(f, 1e-6) ** 3).mean((1, 2))) ** (1 / 3),
+                "max": f.max((1, 2)), "regional": sum(_unit(r.mean((1, 2))) for r in regions)}
+    keys = sorted(lib["photos"])
+    cpu = {224: 0.0, 320: 0.0}
+    lib_p, q_p = {}, {}
+    for key in keys:
+        img = cv2.imread(lib["photos"][key])
+        for size in (224, 320):
+            t = time.process_time()
+            lib_p[(key, size)] = pools(fmap(_slide(img), size))
+            cpu[size] += time.process_time() - t
+            if key in group_keys:
+                q_p[(key, size)] = pools(fmap(img, size))
+    print(f"feature map CPU per image, torch one thread: 224 px "
+          f"{1000 * cpu[224] / len(keys):.0f} ms, 320 px {1000 * cpu[320] / len(keys):.0f} ms")
+    print("pooling (library: the slides only), P@1/hit@5 dev, test:")
+    variants = {p: [(p, 224)] for p in ("mean", "gem3", "max", "regional")}
+    variants.update({f"{p} 224+320": [(p, 224), (p, 320)] for p in ("mean", "gem3", "regional")})
+    for name, parts in variants.items():
+        xs = _unit(np.stack([sum(_unit(lib_p[(k, s)][p]) for p, s in parts) for k in keys]))
+        qs = _unit(np.stack([sum(_unit(q_p[(k, s)][p]) for p, s in parts) for k in group_keys]))
+        wv = fit_whitening(xs)
+        print(f"  {name:<16} plain {_loo(keys, xs, group_keys, qs)}  whitened "
+              f"{_loo(keys, wv.transform(xs), group_keys, wv.transform(qs))}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--split", choices=("dev", "test", "all", "both"), default="both")
     ap.add_argument("--levers", action="store_true", help="each lever on and off")
+    ap.add_argument("--offline-levers", action="store_true",
+                    help="query expansion and poolings, in numpy over the same photos")
     ap.add_argument("--no-faces", action="store_true", help="whole-image similarity only")
     ap.add_argument("--rebuild", action="store_true")
     ap.add_argument("--json", type=Path)
@@ -421,6 +537,9 @@ def main() -> None:
           f"{lib['keyframes']} keyframes; groups {len(GROUPS)} "
           f"({sum(len(k) for _, k in GROUPS.values())} photos), "
           f"distractors {len(DISTRACTORS)}")
+    if args.offline_levers:
+        offline_levers(lib, db, models_dir)
+        return
     models = search_models(models_dir)
     if args.no_faces:
         models = dataclasses.replace(models, face_model=lambda: None)
