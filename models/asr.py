@@ -27,6 +27,7 @@ language with the most speech in the file.
 """
 from __future__ import annotations
 
+import bisect
 import itertools
 import math
 import os
@@ -220,7 +221,14 @@ VAD_OPTIONS = dict(min_silence_duration_ms=1000, speech_pad_ms=400)
 
 # The batched pipeline decodes only the first 30 s of a VAD speech run (it warns and drops
 # the rest), so runs are split at 30 s there.
-_BATCH_VAD = dict(VAD_OPTIONS, max_speech_duration_s=30.0)
+_BATCH_CHUNK_S = 30
+# A batched chunk whose text has fewer tokens than this per second of its speech ended
+# early (normal speech is 2-5 tokens a second): its speech runs are decoded again one by
+# one (see _batched_transcribe).
+RESCUE_TOKENS_PER_S = 0.5
+RESCUE_LOGPROB = -1.0          # a run decoded again is kept only above this (_batched_dropped)
+RESCUE_SECONDS_PER_WORD = 2.0  # ... and with at least a word per this many seconds of it
+_BATCH_VAD = dict(VAD_OPTIONS, max_speech_duration_s=float(_BATCH_CHUNK_S))
 
 _FW_OPTIONS = dict(
     word_timestamps=True,
@@ -236,6 +244,7 @@ _FW_OPTIONS = dict(
 
 LINE_MAX_S = 12.0     # a transcript line cut from a batched chunk is at most this long
 LINE_PAUSE_S = 0.8    # ... and ends at a sentence end or at a pause this long
+LINE_JOIN_S = 2.0     # a one-word line joins its neighbour across a pause up to this long
 _SENTENCE_END = (".", "?", "!", "。", "？", "！", "…")
 _ABBREVIATIONS = frozenset("mr. mrs. ms. dr. prof. st. sr. jr. vs. etc. e.g. i.e. no. "
                            "sra. sr. dra. hr. fr. dr.-ing. bzw. z.b. mme. mlle.".split())
@@ -246,13 +255,16 @@ def _ends_sentence(word: str) -> bool:
     if not w.endswith(_SENTENCE_END):
         return False
     low = w.lower()
+    if w[:-1].isdigit():    # "5." is an item of a spoken list or an ordinal ("5. Mai")
+        return False
     return low not in _ABBREVIATIONS and not (len(w) == 2 and w[0].isalpha())  # "J." initials
 
 
 def split_lines(seg: Segment) -> list[Segment]:
     """A long segment cut into transcript lines at its words: after a sentence end, at a
-    pause, and (for a line running past LINE_MAX_S) at the widest gap or comma. Texts are
-    the words' own text, so languages written without spaces stay intact."""
+    pause, and (for a line running past LINE_MAX_S) at the widest gap or comma; a word left
+    alone joins a neighbouring line (_join_single_words). Texts are the words' own text, so
+    languages written without spaces stay intact."""
     words = seg.words
     if len(words) < 2:
         return [seg]
@@ -266,8 +278,28 @@ def split_lines(seg: Segment) -> list[Segment]:
     out: list[list[Word]] = []
     for line in lines:
         out += _cut_long(line)
+    out = _join_single_words(out)
     return [Segment(ws[0].start, ws[-1].end, "".join(w.word for w in ws).strip(), seg.language,
                     seg.confidence, ws) for ws in out]
+
+
+def _join_single_words(lines: list[list[Word]]) -> list[list[Word]]:
+    """A line of one word joins the next line (the last one, the line before) when the
+    pause between them is at most LINE_JOIN_S and the joined line stays within LINE_MAX_S:
+    a spoken list ("5. 7. 8.") was cut into lines of one token each, which a search
+    then ranks on a single word."""
+    def fits(a: list[Word], b: list[Word]) -> bool:
+        return b[0].start - a[-1].end <= LINE_JOIN_S and b[-1].end - a[0].start <= LINE_MAX_S
+
+    out: list[list[Word]] = []
+    for line in lines:
+        if out and len(out[-1]) == 1 and fits(out[-1], line):
+            out[-1] = out[-1] + line
+        else:
+            out.append(line)
+    if len(out) > 1 and len(out[-1]) == 1 and fits(out[-2], out[-1]):
+        out[-2:] = [out[-2] + out[-1]]
+    return out
 
 
 def _cut_long(ws: list[Word]) -> list[list[Word]]:
@@ -407,7 +439,7 @@ def _batched_pipeline(model, gate: _LanguageGate | None):
     class Labelled(BatchedInferencePipeline):
         def __init__(self, model):
             super().__init__(model)
-            self.lang_at: dict[int, str] = {}  # reset by the caller for each window
+            self.lang_at: dict[int, str] = {}  # reset by the caller before each call
 
         def forward(self, features, tokenizer, chunks_metadata, options):
             out = super().forward(features, tokenizer, chunks_metadata, options)
@@ -429,6 +461,122 @@ def _batched_loop(s) -> bool:
         return True
     return (s.no_speech_prob > _FW_OPTIONS["no_speech_threshold"]
             and s.avg_logprob < _FW_OPTIONS["log_prob_threshold"])
+
+
+def _batched_dropped(s, run: tuple[float, float] | None = None) -> bool:
+    """A batched segment to drop: a hallucination (_hallucinated) or what whisper's
+    temperature fallback would have retried (_batched_loop). A segment of a lone speech
+    `run` (start, end) decoded again (_batched_transcribe) is held to more: the run gave no
+    words the first time, and is often music or noise the VAD took for speech, where the
+    model hears a word or two ("Whoa, whoa.") in seconds of sound. It is dropped when the
+    model calls it silence at all, when its text is unsure (avg_logprob < RESCUE_LOGPROB)
+    or when it has fewer words than one per RESCUE_SECONDS_PER_WORD of the run."""
+    words = [Word(float(w.start), float(w.end), w.word, float(w.probability)) for w in (s.words or [])]
+    if _hallucinated(words, s.avg_logprob) or _batched_loop(s):
+        return True
+    if run is None:
+        return False
+    return (s.no_speech_prob > _FW_OPTIONS["no_speech_threshold"] or s.avg_logprob < RESCUE_LOGPROB
+            or len(words) < (run[1] - run[0]) / RESCUE_SECONDS_PER_WORD)
+
+
+def _pack(runs: list[dict], limit: int) -> list[list[dict]]:
+    """VAD speech runs grouped into decoding chunks as faster-whisper's batched pipeline
+    groups them (vad.collect_chunks): consecutive runs while their speech fits `limit`
+    samples."""
+    groups: list[list[dict]] = []
+    size = 0
+    for r in runs:
+        n = r["end"] - r["start"]
+        if groups and size + n <= limit:
+            groups[-1].append(r)
+            size += n
+        else:
+            groups.append([r])
+            size = n
+    return groups
+
+
+def _batched_transcribe(batched, audio: np.ndarray, *, language: str, beam_size: int,
+                        multilingual: bool, batch_size: int):
+    """faster-whisper's batched transcription of one window, with no speech run left out:
+    ([(segment, language it was decoded in)] by time, info).
+
+    The speech runs of the VAD (models.silero_vad: flat memory) are packed into chunks of
+    up to 30 s of speech and decoded as the pipeline's own VAD path does. Whisper decoding
+    a chunk sometimes stops (end of text) before its last sentence, or skips one, with or
+    without timestamp tokens, depending on what else the chunk holds: the last sentence of
+    a long file was lost, though alone it is transcribed. So each run of a chunk whose text
+    is far too short for its speech (RESCUE_TOKENS_PER_S; the alignment of such a text
+    spreads its few words anywhere), and each run that got no word, is decoded again on
+    its own (benchmarks/README.md, "Speech kept")."""
+    from types import SimpleNamespace
+
+    from faster_whisper.transcribe import restore_speech_timestamps
+    from faster_whisper.vad import VadOptions
+
+    from .silero_vad import speech_timestamps
+
+    runs = speech_timestamps(audio, VadOptions(**_BATCH_VAD))
+    if not runs:
+        return iter(()), SimpleNamespace(language=language, language_probability=1.0)
+    options = {k: v for k, v in _FW_OPTIONS.items() if k != "vad_parameters"}
+    options["vad_filter"] = False
+
+    def decode(samples: np.ndarray, clips: list[dict]):
+        batched.lang_at = {}
+        segs, info = batched.transcribe(
+            samples, language=language, beam_size=beam_size, multilingual=multilingual,
+            batch_size=batch_size, without_timestamps=True, clip_timestamps=clips, **options)
+        segs = list(segs)       # decoding happens here; lang_at is filled as it goes
+        return [(s, batched.lang_at.get(s.seek)) for s in segs], info
+
+    groups = _pack(runs, _BATCH_CHUNK_S * SAMPLE_RATE)
+    clips, at = [], 0
+    for group in groups:
+        n = sum(r["end"] - r["start"] for r in group)
+        clips.append({"start": at / SAMPLE_RATE, "end": (at + n) / SAMPLE_RATE})
+        at += n
+    packed = np.concatenate([audio[r["start"]: r["end"]] for r in runs])
+    first, info = decode(packed, clips)
+    fps = batched.model.frames_per_second
+    starts = [c["start"] for c in clips]
+    by_group: list[list[tuple]] = [[] for _ in groups]
+    for s, lang in first:   # before restore_speech_timestamps: s.seek is the chunk's start
+        by_group[max(0, bisect.bisect_right(starts, s.seek / fps + 1e-3) - 1)].append((s, lang))
+    for _ in restore_speech_timestamps([s for s, _ in first], runs, SAMPLE_RATE):
+        pass                # file-window times, in place
+
+    kept, again = [], []    # again: (group, run) to decode alone
+    for g, (group, segs) in enumerate(zip(groups, by_group)):
+        ok = [(s, lang) for s, lang in segs if not _batched_dropped(s)]
+        speech_s = sum(r["end"] - r["start"] for r in group) / SAMPLE_RATE
+        if sum(len(s.tokens) for s, _ in ok) < RESCUE_TOKENS_PER_S * speech_s:
+            again += [(g, r) for r in group]
+            by_group[g] = ok            # kept only if decoding its runs alone gives nothing
+            continue
+        kept += ok
+        heard = np.sort([(w.start + w.end) / 2 for s, _ in ok for w in (s.words or ())])
+        again += [(g, r) for r in group
+                  if np.searchsorted(heard, r["start"] / SAMPLE_RATE)
+                  == np.searchsorted(heard, r["end"] / SAMPLE_RATE)]
+    if again:
+        alone, _ = decode(audio, [{"start": r["start"] / SAMPLE_RATE, "end": r["end"] / SAMPLE_RATE}
+                                  for _, r in again])
+        found: dict[int, list] = {}
+        run_starts = np.array([r["start"] / SAMPLE_RATE for _, r in again])
+        for s, lang in alone:   # s.seek: the start of the run it was decoded from
+            g, r = again[int(np.argmin(np.abs(run_starts - s.seek / fps)))]
+            if not _batched_dropped(s, (r["start"] / SAMPLE_RATE, r["end"] / SAMPLE_RATE)):
+                found.setdefault(g, []).append((s, lang))
+        for g in {g for g, _ in again}:
+            if g in found:
+                kept += found[g]
+            elif sum(len(s.tokens) for s, _ in by_group[g]) < RESCUE_TOKENS_PER_S * (
+                    sum(r["end"] - r["start"] for r in groups[g]) / SAMPLE_RATE):
+                kept += by_group[g]     # a short text, but the only one this chunk has
+        kept.sort(key=lambda sl: sl[0].start)
+    return iter(kept), info
 
 
 def _multilingual(model_dir: Path, model_name: str) -> bool:
@@ -497,24 +645,23 @@ class FasterWhisperEngine(_WindowedEngine):
             # Without timestamp tokens (the batched default) a chunk is one segment of up
             # to 30 s, cut into lines by its word timings below. With them, the model often
             # ends a chunk early, expecting a next window that batched decoding never gives
-            # it: the last sentence of a LibriVox chunk was lost.
-            batched.lang_at = {}
-            segments, info = batched.transcribe(
-                audio, language=language_arg, beam_size=beam_size, multilingual=gate is not None,
-                batch_size=self.batch_size, without_timestamps=True,
-                **{**_FW_OPTIONS, "vad_parameters": _BATCH_VAD})
+            # it: the last LibriVox sentence of a chunk was lost.
+            segments, info = _batched_transcribe(batched, audio, language=language_arg,
+                                                 beam_size=beam_size, multilingual=gate is not None,
+                                                 batch_size=self.batch_size)
 
         def convert():
             for s in segments:  # lazy: the gate has seen this segment's chunk by now
+                decoded_in = None
+                if batched is not None:     # already guarded, with the chunk's language
+                    s, decoded_in = s
                 words = [Word(float(w.start), float(w.end), w.word, float(w.probability)) for w in (s.words or [])]
-                if _hallucinated(words, s.avg_logprob) or (batched is not None and _batched_loop(s)):
+                if batched is None and _hallucinated(words, s.avg_logprob):
                     continue
                 if gate is None:
                     lang = info.language
-                elif batched is None:
-                    lang = gate.current
                 else:
-                    lang = batched.lang_at.get(s.seek, gate.current)
+                    lang = decoded_in or gate.current
                 seg = Segment(float(s.start), float(s.end), s.text.strip(), lang, _confidence(s.avg_logprob), words)
                 yield from (split_lines(seg) if batched is not None else (seg,))
 
