@@ -4,6 +4,8 @@ photo of the same group, through the real search service.
     .venv/bin/python -m benchmarks.image_search                 # dev and test (~4 min once)
     .venv/bin/python -m benchmarks.image_search --levers        # each lever on and off, dev
     .venv/bin/python -m benchmarks.image_search --split test --json out.json
+    .venv/bin/python -m benchmarks.image_search --offline-levers   # QE and poolings, numpy
+    .venv/bin/python -m benchmarks.image_search --latency 25000    # generated keyframes
 
 Real photos from packages only (fetched once into benchmarks/.cache/image_search/):
 * Debian opencv-doc, examples/data: pairs and sets of one object or scene photographed
@@ -514,6 +516,43 @@ def offline_levers(lib: dict, db: Path, models_dir: Path) -> None:
               f"{_loo(keys, wv.transform(xs), group_keys, wv.transform(qs))}")
 
 
+# ---- latency on generated keyframes --------------------------------------------------------
+def latency(n: int, queries: int = 30, rounds: int = 2) -> None:
+    """By-image KNN (vectors.keyframe_knn, 50 rows as the search asks) with and without
+    the whitened re-rank, on n generated keyframes (100 per file around 300 random
+    non-negative centres, like pooled ReLU features; codes fitted when n reaches
+    code_index.FIT_MIN_ROWS), in a temporary library."""
+    import indexer.search.vectors as vectors
+    from indexer.search import code_index
+    from indexer.store import Store
+    rng = np.random.default_rng(0)
+    centres = rng.standard_normal((300, 1280)).astype(np.float32)
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Store(Path(tmp) / "lib.db")
+        for m in range(n // 100):
+            mid = store.add_media(f"/v/{m}.mp4", f"fp{m}", 1, 0)
+            f = _unit(np.abs(centres[rng.integers(0, 300)]
+                             + 0.7 * rng.standard_normal((100, 1280)).astype(np.float32)))
+            store.save_visual(mid, [{"time": float(i), "shot": i, "thumbnail": None,
+                                     "kind": "video"} for i in range(100)], [], [], list(f))
+        print("library tasks:", code_index.maintain(store, ["keyframe"]))
+        qs = [np.abs(centres[i] + 0.7 * rng.standard_normal(1280)).astype(np.float32)
+              for i in range(queries)]
+        for name, cand in (("plain cosine", 0), ("whitened re-rank", vectors.RERANK_CANDIDATES)):
+            with lever({"indexer.search.vectors.RERANK_CANDIDATES": cand}):
+                vectors.keyframe_knn(store, qs[0], 50)
+                ts = []
+                for _ in range(rounds):
+                    for q in qs:
+                        t = time.perf_counter()
+                        vectors.keyframe_knn(store, q, 50)
+                        ts.append((time.perf_counter() - t) * 1000)
+            ts.sort()
+            print(f"{n} keyframes, {name:<17} p50 {statistics.median(ts):.1f} ms  "
+                  f"p95 {ts[int(0.95 * (len(ts) - 1))]:.1f} ms")
+        store.close()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--split", choices=("dev", "test", "all", "both"), default="both")
@@ -521,10 +560,15 @@ def main() -> None:
     ap.add_argument("--offline-levers", action="store_true",
                     help="query expansion and poolings, in numpy over the same photos")
     ap.add_argument("--no-faces", action="store_true", help="whole-image similarity only")
+    ap.add_argument("--latency", type=int, metavar="N",
+                    help="time the by-image KNN on N generated keyframes and stop")
     ap.add_argument("--rebuild", action="store_true")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--verbose", action="store_true", help="per group and the misses")
     args = ap.parse_args()
+    if args.latency:
+        latency(args.latency)
+        return
     from app.search_requests import search_models
     from app.settings import Settings
     from indexer.store import Store
