@@ -461,6 +461,13 @@ def offline_levers(lib: dict, db: Path, models_dir: Path) -> None:
             wt = np.maximum(s[top], 0) ** alpha
             return xs @ _unit(qs[qi] + (wt[:, None] * xs[top]).sum(0))
         return score
+    print("whitening settings (dims, power, shrink), P@1/hit@5 dev, test:")
+    for dims in (64, 96, 128, len(x) - 1):
+        for power in (0.125, 0.25, 0.375, 0.5):
+            for shrink in (0.0, 0.1, 0.5, 1.0):
+                wg = fit_whitening(x, dims=dims, power=power, shrink=shrink)
+                print(f"  {dims:>3} {power:<5} {shrink:<4} "
+                      f"{_loo(lib_keys, wg.transform(x), group_keys, wg.transform(q))}")
     print("query expansion (alpha-QE over the top k), P@1/hit@5 dev, test:")
     for name, (xs, qs) in spaces.items():
         print(f"  {name:<9} none        {_loo(lib_keys, xs, group_keys, qs)}")
