@@ -79,7 +79,7 @@ def test_whitening_fits_transforms_and_round_trips():
 
 
 @needs_photos
-def test_the_whitening_follows_the_library(photo_lib, tmp_path):
+def test_the_whitening_follows_the_library(photo_lib, monkeypatch):
     store, n = photo_lib["store"], photo_lib["n"]
     assert code_index.maintain_whitening(store, min_rows=n + 1)["action"].startswith("none")
     assert code_index.whitening(store) is None
@@ -96,6 +96,13 @@ def test_the_whitening_follows_the_library(photo_lib, tmp_path):
     assert code_index.maintain_whitening(store, min_rows=n + 1)["action"].startswith("none")
     assert code_index.maintain_whitening(store, min_rows=20)["action"] == "refit"
     assert code_index.whitening(store).n_fit == n
+    # a big library is fitted on a sample of its keyframes (here 30 of them)
+    monkeypatch.setattr(code_index, "FIT_SAMPLE", 30)
+    assert code_index.fit_whitening_of(store)["dims"] == 29
+    assert code_index.whitening(store).n_fit == n and code_index.whitening(store).dims == 29
+    monkeypatch.undo()
+    code_index.fit_whitening_of(store)
+    assert code_index.whitening(store).dims == n - 1
 
 
 @needs_photos

@@ -231,10 +231,15 @@ def _maintain_codes(store, spaces, min_rows, growth, full_check) -> list[dict]:
 
 # ---- the keyframe whitening -----------------------------------------------------------------
 def fit_whitening_of(store, **kw) -> dict:
-    """Fit the whitening on the library's keyframe features and keep it (kw: fit_whitening's)."""
+    """Fit the whitening on (a sample of FIT_SAMPLE of) the library's keyframe features and
+    keep it (kw: fit_whitening's)."""
     t0 = time.perf_counter()
-    data = read_vectors(store, "keyframe")
-    w = fit_whitening(data["vectors"], **kw)
+    sp = SPACES["keyframe"]
+    ids = read_vec0(store.db.conn, sp.vec_table, sp.dim, (), with_vectors=False)["ids"]
+    if len(ids) > FIT_SAMPLE:            # read only the sample's vectors, not a million
+        ids = np.random.default_rng(0).choice(ids, FIT_SAMPLE, replace=False)
+    w = fit_whitening(read_vectors(store, sp, ids)["vectors"], **kw)
+    w.n_fit = vec_count(store, sp)
     with store.transaction():
         sql.save_coder(store.db.conn, WHITENED, "pca-whiten", w.dims, w.n_fit, w.to_bytes())
     return {"space": WHITENED.name, "rows": w.n_fit, "dims": w.dims,

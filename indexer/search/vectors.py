@@ -3,9 +3,10 @@ and keyframe features (`keyframe_vec`), through the binary-code index of
 indexer.search.code_index when the library has one, else the exact int8 KNN of
 sqlite-vec; and the transcript window a `segment_vec` key stands for.
 
-Search by example image re-ranks the nearest keyframes by plain cosine in the library's
-own whitened space (models.whitening, kept by code_index.maintain_whitening) when the
-library has one: measured in benchmarks/README.md, "Search by example image"."""
+Search by example image takes the keyframes nearest by plain cosine and re-ranks them by
+their cosine in the library's own whitened space (models.whitening, kept current by
+code_index.maintain_whitening) when the library has one: measured in
+benchmarks/README.md, "Search by example image"."""
 from __future__ import annotations
 
 import os
@@ -19,6 +20,7 @@ from indexer.search.types import Item
 from indexer.store import Store
 from indexer.store import search_reads as reads
 from indexer.store.vec_codec import int8_blob
+from models.whitening import Whitening
 
 RERANK_CANDIDATES = 300   # keyframes nearest by cosine re-ranked in the whitened space
 
@@ -43,7 +45,7 @@ def _exact_knn(store: Store, table: str, id_col: str, q: np.ndarray, k: int,
 def vector_knn(store: Store, space: str, q: np.ndarray, k: int, f: Filters | None = None, *,
                path: str = "auto", exclude: Iterable[int] = (),
                oversample: int | None = None, hamming_factor: int | None = None,
-               whitening=None, candidates: int | None = None
+               whitening: Whitening | None = None, candidates: int | None = None
                ) -> list[tuple[int, int, float]]:
     """[(id, media_id, cosine)] of the k nearest vectors of a space ("segment" or
     "keyframe") passing the filters, best first. path: "auto" (binary codes when the
