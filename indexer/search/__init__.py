@@ -73,8 +73,8 @@ from indexer.search.speakers import (UnknownSpeaker, VoiceTurns, attach_speakers
                                      with_query_speaker)
 from indexer.search.types import FileHits, Hit, Item, Moment, SearchModels, group_by_file
 from indexer.search.vectors import (has_vectors, image_feature, image_list, keyframe_item,
-                                    keyframe_vector, segment_vector, semantic_list,
-                                    vector_knn, window, window_key)
+                                    keyframe_knn, keyframe_vector, segment_vector,
+                                    semantic_list, vector_knn, window, window_key)
 from indexer.search.tag_moments import tag_moments
 from indexer.search.word_forms import merged, query_forms, tag_labels
 from indexer.store import Store
@@ -299,7 +299,7 @@ def _more_like_this(store, hit, limit, filters, vector_path):
         vec = keyframe_vector(store, kf) if kf is not None else None
         if vec is None:
             return []
-        rows = vector_knn(store, "keyframe", vec, n, filters, path=vector_path, exclude=[kf])
+        rows = keyframe_knn(store, vec, n, filters, path=vector_path, exclude=[kf])
         items = [it for it in (keyframe_item(store, i, m, s) for i, m, s in rows) if it]
     src = Moment(hit.media_id, hit.start, max(hit.end, hit.start))
     items = [it for it in items if not src.overlaps(it)]
