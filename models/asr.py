@@ -27,7 +27,6 @@ language with the most speech in the file.
 """
 from __future__ import annotations
 
-import bisect
 import itertools
 import math
 import os
@@ -540,10 +539,10 @@ def _batched_transcribe(batched, audio: np.ndarray, *, language: str, beam_size:
     packed = np.concatenate([audio[r["start"]: r["end"]] for r in runs])
     first, info = decode(packed, clips)
     fps = batched.model.frames_per_second
-    starts = [c["start"] for c in clips]
+    starts = np.array([c["start"] for c in clips])
     by_group: list[list[tuple]] = [[] for _ in groups]
-    for s, lang in first:   # before restore_speech_timestamps: s.seek is the chunk's start
-        by_group[max(0, bisect.bisect_right(starts, s.seek / fps + 1e-3) - 1)].append((s, lang))
+    for s, lang in first:   # s.seek: the chunk's start in frames (rounded down)
+        by_group[int(np.argmin(np.abs(starts - s.seek / fps)))].append((s, lang))
     for _ in restore_speech_timestamps([s for s, _ in first], runs, SAMPLE_RATE):
         pass                # file-window times, in place
 

@@ -81,13 +81,14 @@ def test_a_sentence_the_chunk_left_out_is_decoded_on_its_own(base, monkeypatch):
 
 
 @needs_librivox
-@pytest.mark.parametrize("rotate, window_s", [(0, 13.0), (3, 20.0)])
-def test_every_sentence_is_kept_wherever_it_sits(base, rotate, window_s):
-    # Windows of 13 or 20 s move the window edges over the sentences, and a rotation puts
-    # another one first and last in the file (it ends with the last sentence's last word).
+@pytest.mark.parametrize("rotate, window_s, repeat", [(0, 13.0, 1), (3, None, 2)])
+def test_every_sentence_is_kept_wherever_it_sits(base, rotate, window_s, repeat):
+    # Windows of 13 s move the window edges over the sentences; the recordings twice over
+    # (50 s of speech) make two decoding chunks; a rotation puts another one first and last
+    # in the file (it ends with the last sentence's last word).
     parts = clips()
-    audio, spans = joined(parts[rotate:] + parts[:rotate])
-    base.window_s = window_s
+    audio, spans = joined((parts[rotate:] + parts[:rotate]) * repeat)
+    base.window_s = window_s or base.window_s
     try:
         _, segments = base.transcribe(audio, language="en")
         segments = list(segments)
@@ -95,6 +96,9 @@ def test_every_sentence_is_kept_wherever_it_sits(base, rotate, window_s):
         del base.window_s
     shares = kept(segments, spans)
     assert all(share >= 0.6 for share in shares), (shares, [s.text for s in segments])
+    # and each once: no more words than were said
+    heard = sum(len(tokens(w.word)) for s in segments for w in s.words)
+    assert heard <= 1.15 * sum(len(tokens(text)) for *_, text in spans), [s.text for s in segments]
 
 
 def test_runs_are_grouped_into_chunks_as_faster_whisper_groups_them():
