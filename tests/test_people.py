@@ -39,13 +39,57 @@ def _pattern(tmp_path: Path, src: str = "pal75bars", size: str = "1280x720") -> 
     return cv2.imread(str(out))
 
 
-def test_block_weights_sum_like_opencvs():
-    from models.vision.people import _WEIGHTS
-    # within a block, a pixel gives at most its Gaussian weight, split over the 4 cells;
-    # the block's centre pixels (Gaussian peak, between all 4 cells) give almost all of it
-    w = _WEIGHTS.reshape(4, 4, 8, 8)                    # quadrant, cell, pixel row, column
-    assert (w >= 0).all() and w.sum(axis=1).max() <= 1.0
-    assert w.sum(axis=1)[3, 0, 0] > 0.9
+def _reference_margins(gray: np.ndarray, svm: np.ndarray) -> np.ndarray:
+    """Every window's SVM margin, block by block as Dalal-Triggs and OpenCV 4 define the
+    descriptor: square-root gamma, [-1 0 1] gradients (angles by cv2.cartToPolar, whose
+    approximation OpenCV's HOG uses too), 9 unsigned bins with linear votes,
+    Gaussian (sigma 4) times bilinear cell weights over a 16x16 block, L2-Hys; a window's
+    105 blocks x outer, y inner, each block's cells x outer, y inner."""
+    img = np.sqrt(gray.astype(np.float64))
+    pad = np.pad(img, 1, mode="reflect")
+    dx, dy = pad[1:-1, 2:] - pad[1:-1, :-2], pad[2:, 1:-1] - pad[:-2, 1:-1]
+    mag, ang = cv2.cartToPolar(dx.astype(np.float32), dy.astype(np.float32))
+    pos = (ang.astype(np.float64) % np.pi) * 9 / np.pi - 0.5
+    lo = np.floor(pos)
+    frac = pos - lo
+    lo = lo.astype(int) % 9
+    t = np.arange(16)
+    gauss = np.exp(-((t[:, None] - 8) ** 2 + (t[None, :] - 8) ** 2) / 32.0)
+    near = np.clip(1 - np.abs((t + 0.5) / 8 - 0.5 - np.arange(2)[:, None]), 0, 1)   # (cell, px)
+    by, bx = gray.shape[0] // 8 - 1, gray.shape[1] // 8 - 1
+    blocks = np.zeros((by, bx, 36))
+    for y in range(by):
+        for x in range(bx):
+            sl = np.s_[8 * y:8 * y + 16, 8 * x:8 * x + 16]
+            hist = np.zeros((2, 2, 9))                                 # cell x, cell y, bin
+            for cx in range(2):
+                for cy in range(2):
+                    wgt = gauss * near[cy][:, None] * near[cx][None, :] * mag[sl]
+                    np.add.at(hist[cx, cy], lo[sl], wgt * (1 - frac[sl]))
+                    np.add.at(hist[cx, cy], (lo[sl] + 1) % 9, wgt * frac[sl])
+            v = hist.ravel()
+            v = np.minimum(v / (np.linalg.norm(v) + 3.6), 0.2)
+            blocks[y, x] = v / (np.linalg.norm(v) + 1e-3)
+    out = np.zeros((by - 14, bx - 6))
+    for y in range(by - 14):
+        for x in range(bx - 6):
+            desc = blocks[y:y + 15, x:x + 7].transpose(1, 0, 2).ravel()
+            out[y, x] = desc @ svm[:-1] + svm[-1]
+    return out
+
+
+@needs_data
+def test_window_margins_equal_the_descriptor_computed_block_by_block():
+    from models.vision.people import DETECTOR_FILE, PeopleDetector
+    det, svm = PeopleDetector(), np.load(DETECTOR_FILE).astype(np.float64)
+    frame = cv2.cvtColor(_vtest_frames((30.0,))[0], cv2.COLOR_BGR2GRAY)
+    photo = cv2.cvtColor(cv2.imread(str(DATA / "fruits.jpg")), cv2.COLOR_BGR2GRAY)
+    # a pedestrian's stretch of the street, and a photo without people
+    for gray in (frame[176:336, 280:392], photo[100:260, 200:312]):
+        mine, ref = det.window_scores(gray), _reference_margins(gray, svm)
+        assert mine.shape == ref.shape and mine.size >= 15
+        assert np.abs(mine - ref).max() < 1e-4, np.abs(mine - ref).max()
+    assert det.window_scores(frame[176:336, 280:392]).max() > det.threshold
 
 
 @needs_data

@@ -11,11 +11,16 @@ block norm) and scored with the SVM OpenCV ships as getDefaultPeopleDetector(), 
 once from the `opencv-python-headless` 4.10 wheel by models/vision/build_people_detector.py
 (OpenCV: Apache-2.0; the model is Dalal and Triggs' INRIA person detector).
 
-The window is slid over an image pyramid; instead of one histogram per block, every 8x8
-tile's votes for each position it can hold in a block are made in one matrix product, and
-each window's score is a sum of 105 shifted block-grid dot products. The frame is first
-scaled to at most MAX_HEIGHT pixels high, which bounds the cost and the smallest person
-seen (about 128/MAX_HEIGHT of the frame's height).
+How it is computed cheaply (the same margins as a window-by-window descriptor, to float
+rounding): each pixel's two orientation votes are scattered into per-bin planes; a block
+cell's weight for a pixel (Gaussian over the block times the bilinear split between cells)
+is separable, so every block histogram of the image comes from two small matrix products
+(8 pixels of a tile -> 4 (cell, half-block) sums, along x, then along y) and four shifted
+adds. The linear SVM over a window's 105 blocks is then one matrix product of the block
+map with the weights of the 105 block positions and 105 shifted adds. The window is slid
+over an image pyramid; the frame is first scaled to at most MAX_HEIGHT pixels high, which
+bounds the cost and the smallest person seen (about 128/MAX_HEIGHT of the frame's height).
+All on one thread: the visual stage decodes on the other core.
 """
 from __future__ import annotations
 
@@ -29,64 +34,97 @@ DETECTOR_FILE = Path(__file__).with_name("people_detector.npy")
 WIN_W, WIN_H = 64, 128
 CELL, BINS = 8, 9
 BLOCKS_X, BLOCKS_Y = WIN_W // CELL - 1, WIN_H // CELL - 1       # 7 x 15 blocks per window
+BLOCK_LEN = 4 * BINS
 MAX_HEIGHT = 576         # frames are scaled down to this height first (vtest.avi's own)
 SCALE_STEP = 1.2         # between pyramid levels
 THRESHOLD = 1.2          # best window margin that counts as a person (calibrated on dev)
 
 
-def _tile_weights() -> np.ndarray:
-    """(16, 64): for each (quadrant of a block, cell of the block), the weight each pixel
-    of an 8x8 tile in that quadrant gives to that cell: Gaussian over the block times the
-    bilinear split between the cells around it."""
+def _axis_weights() -> np.ndarray:
+    """(4, 8): row (cell c, half q) holds the weight pixel v of a block's half q gives to
+    cell c along one axis: the Gaussian over the block (sigma 4) times the bilinear split
+    between the block's two cells. A block's 2-d weight is the product of its two axes'."""
     idx = np.arange(2 * CELL)
     # OpenCV centres the Gaussian on pixel 8, not 7.5 (checked against its descriptor)
-    gauss = np.exp(-((idx[:, None] - CELL) ** 2 + (idx[None, :] - CELL) ** 2) / (2 * 4.0 ** 2))
+    gauss = np.exp(-(idx - CELL) ** 2 / (2 * 4.0 ** 2))
     pos = (idx + 0.5) / CELL - 0.5                     # position in cell units
-    near = np.stack([np.clip(1 - np.abs(pos - c), 0, 1) for c in (0, 1)])   # (2 cells, 16)
-    out = np.zeros((2, 2, 2, 2, CELL, CELL))           # qy, qx, cy, cx, v, u
-    for qy in range(2):
-        for qx in range(2):
-            ys, xs = slice(qy * CELL, (qy + 1) * CELL), slice(qx * CELL, (qx + 1) * CELL)
-            for cy in range(2):
-                for cx in range(2):
-                    out[qy, qx, cy, cx] = (gauss[ys, xs] * near[cy, ys][:, None]
-                                           * near[cx, xs][None, :])
-    # a block's 4 cells in OpenCV's order (x outer, y inner)
-    return out.transpose(0, 1, 3, 2, 4, 5).reshape(16, CELL * CELL).astype(np.float32)
+    near = np.stack([np.clip(1 - np.abs(pos - c), 0, 1) for c in (0, 1)])   # (cell, 16)
+    return (gauss * near).reshape(4, CELL).astype(np.float32)
 
 
-_WEIGHTS = _tile_weights()
+_AXIS = _axis_weights()                                            # y: (cy, qy) x pixel
+_AXIS_X = np.ascontiguousarray(_AXIS.reshape(2, 2, CELL).transpose(1, 0, 2)
+                               .reshape(4, CELL).T)                 # x: pixel x (qx, cx)
+BAND = 2                 # tile rows voted at a time: the vote buffer stays in cache
 
 
-def block_descriptors(gray: np.ndarray) -> np.ndarray:
-    """(blocks_y, blocks_x, 36) L2-Hys normalised block histograms of a grey image whose
-    sides are multiples of 8, one block every 8 pixels."""
-    img = np.sqrt(gray.astype(np.float32))
+@functools.lru_cache(maxsize=16)
+def _pixel_offsets(w: int) -> np.ndarray:
+    """(BAND * CELL, w) int32: each pixel's offset at bin 0 in a (BAND * CELL, BINS + 1, w)
+    vote array."""
+    return (np.arange(BAND * CELL, dtype=np.int32)[:, None] * ((BINS + 1) * w)
+            + np.arange(w, dtype=np.int32)[None, :])
+
+
+@functools.lru_cache(maxsize=16)
+def _bin_offsets(w: int) -> np.ndarray:
+    """floor(orientation position) + 1 (0..2 BINS + 1 over 0-360 degrees) -> the offset of
+    its lower bin (unsigned: modulo BINS) in a vote array row of width w."""
+    return ((np.arange(2 * BINS + 2) - 1) % BINS * w).astype(np.int32)
+
+
+def block_features(gray: np.ndarray) -> np.ndarray:
+    """(36, blocks_y, blocks_x) L2-Hys normalised block histograms of a grey image (cut to
+    multiples of 8), one block every 8 pixels; the 36 are (cell y, cell x, bin)."""
+    h, w = gray.shape[0] // CELL * CELL, gray.shape[1] // CELL * CELL
+    ty, tx = h // CELL, w // CELL
+    img = np.sqrt(gray[:h, :w].astype(np.float32))
     dx = cv2.Sobel(img, cv2.CV_32F, 1, 0, ksize=1, borderType=cv2.BORDER_REFLECT_101)
     dy = cv2.Sobel(img, cv2.CV_32F, 0, 1, ksize=1, borderType=cv2.BORDER_REFLECT_101)
     mag, ang = cv2.cartToPolar(dx, dy)
-    ang = ang * (BINS / np.pi) - 0.5
-    lo = np.floor(ang)
-    frac = ang - lo
-    lo = lo.astype(np.int64) % BINS
-    h, w = gray.shape
-    ty, tx = h // CELL, w // CELL
-    hi = np.where(lo == BINS - 1, 0, lo + 1)
-    at = np.arange(h * w) * BINS
-    votes = np.zeros(h * w * BINS, np.float32)           # each pixel's share of its 2 bins
-    votes[at + lo.ravel()] = (mag * (1 - frac)).ravel()
-    votes[at + hi.ravel()] = (mag * frac).ravel()
-    # (64 pixels of a tile, tiles x bins)
-    tiles = votes.reshape(ty, CELL, tx, CELL, BINS).transpose(1, 3, 0, 2, 4)
-    parts = _WEIGHTS @ tiles.reshape(CELL * CELL, -1)
-    parts = parts.reshape(2, 2, 4, ty, tx, BINS)                   # qy, qx, cell, ty, tx, bin
-    blocks = sum(parts[qy, qx, :, qy:ty - 1 + qy, qx:tx - 1 + qx]
-                 for qy in range(2) for qx in range(2))            # cell, by, bx, bin
-    blocks = blocks.transpose(1, 2, 0, 3).reshape(ty - 1, tx - 1, 4 * BINS)
-    blocks /= np.sqrt((blocks ** 2).sum(-1, keepdims=True)) + 0.1 * 4 * BINS
-    np.minimum(blocks, 0.2, out=blocks)
-    blocks /= np.sqrt((blocks ** 2).sum(-1, keepdims=True)) + 1e-3
-    return blocks
+    # bin b is centred on (b + 0.5) * 20 degrees; pos = 1 + orientation in bins - 0.5 >= 0.5
+    ang *= BINS / np.pi
+    ang += 0.5
+    pos = ang.astype(np.int32)
+    upper = ang - pos                          # the upper bin's share
+    upper *= mag
+    lower = mag - upper
+    # votes[y, b, x], BAND tile rows at a time; bin BINS is bin 0 again (the upper
+    # neighbour of bin 8), folded in below. Along y then along x: 8 pixels of a tile ->
+    # (cell, half of the block), the two halves being the two blocks the tile is in.
+    sums = np.empty((ty, 2, 2, BINS + 1, tx, 2, 2), np.float32)    # ty cy qy bin tx qx cx
+    votes = np.empty(BAND * CELL * (BINS + 1) * w, np.float32)
+    bin_at, pixel_at = _bin_offsets(w), _pixel_offsets(w)
+    for t0 in range(0, ty, BAND):
+        t1 = min(ty, t0 + BAND)
+        r0, r1 = t0 * CELL, t1 * CELL
+        v = votes[:(r1 - r0) * (BINS + 1) * w]
+        v.fill(0)
+        idx = bin_at.take(pos[r0:r1])
+        idx += pixel_at[:r1 - r0]
+        v[idx] = lower[r0:r1]
+        idx += w
+        v[idx] = upper[r0:r1]
+        part = np.matmul(_AXIS, v.reshape(t1 - t0, CELL, -1))
+        np.matmul(part.reshape(-1, CELL), _AXIS_X, out=sums[t0:t1].reshape(-1, 4))
+    # block (by, bx) = the tiles (by + qy, bx + qx), each its half (qy, qx) of the block
+    blocks = (sums[:-1, :, 0, :, :-1, 0] + sums[:-1, :, 0, :, 1:, 1]
+              + sums[1:, :, 1, :, :-1, 0] + sums[1:, :, 1, :, 1:, 1])   # by cy bin bx cx
+    blocks[:, :, 0] += blocks[:, :, BINS]
+    blocks = np.ascontiguousarray(blocks[:, :, :BINS].transpose(1, 4, 2, 0, 3))
+    flat = blocks.reshape(BLOCK_LEN, -1)                                 # cy cx bin, by bx
+    flat /= np.sqrt(np.einsum("ij,ij->j", flat, flat)) + 0.1 * BLOCK_LEN
+    np.minimum(flat, 0.2, out=flat)
+    flat /= np.sqrt(np.einsum("ij,ij->j", flat, flat)) + 1e-3
+    return blocks.reshape(BLOCK_LEN, ty - 1, tx - 1)
+
+
+def opencv_block_order(features: np.ndarray) -> np.ndarray:
+    """block_features' (36, by, bx) as OpenCV lays a block out: (by, bx, 36) with the 4
+    cells x outer, y inner, 9 bins each."""
+    _, by, bx = features.shape
+    return features.reshape(2, 2, BINS, by, bx).transpose(3, 4, 1, 0, 2).reshape(by, bx,
+                                                                                 BLOCK_LEN)
 
 
 class PeopleDetector:
@@ -95,29 +133,33 @@ class PeopleDetector:
     def __init__(self, path: str | Path = DETECTOR_FILE, threshold: float = THRESHOLD,
                  max_height: int = MAX_HEIGHT):
         svm = np.load(path).astype(np.float32).ravel()
-        if svm.size != BLOCKS_X * BLOCKS_Y * 4 * BINS + 1:
+        if svm.size != BLOCKS_X * BLOCKS_Y * BLOCK_LEN + 1:
             raise ValueError(f"{path}: {svm.size} coefficients")
-        # OpenCV's window descriptor: blocks x outer, y inner
-        self.weights = svm[:-1].reshape(BLOCKS_X, BLOCKS_Y, 4 * BINS).transpose(1, 0, 2)
-        self._flat = np.ascontiguousarray(self.weights.reshape(-1, 4 * BINS))
+        # OpenCV's window descriptor: blocks x outer, y inner; in a block cells x outer, y
+        # inner. Here (block row, block column) x (cell y, cell x, bin), as block_features.
+        w = svm[:-1].reshape(BLOCKS_X, BLOCKS_Y, 2, 2, BINS).transpose(1, 0, 3, 2, 4)
+        self._weights = np.ascontiguousarray(w.reshape(BLOCKS_Y * BLOCKS_X, BLOCK_LEN))
         self.bias = float(svm[-1])
         self.threshold, self.max_height = threshold, max_height
 
     def window_scores(self, gray: np.ndarray) -> np.ndarray:
-        """(rows, cols) SVM margins of the 64x128 windows every 8 pixels of one image."""
-        blocks = block_descriptors(gray)
-        by, bx = blocks.shape[:2]
+        """(rows, cols) SVM margins of the 64x128 windows every 8 pixels of one image whose
+        sides are multiples of 8."""
+        h, w = gray.shape
+        by, bx = h // CELL - 1, w // CELL - 1
         ny, nx = by - BLOCKS_Y + 1, bx - BLOCKS_X + 1
         if ny <= 0 or nx <= 0:
             return np.zeros((0, 0), np.float32)
-        # score[y, x] = sum over the window's blocks of <w[i, j], blocks[y + i, x + j]>
-        per_block = (blocks.reshape(-1, 4 * BINS) @ self._flat.T).reshape(by, bx, BLOCKS_Y,
-                                                                          BLOCKS_X)
-        out = np.full((ny, nx), self.bias, np.float32)
-        for i in range(BLOCKS_Y):
-            for j in range(BLOCKS_X):
-                out += per_block[i:i + ny, j:j + nx, i, j]
-        return out
+        with _one_blas_thread():
+            feats = block_features(gray).reshape(BLOCK_LEN, -1)
+            # per_block[i, j, y, x] = <weights of block (i, j) of a window, block at (y, x)>
+            per_block = (self._weights @ feats).reshape(BLOCKS_Y, BLOCKS_X, by, bx)
+        # score[y, x] = bias + sum over (i, j) of per_block[i, j, y + i, x + j], as one sum
+        # over a view whose (i, j, y, x) element is that one
+        si, sj, sy, sx = per_block.strides
+        windows = np.lib.stride_tricks.as_strided(
+            per_block, (BLOCKS_Y, BLOCKS_X, ny, nx), (si + sy, sj + sx, sy, sx), writeable=False)
+        return windows.sum(axis=(0, 1)) + np.float32(self.bias)
 
     def score(self, image: np.ndarray) -> float | None:
         """The best window margin over the pyramid, None when the frame is too small."""
@@ -142,6 +184,11 @@ class PeopleDetector:
         if score is None:
             return False, float("-inf")
         return score >= self.threshold, score
+
+
+def _one_blas_thread():
+    from models.binary_codes import one_blas_thread
+    return one_blas_thread()
 
 
 @functools.lru_cache(maxsize=1)
