@@ -25,6 +25,7 @@ All on one thread: the visual stage decodes on the other core.
 from __future__ import annotations
 
 import functools
+import threading
 from pathlib import Path
 
 import cv2
@@ -56,6 +57,24 @@ _AXIS = _axis_weights()                                            # y: (cy, qy)
 _AXIS_X = np.ascontiguousarray(_AXIS.reshape(2, 2, CELL).transpose(1, 0, 2)
                                .reshape(4, CELL).T)                 # x: pixel x (qx, cx)
 BAND = 2                 # tile rows voted at a time: the vote buffer stays in cache
+_SQRT = np.sqrt(np.arange(256, dtype=np.float32))                  # square-root gamma
+_BINS_PER_RADIAN = np.float32(BINS / np.pi)                         # unsigned: 0-180 deg
+
+
+class Workspace:
+    """Work arrays kept from call to call (one set per thread): a fresh array of a few
+    megabytes costs its page faults every time, about 15 % of the detector's time."""
+
+    def __init__(self):
+        self._arrays: dict[str, np.ndarray] = {}
+
+    def get(self, name: str, shape: tuple, dtype=np.float32) -> np.ndarray:
+        """An uninitialised C-contiguous array of `shape` (its contents are left over)."""
+        n = int(np.prod(shape))
+        buf = self._arrays.get(name)
+        if buf is None or buf.size < n or buf.dtype != dtype:
+            buf = self._arrays[name] = np.empty(n, dtype)
+        return buf[:n].reshape(shape)
 
 
 @functools.lru_cache(maxsize=16)
@@ -73,50 +92,58 @@ def _bin_offsets(w: int) -> np.ndarray:
     return ((np.arange(2 * BINS + 2) - 1) % BINS * w).astype(np.int32)
 
 
-def block_features(gray: np.ndarray) -> np.ndarray:
+def block_features(gray: np.ndarray, work: Workspace | None = None) -> np.ndarray:
     """(36, blocks_y, blocks_x) L2-Hys normalised block histograms of a grey image (cut to
-    multiples of 8), one block every 8 pixels; the 36 are (cell y, cell x, bin)."""
+    multiples of 8), one block every 8 pixels; the 36 are (cell y, cell x, bin). With
+    `work` the result lives in its arrays, until the next call with it."""
+    work = work or Workspace()
     h, w = gray.shape[0] // CELL * CELL, gray.shape[1] // CELL * CELL
     ty, tx = h // CELL, w // CELL
-    img = np.sqrt(gray[:h, :w].astype(np.float32))
-    dx = cv2.Sobel(img, cv2.CV_32F, 1, 0, ksize=1, borderType=cv2.BORDER_REFLECT_101)
-    dy = cv2.Sobel(img, cv2.CV_32F, 0, 1, ksize=1, borderType=cv2.BORDER_REFLECT_101)
-    mag, ang = cv2.cartToPolar(dx, dy)
-    # bin b is centred on (b + 0.5) * 20 degrees; pos = 1 + orientation in bins - 0.5 >= 0.5
-    ang *= BINS / np.pi
-    ang += 0.5
-    pos = ang.astype(np.int32)
-    upper = ang - pos                          # the upper bin's share
-    upper *= mag
-    lower = mag - upper
-    # votes[y, b, x], BAND tile rows at a time; bin BINS is bin 0 again (the upper
-    # neighbour of bin 8), folded in below. Along y then along x: 8 pixels of a tile ->
-    # (cell, half of the block), the two halves being the two blocks the tile is in.
-    sums = np.empty((ty, 2, 2, BINS + 1, tx, 2, 2), np.float32)    # ty cy qy bin tx qx cx
-    votes = np.empty(BAND * CELL * (BINS + 1) * w, np.float32)
+    img = _SQRT.take(gray[:h, :w], out=work.get("img", (h, w)))
+    dx = cv2.Sobel(img, cv2.CV_32F, 1, 0, dst=work.get("dx", (h, w)), ksize=1,
+                   borderType=cv2.BORDER_REFLECT_101)
+    dy = cv2.Sobel(img, cv2.CV_32F, 0, 1, dst=work.get("dy", (h, w)), ksize=1,
+                   borderType=cv2.BORDER_REFLECT_101)
+    mag, ang = cv2.cartToPolar(dx, dy, magnitude=work.get("mag", (h, w)),
+                               angle=work.get("ang", (h, w)))
+    # votes[y, b, x], BAND tile rows at a time (all of it stays in cache); bin BINS is bin
+    # 0 again (the upper neighbour of bin 8), folded in below. Along y then along x: the 8
+    # pixels of a tile -> (cell, half of the block), the two halves being the two blocks
+    # the tile is in.
+    sums = work.get("sums", (ty, 2, 2, BINS + 1, tx, 2, 2))        # ty cy qy bin tx qx cx
+    votes = work.get("votes", (BAND * CELL * (BINS + 1) * w,))
     bin_at, pixel_at = _bin_offsets(w), _pixel_offsets(w)
     for t0 in range(0, ty, BAND):
         t1 = min(ty, t0 + BAND)
         r0, r1 = t0 * CELL, t1 * CELL
+        # bin b is centred on (b + 0.5) * 20 degrees: pos = 1 + orientation in bins - 0.5
+        pos = ang[r0:r1]
+        pos *= _BINS_PER_RADIAN
+        pos += 0.5
+        upper, pos = np.modf(pos)              # the upper bin's share, float32 throughout
+        idx = bin_at.take(pos.astype(np.int32))
+        idx += pixel_at[:r1 - r0]
+        upper *= mag[r0:r1]
         v = votes[:(r1 - r0) * (BINS + 1) * w]
         v.fill(0)
-        idx = bin_at.take(pos[r0:r1])
-        idx += pixel_at[:r1 - r0]
-        v[idx] = lower[r0:r1]
+        v[idx] = mag[r0:r1] - upper
         idx += w
-        v[idx] = upper[r0:r1]
+        v[idx] = upper
         part = np.matmul(_AXIS, v.reshape(t1 - t0, CELL, -1))
         np.matmul(part.reshape(-1, CELL), _AXIS_X, out=sums[t0:t1].reshape(-1, 4))
     # block (by, bx) = the tiles (by + qy, bx + qx), each its half (qy, qx) of the block
-    blocks = (sums[:-1, :, 0, :, :-1, 0] + sums[:-1, :, 0, :, 1:, 1]
-              + sums[1:, :, 1, :, :-1, 0] + sums[1:, :, 1, :, 1:, 1])   # by cy bin bx cx
+    blocks = work.get("blocks", (ty - 1, 2, BINS + 1, tx - 1, 2))   # by cy bin bx cx
+    np.add(sums[:-1, :, 0, :, :-1, 0], sums[:-1, :, 0, :, 1:, 1], out=blocks)
+    blocks += sums[1:, :, 1, :, :-1, 0]
+    blocks += sums[1:, :, 1, :, 1:, 1]
     blocks[:, :, 0] += blocks[:, :, BINS]
-    blocks = np.ascontiguousarray(blocks[:, :, :BINS].transpose(1, 4, 2, 0, 3))
-    flat = blocks.reshape(BLOCK_LEN, -1)                                 # cy cx bin, by bx
+    out = work.get("features", (2, 2, BINS, ty - 1, tx - 1))        # cy cx bin by bx
+    out[...] = blocks[:, :, :BINS].transpose(1, 4, 2, 0, 3)
+    flat = out.reshape(BLOCK_LEN, -1)
     flat /= np.sqrt(np.einsum("ij,ij->j", flat, flat)) + 0.1 * BLOCK_LEN
     np.minimum(flat, 0.2, out=flat)
     flat /= np.sqrt(np.einsum("ij,ij->j", flat, flat)) + 1e-3
-    return blocks.reshape(BLOCK_LEN, ty - 1, tx - 1)
+    return out.reshape(BLOCK_LEN, ty - 1, tx - 1)
 
 
 def opencv_block_order(features: np.ndarray) -> np.ndarray:
@@ -141,25 +168,39 @@ class PeopleDetector:
         self._weights = np.ascontiguousarray(w.reshape(BLOCKS_Y * BLOCKS_X, BLOCK_LEN))
         self.bias = float(svm[-1])
         self.threshold, self.max_height = threshold, max_height
+        self._local = threading.local()
+
+    @property
+    def _work(self) -> Workspace:
+        work = getattr(self._local, "work", None)
+        if work is None:
+            work = self._local.work = Workspace()
+        return work
 
     def window_scores(self, gray: np.ndarray) -> np.ndarray:
-        """(rows, cols) SVM margins of the 64x128 windows every 8 pixels of one image whose
-        sides are multiples of 8."""
-        h, w = gray.shape
-        by, bx = h // CELL - 1, w // CELL - 1
+        """(rows, cols) SVM margins of the 64x128 windows every 8 pixels of one grey image
+        (cut to multiples of 8)."""
+        with _one_blas_thread():
+            return self._window_scores(gray).copy()
+
+    def _window_scores(self, gray: np.ndarray) -> np.ndarray:
+        by, bx = gray.shape[0] // CELL - 1, gray.shape[1] // CELL - 1
         ny, nx = by - BLOCKS_Y + 1, bx - BLOCKS_X + 1
         if ny <= 0 or nx <= 0:
             return np.zeros((0, 0), np.float32)
-        with _one_blas_thread():
-            feats = block_features(gray).reshape(BLOCK_LEN, -1)
-            # per_block[i, j, y, x] = <weights of block (i, j) of a window, block at (y, x)>
-            per_block = (self._weights @ feats).reshape(BLOCKS_Y, BLOCKS_X, by, bx)
+        work = self._work
+        feats = block_features(gray, work).reshape(BLOCK_LEN, -1)
+        # per_block[i, j, y, x] = <weights of block (i, j) of a window, block at (y, x)>
+        per_block = work.get("per_block", (BLOCKS_Y, BLOCKS_X, by, bx))
+        np.matmul(self._weights, feats, out=per_block.reshape(BLOCKS_Y * BLOCKS_X, -1))
         # score[y, x] = bias + sum over (i, j) of per_block[i, j, y + i, x + j], as one sum
         # over a view whose (i, j, y, x) element is that one
         si, sj, sy, sx = per_block.strides
         windows = np.lib.stride_tricks.as_strided(
             per_block, (BLOCKS_Y, BLOCKS_X, ny, nx), (si + sy, sj + sx, sy, sx), writeable=False)
-        return windows.sum(axis=(0, 1)) + np.float32(self.bias)
+        out = windows.sum(axis=(0, 1), out=work.get("scores", (ny, nx)))
+        out += np.float32(self.bias)
+        return out
 
     def score(self, image: np.ndarray) -> float | None:
         """The best window margin over the pyramid, None when the frame is too small."""
@@ -167,15 +208,17 @@ class PeopleDetector:
         h, w = gray.shape
         s = min(1.0, self.max_height / h)
         best = None
-        while h * s >= WIN_H and w * s >= WIN_W:
-            sw, sh = int(w * s) // CELL * CELL, int(h * s) // CELL * CELL
-            level = gray if (sw, sh) == (w, h) else cv2.resize(gray, (sw, sh),
-                                                               interpolation=cv2.INTER_AREA)
-            scores = self.window_scores(level)
-            if scores.size:
-                top = float(scores.max())
-                best = top if best is None else max(best, top)
-            s /= SCALE_STEP
+        with _one_blas_thread():
+            while h * s >= WIN_H and w * s >= WIN_W:
+                sw, sh = int(w * s) // CELL * CELL, int(h * s) // CELL * CELL
+                level = gray if (sw, sh) == (w, h) else cv2.resize(
+                    gray, (sw, sh), dst=self._work.get("level", (sh, sw), np.uint8),
+                    interpolation=cv2.INTER_AREA)
+                scores = self._window_scores(level)
+                if scores.size:
+                    top = float(scores.max())
+                    best = top if best is None else max(best, top)
+                s /= SCALE_STEP
         return best
 
     def sees_person(self, image: np.ndarray) -> tuple[bool, float]:
