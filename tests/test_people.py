@@ -103,6 +103,9 @@ def test_people_detector_sees_vtests_pedestrians_and_not_photos(tmp_path):
         assert not found and margin < det.threshold - 0.2, (name, margin)
     assert not det.sees_person(_pattern(tmp_path))[0]
     assert det.score(np.zeros((100, 50, 3), np.uint8)) is None          # under one window
+    black = np.full((720, 1280, 3), 16, np.uint8)
+    assert det.score(black) == pytest.approx(float(det.window_scores(black[:128, :64, 0])[0, 0]))
+    assert not det.sees_person(black)[0]
 
 
 @needs_data
@@ -148,3 +151,32 @@ def test_visual_stage_tags_people_and_text(tmp_path, vision_models_dir, classifi
     # the colour bars (2-4 s) get no tag at all
     assert not [t for t in res.tags if t["start"] >= 1.5 and t["end"] <= 4.5], res.tags
     assert res.stats["people_frames"] >= 2
+
+
+def _clip(path: Path, frames, fps: int = 2) -> Path:
+    h, w = frames[0].shape[:2]
+    out = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+    for img in frames:
+        out.write(img)
+    out.release()
+    return path
+
+
+@needs_data
+def test_visual_stage_looks_again_only_when_the_picture_changed(tmp_path, vision_models_dir,
+                                                                 classifier):
+    """21 s of one street picture: the checks due at 10 s and 20 s keep the first answer;
+    21 s of the real street footage (people walking): every due check looks again."""
+    from indexer.stages.visual import VisualStage
+    stage = VisualStage(tmp_path / "thumbs", vision_models_dir, max_gap=5.0,
+                        classifier=classifier, ocr=False, motion=False)
+    still = _clip(tmp_path / "still.mp4", _vtest_frames((30.0,)) * 42)
+    res = stage.analyse(str(still), duration=21.0)
+    assert len({k["shot"] for k in res.keyframes}) == 1
+    assert res.stats["people_frames"] == 1 and res.stats["people_reused"] == 2, res.stats
+    [person] = [t for t in res.tags if t["label"] == "person"]
+    assert person["start"] < 0.5 and person["end"] > 20.5
+    moving = _clip(tmp_path / "moving.mp4", _vtest_frames([i / 2 for i in range(42)]))
+    res = stage.analyse(str(moving), duration=21.0)
+    assert len({k["shot"] for k in res.keyframes}) == 1
+    assert res.stats["people_frames"] == 3 and res.stats["people_reused"] == 0, res.stats

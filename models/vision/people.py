@@ -207,6 +207,8 @@ class PeopleDetector:
         gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
         h, w = gray.shape
         s = min(1.0, self.max_height / h)
+        if h * s >= WIN_H and w * s >= WIN_W and gray.min() == gray.max():
+            return self.bias        # one grey level (a black frame): no gradient anywhere
         best = None
         with _one_blas_thread():
             while h * s >= WIN_H and w * s >= WIN_W:
