@@ -54,8 +54,7 @@ def _axis_weights() -> np.ndarray:
 
 
 _AXIS = _axis_weights()                                            # y: (cy, qy) x pixel
-_AXIS_X = np.ascontiguousarray(_AXIS.reshape(2, 2, CELL).transpose(1, 0, 2)
-                               .reshape(4, CELL).T)                 # x: pixel x (qx, cx)
+_AXIS_X = np.ascontiguousarray(_AXIS.reshape(2, 2, CELL).transpose(1, 2, 0))  # x: qx, pixel, cx
 BAND = 2                 # tile rows voted at a time: the vote buffer stays in cache
 _SQRT = np.sqrt(np.arange(256, dtype=np.float32))                  # square-root gamma
 _BINS_PER_RADIAN = np.float32(BINS / np.pi)                         # unsigned: 0-180 deg
@@ -99,7 +98,10 @@ def block_features(gray: np.ndarray, work: Workspace | None = None) -> np.ndarra
     work = work or Workspace()
     h, w = gray.shape[0] // CELL * CELL, gray.shape[1] // CELL * CELL
     ty, tx = h // CELL, w // CELL
-    img = _SQRT.take(gray[:h, :w], out=work.get("img", (h, w)))
+    if gray.dtype == np.uint8:
+        img = cv2.LUT(gray[:h, :w], _SQRT, dst=work.get("img", (h, w)))
+    else:
+        img = np.sqrt(gray[:h, :w], out=work.get("img", (h, w)), dtype=np.float32)
     dx = cv2.Sobel(img, cv2.CV_32F, 1, 0, dst=work.get("dx", (h, w)), ksize=1,
                    borderType=cv2.BORDER_REFLECT_101)
     dy = cv2.Sobel(img, cv2.CV_32F, 0, 1, dst=work.get("dy", (h, w)), ksize=1,
@@ -109,8 +111,9 @@ def block_features(gray: np.ndarray, work: Workspace | None = None) -> np.ndarra
     # votes[y, b, x], BAND tile rows at a time (all of it stays in cache); bin BINS is bin
     # 0 again (the upper neighbour of bin 8), folded in below. Along y then along x: the 8
     # pixels of a tile -> (cell, half of the block), the two halves being the two blocks
-    # the tile is in.
-    sums = work.get("sums", (ty, 2, 2, BINS + 1, tx, 2, 2))        # ty cy qy bin tx qx cx
+    # the tile is in; one product per half along x, so that the shifted sums below run
+    # over whole rows.
+    sums = work.get("sums", (2, ty, 2, 2, BINS + 1, tx, 2))        # qx ty cy qy bin tx cx
     votes = work.get("votes", (BAND * CELL * (BINS + 1) * w,))
     bin_at, pixel_at = _bin_offsets(w), _pixel_offsets(w)
     for t0 in range(0, ty, BAND):
@@ -120,8 +123,9 @@ def block_features(gray: np.ndarray, work: Workspace | None = None) -> np.ndarra
         pos = ang[r0:r1]
         pos *= _BINS_PER_RADIAN
         pos += 0.5
-        upper, pos = np.modf(pos)              # the upper bin's share, float32 throughout
-        idx = bin_at.take(pos.astype(np.int32))
+        lower_bin = np.floor(pos)
+        upper = np.subtract(pos, lower_bin, out=pos)        # the upper bin's share
+        idx = bin_at.take(lower_bin.astype(np.int32))
         idx += pixel_at[:r1 - r0]
         upper *= mag[r0:r1]
         v = votes[:(r1 - r0) * (BINS + 1) * w]
@@ -129,13 +133,14 @@ def block_features(gray: np.ndarray, work: Workspace | None = None) -> np.ndarra
         v[idx] = mag[r0:r1] - upper
         idx += w
         v[idx] = upper
-        part = np.matmul(_AXIS, v.reshape(t1 - t0, CELL, -1))
-        np.matmul(part.reshape(-1, CELL), _AXIS_X, out=sums[t0:t1].reshape(-1, 4))
+        part = np.matmul(_AXIS, v.reshape(t1 - t0, CELL, -1)).reshape(-1, CELL)
+        for qx in range(2):
+            np.matmul(part, _AXIS_X[qx], out=sums[qx, t0:t1].reshape(-1, 2))
     # block (by, bx) = the tiles (by + qy, bx + qx), each its half (qy, qx) of the block
     blocks = work.get("blocks", (ty - 1, 2, BINS + 1, tx - 1, 2))   # by cy bin bx cx
-    np.add(sums[:-1, :, 0, :, :-1, 0], sums[:-1, :, 0, :, 1:, 1], out=blocks)
-    blocks += sums[1:, :, 1, :, :-1, 0]
-    blocks += sums[1:, :, 1, :, 1:, 1]
+    np.add(sums[0, :-1, :, 0, :, :-1], sums[1, :-1, :, 0, :, 1:], out=blocks)
+    blocks += sums[0, 1:, :, 1, :, :-1]
+    blocks += sums[1, 1:, :, 1, :, 1:]
     blocks[:, :, 0] += blocks[:, :, BINS]
     out = work.get("features", (2, 2, BINS, ty - 1, tx - 1))        # cy cx bin by bx
     out[...] = blocks[:, :, :BINS].transpose(1, 4, 2, 0, 3)
