@@ -15,7 +15,6 @@ detector as trained for OpenCV.
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 import tempfile
