@@ -25,8 +25,9 @@ same as one thread's: the same frames are decoded, in the same order). Per keyfr
   "person" (source "people"), scored by the detector's margin squashed into 0-1. It is
   asked at most once per PEOPLE_GAP seconds within a shot (a keyframe of the same shot in
   between keeps the last answer) and on every new shot, and then runs only when the picture
-  differs from the one it last looked at (models.vision.ocr.same_picture): about 0.08 s of
-  CPU per 720p or 1080p frame, on this thread (BLAS on one thread: decoding has the other).
+  differs from the one it last looked at (models.vision.ocr.same_picture): about 0.06 s of
+  CPU per 720p frame, 0.07 s per 1080p, on this thread (BLAS on one thread: decoding has the
+  other).
 """
 from __future__ import annotations
 
