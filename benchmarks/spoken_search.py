@@ -113,15 +113,6 @@ def _candidates(voice: str) -> list[tuple[str, Path]]:
     return sorted(out, key=lambda rf: _hash(f"{voice}:{rf[0]}"))
 
 
-def _write_wav(path: Path, x: np.ndarray) -> None:
-    pcm = np.clip(x * 32767, -32768, 32767).astype("<i2")
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(SR)
-        w.writeframes(pcm.tobytes())
-
-
 def _read_wav(path: Path) -> np.ndarray:
     with wave.open(str(path)) as w:
         return np.frombuffer(w.readframes(w.getnframes()), "<i2").astype(np.float32) / 32768
@@ -163,7 +154,7 @@ def make_files() -> list[dict]:
                 continue
             audio, spans = _join([x for _, x in part])
             wav = CACHE / "audio" / f"{split}-{voice}.wav"
-            _write_wav(wav, audio)
+            speakers._write_wav(wav, audio)   # 16 kHz mono, as SR here
             files.append({"file": wav.name, "voice": voice, "language": lang, "split": split,
                           "sentences": [{"key": rel, "start": s, "end": e}
                                         for (rel, _), (s, e) in zip(part, spans)]})
