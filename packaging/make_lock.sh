@@ -12,7 +12,7 @@ PY=${PYTHON:-python3}
 pip=("$tmp/venv/bin/python" -m pip install --disable-pip-version-check -q)
 "${pip[@]}" --upgrade pip
 "${pip[@]}" torch==2.13.0                      # the CPU build (see setup_env.sh)
-"${pip[@]}" ".[test]"
+"${pip[@]}" ".[test,ray]"                      # ray: the optional cluster executor
 "${pip[@]}" --no-deps --no-build-isolation openai-whisper==20250625
 "${pip[@]}" --no-deps resemblyzer==0.1.4          # speaker encoder weights only
 "${pip[@]}" pyinstaller                        # for `make dist` only

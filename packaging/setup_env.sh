@@ -52,7 +52,7 @@ echo "==> installing Python packages (first run takes a few minutes)"
 # The CPU build of torch first; an unpinned torch would pull the CUDA stack.
 "${pip[@]}" torch==2.13.0
 extra=""
-[ "$purpose" = test ] && extra="[test]"
+[ "$purpose" = test ] && extra="[test,ray]"   # the suite tests the Ray executor too
 "${pip[@]}" --no-build-isolation -e ".$extra"   # the locked setuptools builds it
 # openai-whisper without triton (GPU-only, ~1 GB); its other deps come from pyproject.
 "${pip[@]}" --no-deps --no-build-isolation openai-whisper==20250625
