@@ -106,8 +106,9 @@ class Runner:
     """Runs every queued job of a library, one worker process at a time.
 
     `on_event` receives dicts with "type" in: run_started, worker_started,
-    job_started, progress, job_finished, worker_crashed, disk_full (with "message",
-    also kept in `disk_full`), run_finished.
+    job_started, progress, partial_saved (a job committed its rows up to "upto" s of
+    the file: already searchable), job_finished, worker_crashed, disk_full (with
+    "message", also kept in `disk_full`), run_finished.
     Thread-safe controls: cancel_media(), cancel_current(), stop().
     """
 

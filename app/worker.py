@@ -150,9 +150,16 @@ def _run_job(store: Store, pipeline: Pipeline, job_id: int, events, cancel) -> N
         state, error = "failed", (f"Unknown stage {job['stage']!r}: this library was made "
                                   "by a newer avindex.")
     else:
+        def save_partial(saver, upto: float) -> None:
+            with store.transaction():      # these rows and the resume point: all or none
+                saver(store)
+                store.set_resume_point(job_id, upto)
+            events.send({**base, "type": "partial_saved", "upto": round(upto, 3)})
+
         try:
             saver = stage.run(media, StageContext(report=report, cancelled=cancel.is_set,
-                                                  store=store))
+                                                  store=store, save_partial=save_partial,
+                                                  resume_at=job.get("resume_at") or 0.0))
             with store.transaction():      # results, what follows, and the job: all or none
                 note = saver(store)        # a stage may say what a person should know
                 pipeline.queue_followers(store, media["id"], stage.name)
@@ -171,6 +178,10 @@ def _run_job(store: Store, pipeline: Pipeline, job_id: int, events, cancel) -> N
             state, error = "failed", human_error(job["stage"], exc)
             log_error(store.path, f"{media['path']}: the {job['stage']} stage failed", exc)
     if state != "done":
-        store.finish_job(job_id, state, error)
+        with store.transaction():
+            if store.job(job_id).get("resume_at") is not None and \
+                    hasattr(stage, "discard_partial"):
+                stage.discard_partial(store, media["id"])   # an ended job: all rows or none
+            store.finish_job(job_id, state, error)
     events.send({**base, "type": "job_finished", "state": state, "error": error, "note": note,
                  "seconds": round(time.monotonic() - started, 3)})

@@ -33,7 +33,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, Union, runtime_checkable
+from typing import Callable, Protocol, Union, runtime_checkable
 
 import numpy as np
 
@@ -94,7 +94,8 @@ class ASREngine(Protocol):
     compute_type: str
 
     def transcribe(
-        self, audio: Audio, *, language: str | None = None, beam_size: int = 5
+        self, audio: Audio, *, language: str | None = None, beam_size: int = 5,
+        start: float = 0.0, on_window: Callable[[float], None] | None = None,
     ) -> tuple[TranscriptInfo, Iterator[Segment]]: ...
 
 
@@ -142,15 +143,21 @@ class _WindowedEngine:
         raise NotImplementedError
 
     def transcribe(
-        self, audio: Audio, *, language: str | None = None, beam_size: int = 5
+        self, audio: Audio, *, language: str | None = None, beam_size: int = 5,
+        start: float = 0.0, on_window: Callable[[float], None] | None = None,
     ) -> tuple[TranscriptInfo, Iterator[Segment]]:
+        """Segments in file time, window by window. `start`: transcribe from that second
+        on (a job resuming after its last committed window); `on_window(end)`: called
+        once every segment before `end` (a window's end) has been yielded, before the
+        next window is decoded, so the caller can commit what it has."""
         if isinstance(audio, np.ndarray):
             audio = np.asarray(audio, dtype=np.float32).reshape(-1)
             duration = len(audio) / SAMPLE_RATE
-            parts = audio_stream.windows([audio], self.window_s)
+            parts = audio_stream.windows([audio], self.window_s, start_s=start)
         else:
             duration = audio_stream.probe_duration(audio)
-            parts = audio_stream.windows(audio_stream.decode_blocks(audio), self.window_s)
+            parts = audio_stream.windows(audio_stream.decode_blocks(audio), self.window_s,
+                                         start_s=start)
 
         first = next(parts, None)
         if first is None:  # no samples at all
@@ -164,7 +171,7 @@ class _WindowedEngine:
             # (music, silence) neither sets nor changes it.
             carried = None
             spoken: dict[str, float] = {}  # seconds of speech per language
-            window_segs, offset = segs, 0.0
+            window_segs, offset = segs, first[0]
             try:
                 while True:
                     for seg in window_segs:
@@ -174,6 +181,8 @@ class _WindowedEngine:
                     nxt = next(parts, None)
                     if nxt is None:
                         break
+                    if on_window is not None:
+                        on_window(nxt[0])      # the next window starts where this one ended
                     offset, samples = nxt
                     _release_memory()
                     _, _, window_segs = self._run(samples, language, beam_size, carried, seen)

@@ -5,6 +5,13 @@ from indexer.store.migrations import MIGRATIONS, applied
 from indexer.store import Store
 
 
+def _old_media(old: Store, path: str, fp: str) -> int:
+    """A media row as an earlier version wrote it (plain SQL: today's Store methods may
+    use columns that version did not have)."""
+    return old.db["media"].insert({"path": path, "fingerprint": fp, "size": 123,
+                                   "mtime_ns": 456, "status": "done"}).last_pk
+
+
 def test_empty_file_gets_every_migration(library):
     s = Store(library)
     assert applied(s.db) == [name for name, _ in MIGRATIONS]
@@ -22,7 +29,8 @@ def test_upgrade_from_previous_version_keeps_rows_and_backs_up(library):
     old = Store(library, migrate_to=len(MIGRATIONS) - 1)
     assert applied(old.db) == [n for n, _ in MIGRATIONS[:-1]]
     # Rows written as the previous version wrote them (plain SQL, its schema).
-    media_id = old.add_media("/x/talk.mp4", "fp1", 123, 456)
+    media_id = _old_media(old, "/x/talk.mp4", "fp1")
+    old.db["jobs"].insert({"media_id": media_id, "stage": "speech", "state": "running"})
     seg_id = old.db["segments"].insert({"media_id": media_id, "start": 1.0, "end": 2.5,
                                         "text": "hello migrations", "language": "en"}).last_pk
     old.db["words"].insert_all([
@@ -34,6 +42,8 @@ def test_upgrade_from_previous_version_keeps_rows_and_backs_up(library):
     new = Store(library)
     assert new.migrated == [MIGRATIONS[-1][0]]
     assert new.media(media_id)["path"] == "/x/talk.mp4"
+    # 0012: a job of the previous version has no resume point
+    assert [(j["stage"], j["resume_at"]) for j in new.jobs(media_id)] == [("speech", None)]
     segs = new.transcript(media_id)
     assert [s["text"] for s in segs] == ["hello migrations"]
     assert [w["word"] for w in segs[0]["words"]] == [" hello", " migrations"]
@@ -53,7 +63,7 @@ def test_upgrade_from_previous_version_keeps_rows_and_backs_up(library):
 def test_watching_migration_keeps_media_present_and_watches_nothing(library):
     names = [n for n, _ in MIGRATIONS]
     old = Store(library, migrate_to=names.index("0008_watched_folders"))
-    media_id = old.add_media("/x/kept.mkv", "fp2", 9, 9)
+    media_id = _old_media(old, "/x/kept.mkv", "fp2")
     old.close()
     new = Store(library)
     assert new.migrated[:1] == ["0008_watched_folders"]
@@ -83,7 +93,7 @@ def test_float_vectors_become_int8_keeping_rows_metadata_and_neighbours(library)
     seg = rng.standard_normal((300, 512)).astype(np.float32)
     seg /= np.linalg.norm(seg, axis=1, keepdims=True)
     kf = np.abs(rng.standard_normal((40, 1280))).astype(np.float32)  # post-ReLU features
-    media_id = old.add_media("/x/talk.mp4", "fp1", 123, 456)
+    media_id = _old_media(old, "/x/talk.mp4", "fp1")
     conn = old.db.conn
     for i, v in enumerate(seg):
         conn.execute("INSERT INTO segment_vec(segment_id, embedding, media_id, kind, language) "

@@ -9,6 +9,12 @@
                     the saver, queues what follows and closes the job in ONE transaction,
                     so a crash leaves either all of it or none. The saver may return a
                     short note a person should read (kept as the job's `note`, logged).
+                    A stage may also commit as it goes (the speech stage, window by window,
+                    so a long file is searchable early and a crash resumes where it was):
+                    it passes savers to `ctx.save_partial(saver, upto)` (committed at once
+                    with the job's resume point), starts at `ctx.resume_at`, and has
+                    `discard_partial(store, media_id)`, which the worker calls when the job
+                    fails or is cancelled, so an ended job leaves all of its rows or none.
     derives         the tables it fills: a file whose content changed loses their rows
     search_lists    the ranked lists its rows feed into search (`SearchList`: a full-text
                     list names its FTS table; a vector list is ranked by indexer.search.vectors)
@@ -38,6 +44,9 @@ class StageContext:
     cancelled: Callable[[], bool] = lambda: False
     store: Store | None = None           # for stages that build on earlier results
     started: float = field(default_factory=time.monotonic)
+    # a job that commits as it goes: None where results are saved only at the end
+    save_partial: Callable[[Saver, float], None] | None = None
+    resume_at: float = 0.0               # seconds of the file committed before a crash
 
     def check(self) -> None:
         if self.cancelled():

@@ -53,6 +53,14 @@ def speech_coverage(regions: Sequence[tuple[float, float]], lines: Sequence[dict
     return covered / total
 
 
+def _main_language(rows: Sequence[dict]) -> str | None:
+    spoken: dict[str, float] = {}
+    for r in rows:
+        if r.get("language"):
+            spoken[r["language"]] = spoken.get(r["language"], 0.0) + r["end"] - r["start"]
+    return max(spoken, key=spoken.get) if spoken else None
+
+
 class SpeechStage:
     name = "speech"
     after = ("probe", "subtitles")
@@ -88,9 +96,10 @@ class SpeechStage:
                     store.save_transcript(media["id"], trusted["language"], [])
                     return note
                 return skip
-        info, segments = self.engine.transcribe(media["path"], beam_size=self.beam_size)
+        rows, options = self._streaming(media, ctx)
+        info, segments = self.engine.transcribe(media["path"], beam_size=self.beam_size,
+                                                **options)
         duration = info.duration or media.get("duration") or 0.0
-        rows = []
         for seg in segments:
             ctx.check()
             rows.append({
@@ -102,11 +111,39 @@ class SpeechStage:
                 ctx.report(min(1.0, seg.end / duration))
         ctx.check()
         language = info.language
+        if options.get("start"):       # resumed: the language of the whole file's speech
+            language = _main_language(rows) or language
 
         def save(store: Store) -> str | None:
             store.save_transcript(media["id"], language, rows)
             return note
         return save
+
+    def _streaming(self, media: dict, ctx: StageContext) -> tuple[list[dict], dict]:
+        """(the lines committed before a crash, the engine's options to commit each
+        window as it ends and to start after those lines). A file that already has a
+        transcript keeps it whole until the new one is done: nothing is streamed."""
+        store = ctx.store
+        if ctx.save_partial is None or store is None:
+            return [], {}
+        resume = ctx.resume_at if ctx.resume_at > 0 else 0.0
+        if not resume and store.has_speech(media["id"]):
+            return [], {}
+        rows = store.speech_lines_before(media["id"], resume) if resume else []
+        committed = [len(rows), resume]        # rows committed, and up to which second
+
+        def commit(upto: float) -> None:
+            ctx.check()
+            part, since = rows[committed[0]:], committed[1]
+            ctx.save_partial(lambda st: st.save_speech_part(media["id"], since, part), upto)
+            committed[:] = [len(rows), upto]
+        if resume:
+            log.info("%s: speech resumes at %.1f s (%d lines kept)", media["path"], resume,
+                     len(rows))
+        return rows, {"start": resume, "on_window": commit}
+
+    def discard_partial(self, store: Store, media_id: int) -> None:
+        store.drop_speech(media_id)
 
     def _trusted_track(self, media: dict, ctx: StageContext) -> tuple[dict | None, str | None]:
         """(the subtitle track that covers the file's speech, or None; a note saying

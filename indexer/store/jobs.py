@@ -12,7 +12,8 @@ class JobsMixin:
         self.db.execute("""
             INSERT INTO jobs(media_id, stage, state) VALUES (?, ?, 'queued')
             ON CONFLICT(media_id, stage) DO UPDATE SET state='queued', error=NULL,
-                attempts=0, started_at=NULL, finished_at=NULL""", (media_id, stage))
+                attempts=0, started_at=NULL, finished_at=NULL, resume_at=NULL""",
+                        (media_id, stage))
         self._refresh_status(media_id)
 
     def queue_stage(self, media_id: int, stage: str) -> None:
@@ -69,12 +70,19 @@ class JobsMixin:
         subtitle file that could not be read, speech recognition skipped)."""
         assert state in FINAL_STATES or state == "queued", state
         with self.transaction():
-            self.db.execute("""UPDATE jobs SET state=?, error=?, note=?,
-                    finished_at=strftime('%Y-%m-%dT%H:%M:%fZ','now') WHERE id=?""",
+            # a job that ends keeps no resume point; one queued again after a crash does
+            self.db.execute(f"""UPDATE jobs SET state=?, error=?, note=?,
+                    finished_at=strftime('%Y-%m-%dT%H:%M:%fZ','now')
+                    {", resume_at=NULL" if state in FINAL_STATES else ""} WHERE id=?""",
                             (state, error, note, job_id))
             job = self._one("SELECT media_id FROM jobs WHERE id=?", (job_id,))
             if job:
                 self._refresh_status(job["media_id"])
+
+    def set_resume_point(self, job_id: int, seconds: float) -> None:
+        """The job has committed its rows up to `seconds` of the file (call inside the
+        transaction that commits them)."""
+        self.db.execute("UPDATE jobs SET resume_at=? WHERE id=?", (seconds, job_id))
 
     def requeue_stale(self) -> int:
         """Jobs a crash left `running` go back to the queue; returns how many files had one."""

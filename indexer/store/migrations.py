@@ -14,9 +14,10 @@ from indexer.store.schema_vectors import MIGRATIONS as _VECTORS   # 0007: vec0 t
 from indexer.store.schema_currency import MIGRATIONS as _CURRENCY # 0008-0009: watching, sources
 from indexer.store.schema_speakers import MIGRATIONS as _SPEAKERS # 0010: voices, speakers, turns
 from indexer.store.schema_faces import MIGRATIONS as _FACES       # 0011: people, face appearances
+from indexer.store.schema_progress import MIGRATIONS as _PROGRESS # 0012: jobs that commit as they go
 
 MIGRATIONS: list[tuple[str, object]] = [*_CORE, *_SEARCH, *_MOTION, *_VECTORS, *_CURRENCY,
-                                        *_SPEAKERS, *_FACES]
+                                        *_SPEAKERS, *_FACES, *_PROGRESS]
 
 KEEP_BACKUPS = 3
 

@@ -36,16 +36,59 @@ class ResultsMixin:
             self.db.execute("DELETE FROM segments WHERE media_id = ? AND source = 'speech'",
                             (media_id,))
             self.db["media"].update(media_id, {"language": language})
-            for seg in segments:
-                seg_id = self.db["segments"].insert({
-                    "media_id": media_id, "start": seg["start"], "end": seg["end"],
-                    "text": seg["text"], "language": seg.get("language") or language,
-                    "confidence": seg.get("confidence"), "source": "speech"}).last_pk
-                self.db["words"].insert_all(
-                    ({"segment_id": seg_id, "start": w["start"], "end": w["end"],
-                      "word": w["word"], "probability": w.get("probability")}
-                     for w in seg.get("words", ())), batch_size=500)
+            self._insert_speech(media_id, language, segments)
             self._apply_corrections(media_id)
+
+    def save_speech_part(self, media_id: int, since: float, segments: list[dict]) -> None:
+        """Commit a part of a transcript still being made: the speech lines from `since`
+        on are replaced by `segments` (lines that start before it stay). save_transcript
+        replaces the whole once the file is done."""
+        with self.transaction():
+            self.db.execute("DELETE FROM segments WHERE media_id = ? AND source = 'speech' "
+                            "AND start >= ?", (media_id, since))
+            self._insert_speech(media_id, None, segments)
+            self._apply_corrections(media_id)
+
+    def speech_lines_before(self, media_id: int, before: float) -> list[dict]:
+        """The speech lines that start before `before` as save_transcript takes them
+        (with their words, as recognised: a user's corrections are applied on saving)."""
+        lines = self._rows("""
+            SELECT s.id, s.start, s.end, coalesce(c.original, s.text) AS text, s.language,
+                   s.confidence
+            FROM segments s LEFT JOIN corrections c
+              ON c.media_id = s.media_id AND abs(c.start - s.start) < 0.05
+            WHERE s.media_id = ? AND s.source = 'speech' AND s.start < ?
+            ORDER BY s.start, s.id""", (media_id, before))
+        words: dict[int, list[dict]] = {}
+        for w in self._rows("""SELECT w.segment_id, w.start, w.end, w.word, w.probability
+                               FROM words w JOIN segments s ON s.id = w.segment_id
+                               WHERE s.media_id = ? AND s.source = 'speech' AND s.start < ?
+                               ORDER BY w.start""", (media_id, before)):
+            words.setdefault(w.pop("segment_id"), []).append(w)
+        for line in lines:
+            line["words"] = words.get(line.pop("id"), [])
+        return lines
+
+    def drop_speech(self, media_id: int) -> None:
+        with self.transaction():
+            self.db.execute("DELETE FROM segments WHERE media_id = ? AND source = 'speech'",
+                            (media_id,))
+
+    def has_speech(self, media_id: int) -> bool:
+        return self._one("SELECT 1 AS x FROM segments WHERE media_id = ? AND "
+                         "source = 'speech' LIMIT 1", (media_id,)) is not None
+
+    def _insert_speech(self, media_id: int, language: str | None,
+                       segments: list[dict]) -> None:
+        for seg in segments:
+            seg_id = self.db["segments"].insert({
+                "media_id": media_id, "start": seg["start"], "end": seg["end"],
+                "text": seg["text"], "language": seg.get("language") or language,
+                "confidence": seg.get("confidence"), "source": "speech"}).last_pk
+            self.db["words"].insert_all(
+                ({"segment_id": seg_id, "start": w["start"], "end": w["end"],
+                  "word": w["word"], "probability": w.get("probability")}
+                 for w in seg.get("words", ())), batch_size=500)
 
     def save_subtitle_lines(self, media_id: int, tracks: Sequence[dict]) -> None:
         """Replace the media's subtitle lines (its speech transcript stays). Each track:
