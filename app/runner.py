@@ -127,14 +127,15 @@ class Runner:
 
     # ---- controls (any thread) ------------------------------------------------
     def stop(self) -> None:
-        """Finish nothing more: cancel the running job, leave the rest queued."""
+        """Finish nothing more: stop the running job (it stays queued, keeping what it
+        committed, and goes on at the next run), leave the rest queued."""
         self._stop.set()
-        self.cancel_current()
+        self.cancel_current(requeue=True)
 
-    def cancel_current(self) -> None:
+    def cancel_current(self, requeue: bool = False) -> None:
         worker, current = self._worker, self._current
         if worker is not None and current is not None:
-            worker.cancel.value = current["id"]
+            worker.cancel.value = -current["id"] if requeue else current["id"]
         task = self._task
         if task is not None:
             task.cancel()

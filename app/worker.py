@@ -49,7 +49,9 @@ def human_error(stage: str, exc: BaseException) -> str:
 
 class _RunnerLink:
     """The worker's view of its runner: `send` events, `is_set` for the job in hand's
-    cancel flag. Both raise ParentGone once the runner has died."""
+    cancel flag (the slot holds the job's id for a cancel, minus it for a stop: the
+    runner stopping, the job to run again later), `stopping` for a stop. Both raise
+    ParentGone once the runner has died."""
 
     def __init__(self, events, cancel_slot, parent_pid: int):
         self.events, self.cancel_slot, self.parent_pid = events, cancel_slot, parent_pid
@@ -68,7 +70,10 @@ class _RunnerLink:
 
     def is_set(self) -> bool:
         self._check()
-        return self.cancel_slot.value == self.job_id
+        return abs(self.cancel_slot.value) == self.job_id
+
+    def stopping(self) -> bool:
+        return self.cancel_slot.value == -self.job_id
 
 
 def _die_with_parent(parent_pid: int) -> None:
@@ -169,7 +174,10 @@ def _run_job(store: Store, pipeline: Pipeline, job_id: int, events, cancel) -> N
         except ParentGone:
             raise
         except Cancelled:
-            state, error = "cancelled", "Cancelled by the user."
+            if cancel.stopping():          # not the user's choice: it runs again next time
+                state, note = "queued", "Stopped; it goes on at the next run."
+            else:
+                state, error = "cancelled", "Cancelled by the user."
         except BaseException as exc:  # one file's failure must not end the batch
             if is_disk_full(exc, store.path):
                 # nothing recorded: the job stays `running` and the runner queues it again
@@ -177,7 +185,9 @@ def _run_job(store: Store, pipeline: Pipeline, job_id: int, events, cancel) -> N
                 return
             state, error = "failed", human_error(job["stage"], exc)
             log_error(store.path, f"{media['path']}: the {job['stage']} stage failed", exc)
-    if state != "done":
+    if state == "queued":
+        store.requeue_interrupted(job_id)   # what it committed stays: it resumes there
+    elif state != "done":
         with store.transaction():
             if store.job(job_id).get("resume_at") is not None and \
                     hasattr(stage, "discard_partial"):

@@ -114,6 +114,40 @@ def test_a_killed_worker_resumes_after_the_last_committed_window(library, tmp_pa
     store.close()
 
 
+@needs_librivox
+def test_a_stopped_run_keeps_the_committed_windows_and_goes_on_next_time(library, tmp_path):
+    # Ctrl-C, or the GUI closing: not the user's cancel of this file
+    path = long_file(tmp_path / "talk.wav", tmp_path, WINDOW_S - 12, WINDOW_S + 1)
+    store = Store(library)
+    media_id = take(store, path).media_id
+    seen: dict = {}
+    runner = None
+
+    def on_event(e):
+        if e.get("stage") == "speech" and e["type"] == "partial_saved" and not seen:
+            seen["upto"] = e["upto"]
+            runner.stop()
+        elif e["type"] == "job_finished" and e.get("stage") == "speech":
+            seen["state"] = e["state"]
+
+    runner = Runner(library, Settings(whisper_model="tiny.en"), on_event=on_event)
+    runner.run()
+    assert seen["state"] == "queued"
+    job = next(j for j in store.jobs(media_id) if j["stage"] == "speech")
+    assert job["state"] == "queued" and job["resume_at"] == pytest.approx(seen["upto"], abs=1e-3)
+    assert job["attempts"] == 0                  # a stop is not a failed attempt
+    kept = [(round(ln["start"], 2), ln["text"]) for ln in store.transcript(media_id, "speech")]
+    assert kept and "dashwood" in " ".join(t for _, t in kept).lower()
+
+    Runner(library, Settings(whisper_model="tiny.en")).run()
+    assert store.media(media_id)["status"] == "done"
+    lines = store.transcript(media_id, "speech")
+    assert [(round(ln["start"], 2), ln["text"]) for ln in lines
+            if ln["start"] < seen["upto"]] == kept
+    assert "breakfast" in " ".join(ln["text"] for ln in lines).lower()
+    store.close()
+
+
 @pytest.fixture(scope="module")
 def tiny(shared_models_dir):
     engine = asr.load_engine(model="tiny.en", models_dir=shared_models_dir)

@@ -84,6 +84,17 @@ class JobsMixin:
         transaction that commits them)."""
         self.db.execute("UPDATE jobs SET resume_at=? WHERE id=?", (seconds, job_id))
 
+    def requeue_interrupted(self, job_id: int) -> None:
+        """A job stopped by its runner (Ctrl-C, the GUI closing), not by the user's cancel:
+        queued again, keeping what it committed (its resume point); the stop does not
+        count as an attempt."""
+        with self.transaction():
+            self.db.execute("UPDATE jobs SET state='queued', started_at=NULL, "
+                            "attempts=max(attempts - 1, 0) WHERE id=?", (job_id,))
+            job = self._one("SELECT media_id FROM jobs WHERE id=?", (job_id,))
+            if job:
+                self._refresh_status(job["media_id"])
+
     def requeue_stale(self) -> int:
         """Jobs a crash left `running` go back to the queue; returns how many files had one."""
         with self.transaction():
