@@ -292,13 +292,13 @@ def _duration(path: Path) -> float:
         return float(c.duration) / 1e6
 
 
-def _stages(models_dir: Path, tmp: Path):
+def _stages(models_dir: Path, tmp: Path, **faces_kw):
     from indexer.stages.faces import FacesStage
     from indexer.stages.visual import VisualStage
     from models.faces import shared_face_models
     visual = VisualStage(tmp / "thumbs", models_dir)
     visual.classifier, visual.reader                  # models loaded before the clock
-    faces = FacesStage(tmp / "thumbs", models=shared_face_models().get())
+    faces = FacesStage(tmp / "thumbs", models=shared_face_models().get(), **faces_kw)
     return visual, faces
 
 
@@ -335,11 +335,11 @@ def found_per_case(rows: list, cases: list[dict]) -> list[dict]:
 
 
 def video_scores(clip: Path, cases: list[dict], models_dir: Path, batch: int,
-                 real: list[Path]) -> dict:
+                 real: list[Path], **faces_kw) -> dict:
     from indexer.store import Store
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(Path(tmp) / "lib.db")
-        visual, faces = _stages(models_dir, Path(tmp))
+        visual, faces = _stages(models_dir, Path(tmp), **faces_kw)
         runs = [timed_run(store, visual, faces, p) for p in [clip, *real]]
         per_case = found_per_case(runs[0]["appearances"], cases)
         long = [c for c in per_case if c["end"] - c["start"] >= 2.0]
@@ -363,31 +363,28 @@ def video_scores(clip: Path, cases: list[dict], models_dir: Path, batch: int,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
-def lever_scores(clip: Path, cases: list[dict], rounds: int = 2) -> list[dict]:
+def lever_scores(clip: Path, cases: list[dict], rounds: int = 2, only=()) -> list[dict]:
     """The faces stage alone on the clip under each cost lever, interleaved round by round
     so a busy machine weighs on all alike: CPU seconds (median), its parts, found rate."""
-    import indexer.stages.faces as faces_module
     from indexer.stages.faces import FacesStage
-    from indexer.stages.keyframes import cheap_sampled_frames, sampled_frames
     from models.faces import shared_face_models
     models = shared_face_models().get()
-    levers = [("before: exact frames, 2 faces described", sampled_frames, 2, False),
-              ("cheap decoding, 2 faces described", cheap_sampled_frames, 2, False),
-              ("cheap decoding, 1 face described", cheap_sampled_frames, 1, False),
-              ("cheap decoding, 1 face, HOG on grey (kept)", cheap_sampled_frames, 1, True)]
+    levers = [("before: every sample scanned (cheap decoding, 1 face, grey)", {"scan_every": 0}),
+              ("scan every 2 s, follow faces on crops between", {"scan_every": 2.0}),
+              ("scan every 3 s, follow faces on crops between", {"scan_every": 3.0}),
+              ("scan every 2 s at 640 px, follow between", {"scan_every": 2.0, "scan_width": 640})]
+    if only:
+        levers = [lv for lv in levers if any(o in lv[0] for o in only)]
+    from indexer.stages.keyframes import detect_cuts
     duration = _duration(clip)
+    cuts = detect_cuts(clip)            # the shots the visual stage would hand the stage
     runs: dict[str, list] = {name: [] for name, *_ in levers}
-    try:
-        for _ in range(rounds):
-            for name, reader, embeds, gray in levers:
-                faces_module.cheap_sampled_frames = reader       # the reader the stage uses
-                stage = FacesStage(CACHE, models=models, embeds_per_appearance=embeds,
-                                   gray=gray)
-                cpu = time.process_time()
-                res = stage.analyse(str(clip), duration=duration)
-                runs[name].append((time.process_time() - cpu, res))
-    finally:
-        faces_module.cheap_sampled_frames = cheap_sampled_frames
+    for _ in range(rounds):
+        for name, kw in levers:
+            stage = FacesStage(CACHE, models=models, **kw)
+            cpu = time.process_time()
+            res = stage.analyse(str(clip), duration=duration, shot_starts=cuts)
+            runs[name].append((time.process_time() - cpu, res))
     out = []
     for name, *_ in levers:
         cpus = sorted(c for c, _ in runs[name])
@@ -395,28 +392,42 @@ def lever_scores(clip: Path, cases: list[dict], rounds: int = 2) -> list[dict]:
         long = [c for c in found_per_case(res.appearances, cases) if c["end"] - c["start"] >= 2]
         out.append({"lever": name, "cpu_s": float(np.median(cpus)), "cpu_runs": cpus,
                     "decode_s": res.stats["decode_s"], "detect_s": res.stats["detect_s"],
-                    "embed_s": res.stats["embed_s"],
+                    "embed_s": res.stats["embed_s"], "stats": res.stats,
                     "found": sum(c["found"] for c in long),
                     "people": sum(c["people"] for c in long)})
     return out
 
 
+def _stage_line(st: dict) -> str:
+    return (f"{st['frames']} frames ({st['scanned_frames']} scanned, {st['followed_frames']} "
+            f"followed on {st.get('hog_crops', 0)} crops, {st['skipped_frames']} skipped, "
+            f"{st['reused_frames']} reused, {st['backfilled']} back-filled), decode "
+            f"{st['decode_s']:.2f} s, detect {st['detect_s']:.2f} s, align {st['align_s']:.2f} s, "
+            f"CNN {st['cnn_s']:.2f} s ({st['cnn_looks']} looks, {st['cnn_found']} found), embed "
+            f"{st['embed_s']:.2f} s ({st.get('embedded', 0)} faces), {st['appearances']} appearances")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--photos", action="store_true", help="P@1 and clustering F1 only")
-    ap.add_argument("--levers", action="store_true",
-                    help="the faces stage alone on the clip under each cost lever")
+    ap.add_argument("--levers", nargs="*", metavar="WORD",
+                    help="the faces stage alone on the clip under each cost lever (those "
+                         "whose name holds one of the WORDs, if given)")
     ap.add_argument("--batch", type=int, default=10, help="files in the memory check")
+    ap.add_argument("--scan-every", type=float, default=None,
+                    help="s between whole-frame scans (0: every sample; default: the stage's)")
     args = ap.parse_args()
     from benchmarks.markdown import table
     from models.faces import shared_face_models
-    if args.levers:
+    if args.levers is not None:
         clip, cases = make_video()
-        rows = lever_scores(clip, cases)
+        rows = lever_scores(clip, cases, only=args.levers)
         print(table([[r["lever"], r["cpu_s"], r["decode_s"], r["detect_s"], r["embed_s"],
                       f"{r['found']}/{r['people']}"] for r in rows],
                     ["faces stage on the 44.5 s clip", "CPU s (median)", "decode s",
                      "detect s", "embed s", "found (>= 2 s)"]))
+        for r in rows:
+            print(r["lever"] + ":", _stage_line(r["stats"]))
         print("CPU s of every run:", {r["lever"]: [round(c, 2) for c in r["cpu_runs"]]
                                       for r in rows})
         return
@@ -436,7 +447,8 @@ def main() -> None:
         models_dir = Settings().resolved_models_dir()
         clip, cases = make_video()
         real = [to_720p(p) for p in REAL_VIDEOS]
-        vs = video_scores(clip, cases, models_dir, args.batch, real)
+        kw = {} if args.scan_every is None else {"scan_every": args.scan_every}
+        vs = video_scores(clip, cases, models_dir, args.batch, real, **kw)
         result["video"] = vs
         print()
         print(table([[c["photo"], c["people"], f"{c['start']:.1f}-{c['end']:.1f}", c["found"]]
@@ -452,11 +464,7 @@ def main() -> None:
                      "faces CPU s", "CPU ratio", "appearances"]))
         for r in vs["runs"]:
             st = r["faces_stats"]
-            print(f"{r['file']}: {st['frames']} frames ({st['detected_frames']} detected, "
-                  f"{st['reused_frames']} reused), decode {st['decode_s']:.2f} s, detect "
-                  f"{st['detect_s']:.2f} s, align {st['align_s']:.2f} s, CNN {st['cnn_s']:.2f} s "
-                  f"({st['cnn_looks']} looks, {st['cnn_found']} found), embed "
-                  f"{st['embed_s']:.2f} s ({st['embedded']} faces)")
+            print(f"{r['file']}: {_stage_line(st)}")
         print(f"RSS after each of {len(vs['rss_mb'])} files (both stages): {vs['rss_mb']} MB "
               f"(peak {vs['peak_rss_mb']:.0f} MB)")
     (CACHE / "results.json").write_text(json.dumps(result, indent=1, default=str))

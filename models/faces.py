@@ -49,6 +49,8 @@ MAX_UPSCALE = 2.0             # a smaller picture is enlarged at most this much 
 MAX_FACES = 20                # faces kept per picture: the largest
 MIN_FACE = 20                 # px in the picture; smaller boxes are dropped
 HOG_THRESHOLD = 0.0           # dlib's own default: its score is a margin, > 0 is a face
+TRACK_FACE = 100              # px a followed face is scaled to in its crop (HOG finds >= 80)
+TRACK_MARGIN = 1.0            # face sizes of picture searched around a followed face, each side
 CNN_FACE = 60                 # px a face is scaled to for the CNN (it finds faces from ~40)
 CNN_THRESHOLD = 0.3           # MMOD confidence for a face (dlib's examples use 0)
 CNN_MAX_SIDE = 800            # the whole-picture CNN fallback looks at a copy this big
@@ -122,6 +124,15 @@ def _clip_box(x0, y0, x1, y1, w, h) -> tuple[float, float, float, float] | None:
     return (x0, y0, x1 - x0, y1 - y0)
 
 
+def around(box, w: int, h: int, margin: float) -> tuple[int, int, int, int]:
+    """The picture around `box` (x, y, w, h), `margin` face sizes on each side, clipped:
+    (x0, y0, x1, y1)."""
+    x, y, bw, bh = box
+    pad = max(bw, bh) * margin
+    return (int(max(0, x - pad)), int(max(0, y - pad)),
+            int(min(w, x + bw + pad)), int(min(h, y + bh + pad)))
+
+
 def largest(faces: list[Face], cap: int = MAX_FACES, min_size: float = MIN_FACE) -> list[Face]:
     """The `cap` largest faces at least `min_size` px high, largest first."""
     kept = [f for f in faces if min(f.box[2], f.box[3]) >= min_size]
@@ -141,7 +152,7 @@ class FaceModels:
         self._cnn_file = str(files["cnn"])
         self._cnn = None                     # loaded on first use: most runs never need it
         self.files = files
-        self.stats = {"hog_calls": 0, "cnn_calls": 0, "embedded": 0}
+        self.stats = {"hog_calls": 0, "hog_crops": 0, "cnn_calls": 0, "embedded": 0}
 
     @property
     def cnn(self):
@@ -161,21 +172,50 @@ class FaceModels:
         h, w = rgb.shape[:2]
         if h < 8 or w < 8:
             return []
-        scale = min(width / w, MAX_UPSCALE)
-        small = _resized(rgb, scale)
-        if gray:
-            small = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
-        rects, scores, _ = self.hog.run(small, 0, HOG_THRESHOLD)
         self.stats["hog_calls"] += 1
-        faces = []
-        for r, s in zip(rects, scores):
-            box = _clip_box(r.left() / scale, r.top() / scale, (r.right() + 1) / scale,
-                            (r.bottom() + 1) / scale, w, h)
-            if box is not None:
-                faces.append(Face(box, float(s), "hog"))
+        faces = self._hog_faces(rgb, min(width / w, MAX_UPSCALE), gray=gray)
         if not faces and thorough:
             faces = self._cnn_faces(rgb, min(1.0, CNN_MAX_SIDE / max(h, w)))
         return largest(faces, max_faces)
+
+    def _hog_faces(self, rgb: np.ndarray, scale: float, offset=(0.0, 0.0),
+                   bounds: tuple[int, int] | None = None, *, gray: bool = False) -> list[Face]:
+        small = _resized(rgb, scale)
+        if gray:
+            small = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
+        rects, scores, _ = self.hog.run(np.ascontiguousarray(small), 0, HOG_THRESHOLD)
+        h, w = bounds if bounds is not None else rgb.shape[:2]
+        faces = []
+        for r, s in zip(rects, scores):
+            box = _clip_box(offset[0] + r.left() / scale, offset[1] + r.top() / scale,
+                            offset[0] + (r.right() + 1) / scale,
+                            offset[1] + (r.bottom() + 1) / scale, w, h)
+            if box is not None:
+                faces.append(Face(box, float(s), "hog"))
+        return faces
+
+    def detect_near(self, image_bgr: np.ndarray, box, *, rgb: np.ndarray | None = None,
+                    gray: bool = False, margin: float = TRACK_MARGIN) -> list[Face]:
+        """HOG faces in a crop around `box` (x, y, w, h), `margin` face sizes each side:
+        following a face from one sample to the next costs a small fraction of a
+        whole-frame pass (a 3x3-face crop of ~300 px instead of a 960-px frame)."""
+        rgb = _rgb(image_bgr) if rgb is None else rgb
+        h, w = rgb.shape[:2]
+        return self.detect_in(image_bgr, around(box, w, h, margin), max(box[2], box[3]),
+                              rgb=rgb, gray=gray)
+
+    def detect_in(self, image_bgr: np.ndarray, region, face_side: float, *,
+                  rgb: np.ndarray | None = None, gray: bool = False) -> list[Face]:
+        """HOG faces in `region` (x0, y0, x1, y1), scaled so a face `face_side` px high
+        is TRACK_FACE px (the HOG finds faces from 80 px, so down to ~0.8x that size)."""
+        rgb = _rgb(image_bgr) if rgb is None else rgb
+        h, w = rgb.shape[:2]
+        x0, y0, x1, y1 = (int(v) for v in region)
+        if x1 - x0 < 8 or y1 - y0 < 8:
+            return []
+        scale = min(TRACK_FACE / max(face_side, 1.0), MAX_UPSCALE)
+        self.stats["hog_crops"] += 1
+        return self._hog_faces(rgb[y0:y1, x0:x1], scale, (x0, y0), (h, w), gray=gray)
 
     def _cnn_faces(self, rgb: np.ndarray, scale: float, offset=(0.0, 0.0),
                    bounds: tuple[int, int] | None = None) -> list[Face]:
@@ -200,14 +240,12 @@ class FaceModels:
         face the HOG lost (turned, tilted, dim) where one was a moment ago."""
         rgb = _rgb(image_bgr) if rgb is None else rgb
         h, w = rgb.shape[:2]
-        x, y, bw, bh = box
-        side = max(bw, bh)
-        x0, y0 = int(max(0, x - side)), int(max(0, y - side))
-        x1, y1 = int(min(w, x + bw + side)), int(min(h, y + bh + side))
+        x0, y0, x1, y1 = around(box, w, h, 1.0)
         if x1 - x0 < 8 or y1 - y0 < 8:
             return None
-        crop = rgb[y0:y1, x0:x1]
-        found = self._cnn_faces(crop, min(1.0, CNN_FACE / side), (x0, y0), (h, w))
+        x, y, bw, bh = box
+        found = self._cnn_faces(rgb[y0:y1, x0:x1], min(1.0, CNN_FACE / max(bw, bh)), (x0, y0),
+                                (h, w))
         if not found:
             return None
         cx, cy = x + bw / 2, y + bh / 2

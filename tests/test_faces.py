@@ -326,3 +326,23 @@ def test_nearest_faces_finds_the_same_person_first(store, descriptors):
         == rows[0]["person_id"]
     emb = store.face_embeddings([rows[1]["id"], rows[0]["id"]])
     assert np.allclose(emb[1], descriptors["obama.jpg"])
+
+
+def test_between_scans_a_face_is_followed_and_a_late_found_face_starts_when_it_did(
+        tmp_path, photos, face_models):
+    """Whole-frame scans every SCAN_EVERY s only: the face that comes on screen at 2.5 s is
+    first scanned at 4 s, looked for again at 3 s (back-filled), and followed on a crop at 5 s."""
+    from indexer.stages.faces import SCAN_EVERY, FacesStage
+    assert SCAN_EVERY >= 2.0
+    clip = _video_with_face(tmp_path, photos["obama2.jpg"], before=2.5, visible=3.0, after=2.5)
+    stage = FacesStage(tmp_path / "thumbs", models=face_models)
+    res = stage.analyse(str(clip), duration=8.0)
+    st = res.stats
+    assert [round(a["start"]) for a in res.appearances] == [3], res.appearances
+    assert 5.0 <= res.appearances[0]["end"] <= 6.6
+    assert st["backfilled"] == 1 and st["followed_frames"] >= 1 and st["skipped_frames"] >= 1
+    assert st["scanned_frames"] < st["frames"]
+    every = FacesStage(tmp_path / "thumbs", models=face_models, scan_every=0).analyse(
+        str(clip), duration=8.0)
+    assert every.stats["scanned_frames"] == every.stats["frames"]
+    assert [round(a["start"]) for a in every.appearances] == [3]

@@ -43,6 +43,8 @@ EMBEDS_PER_APPEARANCE = 1      # best faces of a track that are described (and a
 TRACK_IOU = 0.2                # a face continues a track whose last box it overlaps this much,
 TRACK_NEAR = 0.6               # or whose centre is within this many face sizes of its own,
 TRACK_SIZE_RATIO = 1.6         # at a size no more than this much larger or smaller
+SCAN_EVERY = 2.0               # s between whole-frame scans within a shot (and at each cut)
+FOLLOW_MAX_SHARE = 0.6         # following costs at most this share of a scan, else it scans
 JOIN_GAP_SAMPLES = 2.0         # appearances at most this many samples apart may be joined
 THUMB_QUALITY = 85
 
@@ -139,7 +141,8 @@ class FacesStage:
                  *, sample_fps: float = SAMPLE_FPS, models=None,
                  embeds_per_appearance: int = EMBEDS_PER_APPEARANCE,
                  match_distance: float | None = None, use_cnn: bool = True,
-                 gray: bool = True):
+                 gray: bool = True, scan_every: float = SCAN_EVERY,
+                 scan_width: int | None = None):
         if sample_fps <= 0:
             raise ValueError("sample_fps must be positive")
         self.thumb_dir = Path(thumb_dir)
@@ -149,6 +152,8 @@ class FacesStage:
         self.match_distance = match_distance
         self.use_cnn = use_cnn
         self.gray = gray               # the HOG on grey levels (models.faces.detect)
+        self.scan_every = scan_every   # s; at most one sample step: every sample scanned
+        self.scan_width = scan_width   # px the whole-frame HOG looks at (None: its default)
         self._models = models
         self.last_stats: dict = {}
 
@@ -172,13 +177,17 @@ class FacesStage:
         models = self.models
         step = 1.0 / self.sample_fps
         cuts = sorted(float(t) for t in shot_starts if t > 0)
-        stats = {"frames": 0, "detected_frames": 0, "reused_frames": 0, "faces": 0,
+        stats = {"frames": 0, "scanned_frames": 0, "followed_frames": 0, "skipped_frames": 0,
+                 "reused_frames": 0, "follow_scans": 0, "backfilled": 0, "faces": 0,
                  "cnn_looks": 0, "cnn_found": 0, "decode_s": 0.0, "detect_s": 0.0,
                  "align_s": 0.0, "cnn_s": 0.0, "embed_s": 0.0}
         res = FacesResult(stats=stats)
         active: list[_Track] = []
         closed: list[_Track] = []
-        last_sig, last_faces, last_shot, last_time = None, [], -1, 0.0
+        scan_sig, scan_faces, last_shot, last_time = None, [], -1, 0.0
+        scan_every = max(self.scan_every, step)
+        last_scan = -float("inf")
+        prev = None        # (time, image, rgb, shot) of the last sample when it was not scanned
         reported, w, h = -1.0, 1, 1
         start = time.perf_counter()
         s = time.perf_counter()
@@ -200,19 +209,29 @@ class FacesStage:
                 for tr in active:
                     tr.end = max(tr.last, min(cut, t))
                 closed += active
-                active, last_sig = [], None
+                active, scan_sig = [], None
             image = frame.image
             rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
             sig = _signature(image)
             d = time.perf_counter()
-            if last_sig is not None and _same(last_sig, sig):
-                faces = last_faces
+            faces = None
+            if scan_sig is not None and _same(scan_sig, sig):
+                faces = scan_faces                    # the picture of the last scan
                 stats["reused_frames"] += 1
-            else:
-                faces = models.detect(image, rgb=rgb, gray=self.gray)
-                stats["detected_frames"] += 1
+            elif shot == last_shot and t - last_scan < scan_every - step / 2:
+                if active:
+                    faces = self._follow(models, image, rgb, [tr.box for tr in active])
+                    stats["followed_frames" if faces is not None else "follow_scans"] += 1
+                else:
+                    faces = []                        # nothing to follow, no scan due
+                    stats["skipped_frames"] += 1
+            if faces is None:
+                faces = self._scan(models, image, rgb)
+                scan_sig, scan_faces, last_scan = sig, faces, t
+                stats["scanned_frames"] += 1
             stats["detect_s"] += time.perf_counter() - d
-            last_sig, last_faces, last_shot = sig, faces, shot
+            scanned = faces is scan_faces
+            last_shot = shot
             stats["faces"] += len(faces)
             h, w = image.shape[:2]
             pairs = match_faces([tr.box for tr in active], [f.box for f in faces])
@@ -238,12 +257,17 @@ class FacesStage:
                 else:
                     tr.end = t
                     closed.append(tr)
+            new: list[_Track] = []
             for j, f in enumerate(faces):
                 if j not in matched_f:
                     tr = _Track(shot, t, t, f.box)
-                    still.append(tr)
+                    new.append(tr)
                     sightings.append((tr, f))
-            active = still
+            active = still + new
+            if new and scanned and prev is not None and prev[3] == shot:
+                b = time.perf_counter()
+                self._backfill(models, prev, new, stats)
+                stats["detect_s"] += time.perf_counter() - b
             a = time.perf_counter()
             chips = models.chips(image, [f for _, f in sightings], rgb=rgb) if sightings else []
             stats["align_s"] += time.perf_counter() - a
@@ -252,6 +276,7 @@ class FacesStage:
                 if f.detector == "cnn":
                     quality *= 0.5                    # a turned face describes a person worse
                 tr.add(_Sighting(t, f.box, f.score, quality, chip), self.keep)
+            prev = None if scanned else (t, image, rgb, shot)
             s = time.perf_counter()
         end = duration if duration else last_time + step
         for tr in active:
@@ -260,9 +285,65 @@ class FacesStage:
         self._describe(closed, step, res, (w, h))
         stats.update(total_s=time.perf_counter() - start, appearances=len(res.appearances),
                      **{k: v - before.get(k, 0) for k, v in getattr(models, "stats", {}).items()
-                        if k in ("hog_calls", "cnn_calls", "embedded")})
+                        if k in ("hog_calls", "hog_crops", "cnn_calls", "embedded")})
         report(1.0)
         return res
+
+    def _scan(self, models, image, rgb) -> list:
+        if self.scan_width is None:
+            return models.detect(image, rgb=rgb, gray=self.gray)
+        return models.detect(image, rgb=rgb, gray=self.gray, width=self.scan_width)
+
+    def _follow(self, models, image, rgb, boxes: list) -> list | None:
+        """Faces near the followed ones only: HOG on a crop around each (crops that overlap
+        merged into one); None when the crops would cost about as much as a scan."""
+        from models.faces import DETECT_WIDTH, TRACK_FACE, TRACK_MARGIN, around, largest
+        h, w = rgb.shape[:2]
+        regions = []                                  # [x0, y0, x1, y1, smallest face side]
+        for b in boxes:
+            regions.append([*around(b, w, h, TRACK_MARGIN), max(b[2], b[3])])
+        merged = True
+        while merged:
+            merged = False
+            for i in range(len(regions)):
+                for j in range(i + 1, len(regions)):
+                    a, c = regions[i], regions[j]
+                    if a[0] < c[2] and c[0] < a[2] and a[1] < c[3] and c[1] < a[3]:
+                        regions[i] = [min(a[0], c[0]), min(a[1], c[1]), max(a[2], c[2]),
+                                      max(a[3], c[3]), min(a[4], c[4])]
+                        del regions[j]
+                        merged = True
+                        break
+                if merged:
+                    break
+        full = min(1.0, DETECT_WIDTH / w) ** 2 * w * h
+        cost = sum((r[2] - r[0]) * (r[3] - r[1]) * min(TRACK_FACE / r[4], 2.0) ** 2
+                   for r in regions)
+        if cost >= FOLLOW_MAX_SHARE * full:
+            return None
+        faces = []
+        for *region, side in regions:
+            faces += models.detect_in(image, region, side, rgb=rgb, gray=self.gray)
+        return largest(faces)
+
+    def _backfill(self, models, prev, tracks: list[_Track], stats: dict) -> None:
+        """A face a scan found first may have been there at the sample before (followed,
+        not scanned): look for it there, so its appearance starts when it did."""
+        t, image, rgb, _ = prev
+        for tr in tracks:
+            near = models.detect_near(image, tr.box, rgb=rgb, gray=self.gray)
+            pairs = match_faces([tr.box], [f.box for f in near])
+            if not pairs:
+                continue
+            f = near[pairs[0][1]]
+            chip = models.chips(image, [f], rgb=rgb)[0]
+            quality = min(f.box[2], f.box[3]) * (1.0 + max(0.0, f.score))
+            tr.first = t
+            tr.sightings += 1
+            tr.best.append(_Sighting(t, f.box, f.score, quality, chip))
+            tr.best.sort(key=lambda x: -x.quality)
+            del tr.best[self.keep:]
+            stats["backfilled"] += 1
 
     def _describe(self, tracks: list[_Track], step: float, res: FacesResult, size) -> None:
         """Embed each track's best faces, join consecutive tracks of the same face, and
