@@ -1,8 +1,8 @@
 """The avindex command line: the same engine as the GUI, headless.
 
-Exit codes: 0 success, 1 some files failed, 2 bad usage, 3 library or model
-problem (a missing library, a full disk), 4 not found, 130 interrupted. Every
-command takes --json. Only `index`, `watch FOLDER` and `gui` create a library.
+Exit codes: 0 success, 1 some files failed, 2 bad usage, 3 library, model or cluster
+problem (a missing library, a full disk, an unreachable cluster), 4 not found, 130
+interrupted. Every command takes --json. Only `index`, `watch FOLDER` and `gui` create a library.
 """
 from __future__ import annotations
 
@@ -60,6 +60,7 @@ OUTCOMES = {"done": "indexed", "failed": "failed", "cancelled": "cancelled",
 
 def cmd_index(args) -> int:
     from indexer.intake import discover, take
+    runner = _cluster_runner(args)       # reached before anything is queued
     store = _open_store(args, create=True)
     actions, problems = {}, []
     for path, problem in discover(args.paths):
@@ -73,10 +74,38 @@ def cmd_index(args) -> int:
             else:
                 problems.append({"path": str(path), "media_id": None, "outcome": "failed",
                                  "action": intake.action, "error": intake.detail})
-    return _run_batch(args, store, actions, problems)
+    return _run_batch(args, store, actions, problems, runner)
 
 
-def _run_batch(args, store, actions: dict[int, str], problems: list[dict]) -> int:
+def _cluster_runner(args):
+    """With --cluster (or the settings' cluster), a connected ClusterRunner; else None.
+    An unreachable cluster is exit 3 with one message, before anything is queued."""
+    address = getattr(args, "cluster", None)
+    settings = _settings(args)
+    if address is None:
+        address = settings.cluster
+    if not address or address == "local":
+        return None
+    from indexer.cluster.connect import ClusterUnreachable, check_address
+    from indexer.cluster.transfer import PathMap
+    try:
+        check_address(address)
+        path_map = PathMap.parse(args.path_map) if args.path_map else None
+    except ValueError as exc:
+        raise CliError(str(exc))
+    from .cluster_runner import ClusterRunner
+    runner = ClusterRunner(args.library_path, settings, address=address,
+                           workers=args.workers, path_map=path_map,
+                           stream=True if args.stream else None)
+    try:
+        runner.connect()
+    except ClusterUnreachable as exc:
+        raise CliError(str(exc), EXIT_LIBRARY)
+    return runner
+
+
+def _run_batch(args, store, actions: dict[int, str], problems: list[dict],
+               runner=None) -> int:
     """Run the library's queue; report on the files of this command (`actions`: media
     id -> what intake did) and the paths that could not be taken (`problems`)."""
     from .progress import ProgressView
@@ -94,7 +123,10 @@ def _run_batch(args, store, actions: dict[int, str], problems: list[dict]) -> in
                   "interrupted run.", file=sys.stderr, flush=True)
         view.on_event(event)
 
-    runner = Runner(args.library_path, _settings(args), on_event=on_event)
+    if runner is None:
+        runner = Runner(args.library_path, _settings(args), on_event=on_event)
+    else:
+        runner.on_event = on_event
     interrupted = False
 
     def on_sigint(signum, frame):
@@ -671,6 +703,17 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("index", parents=[common, engine], help="index files and folders")
     s.add_argument("paths", nargs="+", metavar="PATH")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    s.add_argument("--cluster", metavar="ADDRESS",
+                   help="index on Ray: 'ray' (a Ray on this machine, bound to 127.0.0.1) or "
+                        "ray://HOST:PORT (a running cluster); 'local' for no cluster "
+                        "(default: the settings' choice)")
+    s.add_argument("--workers", type=int, metavar="N",
+                   help="with --cluster: how many Ray workers (default: one per CPU)")
+    s.add_argument("--path-map", metavar="SRC=DST",
+                   help="with --cluster: the media under SRC here is under DST on the workers")
+    s.add_argument("--stream", action="store_true",
+                   help="with --cluster: send the files' bytes through Ray's object store "
+                        "(the default for ray:// without --path-map)")
     s.set_defaults(func=cmd_index)
 
     s = sub.add_parser("retry", parents=[common, engine], help="run failed jobs again")

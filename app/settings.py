@@ -61,6 +61,9 @@ class Settings:
     models_dir: str = _editable("", "Models folder")             # "": <data dir>/models
     # skip speech recognition for a file whose subtitle track covers its speech
     trust_existing_subtitles: bool = _editable(False, "Trust existing subtitles")
+    # where files are indexed: "" this machine's worker, "ray" a Ray on this machine,
+    # "ray://HOST:PORT" a Ray cluster (the avindex[ray] extra; app.cluster_runner)
+    cluster: str = _editable("", "Cluster")
     beam_size: int = 5
     max_attempts: int = 2                # a job that crashes its worker is retried once
     worker_recycle_jobs: int = 200       # restart the worker process after N jobs

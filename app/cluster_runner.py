@@ -1,0 +1,281 @@
+"""The runner for a Ray cluster: this process is the library's one writer.
+
+It is the local Runner (lock, stale jobs, library-wide tasks, events, stop) with another
+loop: jobs of the remote stages (indexer.cluster.remote_stages) go to StageWorker actors,
+up to one per actor at a time; the rest run in the local worker process as they would
+without a cluster. An actor's result is an artifact, stored beside the library before it
+is applied, and applied as app.worker applies a saver: the rows, the followers and the
+job's end in one transaction. A file whose artifact is already there is applied without
+being computed. An actor that dies mid-file sends the file back to the queue (attempts
+counted as locally); Ray restarts the actor and the next free one takes the file.
+"""
+from __future__ import annotations
+
+import hashlib
+import inspect
+import os
+import time
+from dataclasses import asdict
+from importlib import metadata
+from pathlib import Path
+from typing import Callable
+
+from indexer.cluster.artifacts import Artifact, ArtifactCache, artifact_key
+from indexer.cluster.remote_stages import runs_remotely
+from indexer.cluster.transfer import PathMap
+from indexer.stages.base import WHEN_IDLE
+from indexer.store import Store
+
+from .runner import POLL_S, Event, Runner
+from .settings import Settings, _beside, log_note
+from .stages import build_pipeline
+from .worker import human_error
+
+PROGRESS_EVERY_S = 0.5
+
+
+def artifact_dir(library: Path) -> Path:
+    return _beside(library, ".artifacts")
+
+
+def worker_pipeline(settings: dict, library: str):
+    """What each actor builds once (picklable by reference: a module-level function)."""
+    return build_pipeline(Settings(**settings), Path(library))
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def stage_versions(stage, settings: Settings) -> dict:
+    """What a stage's result depends on besides the file: its code, and for speech the
+    engine, the model and the decoding settings."""
+    source = Path(inspect.getsourcefile(type(stage))).read_bytes()
+    out = {"avindex": _version("avindex"), "code": hashlib.blake2b(source, digest_size=8).hexdigest()}
+    if stage.name == "speech":
+        out.update(engine=settings.asr_engine, model=settings.whisper_model,
+                   beam=settings.beam_size, device=settings.device,
+                   engine_version=_version(settings.asr_engine),
+                   ctranslate2=_version("ctranslate2"))
+    return out
+
+
+class ClusterRunner(Runner):
+    """Runner's events and controls, plus "artifact_reused" on job_finished and `stats`
+    (computed, reused, apply_s: the writer's seconds per applied artifact)."""
+
+    def __init__(self, library: Path, settings: Settings,
+                 on_event: Callable[[Event], None] | None = None, *, address: str = "ray",
+                 workers: int | None = None, stream: bool | None = None,
+                 path_map: PathMap | None = None):
+        super().__init__(library, settings, on_event)
+        self.address = address
+        self.workers = workers
+        self.stream = (address != "ray" and path_map is None) if stream is None else stream
+        self.path_map = path_map
+        self.cache = ArtifactCache(artifact_dir(self.library))
+        self.pool = None
+        self.stats = {"computed": 0, "reused": 0, "apply_s": [], "crashed": 0}
+        self._owns_ray = False
+        self._remote: dict[int, dict] = {}    # job id -> {job, key, started, last}
+
+    # ---- cluster --------------------------------------------------------------------
+    def connect(self) -> None:
+        """Reach the cluster (ClusterUnreachable: one message); a second call is a no-op."""
+        from indexer.cluster.connect import connect
+        if not self._owns_ray:
+            self._owns_ray = connect(self.address)
+
+    def _start_pool(self):
+        import ray
+        from indexer.cluster.pool import WorkerPool
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+        per = max(1, self.settings.threads) if self.settings.threads else 1
+        n = self.workers or max(1, cpus // per)
+        return WorkerPool(n, worker_pipeline, asdict(self.settings), str(self.library),
+                          cpus_per_worker=per, stream=self.stream, path_map=self.path_map)
+
+    def run(self) -> dict:
+        self.connect()
+        try:
+            return super().run()
+        finally:
+            if self.pool is not None:
+                self.pool.shutdown()
+                self.pool = None
+            if self._owns_ray:
+                from indexer.cluster.connect import disconnect
+                disconnect()
+                self._owns_ray = False
+
+    # ---- controls ---------------------------------------------------------------------
+    def cancel_current(self) -> None:
+        super().cancel_current()
+        if self.pool is not None:
+            self.pool.cancel()
+
+    def cancel_media(self, media_ids: list[int]) -> None:
+        super().cancel_media(media_ids)
+        if self.pool is not None:
+            self.pool.cancel({j for j, r in self._remote.items()
+                              if r["job"]["media_id"] in media_ids})
+
+    @property
+    def worker_pids_remote(self) -> list[int]:
+        return self.pool.pids() if self.pool is not None else []
+
+    # ---- the loop ---------------------------------------------------------------------
+    def _loop(self, store: Store, counts: dict) -> None:
+        if self.pool is None:
+            self.pool = self._start_pool()
+            self.on_event({"type": "cluster_ready", "address": self.address,
+                           "workers": len(self.pool.slots), "pids": self.pool.pids()})
+        self._pipeline = build_pipeline(self.settings, self.library)
+        idle_done: set[str] = set()
+        while True:
+            self._drain(store, counts)
+            if self._stop.is_set() or not counts["done"]:
+                return
+            queued = 0
+            for task in self.tasks:
+                if task.when == WHEN_IDLE and task.name not in idle_done:
+                    idle_done.add(task.name)
+                    queued += self._run_task(task, store)
+            if not queued:
+                return
+
+    def _drain(self, store: Store, counts: dict) -> None:
+        """Run the queue dry: claim while an actor is free, wait for what is out."""
+        last_progress = 0.0
+        while True:
+            while not self._stop.is_set():
+                slot = self.pool.free()
+                if slot is None:
+                    break
+                job = store.claim_next_job()
+                if job is None:
+                    break
+                self._dispatch(store, job, slot, counts)
+            if not self._remote:
+                return
+            for slot, job_id, outcome in self.pool.wait(POLL_S):
+                state = self._collect(store, self._remote.pop(job_id), outcome)
+                counts[state] = counts.get(state, 0) + 1
+            if time.monotonic() - last_progress >= PROGRESS_EVERY_S:
+                last_progress = time.monotonic()
+                self._forward_progress()
+
+    def _dispatch(self, store: Store, job: dict, slot, counts: dict) -> None:
+        media = store.media(job["media_id"])
+        if not runs_remotely(job["stage"], store, media["id"],
+                             self.settings.trust_existing_subtitles):
+            state = self._run_one(store, job)       # the local worker process, as without
+            counts[state] = counts.get(state, 0) + 1
+            return
+        stage = self._pipeline.get(job["stage"])
+        key = (artifact_key(media["fingerprint"], job["stage"],
+                            stage_versions(stage, self.settings))
+               if media.get("fingerprint") else None)
+        base = {"job_id": job["id"], "media_id": media["id"], "path": media["path"],
+                "stage": job["stage"]}
+        self.on_event({**base, "type": "job_started", "fraction": 0.0, "eta": None})
+        cached = self.cache.get(key) if key else None
+        if cached is not None:
+            self.stats["reused"] += 1
+            state = self._apply(store, job, base, cached, time.monotonic(), reused=True)
+            counts[state] = counts.get(state, 0) + 1
+            return
+        self._remote[job["id"]] = {"job": job, "base": base, "key": key,
+                                   "started": time.monotonic()}
+        try:
+            self.pool.submit(slot, job["id"], job["stage"], media)
+        except (OSError, self.pool.ray.exceptions.RayError) as exc:
+            del self._remote[job["id"]]
+            outcome = ({"state": "failed", "error": exc} if isinstance(exc, OSError)
+                       else {"state": "died", "how": str(exc).splitlines()[0][:200]})
+            state = self._collect(store, {"job": job, "base": base, "key": key,
+                                          "started": time.monotonic()}, outcome)
+            counts[state] = counts.get(state, 0) + 1
+
+    def _forward_progress(self) -> None:
+        now = time.monotonic()
+        for job_id, fraction in self.pool.progress().items():
+            r = self._remote.get(job_id)
+            if r is None:
+                continue
+            elapsed = now - r["started"]
+            eta = elapsed * (1 - fraction) / fraction if fraction > 0.01 else None
+            self.on_event({**r["base"], "type": "progress", "fraction": round(fraction, 4),
+                           "eta": None if eta is None else round(eta, 1)})
+
+    def _collect(self, store: Store, r: dict, outcome: dict) -> str:
+        """One remote job's outcome into the library; returns the run's count name."""
+        job, base = r["job"], r["base"]
+        state = outcome["state"]
+        if state == "died":
+            return self._actor_died(store, job, base, outcome["how"])
+        if state == "done":
+            artifact = Artifact.loads(outcome["artifact"])
+            if r["key"]:
+                self.cache.put(r["key"], artifact)   # kept before applied: a crash
+            self.stats["computed"] += 1               # in between costs no recompute
+            return self._apply(store, job, base, artifact, r["started"], reused=False)
+        if state == "cancelled":
+            error = "Cancelled by the user."
+        else:
+            error = human_error(job["stage"], outcome["error"])
+            log_note(self.library, f"{base['path']}: the {job['stage']} stage failed on a "
+                                   f"cluster worker\n{outcome.get('traceback', '')}")
+        store.finish_job(job["id"], state, error)
+        self.on_event({**base, "type": "job_finished", "state": state, "error": error,
+                       "note": None, "seconds": round(time.monotonic() - r["started"], 3)})
+        return state
+
+    def _apply(self, store: Store, job: dict, base: dict, artifact: Artifact,
+               started: float, *, reused: bool) -> str:
+        """The single writer's step: rows, followers and the job's end in one
+        transaction, once (a job no longer ours, e.g. cancelled meanwhile, is left)."""
+        t0 = time.perf_counter()
+        with store.transaction():
+            current = store.job(job["id"])
+            if current is None or current["state"] != "running":
+                return current["state"] if current else "cancelled"
+            note = artifact.apply(store, job["media_id"])
+            self._pipeline.queue_followers(store, job["media_id"], job["stage"])
+            store.finish_job(job["id"], "done", note=note)
+        self.stats["apply_s"].append(time.perf_counter() - t0)
+        if note:
+            log_note(self.library, f"{base['path']}: the {job['stage']} stage: {note}")
+        self.on_event({**base, "type": "job_finished", "state": "done", "error": None,
+                       "note": note, "artifact_reused": reused,
+                       "seconds": round(time.monotonic() - started, 3)})
+        return "done"
+
+    def _actor_died(self, store: Store, job: dict, base: dict, how: str) -> str:
+        """As Runner._worker_died: queued again while attempts are left, else failed."""
+        self.stats["crashed"] += 1
+        current = store.job(job["id"])
+        retrying = current["attempts"] < self.settings.max_attempts and not self._stop.is_set()
+        if retrying:
+            store.finish_job(job["id"], "queued")
+        else:
+            error = (f"avindex's cluster worker {how} while running the {job['stage']} "
+                     f"stage on this file (tried {current['attempts']} times).")
+            store.finish_job(job["id"], "failed", error)
+        self.on_event({**base, "type": "worker_crashed", "how": how, "retrying": retrying})
+        if not retrying:
+            self.on_event({**base, "type": "job_finished", "state": "failed",
+                           "error": error})
+            return "failed"
+        return "crashed"
+
+
+def make_runner(library: Path, settings: Settings, on_event=None, **cluster) -> Runner:
+    """The runner the settings ask for: local (settings.cluster empty) or on Ray."""
+    address = cluster.pop("address", None) or settings.cluster
+    if not address:
+        return Runner(library, settings, on_event)
+    return ClusterRunner(library, settings, on_event, address=address, **cluster)

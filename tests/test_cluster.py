@@ -1,0 +1,206 @@
+"""Indexing on a real local Ray (two CPUs): the library it makes equals the local
+executor's, a worker killed mid-file costs a retry and nothing else, a second run computes
+nothing again, an unreachable cluster is exit 3 before anything is queued, and the local
+cluster listens on loopback only. Real speech (espeak), real Whisper tiny.en weights."""
+import json
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+ray = pytest.importorskip("ray")
+
+from app.cli import main                                     # noqa: E402
+from app.cluster_runner import ClusterRunner, artifact_dir   # noqa: E402
+from app.settings import Settings                            # noqa: E402
+from indexer.cluster.connect import connect, disconnect      # noqa: E402
+from indexer.intake import take                              # noqa: E402
+from indexer.store import Store                              # noqa: E402
+from tests.media_factory import make_media                   # noqa: E402
+
+SAID = {"keeper.wav": "The lighthouse keeper counted seven ships in the harbour before dawn.",
+        "bread.mp3": "Fresh bread and warm soup were served to the travellers at noon."}
+LONG = ("The old ferry left the northern pier at six in the morning, carrying farmers, "
+        "teachers and a small brass band across the grey water. Nobody on board expected "
+        "the fog to lift before they reached the island, yet by seven the sun was warm.")
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    started = connect("ray", num_cpus=2)
+    yield
+    if started:
+        disconnect()
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cluster_media")
+    for name, text in SAID.items():
+        make_media(root / name, text=text, video=False)
+    return root
+
+
+def _content(library: Path) -> dict:
+    """What a library says about each file, keyed by file name (no ids or times)."""
+    store = Store(library)
+    try:
+        out = {}
+        for m in store.all_media():
+            lines = store.transcript(m["id"])
+            out[Path(m["path"]).name] = {
+                "language": m["language"], "duration": m["duration"], "status": m["status"],
+                "jobs": sorted((j["stage"], j["state"]) for j in store.jobs(m["id"])),
+                "lines": [(ln["source"], ln["start"], ln["end"], ln["text"],
+                           [(w["word"], w["start"], w["end"]) for w in ln["words"]])
+                          for ln in lines]}
+        return out
+    finally:
+        store.close()
+
+
+def _index(media_dir, library, *extra) -> dict:
+    code = main(["index", str(media_dir), "--model", "tiny.en", "--json",
+                 "--library", str(library), *extra])
+    assert code == 0
+    return code
+
+
+def test_cluster_library_equals_local(local_ray, media, tmp_path, capsys):
+    _index(media, tmp_path / "local.db", "--cluster", "local")
+    _index(media, tmp_path / "ray.db", "--cluster", "ray")
+    capsys.readouterr()
+    local, cluster = _content(tmp_path / "local.db"), _content(tmp_path / "ray.db")
+    assert set(cluster) == set(SAID)
+    assert cluster == local                    # identical transcripts, words and times
+    for name, said in SAID.items():
+        text = " ".join(ln[3] for ln in cluster[name]["lines"]).lower()
+        assert "seven ships" in text or "warm soup" in text, text
+    # speech ran on the cluster: its artifacts are beside the ray library only
+    assert len(list(artifact_dir(tmp_path / "ray.db").rglob("*.pkl"))) == len(SAID)
+    assert not artifact_dir(tmp_path / "local.db").exists()
+
+
+def _runner(library, events, **kw) -> ClusterRunner:
+    runner = ClusterRunner(library, Settings(whisper_model="tiny.en"), events.append,
+                           address="ray", **kw)
+    runner.connect()
+    return runner
+
+
+def _take_all(library, paths) -> list[int]:
+    store = Store(library)
+    try:
+        return [take(store, Path(p)).media_id for p in paths]
+    finally:
+        store.close()
+
+
+def test_killed_worker_mid_file_is_retried_once(local_ray, media, tmp_path):
+    long_file = make_media(tmp_path / "media" / "ferry.wav", text=LONG, video=False)
+    library = tmp_path / "kill.db"
+    files = [long_file, *sorted(media.iterdir())]
+    ids = _take_all(library, files)
+    events, killed = [], []
+    runner = _runner(library, [], stream=True, workers=2)   # bytes through the object store
+
+    def on_event(event):
+        events.append(event)
+        if (event["type"] == "progress" and event["stage"] == "speech" and not killed
+                and event["media_id"] == ids[0]):
+            slot = next(s for s in runner.pool.busy if s.job_id == event["job_id"])
+            killed.append(slot.pid)
+            os.kill(slot.pid, signal.SIGKILL)
+    runner.on_event = on_event
+    counts = runner.run()
+
+    assert killed, "the long file's speech was never seen in progress"
+    crashed = [e for e in events if e["type"] == "worker_crashed"]
+    assert len(crashed) == 1 and crashed[0]["retrying"] and crashed[0]["media_id"] == ids[0]
+    assert counts["failed"] == 0 and runner.stats["computed"] == len(files)
+    store = Store(library)
+    try:
+        speech = {j["media_id"]: j for j in store.jobs(state=None) if j["stage"] == "speech"}
+        assert speech[ids[0]]["state"] == "done" and speech[ids[0]]["attempts"] == 2
+        lines = store.transcript(ids[0], "speech")
+        starts = [ln["start"] for ln in lines]
+        assert starts == sorted(set(starts))        # landed once: no line twice
+        text = " ".join(ln["text"] for ln in lines).lower()
+        assert "island" in text and "water" in text
+        assert all(store.media(i)["status"] == "done" for i in ids)
+    finally:
+        store.close()
+
+
+def test_rerun_computes_nothing_again(local_ray, media, tmp_path):
+    library = tmp_path / "again.db"
+    files = sorted(media.iterdir())
+    _take_all(library, files)
+    first = _runner(library, [])
+    first.run()
+    assert first.stats["computed"] == len(files)
+    before = _content(library)
+
+    # the same library again: the files are done, nothing is queued or computed
+    _take_all(library, files)
+    store = Store(library)
+    assert store.count_queued() == 0
+    store.close()
+
+    # the library lost (rebuilt from scratch): the artifacts beside it are applied as
+    # they are, without a worker computing anything
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(library) + suffix).unlink(missing_ok=True)
+    _take_all(library, files)
+    events = []
+    second = _runner(library, events)
+    second.run()
+    assert second.stats == {**second.stats, "computed": 0, "reused": len(files), "crashed": 0}
+    assert [e for e in events if e["type"] == "job_finished" and e["stage"] == "speech"
+            and e.get("artifact_reused")]
+    assert _content(library) == before
+
+
+def test_unreachable_cluster_is_exit_3_and_queues_nothing(media, tmp_path, capsys):
+    library = tmp_path / "lib.db"
+    code = main(["index", str(media), "--library", str(library), "--json",
+                 "--cluster", "ray://127.0.0.1:1"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 3 and out["exit_code"] == 3
+    assert "Cannot reach the Ray cluster at ray://127.0.0.1:1" in out["error"]
+    assert not library.exists()                   # nothing queued, no library made
+    assert main(["index", str(media), "--library", str(library),
+                 "--cluster", "ray:/nohost"]) == 2
+
+
+def _listening(inodes: set[str]) -> list[str]:
+    """Local addresses (hex, as /proc/net/tcp* writes them) of listening sockets."""
+    out = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            cols = line.split()
+            if cols[3] == "0A" and cols[9] in inodes:          # 0A: LISTEN
+                out.append(cols[1].rsplit(":", 1)[0])
+    return out
+
+
+def test_local_cluster_listens_on_loopback_only(local_ray):
+    session = ray._private.worker._global_node.get_session_dir_path()
+    inodes = set()
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if session not in Path(f"/proc/{pid}/cmdline").read_text(errors="replace") and \
+                    int(pid) != os.getpid():
+                continue
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                link = os.readlink(f"/proc/{pid}/fd/{fd}")
+                if link.startswith("socket:["):
+                    inodes.add(link[8:-1])
+        except OSError:
+            continue
+    addresses = _listening(inodes)
+    assert len(addresses) >= 3                      # gcs, raylet, workers at least
+    loopback = {"0100007F", "00000000000000000000000001000000",
+                "0000000000000000FFFF00000100007F"}
+    assert set(addresses) <= loopback, addresses
