@@ -276,6 +276,6 @@ class ClusterRunner(Runner):
 def make_runner(library: Path, settings: Settings, on_event=None, **cluster) -> Runner:
     """The runner the settings ask for: local (settings.cluster empty) or on Ray."""
     address = cluster.pop("address", None) or settings.cluster
-    if not address:
+    if not address or address == "local":
         return Runner(library, settings, on_event)
     return ClusterRunner(library, settings, on_event, address=address, **cluster)

@@ -28,6 +28,7 @@ from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 
 import ui.qt_compat  # noqa: F401  (PySide6 6.12 refcount bug on Python 3.11; see there)
 
+from .cluster_runner import make_runner
 from .diagnostics import diagnostics, lower_priority, resolved_device
 from .runner import LibraryBusy, Runner
 from .search_worker import SearchWorker
@@ -948,7 +949,7 @@ class LibraryService(QObject):
             self._running = True
             self._rerun = False
             self._stopping = False
-        self._runner = Runner(self._library, self.settings(), on_event=self._from_runner)
+        self._runner = make_runner(self._library, self.settings(), self._from_runner)
         self._run_thread = threading.Thread(target=self._run_loop, args=(self._runner,),
                                             name="avindex-runner", daemon=True)
         self.run_state_changed.emit(True)

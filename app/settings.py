@@ -83,6 +83,9 @@ class Settings:
         if kind is bool and isinstance(value, str):
             value = value.strip().lower() in ("1", "true", "yes")
         value = kind(value)
+        if name == "cluster" and value not in ("", "local"):
+            from indexer.cluster.connect import check_address
+            check_address(value)                      # ValueError: not ray or ray://H:P
         choices = f.metadata.get("choices")
         if choices and value not in [c for c, _ in choices]:
             raise ValueError(f"{name} must be one of {[c for c, _ in choices]}, not {value!r}")

@@ -152,7 +152,7 @@ class WatchedFolders(QGroupBox):
 
 class SettingsDialog(QDialog):
     """Edits a plain dict: library, models_dir, whisper_model, asr_engine, device,
-    threads, frame_interval_s, trust_existing_subtitles, and watched_folders (dicts with
+    threads, frame_interval_s, trust_existing_subtitles, cluster, and watched_folders (dicts with
     path and polling; see WatchedFolders for the two callables)."""
 
     def __init__(self, values: dict, default_models_dir: str = "", parent=None, *,
@@ -179,6 +179,12 @@ class SettingsDialog(QDialog):
         self.trust_subtitles_check = QCheckBox(
             "Skip speech recognition where a file's subtitles cover its speech")
         self.trust_subtitles_check.setChecked(bool(values.get("trust_existing_subtitles")))
+        self.cluster_edit = QLineEdit(values.get("cluster") or "")
+        self.cluster_edit.setPlaceholderText("this computer (or: ray, ray://HOST:10001)")
+        self.cluster_edit.setToolTip(
+            "Where speech recognition runs: empty for this computer; 'ray' for a Ray on "
+            "this computer; ray://HOST:PORT for a Ray cluster (needs avindex[ray] here and "
+            "the same avindex and models on its workers). The library is written here only.")
 
         form = QFormLayout()
         form.addRow("Library file:", _with_browse(self.library_edit, self._browse_library))
@@ -189,6 +195,7 @@ class SettingsDialog(QDialog):
         form.addRow("CPU threads:", self.threads_spin)
         form.addRow("Keyframe every:", self.interval_spin)
         form.addRow("Existing subtitles:", self.trust_subtitles_check)
+        form.addRow("Cluster:", self.cluster_edit)
         note = QLabel("Model, engine and device changes apply from the next file indexed. "
                       "Changing the library file switches to that library (indexing of the "
                       "current one stops; its queue is kept).")
@@ -232,4 +239,5 @@ class SettingsDialog(QDialog):
                 "threads": self.threads_spin.value(),
                 "frame_interval_s": self.interval_spin.value(),
                 "trust_existing_subtitles": self.trust_subtitles_check.isChecked(),
+                "cluster": self.cluster_edit.text().strip(),
                 **({"watched_folders": self.watched.folders()} if self._has_watched else {})}
