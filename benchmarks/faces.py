@@ -101,6 +101,47 @@ def fetch() -> Path:
     return PHOTOS
 
 
+HUMAN = "@vladmandic/human@3.3.6"          # npm; its assets/ pictures, for --fit-boxes only
+HUMAN_ASSETS = ["samples.jpg", "screenshot-facedetect.jpg", "screenshot-faceid.jpg",
+                "screenshot-facematch.jpg", "screenshot-vrm.jpg"]
+BOX_FIT_PHOTOS = ["t1.jpg", *FACE_API]       # no identity in the P@1 / F1 test rests on these
+
+
+def fit_boxes() -> dict:
+    """The fast detector's box mapped to dlib HOG's (models.fast_face_detector.BOX_DY,
+    BOX_SIDE): medians over the faces both find (IoU > 0.3) on pictures whose identities
+    the benchmark does not score (the human package's assets, t1.jpg, face-api's photos)."""
+    from indexer.stages.faces import _iou
+    from models.faces import read_photo, shared_face_models
+    assets = CACHE / "human"
+    if not all((assets / n).is_file() for n in HUMAN_ASSETS):
+        assets.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory() as tmp:
+            _run(["npm", "pack", "--silent", HUMAN], cwd=tmp)
+            with tarfile.open(next(Path(tmp).glob("*.tgz"))) as tar:
+                for m in tar.getmembers():
+                    if m.name.startswith("package/assets/") and Path(m.name).name in HUMAN_ASSETS:
+                        (assets / Path(m.name).name).write_bytes(tar.extractfile(m).read())
+    models = shared_face_models().get()
+    if models.fast is None:
+        raise SystemExit("yuface (the fast detector) is not installed")
+    fetch()
+    rows = []
+    for path in [*(assets / n for n in HUMAN_ASSETS), *(PHOTOS / n for n in BOX_FIT_PHOTOS)]:
+        img = read_photo(path)
+        s = min(1.0, 960 / max(img.shape[:2]))
+        if s < 1:
+            img = cv2.resize(img, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
+        hog = models.detect(img, width=img.shape[1], max_faces=50)
+        for x, y, w, h, _ in models.fast.detect(img, width=img.shape[1]):
+            best = max(hog, key=lambda f: _iou(f.box, (x, y, w, h)), default=None)
+            if best is not None and _iou(best.box, (x, y, w, h)) > 0.3:
+                hx, hy, hw, _ = best.box
+                rows.append(((hy + hw / 2 - (y + h / 2)) / h, hw / np.sqrt(w * h)))
+    dy, side = np.median(np.asarray(rows), axis=0)
+    return {"faces": len(rows), "box_dy": round(float(dy), 3), "box_side": round(float(side), 3)}
+
+
 # ---- photos: P@1 and clustering -----------------------------------------------------------
 
 # Two faces of the group photos that are one woman (judged by eye after the benchmark showed
@@ -369,10 +410,15 @@ def lever_scores(clip: Path, cases: list[dict], rounds: int = 2, only=()) -> lis
     from indexer.stages.faces import FacesStage
     from models.faces import shared_face_models
     models = shared_face_models().get()
-    levers = [("before: every sample scanned (cheap decoding, 1 face, grey)", {"scan_every": 0}),
-              ("scan every 2 s, follow faces on crops between", {"scan_every": 2.0}),
-              ("scan every 3 s, follow faces on crops between", {"scan_every": 3.0}),
-              ("scan every 2 s at 640 px, follow between", {"scan_every": 2.0, "scan_width": 640})]
+    levers = [("HOG scan at every sample", {"fast": False, "scan_every": 0}),
+              ("HOG scan every 2 s, follow on crops between", {"fast": False, "scan_every": 2.0}),
+              ("HOG scan every 2 s at 640 px, follow between",
+               {"fast": False, "scan_every": 2.0, "scan_width": 640}),
+              ("fast scan at every sample, 320 px (kept)", {"scan_width": 320}),
+              ("fast scan at every sample, 480 px", {"scan_width": 480}),
+              ("fast scan at every sample, 640 px", {"scan_width": 640}),
+              ("fast scan every 2 s at 480 px, HOG follow between",
+               {"scan_width": 480, "scan_every": 2.0})]
     if only:
         levers = [lv for lv in levers if any(o in lv[0] for o in only)]
     from indexer.stages.keyframes import detect_cuts
@@ -413,12 +459,17 @@ def main() -> None:
     ap.add_argument("--levers", nargs="*", metavar="WORD",
                     help="the faces stage alone on the clip under each cost lever (those "
                          "whose name holds one of the WORDs, if given)")
+    ap.add_argument("--fit-boxes", action="store_true",
+                    help="fit the fast detector's box to dlib HOG's framing")
     ap.add_argument("--batch", type=int, default=10, help="files in the memory check")
     ap.add_argument("--scan-every", type=float, default=None,
                     help="s between whole-frame scans (0: every sample; default: the stage's)")
     args = ap.parse_args()
     from benchmarks.markdown import table
     from models.faces import shared_face_models
+    if args.fit_boxes:
+        print(fit_boxes())
+        return
     if args.levers is not None:
         clip, cases = make_video()
         rows = lever_scores(clip, cases, only=args.levers)

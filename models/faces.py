@@ -2,6 +2,7 @@
 
     models = shared_face_models().get()          # loaded once per process (models.loading)
     faces = models.detect(frame_bgr)             # [Face], largest first, at most MAX_FACES
+    faces = models.detect_fast(frame_bgr)        # the same by the fast detector (None: absent)
     vecs, chips = models.describe(frame_bgr, faces)   # (n, 128) float32, aligned 150 px crops
     face = models.find_near(frame_bgr, faces[0].box)  # the CNN, on a small crop only
 
@@ -9,6 +10,11 @@ Steps: detect, align (dlib's 5-point shape predictor, get_face_chip), embed (dli
 ResNet; faces of one person lie within ~0.6 Euclidean distance, dlib's LFW figure).
 
 The detector is a cascade, cheap first:
+* for video frames, `detect_fast`: libfacedetection's CNN (models.fast_face_detector, the
+  `yuface` wheel) on a copy FAST_WIDTH px wide, ~7 ms a frame, faces from ~40 px in a
+  1280-px frame, turned ones too; its boxes are mapped to the HOG's framing for the
+  alignment. Where that wheel does not exist (macOS, Python >= 3.12) it returns None and
+  the HOG scans.
 * dlib's HOG frontal detector (five HOG filters: frontal, turned left/right, tilted) on a
   copy DETECT_WIDTH px wide: ~50 ms a frame on this CPU, very few false faces, finds faces
   from ~80 px at that width (about 110 px in a 1280-px frame). Frames narrower than that
@@ -49,6 +55,7 @@ MAX_UPSCALE = 2.0             # a smaller picture is enlarged at most this much 
 MAX_FACES = 20                # faces kept per picture: the largest
 MIN_FACE = 20                 # px in the picture; smaller boxes are dropped
 HOG_THRESHOLD = 0.0           # dlib's own default: its score is a margin, > 0 is a face
+FAST_WIDTH = 320              # the fast detector looks at a copy this wide (video frames)
 TRACK_FACE = 100              # px a followed face is scaled to in its crop (HOG finds >= 80)
 TRACK_MARGIN = 1.0            # face sizes of picture searched around a followed face, each side
 CNN_FACE = 60                 # px a face is scaled to for the CNN (it finds faces from ~40)
@@ -151,8 +158,10 @@ class FaceModels:
         self.embedder = dlib.face_recognition_model_v1(str(files["embedder"]))
         self._cnn_file = str(files["cnn"])
         self._cnn = None                     # loaded on first use: most runs never need it
+        self._fast = False                   # models.fast_face_detector, loaded on first use
         self.files = files
-        self.stats = {"hog_calls": 0, "hog_crops": 0, "cnn_calls": 0, "embedded": 0}
+        self.stats = {"hog_calls": 0, "hog_crops": 0, "fast_calls": 0, "cnn_calls": 0,
+                      "embedded": 0}
 
     @property
     def cnn(self):
@@ -160,7 +169,34 @@ class FaceModels:
             self._cnn = self._dlib.cnn_face_detection_model_v1(self._cnn_file)
         return self._cnn
 
+    @property
+    def fast(self):
+        """The fast detector (models.fast_face_detector), None where it is not installed."""
+        if self._fast is False:
+            from .fast_face_detector import FastFaceDetector
+            self._fast = FastFaceDetector.load()
+        return self._fast
+
     # ---- detection --------------------------------------------------------------------
+    def detect_fast(self, image_bgr: np.ndarray, *, width: int = FAST_WIDTH,
+                    max_faces: int = MAX_FACES, min_size: float = MIN_FACE) -> list[Face] | None:
+        """Faces by the fast detector on a copy `width` px wide, boxes framed as the HOG
+        frames them (the 5-point alignment expects that), largest first; None where the
+        fast detector is not installed."""
+        from .fast_face_detector import hog_like
+        fast = self.fast
+        if fast is None:
+            return None
+        h, w = image_bgr.shape[:2]
+        self.stats["fast_calls"] += 1
+        faces = []
+        for x, y, bw, bh, conf in fast.detect(image_bgr, width=width):
+            x, y, side, _ = hog_like(x, y, bw, bh)
+            box = _clip_box(x, y, x + side, y + side, w, h)
+            if box is not None:
+                faces.append(Face(box, conf, "fast"))
+        return largest(faces, max_faces, min_size)
+
     def detect(self, image_bgr: np.ndarray, *, width: int = DETECT_WIDTH,
                max_faces: int = MAX_FACES, thorough: bool = False,
                rgb: np.ndarray | None = None, gray: bool = False) -> list[Face]:

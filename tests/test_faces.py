@@ -330,19 +330,41 @@ def test_nearest_faces_finds_the_same_person_first(store, descriptors):
 
 def test_between_scans_a_face_is_followed_and_a_late_found_face_starts_when_it_did(
         tmp_path, photos, face_models):
-    """Whole-frame scans every SCAN_EVERY s only: the face that comes on screen at 2.5 s is
-    first scanned at 4 s, looked for again at 3 s (back-filled), and followed on a crop at 5 s."""
+    """With the HOG (where the fast detector is not installed), whole-frame scans come every
+    SCAN_EVERY s only: the face that comes on screen at 2.5 s is first scanned at 4 s, looked
+    for again at 3 s (back-filled), and followed on a crop at 5 s. The fast detector scans
+    every sample and finds it at 3 s."""
     from indexer.stages.faces import SCAN_EVERY, FacesStage
     assert SCAN_EVERY >= 2.0
     clip = _video_with_face(tmp_path, photos["obama2.jpg"], before=2.5, visible=3.0, after=2.5)
-    stage = FacesStage(tmp_path / "thumbs", models=face_models)
+    stage = FacesStage(tmp_path / "thumbs", models=face_models, fast=False)
     res = stage.analyse(str(clip), duration=8.0)
     st = res.stats
     assert [round(a["start"]) for a in res.appearances] == [3], res.appearances
     assert 5.0 <= res.appearances[0]["end"] <= 6.6
     assert st["backfilled"] == 1 and st["followed_frames"] >= 1 and st["skipped_frames"] >= 1
-    assert st["scanned_frames"] < st["frames"]
-    every = FacesStage(tmp_path / "thumbs", models=face_models, scan_every=0).analyse(
-        str(clip), duration=8.0)
-    assert every.stats["scanned_frames"] == every.stats["frames"]
-    assert [round(a["start"]) for a in every.appearances] == [3]
+    assert st["scanned_frames"] < st["frames"] and st.get("fast_calls", 0) == 0
+    if face_models.fast is None:
+        pytest.skip("yuface (the fast detector) is not installed on this platform")
+    every = FacesStage(tmp_path / "thumbs", models=face_models).analyse(str(clip), duration=8.0)
+    assert every.stats["scanned_frames"] == every.stats["frames"] == every.stats["fast_calls"]
+    assert [round(a["start"]) for a in every.appearances] == [3], every.appearances
+    assert 5.0 <= every.appearances[0]["end"] <= 6.6
+
+
+def test_the_fast_detectors_boxes_describe_a_face_as_the_hogs_do(photos, face_models):
+    """Its boxes are mapped to the HOG's framing, so the aligned face gives nearly the same
+    descriptor (the same person by far: dlib's threshold is 0.6)."""
+    from models.faces import read_photo
+    if face_models.fast is None:
+        pytest.skip("yuface (the fast detector) is not installed on this platform")
+    from indexer.stages.faces import _iou
+    for name in ("obama.jpg", "biden.jpg"):
+        img = read_photo(photos[name])
+        hog = face_models.detect(img)
+        fast = face_models.detect_fast(img, width=640)
+        assert len(hog) == len(fast) == 1 and fast[0].detector == "fast", (hog, fast)
+        assert _iou(hog[0].box, fast[0].box) > 0.6
+        vecs, _ = face_models.describe(img, [hog[0], fast[0]])
+        assert np.linalg.norm(vecs[0] - vecs[1]) < 0.2
+    assert face_models.detect_fast(np.zeros((720, 1280, 3), np.uint8)) == []

@@ -9,9 +9,14 @@ every 1 / SAMPLE_FPS seconds (1 s: a person on screen for 2 s is seen at least t
 shot of a second or more is looked at), decoded cheaply (keyframes.cheap_sampled_frames:
 reference pictures only, no deblocking, at most 1280 px wide). Per sampled frame:
 
-* detect (models.faces: dlib's HOG detector first, on grey levels), at most MAX_FACES = 20 faces a frame,
-  the largest, so a crowd costs a bounded amount. A frame that shows the same picture as
-  the last one (a still shot) reuses its faces instead of detecting again.
+* detect: the fast detector (models.faces.detect_fast, libfacedetection at 320 px: ~7 ms)
+  scans every sample; faces under MIN_VIDEO_FACE px are not tracked. Where its wheel does
+  not exist, dlib's HOG (on grey levels, ~40-70 ms) scans only every SCAN_EVERY s within a
+  shot and at each cut; between its scans the tracked faces are followed by HOG on small
+  crops around them, and a face a scan finds first is looked for at the unscanned sample
+  before (back-filled). At most MAX_FACES = 20 faces a frame, the largest, so a crowd
+  costs a bounded amount. A frame that shows the same picture as the last scan (a still
+  shot) reuses its faces instead of detecting again.
 * track: a face continues the track whose last box it overlaps (or lies next to, at a
   similar size) in the same shot. A track the HOG loses while its shot goes on gets one
   look by the CNN on a crop around its last box (a turned head); then it ends.
@@ -43,7 +48,8 @@ EMBEDS_PER_APPEARANCE = 1      # best faces of a track that are described (and a
 TRACK_IOU = 0.2                # a face continues a track whose last box it overlaps this much,
 TRACK_NEAR = 0.6               # or whose centre is within this many face sizes of its own,
 TRACK_SIZE_RATIO = 1.6         # at a size no more than this much larger or smaller
-SCAN_EVERY = 2.0               # s between whole-frame scans within a shot (and at each cut)
+SCAN_EVERY = 2.0               # s between HOG whole-frame scans within a shot (and at each cut)
+MIN_VIDEO_FACE = 40            # px: smaller faces in a video frame are not tracked
 FOLLOW_MAX_SHARE = 0.6         # following costs at most this share of a scan, else it scans
 JOIN_GAP_SAMPLES = 2.0         # appearances at most this many samples apart may be joined
 THUMB_QUALITY = 85
@@ -141,7 +147,7 @@ class FacesStage:
                  *, sample_fps: float = SAMPLE_FPS, models=None,
                  embeds_per_appearance: int = EMBEDS_PER_APPEARANCE,
                  match_distance: float | None = None, use_cnn: bool = True,
-                 gray: bool = True, scan_every: float = SCAN_EVERY,
+                 gray: bool = True, fast: bool = True, scan_every: float | None = None,
                  scan_width: int | None = None):
         if sample_fps <= 0:
             raise ValueError("sample_fps must be positive")
@@ -152,8 +158,9 @@ class FacesStage:
         self.match_distance = match_distance
         self.use_cnn = use_cnn
         self.gray = gray               # the HOG on grey levels (models.faces.detect)
-        self.scan_every = scan_every   # s; at most one sample step: every sample scanned
-        self.scan_width = scan_width   # px the whole-frame HOG looks at (None: its default)
+        self.fast = fast               # scan with the fast detector where it is installed
+        self.scan_every = scan_every   # s (None: every sample with the fast detector, else
+        self.scan_width = scan_width   # SCAN_EVERY); px a scan looks at (None: its default)
         self._models = models
         self.last_stats: dict = {}
 
@@ -185,7 +192,11 @@ class FacesStage:
         active: list[_Track] = []
         closed: list[_Track] = []
         scan_sig, scan_faces, last_shot, last_time = None, [], -1, 0.0
-        scan_every = max(self.scan_every, step)
+        fast = self.fast and getattr(models, "fast", None) is not None
+        scan_every = self.scan_every
+        if scan_every is None:
+            scan_every = step if fast else SCAN_EVERY
+        scan_every = max(scan_every, step)
         last_scan = -float("inf")
         prev = None        # (time, image, rgb, shot) of the last sample when it was not scanned
         reported, w, h = -1.0, 1, 1
@@ -226,7 +237,7 @@ class FacesStage:
                     faces = []                        # nothing to follow, no scan due
                     stats["skipped_frames"] += 1
             if faces is None:
-                faces = self._scan(models, image, rgb)
+                faces = self._scan(models, image, rgb, fast)
                 scan_sig, scan_faces, last_scan = sig, faces, t
                 stats["scanned_frames"] += 1
             stats["detect_s"] += time.perf_counter() - d
@@ -285,14 +296,16 @@ class FacesStage:
         self._describe(closed, step, res, (w, h))
         stats.update(total_s=time.perf_counter() - start, appearances=len(res.appearances),
                      **{k: v - before.get(k, 0) for k, v in getattr(models, "stats", {}).items()
-                        if k in ("hog_calls", "hog_crops", "cnn_calls", "embedded")})
+                        if k in ("hog_calls", "hog_crops", "fast_calls", "cnn_calls",
+                                 "embedded")})
         report(1.0)
         return res
 
-    def _scan(self, models, image, rgb) -> list:
-        if self.scan_width is None:
-            return models.detect(image, rgb=rgb, gray=self.gray)
-        return models.detect(image, rgb=rgb, gray=self.gray, width=self.scan_width)
+    def _scan(self, models, image, rgb, fast: bool) -> list:
+        width = {} if self.scan_width is None else {"width": self.scan_width}
+        if fast:
+            return models.detect_fast(image, min_size=MIN_VIDEO_FACE, **width)
+        return models.detect(image, rgb=rgb, gray=self.gray, **width)
 
     def _follow(self, models, image, rgb, boxes: list) -> list | None:
         """Faces near the followed ones only: HOG on a crop around each (crops that overlap
