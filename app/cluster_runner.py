@@ -65,7 +65,8 @@ def stage_versions(stage, settings: Settings) -> dict:
 
 class ClusterRunner(Runner):
     """Runner's events and controls, plus "artifact_reused" on job_finished and `stats`
-    (computed, reused, apply_s: the writer's seconds per applied artifact)."""
+    (computed, reused, crashed; apply_s: the writer's seconds per applied artifact,
+    compute_s: the workers' per computed one)."""
 
     def __init__(self, library: Path, settings: Settings,
                  on_event: Callable[[Event], None] | None = None, *, address: str = "ray",
@@ -78,7 +79,7 @@ class ClusterRunner(Runner):
         self.path_map = path_map
         self.cache = ArtifactCache(artifact_dir(self.library))
         self.pool = None
-        self.stats = {"computed": 0, "reused": 0, "apply_s": [], "crashed": 0}
+        self.stats = {"computed": 0, "reused": 0, "crashed": 0, "apply_s": [], "compute_s": []}
         self._owns_ray = False
         self._remote: dict[int, dict] = {}    # job id -> {job, key, started, last}
 
@@ -93,9 +94,15 @@ class ClusterRunner(Runner):
         import ray
         from indexer.cluster.pool import WorkerPool
         cpus = int(ray.cluster_resources().get("CPU", 1))
-        per = max(1, self.settings.threads) if self.settings.threads else 1
+        # each actor's engine uses the CPUs Ray gives it (threads=0 would mean all of
+        # the node's, and N actors would fight over them)
+        if self.workers:
+            per = max(1, cpus // self.workers)
+        else:
+            per = self.settings.threads or 1
         n = self.workers or max(1, cpus // per)
-        return WorkerPool(n, worker_pipeline, asdict(self.settings), str(self.library),
+        settings = {**asdict(self.settings), "threads": per}
+        return WorkerPool(n, worker_pipeline, settings, str(self.library),
                           cpus_per_worker=per, stream=self.stream, path_map=self.path_map)
 
     def run(self) -> dict:
@@ -211,6 +218,16 @@ class ClusterRunner(Runner):
             self.on_event({**r["base"], "type": "progress", "fraction": round(fraction, 4),
                            "eta": None if eta is None else round(eta, 1)})
 
+    def _keep(self, key: str | None, artifact: Artifact) -> None:
+        """Kept before applied, so a crash in between costs no recompute; a cache that
+        cannot be written (a full disk) costs only that."""
+        if key:
+            try:
+                self.cache.put(key, artifact)
+            except OSError as exc:
+                log_note(self.library, f"an artifact could not be kept in "
+                                       f"{self.cache.folder}: {exc}")
+
     def _collect(self, store: Store, r: dict, outcome: dict) -> str:
         """One remote job's outcome into the library; returns the run's count name."""
         job, base = r["job"], r["base"]
@@ -219,9 +236,9 @@ class ClusterRunner(Runner):
             return self._actor_died(store, job, base, outcome["how"])
         if state == "done":
             artifact = Artifact.loads(outcome["artifact"])
-            if r["key"]:
-                self.cache.put(r["key"], artifact)   # kept before applied: a crash
-            self.stats["computed"] += 1               # in between costs no recompute
+            self._keep(r["key"], artifact)
+            self.stats["computed"] += 1
+            self.stats["compute_s"].append(artifact.seconds)
             return self._apply(store, job, base, artifact, r["started"], reused=False)
         if state == "cancelled":
             error = "Cancelled by the user."
@@ -258,7 +275,10 @@ class ClusterRunner(Runner):
         """As Runner._worker_died: queued again while attempts are left, else failed."""
         self.stats["crashed"] += 1
         current = store.job(job["id"])
-        retrying = current["attempts"] < self.settings.max_attempts and not self._stop.is_set()
+        if self._stop.is_set():          # stopping (Ctrl-C reaches Ray's processes too):
+            store.finish_job(job["id"], "queued")     # the next run does the file
+            return "queued"
+        retrying = current["attempts"] < self.settings.max_attempts
         if retrying:
             store.finish_job(job["id"], "queued")
         else:

@@ -1,0 +1,178 @@
+"""Files per hour: the local executor against Ray with 1, 2 (, 4, 8) workers, and where the
+single writer saturates.
+
+    .venv/bin/python -m benchmarks.cluster                      # test split: local, ray 1, 2
+    .venv/bin/python -m benchmarks.cluster --split dev
+    .venv/bin/python -m benchmarks.cluster --workers 1 2 4 8    # on a machine with the cores
+    .venv/bin/python -m benchmarks.cluster --model tiny.en --json out.json
+
+Media: real recorded speech, Debian's Asterisk prompts (en, Allison; benchmarks/speakers.py
+fetches them), sentences taken in the order of a hash of their name as spoken_search.py
+takes them, PER_FILE to a file joined by 1 s of silence (about 25 s a file), FILES files per
+split: dev from the first prompts, test from the next ones. Nothing is tuned (the worker
+count is the measured variable), so dev is there to check a change before the test is read.
+
+Each run indexes the split's files into a fresh library (all stages; audio files: probe,
+subtitles, speech, speakers, text) with the real runner: app.runner.Runner (one local
+worker process, the engine on all cores) or app.cluster_runner.ClusterRunner on a Ray
+started on this machine (N actors, each with cores/N engine threads). The wall time is
+runner.run()'s, actor start and model loading included; Ray's own start-up is given apart.
+
+The writer: per file it applies the speech artifact (SQLite, measured per apply) and runs
+the stages that stay local (probe, subtitles, speakers, text, in its worker process). One
+writer keeps up with N workers while N x (writer's seconds per file) < (a worker's speech
+seconds per file); past that it saturates: N* = speech s per file / writer s per file.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from benchmarks import speakers, spoken_search  # noqa: E402
+from benchmarks.markdown import table  # noqa: E402
+
+CACHE = ROOT / "benchmarks" / ".cache" / "cluster"
+VOICE = "en-allison"
+PER_FILE = 6
+FILES = 8
+
+
+def make_files(split: str) -> list[Path]:
+    """FILES joined files of the split (made once, kept in the cache)."""
+    from models.audio_stream import decode_audio
+    out = [CACHE / split / f"{split}-{i:02d}.wav" for i in range(FILES)]
+    if all(p.exists() for p in out):
+        return out
+    speakers.fetch()
+    picked = []
+    for _, f in spoken_search._candidates(VOICE):
+        try:
+            x = speakers._trim(decode_audio(f))
+        except Exception:   # noqa: BLE001  a prompt that does not decode is skipped
+            continue
+        if spoken_search.MIN_S <= len(x) / speakers.SR <= spoken_search.MAX_S:
+            picked.append(x)
+        if len(picked) == 2 * FILES * PER_FILE:
+            break
+    first = 0 if split == "dev" else FILES * PER_FILE
+    out[0].parent.mkdir(parents=True, exist_ok=True)
+    for i, path in enumerate(out):
+        part = picked[first + i * PER_FILE:first + (i + 1) * PER_FILE]
+        audio, _ = spoken_search._join(part)
+        speakers._write_wav(path, audio)
+    return out
+
+
+def run_once(files: list[Path], model: str, workers: int | None) -> dict:
+    """Index `files` into a fresh library; workers None: the local executor."""
+    from app.cluster_runner import ClusterRunner
+    from app.runner import Runner
+    from app.settings import Settings
+    from indexer.intake import take
+    from indexer.store import Store
+
+    with tempfile.TemporaryDirectory(prefix="avindex-cluster-bench-") as tmp:
+        library = Path(tmp) / "library.db"
+        store = Store(library)
+        for f in files:
+            take(store, f)
+        store.close()
+        events: list[dict] = []
+        settings = Settings(whisper_model=model)
+        if workers is None:
+            runner = Runner(library, settings, events.append)
+        else:
+            runner = ClusterRunner(library, settings, events.append, address="ray",
+                                   workers=workers)
+        t0 = time.perf_counter()
+        counts = runner.run()
+        wall = time.perf_counter() - t0
+    stage_s: dict[str, list[float]] = {}
+    for e in events:
+        if e["type"] == "job_finished" and e.get("seconds") is not None:
+            stage_s.setdefault(e["stage"], []).append(e["seconds"])
+    out = {"workers": workers, "wall_s": wall, "files": len(files),
+           "files_per_hour": len(files) / wall * 3600, "done": counts.get("done", 0),
+           "failed": counts.get("failed", 0),
+           "stage_s_per_file": {k: sum(v) / len(files) for k, v in stage_s.items()}}
+    if workers is not None:
+        st = runner.stats
+        out.update(apply_ms=1000 * statistics.mean(st["apply_s"]),
+                   apply_ms_max=1000 * max(st["apply_s"]),
+                   speech_s_per_file=statistics.mean(st["compute_s"]),
+                   computed=st["computed"], reused=st["reused"])
+        local = sum(v for k, v in out["stage_s_per_file"].items() if k != "speech")
+        writer = local + out["apply_ms"] / 1000
+        out["writer_s_per_file"] = writer
+        out["writer_saturates_at"] = out["speech_s_per_file"] / writer
+        out["apply_only_saturates_at"] = out["speech_s_per_file"] / (out["apply_ms"] / 1000)
+    return out
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--split", choices=["dev", "test"], default="test")
+    p.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--model", default="base")
+    p.add_argument("--no-local", action="store_true", help="skip the local executor")
+    p.add_argument("--json", metavar="PATH")
+    args = p.parse_args(argv)
+
+    files = make_files(args.split)
+    audio_s = sum(spoken_search.wave.open(str(f)).getnframes() / speakers.SR for f in files)
+    os.environ.setdefault("AVINDEX_MODELS_DIR", str(spoken_search.MODELS))
+    runs = []
+    if not args.no_local:
+        runs.append(run_once(files, args.model, None))
+        print(f"local: {runs[-1]['wall_s']:.1f} s", flush=True)
+    from indexer.cluster.connect import connect, disconnect
+    t0 = time.perf_counter()
+    connect("ray")
+    ray_start = time.perf_counter() - t0
+    try:
+        for n in args.workers:
+            runs.append(run_once(files, args.model, n))
+            print(f"ray, {n} worker(s): {runs[-1]['wall_s']:.1f} s", flush=True)
+    finally:
+        disconnect()
+
+    base = next((r for r in runs if r["workers"] == 1), None)
+    rows = []
+    for r in runs:
+        eff = (r["files_per_hour"] / (base["files_per_hour"] * r["workers"])
+               if base and r["workers"] else None)
+        rows.append([
+            "local" if r["workers"] is None else f"Ray, {r['workers']}",
+            f"{r['wall_s']:.1f}", f"{r['files_per_hour']:.0f}",
+            "" if eff is None else f"{eff:.0%}",
+            "" if r["workers"] is None else f"{r['speech_s_per_file']:.2f}",
+            "" if r["workers"] is None else f"{r['apply_ms']:.1f} (max {r['apply_ms_max']:.1f})",
+            "" if r["workers"] is None else f"{r['writer_s_per_file']:.2f}",
+            "" if r["workers"] is None else f"{r['writer_saturates_at']:.1f}",
+            "" if r["workers"] is None else f"{r['apply_only_saturates_at']:.0f}",
+            f"{r['done']}/{r['failed']}"])
+    print(f"\n{args.split}: {len(files)} files, {audio_s:.0f} s of speech, Whisper {args.model}, "
+          f"{os.cpu_count()} CPUs; Ray start-up {ray_start:.1f} s (not in the walls)")
+    print(table(rows, ["executor, workers", "wall s", "files/h", "efficiency vs 1",
+                       "speech s/file (worker)", "apply ms/file", "writer s/file",
+                       "writer saturates at N", "SQLite apply alone at N", "jobs done/failed"]))
+    for r in runs:
+        print(("local" if r["workers"] is None else f"Ray {r['workers']}") + " per-file s by stage: "
+              + ", ".join(f"{k} {v:.2f}" for k, v in sorted(r["stage_s_per_file"].items())))
+    if args.json:
+        Path(args.json).write_text(json.dumps({"split": args.split, "audio_s": audio_s,
+                                               "ray_start_s": ray_start, "runs": runs},
+                                              indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
