@@ -30,10 +30,6 @@ class StageWorker:
     def pid(self) -> int:
         return os.getpid()
 
-    def node(self) -> str:
-        import ray
-        return ray.get_runtime_context().get_node_id()
-
     @property
     def pipeline(self):
         with self._lock:

@@ -1,0 +1,78 @@
+"""Artifacts and transfers without a cluster: what a saver records is what the Store is
+given, a cache file cannot run code, a path mapping and a spool keep to their files."""
+import pickle
+
+import numpy as np
+import pytest
+
+from indexer.cluster.artifacts import (MEDIA_ID, Artifact, ArtifactCache, SaverReadsLibrary,
+                                       artifact_key)
+from indexer.cluster.transfer import PathMap, Spool, read_chunks
+
+
+def test_recorded_saver_replays_on_the_real_store(store):
+    media_id = store.add_media("/m/a.wav", "fp", 10, 1)
+    rows = [{"start": 0.0, "end": 1.5, "text": "Seven ships.", "language": "en",
+             "confidence": -0.2, "words": [{"start": 0.0, "end": 0.7, "word": " Seven",
+                                            "probability": 0.9},
+                                           {"start": 0.7, "end": 1.5, "word": " ships.",
+                                            "probability": 0.8}]}]
+    media = {"id": MEDIA_ID, "path": "/elsewhere/a.wav"}
+
+    def saver(st):                       # as the speech stage's saver is written
+        st.save_transcript(media["id"], "en", rows)
+        return "a note"
+    artifact = Artifact.loads(Artifact.record("speech", saver).dumps())
+    assert artifact.calls == [("save_transcript", (MEDIA_ID, "en", rows), {})]
+    with store.transaction():
+        assert artifact.apply(store, media_id) == "a note"
+    lines = store.transcript(media_id)
+    assert [ln["text"] for ln in lines] == ["Seven ships."]
+    assert [w["word"] for w in lines[0]["words"]] == [" Seven", " ships."]
+
+
+def test_a_saver_that_reads_cannot_be_recorded():
+    with pytest.raises(SaverReadsLibrary):
+        Artifact.record("text", lambda st: st.transcript(MEDIA_ID))
+
+
+def test_cache_keeps_plain_data_and_refuses_code(tmp_path):
+    cache = ArtifactCache(tmp_path / "lib.artifacts")
+    key = artifact_key("3f-abc", "speech", {"model": "base"})
+    assert key != artifact_key("3f-abc", "speech", {"model": "tiny.en"})
+    assert cache.get(key) is None
+    art = Artifact("speech", [("save_x", (MEDIA_ID, np.arange(3.0)), {"k": {1, 2}})], None)
+    cache.put(key, art)
+    back = cache.get(key)
+    assert back.calls[0][0] == "save_x" and back.calls[0][1][1].tolist() == [0.0, 1.0, 2.0]
+    path = next((tmp_path / "lib.artifacts").rglob("*.pkl"))
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+    path.write_bytes(pickle.dumps({"stage": "speech", "calls": [Evil()], "note": None,
+                                   "seconds": 0}))
+    assert cache.get(key) is None           # refused, computed again
+
+
+def test_path_map():
+    m = PathMap.parse("/mnt/archive=/data/archive/")
+    assert m.apply("/mnt/archive/a b.mp4") == "/data/archive/a b.mp4"
+    assert m.apply("/mnt/archive") == "/data/archive"
+    assert m.apply("/mnt/archive2/x.mp4") == "/mnt/archive2/x.mp4"   # not under the prefix
+    for bad in ("/mnt/archive", "=/data", "/mnt="):
+        with pytest.raises(ValueError):
+            PathMap.parse(bad)
+
+
+def test_spool_rebuilds_a_file_from_pieces_in_any_order(tmp_path):
+    src = tmp_path / "talk.wav"
+    src.write_bytes(bytes(range(256)) * 1000)
+    spool = Spool("test-spool")
+    pieces = list(read_chunks(src, chunk=7000))
+    for offset, data in reversed(pieces):
+        spool.write("job-1", str(src), offset, data)
+    copy = spool.path("job-1", str(src))
+    assert copy.name == "talk.wav" and copy.read_bytes() == src.read_bytes()
+    spool.discard("job-1")
+    assert not copy.exists()
