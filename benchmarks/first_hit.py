@@ -1,0 +1,156 @@
+"""How soon is a dropped 1-hour file searchable? (issue 20: "first search hit within 60 s")
+
+    .venv/bin/python -m benchmarks.first_hit            # first hit, then stop the run
+    .venv/bin/python -m benchmarks.first_hit --full     # also the whole speech stage's end:
+                                                        # when the first hit came before the
+                                                        # speech stage committed per window
+    .venv/bin/python -m benchmarks.first_hit --minutes 20
+
+The file: real recorded speech, Debian's Asterisk English prompts (Allison Smith, studio
+recordings; benchmarks/speakers.py fetches them), the sentence prompts in a fixed order
+(benchmarks/spoken_search's selection) joined by 1 s of silence, round after round until
+it lasts `--minutes` (60), 16 kHz mono WAV, cached under benchmarks/.cache/first_hit/.
+
+What is timed, from the moment the file is dropped (`indexer.intake.take` on a fresh
+library) with avindex's default settings (Whisper base, every stage) in one Runner, as the
+GUI and the CLI run it:
+- first committed window: the speech stage's first `partial_saved` event;
+- first hit: a second connection (a search window open while indexing) searches, every
+  0.25 s, the two longest words of the first committed line; the first time the file
+  comes back is the first hit (the second it points at is printed beside the line's);
+- with --full: the speech stage's end (the first moment anything was searchable before
+  per-window commits) and its real-time factor.
+"""
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from benchmarks import speakers, spoken_search  # noqa: E402
+
+CACHE = ROOT / "benchmarks" / ".cache" / "first_hit"
+VOICE = "en-allison"
+POLL_S = 0.25
+
+
+def hour_file(minutes: float) -> Path:
+    """The long file of real speech (cached)."""
+    from models.audio_stream import SAMPLE_RATE, decode_audio
+    path = CACHE / f"{VOICE}-{minutes:g}min.wav"
+    if path.exists():
+        return path
+    speakers.fetch()
+    sentences = []
+    for _, f in spoken_search._candidates(VOICE):
+        try:
+            x = speakers._trim(decode_audio(f))
+        except Exception:          # a few prompts do not decode
+            continue
+        if spoken_search.MIN_S <= len(x) / SAMPLE_RATE <= spoken_search.MAX_S:
+            sentences.append(x)
+    gap = np.zeros(SAMPLE_RATE, np.float32)
+    parts, total, want = [], 0, minutes * 60 * SAMPLE_RATE
+    while total < want:
+        for x in sentences:
+            parts += [x, gap]
+            total += len(x) + len(gap)
+            if total >= want:
+                break
+    CACHE.mkdir(parents=True, exist_ok=True)
+    speakers._write_wav(path, np.concatenate(parts))
+    return path
+
+
+def run(path: Path, full: bool) -> dict:
+    from app.runner import Runner
+    from app.settings import Settings
+    from indexer.intake import take
+    from indexer.search import search
+    from indexer.store import Store
+    lib = Path(tempfile.mkdtemp(prefix="first_hit-")) / "library.db"
+    t0 = time.monotonic()
+    store = Store(lib)
+    media_id = take(store, path).media_id
+    out: dict = {"audio_s": None}
+    first_window = threading.Event()
+    runner = None
+
+    def on_event(e):
+        now = time.monotonic() - t0
+        if e.get("stage") != "speech":
+            return
+        if e["type"] == "job_started":
+            out.setdefault("speech_started_s", now)
+        elif e["type"] == "partial_saved" and "first_window_s" not in out:
+            out.update(first_window_s=now, first_window_upto=e["upto"])
+            first_window.set()
+        elif e["type"] == "job_finished":
+            out.update(speech_done_s=now, speech_state=e["state"])
+            first_window.set()
+            if full:
+                runner.stop()      # the stages after speech are not what is timed here
+
+    runner = Runner(lib, Settings(), on_event=on_event)
+    thread = threading.Thread(target=runner.run, daemon=True)
+    thread.start()
+    first_window.wait()
+    reader = Store(lib)
+    line = reader.transcript(media_id, "speech")[0]
+    words = sorted({w.strip(".,!?;:'\"").lower() for w in line["text"].split()}, key=len)[-2:]
+    query = " ".join(words)
+    while True:
+        hits = [h for h in search(reader, query, mode="text") if h.media_id == media_id]
+        if hits:
+            out.update(first_hit_s=time.monotonic() - t0, query=query,
+                       hit_at=round(hits[0].start, 2), line=line["text"],
+                       line_at=round(line["start"], 2))
+            break
+        time.sleep(POLL_S)
+    reader.close()
+    if not full:
+        runner.stop()
+    thread.join()
+    out["audio_s"] = store.media(media_id)["duration"]
+    store.close()
+    if full and out.get("speech_done_s"):
+        out["speech_rtf"] = (out["speech_done_s"] - out["speech_started_s"]) / out["audio_s"]
+    out["peak_rss_children_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--minutes", type=float, default=60.0)
+    ap.add_argument("--full", action="store_true")
+    args = ap.parse_args()
+    path = hour_file(args.minutes)
+    r = run(path, args.full)
+    with open("/proc/loadavg") as f:
+        load = f.read().split()[0]
+    print(f"file: {path.name}, {r['audio_s']:.0f} s of real speech; load average {load}")
+    print(f"speech stage started {r['speech_started_s']:.1f} s after the drop")
+    if "first_window_upto" in r:
+        print(f"first window committed (up to {r['first_window_upto']:.0f} s of the file) "
+              f"{r['first_window_s']:.1f} s after the drop")
+    else:
+        print("no window committed before the speech stage ended (a checkout without "
+              "per-window commits)")
+    print(f"first hit: {r['first_hit_s']:.1f} s after the drop "
+          f"(query {r['query']!r} -> {r['hit_at']} s; the line at {r['line_at']} s: {r['line']!r})")
+    if args.full and "speech_done_s" in r:
+        print(f"speech stage done {r['speech_done_s']:.1f} s after the drop "
+              f"(RTF {r['speech_rtf']:.3f}): before per-window commits, the first hit")
+    print(f"worker peak RSS {r['peak_rss_children_mb']:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
