@@ -19,7 +19,8 @@ reference pictures only, no deblocking, at most 1280 px wide). Per sampled frame
   shot) reuses its faces instead of detecting again.
 * track: a face continues the track whose last box it overlaps (or lies next to, at a
   similar size) in the same shot. A track the HOG loses while its shot goes on gets one
-  look by the CNN on a crop around its last box (a turned head); then it ends.
+  look by dlib's CNN on a crop around its last box (a turned head); then it ends. (Not
+  after the fast detector: it finds turned faces itself.)
 * one track is one appearance: from its first sighting to the first sample without it
   (or the cut, or the end of the file). Its descriptor is that of its best aligned face
   (largest, surest; EMBEDS_PER_APPEARANCE = 1: the ResNet, ~95 ms a face, was 40 % of the
@@ -197,6 +198,9 @@ class FacesStage:
         if scan_every is None:
             scan_every = step if fast else SCAN_EVERY
         scan_every = max(scan_every, step)
+        # The CNN's look for a lost track pays after the HOG (frontal only), not after the
+        # fast detector, which finds turned faces itself (Megamind: 3 looks, none found).
+        use_cnn = self.use_cnn and not fast
         last_scan = -float("inf")
         prev = None        # (time, image, rgb, shot) of the last sample when it was not scanned
         reported, w, h = -1.0, 1, 1
@@ -255,7 +259,7 @@ class FacesStage:
                     still.append(tr)
                     continue
                 found = None
-                if self.use_cnn and not tr.searched and tr.last >= t - step * 1.5:
+                if use_cnn and not tr.searched and tr.last >= t - step * 1.5:
                     tr.searched = True
                     c = time.perf_counter()
                     found = models.find_near(image, tr.box, rgb=rgb)
