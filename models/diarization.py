@@ -38,12 +38,21 @@ from .speaker_encoder import FRAMES_PER_S, PARTIAL_FRAMES, SAMPLE_RATE, window_m
 
 WINDOW_S = PARTIAL_FRAMES / FRAMES_PER_S   # 1.6 s: what the encoder was trained on
 HOP_S = 1.6                 # windows side by side: half the cost of 0.8 for a little DER (dev)
+FINE_HOP_S = 0.8            # where the count is unsure, the windows in between are added
+UNSURE_COS = 0.80           # ... that is, where two speakers' centroids are this alike (dev)
 REGION_GAP_S = 0.5          # words closer than this are one stretch of speech
 MIN_SPEECH_S = 1.0          # less speech than this in a file: no speakers
 CLUSTER_METHOD = "spectral" # eigengap count (dev DER 6.3 %) over average linkage (9.1 %)
 CENTER = False              # the file's mean taken away first: worse on dev at hop 1.6
 CLUSTER_THRESHOLD = 0.40    # "ahc" only: average-linkage cosine distance kept apart
 MERGE_COS = 0.825           # groups whose centroids are this alike are one voice (dev)
+COUNT = "eigengap"          # how spectral picks k >= 2: "eigengap" or "silhouette"
+OVER_K = 0                  # spectral cuts at least this many groups when it finds two or more
+P_MAX_FRAC = 0.33           # spectral tries neighbour counts up to this share of the windows
+GAP_TOLERANCE = 1.0         # spectral takes the largest k whose eigengap is this near the widest
+MERGE_RULE = "cos"          # "cos": MERGE_COS; "separation": below MERGE_SEPARATION
+MERGE_SEPARATION = 1.0      # centroid distance over the groups' mean spread: one voice below
+SPLIT_SEPARATION = 0.0      # a group whose two halves (2-means) are this far apart splits (0: off)
 REFINE_PASSES = 0           # passes giving each window to its nearest group (no dev gain)
 MIN_SPEAKER_S = 2.0         # a cluster with less speech joins its nearest one
 MIN_RUN_S = 0.3             # a shorter run of words between one speaker's runs is theirs
@@ -274,9 +283,42 @@ def cut(merges: Sequence[tuple[int, int, float]], n: int, *, threshold: float,
     return labels
 
 
+def separation(a: np.ndarray, b: np.ndarray) -> float:
+    """How far apart two groups of unit vectors are for their spread: the cosine distance
+    of their centroids over the mean distance of each group's vectors to its own centroid
+    (a voice cut in two gives a small value; two voices in a narrow channel, whose
+    centroids are close but whose windows are tight, a large one)."""
+    ca, cb = _unit(a.mean(axis=0)), _unit(b.mean(axis=0))
+    spread = (float(np.mean(1.0 - a @ ca)) + float(np.mean(1.0 - b @ cb))) / 2
+    return (1.0 - float(ca @ cb)) / max(spread, 1e-6)
+
+
+def _split_bimodal(emb: np.ndarray, labels: np.ndarray, secs: np.ndarray, min_s: float,
+                   at: float, max_k: int | None) -> np.ndarray:
+    """Each group whose windows fall into two halves (2-means) at least `at` apart by
+    `separation`, each with `min_s` of speech, is split in two (once)."""
+    from .speaker_clustering import kmeans
+    labels = labels.copy()
+    for k in np.unique(labels):
+        if max_k and len(np.unique(labels)) >= max_k:
+            break
+        idx = np.flatnonzero(labels == k)
+        if secs[idx].sum() < 2 * min_s or len(idx) < 4:
+            continue
+        half = kmeans(emb[idx], 2)
+        if len(np.unique(half)) < 2 or min(secs[idx[half == h]].sum() for h in (0, 1)) < min_s:
+            continue
+        if separation(emb[idx[half == 0]], emb[idx[half == 1]]) >= at:
+            labels[idx[half == 1]] = labels.max() + 1
+    return labels
+
+
 def cluster(embeddings: np.ndarray, *, seconds: np.ndarray | None = None,
             method: str = CLUSTER_METHOD, center: bool = CENTER,
             threshold: float = CLUSTER_THRESHOLD, merge_cos: float = MERGE_COS,
+            count: str = COUNT, over_k: int = OVER_K, p_max_frac: float = P_MAX_FRAC,
+            gap_tolerance: float = GAP_TOLERANCE, merge_rule: str = MERGE_RULE,
+            merge_separation: float = MERGE_SEPARATION, split_separation: float = SPLIT_SEPARATION,
             refine: int = REFINE_PASSES, min_speakers: int | None = None,
             max_speakers: int | None = None, min_speaker_s: float = MIN_SPEAKER_S,
             max_items: int = MAX_ITEMS) -> np.ndarray:
@@ -298,7 +340,8 @@ def cluster(embeddings: np.ndarray, *, seconds: np.ndarray | None = None,
     items, sizes, owner = _pool(x, max_items)
     if method == "spectral":
         labels = spectral_labels(items, min_k=max(1, min_speakers or 1),
-                                 max_k=max_speakers)[owner]
+                                 max_k=max_speakers, count=count, over_k=over_k,
+                                 p_max_frac=p_max_frac, gap_tolerance=gap_tolerance)[owner]
     else:
         merges = average_linkage(items, sizes)
         labels = cut(merges, len(items), threshold=threshold, min_clusters=min_speakers,
@@ -319,11 +362,18 @@ def cluster(embeddings: np.ndarray, *, seconds: np.ndarray | None = None,
         ks = np.unique(labels)
         if len(ks) <= floor:
             break
-        cents = _unit(np.stack([emb[labels == k].mean(axis=0) for k in ks]))
-        sim = cents @ cents.T
-        np.fill_diagonal(sim, -np.inf)
+        if merge_rule == "separation":
+            sim = np.full((len(ks), len(ks)), -np.inf)
+            for a, b in zip(*np.triu_indices(len(ks), 1)):
+                sim[a, b] = -separation(emb[labels == ks[a]], emb[labels == ks[b]])
+            limit = -merge_separation
+        else:
+            cents = _unit(np.stack([emb[labels == k].mean(axis=0) for k in ks]))
+            sim = cents @ cents.T
+            np.fill_diagonal(sim, -np.inf)
+            limit = merge_cos
         a, b = np.unravel_index(int(np.argmax(sim)), sim.shape)
-        if sim[a, b] < merge_cos:
+        if sim[a, b] < limit:
             break
         labels[labels == ks[b]] = ks[a]
     while True:
@@ -338,6 +388,8 @@ def cluster(embeddings: np.ndarray, *, seconds: np.ndarray | None = None,
         sim = cents @ cents[small]
         sim[small] = -np.inf
         labels[labels == ks[small]] = ks[int(np.argmax(sim))]
+    if split_separation > 0:
+        labels = _split_bimodal(emb, labels, secs, min_speaker_s, split_separation, max_speakers)
     _, labels = np.unique(labels, return_inverse=True)
     return labels
 
@@ -668,6 +720,31 @@ def scan(path: str | os.PathLike, embed: Callable, words: np.ndarray,
     return found, np.asarray(windows, dtype=np.float64).reshape(-1, 2), out
 
 
+def closest_speakers(res: Diarization) -> float:
+    """The highest centroid cosine between two of a diarization's speakers (-1 if < 2)."""
+    if len(res.speakers) < 2:
+        return -1.0
+    c = np.stack([sp.centroid for sp in res.speakers])
+    sim = c @ c.T
+    np.fill_diagonal(sim, -1.0)
+    return float(sim.max())
+
+
+def _with_fine_windows(path, speech, windows: np.ndarray, emb: np.ndarray, embed: Callable,
+                       check: Callable[[], None]) -> tuple[np.ndarray, np.ndarray]:
+    """The windows of FINE_HOP_S over `speech` with their embeddings: those already
+    embedded (the HOP_S grid is part of it) kept, the others embedded now."""
+    fine = plan_windows(speech, WINDOW_S, FINE_HOP_S)
+    have = np.round(windows[:, 0] * 1000).astype(np.int64)
+    new = fine[~np.isin(np.round(fine[:, 0] * 1000).astype(np.int64), have)]
+    if not len(new):
+        return windows, emb
+    both_w = np.concatenate([windows, new])
+    both_e = np.concatenate([emb, embed_windows(path, new, embed, check=check)])
+    order = np.argsort(both_w[:, 0], kind="stable")
+    return both_w[order], both_e[order]
+
+
 def diarize(path: str | os.PathLike, embed: Callable, *,
             words: Sequence[tuple[float, float]] | None = None,
             covered: Sequence[tuple[float, float]] | None = None,
@@ -692,6 +769,7 @@ def diarize(path: str | os.PathLike, embed: Callable, *,
     else:
         gaps = []
     hop = tuning.pop("hop_s", HOP_S)
+    unsure_cos = tuning.pop("unsure_cos", UNSURE_COS)
     # one decode: the VAD where the transcript is silent, and the windows' audio
     found, windows, emb = scan(path, embed, word_arr, gaps, found=list(regions or ()), hop_s=hop,
                                duration=duration, check=check, progress=progress)
@@ -706,6 +784,12 @@ def diarize(path: str | os.PathLike, embed: Callable, *,
     res = diarize_embeddings(windows, emb, words=units, regions=speech,
                              min_speakers=min_speakers, max_speakers=max_speakers,
                              hop_s=hop, **tuning)
+    if hop > FINE_HOP_S and closest_speakers(res) >= unsure_cos:
+        # two voices nearly one: the windows in between (a second decode) settle the count
+        windows, emb = _with_fine_windows(path, speech, windows, emb, embed, check)
+        res = diarize_embeddings(windows, emb, words=units, regions=speech,
+                                 min_speakers=min_speakers, max_speakers=max_speakers,
+                                 hop_s=FINE_HOP_S, **tuning)
     if words is not None and res.word_speakers is not None:
         per_unit = np.empty(len(units), int)
         per_unit[order] = res.word_speakers

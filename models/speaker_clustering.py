@@ -59,17 +59,42 @@ def _laplacian(a: np.ndarray) -> np.ndarray:
     return np.diag(a.sum(axis=1)) - a
 
 
-def spectral_labels(vectors: np.ndarray, *, min_k: int = 1, max_k: int | None = None
-                    ) -> np.ndarray:
+def silhouette(vectors: np.ndarray, labels: np.ndarray) -> float:
+    """Mean silhouette of `labels` on the cosine distance of unit rows (0 for one group)."""
+    ks = np.unique(labels)
+    if len(ks) < 2:
+        return 0.0
+    d = 1.0 - np.asarray(vectors, np.float64) @ np.asarray(vectors, np.float64).T
+    member = labels[None, :] == ks[:, None]                       # (k, n)
+    counts = member.sum(axis=1).astype(np.float64)
+    mean_to = (d @ member.T.astype(np.float64))                   # (n, k) distance sums
+    own = member.T
+    a = (mean_to * own).sum(axis=1) / np.maximum(counts[np.argmax(own, axis=1)] - 1, 1)
+    b = np.where(own, np.inf, mean_to / counts[None, :]).min(axis=1)
+    sil = (b - a) / np.maximum(np.maximum(a, b), 1e-12)
+    sil[counts[np.argmax(own, axis=1)] == 1] = 0.0
+    return float(sil.mean())
+
+
+def spectral_labels(vectors: np.ndarray, *, min_k: int = 1, max_k: int | None = None,
+                    count: str = "eigengap", over_k: int = 0, p_max_frac: float = 0.5,
+                    gap_tolerance: float = 1.0) -> np.ndarray:
     """A group label (0..k-1) per row of `vectors` (unit rows; cosine affinity), with k
-    in [min_k, max_k] from the normalised maximum eigengap."""
+    in [min_k, max_k] from the normalised maximum eigengap; with count="silhouette", a k
+    of 2 or more is chosen instead as the one whose grouping of the spectral embedding has
+    the best silhouette on the vectors themselves (the eigengap still decides 1 or more).
+    `over_k`: when the eigengap finds more than one group, at least this many are cut (an
+    over-segmentation for a later merge of groups of one voice to undo). `p_max_frac`:
+    the largest neighbour count tried, as a share of the rows. `gap_tolerance` below 1:
+    the largest k whose gap is at least that share of the widest gap (more groups when
+    two gaps are nearly as wide)."""
     n = len(vectors)
     if n < 3:
         return np.zeros(n, int)
     hi = max(1, min(max_k or MAX_K, n - 1))
     lo = max(1, min(min_k, hi))
     affinity = np.asarray(vectors, np.float64) @ np.asarray(vectors, np.float64).T
-    ps = np.unique(np.linspace(2, max(2, n // 2), P_CANDIDATES).astype(int))
+    ps = np.unique(np.linspace(2, max(2, int(n * p_max_frac)), P_CANDIDATES).astype(int))
     ps = ps[ps < n]
     best = None
     for p in ps:
@@ -79,11 +104,19 @@ def spectral_labels(vectors: np.ndarray, *, min_k: int = 1, max_k: int | None = 
         g = float(span.max()) / (float(lam[-1]) + 1e-10)
         ratio = (p / n) / (g + 1e-10)
         if best is None or ratio < best[0]:
-            best = (ratio, int(p), lo + int(np.argmax(span)))
+            wide = np.flatnonzero(span >= gap_tolerance * span.max())
+            best = (ratio, int(p), lo + int(wide[-1] if gap_tolerance < 1 else np.argmax(span)))
     _, p, k = best
     if k <= 1:
         return np.zeros(n, int)
     _, vecs = np.linalg.eigh(_laplacian(_binarized(affinity, p)))
-    emb = vecs[:, :k]
-    emb = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
-    return kmeans(emb, k)
+
+    def grouped(k: int) -> np.ndarray:
+        emb = vecs[:, :k]
+        emb = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+        return kmeans(emb, k)
+
+    if count != "silhouette":
+        return grouped(max(k, min(over_k, hi, n - 1)))
+    options = [grouped(j) for j in range(max(2, lo), hi + 1)]
+    return max(options, key=lambda lab: silhouette(vectors, lab))

@@ -346,6 +346,43 @@ def test_one_decode_gives_the_windows_and_vectors_of_two_passes(indexed):
         diarization.scan(path, embed, words, gaps, chunk_s=chunk, check=cancel)
 
 
+def test_an_unsure_count_adds_the_windows_in_between(indexed):
+    """Where two speakers' centroids are nearly alike, diarize embeds the FINE_HOP_S
+    windows between its HOP_S ones (a second decode) and clusters again: the windows are
+    then exactly plan_windows at FINE_HOP_S over the speech, the HOP_S vectors are kept
+    and the new ones are those embed_windows gives; the real two-voice conversation keeps
+    its two speakers, and the one-voice file its one, whether the pass runs or not."""
+    from models import diarization
+    from models.speaker_encoder import SPEAKER_ENCODER
+    store, files = indexed
+    embed = SPEAKER_ENCODER.get().embed
+    path = store.media(files["talk1"][0])["path"]
+    words, _gaps = _words_and_gaps(store, files["talk1"][0])
+    speech = diarization.merge_spans(map(tuple, words))
+    coarse = diarization.plan_windows(speech)
+    vectors = diarization.embed_windows(path, coarse, embed)
+    windows, emb = diarization._with_fine_windows(path, speech, coarse, vectors, embed,
+                                                  lambda: None)
+    fine = diarization.plan_windows(speech, diarization.WINDOW_S, diarization.FINE_HOP_S)
+    assert np.array_equal(windows, fine) and len(fine) > len(coarse) + 4
+    kept = np.isin(windows[:, 0], coarse[:, 0])
+    assert np.array_equal(emb[kept], vectors)
+    again = diarization.embed_windows(path, windows[~kept], embed)
+    assert np.min(np.sum(emb[~kept] * again, axis=1)) > 0.9999
+    for name, count in (("talk1", 2), ("alone", 1)):
+        media = store.media(files[name][0])
+        w, _g = _words_and_gaps(store, files[name][0])
+        n = {}
+        for unsure in (-1.0, 2.0):          # always / never
+            res = diarization.diarize(media["path"], embed, words=[tuple(x) for x in w],
+                                      covered=[(r["start"], r["end"]) for r in
+                                               store.transcript(media["id"], "speech")],
+                                      duration=media["duration"], unsure_cos=unsure)
+            assert res.count == count, (name, unsure)
+            n[unsure] = res.windows
+        assert n[-1.0] > n[2.0]            # the pass ran: more windows
+
+
 def test_batched_mel_front_end_matches_the_per_window_one(indexed):
     """window_mels (all windows in one FFT) against mel_frames and loudness_gain on each
     window's own samples: windows at odd offsets, one running past the end (zero-padded),
