@@ -1035,6 +1035,8 @@ def main(argv=None) -> int:
     ap.add_argument("--split", choices=("dev", "test", "both"), default="both")
     ap.add_argument("--sets", choices=("all", "first"), default="all",
                     help="first: only the first set (Asterisk and AMI), as before the enlargement")
+    ap.add_argument("--before", action="store_true",
+                    help="the stage as it was before the unsure pass (one hop, neighbours to 1/2)")
     args = ap.parse_args(argv)
     if args.memory_child:
         _memory_child(args.memory_child)
@@ -1055,13 +1057,17 @@ def main(argv=None) -> int:
         speed()
         return 0
     from indexer.stages.speakers import SpeakersStage
+    from models import diarization as dz
+    if args.before:
+        dz.UNSURE_COS = 2.0
+        dz.cluster.__kwdefaults__["p_max_frac"] = 0.5
     stage = SpeakersStage()
     for split in (("dev", "test") if args.split == "both" else (args.split,)):
         sets = ("first",) if args.sets == "first" else ("first", "added")
         res = run_split(split, stage, sets=sets)
-        (CACHE / f"result-{split}-{args.sets}.json").write_text(json.dumps(res, indent=1,
-                                                                           default=str))
-        print(summary(f"{split} ({args.sets})", res), flush=True)
+        tag = f"{args.sets}{'-before' if args.before else ''}"
+        (CACHE / f"result-{split}-{tag}.json").write_text(json.dumps(res, indent=1, default=str))
+        print(summary(f"{split} ({tag})", res), flush=True)
     return 0
 
 
