@@ -139,6 +139,12 @@ def _run_batch(args, store, actions: dict[int, str], problems: list[dict],
         runner.run()
     except LibraryBusy:
         busy = True
+    except Exception as exc:
+        from indexer.cluster.connect import ClusterUnreachable
+        if not isinstance(exc, ClusterUnreachable):
+            raise
+        store.close()
+        raise CliError(str(exc), EXIT_LIBRARY)
     finally:
         signal.signal(signal.SIGINT, previous)
         view.close()

@@ -137,7 +137,16 @@ class ClusterRunner(Runner):
     # ---- the loop ---------------------------------------------------------------------
     def _loop(self, store: Store, counts: dict) -> None:
         if self.pool is None:
-            self.pool = self._start_pool()
+            try:
+                self.pool = self._start_pool()
+            except Exception as exc:  # noqa: BLE001  a Ray error: the workers cannot start
+                from indexer.cluster.connect import ClusterUnreachable
+                first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), "")
+                raise ClusterUnreachable(
+                    f"The Ray cluster at {self.address} could not start avindex's workers "
+                    f"({type(exc).__name__}: {first[:300]}). Every node needs the same "
+                    "avindex version as this machine (see README, Indexing on a Ray "
+                    "cluster). The files stay queued.") from None
             self.on_event({"type": "cluster_ready", "address": self.address,
                            "workers": len(self.pool.slots), "pids": self.pool.pids()})
         self._pipeline = build_pipeline(self.settings, self.library)
