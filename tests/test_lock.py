@@ -28,7 +28,7 @@ def _locked() -> dict[str, str]:
     return pins
 
 
-def _needed(root: str = "avindex", extras=("test",)) -> set[str]:
+def _needed(root: str = "avindex", extras=("test", "ray")) -> set[str]:
     """avindex's requirements and theirs, as installed here (markers evaluated)."""
     seen: set[str] = set()
     todo = [(root, set(extras))]
