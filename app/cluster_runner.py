@@ -81,7 +81,8 @@ class ClusterRunner(Runner):
         self.pool = None
         self.stats = {"computed": 0, "reused": 0, "crashed": 0, "apply_s": [], "compute_s": []}
         self._owns_ray = False
-        self._remote: dict[int, dict] = {}    # job id -> {job, key, started, last}
+        self._remote: dict[int, dict] = {}    # job id -> {job, base, key, started}
+        self._cancel_requests: list = []      # None: every remote job; a set: those media
 
     # ---- cluster --------------------------------------------------------------------
     def connect(self) -> None:
@@ -119,15 +120,22 @@ class ClusterRunner(Runner):
                 self._owns_ray = False
 
     # ---- controls ---------------------------------------------------------------------
-    def cancel_current(self) -> None:
-        super().cancel_current()
-        if self.pool is not None:
-            self.pool.cancel()
+    # Any thread (a signal handler too) may ask; the loop passes it on to the actors at
+    # its next turn (a Ray call from inside a signal handler could re-enter Ray's wait).
+    def cancel_current(self, requeue: bool = False) -> None:
+        super().cancel_current(requeue)
+        if requeue or self._stop.is_set():   # a stop: every remote job (Runner's
+            self._cancel_requests.append(None)   # cancel_media cancels only its own here)
 
     def cancel_media(self, media_ids: list[int]) -> None:
         super().cancel_media(media_ids)
-        if self.pool is not None:
-            self.pool.cancel({j for j, r in self._remote.items()
+        self._cancel_requests.append(set(media_ids))
+
+    def _pass_cancels(self) -> None:
+        while self._cancel_requests:
+            media_ids = self._cancel_requests.pop()
+            self.pool.cancel(None if media_ids is None else
+                             {j for j, r in self._remote.items()
                               if r["job"]["media_id"] in media_ids})
 
     @property
@@ -177,6 +185,7 @@ class ClusterRunner(Runner):
                 self._dispatch(store, job, slot, counts)
             if not self._remote:
                 return
+            self._pass_cancels()
             for slot, job_id, outcome in self.pool.wait(POLL_S):
                 state = self._collect(store, self._remote.pop(job_id), outcome)
                 counts[state] = counts.get(state, 0) + 1
@@ -249,6 +258,8 @@ class ClusterRunner(Runner):
             self.stats["computed"] += 1
             self.stats["compute_s"].append(artifact.seconds)
             return self._apply(store, job, base, artifact, r["started"], reused=False)
+        if state == "cancelled" and self._stop.is_set():
+            return self._stopped(store, job, base)
         if state == "cancelled":
             error = "Cancelled by the user."
         else:
@@ -280,13 +291,21 @@ class ClusterRunner(Runner):
                        "seconds": round(time.monotonic() - started, 3)})
         return "done"
 
+    def _stopped(self, store: Store, job: dict, base: dict) -> str:
+        """The runner stopped (Ctrl-C, the GUI closing): as in app.worker, the job is
+        queued again for the next run and the stop is not counted as an attempt."""
+        store.requeue_interrupted(job["id"])
+        note = "Stopped; it goes on at the next run."
+        self.on_event({**base, "type": "job_finished", "state": "queued", "error": None,
+                       "note": note})
+        return "queued"
+
     def _actor_died(self, store: Store, job: dict, base: dict, how: str) -> str:
         """As Runner._worker_died: queued again while attempts are left, else failed."""
         self.stats["crashed"] += 1
         current = store.job(job["id"])
-        if self._stop.is_set():          # stopping (Ctrl-C reaches Ray's processes too):
-            store.finish_job(job["id"], "queued")     # the next run does the file
-            return "queued"
+        if self._stop.is_set():
+            return self._stopped(store, job, base)
         retrying = current["attempts"] < self.settings.max_attempts
         if retrying:
             store.finish_job(job["id"], "queued")

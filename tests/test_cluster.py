@@ -204,3 +204,28 @@ def test_local_cluster_listens_on_loopback_only(local_ray):
     loopback = {"0100007F", "00000000000000000000000001000000",
                 "0000000000000000FFFF00000100007F"}
     assert set(addresses) <= loopback, addresses
+
+
+def test_stop_leaves_the_remote_file_queued(local_ray, media, tmp_path):
+    """Ctrl-C / the GUI closing, as locally: the file in a worker's hands goes back to the
+    queue (the stop is no attempt), nothing of it is written, nothing is marked failed."""
+    library = tmp_path / "stop.db"
+    ids = _take_all(library, sorted(media.iterdir()))
+    runner = _runner(library, [])
+    stopped = []
+
+    def on_event(event):
+        if event["type"] == "progress" and event["stage"] == "speech" and not stopped:
+            stopped.append(event["media_id"])
+            runner.stop()
+    runner.on_event = on_event
+    counts = runner.run()
+    assert stopped and counts["failed"] == 0
+    store = Store(library)
+    try:
+        job = next(j for j in store.jobs(stopped[0]) if j["stage"] == "speech")
+        assert (job["state"], job["attempts"]) == ("queued", 0)
+        assert store.transcript(stopped[0], "speech") == []
+        assert all(j["state"] != "running" for i in ids for j in store.jobs(i))
+    finally:
+        store.close()
