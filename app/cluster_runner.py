@@ -11,9 +11,10 @@ counted as locally); Ray restarts the actor and the next free one takes the file
 """
 from __future__ import annotations
 
+import collections
 import hashlib
 import inspect
-import os
+import threading
 import time
 from dataclasses import asdict
 from importlib import metadata
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Callable
 
 from indexer.cluster.artifacts import Artifact, ArtifactCache, artifact_key
-from indexer.cluster.remote_stages import runs_remotely
+from indexer.cluster.remote_stages import REMOTE_STAGES, runs_remotely
 from indexer.cluster.transfer import PathMap
 from indexer.stages.base import WHEN_IDLE
 from indexer.store import Store
@@ -83,6 +84,23 @@ class ClusterRunner(Runner):
         self._owns_ray = False
         self._remote: dict[int, dict] = {}    # job id -> {job, base, key, started}
         self._cancel_requests: list = []      # None: every remote job; a set: those media
+        self._lock = threading.Lock()         # two threads end jobs (LocalLane)
+        self._ended = 0                       # jobs ended this run, by either
+        self.counts: dict = {}
+
+    # events come from two threads (LocalLane): one at a time to the caller's sink
+    @property
+    def on_event(self) -> Callable[[Event], None]:
+        return self._emit
+
+    @on_event.setter
+    def on_event(self, sink: Callable[[Event], None]) -> None:
+        self._sink = sink
+        self._event_lock = getattr(self, "_event_lock", None) or threading.Lock()
+
+    def _emit(self, event: Event) -> None:
+        with self._event_lock:
+            self._sink(event)
 
     # ---- cluster --------------------------------------------------------------------
     def connect(self) -> None:
@@ -158,6 +176,7 @@ class ClusterRunner(Runner):
             self.on_event({"type": "cluster_ready", "address": self.address,
                            "workers": len(self.pool.slots), "pids": self.pool.pids()})
         self._pipeline = build_pipeline(self.settings, self.library)
+        self.counts = counts
         idle_done: set[str] = set()
         while True:
             self._drain(store, counts)
@@ -172,33 +191,53 @@ class ClusterRunner(Runner):
                 return
 
     def _drain(self, store: Store, counts: dict) -> None:
-        """Run the queue dry: claim while an actor is free, wait for what is out."""
+        """Run the queue dry. This thread keeps the actors busy with the remote stages'
+        jobs and applies what they return; a LocalLane thread runs every other job in
+        the local worker process meanwhile, so the writer's own stages overlap the
+        cluster's work. Done when neither has anything out and neither finds a job,
+        with no job ended since either looked (an ended job may queue followers)."""
+        lane = LocalLane(self, counts)
+        lane.start()
         last_progress = 0.0
-        while True:
-            while not self._stop.is_set():
-                slot = self.pool.free()
-                if slot is None:
-                    break
-                job = store.claim_next_job()
-                if job is None:
-                    break
-                self._dispatch(store, job, slot, counts)
-            if not self._remote:
-                return
-            self._pass_cancels()
-            for slot, job_id, outcome in self.pool.wait(POLL_S):
-                state = self._collect(store, self._remote.pop(job_id), outcome)
-                counts[state] = counts.get(state, 0) + 1
-            if time.monotonic() - last_progress >= PROGRESS_EVERY_S:
-                last_progress = time.monotonic()
-                self._forward_progress()
+        try:
+            while True:
+                seen = self._ended
+                claimed = False
+                while not self._stop.is_set() and self.pool.free() is not None:
+                    job = store.claim_next_job(only=REMOTE_STAGES)
+                    if job is None:
+                        break
+                    claimed = True
+                    self._dispatch(store, job, self.pool.free(), lane)
+                if lane.error is not None:
+                    raise lane.error
+                if self._remote:
+                    self._pass_cancels()
+                    for slot, job_id, outcome in self.pool.wait(POLL_S):
+                        self._count(self._collect(store, self._remote.pop(job_id), outcome))
+                    if time.monotonic() - last_progress >= PROGRESS_EVERY_S:
+                        last_progress = time.monotonic()
+                        self._forward_progress()
+                elif not claimed:
+                    if lane.dry_since == seen == self._ended or \
+                            (self._stop.is_set() and lane.dry_since is not None):
+                        return
+                    time.sleep(POLL_S / 5)
+        finally:
+            if lane.error is not None or not lane.finish():
+                self.stop()                  # an error here: the local job stops too
+                lane.finish(timeout=30)
 
-    def _dispatch(self, store: Store, job: dict, slot, counts: dict) -> None:
+    def _count(self, state: str) -> None:
+        with self._lock:
+            self.counts[state] = self.counts.get(state, 0) + 1
+            self._ended += 1
+
+    def _dispatch(self, store: Store, job: dict, slot, lane: "LocalLane") -> None:
         media = store.media(job["media_id"])
         if not runs_remotely(job["stage"], store, media["id"],
                              self.settings.trust_existing_subtitles):
-            state = self._run_one(store, job)       # the local worker process, as without
-            counts[state] = counts.get(state, 0) + 1
+            lane.hand(job)                          # claimed, but it runs here
             return
         stage = self._pipeline.get(job["stage"])
         key = (artifact_key(media["fingerprint"], job["stage"],
@@ -210,8 +249,7 @@ class ClusterRunner(Runner):
         cached = self.cache.get(key) if key else None
         if cached is not None:
             self.stats["reused"] += 1
-            state = self._apply(store, job, base, cached, time.monotonic(), reused=True)
-            counts[state] = counts.get(state, 0) + 1
+            self._count(self._apply(store, job, base, cached, time.monotonic(), reused=True))
             return
         self._remote[job["id"]] = {"job": job, "base": base, "key": key,
                                    "started": time.monotonic()}
@@ -221,9 +259,8 @@ class ClusterRunner(Runner):
             del self._remote[job["id"]]
             outcome = ({"state": "failed", "error": exc} if isinstance(exc, OSError)
                        else {"state": "died", "how": str(exc).splitlines()[0][:200]})
-            state = self._collect(store, {"job": job, "base": base, "key": key,
-                                          "started": time.monotonic()}, outcome)
-            counts[state] = counts.get(state, 0) + 1
+            self._count(self._collect(store, {"job": job, "base": base, "key": key,
+                                              "started": time.monotonic()}, outcome))
 
     def _forward_progress(self) -> None:
         now = time.monotonic()
@@ -319,6 +356,54 @@ class ClusterRunner(Runner):
                            "error": error})
             return "failed"
         return "crashed"
+
+
+class LocalLane(threading.Thread):
+    """The writer's jobs that do not go to the cluster, one at a time in the runner's
+    local worker process (Runner._run_one), with a Store of its own. `dry_since`: the
+    runner's count of ended jobs when this lane last found nothing to do (None while it
+    has a job)."""
+
+    def __init__(self, runner: "ClusterRunner", counts: dict):
+        super().__init__(name="avindex-local-lane", daemon=True)
+        self.runner, self.counts = runner, counts
+        self.handed: collections.deque = collections.deque()
+        self.error: BaseException | None = None
+        self.dry_since: int | None = None
+        self._done = threading.Event()
+
+    def hand(self, job: dict) -> None:
+        self.dry_since = None
+        self.handed.append(job)
+
+    def run(self) -> None:
+        r = self.runner
+        store = None
+        try:
+            store = Store(r.library)
+            while not self._done.is_set():
+                seen = r._ended
+                job = self.handed.popleft() if self.handed else None
+                if job is None and not r._stop.is_set():
+                    job = store.claim_next_job(skip=REMOTE_STAGES)
+                if job is None:
+                    if not self.handed:
+                        self.dry_since = seen
+                    self._done.wait(POLL_S / 5)
+                    continue
+                self.dry_since = None
+                r._count(r._run_one(store, job))
+        except BaseException as exc:  # noqa: BLE001  raised again by the runner's thread
+            self.error = exc
+            self.dry_since = -1
+        finally:
+            if store is not None:
+                store.close()
+
+    def finish(self, timeout: float | None = None) -> bool:
+        self._done.set()
+        self.join(timeout)
+        return not self.is_alive()
 
 
 def make_runner(library: Path, settings: Settings, on_event=None, **cluster) -> Runner:

@@ -50,11 +50,21 @@ class JobsMixin:
             sql += " WHERE " + " AND ".join(where)
         return self._rows(sql + " ORDER BY j.id", params)
 
-    def claim_next_job(self) -> dict | None:
-        """Atomically move the oldest queued job to running (probe jobs first)."""
+    def claim_next_job(self, *, only: Iterable[str] | None = None,
+                       skip: Iterable[str] = ()) -> dict | None:
+        """Atomically move the oldest queued job to running (probe jobs first); `only`
+        those stages' jobs, or none of `skip`'s (the cluster runner keeps its workers
+        and its local worker busy side by side)."""
+        where, params = ["state='queued'"], []
+        for stages, op in ((only, "IN"), (skip, "NOT IN")):
+            if stages is not None and (stages := list(stages)):
+                where.append(f"stage {op} ({','.join('?' * len(stages))})")
+                params += stages
+            elif stages is not None and op == "IN":
+                return None
         with self.transaction():
-            job = self._one("""SELECT id FROM jobs WHERE state='queued'
-                               ORDER BY (stage != 'probe'), id LIMIT 1""")
+            job = self._one(f"""SELECT id FROM jobs WHERE {' AND '.join(where)}
+                               ORDER BY (stage != 'probe'), id LIMIT 1""", params)
             if job is None:
                 return None
             self.db.execute("""UPDATE jobs SET state='running', attempts=attempts+1,
