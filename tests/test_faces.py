@@ -368,3 +368,16 @@ def test_the_fast_detectors_boxes_describe_a_face_as_the_hogs_do(photos, face_mo
         vecs, _ = face_models.describe(img, [hog[0], fast[0]])
         assert np.linalg.norm(vecs[0] - vecs[1]) < 0.2
     assert face_models.detect_fast(np.zeros((720, 1280, 3), np.uint8)) == []
+
+
+def test_the_fast_detector_leaves_torchs_thread_setting_as_it_was(photos, face_models):
+    """Its calls bind to torch's OpenMP runtime once torch is loaded; each runs on one
+    thread and gives the setting back."""
+    if face_models.fast is None:
+        pytest.skip("yuface (the fast detector) is not installed on this platform")
+    import torch
+    from models.faces import read_photo
+    before = torch.get_num_threads()
+    torch.ones(64, 64) @ torch.ones(64, 64)
+    assert len(face_models.detect_fast(read_photo(photos["biden.jpg"]))) == 1
+    assert torch.get_num_threads() == before
