@@ -8,6 +8,9 @@ against the speech stage and memory.
     .venv/bin/python -m benchmarks.speakers --memory   # peak RSS of one file, 5 vs 40 min
     .venv/bin/python -m benchmarks.speakers --cost     # both stages timed afresh, same files
     .venv/bin/python -m benchmarks.speakers --speed    # the stage's cost levers, one run
+    .venv/bin/python -m benchmarks.speakers --check-sources   # who speaks, checked on the audio
+    --split dev|test, --sets first (the first set alone), --before (the stage before the
+    unsure pass: one hop, spectral neighbour counts up to half the windows)
 
 Sources (fetched once with the ordinary clients into benchmarks/.cache/speakers/src):
   ami   the AMI meeting excerpts that pyannote.audio 4.0.7's sdist carries for its tests
@@ -20,6 +23,12 @@ Sources (fetched once with the ordinary clients into benchmarks/.cache/speakers/
         Dal Zot (asterisk-prompt-it-menardi-wav), Armelle Desjardins
         (asterisk-prompt-fr-armelle, GSM) and the Colombian voice (asterisk-prompt-es-co,
         GSM). Telephone band (8 kHz), CC BY-SA / CC BY / GPL.
+  fish  Debian's fillets-ng-data-cs / -nl (Fish Fillets NG's dubbing, GPL-2): the small
+        fish ("-m-" in the file name) and the big fish ("-v-"), one actor each per language.
+  tuber Debian's ktuberling-data (spoken object names, GPL-2+): one person per language,
+        the first themes only (later themes were often recorded by someone else).
+  The first set (ivr, ami) is built as it always was; the added set (fish, tuber) is
+  built after it with its own seed, so the first set's files do not change.
 
 Splits are by speaker: no voice of the test split is heard in dev. Constants in
 models/diarization.py were tuned on dev only (`--tune`); the table reports test.

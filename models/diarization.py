@@ -12,7 +12,10 @@ path; no DB, no Qt.
                         eigengap (models.speaker_clustering), within min/max speakers;
                         groups whose centroids are MERGE_COS alike join (one voice found
                         as two), then those with less than MIN_SPEAKER_S of speech join
-                        their nearest; at most MAX_ITEMS items, so memory stays flat
+                        their nearest; at most MAX_ITEMS items, so memory stays flat;
+                        where two speakers' centroids are UNSURE_COS alike (the count
+                        hangs on them), the windows in between (FINE_HOP_S) are embedded
+                        by a second decode and the file is clustered again
     -> word speakers    each word takes the vote of the windows over it; a run shorter
                         than MIN_RUN_S between two runs of one speaker takes theirs
     -> turns            runs of words of one speaker (a pause over TURN_GAP_S starts a new
@@ -46,13 +49,13 @@ CLUSTER_METHOD = "spectral" # eigengap count (dev DER 6.3 %) over average linkag
 CENTER = False              # the file's mean taken away first: worse on dev at hop 1.6
 CLUSTER_THRESHOLD = 0.40    # "ahc" only: average-linkage cosine distance kept apart
 MERGE_COS = 0.825           # groups whose centroids are this alike are one voice (dev)
-COUNT = "eigengap"          # how spectral picks k >= 2: "eigengap" or "silhouette"
-OVER_K = 0                  # spectral cuts at least this many groups when it finds two or more
+COUNT = "eigengap"          # how spectral picks k >= 2; "silhouette" lost on dev
+OVER_K = 0                  # at least this many spectral groups before the merge (lost: off)
 P_MAX_FRAC = 0.33           # spectral tries neighbour counts up to this share of the windows
-GAP_TOLERANCE = 1.0         # spectral takes the largest k whose eigengap is this near the widest
-MERGE_RULE = "cos"          # "cos": MERGE_COS; "separation": below MERGE_SEPARATION
+GAP_TOLERANCE = 1.0         # the largest k whose eigengap is this near the widest (no dev gain)
+MERGE_RULE = "cos"          # "cos": MERGE_COS; "separation" (MERGE_SEPARATION) lost on dev
 MERGE_SEPARATION = 1.0      # centroid distance over the groups' mean spread: one voice below
-SPLIT_SEPARATION = 0.0      # a group whose two halves (2-means) are this far apart splits (0: off)
+SPLIT_SEPARATION = 0.0      # a group whose 2-means halves are this far apart splits (lost: off)
 REFINE_PASSES = 0           # passes giving each window to its nearest group (no dev gain)
 MIN_SPEAKER_S = 2.0         # a cluster with less speech joins its nearest one
 MIN_RUN_S = 0.3             # a shorter run of words between one speaker's runs is theirs
@@ -330,8 +333,11 @@ def cluster(embeddings: np.ndarray, *, seconds: np.ndarray | None = None,
     (average linkage cut at `threshold`) groups at most `max_items` items (longer files
     pool neighbouring windows); `refine` passes give every window to its nearest group
     centroid. Groups whose centroids (of the raw vectors) are at least `merge_cos`
-    alike are one voice. `seconds`: the speech each window stands for; a group below
-    `min_speaker_s` joins the nearest other, unless fewer than `min_speakers` would be left."""
+    alike are one voice (or, with merge_rule "separation", less than `merge_separation`
+    apart). `seconds`: the speech each window stands for; a group below `min_speaker_s`
+    joins the nearest other, unless fewer than `min_speakers` would be left. `count`,
+    `over_k`, `p_max_frac`, `gap_tolerance`: models.speaker_clustering.spectral_labels;
+    `split_separation` > 0 splits bimodal groups last (benchmark levers, mostly off)."""
     n = len(embeddings)
     if n == 0:
         return np.zeros(0, int)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 MAX_K = 8                  # the most speakers looked for in a file unless told
-P_CANDIDATES = 24          # neighbour counts tried per file, spread over [2, n/2]
+P_CANDIDATES = 24          # neighbour counts tried per file, spread over [2, p_max_frac * n]
 
 
 def kmeans(x: np.ndarray, k: int, iters: int = 50) -> np.ndarray:
