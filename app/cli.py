@@ -108,6 +108,8 @@ def _run_batch(args, store, actions: dict[int, str], problems: list[dict],
                runner=None) -> int:
     """Run the library's queue; report on the files of this command (`actions`: media
     id -> what intake did) and the paths that could not be taken (`problems`)."""
+    from indexer.cluster.connect import ClusterUnreachable
+
     from .progress import ProgressView
     from .runner import LibraryBusy, Runner
 
@@ -139,10 +141,7 @@ def _run_batch(args, store, actions: dict[int, str], problems: list[dict],
         runner.run()
     except LibraryBusy:
         busy = True
-    except Exception as exc:
-        from indexer.cluster.connect import ClusterUnreachable
-        if not isinstance(exc, ClusterUnreachable):
-            raise
+    except ClusterUnreachable as exc:     # its workers could not start: files stay queued
         store.close()
         raise CliError(str(exc), EXIT_LIBRARY)
     finally:
