@@ -12,8 +12,8 @@ counted as locally); Ray restarts the actor and the next free one takes the file
 from __future__ import annotations
 
 import collections
+import functools
 import hashlib
-import inspect
 import threading
 import time
 from dataclasses import asdict
@@ -51,11 +51,23 @@ def _version(package: str) -> str | None:
         return None
 
 
+@functools.lru_cache(maxsize=1)
+def code_version() -> str:
+    """A hash of the indexer's and the models' code: a stage's result may depend on any
+    of it (the speech stage on models/asr.py's decoding, say), so any change there makes
+    new artifacts. Between releases that is conservative; an upgrade recomputes."""
+    root = Path(__file__).resolve().parents[1]
+    h = hashlib.blake2b(digest_size=8)
+    for path in sorted(p for d in ("indexer", "models") for p in (root / d).rglob("*.py")):
+        h.update(path.relative_to(root).as_posix().encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
 def stage_versions(stage, settings: Settings) -> dict:
-    """What a stage's result depends on besides the file: its code, and for speech the
+    """What a stage's result depends on besides the file: the code, and for speech the
     engine, the model and the decoding settings."""
-    source = Path(inspect.getsourcefile(type(stage))).read_bytes()
-    out = {"avindex": _version("avindex"), "code": hashlib.blake2b(source, digest_size=8).hexdigest()}
+    out = {"avindex": _version("avindex"), "code": code_version()}
     if stage.name == "speech":
         out.update(engine=settings.asr_engine, model=settings.whisper_model,
                    beam=settings.beam_size, device=settings.device,
