@@ -11,14 +11,10 @@ from __future__ import annotations
 
 import os
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .actor import StageWorker
 from .transfer import WINDOW, PathMap, read_chunks
-
-
-class WorkerDied(Exception):
-    pass
 
 
 @dataclass
@@ -30,8 +26,6 @@ class _Slot:
     key: str | None = None
     ref: object = None
     progress_ref: object = None
-    started: float = 0.0
-    extra: dict = field(default_factory=dict)
 
 
 class WorkerPool:
