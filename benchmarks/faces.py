@@ -418,11 +418,11 @@ def lever_scores(clip: Path, cases: list[dict], rounds: int = 2, only=()) -> lis
               ("HOG scan every 2 s, follow on crops between", {"fast": False, "scan_every": 2.0}),
               ("HOG scan every 2 s at 640 px, follow between",
                {"fast": False, "scan_every": 2.0, "scan_width": 640}),
-              ("fast scan at every sample, 320 px (kept)", {"scan_width": 320}),
-              ("fast scan at every sample, 480 px", {"scan_width": 480}),
-              ("fast scan at every sample, 640 px", {"scan_width": 640}),
-              ("fast scan every 2 s at 480 px, HOG follow between",
-               {"scan_width": 480, "scan_every": 2.0})]
+              ("fast scan at every sample, 320 px", {"scan_width": 320, "scan_every": 0}),
+              ("fast scan at every sample, 480 px", {"scan_width": 480, "scan_every": 0}),
+              ("fast scan at every sample, 640 px", {"scan_width": 640, "scan_every": 0}),
+              ("fast scan, 320 px, every 2 s while no face is tracked (kept)",
+               {"scan_width": 320})]
     if only:
         levers = [lv for lv in levers if any(o in lv[0] for o in only)]
     from indexer.stages.keyframes import detect_cuts

@@ -332,8 +332,9 @@ def test_between_scans_a_face_is_followed_and_a_late_found_face_starts_when_it_d
         tmp_path, photos, face_models):
     """With the HOG (where the fast detector is not installed), whole-frame scans come every
     SCAN_EVERY s only: the face that comes on screen at 2.5 s is first scanned at 4 s, looked
-    for again at 3 s (back-filled), and followed on a crop at 5 s. The fast detector scans
-    every sample and finds it at 3 s."""
+    for again at 3 s (back-filled), and followed on a crop at 5 s. The fast detector skips
+    the same samples while no face is tracked, back-fills the same way (on the whole frame)
+    and scans every sample while one is."""
     from indexer.stages.faces import SCAN_EVERY, FacesStage
     assert SCAN_EVERY >= 2.0
     clip = _video_with_face(tmp_path, photos["obama2.jpg"], before=2.5, visible=3.0, after=2.5)
@@ -346,10 +347,16 @@ def test_between_scans_a_face_is_followed_and_a_late_found_face_starts_when_it_d
     assert st["scanned_frames"] < st["frames"] and st.get("fast_calls", 0) == 0
     if face_models.fast is None:
         pytest.skip("yuface (the fast detector) is not installed on this platform")
-    every = FacesStage(tmp_path / "thumbs", models=face_models).analyse(str(clip), duration=8.0)
+    fast = FacesStage(tmp_path / "thumbs", models=face_models).analyse(str(clip), duration=8.0)
+    st = fast.stats
+    assert [round(a["start"]) for a in fast.appearances] == [3], fast.appearances
+    assert 5.0 <= fast.appearances[0]["end"] <= 6.6
+    assert st["backfilled"] == 1 and st["skipped_frames"] >= 1 and st["followed_frames"] == 0
+    assert st["fast_calls"] == st["scanned_frames"] + 1 and st.get("hog_calls", 0) == 0
+    every = FacesStage(tmp_path / "thumbs", models=face_models, scan_every=0).analyse(
+        str(clip), duration=8.0)
     assert every.stats["scanned_frames"] == every.stats["frames"] == every.stats["fast_calls"]
-    assert [round(a["start"]) for a in every.appearances] == [3], every.appearances
-    assert 5.0 <= every.appearances[0]["end"] <= 6.6
+    assert [round(a["start"]) for a in every.appearances] == [3]
 
 
 def test_the_fast_detectors_boxes_describe_a_face_as_the_hogs_do(photos, face_models):

@@ -10,11 +10,12 @@ shot of a second or more is looked at), decoded cheaply (keyframes.cheap_sampled
 reference pictures only, no deblocking, at most 1280 px wide). Per sampled frame:
 
 * detect: the fast detector (models.faces.detect_fast, libfacedetection at 320 px: ~7 ms)
-  scans every sample; faces under MIN_VIDEO_FACE px are not tracked. Where its wheel does
-  not exist, dlib's HOG (on grey levels, ~40-70 ms) scans only every SCAN_EVERY s within a
-  shot and at each cut; between its scans the tracked faces are followed by HOG on small
-  crops around them, and a face a scan finds first is looked for at the unscanned sample
-  before (back-filled). At most MAX_FACES = 20 faces a frame, the largest, so a crowd
+  scans at each cut, at every sample while a face is tracked, and every SCAN_EVERY s
+  otherwise; faces under MIN_VIDEO_FACE px are not tracked. Where its wheel does not exist,
+  dlib's HOG (on grey levels, ~40-70 ms) scans only at each cut and every SCAN_EVERY s, and
+  between its scans the tracked faces are followed by HOG on small crops around them. A
+  face a scan finds first is looked for at the unscanned sample before (back-filled), so
+  its appearance starts when it did. At most MAX_FACES = 20 faces a frame, the largest, so a crowd
   costs a bounded amount. A frame that shows the same picture as the last scan (a still
   shot) reuses its faces instead of detecting again.
 * track: a face continues the track whose last box it overlaps (or lies next to, at a
@@ -49,7 +50,8 @@ EMBEDS_PER_APPEARANCE = 1      # best faces of a track that are described (and a
 TRACK_IOU = 0.2                # a face continues a track whose last box it overlaps this much,
 TRACK_NEAR = 0.6               # or whose centre is within this many face sizes of its own,
 TRACK_SIZE_RATIO = 1.6         # at a size no more than this much larger or smaller
-SCAN_EVERY = 2.0               # s between HOG whole-frame scans within a shot (and at each cut)
+SCAN_EVERY = 2.0               # s between scans within a shot while no face is tracked (HOG:
+                               # always; it follows tracked faces on crops in between)
 MIN_VIDEO_FACE = 40            # px: smaller faces in a video frame are not tracked
 FOLLOW_MAX_SHARE = 0.6         # following costs at most this share of a scan, else it scans
 JOIN_GAP_SAMPLES = 2.0         # appearances at most this many samples apart may be joined
@@ -160,8 +162,8 @@ class FacesStage:
         self.use_cnn = use_cnn
         self.gray = gray               # the HOG on grey levels (models.faces.detect)
         self.fast = fast               # scan with the fast detector where it is installed
-        self.scan_every = scan_every   # s (None: every sample with the fast detector, else
-        self.scan_width = scan_width   # SCAN_EVERY); px a scan looks at (None: its default)
+        self.scan_every = scan_every   # s (None: SCAN_EVERY; 0: every sample scanned)
+        self.scan_width = scan_width   # px a scan looks at (None: the detector's default)
         self._models = models
         self.last_stats: dict = {}
 
@@ -194,10 +196,7 @@ class FacesStage:
         closed: list[_Track] = []
         scan_sig, scan_faces, last_shot, last_time = None, [], -1, 0.0
         fast = self.fast and getattr(models, "fast", None) is not None
-        scan_every = self.scan_every
-        if scan_every is None:
-            scan_every = step if fast else SCAN_EVERY
-        scan_every = max(scan_every, step)
+        scan_every = max(SCAN_EVERY if self.scan_every is None else self.scan_every, step)
         # The CNN's look for a lost track pays after the HOG (frontal only), not after the
         # fast detector, which finds turned faces itself (Megamind: 3 looks, none found).
         use_cnn = self.use_cnn and not fast
@@ -234,12 +233,12 @@ class FacesStage:
                 faces = scan_faces                    # the picture of the last scan
                 stats["reused_frames"] += 1
             elif shot == last_shot and t - last_scan < scan_every - step / 2:
-                if active:
-                    faces = self._follow(models, image, rgb, [tr.box for tr in active])
-                    stats["followed_frames" if faces is not None else "follow_scans"] += 1
-                else:
+                if not active:
                     faces = []                        # nothing to follow, no scan due
                     stats["skipped_frames"] += 1
+                elif not fast:                        # (the fast detector scans instead)
+                    faces = self._follow(models, image, rgb, [tr.box for tr in active])
+                    stats["followed_frames" if faces is not None else "follow_scans"] += 1
             if faces is None:
                 faces = self._scan(models, image, rgb, fast)
                 scan_sig, scan_faces, last_scan = sig, faces, t
@@ -281,7 +280,7 @@ class FacesStage:
             active = still + new
             if new and scanned and prev is not None and prev[3] == shot:
                 b = time.perf_counter()
-                self._backfill(models, prev, new, stats)
+                self._backfill(models, prev, new, stats, fast)
                 stats["detect_s"] += time.perf_counter() - b
             a = time.perf_counter()
             chips = models.chips(image, [f for _, f in sightings], rgb=rgb) if sightings else []
@@ -343,12 +342,14 @@ class FacesStage:
             faces += models.detect_in(image, region, side, rgb=rgb, gray=self.gray)
         return largest(faces)
 
-    def _backfill(self, models, prev, tracks: list[_Track], stats: dict) -> None:
-        """A face a scan found first may have been there at the sample before (followed,
-        not scanned): look for it there, so its appearance starts when it did."""
+    def _backfill(self, models, prev, tracks: list[_Track], stats: dict, fast: bool) -> None:
+        """A face a scan found first may have been there at the sample before (followed
+        or skipped, not scanned): look for it there, so its appearance starts when it did
+        (the fast detector on the whole frame, else the HOG near each face)."""
         t, image, rgb, _ = prev
+        seen = self._scan(models, image, rgb, True) if fast else None
         for tr in tracks:
-            near = models.detect_near(image, tr.box, rgb=rgb, gray=self.gray)
+            near = seen if fast else models.detect_near(image, tr.box, rgb=rgb, gray=self.gray)
             pairs = match_faces([tr.box], [f.box for f in near])
             if not pairs:
                 continue
