@@ -78,8 +78,12 @@ class _Track:
     end: float | None = None
     searched: bool = False                 # the CNN already looked for it once
 
-    def add(self, s: _Sighting, keep: int) -> None:
-        self.last, self.box = s.time, s.box
+    def add(self, s: _Sighting, keep: int, *, earlier: bool = False) -> None:
+        """A sighting at the track's end, or (`earlier`, a back-fill) before its start."""
+        if earlier:
+            self.first = s.time
+        else:
+            self.last, self.box = s.time, s.box
         self.sightings += 1
         self.best.append(s)
         self.best.sort(key=lambda x: -x.quality)
@@ -131,6 +135,12 @@ def match_faces(track_boxes: list, boxes: list) -> list[tuple[int, int]]:
         used_f.add(j)
         out.append((i, j))
     return out
+
+
+def _quality(face) -> float:
+    """What picks a track's face worth describing: large and sure."""
+    q = min(face.box[2], face.box[3]) * (1.0 + max(0.0, face.score))
+    return q * 0.5 if face.detector == "cnn" else q   # a turned face describes a person worse
 
 
 def _signature(image: np.ndarray) -> np.ndarray:
@@ -286,10 +296,7 @@ class FacesStage:
             chips = models.chips(image, [f for _, f in sightings], rgb=rgb) if sightings else []
             stats["align_s"] += time.perf_counter() - a
             for (tr, f), chip in zip(sightings, chips):
-                quality = min(f.box[2], f.box[3]) * (1.0 + max(0.0, f.score))
-                if f.detector == "cnn":
-                    quality *= 0.5                    # a turned face describes a person worse
-                tr.add(_Sighting(t, f.box, f.score, quality, chip), self.keep)
+                tr.add(_Sighting(t, f.box, f.score, _quality(f), chip), self.keep)
             prev = None if scanned else (t, image, rgb, shot)
             s = time.perf_counter()
         end = duration if duration else last_time + step
@@ -347,20 +354,20 @@ class FacesStage:
         or skipped, not scanned): look for it there, so its appearance starts when it did
         (the fast detector on the whole frame, else the HOG near each face)."""
         t, image, rgb, _ = prev
-        seen = self._scan(models, image, rgb, True) if fast else None
-        for tr in tracks:
-            near = seen if fast else models.detect_near(image, tr.box, rgb=rgb, gray=self.gray)
-            pairs = match_faces([tr.box], [f.box for f in near])
-            if not pairs:
-                continue
-            f = near[pairs[0][1]]
-            chip = models.chips(image, [f], rgb=rgb)[0]
-            quality = min(f.box[2], f.box[3]) * (1.0 + max(0.0, f.score))
-            tr.first = t
-            tr.sightings += 1
-            tr.best.append(_Sighting(t, f.box, f.score, quality, chip))
-            tr.best.sort(key=lambda x: -x.quality)
-            del tr.best[self.keep:]
+        if fast:
+            seen = self._scan(models, image, rgb, True)
+            found = [(tracks[i], seen[j]) for i, j in
+                     match_faces([tr.box for tr in tracks], [f.box for f in seen])]
+        else:
+            found = []
+            for tr in tracks:
+                near = models.detect_near(image, tr.box, rgb=rgb, gray=self.gray)
+                pairs = match_faces([tr.box], [f.box for f in near])
+                if pairs:
+                    found.append((tr, near[pairs[0][1]]))
+        chips = models.chips(image, [f for _, f in found], rgb=rgb) if found else []
+        for (tr, f), chip in zip(found, chips):
+            tr.add(_Sighting(t, f.box, f.score, _quality(f), chip), self.keep, earlier=True)
             stats["backfilled"] += 1
 
     def _describe(self, tracks: list[_Track], step: float, res: FacesResult, size) -> None:
