@@ -24,7 +24,6 @@ from typing import Callable
 from indexer.cluster.artifacts import Artifact, ArtifactCache, artifact_key
 from indexer.cluster.remote_stages import REMOTE_STAGES, runs_remotely
 from indexer.cluster.transfer import PathMap
-from indexer.stages.base import WHEN_IDLE
 from indexer.store import Store
 
 from .runner import POLL_S, Event, Runner
@@ -189,18 +188,7 @@ class ClusterRunner(Runner):
                            "workers": len(self.pool.slots), "pids": self.pool.pids()})
         self._pipeline = build_pipeline(self.settings, self.library)
         self.counts = counts
-        idle_done: set[str] = set()
-        while True:
-            self._drain(store, counts)
-            if self._stop.is_set() or not counts["done"]:
-                return
-            queued = 0
-            for task in self.tasks:
-                if task.when == WHEN_IDLE and task.name not in idle_done:
-                    idle_done.add(task.name)
-                    queued += self._run_task(task, store)
-            if not queued:
-                return
+        super()._loop(store, counts)             # drains with _drain below
 
     def _drain(self, store: Store, counts: dict) -> None:
         """Run the queue dry. This thread keeps the actors busy with the remote stages'

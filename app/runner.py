@@ -196,14 +196,9 @@ class Runner:
     def _loop(self, store: Store, counts: dict) -> None:
         idle_done: set[str] = set()
         while True:
-            while not self._stop.is_set():
-                job = store.claim_next_job()
-                if job is None:
-                    break
-                state = self._run_one(store, job)
-                counts[state] = counts.get(state, 0) + 1
+            self._drain(store, counts)
             # the queue ran dry: each idle task once per run (the motion encoder, when due,
-            # queues the recomputation, which the loop above then runs)
+            # queues the recomputation, which the drain above then runs)
             if self._stop.is_set() or not counts["done"]:
                 return
             queued = 0
@@ -213,6 +208,16 @@ class Runner:
                     queued += self._run_task(task, store)
             if not queued:
                 return
+
+    def _drain(self, store: Store, counts: dict) -> None:
+        """Run queued jobs until none is left or the runner stops (app.cluster_runner
+        drains to a cluster instead)."""
+        while not self._stop.is_set():
+            job = store.claim_next_job()
+            if job is None:
+                break
+            state = self._run_one(store, job)
+            counts[state] = counts.get(state, 0) + 1
 
     def _run_task(self, task: LibraryTask, store: Store) -> int:
         """One library-wide task; its failure is reported and the run goes on."""
