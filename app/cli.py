@@ -713,7 +713,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "ray://HOST:PORT (a running cluster); 'local' for no cluster "
                         "(default: the settings' choice)")
     s.add_argument("--workers", type=int, metavar="N",
-                   help="with --cluster: how many Ray workers (default: one per CPU)")
+                   help="with --cluster: how many Ray workers (default, and at most: one "
+                        "per CPU of the cluster)")
     s.add_argument("--path-map", metavar="SRC=DST",
                    help="with --cluster: the media under SRC here is under DST on the workers")
     s.add_argument("--stream", action="store_true",

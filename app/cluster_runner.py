@@ -129,8 +129,9 @@ class ClusterRunner(Runner):
         if self.workers:
             per = max(1, cpus // self.workers)
         else:
-            per = self.settings.threads or 1
-        n = self.workers or max(1, cpus // per)
+            per = min(self.settings.threads or 1, cpus)
+        # more actors than the cluster has CPUs for would wait for them for ever
+        n = min(self.workers or cpus, max(1, cpus // per))
         settings = {**asdict(self.settings), "threads": per}
         return WorkerPool(n, worker_pipeline, settings, str(self.library),
                           cpus_per_worker=per, stream=self.stream, path_map=self.path_map)

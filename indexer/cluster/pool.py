@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from .actor import StageWorker
 from .transfer import WINDOW, PathMap, read_chunks
 
+START_TIMEOUT_S = 300.0
+
 
 @dataclass
 class _Slot:
@@ -41,7 +43,8 @@ class WorkerPool:
             max_concurrency=4)
         self.slots = [_Slot(i, cls.remote(make_pipeline, settings, library, f"{run}-{i}"))
                       for i in range(workers)]
-        pids = ray.get([s.actor.pid.remote() for s in self.slots])
+        # an actor the cluster cannot place (no node with the CPUs) would wait for ever
+        pids = ray.get([s.actor.pid.remote() for s in self.slots], timeout=START_TIMEOUT_S)
         for s, pid in zip(self.slots, pids):
             s.pid = pid
 
