@@ -56,6 +56,10 @@ LANGUAGE_SWITCH_P = 0.8
 # only: tiny.en (the fast mode) misheard more batched, so it goes chunk by chunk
 # (measured: benchmarks/README.md, "Speech" and "Batch memory and CPU workers").
 BATCH_SIZE = 8
+# Adaptive decoding (batched only): greedy first, the full beam again only for chunks with a
+# segment under this mean token log-probability (benchmarks/README.md, "Adaptive decoding")
+FIRST_BEAM: int | None = None
+UNSURE_LOGPROB = -0.5
 Audio = Union[str, os.PathLike, np.ndarray]
 
 
@@ -505,8 +509,15 @@ def _pack(runs: list[dict], limit: int) -> list[list[dict]]:
     return groups
 
 
+def _unsure(s) -> bool:
+    """A greedily decoded segment to decode again at the full beam: its tokens' mean
+    log-probability is low, or it repeats itself (what whisper's fallback also retries)."""
+    return (s.avg_logprob < UNSURE_LOGPROB
+            or s.compression_ratio > _FW_OPTIONS["compression_ratio_threshold"])
+
+
 def _batched_transcribe(batched, audio: np.ndarray, *, language: str, beam_size: int,
-                        multilingual: bool, batch_size: int):
+                        multilingual: bool, batch_size: int, first_beam: int | None = None):
     """faster-whisper's batched transcription of one window, with no speech run left out:
     ([(segment, language it was decoded in)] by time, info).
 
@@ -517,7 +528,11 @@ def _batched_transcribe(batched, audio: np.ndarray, *, language: str, beam_size:
     a long file was lost, though alone it is transcribed. So each run of a chunk whose text
     is far too short for its speech (RESCUE_TOKENS_PER_S; the alignment of such a text
     spreads its few words anywhere), and each run that got no word, is decoded again on
-    its own (benchmarks/README.md, "Speech kept")."""
+    its own (benchmarks/README.md, "Speech kept").
+
+    Adaptive decoding (`first_beam` < `beam_size`): every chunk is decoded at `first_beam`
+    first, and only the chunks with an unsure segment (_unsure) again at `beam_size`
+    (benchmarks/README.md, "Adaptive decoding")."""
     from types import SimpleNamespace
 
     from faster_whisper.transcribe import restore_speech_timestamps
@@ -531,10 +546,10 @@ def _batched_transcribe(batched, audio: np.ndarray, *, language: str, beam_size:
     options = {k: v for k, v in _FW_OPTIONS.items() if k != "vad_parameters"}
     options["vad_filter"] = False
 
-    def decode(samples: np.ndarray, clips: list[dict]):
+    def decode(samples: np.ndarray, clips: list[dict], beam: int = beam_size):
         batched.lang_at = {}
         segs, info = batched.transcribe(
-            samples, language=language, beam_size=beam_size, multilingual=multilingual,
+            samples, language=language, beam_size=beam, multilingual=multilingual,
             batch_size=batch_size, without_timestamps=True, clip_timestamps=clips, **options)
         segs = list(segs)       # decoding happens here; lang_at is filled as it goes
         return [(s, batched.lang_at.get(s.seek)) for s in segs], info
@@ -546,12 +561,22 @@ def _batched_transcribe(batched, audio: np.ndarray, *, language: str, beam_size:
         clips.append({"start": at / SAMPLE_RATE, "end": (at + n) / SAMPLE_RATE})
         at += n
     packed = np.concatenate([audio[r["start"]: r["end"]] for r in runs])
-    first, info = decode(packed, clips)
     fps = batched.model.frames_per_second
     starts = np.array([c["start"] for c in clips])
+
+    def group_of(s) -> int:  # s.seek: the chunk's start in frames (rounded down)
+        return int(np.argmin(np.abs(starts - s.seek / fps)))
+    first_beam = beam_size if first_beam is None else min(first_beam, beam_size)
+    first, info = decode(packed, clips, first_beam)
+    if first_beam < beam_size:
+        unsure = sorted({group_of(s) for s, _ in first if _unsure(s)})
+        if unsure:
+            again_, _ = decode(packed, [clips[g] for g in unsure])
+            first = [sl for sl in first if group_of(sl[0]) not in unsure] + again_
+            first.sort(key=lambda sl: (sl[0].seek, sl[0].start))
     by_group: list[list[tuple]] = [[] for _ in groups]
-    for s, lang in first:   # s.seek: the chunk's start in frames (rounded down)
-        by_group[int(np.argmin(np.abs(starts - s.seek / fps)))].append((s, lang))
+    for s, lang in first:
+        by_group[group_of(s)].append((s, lang))
     for _ in restore_speech_timestamps([s for s, _ in first], runs, SAMPLE_RATE):
         pass                # file-window times, in place
 
@@ -634,6 +659,7 @@ class FasterWhisperEngine(_WindowedEngine):
         if self.model.model.is_multilingual:
             self._gate = self.model.model = _LanguageGate(self.model.model)
         self._batched = _batched_pipeline(self.model, self._gate) if batch_size > 1 else None
+        self.first_beam = FIRST_BEAM       # None: every chunk at the full beam at once
 
     def _run(self, audio, language, beam_size, carried, seen):
         gate = self._gate if language is None else None
@@ -656,7 +682,8 @@ class FasterWhisperEngine(_WindowedEngine):
             # it: the last LibriVox sentence of a chunk was lost.
             segments, info = _batched_transcribe(batched, audio, language=language_arg,
                                                  beam_size=beam_size, multilingual=gate is not None,
-                                                 batch_size=self.batch_size)
+                                                 batch_size=self.batch_size,
+                                                 first_beam=self.first_beam)
 
         def convert():
             for s in segments:  # lazy: the gate has seen this segment's chunk by now

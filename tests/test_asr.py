@@ -456,3 +456,23 @@ def test_batched_chunks_are_cut_into_lines_at_sentence_ends_pauses_and_length():
     assert all(ln.end - ln.start <= LINE_MAX_S for ln in lines)
     assert lines[0].text.endswith("w23,")
     assert sum(len(ln.words) for ln in lines) == 40
+
+
+def test_adaptive_decoding_decodes_unsure_chunks_again_at_the_full_beam(base, joined_wav,
+                                                                        monkeypatch):
+    from models import asr
+    path, refs = joined_wav
+
+    def lines(first_beam, unsure):
+        monkeypatch.setattr(asr, "UNSURE_LOGPROB", unsure)
+        base.first_beam = first_beam
+        try:
+            return [(round(s.start, 2), s.text) for s in base.transcribe(path)[1]]
+        finally:
+            base.first_beam = asr.FIRST_BEAM
+    beam = lines(None, asr.UNSURE_LOGPROB)
+    # every chunk unsure: each one is decoded again at beam 5, so the transcript is beam 5's
+    assert lines(1, 1.0) == beam
+    # nothing unsure: greedy alone, still the recording's words
+    greedy = lines(1, -1e9)
+    assert wer([" ".join(refs)], [" ".join(t for _, t in greedy)]) <= 0.15
