@@ -21,8 +21,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Callable
 
-from indexer.cluster.artifacts import Artifact, ArtifactCache, artifact_key
-from indexer.cluster.remote_stages import REMOTE_STAGES, runs_remotely
+from indexer.cluster.artifacts import Artifact, ArtifactCache, artifact_key, snapshot_hash
+from indexer.cluster.remote_stages import REMOTE_STAGES, runs_remotely, snapshot
 from indexer.cluster.transfer import PathMap
 from indexer.store import Store
 
@@ -64,14 +64,17 @@ def code_version() -> str:
 
 
 def stage_versions(stage, settings: Settings) -> dict:
-    """What a stage's result depends on besides the file: the code, and for speech the
-    engine, the model and the decoding settings."""
+    """What a stage's result depends on besides the file (and the library reads it
+    makes, hashed by the caller): the code, and for speech the engine, the model and the
+    decoding settings."""
     out = {"avindex": _version("avindex"), "code": code_version()}
     if stage.name == "speech":
         out.update(engine=settings.asr_engine, model=settings.whisper_model,
                    beam=settings.beam_size, device=settings.device,
                    engine_version=_version(settings.asr_engine),
                    ctranslate2=_version("ctranslate2"))
+    elif stage.name == "speakers":
+        out.update(encoder_weights=_version("resemblyzer"))
     return out
 
 
@@ -241,8 +244,9 @@ class ClusterRunner(Runner):
             lane.hand(job)                          # claimed, but it runs here
             return
         stage = self._pipeline.get(job["stage"])
-        key = (artifact_key(media["fingerprint"], job["stage"],
-                            stage_versions(stage, self.settings))
+        reads = snapshot(job["stage"], store, media["id"])    # what it reads, made here
+        versions = {**stage_versions(stage, self.settings), "reads": snapshot_hash(reads)}
+        key = (artifact_key(media["fingerprint"], job["stage"], versions)
                if media.get("fingerprint") else None)
         base = {"job_id": job["id"], "media_id": media["id"], "path": media["path"],
                 "stage": job["stage"]}
@@ -255,7 +259,7 @@ class ClusterRunner(Runner):
         self._remote[job["id"]] = {"job": job, "base": base, "key": key,
                                    "started": time.monotonic()}
         try:
-            self.pool.submit(slot, job["id"], job["stage"], media)
+            self.pool.submit(slot, job["id"], job["stage"], media, reads)
         except (OSError, self.pool.ray.exceptions.RayError) as exc:
             del self._remote[job["id"]]
             outcome = ({"state": "failed", "error": exc} if isinstance(exc, OSError)

@@ -54,7 +54,9 @@ def _content(library: Path) -> dict:
                 "jobs": sorted((j["stage"], j["state"]) for j in store.jobs(m["id"])),
                 "lines": [(ln["source"], ln["start"], ln["end"], ln["text"],
                            [(w["word"], w["start"], w["end"]) for w in ln["words"]])
-                          for ln in lines]}
+                          for ln in lines],
+                "turns": [(round(t["start"], 2), round(t["end"], 2), t["label"])
+                          for t in store.speaker_turns(m["id"])]}
         return out
     finally:
         store.close()
@@ -77,8 +79,11 @@ def test_cluster_library_equals_local(local_ray, media, tmp_path, capsys):
     for name, said in SAID.items():
         text = " ".join(ln[3] for ln in cluster[name]["lines"]).lower()
         assert "seven ships" in text or "warm soup" in text, text
-    # speech ran on the cluster: its artifacts are beside the ray library only
-    assert len(list(artifact_dir(tmp_path / "ray.db").rglob("*.pkl"))) == len(SAID)
+    assert all(cluster[name]["turns"] for name in SAID)     # who speaks, when: equal too
+    # speech and speakers ran on the cluster: their artifacts are beside the ray library
+    art = artifact_dir(tmp_path / "ray.db")
+    assert {p.parent.name for p in art.rglob("*.pkl")} == {"speech", "speakers"}
+    assert len(list(art.rglob("*.pkl"))) == 2 * len(SAID)
     assert not artifact_dir(tmp_path / "local.db").exists()
 
 
@@ -118,7 +123,7 @@ def test_killed_worker_mid_file_is_retried_once(local_ray, media, tmp_path):
     assert killed, "the long file's speech was never seen in progress"
     crashed = [e for e in events if e["type"] == "worker_crashed"]
     assert len(crashed) == 1 and crashed[0]["retrying"] and crashed[0]["media_id"] == ids[0]
-    assert counts["failed"] == 0 and runner.stats["computed"] == len(files)
+    assert counts["failed"] == 0 and runner.stats["computed"] == 2 * len(files)
     store = Store(library)
     try:
         speech = {j["media_id"]: j for j in store.jobs(state=None) if j["stage"] == "speech"}
@@ -139,7 +144,7 @@ def test_rerun_computes_nothing_again(local_ray, media, tmp_path):
     _take_all(library, files)
     first = _runner(library, [])
     first.run()
-    assert first.stats["computed"] == len(files)
+    assert first.stats["computed"] == 2 * len(files)          # speech and speakers
     before = _content(library)
 
     # the same library again: the files are done, nothing is queued or computed
@@ -156,7 +161,8 @@ def test_rerun_computes_nothing_again(local_ray, media, tmp_path):
     events = []
     second = _runner(library, events)
     second.run()
-    assert second.stats == {**second.stats, "computed": 0, "reused": len(files), "crashed": 0}
+    assert second.stats == {**second.stats, "computed": 0, "reused": 2 * len(files),
+                            "crashed": 0}
     assert [e for e in events if e["type"] == "job_finished" and e["stage"] == "speech"
             and e.get("artifact_reused")]
     assert _content(library) == before

@@ -76,3 +76,25 @@ def test_spool_rebuilds_a_file_from_pieces_in_any_order(tmp_path):
     assert copy.name == "talk.wav" and copy.read_bytes() == src.read_bytes()
     spool.discard("job-1")
     assert not copy.exists()
+
+
+def test_snapshot_answers_only_the_reads_sent_with_the_job(store):
+    from indexer.cluster.artifacts import SnapshotStore, snapshot_hash
+    from indexer.cluster.remote_stages import snapshot
+    media_id = store.add_media("/m/a.wav", "fp", 10, 1)
+    store.save_transcript(media_id, "en", [{"start": 0.0, "end": 1.0, "text": "Hello.",
+                                            "language": "en", "confidence": 0.0,
+                                            "words": [{"start": 0.0, "end": 1.0,
+                                                       "word": " Hello.",
+                                                       "probability": 0.9}]}])
+    reads = snapshot("speakers", store, media_id)
+    remote = SnapshotStore(reads)
+    lines = remote.transcript(MEDIA_ID)
+    assert [(ln["source"], ln["start"], ln["end"]) for ln in lines] == [("speech", 0.0, 1.0)]
+    assert "id" not in lines[0]                    # no row ids of this library travel
+    with pytest.raises(SaverReadsLibrary):
+        remote.transcript(MEDIA_ID, "subtitles")
+    with pytest.raises(SaverReadsLibrary):
+        remote.media(MEDIA_ID)
+    assert snapshot_hash(reads) == snapshot_hash(snapshot("speakers", store, media_id))
+    assert snapshot("speech", store, media_id) == {}

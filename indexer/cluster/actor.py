@@ -14,7 +14,7 @@ import traceback
 
 from indexer.stages.base import Cancelled, StageContext
 
-from .artifacts import MEDIA_ID, Artifact
+from .artifacts import MEDIA_ID, Artifact, SnapshotStore
 from .transfer import Spool
 
 
@@ -50,10 +50,12 @@ class StageWorker:
     def cancel(self, job_key: str) -> None:
         self._cancelled.add(job_key)
 
-    def run(self, job_key: str, stage_name: str, media: dict, streamed: bool) -> dict:
+    def run(self, job_key: str, stage_name: str, media: dict, streamed: bool,
+            reads: dict | None = None) -> dict:
         """{"state": "done", "artifact": bytes} or {"state": "failed"|"cancelled", ...}.
         `media` is the library's row with the id replaced by MEDIA_ID and the path by
-        where this worker reads the file."""
+        where this worker reads the file; `reads`: the library reads the stage makes,
+        made by the writer (None: the stage runs with no library, ctx.store None)."""
         started = time.monotonic()
         self._current = {"key": job_key, "fraction": 0.0}
         media = {**media, "id": MEDIA_ID}
@@ -73,7 +75,8 @@ class StageWorker:
                     f"{media['path']} is not readable on the worker (shared storage not "
                     "mounted there? see --path-map, or let the bytes be streamed)")
             ctx = StageContext(report=report,
-                               cancelled=lambda: job_key in self._cancelled)
+                               cancelled=lambda: job_key in self._cancelled,
+                               store=None if not reads else SnapshotStore(reads))
             saver = stage.run(media, ctx)
             artifact = Artifact.record(stage_name, saver, time.monotonic() - started)
             return {"state": "done", "artifact": artifact.dumps(), "pid": os.getpid()}

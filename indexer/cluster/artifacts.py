@@ -46,6 +46,28 @@ class RecordingStore:
         return record
 
 
+class SnapshotStore:
+    """Looks like a Store to a stage running on a worker: it answers the reads the writer
+    made for the job beforehand (remote_stages.snapshot), and nothing else."""
+
+    def __init__(self, reads: dict):
+        self.reads = reads
+
+    def __getattr__(self, name: str):
+        def read(*args):
+            try:
+                return self.reads[(name, args)]
+            except (KeyError, TypeError):
+                raise SaverReadsLibrary(f"the stage read Store.{name}{args}, which was not "
+                                        "sent with the job") from None
+        return read
+
+
+def snapshot_hash(reads: dict) -> str:
+    return hashlib.blake2b(pickle.dumps(sorted(reads.items(), key=repr), protocol=5),
+                           digest_size=16).hexdigest()
+
+
 def _bind(value, media_id: int):
     return media_id if type(value) is int and value == MEDIA_ID else value
 

@@ -56,7 +56,8 @@ class WorkerPool:
     def busy(self) -> list[_Slot]:
         return [s for s in self.slots if s.job_id is not None]
 
-    def submit(self, slot: _Slot, job_id: int, stage: str, media: dict) -> None:
+    def submit(self, slot: _Slot, job_id: int, stage: str, media: dict,
+               reads: dict | None = None) -> None:
         """Start `stage` on the file; streamed, its bytes are sent first (WINDOW pieces
         in flight at most)."""
         key = f"{job_id}-{uuid.uuid4().hex[:6]}"
@@ -73,7 +74,7 @@ class WorkerPool:
         elif self.path_map is not None:
             media["path"] = self.path_map.apply(media["path"])
         slot.job_id, slot.key = job_id, key
-        slot.ref = slot.actor.run.remote(key, stage, media, self.stream)
+        slot.ref = slot.actor.run.remote(key, stage, media, self.stream, reads)
 
     def wait(self, timeout: float) -> list[tuple[_Slot, int, dict]]:
         """The jobs that ended within `timeout` s: (slot, job id, outcome). An outcome
