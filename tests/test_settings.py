@@ -11,7 +11,7 @@ from app.settings import Settings, settings_file
 def test_editable_settings_and_cli_choices_come_from_the_definition():
     assert Settings.editable() == ("whisper_model", "asr_engine", "device", "threads",
                                    "frame_interval_s", "models_dir",
-                                   "trust_existing_subtitles")
+                                   "trust_existing_subtitles", "cluster")
     parser = build_parser()
     with pytest.raises(SystemExit):
         parser.parse_args(["index", "x.mp4", "--model", "large"])
