@@ -50,21 +50,10 @@ FILES = 8
 
 def make_files(split: str) -> list[Path]:
     """FILES joined files of the split (made once, kept in the cache)."""
-    from models.audio_stream import decode_audio
     out = [CACHE / split / f"{split}-{i:02d}.wav" for i in range(FILES)]
     if all(p.exists() for p in out):
         return out
-    speakers.fetch()
-    picked = []
-    for _, f in spoken_search._candidates(VOICE):
-        try:
-            x = speakers._trim(decode_audio(f))
-        except Exception:   # noqa: BLE001  a prompt that does not decode is skipped
-            continue
-        if spoken_search.MIN_S <= len(x) / speakers.SR <= spoken_search.MAX_S:
-            picked.append(x)
-        if len(picked) == 2 * FILES * PER_FILE:
-            break
+    picked = [x for _, x in spoken_search.voice_sentences(VOICE, 2 * FILES * PER_FILE)]
     first = 0 if split == "dev" else FILES * PER_FILE
     out[0].parent.mkdir(parents=True, exist_ok=True)
     for i, path in enumerate(out):

@@ -44,19 +44,11 @@ POLL_S = 0.25
 
 def hour_file(minutes: float) -> Path:
     """The long file of real speech (cached)."""
-    from models.audio_stream import SAMPLE_RATE, decode_audio
+    from models.audio_stream import SAMPLE_RATE
     path = CACHE / f"{VOICE}-{minutes:g}min.wav"
     if path.exists():
         return path
-    speakers.fetch()
-    sentences = []
-    for _, f in spoken_search._candidates(VOICE):
-        try:
-            x = speakers._trim(decode_audio(f))
-        except Exception:          # a few prompts do not decode
-            continue
-        if spoken_search.MIN_S <= len(x) / SAMPLE_RATE <= spoken_search.MAX_S:
-            sentences.append(x)
+    sentences = [x for _, x in spoken_search.voice_sentences(VOICE)]
     gap = np.zeros(SAMPLE_RATE, np.float32)
     parts, total, want = [], 0, minutes * 60 * SAMPLE_RATE
     while total < want:

@@ -131,23 +131,30 @@ def _join(parts: list[np.ndarray]) -> tuple[np.ndarray, list[tuple[float, float]
     return np.concatenate(audio), spans
 
 
-def make_files() -> list[dict]:
-    """The joined files (one per voice and split) with each sentence's key and span."""
+def voice_sentences(voice: str, limit: int | None = None) -> list[tuple[str, np.ndarray]]:
+    """The voice's sentence prompts, trimmed to their speech and MIN_S-MAX_S long, in the
+    fixed order of _candidates: (name, audio), at most `limit`."""
     from models.audio_stream import decode_audio
     speakers.fetch()
+    picked: list[tuple[str, np.ndarray]] = []
+    for rel, f in _candidates(voice):
+        try:
+            x = speakers._trim(decode_audio(f))
+        except Exception:       # a few GSM prompts do not decode
+            continue
+        if MIN_S <= len(x) / SR <= MAX_S:
+            picked.append((rel, x))
+        if limit is not None and len(picked) == limit:
+            break
+    return picked
+
+
+def make_files() -> list[dict]:
+    """The joined files (one per voice and split) with each sentence's key and span."""
     (CACHE / "audio").mkdir(parents=True, exist_ok=True)
     files = []
     for voice, (_, lang) in VOICES.items():
-        picked: list[tuple[str, np.ndarray]] = []
-        for rel, f in _candidates(voice):
-            try:
-                x = speakers._trim(decode_audio(f))
-            except Exception:       # a few GSM prompts do not decode
-                continue
-            if MIN_S <= len(x) / SR <= MAX_S:
-                picked.append((rel, x))
-            if len(picked) == 2 * PER_FILE:
-                break
+        picked = voice_sentences(voice, 2 * PER_FILE)
         for k, split in enumerate(("dev", "test")):
             part = picked[k * PER_FILE:(k + 1) * PER_FILE]
             if not part:
