@@ -40,6 +40,7 @@ from benchmarks import speakers, spoken_search  # noqa: E402
 CACHE = ROOT / "benchmarks" / ".cache" / "first_hit"
 VOICE = "en-allison"
 POLL_S = 0.25
+RSS_EVERY_S = 2.0
 
 
 def hour_file(minutes: float) -> Path:
@@ -94,6 +95,8 @@ def run(path: Path, full: bool) -> dict:
     runner = Runner(lib, Settings(), on_event=on_event)
     thread = threading.Thread(target=runner.run, daemon=True)
     thread.start()
+    rss: list[tuple[float, float]] = []       # (s after the drop, the worker's RSS in MB)
+    threading.Thread(target=_sample_rss, args=(runner, thread, t0, rss), daemon=True).start()
     first_window.wait()
     reader = Store(lib)
     line = reader.transcript(media_id, "speech")[0]
@@ -116,7 +119,21 @@ def run(path: Path, full: bool) -> dict:
     if full and out.get("speech_done_s"):
         out["speech_rtf"] = (out["speech_done_s"] - out["speech_started_s"]) / out["audio_s"]
     out["peak_rss_children_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    out["rss"] = rss
     return out
+
+
+def _sample_rss(runner, thread: threading.Thread, t0: float, rss: list) -> None:
+    """The worker's resident memory every RSS_EVERY_S while the run lasts."""
+    while thread.is_alive():
+        pid = runner.current_worker_pid
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                kb = next(int(ln.split()[1]) for ln in f if ln.startswith("VmRSS:"))
+            rss.append((time.monotonic() - t0, kb / 1024))
+        except (OSError, StopIteration, TypeError):
+            pass
+        time.sleep(RSS_EVERY_S)
 
 
 def main() -> None:
@@ -142,6 +159,12 @@ def main() -> None:
         print(f"speech stage done {r['speech_done_s']:.1f} s after the drop "
               f"(RTF {r['speech_rtf']:.3f}): before per-window commits, the first hit")
     print(f"worker peak RSS {r['peak_rss_children_mb']:.0f} MB")
+    if r["rss"]:
+        # how the worker's memory goes with the length transcribed: its RSS at each tenth
+        # of the run (flat in file length is the aim)
+        marks = [r["rss"][min(len(r["rss"]) - 1, i * len(r["rss"]) // 10)] for i in range(10)]
+        print("worker RSS over the run (s: MB): "
+              + ", ".join(f"{t:.0f}: {mb:.0f}" for t, mb in marks + [r["rss"][-1]]))
 
 
 if __name__ == "__main__":
