@@ -223,8 +223,8 @@ class ClusterRunner(Runner):
                         last_progress = time.monotonic()
                         self._forward_progress()
                 elif not claimed:
-                    if lane.dry_since == seen == self._ended or \
-                            (self._stop.is_set() and lane.dry_since is not None):
+                    if (lane.dry_since == seen == self._ended and not self.pool.restarting) \
+                            or (self._stop.is_set() and lane.dry_since is not None):
                         return
                     time.sleep(POLL_S / 5)
         finally:

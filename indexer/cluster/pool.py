@@ -5,11 +5,13 @@ lost) is restarted by Ray (max_restarts=-1, on any node with room) and loads its
 again; the call it was running fails with a RayError, which `wait` hands back as the
 job's outcome so the writer queues the file again (its own attempt count, as locally):
 Ray itself never re-runs a call (max_task_retries=0), so nothing is computed or applied
-twice behind the writer's back.
+twice behind the writer's back. For the same reason a restarted actor gets no job until it
+answers again: a call sent while it restarts fails, and would cost the file an attempt.
 """
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from dataclasses import dataclass
 
@@ -28,6 +30,8 @@ class _Slot:
     key: str | None = None
     ref: object = None
     progress_ref: object = None
+    restart_ref: object = None         # the restarted actor's first answer, awaited
+    restart_since: float = 0.0
 
 
 class WorkerPool:
@@ -50,7 +54,29 @@ class WorkerPool:
 
     # ---- jobs ---------------------------------------------------------------------
     def free(self) -> _Slot | None:
-        return next((s for s in self.slots if s.job_id is None), None)
+        return next((s for s in self.slots if s.job_id is None and self._answers(s)), None)
+
+    @property
+    def restarting(self) -> bool:
+        """An actor that died is being restarted (and has not yet answered)."""
+        return any(not self._answers(s) for s in self.slots)
+
+    def _answers(self, s: _Slot) -> bool:
+        if s.restart_ref is None:
+            return True
+        if time.monotonic() - s.restart_since > START_TIMEOUT_S:
+            s.restart_ref = None               # given up waiting: a call tells the rest
+            return True
+        ready, _ = self.ray.wait([s.restart_ref], timeout=0)
+        if not ready:
+            return False
+        try:
+            s.pid = self.ray.get(s.restart_ref)
+            s.restart_ref = None
+            return True
+        except self.ray.exceptions.RayError:   # still restarting: ask again
+            s.restart_ref = s.actor.pid.remote()
+            return False
 
     @property
     def busy(self) -> list[_Slot]:
@@ -90,6 +116,8 @@ class WorkerPool:
                 outcome = self.ray.get(ref)
             except self.ray.exceptions.RayError as exc:
                 outcome = {"state": "died", "how": _how(exc)}
+                slot.restart_ref = slot.actor.pid.remote()
+                slot.restart_since = time.monotonic()
             out.append((slot, slot.job_id, outcome))
             slot.job_id = slot.key = slot.ref = slot.progress_ref = None
             slot.pid = outcome.get("pid", slot.pid)
