@@ -185,6 +185,11 @@ def _run_batch(args, store, actions: dict[int, str], problems: list[dict],
 
 def cmd_retry(args) -> int:
     store = _open_store(args)
+    try:
+        runner = _cluster_runner(args)   # reached before anything is queued again
+    except CliError:
+        store.close()
+        raise
     wanted = {_resolve_media(store, p)["id"] for p in args.paths} if args.paths else None
     ids = {j["media_id"] for state in ("failed", "cancelled") for j in store.jobs(state=state)
            if wanted is None or j["media_id"] in wanted}
@@ -192,7 +197,7 @@ def cmd_retry(args) -> int:
         store.close()
         _emit(args, {"requeued": 0}, "Nothing to retry.")
         return EXIT_OK
-    return _run_batch(args, store, dict.fromkeys(ids, "retry"), [])
+    return _run_batch(args, store, dict.fromkeys(ids, "retry"), [], runner)
 
 
 # ---- status / search / export / prune ----------------------------------------------
@@ -705,24 +710,31 @@ def build_parser() -> argparse.ArgumentParser:
     engine.add_argument("--engine", choices=[c for c, _ in ASR_ENGINES])
     engine.add_argument("--device", choices=[c for c, _ in DEVICES])
 
-    s = sub.add_parser("index", parents=[common, engine], help="index files and folders")
+    cluster = argparse.ArgumentParser(add_help=False)
+    cluster.add_argument(
+        "--cluster", metavar="ADDRESS",
+        help="index on Ray: 'ray' (a Ray on this machine, bound to 127.0.0.1) or "
+             "ray://HOST:PORT (a running cluster); 'local' for no cluster "
+             "(default: the settings' choice)")
+    cluster.add_argument(
+        "--workers", type=int, metavar="N",
+        help="with --cluster: how many Ray workers (default, and at most: one per CPU of "
+             "the cluster)")
+    cluster.add_argument(
+        "--path-map", metavar="SRC=DST",
+        help="with --cluster: the media under SRC here is under DST on the workers")
+    cluster.add_argument(
+        "--stream", action="store_true",
+        help="with --cluster: send the files' bytes through Ray's object store (the "
+             "default for ray:// without --path-map)")
+
+    s = sub.add_parser("index", parents=[common, engine, cluster],
+                       help="index files and folders")
     s.add_argument("paths", nargs="+", metavar="PATH")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
-    s.add_argument("--cluster", metavar="ADDRESS",
-                   help="index on Ray: 'ray' (a Ray on this machine, bound to 127.0.0.1) or "
-                        "ray://HOST:PORT (a running cluster); 'local' for no cluster "
-                        "(default: the settings' choice)")
-    s.add_argument("--workers", type=int, metavar="N",
-                   help="with --cluster: how many Ray workers (default, and at most: one "
-                        "per CPU of the cluster)")
-    s.add_argument("--path-map", metavar="SRC=DST",
-                   help="with --cluster: the media under SRC here is under DST on the workers")
-    s.add_argument("--stream", action="store_true",
-                   help="with --cluster: send the files' bytes through Ray's object store "
-                        "(the default for ray:// without --path-map)")
     s.set_defaults(func=cmd_index)
 
-    s = sub.add_parser("retry", parents=[common, engine], help="run failed jobs again")
+    s = sub.add_parser("retry", parents=[common, engine, cluster], help="run failed jobs again")
     s.add_argument("paths", nargs="*", metavar="MEDIA")
     s.add_argument("-q", "--quiet", action="store_true")
     s.set_defaults(func=cmd_retry)

@@ -180,6 +180,20 @@ def test_unreachable_cluster_is_exit_3_and_queues_nothing(media, tmp_path, capsy
                  "--cluster", "ray:/nohost"]) == 2
 
 
+def test_retry_on_an_unreachable_cluster_is_exit_3_and_queues_nothing(tmp_path, capsys):
+    library = tmp_path / "lib.db"
+    store = Store(library)
+    media_id = store.add_media("/x/talk.wav", "fp", 1, 1, error="could not be read")
+    store.close()
+    code = main(["retry", "--library", str(library), "--json",
+                 "--cluster", "ray://127.0.0.1:1"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 3 and "Cannot reach the Ray cluster" in out["error"]
+    store = Store(library)
+    assert [j["state"] for j in store.jobs(media_id)] == ["failed"]   # not queued again
+    store.close()
+
+
 def _listening(inodes: set[str]) -> list[str]:
     """Local addresses (hex, as /proc/net/tcp* writes them) of listening sockets."""
     out = []
