@@ -110,3 +110,15 @@ def test_a_face_on_screen_is_a_person(shots, embedder):
         assert len(hits) == 2 and hits[1].start - 5.0 <= 100.0 <= hits[1].end + 1.0, hits
     finally:
         shots.save_faces(mid, [], [])
+
+
+def test_a_word_with_other_forms_before_another_word_is_a_strict_match(lib):
+    from indexer.search.fulltext import fts_lists
+    from indexer.search.word_forms import query_forms
+    st = lib["store"]
+    query = "perturbé grève"            # the first word's forms make a bracketed group
+    forms = query_forms(st, query)
+    assert forms.get("perturbe")         # "perturber" is said, "perturbé" is not
+    said = fts_lists(st, query, 10, None, hybrid=True, forms=forms)["said"]
+    greve = next(m["id"] for m in st.all_media() if m["path"] == "/lib/voyage/greve.mp4")
+    assert said[0].media_id == greve and not said[0].relaxed   # every word, one line

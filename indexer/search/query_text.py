@@ -133,7 +133,9 @@ def fts_query(text: str, forms: dict | None = None) -> str | None:
         for i, word in enumerate(words):
             last_prefix = prefix and i == len(words) - 1
             parts.append(f'"{word}"*' if last_prefix else _alternatives(word, forms))
-    return " ".join(parts) or None
+    # AND spelled out: FTS5 takes "a" "b" as an AND, but not a bracketed group of
+    # forms followed by anything ("(a OR b) c" is a syntax error)
+    return " AND ".join(parts) or None
 
 
 def relaxed_query(text: str, forms: dict | None = None) -> str | None:
@@ -154,7 +156,7 @@ def relaxed_query(text: str, forms: dict | None = None) -> str | None:
                 words.append(f'"{w}"*')
             else:
                 words += [f'"{w}"'] + [f'"{f}"' for f in (forms or {}).get(fold(w), ())]
-    if len(words) < 2 and words == [p for p in (fts_query(text) or "").split(" ") if p]:
+    if len(words) < 2 and words == [p for p in (fts_query(text) or "").split(" AND ") if p]:
         return None
     return " OR ".join(words) or None
 
