@@ -122,3 +122,28 @@ def test_a_word_with_other_forms_before_another_word_is_a_strict_match(lib):
     said = fts_lists(st, query, 10, None, hybrid=True, forms=forms)["said"]
     greve = next(m["id"] for m in st.all_media() if m["path"] == "/lib/voyage/greve.mp4")
     assert said[0].media_id == greve and not said[0].relaxed   # every word, one line
+
+
+def test_one_line_holding_every_word_comes_before_words_spread_over_a_window():
+    from indexer.search import moments
+    from indexer.search.sources import RRF_K, WEIGHTS
+    # file 1: a meaning window whose lines hold one query word each (best by meaning);
+    # file 2: one line saying both words
+    lists = {
+        "said": [Item("said", "said", 1, 3.0, 5.0, rank=1, relaxed=True, covers=frozenset({0}),
+                      fts="segments_fts", rowid=11),
+                 Item("said", "said", 1, 9.0, 11.0, rank=2, relaxed=True,
+                      covers=frozenset({1}), fts="segments_fts", rowid=12),
+                 Item("said", "said", 2, 40.0, 43.0, rank=3, covers=frozenset({0, 1}),
+                      fts="segments_fts", rowid=21)],
+        "similar": [Item("similar", "similar", 1, 0.0, 20.0, rank=1, similarity=0.7,
+                         covers=frozenset({0, 1}))],
+    }
+    ranked = [m.media_id for _, m in moments.fuse(lists, RRF_K, WEIGHTS, False, (1.0, 1.0))]
+    assert ranked == [2, 1]
+    moments.LINE_FIRST = False
+    try:       # both hold every word: by score alone the window leads
+        assert [m.media_id for _, m in moments.fuse(lists, RRF_K, WEIGHTS, False,
+                                                    (1.0, 1.0))] == [1, 2]
+    finally:
+        moments.LINE_FIRST = True

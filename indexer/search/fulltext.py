@@ -30,6 +30,10 @@ FTS_RANK_ALL_MAX = 20000   # rank every match by bm25 up to this many (estimated
 FTS_SAMPLE = 2000          # beyond it, rank the newest FTS_SAMPLE matches only
 RARE_FRACTION = 0.002      # a word in at most this share of a table's rows is "rare"
 RARE_MIN_DOCS = 3          # ... or in at most this many
+# In hybrid search a file keyword holding some of the query's words (rare among the
+# keywords) supports a moment but does not make one: every keyword was said in a line,
+# which the transcript's own lists place at its second (benchmarks/README.md)
+KEYWORDS_CREATE = False
 WINDOW_SEGMENTS = 8        # segments of a meaning window looked at by relaxed_said
 
 def doc_freq(store: Store, fts: str, term: str, prefix: bool) -> int:
@@ -182,7 +186,8 @@ def fts_lists(store: Store, query: str, n: int, f: Filters | None, *,
             more.sort(key=lambda it: -sum(idf[g] for g in it.covers))
             for it in more:
                 it.relaxed = True
-                it.creates = not hybrid or bool(it.covers & rare)
+                it.creates = not hybrid or (bool(it.covers & rare)
+                                            and (src.list != "keyword" or KEYWORDS_CREATE))
                 it.tentative = not it.creates
             items += more
         for r, it in enumerate(items, 1):

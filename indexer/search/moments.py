@@ -30,6 +30,11 @@ from indexer.store import search_reads as reads
 
 WINDOW_SNIPPET_TOKENS = 36
 _EXACT_KINDS = ("said", "shown", "tag")
+# A moment where one line (said or shown) holds every word of the query comes before
+# moments that hold them spread over several items (a 30 s meaning window, a keyword
+# and a line): benchmarks/README.md, "Finding the right moment"
+LINE_FIRST = True
+_LINE_LISTS = ("said", "shown")
 
 
 def fuse(lists: dict[str, list[Item]], rrf_k: float, weights: dict, relaxed_creates: bool,
@@ -41,7 +46,8 @@ def fuse(lists: dict[str, list[Item]], rrf_k: float, weights: dict, relaxed_crea
     currently" said in one line outranks a line saying only "currently", however close
     its meaning); the share of the words' idf a moment holds adds weights["coverage"]
     times it to its score; and a tentative moment (Item.tentative) is kept only when it
-    holds them all."""
+    holds them all. Among the moments that hold every word, those where one line holds
+    them all come first (LINE_FIRST)."""
     moments: list[Moment] = []
     by_media: dict[int, list[Moment]] = {}
 
@@ -71,6 +77,9 @@ def fuse(lists: dict[str, list[Item]], rrf_k: float, weights: dict, relaxed_crea
     for m in moments:
         held = frozenset().union(*(it.covers for it in m.items if it.covers))
         whole = bool(words) and len(held) == words
+        line = whole and LINE_FIRST and any(
+            it.list in _LINE_LISTS and it.covers and len(it.covers) == words
+            and it.fts is not None for it in m.items)
         if m.tentative and not whole:
             continue
         best: dict[str, int] = {}
@@ -80,8 +89,8 @@ def fuse(lists: dict[str, list[Item]], rrf_k: float, weights: dict, relaxed_crea
                     if name != "coverage")
         if held and per_coverage:
             score += per_coverage * sum(word_weights[g] for g in held) / total_idf
-        scored.append((whole, score, m))
-    scored.sort(key=lambda wsm: (not wsm[0], -wsm[1]))
+        scored.append((whole + line, score, m))
+    scored.sort(key=lambda wsm: (-wsm[0], -wsm[1]))
     return [(score, m) for _, score, m in scored]
 
 
