@@ -328,7 +328,7 @@ def search_scores(lib: Path, files: list[dict], qs: list[dict]) -> dict:
     out: dict = {"queries": [], "unrelated": {}}
     try:
         for q in qs:
-            row = dict(q)
+            row = dict(q, query=q["text"])     # "text" becomes the full-text results
             for mode in ("hybrid", "text"):
                 hits = search(store, q["text"], mode=mode, models=models, limit=10)
                 right = [h.media_id == mid[q["file"]] and abs(h.start - q["start"]) <= TOLERANCE_S
