@@ -463,16 +463,24 @@ def test_adaptive_decoding_decodes_unsure_chunks_again_at_the_full_beam(base, jo
     from models import asr
     path, refs = joined_wav
 
+    beams: list[int] = []                  # the beam of every batched decoding call
+    real = base._batched.transcribe
+    monkeypatch.setattr(base._batched, "transcribe",
+                        lambda *a, **k: beams.append(k["beam_size"]) or real(*a, **k))
+
     def lines(first_beam, unsure):
         monkeypatch.setattr(asr, "UNSURE_LOGPROB", unsure)
         base.first_beam = first_beam
+        beams.clear()
         try:
             return [(round(s.start, 2), s.text) for s in base.transcribe(path)[1]]
         finally:
             base.first_beam = asr.FIRST_BEAM
     beam = lines(None, asr.UNSURE_LOGPROB)
+    assert set(beams) == {5}
     # every chunk unsure: each one is decoded again at beam 5, so the transcript is beam 5's
-    assert lines(1, 1.0) == beam
+    assert lines(1, 1.0) == beam and beams[:2] == [1, 5]
     # nothing unsure: greedy alone, still the recording's words
     greedy = lines(1, -1e9)
+    assert beams[0] == 1           # (a run that got no word may be decoded again at 5)
     assert wer([" ".join(refs)], [" ".join(t for _, t in greedy)]) <= 0.15

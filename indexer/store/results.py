@@ -33,8 +33,7 @@ class ResultsMixin:
                         segments: list[dict]) -> None:
         """Replace the media's speech transcript. Each segment dict carries its words."""
         with self.transaction():
-            self.db.execute("DELETE FROM segments WHERE media_id = ? AND source = 'speech'",
-                            (media_id,))
+            self.drop_speech(media_id)
             self.db["media"].update(media_id, {"language": language})
             self._insert_speech(media_id, language, segments)
             self._apply_corrections(media_id)
@@ -44,8 +43,7 @@ class ResultsMixin:
         on are replaced by `segments` (lines that start before it stay). save_transcript
         replaces the whole once the file is done."""
         with self.transaction():
-            self.db.execute("DELETE FROM segments WHERE media_id = ? AND source = 'speech' "
-                            "AND start >= ?", (media_id, since))
+            self.drop_speech(media_id, since)
             self._insert_speech(media_id, None, segments)
             self._apply_corrections(media_id)
 
@@ -69,10 +67,12 @@ class ResultsMixin:
             line["words"] = words.get(line.pop("id"), [])
         return lines
 
-    def drop_speech(self, media_id: int) -> None:
+    def drop_speech(self, media_id: int, since: float | None = None) -> None:
+        """The file's speech lines (those starting at `since` or later) are removed."""
         with self.transaction():
-            self.db.execute("DELETE FROM segments WHERE media_id = ? AND source = 'speech'",
-                            (media_id,))
+            self.db.execute("DELETE FROM segments WHERE media_id = ? AND source = 'speech'"
+                            + ("" if since is None else " AND start >= ?"),
+                            (media_id,) if since is None else (media_id, since))
 
     def has_speech(self, media_id: int) -> bool:
         return self._one("SELECT 1 AS x FROM segments WHERE media_id = ? AND "
