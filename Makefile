@@ -6,8 +6,10 @@ PY := $(VENV)/bin/python
 run: setup
 	$(PY) -m app gui
 
+# pytest-timeout ends a stuck test (10 min); this ends a run stuck anywhere else (45 min,
+# the suite takes about 10), with its whole process group, so CI never waits for ever.
 test: setup-test
-	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
+	QT_QPA_PLATFORM=offscreen timeout --kill-after=30 2700 $(PY) -m pytest -q
 
 setup:
 	@packaging/setup_env.sh run

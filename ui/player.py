@@ -143,7 +143,10 @@ class PlayerWidget(QWidget):
 
         self.player.durationChanged.connect(self._duration_changed)
         self.player.positionChanged.connect(self._position_changed)
-        self.player.mediaStatusChanged.connect(self._status_changed)
+        # Queued: setSource() emits a status change synchronously, and the FFmpeg backend
+        # deadlocks (a Qt mutex it holds) when the slot calls pause() or setPosition()
+        # from inside it; the test suite hung there when a second file was opened.
+        self.player.mediaStatusChanged.connect(self._status_changed, Qt.QueuedConnection)
         self.player.playbackStateChanged.connect(self._state_changed)
         self.player.hasVideoChanged.connect(self._has_video_changed)
         self.player.errorOccurred.connect(self._error)
@@ -269,7 +272,8 @@ class PlayerWidget(QWidget):
         return self.player.playbackState() == QMediaPlayer.PlayingState
 
     # ---- player feedback ------------------------------------------------------------
-    def _status_changed(self, status) -> None:
+    def _status_changed(self, _queued_status) -> None:
+        status = self.player.mediaStatus()   # now, not when queued: the source may have changed
         if status in (Status.LoadedMedia, Status.BufferedMedia) and \
                 self._pending_seek_ms is not None:
             ms, self._pending_seek_ms = self._pending_seek_ms, None
