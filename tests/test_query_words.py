@@ -147,3 +147,43 @@ def test_one_line_holding_every_word_comes_before_words_spread_over_a_window():
                                                     (1.0, 1.0))] == [1, 2]
     finally:
         moments.LINE_FIRST = True
+
+
+def test_a_number_is_found_as_digits_or_words(tmp_path):
+    """Whisper writes "Press 0"; people type "zero" (and the other way round), in each of
+    the library's languages. An article that is also "one" ("un") stays itself."""
+    store = Store(tmp_path / "lib.db")
+    lines = {"en": ("/lib/menu-en.wav", ["Welcome to the voicemail menu.",
+                                         "Press 0 to reach the operator.",
+                                         "Press five to hear your messages again."]),
+             "es": ("/lib/menu-es.wav", ["Bienvenido al buzón de voz.",
+                                         "Presione 0 para comunicarse con la operadora."]),
+             "fr": ("/lib/menu-fr.wav", ["Un agent va vous répondre.",
+                                         "Tapez 1 pour un agent."])}
+    ids = {}
+    for i, (lang, (path, said)) in enumerate(lines.items()):
+        mid = ids[lang] = store.add_media(path, f"fp{i}", 1000, 0)
+        store.save_probe(mid, {"duration": 30.0, "container": "wav", "streams": [],
+                               "kind": "audio"}, [])
+        store.save_transcript(mid, lang, [
+            {"start": 4.0 * k, "end": 4.0 * k + 3.0, "text": s, "language": lang,
+             "words": [{"start": 4.0 * k, "end": 4.0 * k + 3.0, "word": s}]}
+            for k, s in enumerate(said)])
+
+    def top(query):
+        hits = search(store, query, mode="text")
+        assert hits, query
+        return hits[0]
+
+    hit = top("press zero operator")
+    assert (hit.media_id, hit.start) == (ids["en"], 4.0) and "[0]" in hit.snippet
+    hit = top("cero operadora")
+    assert (hit.media_id, hit.start) == (ids["es"], 4.0) and "[0]" in hit.snippet
+    hit = top("press 5 messages")
+    assert (hit.media_id, hit.start) == (ids["en"], 8.0) and "[five]" in hit.snippet
+    hit = top("tapez agent")
+    assert hit.media_id == ids["fr"]
+    # "1" is not "un" (an article): only the line that says 1 holds both words
+    assert [(h.media_id, h.start) for h in search(store, "1 agent", mode="text")] == \
+        [(ids["fr"], 4.0)]
+    store.close()

@@ -17,6 +17,7 @@ import functools
 import os
 
 from indexer.search.library_cache import cached
+from indexer.search.number_words import number_forms
 from indexer.search.query_text import STOPWORDS
 from indexer.store import Store
 from indexer.store import search_reads as reads
@@ -84,7 +85,8 @@ def _read_forms(store: Store, fts: str, word: str) -> tuple[str, ...]:
 
 def query_forms(store: Store, query: str) -> dict[str, tuple[str, ...]]:
     """Folded word -> its other forms in any of the library's full-text tables, for the
-    query's single words (not its "phrases" or prefix* words)."""
+    query's single words (not its "phrases" or prefix* words), and its other spelling
+    as a number ("cero" -> "0", indexer.search.number_words)."""
     from indexer.search.query_text import query_patterns
     from indexer.search.sources import SOURCES
     _, terms = query_patterns(query, False)
@@ -97,7 +99,7 @@ def query_forms(store: Store, query: str) -> dict[str, tuple[str, ...]]:
             found += [f for f in forms(store, src.fts, t) if f not in found]
         if found:
             out[t] = tuple(found[:MAX_FORMS])
-    return out
+    return merged(out, number_forms(query, languages(store)))
 
 
 def tag_labels(query: str) -> dict[str, tuple[str, ...]]:
