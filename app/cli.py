@@ -374,15 +374,18 @@ def _cannot_write(path: Path, exc: OSError, name: str) -> str:
 
 
 def cmd_prune(args) -> int:
-    from indexer.intake import is_gone, prune_candidates
+    from indexer.intake import forget_artifacts, is_gone, prune_candidates
     store = _open_store(args)
     found = prune_candidates(store, include_unavailable=args.include_unavailable)
     gone, held = found.gone, found.held
     removed = store.delete_media(m["id"] for m in gone) if (gone and args.yes) else 0
+    dropped = 0
     if args.yes:                  # marks of files that are back since they were made
         for m in store.marked_missing():
             if not is_gone(m["path"]):
                 store.clear_missing(m["id"])
+        from .cluster_runner import artifact_dir
+        dropped = forget_artifacts(store, artifact_dir(args.library_path))
     store.close()
     lines = [f"  {m['path']}" for m in gone]
     if not gone:
@@ -397,9 +400,12 @@ def cmd_prune(args) -> int:
                  "drive or an unmounted share):\n"
                  + "\n".join(f"  {m['path']}  ({m['reason']})" for m in held)
                  + "\n`avindex prune --include-unavailable` forgets them too.")
+    if dropped:
+        text += (f"\nDropped {dropped} cluster result(s) of files no longer in the library "
+                 "from its artifact cache.")
     _emit(args, {"missing": [{"media_id": m["id"], "path": m["path"],
                               "missing_since": m["missing_since"]} for m in gone],
-                 "removed": removed,
+                 "removed": removed, "artifacts_removed": dropped,
                  "kept": [{"media_id": m["id"], "path": m["path"], "reason": m["reason"]}
                           for m in held]}, text)
     return EXIT_OK

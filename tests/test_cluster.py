@@ -5,6 +5,7 @@ cluster listens on loopback only. Real speech (espeak), real Whisper tiny.en wei
 import json
 import os
 import signal
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -82,9 +83,99 @@ def test_cluster_library_equals_local(local_ray, media, tmp_path, capsys):
     assert all(cluster[name]["turns"] for name in SAID)     # who speaks, when: equal too
     # speech and speakers ran on the cluster: their artifacts are beside the ray library
     art = artifact_dir(tmp_path / "ray.db")
-    assert {p.parent.name for p in art.rglob("*.pkl")} == {"speech", "speakers"}
+    assert {p.name.split("-")[0] for p in art.rglob("*.pkl")} == {"speech", "speakers"}
     assert len(list(art.rglob("*.pkl"))) == 2 * len(SAID)
     assert not artifact_dir(tmp_path / "local.db").exists()
+
+
+VTEST = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory, request):
+    """5 s of real video, no sound: 3 s of vtest.avi's pedestrians (shots, people, motion)
+    under a caption, then 2 s of a face (face_recognition's test photo, see tests/test_faces.py)."""
+    if not VTEST.is_file():
+        pytest.skip("Debian's opencv-doc (vtest.avi) is not installed")
+    from tests.test_faces import PHOTOS
+    photo = Path(request.config.cache.mkdir("avindex-face-photos")) / PHOTOS[0]
+    if not photo.is_file():
+        request.getfixturevalue("photos")       # fetches them (tests/test_faces.py)
+    out = tmp_path_factory.mktemp("cluster_video") / "street.mp4"
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-y", "-loglevel", "error", "-t", "3", "-i", str(VTEST),
+         "-loop", "1", "-framerate", "10", "-t", "2", "-i", str(photo), "-filter_complex",
+         "[0:v]fps=10,setsar=1,drawtext=text='SEVEN SHIPS':fontsize=56:fontcolor=black:"
+         "box=1:boxcolor=white:x=40:y=40[a];[1:v]scale=-2:576,pad=768:576:(ow-iw)/2:0,setsar=1[b];"
+         "[a][b]concat=n=2:v=1[v]", "-map", "[v]", "-c:v", "libx264", "-preset",
+         "ultrafast", "-pix_fmt", "yuv420p", str(out)],
+        check=True, stdin=subprocess.DEVNULL, timeout=120)
+    return out
+
+
+def _video_content(library: Path) -> dict:
+    """A library's keyframes, tags, screen text, features, motion, faces and thumbnail
+    files (names with the file's id as ID, and their bytes)."""
+    from app.settings import thumbnail_dir
+    store = Store(library)
+    try:
+        (m,) = store.all_media()
+        mid = m["id"]
+
+        def rows(sql):
+            return [tuple(r.values()) for r in store.db.query(sql, (mid,))]
+        thumbs = thumbnail_dir(library)
+        return {
+            "jobs": sorted((j["stage"], j["state"]) for j in store.jobs(mid)),
+            "keyframes": [(t, shot, (name or "").replace(f"{mid}/", "ID/"))
+                          for t, shot, name in rows("SELECT time, shot, thumbnail FROM "
+                                                    "keyframes WHERE media_id = ? ORDER BY time")],
+            "tags": rows("SELECT start, end, label, source, score FROM tags WHERE media_id = ? "
+                         "ORDER BY start, label"),
+            "text": rows("SELECT start, end, text FROM screen_text WHERE media_id = ? "
+                         "ORDER BY start"),
+            "features": [(t, f.round(5).tolist()) for t, f in store.keyframe_features(mid)],
+            "motion": [(w["start"], w["end"], w["encoder_version"], d.round(5).tolist())
+                       for w, d in zip(*store.motion_windows(media_id=mid))],
+            "faces": [(a["start"], a["end"], a["time"], round(a["x"], 4), round(a["w"], 4),
+                       a["thumbnail"].replace(f"/{mid}/", "/ID/"), a["person_id"] is not None)
+                      for a in store.face_appearances(mid)],
+            "thumbnails": {p.relative_to(thumbs).as_posix().replace(f"{mid}/", "ID/"):
+                           p.read_bytes() for p in thumbs.rglob("*") if p.is_file()}}
+    finally:
+        store.close()
+
+
+def test_cluster_video_library_equals_local(local_ray, video, tmp_path, capsys):
+    """visual and faces run on the workers: keyframes, tags, screen text, features,
+    motion, faces and the thumbnail files equal the local executor's; a rebuilt library
+    gets them all from the artifacts, thumbnails included."""
+    local, ray_lib = tmp_path / "local.db", tmp_path / "ray.db"
+    _index(video.parent, local, "--cluster", "local")
+    _index(video.parent, ray_lib, "--cluster", "ray")
+    capsys.readouterr()
+    want, got = _video_content(local), _video_content(ray_lib)
+    assert got["keyframes"] and got["features"] and got["motion"]
+    assert any(t[2] == "person" for t in got["tags"])       # vtest's pedestrians
+    assert any("SHIPS" in t[2].upper() for t in got["text"])    # the caption
+    assert got["faces"] and all(f[-1] for f in got["faces"])    # the photo's face
+    assert {n.split("/")[0] for n in got["thumbnails"]} == {"ID", "faces"}
+    assert got == want
+    art = artifact_dir(ray_lib)
+    assert {p.name.split("-")[0] for p in art.rglob("*.pkl")} == {"visual", "faces"}
+
+    # the library lost with its thumbnails: the artifacts rebuild both, nothing computed
+    import shutil
+
+    from app.settings import thumbnail_dir
+    shutil.rmtree(thumbnail_dir(ray_lib))
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(ray_lib) + suffix).unlink(missing_ok=True)
+    _take_all(ray_lib, [video])
+    again = _runner(ray_lib, [])
+    again.run()
+    assert again.stats["computed"] == 0 and again.stats["reused"] == 2
+    assert _video_content(ray_lib) == want
 
 
 def _runner(library, events, **kw) -> ClusterRunner:

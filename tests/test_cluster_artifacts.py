@@ -98,3 +98,64 @@ def test_snapshot_answers_only_the_reads_sent_with_the_job(store):
         remote.media(MEDIA_ID)
     assert snapshot_hash(reads) == snapshot_hash(snapshot("speakers", store, media_id))
     assert snapshot("speech", store, media_id) == {}
+
+
+def test_thumbnails_travel_in_the_artifact_and_land_in_the_library(store, tmp_path):
+    """A stage's scratch thumbnails go with its rows; the writer names them after the
+    file's id, writes them before the rows commit and prunes the file's folder after."""
+    media_id = store.add_media("/m/v.mp4", "fp", 10, 1)
+    scratch, library_thumbs = tmp_path / "scratch", tmp_path / "thumbs"
+    name = f"{MEDIA_ID}/000001000.jpg"
+    (scratch / str(MEDIA_ID)).mkdir(parents=True)
+    (scratch / name).write_bytes(b"jpeg")
+    (scratch / f"{MEDIA_ID}/stray.jpg").write_bytes(b"no row points here")
+    old = library_thumbs / str(media_id) / "000009000.jpg"       # an earlier run's
+    old.parent.mkdir(parents=True)
+    old.write_bytes(b"old")
+    rows = [{"time": 1.0, "shot": 0, "thumbnail": name, "reason": "shot", "kind": "video"}]
+
+    def saver(st):                       # as the visual stage's saver is written
+        from indexer.stages.visual import prune_thumbnails
+        st.save_visual(MEDIA_ID, rows, [], [], [np.ones(1280, np.float32)])
+        st.after_commit(lambda: prune_thumbnails(scratch, str(MEDIA_ID), {name}))
+    art = Artifact.loads(Artifact.record("visual", saver, thumb_dir=scratch,
+                                         thumb_folder=str(MEDIA_ID)).dumps())
+    assert art.files == {name: b"jpeg"}                  # the stray one was pruned first
+    with store.transaction():
+        art.apply(store, media_id, library_thumbs)
+        assert old.exists()                              # pruned only after the commit
+    assert not old.exists()
+    assert (library_thumbs / f"{media_id}/000001000.jpg").read_bytes() == b"jpeg"
+    (kf,) = store.db.query("SELECT thumbnail FROM keyframes WHERE media_id = ?", (media_id,))
+    assert kf["thumbnail"] == f"{media_id}/000001000.jpg"
+
+
+def test_prune_drops_the_artifacts_of_files_no_longer_in_the_library(library, tmp_path,
+                                                                     capsys):
+    import json
+
+    from app.cli import main
+    from app.cluster_runner import artifact_dir
+    from indexer.store import Store
+    kept, gone = tmp_path / "kept.wav", tmp_path / "gone.wav"
+    store = Store(library)
+    for path in (kept, gone):
+        path.write_bytes(b"RIFF")
+        store.add_media(str(path), f"4-{path.stem}", 4, 1)
+    store.close()
+    cache = ArtifactCache(artifact_dir(library))
+    for fp in ("4-kept", "4-gone"):
+        cache.put(artifact_key(fp, "speech", {}), Artifact("speech"))
+        cache.put(artifact_key(fp, "visual", {}), Artifact("visual"))
+    (cache.folder / "speech").mkdir()                   # the first layout's folder
+    (cache.folder / "speech" / "speech-0a.pkl").write_bytes(b"")
+    gone.unlink()
+
+    assert main(["prune", "--json"]) == 0                # a dry run touches nothing
+    assert json.loads(capsys.readouterr().out)["artifacts_removed"] == 0
+    assert len(list(cache.folder.rglob("*.pkl"))) == 5
+    assert main(["prune", "--yes", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["removed"] == 1 and out["artifacts_removed"] == 3
+    assert {p.parent.name for p in cache.folder.rglob("*.pkl")} == {"4-kept"}
+    assert cache.get(artifact_key("4-kept", "visual", {})) is not None

@@ -3,18 +3,23 @@
 It builds the pipeline once (its stages load their models lazily, once per process, as
 in the local worker) and runs one stage on one file at a time; a second thread answers
 `progress` and `cancel` while it works (the actor runs with max_concurrency > 1). What
-the stage's saver would write comes back as an Artifact; nothing is written here.
+the stage's saver would write comes back as an Artifact; nothing is written here but
+the thumbnails of visual and faces, into a scratch folder the artifact carries them from.
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
 import threading
 import time
 import traceback
+from pathlib import Path
 
 from indexer.stages.base import Cancelled, StageContext
 
 from .artifacts import MEDIA_ID, Artifact, SnapshotStore
+from .remote_stages import THUMB_STAGES
 from .transfer import Spool
 
 
@@ -77,8 +82,10 @@ class StageWorker:
             ctx = StageContext(report=report,
                                cancelled=lambda: job_key in self._cancelled,
                                store=None if not reads else SnapshotStore(reads))
-            saver = stage.run(media, ctx)
-            artifact = Artifact.record(stage_name, saver, time.monotonic() - started)
+            with _scratch_thumbnails(stage, stage_name) as (thumb_dir, folder):
+                saver = stage.run(media, ctx)
+                artifact = Artifact.record(stage_name, saver, time.monotonic() - started,
+                                           thumb_dir=thumb_dir, thumb_folder=folder)
             return {"state": "done", "artifact": artifact.dumps(), "pid": os.getpid()}
         except Cancelled:
             return {"state": "cancelled", "pid": os.getpid()}
@@ -91,6 +98,23 @@ class StageWorker:
             self._cancelled.discard(job_key)
             if streamed:
                 self.spool.discard(job_key)
+
+
+@contextlib.contextmanager
+def _scratch_thumbnails(stage, stage_name: str):
+    """A stage that writes thumbnails writes this job's into a fresh scratch folder (the
+    library's folder is the writer's, maybe on another machine); yields (folder, the
+    stage's thumbnail folder for the file), or (None, None) for the other stages."""
+    if stage_name not in THUMB_STAGES:
+        yield None, None
+        return
+    own = stage.thumb_dir
+    with tempfile.TemporaryDirectory(prefix="avindex-thumbs-") as tmp:
+        stage.thumb_dir = Path(tmp)        # one job at a time per actor
+        try:
+            yield Path(tmp), stage.thumb_folder.format(media_id=MEDIA_ID)
+        finally:
+            stage.thumb_dir = own
 
 
 def _picklable(exc: BaseException) -> bool:

@@ -7,8 +7,16 @@ the very code the local worker uses, and an artifact holds exactly what the libr
 store, nothing else from the file. A saver that reads the library cannot be recorded
 (SaverReadsLibrary): such a stage is not a remote stage (remote_stages.py).
 
+A stage that writes thumbnails (visual, faces) writes them on the worker into a scratch
+folder; the artifact carries them as bytes (`files`, names relative to the thumbnail
+folder with MEDIA_ID for the file's id, as in the rows that point at them), and the
+writer puts them into the library's thumbnail folder inside the job's transaction, before
+the rows commit; after the commit the stage's folder for the file (`thumb_folder`) keeps
+only them, as the stage's own saver prunes it locally.
+
 Artifacts are keyed by (content fingerprint, stage, versions) and kept as files in a
-folder beside the library; a run finds a file's artifact there and applies it without
+folder beside the library, one sub-folder per fingerprint (so `avindex prune` drops those
+of files no longer in the library); a run finds a file's artifact there and applies it without
 computing anything (a library rebuilt, a run killed between compute and apply, a second
 library over the same media). They are pickles of plain data read back with an
 unpickler that accepts builtins and numpy arrays only.
@@ -20,6 +28,8 @@ import io
 import json
 import os
 import pickle
+import re
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,10 +42,19 @@ class SaverReadsLibrary(RuntimeError):
 
 
 class RecordingStore:
-    """Looks like a Store to a saver; keeps its writes instead of doing them."""
+    """Looks like a Store to a saver; keeps its writes instead of doing them. What the
+    saver asks to run after the commit (pruning its scratch thumbnails) runs at `commit`."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, tuple, dict]] = []
+        self._after: list = []
+
+    def after_commit(self, fn) -> None:
+        self._after.append(fn)
+
+    def commit(self) -> None:
+        while self._after:
+            self._after.pop(0)()
 
     def __getattr__(self, name: str):
         if not name.startswith(WRITES):
@@ -54,13 +73,18 @@ class SnapshotStore:
         self.reads = reads
 
     def __getattr__(self, name: str):
-        def read(*args):
+        def read(*args, **kwargs):
             try:
-                return self.reads[(name, args)]
+                return self.reads[read_key(name, *args, **kwargs)]
             except (KeyError, TypeError):
                 raise SaverReadsLibrary(f"the stage read Store.{name}{args}, which was not "
                                         "sent with the job") from None
         return read
+
+
+def read_key(name: str, *args, **kwargs) -> tuple:
+    """How a read is named in a snapshot: (method, args) or (method, args, kwargs)."""
+    return (name, args, tuple(sorted(kwargs.items()))) if kwargs else (name, args)
 
 
 def snapshot_hash(reads: dict) -> str:
@@ -68,8 +92,24 @@ def snapshot_hash(reads: dict) -> str:
                            digest_size=16).hexdigest()
 
 
-def _bind(value, media_id: int):
-    return media_id if type(value) is int and value == MEDIA_ID else value
+def _bind(value, media_id: int, names: dict):
+    """`value` with MEDIA_ID (an int, or a carried file's name) made the file's own, at
+    any depth of lists, tuples and dicts (a row's media_id, a keyframe's thumbnail)."""
+    if type(value) is int:
+        return media_id if value == MEDIA_ID else value
+    if type(value) is str:
+        return names.get(value, value)
+    if type(value) in (list, tuple):
+        return type(value)(_bind(v, media_id, names) for v in value)
+    if type(value) is dict:
+        return {k: _bind(v, media_id, names) for k, v in value.items()}
+    return value
+
+
+def bind_name(name: str, media_id: int) -> str:
+    """A carried file's name (or folder) with MEDIA_ID made the file's library id."""
+    return "/".join(str(media_id) if part == str(MEDIA_ID) else part
+                    for part in name.split("/"))
 
 
 @dataclass
@@ -78,23 +118,46 @@ class Artifact:
     calls: list = field(default_factory=list)
     note: str | None = None
     seconds: float = 0.0           # compute time on the worker
+    files: dict = field(default_factory=dict)   # thumbnail name (MEDIA_ID) -> bytes
+    thumb_folder: str | None = None             # the stage's thumbnail folder for the file
 
     @classmethod
-    def record(cls, stage: str, saver, seconds: float = 0.0) -> "Artifact":
+    def record(cls, stage: str, saver, seconds: float = 0.0, *,
+               thumb_dir: Path | None = None, thumb_folder: str | None = None) -> "Artifact":
+        """Run the saver against a RecordingStore; with `thumb_dir` (the worker's scratch
+        folder for this job) the thumbnails left there after its commit go along."""
         rec = RecordingStore()
         note = saver(rec)
-        return cls(stage, rec.calls, note, seconds)
+        rec.commit()
+        files = {}
+        if thumb_dir is not None:
+            files = {p.relative_to(thumb_dir).as_posix(): p.read_bytes()
+                     for p in sorted(Path(thumb_dir).rglob("*")) if p.is_file()}
+        return cls(stage, rec.calls, note, seconds, files, thumb_folder)
 
-    def apply(self, store, media_id: int) -> str | None:
-        """Replay the writes on the real Store (call inside the job's transaction)."""
+    def apply(self, store, media_id: int, thumb_dir: Path | None = None) -> str | None:
+        """Replay the writes on the real Store (call inside the job's transaction); the
+        carried thumbnails are written into `thumb_dir` first."""
+        names = {n: bind_name(n, media_id) for n in self.files}
+        if self.files or self.thumb_folder is not None:
+            if thumb_dir is None:
+                raise ValueError(f"the {self.stage} artifact carries thumbnails: "
+                                 "the library's thumbnail folder is needed")
+            for name, data in self.files.items():
+                _write_whole(Path(thumb_dir) / names[name], data)
         for name, args, kwargs in self.calls:
-            getattr(store, name)(*(_bind(a, media_id) for a in args),
-                                 **{k: _bind(v, media_id) for k, v in kwargs.items()})
+            getattr(store, name)(*_bind(args, media_id, names),
+                                 **_bind(kwargs, media_id, names))
+        if self.thumb_folder is not None:
+            from indexer.stages.visual import prune_thumbnails
+            folder, keep = bind_name(self.thumb_folder, media_id), set(names.values())
+            store.after_commit(lambda: prune_thumbnails(Path(thumb_dir), folder, keep))
         return self.note
 
     def dumps(self) -> bytes:
         return pickle.dumps({"stage": self.stage, "calls": self.calls, "note": self.note,
-                             "seconds": self.seconds}, protocol=5)
+                             "seconds": self.seconds, "files": self.files,
+                             "thumb_folder": self.thumb_folder}, protocol=5)
 
     @classmethod
     def loads(cls, data: bytes) -> "Artifact":
@@ -116,22 +179,56 @@ class _PlainUnpickler(pickle.Unpickler):
         raise pickle.UnpicklingError(f"an artifact may not hold {module}.{name}")
 
 
+def _write_whole(path: Path, data: bytes) -> None:
+    """Written whole or not at all (a temporary file renamed into place)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
 def artifact_key(fingerprint: str, stage: str, versions: dict) -> str:
     """What a result depends on: the file's content, the stage, and the versions of the
-    code and models that made it (any change there makes a new key)."""
+    code and models that made it (any change there makes a new key). The key starts with
+    the fingerprint's folder: FINGERPRINT/STAGE-HASH."""
     blob = json.dumps({"fp": fingerprint, "stage": stage, "versions": versions},
                       sort_keys=True).encode()
-    return f"{stage}-{hashlib.blake2b(blob, digest_size=20).hexdigest()}"
+    if not _SAFE.fullmatch(fingerprint):
+        raise ValueError(f"not a content fingerprint: {fingerprint!r}")
+    return f"{fingerprint}/{stage}-{hashlib.blake2b(blob, digest_size=20).hexdigest()}"
+
+
+_SAFE = re.compile(r"[0-9A-Za-z_.-]{1,128}")
 
 
 class ArtifactCache:
-    """One file per artifact in a folder beside the library (library.artifacts/)."""
+    """One file per artifact in a folder beside the library (library.artifacts/), under
+    a sub-folder per content fingerprint. (Caches of the first layout, a folder per stage,
+    are never read: their files are computed again and `prune` drops the old folders.)"""
 
     def __init__(self, folder: Path):
         self.folder = Path(folder)
 
     def _path(self, key: str) -> Path:
-        return self.folder / key.rsplit("-", 1)[0] / f"{key}.pkl"   # a folder per stage
+        return self.folder / f"{key}.pkl"
+
+    def prune(self, keep_fingerprints) -> int:
+        """Drop the artifacts of every fingerprint not in `keep_fingerprints` (files no
+        longer in the library; a missing artifact only costs a recompute). Returns how
+        many artifact files went."""
+        keep = set(keep_fingerprints)
+        removed = 0
+        if not self.folder.is_dir():
+            return 0
+        for sub in self.folder.iterdir():
+            if sub.name in keep:
+                continue
+            if sub.is_dir():
+                removed += sum(1 for p in sub.rglob("*.pkl"))
+                shutil.rmtree(sub, ignore_errors=True)
+            else:
+                sub.unlink(missing_ok=True)
+        return removed
 
     def get(self, key: str) -> Artifact | None:
         try:
@@ -142,12 +239,7 @@ class ArtifactCache:
             return None                   # a damaged file: computed again
 
     def put(self, key: str, artifact: Artifact) -> None:
-        """Written whole or not at all (a temporary file renamed into place)."""
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_bytes(artifact.dumps())
-        os.replace(tmp, path)
+        _write_whole(self._path(key), artifact.dumps())
 
     def __contains__(self, key: str) -> bool:
         return self._path(key).exists()

@@ -2,17 +2,29 @@
 
 A stage qualifies when its `run` needs the file and at most a few reads of the library
 that the writer can make beforehand: those reads go with the job as a snapshot
-(artifacts.SnapshotStore answers them on the worker), and its saver only writes.
+(artifacts.SnapshotStore answers them on the worker, and their hash is part of the
+artifact's key), and its saver only writes.
 - speech, the costly one (about 0.1 x real time per file even with int8), needs no read;
-- speakers reads the file's transcript lines (where speech is, and its words).
+- speakers reads the file's transcript lines (where speech is, and its words);
+- visual reads the motion encoder (MotionAnalyser.for_store): the current encoder's
+  version, fingerprint and weights, and the action-tag models of that version. A library
+  with no encoder yet gets the shipped default stored by the writer first, as the local
+  stage stores it on first use, so the snapshot always holds one;
+- faces reads the shots the visual stage stored (their start times).
+Visual and faces write thumbnails: on the worker into a scratch folder (THUMB_STAGES), and
+the artifact carries them to the writer, which puts them into the library's folder.
 The others run in the writer's local worker: probe and subtitles are cheap and depend on
 the path (sidecar files); text stores windows by the transcript's row ids, which are this
-library's own; visual and faces write thumbnails beside the library and read the motion
-encoder and the shots from it.
+library's own; motion (a recomputation queued by a retrained encoder) reads the keyframe
+features by this library's rows and is rare.
 """
 from __future__ import annotations
 
-from .artifacts import MEDIA_ID
+from .artifacts import MEDIA_ID, read_key
+
+# what of an action-tag model the motion analyser uses (not its counts or dates, which
+# change as the library grows and would change the artifact's key)
+TAG_MODEL_KEYS = ("label", "source", "encoder_version", "threshold", "model")
 
 
 def _no_reads(store, media_id: int) -> dict:
@@ -22,11 +34,27 @@ def _no_reads(store, media_id: int) -> dict:
 def _speakers_reads(store, media_id: int) -> dict:
     lines = [{k: ln[k] for k in ("source", "start", "end", "words")}
              for ln in store.transcript(media_id)]     # no row ids: not this library's
-    return {("transcript", (MEDIA_ID,)): lines}
+    return {read_key("transcript", MEDIA_ID): lines}
 
 
-SNAPSHOTS = {"speech": _no_reads, "speakers": _speakers_reads}
+def _visual_reads(store, media_id: int) -> dict:
+    from indexer.stages.motion import current_encoder_row
+    row = current_encoder_row(store)          # the default is stored here on first use
+    encoder = {k: row[k] for k in ("version", "fingerprint", "model")}
+    tags = [{k: m[k] for k in TAG_MODEL_KEYS} for m in store.tag_models(with_model=True)
+            if m["encoder_version"] == row["version"]]
+    return {read_key("current_encoder"): encoder,
+            read_key("tag_models", with_model=True): tags}
+
+
+def _faces_reads(store, media_id: int) -> dict:
+    return {read_key("shot_starts", MEDIA_ID): store.shot_starts(media_id)}
+
+
+SNAPSHOTS = {"speech": _no_reads, "speakers": _speakers_reads, "visual": _visual_reads,
+             "faces": _faces_reads}
 REMOTE_STAGES = tuple(SNAPSHOTS)
+THUMB_STAGES = ("visual", "faces")   # stages with a thumb_dir and a thumb_folder
 
 
 def runs_remotely(stage: str, store, media_id: int, trust_subtitles: bool) -> bool:

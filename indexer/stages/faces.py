@@ -155,6 +155,7 @@ class FacesStage:
     after = ("visual",)
     derives = ("face_appearances",)
     search_lists = ()           # search reads people through the store (person:"Anna")
+    thumb_folder = "faces/{media_id}"   # a file's face crops, under thumb_dir (pruned by the saver)
 
     def __init__(self, thumb_dir: str | os.PathLike, models_dir: str | os.PathLike | None = None,
                  *, sample_fps: float = SAMPLE_FPS, models=None,
@@ -432,7 +433,7 @@ class FacesStage:
                            shot_starts=shot_starts, report=ctx.report, check=ctx.check)
         self.last_stats = res.stats
         ctx.check()
-        prefix = f"faces/{media_id}"
+        prefix = self.thumb_folder.format(media_id=media_id)
         for k, (a, chip) in enumerate(zip(res.appearances, res.chips)):
             a["thumbnail"] = write_face_thumbnail(chip, self.thumb_dir,
                                                   f"{prefix}/{int(a['time'] * 1000):09d}_{k}.jpg")

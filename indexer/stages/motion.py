@@ -25,13 +25,20 @@ from indexer.stages.base import SearchList
 from indexer.store.motion import MOTION_STAGE
 
 
-def current_encoder(store) -> tuple[int, object]:
-    """(version, encoder) the library uses now; the shipped default on first use."""
+def current_encoder_row(store) -> dict:
+    """The library's current encoder row; the shipped default is stored on first use."""
     from models.motion import encoder as enc_mod
     row = store.current_encoder()
     if row is None:
         blob = enc_mod.default_blob()
         row = store.ensure_default_encoder("isa", blob, enc_mod.fingerprint(blob))
+    return row
+
+
+def current_encoder(store) -> tuple[int, object]:
+    """(version, encoder) the library uses now; the shipped default on first use."""
+    from models.motion import encoder as enc_mod
+    row = current_encoder_row(store)
     model = lazy(f"motion-encoder:{row['fingerprint']}", lambda: enc_mod.load(row["model"]))
     if not model.loaded:                  # one encoder at a time: drop the one it replaces
         unload_all("motion-encoder:")

@@ -142,6 +142,7 @@ class VisualStage:
     search_lists = (SearchList("shown", 1.0, "screen_text_fts", "screen_text", "text"),
                     SearchList("tag", 1.0, "tags_fts", "tags", "label"),
                     SearchList("image", 1.0))        # keyframe features (keyframe_vec)
+    thumb_folder = "{media_id}"      # a file's thumbnails, under thumb_dir (the saver prunes it)
 
     def __init__(self, thumb_dir: str | os.PathLike, models_dir: str | os.PathLike | None = None,
                  *, max_gap: float = DEFAULT_MAX_GAP, sample_fps: float = DEFAULT_SAMPLE_FPS,
@@ -249,7 +250,7 @@ class VisualStage:
         tap = _Background(motion.tap) if motion is not None else None
         frames = _Prefetch(lambda on_sample: iter_keyframes(
             path, sample_fps=self.sample_fps, max_gap=self.max_gap, detector=self.detector,
-            thumb_dir=self.thumb_dir, thumb_prefix=str(media_id), progress=on_sample,
+            thumb_dir=self.thumb_dir, thumb_prefix=self.thumb_folder.format(media_id=media_id), progress=on_sample,
             on_frame=tap), progress)
         try:
             for kf in frames:
