@@ -6,6 +6,7 @@ single writer saturates.
     .venv/bin/python -m benchmarks.cluster --workers 1 2 4 8    # on a machine with the cores
     .venv/bin/python -m benchmarks.cluster --model tiny.en --json out.json
     .venv/bin/python -m benchmarks.cluster --repeat 3           # the median of 3 runs each
+    .venv/bin/python -m benchmarks.cluster --video --repeat 2   # the same speech as videos
 
 Media: real recorded speech, Debian's Asterisk prompts (en, Allison; benchmarks/speakers.py
 fetches them), sentences taken in the order of a hash of their name as spoken_search.py
@@ -13,17 +14,20 @@ takes them, PER_FILE to a file joined by 1 s of silence (about 25 s a file), FIL
 split: dev from the first prompts, test from the next ones. Nothing is tuned (the worker
 count is the measured variable), so dev is there to check a change before the test is read.
 
+With --video each file is that speech under a stretch of vtest.avi (Debian opencv-doc's
+street scene, 768x576), so the visual and faces stages run too.
+
 Each run indexes the split's files into a fresh library (all stages; audio files: probe,
-subtitles, speech, speakers, text) with the real runner: app.runner.Runner (one local
+subtitles, speech, speakers, text; videos also visual and faces) with the real runner: app.runner.Runner (one local
 worker process, the engine on all cores) or app.cluster_runner.ClusterRunner on a Ray
 started on this machine (N actors, each with cores/N engine threads). The wall time is
 runner.run()'s, actor start and model loading included; Ray's own start-up is given apart
 (it stays up for the whole benchmark, idle during the local runs).
 
-The writer: per file it applies the speech and speakers artifacts (SQLite, measured per
-apply) and runs the stages that stay local (probe, subtitles, text, in its worker process).
-One writer keeps up with N workers while N x (writer's seconds per file) < (a worker's
-seconds per file, speech and speakers); past that it saturates: N* = worker s per file /
+The writer: per file it applies the artifacts of the remote stages (speech, speakers,
+visual, faces: SQLite and thumbnail files, measured per apply) and runs the stages that
+stay local (probe, subtitles, text, in its worker process). One writer keeps up with N
+workers while N x (writer's seconds per file) < (a worker's seconds per file); past that it saturates: N* = worker s per file /
 writer s per file.
 """
 from __future__ import annotations
@@ -60,6 +64,32 @@ def make_files(split: str) -> list[Path]:
         part = picked[first + i * PER_FILE:first + (i + 1) * PER_FILE]
         audio, _ = spoken_search._join(part)
         speakers._write_wav(path, audio)
+    return out
+
+
+VTEST = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")   # Debian opencv-doc
+VIDEO_STEP_S = 9.0          # where each file's picture starts in vtest.avi (80 s long)
+
+
+def make_videos(files: list[Path]) -> list[Path]:
+    """The split's files as videos (made once, kept in the cache): each file's speech
+    under a stretch of vtest.avi's street scene (768x576, 10 fps) as long as the speech,
+    starting VIDEO_STEP_S further into it for each file (wrapping). The visual stage sees
+    shots, people and motion; the faces stage, faces too small to track."""
+    import subprocess
+    if not VTEST.is_file():
+        raise SystemExit(f"--video needs {VTEST} (Debian's opencv-doc)")
+    out = [f.with_suffix(".mp4") for f in files]
+    for i, (wav, mp4) in enumerate(zip(files, out)):
+        if mp4.exists():
+            continue
+        secs = spoken_search.wave.open(str(wav)).getnframes() / speakers.SR
+        start = (i * VIDEO_STEP_S) % max(1.0, 79.0 - secs)
+        subprocess.run(["ffmpeg", "-nostdin", "-y", "-loglevel", "error", "-ss", f"{start}",
+                        "-t", f"{secs}", "-i", str(VTEST), "-i", str(wav), "-map", "0:v",
+                        "-map", "1:a", "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt",
+                        "yuv420p", "-c:a", "aac", "-b:a", "64k", "-shortest", str(mp4)],
+                       check=True, stdin=subprocess.DEVNULL)
     return out
 
 
@@ -119,11 +149,17 @@ def main(argv=None) -> int:
     p.add_argument("--model", default="base")
     p.add_argument("--no-local", action="store_true", help="skip the local executor")
     p.add_argument("--repeat", type=int, default=1, help="runs per configuration (median)")
+    p.add_argument("--video", action="store_true",
+                   help="the files as videos (speech under vtest.avi's street scene)")
     p.add_argument("--json", metavar="PATH")
     args = p.parse_args(argv)
 
     files = make_files(args.split)
-    audio_s = sum(spoken_search.wave.open(str(f)).getnframes() / speakers.SR for f in files)
+    audio_files = files
+    if args.video:
+        files = make_videos(files)
+    audio_s = sum(spoken_search.wave.open(str(f)).getnframes() / speakers.SR
+                  for f in audio_files)
     os.environ.setdefault("AVINDEX_MODELS_DIR", str(spoken_search.MODELS))
     from indexer.cluster.connect import connect, disconnect
     t0 = time.perf_counter()
@@ -159,7 +195,8 @@ def main(argv=None) -> int:
             "" if r["workers"] is None else f"{r['writer_saturates_at']:.1f}",
             "" if r["workers"] is None else f"{r['apply_only_saturates_at']:.0f}",
             f"{r['done']}/{r['failed']}"])
-    print(f"\n{args.split}: {len(files)} files, {audio_s:.0f} s of speech, Whisper {args.model}, "
+    print(f"\n{args.split}{' (videos)' if args.video else ''}: {len(files)} files, "
+          f"{audio_s:.0f} s of speech, Whisper {args.model}, "
           f"{os.cpu_count()} CPUs; Ray start-up {ray_start:.1f} s (not in the walls)")
     print(table(rows, ["executor, workers", "wall s (each run)", "files/h (median)", "efficiency vs 1",
                        "worker s/file", "apply ms/file", "writer s/file",
@@ -168,7 +205,8 @@ def main(argv=None) -> int:
         print(("local" if r["workers"] is None else f"Ray {r['workers']}") + " per-file s by stage: "
               + ", ".join(f"{k} {v:.2f}" for k, v in sorted(r["stage_s_per_file"].items())))
     if args.json:
-        Path(args.json).write_text(json.dumps({"split": args.split, "audio_s": audio_s,
+        Path(args.json).write_text(json.dumps({"split": args.split, "video": args.video,
+                                               "audio_s": audio_s,
                                                "ray_start_s": ray_start, "runs": runs,
                                                "every_run": list(tries.values())},
                                               indent=2))
