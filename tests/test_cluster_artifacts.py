@@ -159,3 +159,25 @@ def test_prune_drops_the_artifacts_of_files_no_longer_in_the_library(library, tm
     assert out["removed"] == 1 and out["artifacts_removed"] == 3
     assert {p.parent.name for p in cache.folder.rglob("*.pkl")} == {"4-kept"}
     assert cache.get(artifact_key("4-kept", "visual", {})) is not None
+
+
+def test_visual_snapshot_holds_the_encoder_so_a_retrained_one_computes_again(store):
+    """The writer stores the shipped encoder on first use (as the local stage does) and
+    sends it; a new encoder is a new snapshot hash, so a new artifact key."""
+    from indexer.cluster.artifacts import SnapshotStore, snapshot_hash
+    from indexer.cluster.remote_stages import snapshot
+    from indexer.stages.motion import current_encoder_row
+    media_id = store.add_media("/m/v.mp4", "fp", 10, 1)
+    assert store.current_encoder() is None
+    first = snapshot("visual", store, media_id)
+    default = store.current_encoder()
+    assert default is not None and default["version"] == 0
+    remote = SnapshotStore(first)
+    row = current_encoder_row(remote)                # what the worker's stage reads
+    assert (row["version"], row["model"]) == (0, default["model"])
+    assert remote.tag_models(with_model=True) == []
+    with pytest.raises(SaverReadsLibrary):
+        remote.tag_models()                          # only the read that was made
+    assert snapshot_hash(snapshot("visual", store, media_id)) == snapshot_hash(first)
+    store.add_encoder("isa", default["model"] + b"retrained", "f00d", {})
+    assert snapshot_hash(snapshot("visual", store, media_id)) != snapshot_hash(first)
