@@ -181,3 +181,13 @@ def test_visual_snapshot_holds_the_encoder_so_a_retrained_one_computes_again(sto
     assert snapshot_hash(snapshot("visual", store, media_id)) == snapshot_hash(first)
     store.add_encoder("isa", default["model"] + b"retrained", "f00d", {})
     assert snapshot_hash(snapshot("visual", store, media_id)) != snapshot_hash(first)
+
+
+def test_a_cache_file_cannot_name_a_thumbnail_outside_the_folder(tmp_path):
+    cache = ArtifactCache(tmp_path / "lib.artifacts")
+    key = artifact_key("3f-abc", "visual", {})
+    for name in ("../../evil.jpg", "/etc/evil", "a//b.jpg", "a\\..\\b"):
+        cache.put(key, Artifact("visual", files={name: b"x"}, thumb_folder=str(MEDIA_ID)))
+        assert cache.get(key) is None            # refused, computed again
+    cache.put(key, Artifact("visual", files={f"{MEDIA_ID}/1.jpg": b"x"}))
+    assert cache.get(key).files == {f"{MEDIA_ID}/1.jpg": b"x"}

@@ -19,7 +19,8 @@ folder beside the library, one sub-folder per fingerprint (so `avindex prune` dr
 of files no longer in the library); a run finds a file's artifact there and applies it without
 computing anything (a library rebuilt, a run killed between compute and apply, a second
 library over the same media). They are pickles of plain data read back with an
-unpickler that accepts builtins and numpy arrays only.
+unpickler that accepts builtins and numpy arrays only, and thumbnail names that stay
+inside the thumbnail folder.
 """
 from __future__ import annotations
 
@@ -161,7 +162,15 @@ class Artifact:
 
     @classmethod
     def loads(cls, data: bytes) -> "Artifact":
-        return cls(**_PlainUnpickler(io.BytesIO(data)).load())
+        artifact = cls(**_PlainUnpickler(io.BytesIO(data)).load())
+        # a cache file names files the writer writes: inside the thumbnail folder only
+        for name in [*artifact.files, *filter(None, [artifact.thumb_folder])]:
+            parts = name.split("/") if isinstance(name, str) else [""]
+            if not all(parts) or ".." in parts or "\\" in name:
+                raise ValueError(f"an artifact's thumbnail may not be named {name!r}")
+        if not all(isinstance(d, bytes) for d in artifact.files.values()):
+            raise ValueError("an artifact's thumbnails are bytes")
+        return artifact
 
 
 class _PlainUnpickler(pickle.Unpickler):
