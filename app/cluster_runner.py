@@ -52,12 +52,15 @@ def _version(package: str) -> str | None:
 
 @functools.lru_cache(maxsize=1)
 def code_version() -> str:
-    """A hash of the indexer's and the models' code: a stage's result may depend on any
+    """A hash of the indexer's and the models' code and the data files shipped with it
+    (tag thresholds, the people detector, label lists): a stage's result may depend on any
     of it (the speech stage on models/asr.py's decoding, say), so any change there makes
     new artifacts. Between releases that is conservative; an upgrade recomputes."""
     root = Path(__file__).resolve().parents[1]
     h = hashlib.blake2b(digest_size=8)
-    for path in sorted(p for d in ("indexer", "models") for p in (root / d).rglob("*.py")):
+    kinds = ("*.py", "*.json", "*.txt", "*.npy", "*.npz")
+    for path in sorted({p for d in ("indexer", "models") for k in kinds
+                        for p in (root / d).rglob(k)}):
         h.update(path.relative_to(root).as_posix().encode())
         h.update(path.read_bytes())
     return h.hexdigest()
