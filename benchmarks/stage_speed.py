@@ -1,6 +1,7 @@
 """Every stage's time on real media, side by side with other revisions.
 
     .venv/bin/python -m benchmarks.stage_speed --baseline 3ee4ec9 [--rounds 2]
+    .venv/bin/python -m benchmarks.stage_speed --rounds 1 --media FILE_OR_GLOB ...
 
 Media (Debian packages): pocketsphinx-testdata's five LibriVox recordings (probe, speech,
 text) and opencv-doc's vtest.avi and Megamind.avi (probe, visual). Each revision indexes
@@ -67,8 +68,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--baseline", action="append", default=[], metavar="REV")
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--media", nargs="+", metavar="FILE_OR_GLOB",
+                    help="index these instead of the packaged LibriVox clips and videos")
     args = ap.parse_args()
-    files = media()
+    files = sorted(f for g in args.media for f in glob.glob(g)) if args.media else media()
     results: dict[str, dict[str, list[float]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         run(ROOT, files[:1], Path(tmp) / "warmup.db")
