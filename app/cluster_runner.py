@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Callable
 
 from indexer.cluster.artifacts import Artifact, ArtifactCache, artifact_key, snapshot_hash
-from indexer.cluster.remote_stages import REMOTE_STAGES, runs_remotely, snapshot
+from indexer.cluster.remote_stages import REMOTE_STAGES, rebind, runs_remotely, snapshot
 from indexer.cluster.transfer import PathMap
 from indexer.store import Store
 
@@ -342,7 +342,8 @@ class ClusterRunner(Runner):
             current = store.job(job["id"])
             if current is None or current["state"] != "running":
                 return current["state"] if current else "cancelled"
-            note = artifact.apply(store, job["media_id"], self._thumb_dir(job["stage"]))
+            note = artifact.apply(store, job["media_id"], self._thumb_dir(job["stage"]),
+                                  rebind(job["stage"], store, job["media_id"]))
             self._pipeline.queue_followers(store, job["media_id"], job["stage"])
             store.finish_job(job["id"], "done", note=note)
         self.stats["apply_s"].append(time.perf_counter() - t0)

@@ -57,10 +57,23 @@ def _content(library: Path) -> dict:
                            [(w["word"], w["start"], w["end"]) for w in ln["words"]])
                           for ln in lines],
                 "turns": [(round(t["start"], 2), round(t["end"], 2), t["label"])
-                          for t in store.speaker_turns(m["id"])]}
+                          for t in store.speaker_turns(m["id"])],
+                "text index": _text_index(store, m["id"], [ln["id"] for ln in lines])}
         return out
     finally:
         store.close()
+
+
+def _text_index(store: Store, media_id: int, line_ids: list[int]) -> dict:
+    """The text stage's rows: keywords, and each window's vector under the place of its
+    first line (row ids differ between libraries; places do not)."""
+    q = store.db.query
+    return {"keywords": [tuple(r.values()) for r in q(
+                "SELECT start, end, keyword, round(score, 5) FROM keywords WHERE media_id = ? "
+                "ORDER BY start, keyword", (media_id,))],
+            "windows": sorted((line_ids.index(r["segment_id"]), r["language"], r["embedding"])
+                              for r in q("SELECT segment_id, language, embedding FROM segment_vec "
+                                         "WHERE media_id = ?", (media_id,)))}
 
 
 def _index(media_dir, library, *extra) -> dict:
@@ -81,10 +94,11 @@ def test_cluster_library_equals_local(local_ray, media, tmp_path, capsys):
         text = " ".join(ln[3] for ln in cluster[name]["lines"]).lower()
         assert "seven ships" in text or "warm soup" in text, text
     assert all(cluster[name]["turns"] for name in SAID)     # who speaks, when: equal too
+    assert all(cluster[name]["text index"]["windows"] for name in SAID)   # text ran too
     # speech and speakers ran on the cluster: their artifacts are beside the ray library
     art = artifact_dir(tmp_path / "ray.db")
-    assert {p.name.split("-")[0] for p in art.rglob("*.pkl")} == {"speech", "speakers"}
-    assert len(list(art.rglob("*.pkl"))) == 2 * len(SAID)
+    assert {p.name.split("-")[0] for p in art.rglob("*.pkl")} == {"speech", "speakers", "text"}
+    assert len(list(art.rglob("*.pkl"))) == 3 * len(SAID)
     assert not artifact_dir(tmp_path / "local.db").exists()
 
 
@@ -214,7 +228,7 @@ def test_killed_worker_mid_file_is_retried_once(local_ray, media, tmp_path):
     assert killed, "the long file's speech was never seen in progress"
     crashed = [e for e in events if e["type"] == "worker_crashed"]
     assert len(crashed) == 1 and crashed[0]["retrying"] and crashed[0]["media_id"] == ids[0]
-    assert counts["failed"] == 0 and runner.stats["computed"] == 2 * len(files)
+    assert counts["failed"] == 0 and runner.stats["computed"] == 3 * len(files)
     store = Store(library)
     try:
         speech = {j["media_id"]: j for j in store.jobs(state=None) if j["stage"] == "speech"}
@@ -235,7 +249,7 @@ def test_rerun_computes_nothing_again(local_ray, media, tmp_path):
     _take_all(library, files)
     first = _runner(library, [])
     first.run()
-    assert first.stats["computed"] == 2 * len(files)          # speech and speakers
+    assert first.stats["computed"] == 3 * len(files)      # speech, speakers and text
     before = _content(library)
 
     # the same library again: the files are done, nothing is queued or computed
@@ -252,7 +266,7 @@ def test_rerun_computes_nothing_again(local_ray, media, tmp_path):
     events = []
     second = _runner(library, events)
     second.run()
-    assert second.stats == {**second.stats, "computed": 0, "reused": 2 * len(files),
+    assert second.stats == {**second.stats, "computed": 0, "reused": 3 * len(files),
                             "crashed": 0}
     assert [e for e in events if e["type"] == "job_finished" and e["stage"] == "speech"
             and e.get("artifact_reused")]

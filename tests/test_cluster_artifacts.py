@@ -191,3 +191,59 @@ def test_a_cache_file_cannot_name_a_thumbnail_outside_the_folder(tmp_path):
         assert cache.get(key) is None            # refused, computed again
     cache.put(key, Artifact("visual", files={f"{MEDIA_ID}/1.jpg": b"x"}))
     assert cache.get(key).files == {f"{MEDIA_ID}/1.jpg": b"x"}
+
+
+def test_a_text_artifact_is_stored_by_this_librarys_line_ids(tmp_path):
+    """The text stage runs on a worker from a snapshot whose lines carry stand-in ids;
+    applied in another library, where the same lines have other row ids, its windows are
+    stored under that library's ids, as the local stage would store them."""
+    from indexer.cluster.artifacts import SnapshotStore
+    from indexer.cluster.remote_stages import rebind, snapshot
+    from indexer.stages.base import StageContext
+    from indexer.stages.text import TextIndexStage
+    from indexer.store import Store
+
+    said = ["The harbour was full of ships that morning.", "Seven of them came from the north.",
+            "By noon the market sold warm soup to the sailors.",
+            "Nobody expected the storm that evening."]
+
+    def lines(texts, t0=0.0):
+        return [{"start": t0 + 5.0 * i, "end": t0 + 5.0 * i + 4.0, "text": t, "language": "en",
+                 "words": [{"start": t0 + 5.0 * i, "end": t0 + 5.0 * i + 4.0, "word": t}]}
+                for i, t in enumerate(texts)]
+
+    def library(name, before=0):
+        st = Store(tmp_path / name)
+        if before:                   # another file's lines first: this file's ids move on
+            other = st.add_media("/m/other.wav", "fp-other", 10, 1)
+            st.save_transcript(other, "en", lines([f"Line {i}." for i in range(before)]))
+        mid = st.add_media("/m/harbour.wav", "fp-harbour", 10, 1)
+        st.save_transcript(mid, "en", lines(said))
+        return st, mid
+
+    def vectors(st, mid):
+        ids = [ln["id"] for ln in st.transcript(mid)]
+        return sorted((ids.index(r["segment_id"]), r["embedding"]) for r in st.db.query(
+            "SELECT segment_id, embedding FROM segment_vec WHERE media_id = ?", (mid,)))
+
+    stage = TextIndexStage()
+    writer, mid = library("writer.db")
+    reads = snapshot("text", writer, mid)
+    assert all(ln["id"] < 0 for v in reads.values() for ln in v if "text" in ln)  # stand-ins
+    media = {**writer.media(mid), "id": MEDIA_ID}
+    saver = stage.run(media, StageContext(store=SnapshotStore(reads)))
+    artifact = Artifact.loads(Artifact.record("text", saver).dumps())
+
+    other, other_mid = library("other.db", before=3)
+    with other.transaction():
+        artifact.apply(other, other_mid, None, rebind("text", other, other_mid))
+    local, local_mid = library("local.db", before=3)
+    local_saver = stage.run(local.media(local_mid), StageContext(store=local))
+    with local.transaction():
+        local_saver(local)
+    got = vectors(other, other_mid)
+    assert got and got == vectors(local, local_mid)
+    ids = {r["segment_id"] for r in other.db.query("SELECT segment_id FROM segment_vec")}
+    assert ids <= {ln["id"] for ln in other.transcript(other_mid)}   # none of the other file's
+    for st in (writer, other, local):
+        st.close()

@@ -8,7 +8,7 @@ The data's path, top-down:
     transfer    how a file's bytes reach a worker: its path (optionally mapped from the
                 writer's prefix to the workers' mount), or streamed in bounded chunks
                 through the object store into a spool file on the worker
-    remote_stages  which stages run there (speech, speakers, visual, faces) and the library
+    remote_stages  which stages run there (speech, speakers, visual, faces, text) and the library
                 reads the writer makes for them beforehand (a snapshot sent with the job)
     actor       StageWorker: one Ray actor per worker slot; it builds the pipeline once
                 (so each model loads once per actor), runs a stage on one file and

@@ -19,7 +19,7 @@ from pathlib import Path
 from indexer.stages.base import Cancelled, StageContext
 
 from .artifacts import MEDIA_ID, Artifact, SnapshotStore
-from .remote_stages import THUMB_STAGES
+from .remote_stages import NO_FILE_STAGES, THUMB_STAGES
 from .transfer import Spool
 
 
@@ -75,7 +75,7 @@ class StageWorker:
             if stage is None:
                 raise LookupError(f"this worker's avindex has no stage {stage_name!r}: "
                                   "workers need the same avindex version as the writer")
-            if not os.path.exists(media["path"]):
+            if stage_name not in NO_FILE_STAGES and not os.path.exists(media["path"]):
                 raise FileNotFoundError(
                     f"{media['path']} is not readable on the worker (shared storage not "
                     "mounted there? see --path-map, or let the bytes be streamed)")

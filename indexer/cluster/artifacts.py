@@ -93,17 +93,18 @@ def snapshot_hash(reads: dict) -> str:
                            digest_size=16).hexdigest()
 
 
-def _bind(value, media_id: int, names: dict):
-    """`value` with MEDIA_ID (an int, or a carried file's name) made the file's own, at
-    any depth of lists, tuples and dicts (a row's media_id, a keyframe's thumbnail)."""
+def _bind(value, ids: dict, names: dict):
+    """`value` with MEDIA_ID and the stage's other stand-in ids (`ids`: stand-in -> this
+    library's id) and carried files' names made the file's own, at any depth of lists,
+    tuples and dicts (a row's media_id, a keyframe's thumbnail, a window's line ids)."""
     if type(value) is int:
-        return media_id if value == MEDIA_ID else value
+        return ids.get(value, value)
     if type(value) is str:
         return names.get(value, value)
     if type(value) in (list, tuple):
-        return type(value)(_bind(v, media_id, names) for v in value)
+        return type(value)(_bind(v, ids, names) for v in value)
     if type(value) is dict:
-        return {k: _bind(v, media_id, names) for k, v in value.items()}
+        return {k: _bind(v, ids, names) for k, v in value.items()}
     return value
 
 
@@ -136,10 +137,13 @@ class Artifact:
                      for p in sorted(Path(thumb_dir).rglob("*")) if p.is_file()}
         return cls(stage, rec.calls, note, seconds, files, thumb_folder)
 
-    def apply(self, store, media_id: int, thumb_dir: Path | None = None) -> str | None:
+    def apply(self, store, media_id: int, thumb_dir: Path | None = None,
+              ids: dict[int, int] | None = None) -> str | None:
         """Replay the writes on the real Store (call inside the job's transaction); the
-        carried thumbnails are written into `thumb_dir` first."""
+        carried thumbnails are written into `thumb_dir` first. `ids`: the stage's other
+        stand-in ids -> this library's (remote_stages.rebind)."""
         names = {n: bind_name(n, media_id) for n in self.files}
+        ids = {**(ids or {}), MEDIA_ID: media_id}
         if self.files or self.thumb_folder is not None:
             if thumb_dir is None:
                 raise ValueError(f"the {self.stage} artifact carries thumbnails: "
@@ -147,8 +151,7 @@ class Artifact:
             for name, data in self.files.items():
                 _write_whole(Path(thumb_dir) / names[name], data)
         for name, args, kwargs in self.calls:
-            getattr(store, name)(*_bind(args, media_id, names),
-                                 **_bind(kwargs, media_id, names))
+            getattr(store, name)(*_bind(args, ids, names), **_bind(kwargs, ids, names))
         if self.thumb_folder is not None:
             from indexer.stages.visual import prune_thumbnails
             folder, keep = bind_name(self.thumb_folder, media_id), set(names.values())

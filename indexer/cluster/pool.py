@@ -16,6 +16,7 @@ import uuid
 from dataclasses import dataclass
 
 from .actor import StageWorker
+from .remote_stages import NO_FILE_STAGES
 from .transfer import WINDOW, PathMap, read_chunks
 
 START_TIMEOUT_S = 300.0
@@ -88,7 +89,8 @@ class WorkerPool:
         in flight at most)."""
         key = f"{job_id}-{uuid.uuid4().hex[:6]}"
         media = dict(media)
-        if self.stream:
+        streamed = self.stream and stage not in NO_FILE_STAGES   # text reads no file
+        if streamed:
             pending = []
             for offset, data in read_chunks(media["path"]):
                 pending.append(slot.actor.receive.remote(key, media["path"], offset, data))
@@ -97,10 +99,10 @@ class WorkerPool:
                     self.ray.get(done)            # raises if the actor died meanwhile
             self.ray.get(pending)
             media["path"] = os.path.basename(media["path"])
-        elif self.path_map is not None:
+        elif self.path_map is not None and stage not in NO_FILE_STAGES:
             media["path"] = self.path_map.apply(media["path"])
         slot.job_id, slot.key = job_id, key
-        slot.ref = slot.actor.run.remote(key, stage, media, self.stream, reads)
+        slot.ref = slot.actor.run.remote(key, stage, media, streamed, reads)
 
     def wait(self, timeout: float) -> list[tuple[_Slot, int, dict]]:
         """The jobs that ended within `timeout` s: (slot, job id, outcome). An outcome

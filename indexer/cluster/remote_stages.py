@@ -10,13 +10,18 @@ artifact's key), and its saver only writes.
   version, fingerprint and weights, and the action-tag models of that version. A library
   with no encoder yet gets the shipped default stored by the writer first, as the local
   stage stores it on first use, so the snapshot always holds one;
-- faces reads the shots the visual stage stored (their start times).
+- faces reads the shots the visual stage stored (their start times);
+- text reads the lines of the file's indexed transcript (indexer.stages.text.indexed_track)
+  and needs no file (NO_FILE_STAGES: nothing is streamed or mapped for it). Its windows
+  are stored by the lines' row ids, which are this library's own: the snapshot gives each
+  line a stand-in id by its place (line_id), and the writer turns them back into its row
+  ids when it applies the artifact (rebind), so the artifact fits any library holding
+  the same transcript (the snapshot's hash, part of the key, covers the lines).
 Visual and faces write thumbnails: on the worker into a scratch folder (THUMB_STAGES), and
 the artifact carries them to the writer, which puts them into the library's folder.
 The others run in the writer's local worker: probe and subtitles are cheap and depend on
-the path (sidecar files); text stores windows by the transcript's row ids, which are this
-library's own; motion (a recomputation queued by a retrained encoder) reads the keyframe
-features by this library's rows and is rare.
+the path (sidecar files); motion (a recomputation queued by a retrained encoder) reads
+the keyframe features by this library's rows and is rare.
 """
 from __future__ import annotations
 
@@ -51,10 +56,47 @@ def _faces_reads(store, media_id: int) -> dict:
     return {read_key("shot_starts", MEDIA_ID): store.shot_starts(media_id)}
 
 
+LINE_ID_BASE = -(10 ** 12)     # far from any row id, count or MEDIA_ID
+TEXT_LINE_KEYS = ("start", "end", "text", "language", "source", "track")
+
+
+def line_id(place: int) -> int:
+    """The stand-in row id of the file's `place`-th indexed line in a text snapshot."""
+    return LINE_ID_BASE - place
+
+
+def _indexed(store, media_id: int) -> tuple[list[dict], dict | None, list[dict]]:
+    """(the file's transcript tracks, the one the text stage indexes, its lines)."""
+    from indexer.stages.text import indexed_track
+    tracks = store.transcript_tracks(media_id)
+    pick = indexed_track(tracks, store.media(media_id).get("language"))
+    lines = store.transcript(media_id, pick["source"], pick["track"]) if pick else []
+    return tracks, pick, lines
+
+
+def _text_reads(store, media_id: int) -> dict:
+    tracks, pick, lines = _indexed(store, media_id)
+    reads = {read_key("transcript_tracks", MEDIA_ID): tracks}
+    if pick is not None:
+        reads[read_key("transcript", MEDIA_ID, pick["source"], pick["track"])] = [
+            {"id": line_id(k), **{key: ln[key] for key in TEXT_LINE_KEYS}}
+            for k, ln in enumerate(lines)]
+    return reads
+
+
 SNAPSHOTS = {"speech": _no_reads, "speakers": _speakers_reads, "visual": _visual_reads,
-             "faces": _faces_reads}
+             "faces": _faces_reads, "text": _text_reads}
 REMOTE_STAGES = tuple(SNAPSHOTS)
 THUMB_STAGES = ("visual", "faces")   # stages with a thumb_dir and a thumb_folder
+NO_FILE_STAGES = ("text",)           # stages that read the library's rows, not the file
+
+
+def rebind(stage: str, store, media_id: int) -> dict[int, int]:
+    """The stand-in ids in a stage's artifact -> this library's row ids (text: each
+    indexed line's place -> its id); {} for the other stages."""
+    if stage != "text":
+        return {}
+    return {line_id(k): ln["id"] for k, ln in enumerate(_indexed(store, media_id)[2])}
 
 
 def runs_remotely(stage: str, store, media_id: int, trust_subtitles: bool) -> bool:
