@@ -114,7 +114,8 @@ class ClusterRunner(Runner):
         self.path_map = path_map
         self.cache = ArtifactCache(artifact_dir(self.library))
         self.pool = None
-        self.stats = {"computed": 0, "reused": 0, "crashed": 0, "apply_s": [], "compute_s": []}
+        self.stats = {"computed": 0, "reused": 0, "crashed": 0, "apply_s": [], "compute_s": [],
+                      "sent": 0, "sends_saved": 0}   # streamed files sent, and sends spared
         self._owns_ray = False
         self._remote: dict[int, dict] = {}    # job id -> {job, base, key, started}
         self._cancel_requests: list = []      # None: every remote job; a set: those media
@@ -165,6 +166,7 @@ class ClusterRunner(Runner):
             return super().run()
         finally:
             if self.pool is not None:
+                self.stats.update(self.pool.stats)
                 self.pool.shutdown()
                 self.pool = None
             if self._owns_ray:
@@ -263,6 +265,7 @@ class ClusterRunner(Runner):
                              self.settings.trust_existing_subtitles):
             lane.hand(job)                          # claimed, but it runs here
             return
+        slot = self.pool.free(media) or slot      # streamed: the worker that has the file
         stage = self._pipeline.get(job["stage"])
         reads = snapshot(job["stage"], store, media["id"])    # what it reads, made here
         versions = {**stage_versions(stage, self.settings), "reads": snapshot_hash(reads)}

@@ -243,6 +243,24 @@ def test_killed_worker_mid_file_is_retried_once(local_ray, media, tmp_path):
         store.close()
 
 
+def test_a_streamed_file_is_sent_once_for_its_stages(local_ray, media, tmp_path):
+    """Streamed to one worker, each file's bytes go once: speakers runs on the copy speech
+    had (and text needs none)."""
+    library = tmp_path / "streamed.db"
+    files = sorted(media.iterdir())
+    _take_all(library, files)
+    runner = _runner(library, [], stream=True, workers=1)
+    counts = runner.run()
+    assert counts["failed"] == 0 and runner.stats["computed"] == 3 * len(files)
+    assert (runner.stats["sent"], runner.stats["sends_saved"]) == (len(files), len(files))
+    store = Store(library)
+    try:
+        assert all(store.transcript(m["id"]) and store.speaker_turns(m["id"])
+                   for m in store.all_media())
+    finally:
+        store.close()
+
+
 def test_rerun_computes_nothing_again(local_ray, media, tmp_path):
     library = tmp_path / "again.db"
     files = sorted(media.iterdir())

@@ -68,14 +68,25 @@ def test_path_map():
 def test_spool_rebuilds_a_file_from_pieces_in_any_order(tmp_path):
     src = tmp_path / "talk.wav"
     src.write_bytes(bytes(range(256)) * 1000)
+    size = src.stat().st_size
     spool = Spool("test-spool")
     pieces = list(read_chunks(src, chunk=7000))
     for offset, data in reversed(pieces):
-        spool.write("job-1", str(src), offset, data)
-    copy = spool.path("job-1", str(src))
+        spool.write("file-1", str(src), offset, data)
+    assert not spool.has("file-1", str(src), size)          # not complete yet
+    assert spool.complete("file-1", str(src), size)
+    copy = spool.path("file-1", str(src))
     assert copy.name == "talk.wav" and copy.read_bytes() == src.read_bytes()
-    spool.discard("job-1")
-    assert not copy.exists()
+    assert spool.has("file-1", str(src), size)              # kept for the next stage
+    # a short file is not complete and goes; past KEEP_FILES the least recent goes
+    spool.write("file-2", str(src), 0, pieces[0][1])
+    assert not spool.complete("file-2", str(src), size) and not spool.has("file-2", str(src), size)
+    for key in ("file-2", "file-3"):
+        for offset, data in pieces:
+            spool.write(key, str(src), offset, data)
+        assert spool.complete(key, str(src), size)
+    assert not copy.exists() and not spool.has("file-1", str(src), size)
+    assert spool.has("file-2", str(src), size) and spool.has("file-3", str(src), size)
 
 
 def test_snapshot_answers_only_the_reads_sent_with_the_job(store):

@@ -43,10 +43,16 @@ class StageWorker:
                 self._pipeline = make(settings, library)
             return self._pipeline
 
-    def receive(self, job_key: str, filename: str, offset: int, data: bytes) -> int:
-        """One streamed piece of a file (see transfer.py)."""
-        self.spool.write(job_key, filename, offset, data)
+    def receive(self, key: str, filename: str, offset: int, data: bytes) -> int:
+        """One streamed piece of a file (see transfer.py; `key`: its spool_key)."""
+        self.spool.write(key, filename, offset, data)
         return len(data)
+
+    def complete(self, key: str, filename: str, size: int) -> bool:
+        return self.spool.complete(key, filename, size)
+
+    def has(self, key: str, filename: str, size: int) -> bool:
+        return self.spool.has(key, filename, size)
 
     def progress(self) -> dict | None:
         cur = self._current
@@ -55,17 +61,18 @@ class StageWorker:
     def cancel(self, job_key: str) -> None:
         self._cancelled.add(job_key)
 
-    def run(self, job_key: str, stage_name: str, media: dict, streamed: bool,
+    def run(self, job_key: str, stage_name: str, media: dict, spooled: str | None,
             reads: dict | None = None) -> dict:
         """{"state": "done", "artifact": bytes} or {"state": "failed"|"cancelled", ...}.
         `media` is the library's row with the id replaced by MEDIA_ID and the path by
-        where this worker reads the file; `reads`: the library reads the stage makes,
-        made by the writer (None: the stage runs with no library, ctx.store None)."""
+        where this worker reads the file, or with `spooled` (its spool_key) the file's
+        name in the spool; `reads`: the library reads the stage makes, made by the
+        writer (None: the stage runs with no library, ctx.store None)."""
         started = time.monotonic()
         self._current = {"key": job_key, "fraction": 0.0}
         media = {**media, "id": MEDIA_ID}
-        if streamed:
-            media["path"] = str(self.spool.path(job_key, media["path"]))
+        if spooled:
+            media["path"] = str(self.spool.path(spooled, media["path"]))
 
         def report(fraction: float) -> None:
             self._current = {"key": job_key, "fraction": round(float(fraction), 4)}
@@ -95,9 +102,7 @@ class StageWorker:
                     "traceback": traceback.format_exc(), "pid": os.getpid()}
         finally:
             self._current = None
-            self._cancelled.discard(job_key)
-            if streamed:
-                self.spool.discard(job_key)
+            self._cancelled.discard(job_key)       # a spooled file stays for its next stage
 
 
 @contextlib.contextmanager

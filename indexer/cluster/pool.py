@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from .actor import StageWorker
 from .remote_stages import NO_FILE_STAGES
-from .transfer import WINDOW, PathMap, read_chunks
+from .transfer import WINDOW, PathMap, read_chunks, spool_key
 
 START_TIMEOUT_S = 300.0
 
@@ -33,6 +33,7 @@ class _Slot:
     progress_ref: object = None
     restart_ref: object = None         # the restarted actor's first answer, awaited
     restart_since: float = 0.0
+    spooled: str | None = None         # the spool key of the file it last received
 
 
 class WorkerPool:
@@ -42,6 +43,7 @@ class WorkerPool:
         import ray
         self.ray = ray
         self.stream, self.path_map = stream, path_map
+        self.stats = {"sent": 0, "sends_saved": 0}     # streamed files, and sends spared
         run = uuid.uuid4().hex[:8]
         cls = ray.remote(StageWorker).options(
             num_cpus=cpus_per_worker, max_restarts=-1, max_task_retries=0,
@@ -54,8 +56,14 @@ class WorkerPool:
             s.pid = pid
 
     # ---- jobs ---------------------------------------------------------------------
-    def free(self) -> _Slot | None:
-        return next((s for s in self.slots if s.job_id is None and self._answers(s)), None)
+    def free(self, media: dict | None = None) -> _Slot | None:
+        """A slot with no job; with `media`, streamed, the one whose worker last received
+        that file if it is free (its next stage then needs no byte sent)."""
+        free = [s for s in self.slots if s.job_id is None and self._answers(s)]
+        if media is not None and self.stream:
+            key = spool_key(media)
+            return next((s for s in free if s.spooled == key), free[0] if free else None)
+        return free[0] if free else None
 
     @property
     def restarting(self) -> bool:
@@ -89,20 +97,36 @@ class WorkerPool:
         in flight at most)."""
         key = f"{job_id}-{uuid.uuid4().hex[:6]}"
         media = dict(media)
-        streamed = self.stream and stage not in NO_FILE_STAGES   # text reads no file
-        if streamed:
-            pending = []
-            for offset, data in read_chunks(media["path"]):
-                pending.append(slot.actor.receive.remote(key, media["path"], offset, data))
-                if len(pending) >= WINDOW:
-                    done, pending = self.ray.wait(pending, num_returns=1)
-                    self.ray.get(done)            # raises if the actor died meanwhile
-            self.ray.get(pending)
+        spooled = None
+        if self.stream and stage not in NO_FILE_STAGES:          # text reads no file
+            spooled = self._send(slot, media)
             media["path"] = os.path.basename(media["path"])
         elif self.path_map is not None and stage not in NO_FILE_STAGES:
             media["path"] = self.path_map.apply(media["path"])
         slot.job_id, slot.key = job_id, key
-        slot.ref = slot.actor.run.remote(key, stage, media, streamed, reads)
+        if spooled:
+            slot.spooled = spooled
+        slot.ref = slot.actor.run.remote(key, stage, media, spooled, reads)
+
+    def _send(self, slot: _Slot, media: dict) -> str:
+        """The file's bytes to the slot's worker, unless it holds them from an earlier
+        stage of the file; returns the file's spool key there."""
+        key, path = spool_key(media), media["path"]
+        size = os.path.getsize(path)
+        if self.ray.get(slot.actor.has.remote(key, path, size)):
+            self.stats["sends_saved"] += 1
+            return key
+        pending = []
+        for offset, data in read_chunks(path):
+            pending.append(slot.actor.receive.remote(key, path, offset, data))
+            if len(pending) >= WINDOW:
+                done, pending = self.ray.wait(pending, num_returns=1)
+                self.ray.get(done)            # raises if the actor died meanwhile
+        self.ray.get(pending)
+        if not self.ray.get(slot.actor.complete.remote(key, path, size)):
+            raise OSError(f"{path} changed while it was sent to a worker")
+        self.stats["sent"] += 1
+        return key
 
     def wait(self, timeout: float) -> list[tuple[_Slot, int, dict]]:
         """The jobs that ended within `timeout` s: (slot, job id, outcome). An outcome
