@@ -86,8 +86,9 @@ class _TagWorker(QObject):
     def list_tags(self) -> None:
         self._run("list", lambda: self.listed.emit(self._service().list_tags()))
 
-    @Slot(str, object, object)
-    def train(self, label: str, examples: list, negatives: list) -> None:
+    @Slot(str, object, object, bool)
+    def train(self, label: str, examples: list, negatives: list,
+              sample_negatives: bool = True) -> None:
         def report(fraction: float, message: str) -> None:
             if fraction < 1.0 and self.cancel_flag.is_set():
                 raise TrainingCancelled()
@@ -96,7 +97,8 @@ class _TagWorker(QObject):
         def work():
             svc = self._service()
             res = svc.train(label, [example_spec(e) for e in examples],
-                            [example_spec(e) for e in negatives], progress=report)
+                            [example_spec(e) for e in negatives],
+                            sample_negatives=sample_negatives, progress=report)
             self.trained.emit(res)
             self.listed.emit(svc.list_tags())
         self._run("train", work)
@@ -167,7 +169,7 @@ class TagController(QObject):
     tags_changed = Signal()
 
     _req_list = Signal()
-    _req_train = Signal(str, object, object)
+    _req_train = Signal(str, object, object, bool)
     _req_delete = Signal(str)
     _req_groups = Signal(bool, int)
     _req_name = Signal(int, str)
@@ -223,10 +225,13 @@ class TagController(QObject):
     def list_tags(self) -> None:
         self._req_list.emit()
 
-    def train(self, label: str, examples: list[dict], negatives: list[dict] = ()) -> None:
-        """examples/negatives: {"path", "start", "end"} dicts (None times: whole file)."""
+    def train(self, label: str, examples: list[dict], negatives: list[dict] = (), *,
+              sample_negatives: bool = True) -> None:
+        """examples/negatives: {"path", "start", "end"} dicts (None times: whole file);
+        sample_negatives: also windows of the library's other videos as negatives."""
         self._worker.cancel_flag.clear()      # here, so a cancel right after it counts
-        self._req_train.emit(label, [dict(e) for e in examples], [dict(e) for e in negatives])
+        self._req_train.emit(label, [dict(e) for e in examples], [dict(e) for e in negatives],
+                             sample_negatives)
 
     def cancel(self) -> None:
         """Stop a training at its next step; nothing is saved."""

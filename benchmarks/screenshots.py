@@ -159,6 +159,7 @@ def tag_shots(app, window, service, work: Path, out: Path) -> None:
     dialog.add_player_moment(ids[clips["rotating1"]], str(clips["rotating1"]), 2.0)
     for key in ("static0", "translating0", "translating1"):
         dialog.add_example(ids[clips[key]], str(clips[key]), positive=False)
+    dialog.only_given.setChecked(True)   # a third of these clips spin: sample none as negatives
     done = []
     ctl.trained.connect(done.append)
     ctl.failed.connect(lambda op, msg: done.append(msg))

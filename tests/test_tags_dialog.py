@@ -118,6 +118,7 @@ def test_train_from_a_result_and_the_player_then_delete(qtbot, window, motion_li
     assert f"Accuracy {res['cv_accuracy'] * 100:.0f}%" in text
     assert f"threshold {res['threshold']:.2f}" in text
     assert f"{res['ranges']} range(s)" in text and res["ranges"] >= 1
+    assert "(your counter-examples + " in text and "sampled from the rest of the library)" in text
 
     # the library: the examples' windows are tagged, the counter-examples' are not. (How
     # well the classifier generalises from two clips is the engine's business,
@@ -144,6 +145,17 @@ def test_train_from_a_result_and_the_player_then_delete(qtbot, window, motion_li
     assert TagService(library).tag_ranges("spinning") == []
     qtbot.waitUntil(lambda: not any(t["label"] == "spinning"
                                     for t in win.player.timeline.tags), timeout=WORK_MS)
+
+    # only the counter-examples given (as `avindex tags train --only-given`): where much
+    # of the library shows the action, none of it is sampled as what the tag is not
+    dialog.only_given.setChecked(True)
+    with qtbot.waitSignal(ctl.trained, timeout=WORK_MS) as trained:
+        qtbot.mouseClick(dialog.train_button, Qt.LeftButton)
+    res = trained.args[0]
+    assert res["negatives_from"] == "given" and res["negatives"] == 6
+    assert "windows (your counter-examples)" in dialog.result_label.text()
+    with qtbot.waitSignal(ctl.deleted, timeout=WORK_MS):
+        ctl.delete("spinning")
 
 
 def test_errors_are_messages_not_tracebacks(qtbot, window, tmp_path):

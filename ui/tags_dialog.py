@@ -11,8 +11,8 @@ from __future__ import annotations
 import os
 
 from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtWidgets import (QAbstractItemView, QDialog, QDialogButtonBox, QFileDialog,
-                               QFormLayout, QGroupBox, QHBoxLayout, QHeaderView,
+from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QDialog, QDialogButtonBox,
+                               QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QHeaderView,
                                QInputDialog, QLabel, QLineEdit, QMessageBox, QProgressBar,
                                QPushButton, QSpinBox, QTabWidget, QTableWidget,
                                QTableWidgetItem, QTreeWidget, QTreeWidgetItem, QVBoxLayout,
@@ -25,8 +25,6 @@ TRAIN_TAB, GROUPS_TAB = range(2)
 GROUP_THUMB = QSize(80, 45)
 PLAYER_WINDOW_S = 2.0          # "use the current moment": this much either side
 SOURCE_NAMES = {"action": "examples", "motion-group": "motion group"}
-NEGATIVES_FROM = {"examples": "your counter-examples",
-                  "library sample": "sampled from the rest of the library"}
 ROLE = Qt.UserRole
 
 
@@ -35,6 +33,15 @@ def moment_text(ex: dict) -> str:
         return "whole file"
     end = ex.get("end")
     return f"{duration_text(ex['start'])}–{duration_text(end) if end is not None else 'end'}"
+
+
+def negatives_text(origin: str | None) -> str:
+    """Where the counter-example windows came from, in the dialog's words (the engine
+    says "given", "12 sampled from the library" or both joined by " + ")."""
+    if not origin:
+        return "none"
+    return origin.replace("given", "your counter-examples").replace(
+        "sampled from the library", "sampled from the rest of the library")
 
 
 def percent(value) -> str:
@@ -132,6 +139,11 @@ class TagsDialog(QDialog):
         ex_buttons.addWidget(self.flip_button)
         ex_buttons.addWidget(self.remove_button)
 
+        self.only_given = QCheckBox("Learn only from my counter-examples")
+        self.only_given.setToolTip(
+            "Otherwise moments sampled from the rest of the library count as counter-"
+            "examples too. Turn this on when much of the library shows the action, so "
+            "that none of it is learnt as what the tag is not.")
         self.train_button = QPushButton("Train and tag the library")
         self.train_button.setDefault(True)
         self.train_button.clicked.connect(self.train)
@@ -156,6 +168,7 @@ class TagsDialog(QDialog):
         eb = QVBoxLayout(examples_box)
         eb.addWidget(self.examples_table, 1)
         eb.addLayout(ex_buttons)
+        eb.addWidget(self.only_given)
 
         self.tags_table = QTableWidget(0, 5)
         self.tags_table.setHorizontalHeaderLabels(("Tag", "Learnt from", "Ranges", "Accuracy",
@@ -314,7 +327,13 @@ class TagsDialog(QDialog):
         self.progress.setValue(0)
         self.status.setText(f"Training “{label}” on {len(positives)} example(s)…")
         self._op = "train"
-        self.controller.train(label, positives, [e for e in self.examples if not e["positive"]])
+        negatives = [e for e in self.examples if not e["positive"]]
+        if self.only_given.isChecked() and not negatives:
+            self._show_error("Add a counter-example, or let the dialog sample them from "
+                             "the rest of the library.")
+            return
+        self.controller.train(label, positives, negatives,
+                              sample_negatives=not self.only_given.isChecked())
 
     def _progress(self, fraction: float, message: str) -> None:
         self.progress.setValue(int(fraction * 1000))
@@ -338,7 +357,7 @@ class TagsDialog(QDialog):
                     "(too few examples to cross-validate)")
         return (f"{acc_text} · threshold {float(res['threshold']):.2f} · "
                 f"{res['positives']} example windows, {res['negatives']} counter-example "
-                f"windows ({NEGATIVES_FROM.get(res.get('negatives_from'), '?')})"
+                f"windows ({negatives_text(res.get('negatives_from'))})"
                 f"<br><b>{res['ranges']} range(s)</b> of "
                 f"the library tagged “{res['label']}” "
                 f"({res.get('tagged_windows', 0)} of {res.get('windows', 0)} windows).")
