@@ -399,3 +399,29 @@ def test_job_rows_follow_runner_events(qtbot):
     assert model.overall()[:2] == (1, 1)
     model.sync_media([{"id": 7, "path": "/m/a.mp4", "status": "queued", "error": None}])
     assert model.row(7)["state"] == "queued" and model.row(7)["progress"] == 0.0   # retried
+
+
+def test_a_files_share_done_follows_its_stages_in_any_order(qtbot):
+    """Visual ending before speech starts is a quarter of a video's work, not all of it
+    (the bar said 99 % and "about 0 s left" with every file's speech still queued)."""
+    from ui.jobs_panel import JobsModel
+    model = JobsModel()
+    media = [{"id": i, "path": f"/m/{i}.mp4", "status": "indexing", "error": None,
+              "kind": "audio+video"} for i in (1, 2)]
+    model.sync_media(media)
+    for i in (1, 2):
+        for stage in ("probe", "subtitles", "visual"):
+            model.apply_event({"type": "job_finished", "media_id": i, "path": f"/m/{i}.mp4",
+                               "job_id": 0, "stage": stage, "state": "done"})
+    finished, total, fraction, _ = model.overall()
+    assert (finished, total) == (0, 2) and 0.25 < fraction < 0.4
+    # an audio file's speech is most of it, and it gets no visual stage
+    model.sync_media(media + [{"id": 3, "path": "/m/3.wav", "status": "indexing",
+                               "error": None, "kind": "audio"}])
+    for stage, fraction in (("probe", 1.0), ("speech", 0.5)):
+        model.apply_event({"type": "job_started", "media_id": 3, "path": "/m/3.wav",
+                           "job_id": 0, "stage": stage, "fraction": fraction})
+        if fraction == 1.0:
+            model.apply_event({"type": "job_finished", "media_id": 3, "path": "/m/3.wav",
+                               "job_id": 0, "stage": stage, "state": "done"})
+    assert 0.45 < model.row(3)["progress"] < 0.55          # (0.05 + 0.3) / 0.71

@@ -160,7 +160,8 @@ class FakeWorker:
                 from indexer.stages.probe import probe
                 info = probe(job["path"]).to_dict()
             else:
-                info = {"duration": 60.0, "container": "mp4", "streams": [], "kind": "video"}
+                info = {"duration": 60.0, "container": "mp4", "streams": [],
+                        "kind": "audio+video"}
             self.store.save_probe(job["media_id"], info, then)
         self.store.finish_job(job["id"], "done")
         self.event(job, "job_finished", state="done", error=None)
@@ -185,12 +186,12 @@ def test_jobs_show_the_time_left_for_the_job_and_the_batch(qtbot, gui, library, 
         worker.event(speech, "progress", fraction=0.5, eta=30.0)
         row = model._index[speech["media_id"]]
         qtbot.waitUntil(lambda: model.index(row, 2).data() == "30 s left", timeout=5000)
-        # the batch in 60 s: 4 files probed (0.05 each), one half through speech (0.475)
-        done = (3 * 0.05 + 0.475) / 4
+        # the batch in 60 s: 4 files probed (0.05 each), one half through speech (0.6 x 0.5)
+        done = (3 * 0.05 + 0.05 + 0.3) / 4
         assert model.batch_eta() == pytest.approx(60 * (1 - done) / done, abs=1)
-        qtbot.waitUntil(lambda: "about 5 min 24 s left" in gui.jobs_panel.summary.text(),
+        qtbot.waitUntil(lambda: "about 7 min 00 s left" in gui.jobs_panel.summary.text(),
                         timeout=5000)
-        assert "about 5 min 24 s left" in gui.progress_label.text()
+        assert "about 7 min 00 s left" in gui.progress_label.text()
     finally:
         worker.close()
 

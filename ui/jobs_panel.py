@@ -24,8 +24,14 @@ STATUS_TO_STATE = {"queued": "queued", "indexing": "running", "done": "done",
                    "failed": "failed", "cancelled": "cancelled"}
 # Where each stage's work lies within a file, for the overall bar: (start, share).
 # Speech dominates; stages after it (text, visual, ...) share the rest.
-STAGE_SPAN = {"probe": (0.0, 0.05), "speech": (0.05, 0.85)}
-LATER_STAGES_SPAN = (0.9, 0.1)
+# A stage's share of a file's work, for the overall bar and the batch's time left. The
+# stages of a file do not run in one order (visual may end before speech starts), so a
+# file's share done is the weight of its stages done (and of the running one's fraction)
+# over the weight of the stages its kind gets.
+STAGE_WEIGHT = {"probe": 0.05, "subtitles": 0.01, "speech": 0.6, "speakers": 0.03,
+                "text": 0.02, "visual": 0.25, "faces": 0.04}
+KIND_STAGES = {"audio": ("probe", "subtitles", "speech", "speakers", "text"),
+               "video": ("probe", "subtitles", "visual", "faces")}
 
 
 class JobsModel(ListTableModel):
@@ -92,7 +98,7 @@ class JobsModel(ListTableModel):
         if i is not None:
             return self._rows[i]
         row = {"media_id": media_id, "path": path, "state": state, "stage": "", "fraction": 0.0,
-               "eta": None, "error": None, "progress": 0.0}
+               "eta": None, "error": None, "progress": 0.0, "kind": None, "done": set()}
         self.beginInsertRows(QModelIndex(), len(self._rows), len(self._rows))
         self._index[media_id] = len(self._rows)
         self._rows.append(row)
@@ -119,13 +125,14 @@ class JobsModel(ListTableModel):
                 if state == "done":
                     continue
                 row = self._ensure(m["id"], m["path"], state)
-            before = dict(row)
+            before = dict(row, done=set(row["done"]))
             row["path"] = m["path"]
+            row["kind"] = m.get("kind") or row["kind"]
             if state == "running" and row["state"] == "running":
                 pass                                   # live events know more
             elif state != row["state"]:
                 if row["state"] in FINAL and state in ACTIVE:     # retried
-                    row.update(stage="", fraction=0.0, next=None, progress=0.0)
+                    row.update(stage="", fraction=0.0, next=None, progress=0.0, done=set())
                 row["state"] = state
                 if state in FINAL:
                     row["eta"] = None
@@ -146,7 +153,7 @@ class JobsModel(ListTableModel):
         self._join_batch(media_id)
         if kind in ("job_started", "progress"):
             if row["state"] in FINAL:                 # retried
-                row["progress"] = 0.0
+                row.update(progress=0.0, done=set())
             row.update(state="running", stage=event["stage"], fraction=event["fraction"],
                        eta=event.get("eta"), error=None, next=None)
         elif kind == "job_finished":
@@ -154,6 +161,7 @@ class JobsModel(ListTableModel):
             row.update(stage=event["stage"], eta=None)
             if state == "done":
                 row.update(fraction=1.0, state="queued", next=f"{event['stage']} done")
+                row["done"].add(event["stage"])
             else:
                 row.update(state=state, error=event.get("error"))
         elif kind == "worker_crashed" and event.get("retrying"):
@@ -165,13 +173,18 @@ class JobsModel(ListTableModel):
     def _update_progress(row: dict) -> None:
         """The file's share done, for the overall bar; it never goes back (a queued
         file keeps what it had), except when a file is retried."""
-        state = row["state"]
-        if state in FINAL:
+        if row["state"] in FINAL:
             row["progress"] = 1.0
-        elif state == "running" or row.get("next"):
-            f = 1.0 if state != "running" else row["fraction"]
-            start, share = STAGE_SPAN.get(row["stage"], LATER_STAGES_SPAN)
-            row["progress"] = max(row.get("progress", 0.0), min(0.99, start + share * f))
+            return
+        running = row["stage"] if row["state"] == "running" else None
+        stages = set(KIND_STAGES.get(row.get("kind"), STAGE_WEIGHT)) | row["done"]
+        if running:
+            stages.add(running)
+        total = sum(STAGE_WEIGHT.get(st, 0.01) for st in stages)
+        done = sum(STAGE_WEIGHT.get(st, 0.01) for st in row["done"] if st != running)
+        if running:
+            done += STAGE_WEIGHT.get(running, 0.01) * row["fraction"]
+        row["progress"] = max(row.get("progress", 0.0), min(0.99, done / total))
 
     def _join_batch(self, media_id: int) -> None:
         if not self.batch:
