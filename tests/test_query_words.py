@@ -187,3 +187,32 @@ def test_a_number_is_found_as_digits_or_words(tmp_path):
     assert [(h.media_id, h.start) for h in search(store, "1 agent", mode="text")] == \
         [(ids["fr"], 4.0)]
     store.close()
+
+
+def test_one_word_of_several_found_only_in_another_form_makes_no_hit(tmp_path):
+    """"sourdough starter hydration" in a library of voicemail prompts: "starter" is only
+    there as "start" (its stem), and nothing else of the query is. Such a line supports a
+    moment found otherwise but is no hit by itself, in full-text search too; a word found
+    as typed, or two words in other forms, still are."""
+    store = Store(tmp_path / "lib.db")
+    prompts = {"en": ["Press 8 to truncate the file and start over.",
+                      "Your message has been saved."],
+               "fr": ["Tapé 3 pour les options avancées."]}     # French stems apply too
+    for i, (lang, said) in enumerate(prompts.items()):
+        m = store.add_media(f"/lib/prompts-{lang}.wav", f"fp{i}", 1000, 0)
+        store.save_probe(m, {"duration": 30.0, "container": "wav", "streams": [],
+                             "kind": "audio"}, [])
+        store.save_transcript(m, lang, [
+            {"start": 5.0 * k, "end": 5.0 * k + 4.0, "text": s, "language": lang,
+             "words": [{"start": 5.0 * k, "end": 5.0 * k + 4.0, "word": s}]}
+            for k, s in enumerate(said)])
+        mid = m if lang == "en" else mid
+    from indexer.search.word_forms import query_forms
+    assert "start" in query_forms(store, "sourdough starter hydration").get("starter", ())
+    assert search(store, "sourdough starter hydration", mode="text") == []
+    assert search(store, "marathon taper carbohydrate", mode="text") == []   # "tapé"
+    hits = search(store, "sourdough start hydration", mode="text")      # as typed
+    assert [(h.media_id, h.start) for h in hits] == [(mid, 0.0)]
+    hits = search(store, "starter truncated sourdough", mode="text")   # two words
+    assert hits and (hits[0].media_id, hits[0].start) == (mid, 0.0)
+    store.close()

@@ -69,7 +69,7 @@ def fuse(lists: dict[str, list[Item]], rrf_k: float, weights: dict, relaxed_crea
         place(it, True)
     for it in sorted((it for items in lists.values() for it in items if it.relaxed),
                      key=lambda it: it.rank):
-        place(it, relaxed_creates or it.creates)
+        place(it, (relaxed_creates and not it.weak) or it.creates)
     words = len(word_weights)
     total_idf = float(sum(word_weights)) or 1.0
     per_coverage = weights.get("coverage", 0.0)

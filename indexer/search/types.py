@@ -100,6 +100,8 @@ class Item:
     covers: frozenset | None = None   # the query's content words its text holds (indices of
                                       # query_text.content_groups); None: not looked at
     tentative: bool = False           # may start a moment that ends up holding every word
+    weak: bool = False                # relaxed, one word only in another form: never starts
+                                      # a moment of its own, in full-text search either
 
 
 @dataclass
