@@ -75,3 +75,10 @@ def small_disk(tmp_path):
         pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
     yield SmallDisk(mount)
     subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+@pytest.fixture(scope="session")
+def photos(request) -> dict:
+    """face_recognition's test photos (tests/face_photos.py), fetched once into the cache."""
+    from tests.face_photos import fetch
+    return fetch(Path(request.config.cache.mkdir("avindex-face-photos")))

@@ -106,15 +106,12 @@ VTEST = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
 
 
 @pytest.fixture(scope="module")
-def video(tmp_path_factory, request):
+def video(tmp_path_factory, photos):
     """5 s of real video, no sound: 3 s of vtest.avi's pedestrians (shots, people, motion)
-    under a caption, then 2 s of a face (face_recognition's test photo, see tests/test_faces.py)."""
+    under a caption, then 2 s of a face (face_recognition's test photo, tests/face_photos.py)."""
     if not VTEST.is_file():
         pytest.skip("Debian's opencv-doc (vtest.avi) is not installed")
-    from tests.test_faces import PHOTOS
-    photo = Path(request.config.cache.mkdir("avindex-face-photos")) / PHOTOS[0]
-    if not photo.is_file():
-        request.getfixturevalue("photos")       # fetches them (tests/test_faces.py)
+    photo = photos["obama.jpg"]
     out = tmp_path_factory.mktemp("cluster_video") / "street.mp4"
     subprocess.run(
         ["ffmpeg", "-nostdin", "-y", "-loglevel", "error", "-t", "3", "-i", str(VTEST),

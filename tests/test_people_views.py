@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from test_faces import descriptors, face_models, photos  # noqa: F401  (fixtures)
+from test_faces import descriptors, face_models  # noqa: F401  (fixtures)
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
