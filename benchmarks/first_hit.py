@@ -5,6 +5,9 @@
                                                         # when the first hit came before the
                                                         # speech stage committed per window
     .venv/bin/python -m benchmarks.first_hit --minutes 20
+    .venv/bin/python -m benchmarks.first_hit --full --malloc-arenas 1   # the worker's malloc
+                                                        # capped at one arena (tried, off:
+                                                        # models.asr.MALLOC_ARENAS)
 
 The file: real recorded speech, Debian's Asterisk English prompts (Allison Smith, studio
 recordings; benchmarks/speakers.py fetches them), the sentence prompts in a fixed order
@@ -24,6 +27,7 @@ GUI and the CLI run it:
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import sys
 import tempfile
@@ -140,12 +144,18 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--minutes", type=float, default=60.0)
     ap.add_argument("--full", action="store_true")
+    ap.add_argument("--malloc-arenas", type=int, default=None,
+                    help="glibc malloc arenas in the worker (AVINDEX_MALLOC_ARENAS; "
+                         "0: glibc's default; default: models.asr.MALLOC_ARENAS)")
     args = ap.parse_args()
+    if args.malloc_arenas is not None:     # the spawned worker inherits it
+        os.environ["AVINDEX_MALLOC_ARENAS"] = str(args.malloc_arenas)
     path = hour_file(args.minutes)
     r = run(path, args.full)
     with open("/proc/loadavg") as f:
         load = f.read().split()[0]
-    print(f"file: {path.name}, {r['audio_s']:.0f} s of real speech; load average {load}")
+    print(f"file: {path.name}, {r['audio_s']:.0f} s of real speech; load average {load}; "
+          f"worker malloc arenas {os.environ.get('AVINDEX_MALLOC_ARENAS', 'default setting')}")
     print(f"speech stage started {r['speech_started_s']:.1f} s after the drop")
     if "first_window_upto" in r:
         print(f"first window committed (up to {r['first_window_upto']:.0f} s of the file) "

@@ -209,6 +209,27 @@ except (OSError, AttributeError):
     _libc = None
 
 
+# glibc gives a thread that meets a busy arena one of its own (up to 8 per core); memory a
+# CTranslate2 worker frees stays in its arena, where only that thread reuses it. Capping the
+# worker at one arena lowered the generate spikes of a 20-minute file (peaks 591-596 MB
+# against 610-647) but not the worker's peak on the 60-minute file (618-630 against
+# 624-646 MB), so it is off (0: glibc's default); AVINDEX_MALLOC_ARENAS=1 turns it on to
+# measure again (benchmarks/README.md "First search hit while indexing", "Worker memory").
+MALLOC_ARENAS = 0
+_M_ARENA_MAX = -8     # glibc's mallopt parameter number
+
+
+def limit_malloc_arenas(arenas: int | None = None) -> int:
+    """Cap glibc's malloc arenas for this process (call it at start, before the threads
+    that allocate exist: a thread keeps the arena it has). Returns the cap set, 0 when
+    none was (glibc's default kept, or not glibc)."""
+    if arenas is None:
+        arenas = int(os.environ.get("AVINDEX_MALLOC_ARENAS", MALLOC_ARENAS))
+    if _libc is None or arenas <= 0 or not _libc.mallopt(_M_ARENA_MAX, arenas):
+        return 0
+    return arenas
+
+
 def _release_memory() -> None:
     """Hand freed heap back to the OS between windows. CTranslate2, onnxruntime and FFmpeg
     threads each allocate from their own glibc arena; without a trim, RSS crept up over a

@@ -1,8 +1,10 @@
 """ASR layer: real LibriVox speech through both engines, weight sources, conversion."""
 from __future__ import annotations
 
+import platform
 import re
 import subprocess
+import sys
 import wave
 from collections import Counter
 from pathlib import Path
@@ -484,3 +486,31 @@ def test_adaptive_decoding_decodes_unsure_chunks_again_at_the_full_beam(base, jo
     greedy = lines(1, -1e9)
     assert beams[0] == 1           # (a run that got no word may be decoded again at 5)
     assert wer([" ".join(refs)], [" ".join(t for _, t in greedy)]) <= 0.15
+
+
+
+_ARENA_PROBE = """
+import sys, threading, ctypes
+from models.asr import limit_malloc_arenas
+cap = limit_malloc_arenas(int(sys.argv[1]))
+def work():
+    for _ in range(2000):
+        bytearray(200_000)
+threads = [threading.Thread(target=work) for _ in range(4)]
+for t in threads: t.start()
+for t in threads: t.join()
+print(cap, flush=True)
+ctypes.CDLL("libc.so.6").malloc_stats()   # one "Arena N:" paragraph per arena, on stderr
+"""
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's malloc only")
+@pytest.mark.parametrize("cap", [1, 0])
+def test_the_worker_malloc_arena_cap_holds_for_new_threads(cap):
+    """models.asr.limit_malloc_arenas(1) (the worker's start-up): threads that allocate
+    share the one arena; 0 keeps glibc's default (an arena per new thread)."""
+    out = subprocess.run([sys.executable, "-c", _ARENA_PROBE, str(cap)], capture_output=True,
+                         text=True, check=True, cwd=Path(__file__).resolve().parents[1])
+    arenas = out.stderr.count("Arena ")
+    assert int(out.stdout) == cap
+    assert arenas == 1 if cap == 1 else arenas > 1
