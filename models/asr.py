@@ -212,9 +212,9 @@ except (OSError, AttributeError):
 # glibc gives a thread that meets a busy arena one of its own (up to 8 per core); memory a
 # CTranslate2 worker frees stays in its arena, where only that thread reuses it. Capping the
 # worker at one arena lowered the generate spikes of a 20-minute file (peaks 591-596 MB
-# against 610-647) but not the worker's peak on the 60-minute file (618-630 against
-# 624-646 MB), so it is off (0: glibc's default); AVINDEX_MALLOC_ARENAS=1 turns it on to
-# measure again (benchmarks/README.md "First search hit while indexing", "Worker memory").
+# against 610-647) but not clearly the worker's peak on the 60-minute file (618-630 against
+# 624-646 MB; 577 and 604 against 608-614 once OpenCV left the worker's start), so it is
+# off (0: glibc's default); AVINDEX_MALLOC_ARENAS=1 turns it on to measure again (benchmarks/README.md "First search hit while indexing", "Worker memory").
 MALLOC_ARENAS = 0
 _M_ARENA_MAX = -8     # glibc's mallopt parameter number
 

@@ -239,7 +239,8 @@ def test_pyav_fallback_when_opencv_cannot_open(tmp_path, monkeypatch):
     def not_h264(path, step, stats=None):
         raise kf.VideoUnreadable("pretend this is not H.264")
         yield
-    monkeypatch.setattr(kf.cv2, "VideoCapture", Closed)
+    import cv2        # keyframes imports it where it is used
+    monkeypatch.setattr(cv2, "VideoCapture", Closed)
     monkeypatch.setattr(kf, "_selective_frames", not_h264)
     got = [(f.index, round(f.time, 3)) for f in kf.sampled_frames(clip, 4.0)]
     assert got == want and len(got) == 8

@@ -40,7 +40,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import cv2
+# OpenCV (24 MB resident, more once used) is imported where it is used, not here: a worker
+# that only transcribes does not hold it (benchmarks/README.md "Worker memory").
 import numpy as np
 
 from indexer.stages.keyframes import cheap_sampled_frames
@@ -195,6 +196,7 @@ class FacesStage:
                 check: Callable[[], None] = lambda: None) -> FacesResult:
         """Appearances of faces in a video (no saving). `shot_starts`: times where a new
         shot begins (tracks never cross them)."""
+        import cv2
         models = self.models
         step = 1.0 / self.sample_fps
         cuts = sorted(float(t) for t in shot_starts if t > 0)
@@ -454,6 +456,7 @@ def _same(a: np.ndarray, b: np.ndarray) -> bool:
 
 def write_face_thumbnail(chip_rgb: np.ndarray, thumb_dir: Path, name: str) -> str:
     """The aligned face as a JPEG at thumb_dir/name; returns name."""
+    import cv2
     target = Path(thumb_dir) / name
     target.parent.mkdir(parents=True, exist_ok=True)
     ok, data = cv2.imencode(".jpg", cv2.cvtColor(chip_rgb, cv2.COLOR_RGB2BGR),

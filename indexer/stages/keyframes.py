@@ -34,7 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
-import cv2
+# OpenCV (24 MB resident, more once used) is imported where it is used, not here: a worker
+# that only transcribes does not hold it (benchmarks/README.md "Worker memory").
 import numpy as np
 
 DEFAULT_SAMPLE_FPS = 4.0      # frames per second looked at for shot detection
@@ -86,6 +87,7 @@ def _next_slot(t: float, step: float) -> float:
 
 
 def _opencv_frames(path: str, step: float) -> Iterator[Frame]:
+    import cv2
     cap = cv2.VideoCapture(path, cv2.CAP_FFMPEG)
     try:
         if not cap.isOpened():
@@ -220,6 +222,7 @@ def cheap_sampled_frames(path: str | os.PathLike, sample_fps: float, *,
             return                          # a damaged tail: keep what was decoded
     if produced:
         return
+    import cv2
     for frame in sampled_frames(path, sample_fps):
         h, w = frame.image.shape[:2]
         if w > max_width:
@@ -427,6 +430,7 @@ class HistogramCutDetector:
     event_buffer_length = 0
 
     def process_frame(self, timecode, frame_img: np.ndarray) -> list:
+        import cv2
         hsv = cv2.cvtColor(frame_img, cv2.COLOR_BGR2HSV)
         hist = cv2.calcHist([hsv], [0, 1, 2], None, [16, 4, 4], [0, 180, 0, 256, 0, 256])
         cv2.normalize(hist, hist, 1.0, 0.0, cv2.NORM_L1)
@@ -467,11 +471,13 @@ def detect_width_frame(img: np.ndarray, width: int = DETECT_WIDTH) -> np.ndarray
     h, w = img.shape[:2]
     if w <= width:
         return img
+    import cv2
     return cv2.resize(img, (width, max(1, round(h * width / w))), interpolation=cv2.INTER_AREA)
 
 
 def is_blank(small_bgr: np.ndarray, max_std: float = BLANK_STD) -> bool:
     """A frame of (nearly) one colour: black, a fade, a blank card."""
+    import cv2
     gray = cv2.cvtColor(small_bgr, cv2.COLOR_BGR2GRAY) if small_bgr.ndim == 3 else small_bgr
     return float(gray.std()) < max_std
 
@@ -486,6 +492,7 @@ def _timecode(index: int, sample_fps: float):
 def write_thumbnail(img: np.ndarray, thumb_dir: Path, name: str,
                     width: int = THUMB_WIDTH, quality: int = THUMB_QUALITY) -> str:
     """A small JPEG at thumb_dir/name; returns name (relative, '/'-separated)."""
+    import cv2
     h, w = img.shape[:2]
     if w > width:
         img = cv2.resize(img, (width, max(1, round(h * width / w))), interpolation=cv2.INTER_AREA)

@@ -43,7 +43,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import cv2
+# OpenCV (24 MB resident, more once used) is imported where it is used, not here: a worker
+# that only transcribes does not hold it (benchmarks/README.md "Worker memory").
 import numpy as np
 
 from indexer.stages.base import SearchList
@@ -521,6 +522,7 @@ def _shrink(img: np.ndarray, short_side: int) -> np.ndarray:
     s = short_side / min(h, w)
     if s >= 1:
         return img.copy()
+    import cv2
     return cv2.resize(img, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
 
 
