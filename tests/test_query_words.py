@@ -149,26 +149,29 @@ def test_one_line_holding_every_word_comes_before_words_spread_over_a_window():
         moments.LINE_FIRST = True
 
 
-def test_a_number_is_found_as_digits_or_words(tmp_path):
-    """Whisper writes "Press 0"; people type "zero" (and the other way round), in each of
-    the library's languages. An article that is also "one" ("un") stays itself."""
+def _said_library(tmp_path, said: dict[str, list[str]]) -> tuple[Store, dict[str, int]]:
+    """A library of one file per language whose lines are `said`, 4 s apart."""
     store = Store(tmp_path / "lib.db")
-    lines = {"en": ("/lib/menu-en.wav", ["Welcome to the voicemail menu.",
-                                         "Press 0 to reach the operator.",
-                                         "Press five to hear your messages again."]),
-             "es": ("/lib/menu-es.wav", ["Bienvenido al buzón de voz.",
-                                         "Presione 0 para comunicarse con la operadora."]),
-             "fr": ("/lib/menu-fr.wav", ["Un agent va vous répondre.",
-                                         "Tapez 1 pour un agent."])}
     ids = {}
-    for i, (lang, (path, said)) in enumerate(lines.items()):
-        mid = ids[lang] = store.add_media(path, f"fp{i}", 1000, 0)
+    for i, (lang, lines) in enumerate(said.items()):
+        mid = ids[lang] = store.add_media(f"/lib/said-{lang}.wav", f"fp{i}", 1000, 0)
         store.save_probe(mid, {"duration": 30.0, "container": "wav", "streams": [],
                                "kind": "audio"}, [])
         store.save_transcript(mid, lang, [
             {"start": 4.0 * k, "end": 4.0 * k + 3.0, "text": s, "language": lang,
              "words": [{"start": 4.0 * k, "end": 4.0 * k + 3.0, "word": s}]}
-            for k, s in enumerate(said)])
+            for k, s in enumerate(lines)])
+    return store, ids
+
+
+def test_a_number_is_found_as_digits_or_words(tmp_path):
+    """Whisper writes "Press 0"; people type "zero" (and the other way round), in each of
+    the library's languages. An article that is also "one" ("un") stays itself."""
+    store, ids = _said_library(tmp_path, {
+        "en": ["Welcome to the voicemail menu.", "Press 0 to reach the operator.",
+               "Press five to hear your messages again."],
+        "es": ["Bienvenido al buzón de voz.", "Presione 0 para comunicarse con la operadora."],
+        "fr": ["Un agent va vous répondre.", "Tapez 1 pour un agent."]})
 
     def top(query):
         hits = search(store, query, mode="text")
@@ -194,19 +197,10 @@ def test_one_word_of_several_found_only_in_another_form_makes_no_hit(tmp_path):
     there as "start" (its stem), and nothing else of the query is. Such a line supports a
     moment found otherwise but is no hit by itself, in full-text search too; a word found
     as typed, or two words in other forms, still are."""
-    store = Store(tmp_path / "lib.db")
-    prompts = {"en": ["Press 8 to truncate the file and start over.",
-                      "Your message has been saved."],
-               "fr": ["Tapé 3 pour les options avancées."]}     # French stems apply too
-    for i, (lang, said) in enumerate(prompts.items()):
-        m = store.add_media(f"/lib/prompts-{lang}.wav", f"fp{i}", 1000, 0)
-        store.save_probe(m, {"duration": 30.0, "container": "wav", "streams": [],
-                             "kind": "audio"}, [])
-        store.save_transcript(m, lang, [
-            {"start": 5.0 * k, "end": 5.0 * k + 4.0, "text": s, "language": lang,
-             "words": [{"start": 5.0 * k, "end": 5.0 * k + 4.0, "word": s}]}
-            for k, s in enumerate(said)])
-        mid = m if lang == "en" else mid
+    store, ids = _said_library(tmp_path, {
+        "en": ["Press 8 to truncate the file and start over.", "Your message has been saved."],
+        "fr": ["Tapé 3 pour les options avancées."]})            # French stems apply too
+    mid = ids["en"]
     from indexer.search.word_forms import query_forms
     assert "start" in query_forms(store, "sourdough starter hydration").get("starter", ())
     assert search(store, "sourdough starter hydration", mode="text") == []
