@@ -214,7 +214,8 @@ except (OSError, AttributeError):
 # worker at one arena lowered the generate spikes of a 20-minute file (peaks 591-596 MB
 # against 610-647) but not clearly the worker's peak on the 60-minute file (618-630 against
 # 624-646 MB; 577 and 604 against 608-614 once OpenCV left the worker's start), so it is
-# off (0: glibc's default); AVINDEX_MALLOC_ARENAS=1 turns it on to measure again (benchmarks/README.md "First search hit while indexing", "Worker memory").
+# off (0: glibc's default); AVINDEX_MALLOC_ARENAS=1 turns it on to measure again
+# (benchmarks/README.md "First search hit while indexing", "Worker memory").
 MALLOC_ARENAS = 0
 _M_ARENA_MAX = -8     # glibc's mallopt parameter number
 

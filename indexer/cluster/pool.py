@@ -98,10 +98,11 @@ class WorkerPool:
         key = f"{job_id}-{uuid.uuid4().hex[:6]}"
         media = dict(media)
         spooled = None
-        if self.stream and stage not in NO_FILE_STAGES:          # text reads no file
+        needs_file = stage not in NO_FILE_STAGES                 # text reads no file
+        if needs_file and self.stream:
             spooled = self._send(slot, media)
             media["path"] = os.path.basename(media["path"])
-        elif self.path_map is not None and stage not in NO_FILE_STAGES:
+        elif needs_file and self.path_map is not None:
             media["path"] = self.path_map.apply(media["path"])
         slot.job_id, slot.key = job_id, key
         if spooled:

@@ -66,12 +66,8 @@ def line_id(place: int) -> int:
 
 
 def _indexed(store, media_id: int) -> tuple[list[dict], dict | None, list[dict]]:
-    """(the file's transcript tracks, the one the text stage indexes, its lines)."""
-    from indexer.stages.text import indexed_track
-    tracks = store.transcript_tracks(media_id)
-    pick = indexed_track(tracks, store.media(media_id).get("language"))
-    lines = store.transcript(media_id, pick["source"], pick["track"]) if pick else []
-    return tracks, pick, lines
+    from indexer.stages.text import indexed_lines
+    return indexed_lines(store, store.media(media_id))
 
 
 def _text_reads(store, media_id: int) -> dict:

@@ -9,8 +9,8 @@ gives a word its inflections.
 
 Single words only: 0-20, the tens, 100 and 1000 (a number of several words, "twenty
 five" or "dix-sept", is more than one token on either side). Number words that are also
-articles or pronouns ("un", "una", "ein", "one": they are stopwords; Dutch "een") are left alone in
-both directions: "un chien" is not "1 chien".
+articles or pronouns ("un", "una", "ein", "one": they are stopwords; Dutch "een") are left
+alone in both directions: "un chien" is not "1 chien".
 """
 from __future__ import annotations
 

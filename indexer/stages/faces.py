@@ -156,7 +156,7 @@ class FacesStage:
     after = ("visual",)
     derives = ("face_appearances",)
     search_lists = ()           # search reads people through the store (person:"Anna")
-    thumb_folder = "faces/{media_id}"   # a file's face crops, under thumb_dir (pruned by the saver)
+    thumb_folder = "faces/{media_id}"   # a file's face crops under thumb_dir (saver prunes)
 
     def __init__(self, thumb_dir: str | os.PathLike, models_dir: str | os.PathLike | None = None,
                  *, sample_fps: float = SAMPLE_FPS, models=None,

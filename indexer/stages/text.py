@@ -144,10 +144,18 @@ def indexed_track(tracks: Sequence[dict], language: str | None) -> dict | None:
     return pick
 
 
+def indexed_lines(store, media: dict) -> tuple[list[dict], dict | None, list[dict]]:
+    """(the file's transcript tracks, the one that gets windows (indexed_track), its lines
+    with their ids)."""
+    tracks = store.transcript_tracks(media["id"])
+    pick = indexed_track(tracks, media.get("language"))
+    lines = store.transcript(media["id"], pick["source"], pick["track"]) if pick else []
+    return tracks, pick, lines
+
+
 def transcript_to_index(store, media: dict) -> list[dict]:
     """The lines of the file's indexed transcript (see indexed_track), with their ids."""
-    pick = indexed_track(store.transcript_tracks(media["id"]), media.get("language"))
-    return store.transcript(media["id"], pick["source"], pick["track"]) if pick else []
+    return indexed_lines(store, media)[2]
 
 
 class TextIndexStage:

@@ -251,8 +251,8 @@ class VisualStage:
         tap = _Background(motion.tap) if motion is not None else None
         frames = _Prefetch(lambda on_sample: iter_keyframes(
             path, sample_fps=self.sample_fps, max_gap=self.max_gap, detector=self.detector,
-            thumb_dir=self.thumb_dir, thumb_prefix=self.thumb_folder.format(media_id=media_id), progress=on_sample,
-            on_frame=tap), progress)
+            thumb_dir=self.thumb_dir, thumb_prefix=self.thumb_folder.format(media_id=media_id),
+            progress=on_sample, on_frame=tap), progress)
         try:
             for kf in frames:
                 last_time = kf.time
