@@ -417,6 +417,7 @@ def lever_scores(clip: Path, cases: list[dict], rounds: int = 2, only=()) -> lis
     from indexer.stages.faces import FacesStage
     from models.faces import shared_face_models
     models = shared_face_models().get()
+    models.embed_chips([np.zeros((150, 150, 3), np.uint8)])   # torch's network built, warm
     levers = [("HOG scan at every sample", {"fast": False, "scan_every": 0}),
               ("HOG scan every 2 s, follow on crops between", {"fast": False, "scan_every": 2.0}),
               ("HOG scan every 2 s at 640 px, follow between",
@@ -424,7 +425,9 @@ def lever_scores(clip: Path, cases: list[dict], rounds: int = 2, only=()) -> lis
               ("fast scan at every sample, 320 px", {"scan_width": 320, "scan_every": 0}),
               ("fast scan at every sample, 480 px", {"scan_width": 480, "scan_every": 0}),
               ("fast scan at every sample, 640 px", {"scan_width": 640, "scan_every": 0}),
-              ("fast scan, 320 px, every 2 s while no face is tracked (kept)",
+              ("fast scan, 320 px, every 2 s while no face is tracked, dlib's embedder",
+               {"scan_width": 320, "dlib_embed": True}),
+              ("fast scan, 320 px, every 2 s while no face is tracked, torch embedder (kept)",
                {"scan_width": 320})]
     if only:
         levers = [lv for lv in levers if any(o in lv[0] for o in only)]
@@ -434,10 +437,13 @@ def lever_scores(clip: Path, cases: list[dict], rounds: int = 2, only=()) -> lis
     runs: dict[str, list] = {name: [] for name, *_ in levers}
     for _ in range(rounds):
         for name, kw in levers:
+            kw = dict(kw)
+            models.torch_embed = not kw.pop("dlib_embed", False)
             stage = FacesStage(CACHE, models=models, **kw)
             cpu = time.process_time()
             res = stage.analyse(str(clip), duration=duration, shot_starts=cuts)
             runs[name].append((time.process_time() - cpu, res))
+    models.torch_embed = True
     from indexer.stages.keyframes import cheap_sampled_frames
     decode = []                     # what a decode shared with the visual stage would save
     for _ in range(rounds):
@@ -478,6 +484,8 @@ def main() -> None:
     ap.add_argument("--fit-boxes", action="store_true",
                     help="fit the fast detector's box to dlib HOG's framing")
     ap.add_argument("--batch", type=int, default=10, help="files in the memory check")
+    ap.add_argument("--dlib-embed", action="store_true",
+                    help="describe faces by dlib's own ResNet code, not torch (the before)")
     ap.add_argument("--scan-every", type=float, default=None,
                     help="s between whole-frame scans (0: every sample; default: the stage's)")
     args = ap.parse_args()
@@ -500,6 +508,7 @@ def main() -> None:
                                       for r in rows})
         return
     models = shared_face_models().get()
+    models.torch_embed = not args.dlib_embed
     faces = photo_faces(models)
     ps = photo_scores(faces)
     print(table([[ps["faces"], ps["identities"], ps["queries"], ps["p_at_1"], ps["same_pairs"],

@@ -7,7 +7,8 @@
     face = models.find_near(frame_bgr, faces[0].box)  # the CNN, on a small crop only
 
 Steps: detect, align (dlib's 5-point shape predictor, get_face_chip), embed (dlib's 128-d
-ResNet; faces of one person lie within ~0.6 Euclidean distance, dlib's LFW figure).
+ResNet, its weights run by torch: models.face_resnet; faces of one person lie within ~0.6
+Euclidean distance, dlib's LFW figure).
 
 The detector is a cascade, cheap first:
 * for video frames, `detect_fast`: libfacedetection's CNN (models.fast_face_detector, the
@@ -25,7 +26,7 @@ The detector is a cascade, cheap first:
   `detect(thorough=True)` (a query photo, seen once) falls back to it on the whole picture
   when the HOG finds nothing.
 At most MAX_FACES faces are kept per picture (the largest): a crowd costs a bounded
-amount of alignment and embedding (~95 ms a face here), however many faces it holds.
+amount of alignment and embedding (~20 ms a face here), however many faces it holds.
 
 Weights: `face-recognition-models` 0.3.0 (MIT package; the model files are Davis King's,
 released into the public domain: dlib_face_recognition_resnet_model_v1.dat,
@@ -50,6 +51,7 @@ from .loading import LazyModel, lazy
 from .weights import ModelUnavailable
 
 EMBED_DIM = 128
+EMBED_BATCH = 16              # chips through the descriptor network at once (memory flat)
 DETECT_WIDTH = 960            # the HOG detector looks at a copy this wide
 MAX_UPSCALE = 2.0             # a smaller picture is enlarged at most this much for it
 MAX_FACES = 20                # faces kept per picture: the largest
@@ -159,6 +161,8 @@ class FaceModels:
         self._cnn_file = str(files["cnn"])
         self._cnn = None                     # loaded on first use: most runs never need it
         self._fast = False                   # models.fast_face_detector, loaded on first use
+        self._resnet = False                 # models.face_resnet, built on first use
+        self.torch_embed = True              # False: dlib's own embedder (benchmarks compare)
         self.files = files
         self.stats = {"hog_calls": 0, "hog_crops": 0, "fast_calls": 0, "cnn_calls": 0,
                       "embedded": 0}
@@ -303,13 +307,36 @@ class FaceModels:
             out.append(dlib.get_face_chip(rgb, shape, CHIP_SIZE, CHIP_PADDING))
         return out
 
+    @property
+    def resnet(self):
+        """The descriptor ResNet's weights run by torch (models.face_resnet); None where
+        torch is missing or the file is not the expected network (dlib embeds then)."""
+        if self._resnet is False:
+            try:
+                from .face_resnet import FaceResNet
+                self._resnet = FaceResNet.from_dat(self.files["embedder"])
+            except (ImportError, ValueError, OSError):
+                self._resnet = None
+        return self._resnet
+
     def embed_chips(self, chips: list[np.ndarray]) -> np.ndarray:
-        """(n, 128) float32 descriptors of aligned chips (one batched call)."""
+        """(n, 128) float32 descriptors of aligned chips, EMBED_BATCH at a time.
+
+        By torch on one thread: the same descriptors as dlib's (within 2e-6) at 6-12 ms
+        of CPU a face against dlib-bin's ~75 ms (built without BLAS; benchmarks/README.md
+        "Faces on video")."""
         if not chips:
             return np.zeros((0, EMBED_DIM), np.float32)
         self.stats["embedded"] += len(chips)
-        vecs = self.embedder.compute_face_descriptor([np.ascontiguousarray(c) for c in chips])
-        return np.asarray([np.asarray(v, dtype=np.float32) for v in vecs], np.float32)
+        net = self.resnet if self.torch_embed else None
+        if net is None:
+            vecs = self.embedder.compute_face_descriptor(
+                [np.ascontiguousarray(c) for c in chips])
+            return np.asarray([np.asarray(v, dtype=np.float32) for v in vecs], np.float32)
+        from .torch_threads import torch_threads
+        with torch_threads(1):
+            return np.concatenate([net.describe(chips[i:i + EMBED_BATCH])
+                                   for i in range(0, len(chips), EMBED_BATCH)])
 
     def describe(self, image_bgr: np.ndarray, faces: list[Face], *,
                  rgb: np.ndarray | None = None) -> tuple[np.ndarray, list[np.ndarray]]:

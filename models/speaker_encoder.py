@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
@@ -145,18 +144,10 @@ def window_mels(samples: np.ndarray, starts: np.ndarray, frames: int = PARTIAL_F
         return mels.numpy()
 
 
-@contextmanager
 def one_thread(threads: int = 1):
     """torch on `threads` threads inside the block (0: leave it as it is)."""
-    import torch
-    previous = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        if threads:
-            torch.set_num_threads(previous)
+    from .torch_threads import torch_threads
+    return torch_threads(threads)
 
 
 def _gain(power_mean: float) -> float:

@@ -361,3 +361,33 @@ def test_the_fast_detector_leaves_torchs_thread_setting_as_it_was(photos, face_m
     torch.ones(64, 64) @ torch.ones(64, 64)
     assert len(face_models.detect_fast(read_photo(photos["biden.jpg"]))) == 1
     assert torch.get_num_threads() == before
+
+
+def test_the_torch_descriptor_network_gives_dlibs_descriptors(photos, face_models):
+    """dlib's ResNet weights read from the .dat and run by torch describe real faces as
+    dlib itself does (the same-person threshold is 0.6; float rounding is ~1e-6)."""
+    from models.faces import read_photo
+    assert face_models.resnet is not None
+    chips = []
+    for name in ("obama.jpg", "biden.jpg", "obama2.jpg"):
+        img = read_photo(photos[name])
+        chips += face_models.chips(img, face_models.detect(img))
+    assert len(chips) == 3
+    ours = face_models.embed_chips(chips)
+    theirs = np.asarray([np.asarray(v, np.float32) for v in
+                         face_models.embedder.compute_face_descriptor(chips)])
+    assert ours.shape == (3, 128)
+    assert np.abs(ours - theirs).max() < 1e-3
+    # the same person near, another far, as dlib's own descriptors say
+    assert np.linalg.norm(ours[0] - ours[2]) < 0.5 < np.linalg.norm(ours[0] - ours[1])
+
+
+def test_a_weights_file_that_is_not_the_network_is_refused(tmp_path, face_models):
+    """A truncated or foreign file raises, so the models fall back to dlib's embedder."""
+    from models.face_resnet import FaceResNet
+    whole = Path(face_models.files["embedder"]).read_bytes()
+    for name, data in (("cut.dat", whole[:len(whole) // 2]), ("other.dat", b"\x01\x01junk"),
+                       ("landmarks.dat", Path(face_models.files["landmarks"]).read_bytes())):
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(ValueError):
+            FaceResNet.from_dat(tmp_path / name)

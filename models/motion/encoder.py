@@ -14,7 +14,6 @@ Measured: benchmarks/README.md "Descriptor quality on a labelled generated set".
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 from functools import lru_cache
@@ -23,25 +22,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..torch_threads import torch_threads  # noqa: F401  (re-exported: stages use it)
 from .frames import contrast_normalise
 
 from .layout import ENC_DIM
 DEFAULT_FILE = Path(__file__).with_name("default_encoder.npz")
-
-
-@contextlib.contextmanager
-def torch_threads(n: int = 1):
-    """Motion's tensors are small: one thread is far faster than two when the other core is
-    busy, so work in one, then restore. Switching is not free, so hold it around a whole
-    file, not one window. Measured: benchmarks/README.md "Cost inside the visual stage"."""
-    before = torch.get_num_threads()
-    if before != n:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        if before != n:
-            torch.set_num_threads(before)
 
 
 def to_bytes(encoder) -> bytes:
