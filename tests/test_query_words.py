@@ -210,3 +210,41 @@ def test_one_word_of_several_found_only_in_another_form_makes_no_hit(tmp_path):
     hits = search(store, "starter truncated sourdough", mode="text")   # two words
     assert hits and (hits[0].media_id, hits[0].start) == (mid, 0.0)
     store.close()
+
+
+def test_a_line_holding_the_words_as_typed_comes_before_one_holding_other_forms(tmp_path):
+    """Two files' lines hold both words of "expulsé conférence", one of them "expulsé"
+    only as "expulsés" (a form of it): the line that says it as typed comes first,
+    though bm25 alone prefers the other, shorter line."""
+    store = Store(tmp_path / "lib.db")
+    said = {"short.wav": "Vous avez été expulsés de la conférence.",
+            "long.wav": "Vous avez été expulsé de cette conférence par un modérateur."}
+    ids = {}
+    for name, line in said.items():
+        mid = ids[name] = store.add_media(f"/lib/{name}", name, 1000, 0)
+        store.save_probe(mid, {"duration": 30.0, "container": "wav", "streams": [],
+                               "kind": "audio"}, [])
+        store.save_transcript(mid, "fr", [{"start": 2.0, "end": 5.0, "text": line,
+                                           "language": "fr", "words": []}])
+    hits = search(store, "expulsé conférence", mode="text")
+    assert [h.media_id for h in hits] == [ids["long.wav"], ids["short.wav"]]
+    store.close()
+
+
+def test_a_said_match_starts_at_the_sentence_of_its_line_that_holds_the_words(tmp_path):
+    """The recogniser made one line of two sentences: a query for the second finds the
+    line, and the moment starts (and plays) where that sentence does, not at the line."""
+    store = Store(tmp_path / "lib.db")
+    mid = store.add_media("/lib/menu.wav", "fp", 1000, 0)
+    store.save_probe(mid, {"duration": 30.0, "container": "wav", "streams": [],
+                           "kind": "audio"}, [])
+    words = "Welcome to the voicemail menu. To delete your greeting, press seven.".split()
+    store.save_transcript(mid, "en", [{
+        "start": 10.0, "end": 10.0 + len(words), "language": "en", "text": " ".join(words),
+        "words": [{"start": 10.0 + k, "end": 10.5 + k, "word": " " + w}
+                  for k, w in enumerate(words)]}])
+    hit = search(store, "delete greeting", mode="text")[0]
+    assert (hit.start, hit.seek) == (15.0, 16.0)        # "To", then "delete"
+    hit = search(store, "voicemail menu", mode="text")[0]
+    assert (hit.start, hit.seek) == (10.0, 13.0)        # the line's first sentence
+    store.close()

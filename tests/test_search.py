@@ -371,7 +371,7 @@ def said_lib(tmp_path):
 
 def test_a_said_moment_plays_from_the_word_said(said_lib):
     (hit,) = search(said_lib, "elephant")           # no vectors: no embedder is asked for
-    assert (hit.start, hit.seek) == (10.0, 11.8)
+    assert (hit.start, hit.seek) == (11.0, 11.8)     # its sentence ("After that, ..."), its word
     assert search(said_lib, '"the elephant"')[0].seek == 11.6
     # relaxed (not every word said): the first content word, not "the"
     (hit,) = search(said_lib, "the zebra elephant", mode="text")
@@ -387,7 +387,7 @@ def test_cli_json_and_the_gui_request_give_the_same_second(said_lib, capsys, tmp
     from app.search_requests import answer, search_models
     assert main(["search", "elephant", "--json", "--library", str(said_lib.path)]) == 0
     (hit,) = json.loads(capsys.readouterr().out)["hits"]
-    assert (hit["start"], hit["seek"]) == (10.0, 11.8)
+    assert (hit["start"], hit["seek"]) == (11.0, 11.8)
     assert main(["search", "elephant", "--library", str(said_lib.path)]) == 0
     assert "/lib/talk.mp4  00:00:11  [said]" in capsys.readouterr().out
     (row,) = answer(said_lib, {"mode": "text", "query": "elephant"}, search_models(None),

@@ -40,6 +40,9 @@ WINDOW_SEGMENTS = 8        # segments of a meaning window looked at by relaxed_s
 # moment but never makes one, in full-text search too (spoken_search dev: the unrelated
 # queries with a hit 1 -> 0 hybrid, 2 -> 0 text; P@1 up in both).
 FORMS_ALONE_SUPPORT_ONLY = True
+# Among matches holding the same query words, those holding more of them as typed (not
+# only in another form) come first
+TYPED_FIRST = True
 
 def doc_freq(store: Store, fts: str, term: str, prefix: bool) -> int:
     """Documents of an FTS table holding a term (or a prefix's terms, summed; an upper
@@ -176,6 +179,11 @@ def fts_lists(store: Store, query: str, n: int, f: Filters | None, *,
             if "fts5" not in str(exc).lower() and "syntax" not in str(exc).lower():
                 raise
             items = []
+        if TYPED_FIRST and len(items) > 1:
+            # every word held, fewer of them only in another form first ("dell" before
+            # "della"), then bm25's order (the sort is stable)
+            as_typed = _covering(store, items, groups)
+            items.sort(key=lambda it: -len(as_typed.get(it.rowid, ())))
         for it in items:
             it.covers = everyone
         tentative = hybrid and src.list in TENTATIVE_LISTS
@@ -192,7 +200,8 @@ def fts_lists(store: Store, query: str, n: int, f: Filters | None, *,
             as_typed = _covering(store, more, groups)
             # more of the query's words first (by their idf), then bm25's order
             idf = group_weights(store, groups, src.fts, src.table)
-            more.sort(key=lambda it: -sum(idf[g] for g in it.covers))
+            more.sort(key=lambda it: (-sum(idf[g] for g in it.covers),
+                                      -len(as_typed.get(it.rowid, ())) if TYPED_FIRST else 0))
             for it in more:
                 it.relaxed = True
                 it.creates = not hybrid or (bool(it.covers & rare)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from indexer.search.fulltext import group_weights
 from indexer.search.query_text import (content_groups, covered, first_said, make_snippet,
-                                       with_forms)
+                                       sentence_start, with_forms)
 from indexer.search.sources import BY_FTS
 from indexer.search.speakers import VoiceTurns
 from indexer.search.types import Hit, Item, Moment
@@ -34,6 +34,9 @@ _EXACT_KINDS = ("said", "shown", "tag")
 # moments that hold them spread over several items (a 30 s meaning window, a keyword
 # and a line): benchmarks/README.md, "Finding the right moment"
 LINE_FIRST = True
+# A said match's moment starts at the sentence (of its line) holding the first query word,
+# not at the line's start: a line the recogniser made of several sentences
+SENTENCE_START = True
 _LINE_LISTS = ("said", "shown")
 
 
@@ -269,6 +272,11 @@ def to_hits(store: Store, scored: list[tuple[float, Moment]], limit: int, query:
         seek = seek_time(store, lead, query, float(start), float(end), said_words, groups)
         if lead.list == "similar":
             start = seek
+        elif SENTENCE_START and lead.fts == "segments_fts" and said_words.get(lead.rowid):
+            # a line of several sentences: the moment is the sentence the words are in
+            opens = sentence_start(said_words[lead.rowid], seek, clauses=SENTENCE_START == "clause")
+            if opens is not None and start <= opens <= seek:
+                start = opens
         hits.append(Hit(m.media_id, path, float(start), float(end), lead.kind, snippet,
                         float(score), kinds, None, seg, kf,
                         vec[0].similarity if vec else None, ranks, seek,

@@ -293,6 +293,25 @@ def first_said(words: Iterable[tuple[float, str]], query: str, *, relaxed: bool 
     return next((starts[i] for i, h in enumerate(hit) if h), None)
 
 
+SENTENCE_END = re.compile(r"[.!?…。！？؟।]['\")»”]*$")
+CLAUSE_END = re.compile(r"[.!?…。！？؟।,;:、，،]['\")»”]*$")
+
+
+def sentence_start(words: Sequence[tuple[float, str]], t: float, *, clauses: bool = False
+                   ) -> float | None:
+    """The start of the sentence (within a line's timed words) holding the word at `t`:
+    the word after the last one before it that ends a sentence, else the line's first."""
+    out = None
+    for start, word in words:
+        if start > t:
+            break
+        if out is None:
+            out = float(start)
+        if start < t and (CLAUSE_END if clauses else SENTENCE_END).search(word.strip()):
+            out = None                      # the next word opens a sentence
+    return out
+
+
 def matched_terms(text: str, terms) -> set:
     """The single terms (folded word, is_prefix) of a query that occur in a text."""
     words = {_folded(w) for w in WORD.findall(text.lower())}
