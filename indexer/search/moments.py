@@ -15,6 +15,8 @@ there (the word the snippet marks first), a meaning match from the segment of it
 window that holds the query's words best; other matches, or a line whose word
 timings are gone (corrected by the user), from the moment's start. With a speaker
 filter, only the words that voice says count, and a moment plays from within its speech.
+A said match's moment itself starts at the sentence of its line holding that word (a
+recognised line may hold several sentences), so its start and its second agree.
 """
 from __future__ import annotations
 
@@ -274,7 +276,7 @@ def to_hits(store: Store, scored: list[tuple[float, Moment]], limit: int, query:
             start = seek
         elif SENTENCE_START and lead.fts == "segments_fts" and said_words.get(lead.rowid):
             # a line of several sentences: the moment is the sentence the words are in
-            opens = sentence_start(said_words[lead.rowid], seek, clauses=SENTENCE_START == "clause")
+            opens = sentence_start(said_words[lead.rowid], seek)
             if opens is not None and start <= opens <= seek:
                 start = opens
         hits.append(Hit(m.media_id, path, float(start), float(end), lead.kind, snippet,

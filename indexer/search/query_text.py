@@ -294,11 +294,9 @@ def first_said(words: Iterable[tuple[float, str]], query: str, *, relaxed: bool 
 
 
 SENTENCE_END = re.compile(r"[.!?…。！？؟।]['\")»”]*$")
-CLAUSE_END = re.compile(r"[.!?…。！？؟।,;:、，،]['\")»”]*$")
 
 
-def sentence_start(words: Sequence[tuple[float, str]], t: float, *, clauses: bool = False
-                   ) -> float | None:
+def sentence_start(words: Sequence[tuple[float, str]], t: float) -> float | None:
     """The start of the sentence (within a line's timed words) holding the word at `t`:
     the word after the last one before it that ends a sentence, else the line's first."""
     out = None
@@ -307,7 +305,7 @@ def sentence_start(words: Sequence[tuple[float, str]], t: float, *, clauses: boo
             break
         if out is None:
             out = float(start)
-        if start < t and (CLAUSE_END if clauses else SENTENCE_END).search(word.strip()):
+        if start < t and SENTENCE_END.search(word.strip()):
             out = None                      # the next word opens a sentence
     return out
 
