@@ -2,7 +2,8 @@
 video, the faces stage's cost beside the visual stage's at 720p, memory over a batch.
 
     .venv/bin/python -m benchmarks.faces            # everything (~7 min on 2 cores)
-    .venv/bin/python -m benchmarks.faces --photos   # P@1 and F1 only
+    .venv/bin/python -m benchmarks.faces --photos   # P@1 and F1 only, test and dev splits
+    .venv/bin/python -m benchmarks.faces --tune     # the clustering's F1 on dev by threshold
     .venv/bin/python -m benchmarks.faces --levers   # the faces stage under each cost lever
     .venv/bin/python -m benchmarks.faces --fit-boxes   # the fast detector's box -> HOG's
 
@@ -16,8 +17,10 @@ npm; nothing else is downloaded):
   bottom right one Obama again, with landmarks drawn on), lbp_yale.jpg (its top row: one
   Yale B subject under four lightings; the bottom row is LBP images, left out).
 Only two identities have more than one photo (Obama: 6, the Yale subject: 4), so P@1 has
-10 queries against every other face as gallery and the F1 has 21 same-person pairs; the
-thresholds are dlib's own calibration, not tuned here (there is no dev split to tune on).
+10 queries against every other face as gallery and the F1 has 21 same-person pairs. That
+is the test split. The dev split, other people from two more packages (a montage of 25
+photos of one woman, frames of two people's clips, 13 strangers), is in
+benchmarks/faces_dev.py; --tune scores the clustering threshold on it.
 
 Video: a 44.5 s 1280x720 H.264 clip rendered in-process with PyAV from these photos (11
 segments of 1.2-6 s, zooming or panning, between moving-pattern fillers of 0.7-1.9 s that
@@ -182,8 +185,11 @@ def photo_faces(models) -> list[dict]:
     return out
 
 
-def photo_scores(faces: list[dict], orders: int = 5) -> dict:
+def photo_scores(faces: list[dict], orders: int = 5, threshold: float | None = None) -> dict:
+    """P@1 (each face with a same-person face elsewhere queries all the others) and the
+    pairwise F1 of the incremental clustering, the faces fed in `orders` random orders."""
     from models.face_clustering import MATCH_DISTANCE, assign, pairwise_f1
+    threshold = MATCH_DISTANCE if threshold is None else threshold
     ids = np.array([f["identity"] for f in faces])
     vecs = np.asarray([f["vec"] for f in faces])
     d = np.linalg.norm(vecs[:, None] - vecs[None], axis=2)
@@ -197,7 +203,7 @@ def photo_scores(faces: list[dict], orders: int = 5) -> dict:
     for _ in range(orders):
         order = rng.permutation(len(faces))
         labels = np.empty(len(faces), int)
-        labels[order] = assign(vecs[order], threshold=MATCH_DISTANCE).labels
+        labels[order] = assign(vecs[order], threshold=threshold).labels
         f1s.append(pairwise_f1(ids, labels))
     same = d[np.equal.outer(ids, ids) & np.isfinite(d)]
     other = d[~np.equal.outer(ids, ids)]
@@ -211,6 +217,10 @@ def photo_scores(faces: list[dict], orders: int = 5) -> dict:
             "same_distance_max": float(same.max()) if same.size else None,
             "other_distance_min": float(other.min()),
             "cnn_faces": sum(f["detector"] == "cnn" for f in faces)}
+
+
+# MATCH_DISTANCE values --tune tries on the dev split (benchmarks/faces_dev.py)
+TUNE_THRESHOLDS = [0.45, 0.5, 0.52, 0.54, 0.56, 0.57, 0.58, 0.59, 0.6, 0.62, 0.65]
 
 
 # ---- video ------------------------------------------------------------------------------------
@@ -483,6 +493,8 @@ def main() -> None:
                          "whose name holds one of the WORDs, if given)")
     ap.add_argument("--fit-boxes", action="store_true",
                     help="fit the fast detector's box to dlib HOG's framing")
+    ap.add_argument("--tune", action="store_true",
+                    help="the clustering's F1 on the dev split under each MATCH_DISTANCE")
     ap.add_argument("--batch", type=int, default=10, help="files in the memory check")
     ap.add_argument("--dlib-embed", action="store_true",
                     help="describe faces by dlib's own ResNet code, not torch (the before)")
@@ -509,16 +521,32 @@ def main() -> None:
         return
     models = shared_face_models().get()
     models.torch_embed = not args.dlib_embed
-    faces = photo_faces(models)
-    ps = photo_scores(faces)
-    print(table([[ps["faces"], ps["identities"], ps["queries"], ps["p_at_1"], ps["same_pairs"],
-                  ps["precision"], ps["recall"], ps["f1_mean"], ps["f1_min"]]],
-                ["faces", "identities", "P@1 queries", "P@1", "same-person pairs",
-                 "pair precision", "pair recall", "F1 (mean of 5 orders)", "F1 (worst order)"]))
-    print(f"largest same-person distance {ps['same_distance_max']:.3f}, smallest "
-          f"different-person distance {ps['other_distance_min']:.3f}; P@1 misses: "
-          f"{ps['misses'] or 'none'}; faces found by the CNN fallback: {ps['cnn_faces']}")
-    result = {"photos": {k: v for k, v in ps.items()}}
+    if args.tune:
+        from benchmarks.faces_dev import dev_faces
+        faces = dev_faces(models)
+        rows = [photo_scores(faces, orders=50, threshold=t) | {"threshold": t}
+                for t in TUNE_THRESHOLDS]
+        print(table([[r["threshold"], r["precision"], r["recall"], r["f1_mean"], r["f1_min"]]
+                     for r in rows], ["dev: MATCH_DISTANCE", "pair precision", "pair recall",
+                                      "F1 (mean of 50 orders)", "F1 (worst order)"]))
+        return
+    result = {}
+    splits = [("test", photo_faces)]
+    if args.photos:
+        from benchmarks.faces_dev import dev_faces
+        splits.append(("dev", dev_faces))
+    for split, faces_of in splits:
+        ps = photo_scores(faces_of(models))
+        print(table([[split, ps["faces"], ps["identities"], ps["queries"], ps["p_at_1"],
+                      ps["same_pairs"], ps["precision"], ps["recall"], ps["f1_mean"],
+                      ps["f1_min"]]],
+                    ["split", "faces", "identities", "P@1 queries", "P@1", "same-person pairs",
+                     "pair precision", "pair recall", "F1 (mean of 5 orders)",
+                     "F1 (worst order)"]))
+        print(f"{split}: largest same-person distance {ps['same_distance_max']:.3f}, smallest "
+              f"different-person distance {ps['other_distance_min']:.3f}; P@1 misses: "
+              f"{ps['misses'] or 'none'}; faces found by the CNN fallback: {ps['cnn_faces']}")
+        result["photos" if split == "test" else "dev_photos"] = ps
     if not args.photos:
         from app.settings import Settings
         models_dir = Settings().resolved_models_dir()
