@@ -87,3 +87,21 @@ def test_the_dev_splits_montage_is_cut_into_its_25_photos_and_labelled_one_perso
     assert _label(MONTAGE, 7) == "montage-woman"
     assert _label("pyfeat_15-f13-anc-ph.jpg", 0) == "pyfeat-f13"
     assert _label("pyfeat_multi_face.jpg", 2) == "pyfeat_multi_face.jpg#2"
+
+
+def test_the_dev_splits_clip_frames_are_taken_every_so_often_up_to_a_second(tmp_path):
+    import av
+    from benchmarks.faces_dev import _frames
+    clip = tmp_path / "clip.mp4"
+    with av.open(str(clip), "w") as out:                 # 3 s at 10 fps, encoded by libx264
+        stream = out.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for k in range(30):
+            img = np.full((48, 64, 3), 8 * k, np.uint8)
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(img, format="bgr24")))
+        out.mux(stream.encode())
+    times = [round(t, 1) for t, _ in _frames(clip, 0.6, None)]
+    assert times == [0.0, 0.6, 1.2, 1.8, 2.4]
+    assert [round(t, 1) for t, _ in _frames(clip, 0.6, 1.3)] == [0.0, 0.6, 1.2]
+    frame = next(_frames(clip, 1.0, None))[1]
+    assert frame.shape == (48, 64, 3)
