@@ -248,3 +248,35 @@ def test_a_said_match_starts_at_the_sentence_of_its_line_that_holds_the_words(tm
     hit = search(store, "voicemail menu", mode="text")[0]
     assert (hit.start, hit.seek) == (10.0, 13.0)        # the line's first sentence
     store.close()
+
+
+def test_hybrid_search_that_finds_nothing_falls_back_to_lines_holding_two_words(
+        tmp_path, embedder):
+    """"appuyez neige entrée" (the recogniser heard "neige" as "surnâche"): both other
+    words are common in the library, so hybrid search relaxes to neither, and with no
+    meaning window near enough it found nothing. It now falls back to the line holding
+    two of the words; a query sharing one common word with the library still finds
+    nothing."""
+    from indexer.stages.text import transcript_windows
+    store = Store(tmp_path / "lib.db")
+    lines = ["Pour enregistrer votre message, appuyez sur un.", "Appuyez sur étoile pour annuler.",
+             "Appuyez sur dièse pour confirmer.", "Pour écouter vos messages, appuyez sur deux.",
+             "Appuyez surnâche pour plus d'entrée.", "Votre entrée n'est pas valide.",
+             "Cette entrée est déjà utilisée.", "Entrée refusée, essayez à nouveau.",
+             "Bienvenue dans la messagerie vocale.", "La conférence est verrouillée."]
+    mid = store.add_media("/lib/menu.wav", "fp", 1000, 0)
+    store.save_probe(mid, {"duration": 70.0, "container": "wav", "streams": [],
+                           "kind": "audio"}, [])
+    store.save_transcript(mid, "fr", [
+        {"start": 6.0 * k, "end": 6.0 * k + 4, "text": t, "language": "fr",
+         "words": [{"start": 6.0 * k, "end": 6.0 * k + 4, "word": t}]}
+        for k, t in enumerate(lines)])
+    windows = transcript_windows(store.transcript(mid))
+    store.save_text_index(mid, windows, embedder.embed([w["text"] for w in windows],
+                                                       kind="passage"), [])
+    # a floor no window reaches: the meaning side finds nothing, as for the real query
+    hits = search(store, "appuyez neige entrée", embedder=embedder, min_similarity=0.99)
+    assert [(h.media_id, h.start) for h in hits] == [(mid, 24.0)]
+    assert search(store, "appuyez recette chocolat", embedder=embedder,
+                  min_similarity=0.99) == []
+    store.close()

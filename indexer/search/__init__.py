@@ -88,6 +88,9 @@ __all__ = ["search", "more_like_this", "Hit", "FileHits", "group_by_file", "Filt
            "person_term", "split_person", "more_of_this_person"]
 
 CANDIDATES = 50          # rows taken from each list before fusing (at least `limit`)
+# Hybrid search that finds nothing falls back to full-text lines holding at least this
+# many of the query's content words (benchmarks/README.md, "Spoken search"); 0: never
+FALLBACK_WORDS = 2
 VOICE_OVERSAMPLE = 4     # a speaker or person filter asks the lists for this many times more
 IMAGE_MIN_SIMILARITY = None   # no floor for search by example: the nearest frames are asked for
 
@@ -227,17 +230,35 @@ def _search(store: Store, query: str = "", *, image=None, keyframe_id: int | Non
             lists["image"] = img
     timing["image_ms"] = (time.perf_counter() - t3) * 1000
     t4 = time.perf_counter()
-    for narrow in (turns, spans):   # voice: the full-text lists were narrowed in SQL already
-        if narrow is not None:
-            lists = {name: kept for name, items in lists.items() if (kept := narrow.keep(items))}
-    scored = fuse(lists, rrf_k, weights, relaxed_creates=(mode == "text"),
-                  word_weights=group_weights(store, groups) if groups else ())
+    word_weights = group_weights(store, groups) if groups else ()
+    scored = fuse(_narrowed(lists, turns, spans), rrf_k, weights,
+                  relaxed_creates=(mode == "text"), word_weights=word_weights)
+    if (not scored and semantic and mode == "hybrid" and FALLBACK_WORDS
+            and len(groups) >= FALLBACK_WORDS):
+        # nothing met hybrid's gates (no meaning window near enough, no rare word): the
+        # lines holding FALLBACK_WORDS of the query's words, as full-text search finds them
+        text = fts_lists(store, query, n * VOICE_OVERSAMPLE if spans is not None else n,
+                         filters, hybrid=False, forms=forms)
+        scored = [(score, m) for score, m in fuse(_narrowed(text, turns, spans), rrf_k,
+                                                  weights, relaxed_creates=True,
+                                                  word_weights=word_weights)
+                  if len(m.held()) >= FALLBACK_WORDS]
     hits = to_hits(store, scored, limit, query, turns, words_seen)
     attach_speakers(store, hits, voice)
     _on_screen(store, hits, spans)
     timing["fuse_ms"] = (time.perf_counter() - t4) * 1000
     timing["total_ms"] = (time.perf_counter() - t0) * 1000
     return hits
+
+
+def _narrowed(lists: dict[str, list[Item]], turns: VoiceTurns | None,
+              spans: PersonSpans | None) -> dict[str, list[Item]]:
+    """The lists kept to a voice's turns and a person's spans (a voice's full-text lists
+    were narrowed in SQL already)."""
+    for narrow in (turns, spans):
+        if narrow is not None:
+            lists = {name: kept for name, items in lists.items() if (kept := narrow.keep(items))}
+    return lists
 
 
 def _face_list(store: Store, image, face_model, models, filters, n: int) -> list[Item]:

@@ -80,7 +80,7 @@ def fuse(lists: dict[str, list[Item]], rrf_k: float, weights: dict, relaxed_crea
     per_coverage = weights.get("coverage", 0.0)
     scored = []
     for m in moments:
-        held = frozenset().union(*(it.covers for it in m.items if it.covers))
+        held = m.held()
         whole = bool(words) and len(held) == words
         line = whole and LINE_FIRST and any(
             it.list in _LINE_LISTS and it.covers and len(it.covers) == words

@@ -113,6 +113,10 @@ class Moment:
     items: list = field(default_factory=list)
     tentative: bool = False           # started by a tentative item (Item.tentative)
 
+    def held(self) -> frozenset:
+        """The query's content words (their group indexes) its items hold."""
+        return frozenset().union(*(it.covers for it in self.items if it.covers))
+
     def overlaps(self, it: Item) -> bool:
         if it.media_id != self.media_id:
             return False
