@@ -73,12 +73,14 @@ def _run(cmd, **kw) -> None:
             raise SystemExit(f"{cmd[0]} failed: {err.read().strip()[-2000:]}")
 
 
-def _extract(archive: Path, wanted: list[str], inside: str) -> None:
+def _extract(archive: Path, wanted: list[str], inside: str, dest: Path = PHOTOS,
+             prefix: str = "") -> None:
+    """The `wanted` files under a folder `inside` the archive, into dest as prefix + name."""
     with tarfile.open(archive) as tar:
         for m in tar.getmembers():
             name = Path(m.name).name
             if name in wanted and inside in m.name:
-                (PHOTOS / name).write_bytes(tar.extractfile(m).read())
+                (dest / f"{prefix}{name}").write_bytes(tar.extractfile(m).read())
 
 
 def fetch() -> Path:

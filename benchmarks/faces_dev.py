@@ -26,13 +26,12 @@ carries most of the hard pairs (and 276 of the 395 same-person pairs).
 from __future__ import annotations
 
 import sys
-import tarfile
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from benchmarks.faces import CACHE, _run
+from benchmarks.faces import CACHE, _extract, _run
 
 DEV = CACHE / "dev"
 FACETORCH = ("facetorch==0.6.2", "/data/input/", ["test.jpg", "test2.jpg", "test3.jpg"])
@@ -59,11 +58,7 @@ def fetch() -> Path:
                   "--disable-pip-version-check", "--no-binary", ":all:",
                   "--no-build-isolation", spec])
             archive = next(Path(tmp).glob(spec.split("==")[0].replace("-", "?") + "-*.tar.gz"))
-            with tarfile.open(archive) as tar:
-                for m in tar.getmembers():
-                    name = Path(m.name).name
-                    if name in names and inside in m.name:
-                        (DEV / f"{prefix}_{name}").write_bytes(tar.extractfile(m).read())
+            _extract(archive, names, inside, DEV, f"{prefix}_")
     return DEV
 
 
