@@ -92,7 +92,7 @@ def worker_main(library: str, settings: dict, tasks, events, cancel_slot,
                 parent_pid: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)   # the parent decides about Ctrl-C
     _die_with_parent(parent_pid)
-    from models.asr import limit_malloc_arenas
+    from models.asr import limit_malloc_arenas   # its import turns MKL's buffer pool off
     limit_malloc_arenas()            # off unless AVINDEX_MALLOC_ARENAS asks (see there)
     # tqdm (which faster-whisper uses) would make a multiprocessing lock: a named semaphore
     # that, when this worker is killed with its runner, is reported as leaked.

@@ -8,6 +8,9 @@
     .venv/bin/python -m benchmarks.first_hit --full --malloc-arenas 1   # the worker's malloc
                                                         # capped at one arena (tried, off:
                                                         # models.asr.MALLOC_ARENAS)
+    .venv/bin/python -m benchmarks.first_hit --full --mkl-pool   # MKL's own buffer pool kept
+                                                        # in the worker (before: off since,
+                                                        # models.asr.MKL_POOL)
 
 The file: real recorded speech, Debian's Asterisk English prompts (Allison Smith, studio
 recordings; benchmarks/speakers.py fetches them), the sentence prompts in a fixed order
@@ -27,6 +30,7 @@ GUI and the CLI run it:
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import resource
 import sys
@@ -119,10 +123,15 @@ def run(path: Path, full: bool) -> dict:
         runner.stop()
     thread.join()
     out["audio_s"] = store.media(media_id)["duration"]
+    lines = store.transcript(media_id, "speech")      # the same text run to run, any setting
+    out["transcript"] = (len(lines), hashlib.sha1("\n".join(
+        f"{ln['start']:.2f} {ln['text']}" for ln in lines).encode()).hexdigest()[:12])
     store.close()
     if full and out.get("speech_done_s"):
         out["speech_rtf"] = (out["speech_done_s"] - out["speech_started_s"]) / out["audio_s"]
-    out["peak_rss_children_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)     # the ended worker
+    out["peak_rss_children_mb"] = children.ru_maxrss / 1024
+    out["worker_cpu_s"] = (children.ru_utime, children.ru_stime)  # load does not change it much
     out["rss"] = rss
     return out
 
@@ -147,15 +156,21 @@ def main() -> None:
     ap.add_argument("--malloc-arenas", type=int, default=None,
                     help="glibc malloc arenas in the worker (AVINDEX_MALLOC_ARENAS; "
                          "0: glibc's default; default: models.asr.MALLOC_ARENAS)")
+    ap.add_argument("--mkl-pool", action="store_true",
+                    help="keep MKL's own buffer pool in the worker (models.asr.MKL_POOL: off)")
     args = ap.parse_args()
     if args.malloc_arenas is not None:     # the spawned worker inherits it
         os.environ["AVINDEX_MALLOC_ARENAS"] = str(args.malloc_arenas)
+    if args.mkl_pool:                      # before the worker is spawned: it inherits these
+        os.environ["AVINDEX_MKL_POOL"] = "1"
+        os.environ.pop("MKL_DISABLE_FAST_MM", None)
     path = hour_file(args.minutes)
     r = run(path, args.full)
     with open("/proc/loadavg") as f:
         load = f.read().split()[0]
     print(f"file: {path.name}, {r['audio_s']:.0f} s of real speech; load average {load}; "
-          f"worker malloc arenas {os.environ.get('AVINDEX_MALLOC_ARENAS', 'default setting')}")
+          f"worker malloc arenas {os.environ.get('AVINDEX_MALLOC_ARENAS', 'default setting')}, "
+          f"MKL's buffer pool {'kept' if args.mkl_pool else 'off'}")
     print(f"speech stage started {r['speech_started_s']:.1f} s after the drop")
     if "first_window_upto" in r:
         print(f"first window committed (up to {r['first_window_upto']:.0f} s of the file) "
@@ -168,7 +183,9 @@ def main() -> None:
     if args.full and "speech_done_s" in r:
         print(f"speech stage done {r['speech_done_s']:.1f} s after the drop "
               f"(RTF {r['speech_rtf']:.3f}): before per-window commits, the first hit")
-    print(f"worker peak RSS {r['peak_rss_children_mb']:.0f} MB")
+    print(f"worker peak RSS {r['peak_rss_children_mb']:.0f} MB; worker CPU user "
+          f"{r['worker_cpu_s'][0]:.1f} s, sys {r['worker_cpu_s'][1]:.1f} s; transcript: "
+          f"{r['transcript'][0]} lines, sha1 {r['transcript'][1]}")
     if r["rss"]:
         # how the worker's memory goes with the length transcribed: its RSS at each tenth
         # of the run (flat in file length is the aim)

@@ -4,6 +4,7 @@
     .venv/bin/python -m benchmarks.worker_memory --minutes 20 --engine-only   # the engine alone
     .venv/bin/python -m benchmarks.worker_memory --minutes 20 --arenas 0      # glibc's default arenas
     .venv/bin/python -m benchmarks.worker_memory --minutes 20 --mmap-kb 8192 --trim-kb 4096
+    .venv/bin/python -m benchmarks.worker_memory --minutes 20 --mkl-pool      # MKL's pool kept
 
 One process, no Runner: with the default, the file (benchmarks.first_hit's real speech) is
 taken into a fresh library and its probe, subtitles and speech jobs run through
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import os
 import resource
 import sys
 import tempfile
@@ -139,7 +141,12 @@ def main() -> None:
                     help="malloc arenas (default: models.asr.MALLOC_ARENAS; 0: glibc's)")
     ap.add_argument("--mmap-kb", type=int, default=0)
     ap.add_argument("--trim-kb", type=int, default=0)
+    ap.add_argument("--mkl-pool", action="store_true",
+                    help="keep MKL's own buffer pool (models.asr.MKL_POOL: off)")
     args = ap.parse_args()
+    if args.mkl_pool:                 # read by models.asr on import, by MKL when loaded
+        os.environ["AVINDEX_MKL_POOL"] = "1"
+        os.environ.pop("MKL_DISABLE_FAST_MM", None)
     import models.asr as asr
     arenas = asr.limit_malloc_arenas(args.arenas)
     libc = ctypes.CDLL("libc.so.6")
@@ -160,7 +167,8 @@ def main() -> None:
         load = f.read().split()[0]
     print(f"{path.name}, {'engine alone' if args.engine_only else 'as the worker'}; arenas "
           f"{arenas or 'glibc default'}, mmap threshold {args.mmap_kb or 'dynamic'} kB, trim "
-          f"threshold {args.trim_kb or 'dynamic'} kB")
+          f"threshold {args.trim_kb or 'dynamic'} kB, MKL's buffer pool "
+          f"{'kept' if args.mkl_pool else 'off'}")
     for upto, peak, calls in tracer.windows:
         top = max(calls, key=calls.get) if calls else "-"
         print(f"window to {upto:5d} s: peak {peak:.0f} MB (reached by {top}; "

@@ -219,6 +219,19 @@ except (OSError, AttributeError):
 MALLOC_ARENAS = 0
 _M_ARENA_MAX = -8     # glibc's mallopt parameter number
 
+# CTranslate2 on Intel CPUs allocates through MKL (mkl_malloc), whose "fast memory manager"
+# keeps the buffers each thread frees for that thread to reuse and gives none back: a trim
+# cannot reach them, so each worker thread held on to its largest encode and beam-search
+# buffers. Without that pool the buffers go to glibc and the trims between calls return
+# them; the worker's peak on a 20-minute file fell from 596-633 to 561-566 MB (same CPU
+# time). MKL reads MKL_DISABLE_FAST_MM (any value) when ctranslate2 is loaded, so it is
+# set here, on importing this module, before any engine imports ctranslate2; a process
+# that spawns the worker passes it on. AVINDEX_MKL_POOL=1 keeps MKL's pool (to measure it
+# again). Measured: benchmarks/README.md "Worker memory".
+MKL_POOL = False
+if os.environ.get("AVINDEX_MKL_POOL", "1" if MKL_POOL else "0") == "0":
+    os.environ.setdefault("MKL_DISABLE_FAST_MM", "1")
+
 
 def limit_malloc_arenas(arenas: int | None = None) -> int:
     """Cap glibc's malloc arenas for this process (call it at start, before the threads
