@@ -24,7 +24,8 @@ The detector is a cascade, cheap first:
   640-px frame here, so it only runs where it pays: `find_near` looks on a crop around a
   face seen a moment ago, scaled so the face is CNN_FACE px (a few hundred ms), and
   `detect(thorough=True)` (a query photo, seen once) falls back to it on the whole picture
-  when the HOG finds nothing.
+  when the HOG finds nothing and the fast detector is not installed (with it, the fast
+  detector is the fallback: a photo with no face cost 0.5-5 s in the CNN).
 At most MAX_FACES faces are kept per picture (the largest): a crowd costs a bounded
 amount of alignment and embedding (~20 ms a face here), however many faces it holds.
 
@@ -63,6 +64,8 @@ TRACK_MARGIN = 1.0            # face sizes of picture searched around a followed
 CNN_FACE = 60                 # px a face is scaled to for the CNN (it finds faces from ~40)
 CNN_THRESHOLD = 0.3           # MMOD confidence for a face (dlib's examples use 0)
 CNN_MAX_SIDE = 800            # the whole-picture CNN fallback looks at a copy this big
+PHOTO_FAST = True             # a query photo's fallback is the fast detector, not the CNN
+PHOTO_FAST_WIDTH = 640        # ... on a copy this wide (faces from ~20 px in it)
 CHIP_SIZE = 150               # dlib's aligned face crop, as the ResNet expects it
 CHIP_PADDING = 0.25
 
@@ -205,7 +208,8 @@ class FaceModels:
                max_faces: int = MAX_FACES, thorough: bool = False,
                rgb: np.ndarray | None = None, gray: bool = False) -> list[Face]:
         """Faces in a picture, largest first, at most `max_faces`. `thorough` (a photo
-        seen once, such as a search query) also runs the CNN when the HOG finds none.
+        seen once, such as a search query) also runs the fast detector (else the CNN)
+        when the HOG finds none.
         `gray`: the HOG looks at the grey levels only (~20 % cheaper, for video frames;
         on the benchmark clip it finds the same faces)."""
         rgb = _rgb(image_bgr) if rgb is None else rgb
@@ -215,7 +219,12 @@ class FaceModels:
         self.stats["hog_calls"] += 1
         faces = self._hog_faces(rgb, min(width / w, MAX_UPSCALE), gray=gray)
         if not faces and thorough:
-            faces = self._cnn_faces(rgb, min(1.0, CNN_MAX_SIDE / max(h, w)))
+            # turned, tilted or dim faces: the fast detector finds them in ~20 ms; the
+            # CNN (seconds on a picture with no face at all) only where it is missing
+            fast = self.detect_fast(image_bgr, width=min(w, PHOTO_FAST_WIDTH),
+                                    max_faces=max_faces) if PHOTO_FAST else None
+            faces = fast if fast is not None else self._cnn_faces(
+                rgb, min(1.0, CNN_MAX_SIDE / max(h, w)))
         return largest(faces, max_faces)
 
     def _hog_faces(self, rgb: np.ndarray, scale: float, offset=(0.0, 0.0),

@@ -391,3 +391,26 @@ def test_a_weights_file_that_is_not_the_network_is_refused(tmp_path, face_models
         (tmp_path / name).write_bytes(data)
         with pytest.raises(ValueError):
             FaceResNet.from_dat(tmp_path / name)
+
+
+def test_a_query_photo_the_hog_misses_is_found_without_the_cnn(photos, face_models):
+    """A query photo's faces: the HOG first, then the fast detector, which finds a face
+    turned 55 degrees (the HOG does not) in milliseconds; dlib's CNN, seconds on a picture
+    with no face at all, is not asked. The face is described as the same man."""
+    from models.faces import read_photo
+    if face_models.fast is None:
+        pytest.skip("yuface (the fast detector) is not installed on this platform")
+    img = read_photo(photos["obama.jpg"])
+    h, w = img.shape[:2]
+    turned = cv2.warpAffine(img, cv2.getRotationMatrix2D((w / 2, h / 2), 55, 1.0), (w, h),
+                            borderMode=cv2.BORDER_REPLICATE)
+    assert face_models.detect(turned, width=1280) == []          # the HOG alone
+    cnn = face_models.stats["cnn_calls"]
+    faces, vecs = face_models.faces_in_photo(turned)
+    assert len(faces) == 1 and faces[0].detector == "fast"
+    _, same = face_models.faces_in_photo(read_photo(photos["obama2.jpg"]))
+    assert np.linalg.norm(vecs[0] - same[0]) < 0.6
+    flat = np.full((480, 640, 3), 90, np.uint8)                  # no face: nothing, fast
+    cv2.circle(flat, (320, 240), 120, (40, 160, 220), -1)
+    assert face_models.faces_in_photo(flat)[0] == []
+    assert face_models.stats["cnn_calls"] == cnn
