@@ -119,7 +119,7 @@ def fit_boxes() -> dict:
     """The fast detector's box mapped to dlib HOG's (models.fast_face_detector.BOX_DY,
     BOX_SIDE): medians over the faces both find (IoU > 0.3) on pictures whose identities
     the benchmark does not score (the human package's assets, t1.jpg, face-api's photos)."""
-    from indexer.stages.faces import _iou
+    from models.boxes import box_iou as _iou
     from models.faces import read_photo, shared_face_models
     assets = CACHE / "human"
     if not all((assets / n).is_file() for n in HUMAN_ASSETS):

@@ -25,7 +25,8 @@ The detector is a cascade, cheap first:
   face seen a moment ago, scaled so the face is CNN_FACE px (a few hundred ms), and
   `detect(thorough=True)` (a query photo, seen once) falls back to it on the whole picture
   when the HOG finds nothing and the fast detector is not installed (with it, the fast
-  detector is the fallback: a photo with no face cost 0.5-5 s in the CNN).
+  detector is the fallback: a photo with no face cost 0.5-5 s in the CNN). A photo file
+  in the library gets both the HOG's and the fast detector's faces (`detect_both`).
 At most MAX_FACES faces are kept per picture (the largest): a crowd costs a bounded
 amount of alignment and embedding (~20 ms a face here), however many faces it holds.
 
@@ -48,6 +49,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .boxes import box_iou
 from .loading import LazyModel, lazy
 from .weights import ModelUnavailable
 
@@ -65,7 +67,8 @@ CNN_FACE = 60                 # px a face is scaled to for the CNN (it finds fac
 CNN_THRESHOLD = 0.3           # MMOD confidence for a face (dlib's examples use 0)
 CNN_MAX_SIDE = 800            # the whole-picture CNN fallback looks at a copy this big
 PHOTO_FAST = True             # a query photo's fallback is the fast detector, not the CNN
-PHOTO_FAST_WIDTH = 640        # ... on a copy this wide (faces from ~20 px in it)
+PHOTO_FAST_WIDTH = 640        # the fast detector on a photo: a copy this wide (faces >= ~20 px)
+SAME_BOX = 0.3                # intersection over union: two detectors found one face
 CHIP_SIZE = 150               # dlib's aligned face crop, as the ResNet expects it
 CHIP_PADDING = 0.25
 
@@ -208,8 +211,9 @@ class FaceModels:
                max_faces: int = MAX_FACES, thorough: bool = False,
                rgb: np.ndarray | None = None, gray: bool = False) -> list[Face]:
         """Faces in a picture, largest first, at most `max_faces`. `thorough` (a photo
-        seen once, such as a search query) also runs the fast detector (else the CNN)
-        when the HOG finds none.
+        seen once, such as a search query): where the HOG finds none, the fast detector
+        looks (turned, tilted, dim faces, ~20 ms), or without it the CNN (seconds on a
+        picture with no face at all).
         `gray`: the HOG looks at the grey levels only (~20 % cheaper, for video frames;
         on the benchmark clip it finds the same faces)."""
         rgb = _rgb(image_bgr) if rgb is None else rgb
@@ -219,12 +223,24 @@ class FaceModels:
         self.stats["hog_calls"] += 1
         faces = self._hog_faces(rgb, min(width / w, MAX_UPSCALE), gray=gray)
         if not faces and thorough:
-            # turned, tilted or dim faces: the fast detector finds them in ~20 ms; the
-            # CNN (seconds on a picture with no face at all) only where it is missing
             fast = self.detect_fast(image_bgr, width=min(w, PHOTO_FAST_WIDTH),
                                     max_faces=max_faces) if PHOTO_FAST else None
             faces = fast if fast is not None else self._cnn_faces(
                 rgb, min(1.0, CNN_MAX_SIDE / max(h, w)))
+        return largest(faces, max_faces)
+
+    def detect_both(self, image_bgr: np.ndarray, *, width: int = DETECT_WIDTH,
+                    max_faces: int = MAX_FACES, rgb: np.ndarray | None = None) -> list[Face]:
+        """A photo file's faces: the HOG's, and the fast detector's (on a copy
+        PHOTO_FAST_WIDTH wide) that the HOG missed: small, turned or dim faces a video's
+        320-px scans would not see. The HOG alone where the fast detector is missing."""
+        rgb = _rgb(image_bgr) if rgb is None else rgb
+        h, w = rgb.shape[:2]
+        faces = self.detect(image_bgr, width=width, max_faces=max_faces, rgb=rgb)
+        fast = self.detect_fast(image_bgr, width=min(w, PHOTO_FAST_WIDTH),
+                                max_faces=max_faces) if h >= 8 and w >= 8 else None
+        if fast:
+            faces += [f for f in fast if all(box_iou(f.box, g.box) < SAME_BOX for g in faces)]
         return largest(faces, max_faces)
 
     def _hog_faces(self, rgb: np.ndarray, scale: float, offset=(0.0, 0.0),

@@ -338,7 +338,7 @@ def test_the_fast_detectors_boxes_describe_a_face_as_the_hogs_do(photos, face_mo
     from models.faces import read_photo
     if face_models.fast is None:
         pytest.skip("yuface (the fast detector) is not installed on this platform")
-    from indexer.stages.faces import _iou
+    from models.boxes import box_iou as _iou
     for name in ("obama.jpg", "biden.jpg"):
         img = read_photo(photos[name])
         hog = face_models.detect(img)
@@ -414,3 +414,31 @@ def test_a_query_photo_the_hog_misses_is_found_without_the_cnn(photos, face_mode
     cv2.circle(flat, (320, 240), 120, (40, 160, 220), -1)
     assert face_models.faces_in_photo(flat)[0] == []
     assert face_models.stats["cnn_calls"] == cnn
+
+
+def test_a_photo_in_the_library_is_looked_at_as_a_query_photo_is(tmp_path, photos,
+                                                                  face_models, store):
+    """A 1920 x 1280 photo where a man stands small (his face ~100 px): a video's scan (the
+    fast detector on a 320-px copy of each sample) misses him; a photo file is seen once,
+    so its faces are the HOG's and the fast detector's at their photo sizes, and he is
+    found."""
+    from indexer.stages.base import StageContext
+    from indexer.stages.faces import FacesStage
+    from models.faces import read_photo
+    if face_models.fast is None:
+        pytest.skip("yuface (the fast detector) is not installed on this platform")
+    img = read_photo(photos["obama.jpg"])
+    canvas = np.full((1280, 1920, 3), (60, 120, 90), np.uint8)
+    s = 240 / img.shape[0]
+    small = cv2.resize(img, (int(img.shape[1] * s), 240), interpolation=cv2.INTER_AREA)
+    canvas[500:740, 900:900 + small.shape[1]] = small
+    path = tmp_path / "garden.jpg"
+    cv2.imwrite(str(path), canvas)
+    stage = FacesStage(tmp_path / "thumbs", models=face_models)
+    assert stage.analyse(str(path)).appearances == []
+    media_id = store.add_media(str(path), path.name, path.stat().st_size, 0)
+    saver = stage.run({"id": media_id, "path": str(path), "duration": None,
+                       "kind": "image"}, StageContext(store=store))
+    with store.transaction():
+        saver(store)
+    assert len(store.face_appearances(media_id)) == 1

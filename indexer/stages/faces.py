@@ -46,6 +46,7 @@ from typing import Callable
 import numpy as np
 
 from indexer.stages.keyframes import cheap_sampled_frames
+from models.boxes import box_iou
 
 SAMPLE_FPS = 1.0               # frames looked at per second
 EMBEDS_PER_APPEARANCE = 1      # best faces of a track that are described (and averaged)
@@ -100,18 +101,9 @@ class FacesResult:
     stats: dict = field(default_factory=dict)
 
 
-def _iou(a, b) -> float:
-    ax1, ay1, bx1, by1 = a[0] + a[2], a[1] + a[3], b[0] + b[2], b[1] + b[3]
-    iw = max(0.0, min(ax1, bx1) - max(a[0], b[0]))
-    ih = max(0.0, min(ay1, by1) - max(a[1], b[1]))
-    inter = iw * ih
-    union = a[2] * a[3] + b[2] * b[3] - inter
-    return inter / union if union > 0 else 0.0
-
-
 def _affinity(track_box, box) -> float:
     """How well a face continues a track (0: not at all)."""
-    iou = _iou(track_box, box)
+    iou = box_iou(track_box, box)
     if iou >= TRACK_IOU:
         return 1.0 + iou
     ts, s = max(track_box[2], track_box[3]), max(box[2], box[3])
@@ -192,11 +184,12 @@ class FacesStage:
 
     # ---- analysis ---------------------------------------------------------------------
     def analyse(self, path: str, *, duration: float | None = None,
-                shot_starts: list[float] = (),
+                shot_starts: list[float] = (), photo: bool = False,
                 report: Callable[[float], None] = lambda f: None,
                 check: Callable[[], None] = lambda: None) -> FacesResult:
         """Appearances of faces in a video (no saving). `shot_starts`: times where a new
-        shot begins (tracks never cross them)."""
+        shot begins (tracks never cross them). `photo`: a photo file, seen once, so both
+        detectors look at it (models.faces.FaceModels.detect_both)."""
         import cv2
         models = self.models
         step = 1.0 / self.sample_fps
@@ -254,7 +247,8 @@ class FacesStage:
                     faces = self._follow(models, image, rgb, [tr.box for tr in active])
                     stats["followed_frames" if faces is not None else "follow_scans"] += 1
             if faces is None:
-                faces = self._scan(models, image, rgb, fast)
+                faces = (models.detect_both(image, rgb=rgb) if photo
+                         else self._scan(models, image, rgb, fast))
                 scan_sig, scan_faces, last_scan = sig, faces, t
                 stats["scanned_frames"] += 1
             stats["detect_s"] += time.perf_counter() - d
@@ -278,7 +272,7 @@ class FacesStage:
                     found = models.find_near(image, tr.box, rgb=rgb)
                     stats["cnn_s"] += time.perf_counter() - c
                     stats["cnn_looks"] += 1
-                if found is not None and not any(_iou(found.box, f.box) > 0.3 for f in faces):
+                if found is not None and not any(box_iou(found.box, f.box) > 0.3 for f in faces):
                     stats["cnn_found"] += 1
                     sightings.append((tr, found))
                     still.append(tr)
@@ -433,7 +427,8 @@ class FacesStage:
         store = getattr(ctx, "store", None)
         shot_starts = store.shot_starts(media_id) if store is not None else []
         res = self.analyse(media["path"], duration=media.get("duration"),
-                           shot_starts=shot_starts, report=ctx.report, check=ctx.check)
+                           shot_starts=shot_starts, photo=media.get("kind") == "image",
+                           report=ctx.report, check=ctx.check)
         self.last_stats = res.stats
         ctx.check()
         prefix = self.thumb_folder.format(media_id=media_id)
