@@ -298,15 +298,16 @@ SENTENCE_END = re.compile(r"[.!?…。！？؟।]['\")»”]*$")
 
 def sentence_start(words: Sequence[tuple[float, str]], t: float) -> float | None:
     """The start of the sentence (within a line's timed words) holding the word at `t`:
-    the word after the last one before it that ends a sentence, else the line's first."""
-    out = None
+    the word after the last one before it that ends a sentence; None when that is the
+    line's first sentence (the line's own start stands)."""
+    out, opened = None, False
     for start, word in words:
         if start > t:
             break
-        if out is None:
-            out = float(start)
+        if opened:
+            out, opened = float(start), False
         if start < t and SENTENCE_END.search(word.strip()):
-            out = None                      # the next word opens a sentence
+            opened = True                   # the next word opens a sentence
     return out
 
 
