@@ -19,8 +19,14 @@ accuracy of the out-of-fold probabilities (midpoint between neighbouring scores)
 
 Open set: the logistic rule only says which side of the examples' boundary a window lies
 on, so motion unlike anything it was trained on lands on either side. A window is tagged
-only when it is also near the tag's own examples: its distance (in the same standardised
-space) to the nearest example window is at most `radius`. The radius is the smaller of
+only when it is also near the tag's own examples: its distance to the nearest example
+window is at most `radius`. That distance is measured in a space standardised on the
+examples (positives and negatives) alone, with the tag's block weights, not on the
+library: the library's unlabelled windows would set it otherwise, and an action common in
+the library but never trained (a third of the clips walking) widens exactly the dimensions
+in which it differs, so its windows come out near the examples. Standardised on the
+examples, the dimensions in which every example agrees weigh most, which is where motion
+of another kind stands out. The radius is the smaller of
  * OPEN_SET_MARGIN x the farthest any example window is from the nearest window of another
    example (how far apart two genuine instances were), and
  * the OPEN_SET_FPR quantile of the negatives' (the given ones and the windows sampled from
@@ -36,8 +42,9 @@ import numpy as np
 
 from .layout import standardiser
 
-OPEN_SET_MARGIN = 1.1
-OPEN_SET_FPR = 0.05
+OPEN_SET_MARGIN = 1.5
+OPEN_SET_FPR = 0.35
+OPEN_SET_SPACE = "examples"    # or "library": the logistic rule's space (the rule before)
 MAX_PROTOTYPES = 256     # example windows kept for the distance test (a motion group has 300)
 DEFAULT_L2 = 0.1         # on block-weighted z-scores (measured: benchmarks/README.md, "Descriptor quality on a labelled generated set")
 # (encoder, flow, appearance) relative weights tried by cross-validation
@@ -112,8 +119,12 @@ class TagModel:
     n_pos: int = 0
     n_neg: int = 0
     weights: tuple = (1.0, 1.0, 1.0)
-    prototypes: np.ndarray | None = None   # example windows, standardised
+    prototypes: np.ndarray | None = None   # example windows, in the open-set space
     radius: float = float("inf")
+    # the open-set space's standardisation (None: the logistic rule's, as tags stored
+    # before it had their own)
+    open_mean: np.ndarray | None = None
+    open_scale: np.ndarray | None = None
 
     def probability(self, x: np.ndarray) -> np.ndarray:
         z = (np.asarray(x, np.float32) - self.mean) * self.scale
@@ -125,7 +136,9 @@ class TagModel:
         x = np.asarray(x, np.float32)
         if self.prototypes is None or not len(self.prototypes) or not np.isfinite(self.radius):
             return np.ones(len(x), bool)
-        return _nearest(((x - self.mean) * self.scale), self.prototypes) <= self.radius
+        mean = self.mean if self.open_mean is None else self.open_mean
+        scale = self.scale if self.open_scale is None else self.open_scale
+        return _nearest(((x - mean) * scale), self.prototypes) <= self.radius
 
     def tagged(self, x: np.ndarray, threshold: float | None = None) -> np.ndarray:
         """Per window: the probability where the tag applies, else 0."""
@@ -141,7 +154,9 @@ class TagModel:
                                 self.folds, self.n_pos, self.n_neg, *self.weights]),
                  prototypes=np.zeros((0, len(self.mean)), np.float32)
                  if self.prototypes is None else self.prototypes.astype(np.float32),
-                 radius=np.array([self.radius]))
+                 radius=np.array([self.radius]),
+                 **({} if self.open_mean is None else
+                    {"open_mean": self.open_mean, "open_scale": self.open_scale}))
         return buf.getvalue()
 
     @classmethod
@@ -152,7 +167,9 @@ class TagModel:
         return cls(a["mean"], a["scale"], a["w"], b, thr, None if np.isnan(acc) else acc,
                    int(folds), int(npos), int(nneg), tuple(weights),
                    a["prototypes"] if open_set else None,
-                   float(a["radius"][0]) if open_set else float("inf"))
+                   float(a["radius"][0]) if open_set else float("inf"),
+                   a["open_mean"] if "open_mean" in a.files else None,
+                   a["open_scale"] if "open_scale" in a.files else None)
 
 
 def _nearest(z: np.ndarray, prototypes: np.ndarray) -> np.ndarray:
@@ -229,12 +246,18 @@ def _train_tag(positives: np.ndarray, negatives: np.ndarray, *,
             best = (cv, thr, weights, mean, scale, z)
     cv, thr, weights, mean, scale, z = best
     w, b = _fit(z, y, l2)
-    zpos, zneg = z[y > 0].astype(np.float32), z[y == 0].astype(np.float32)
+    # the open-set space: standardised on the examples alone (see the module doc)
+    open_mean, open_scale = {
+        "examples": lambda: standardiser(x, blocks),
+        "examples-weighted": lambda: standardiser(x, blocks, dict(zip(names, weights))),
+        "library": lambda: (mean, scale)}[OPEN_SET_SPACE]()
+    zo = (x - open_mean) * open_scale
+    zpos, zneg = zo[y > 0].astype(np.float32), zo[y == 0].astype(np.float32)
     radius = open_set_radius(zpos, groups[y > 0], zneg)
     if len(zpos) > MAX_PROTOTYPES:
         zpos = zpos[np.random.default_rng(seed).choice(len(zpos), MAX_PROTOTYPES, replace=False)]
     return TagModel(mean, scale, w.astype(np.float32), b, thr, cv, k if k >= 2 else 0,
-                    len(pos), len(neg), tuple(weights), zpos, radius)
+                    len(pos), len(neg), tuple(weights), zpos, radius, open_mean, open_scale)
 
 
 def merge_ranges(windows: list[tuple[float, float, float]], gap: float = 0.05
