@@ -94,6 +94,14 @@ def test_open_set_model_round_trips_and_older_models_accept_every_window(describ
     old = TagModel.from_bytes(buf.getvalue())
     assert old.prototypes is None and old.known(x).all()
     assert np.array_equal(old.tagged(x) > 0, old.probability(x) >= old.threshold)
+    # one stored with prototypes but before they had a space of their own: measured, as it
+    # was trained, in the logistic rule's space
+    buf = io.BytesIO()
+    examples = np.vstack([x for _, x in described["translating"][:2]])
+    np.savez(buf, mean=a["mean"], scale=a["scale"], w=a["w"], meta=a["meta"],
+             prototypes=(examples - a["mean"]) * a["scale"], radius=a["radius"])
+    legacy = TagModel.from_bytes(buf.getvalue())
+    assert legacy.open_mean is None and legacy.known(examples).all()
 
 
 def test_untrained_clips_already_in_the_library_are_judged_as_if_indexed_later(described):
