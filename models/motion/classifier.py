@@ -21,16 +21,17 @@ Open set: the logistic rule only says which side of the examples' boundary a win
 on, so motion unlike anything it was trained on lands on either side. A window is tagged
 only when it is also near the tag's own examples: its distance to the nearest example
 window is at most `radius`. That distance is measured in a space standardised on the
-examples (positives and negatives) alone, with the tag's block weights, not on the
-library: the library's unlabelled windows would set it otherwise, and an action common in
-the library but never trained (a third of the clips walking) widens exactly the dimensions
-in which it differs, so its windows come out near the examples. Standardised on the
-examples, the dimensions in which every example agrees weigh most, which is where motion
-of another kind stands out. The radius is the smaller of
+examples (positives and negatives) alone, blocks weighted equally, so that nothing the
+library holds besides them moves it (the block weights are chosen in the library's space,
+so they would): on the library, an action common there but never trained (a third of the
+clips walking) widens exactly the dimensions in which it differs, and its windows come out
+near the examples. On the examples, the dimensions in which every example agrees weigh
+most, which is where motion of another kind stands out. The radius is the smaller of
  * OPEN_SET_MARGIN x the farthest any example window is from the nearest window of another
    example (how far apart two genuine instances were), and
  * the OPEN_SET_FPR quantile of the negatives' (the given ones and the windows sampled from
-   the library's other videos) distances, so that at most that share of them would pass.
+   the library's other videos) distances, so that at most that share of them would pass
+   (those the logistic rule rejects anyway; the test is for what no example showed).
 Measured on real footage: benchmarks/README.md, "Open-set action tags".
 """
 from __future__ import annotations
@@ -44,7 +45,9 @@ from .layout import standardiser
 
 OPEN_SET_MARGIN = 1.5
 OPEN_SET_FPR = 0.35
-OPEN_SET_SPACE = "examples"    # or "library": the logistic rule's space (the rule before)
+# where the open-set distance is standardised: "examples" (above), "examples-weighted"
+# (with the tag's block weights) or "library" (the logistic rule's space: the rule before)
+OPEN_SET_SPACE = "examples"
 MAX_PROTOTYPES = 256     # example windows kept for the distance test (a motion group has 300)
 DEFAULT_L2 = 0.1         # on block-weighted z-scores (measured: benchmarks/README.md, "Descriptor quality on a labelled generated set")
 # (encoder, flow, appearance) relative weights tried by cross-validation
