@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .threads import one_blas_thread
+
 FAMILIES = ("itq", "pca-var")
 
 
@@ -133,25 +135,6 @@ def fit_coder(vectors: np.ndarray, n_bits: int = 256, *, family: str = "itq",
     for itq it is at most the vector dimension."""
     with one_blas_thread():
         return _fit(vectors, n_bits, family, n_iter, sample, seed)
-
-
-_CONTROLLER = None
-
-
-def one_blas_thread():
-    """A context with OpenBLAS on one thread. Search does many tiny matrix products and
-    fitting a 256x256 SVD, which a second thread slows many times over when the cores are
-    busy. Uses a cached threadpoolctl controller, cheap enough to enter per search.
-    Measured: benchmarks/README.md "Scale: 1M moments"."""
-    global _CONTROLLER
-    try:
-        if _CONTROLLER is None:
-            from threadpoolctl import ThreadpoolController
-            _CONTROLLER = ThreadpoolController()
-        return _CONTROLLER.limit(limits=1, user_api="blas")
-    except Exception:                                      # pragma: no cover
-        import contextlib
-        return contextlib.nullcontext()
 
 
 def _fit(vectors, n_bits, family, n_iter, sample, seed) -> BinaryCoder:

@@ -358,7 +358,7 @@ class FaceModels:
             vecs = self.embedder.compute_face_descriptor(
                 [np.ascontiguousarray(c) for c in chips])
             return np.asarray([np.asarray(v, dtype=np.float32) for v in vecs], np.float32)
-        from .torch_threads import torch_threads
+        from .threads import torch_threads
         with torch_threads(1):
             return np.concatenate([net.describe(chips[i:i + EMBED_BATCH])
                                    for i in range(0, len(chips), EMBED_BATCH)])

@@ -3,8 +3,9 @@ weights ship in the `resemblyzer` 0.1.4 wheel (`resemblyzer/pretrained.pt`, Apac
 
 The package itself is not imported: its `__init__` pulls librosa and webrtcvad, which
 avindex does not install (resemblyzer is installed `--no-deps`). Only the weights file is
-read, into the same small network (a 3-layer LSTM over 40 mel bands, a linear layer to
-256-d, ReLU, L2 norm) with the same front end, written here with numpy: a power mel
+read (models.torch_pickle: without torch), into the same small network (a 3-layer LSTM
+over 40 mel bands, a linear layer to 256-d, ReLU, L2 norm; run by onnxruntime) with the
+same front end, written here with numpy: a power mel
 spectrogram (not log) of 25 ms Hann windows every 10 ms at 16 kHz, Slaney mel scale and
 area-normalised filters, as librosa.feature.melspectrogram computes with resemblyzer's
 settings.
@@ -27,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from .loading import LazyModel, lazy
+from .threads import one_blas_thread
 
 SAMPLE_RATE = 16000
 N_FFT = 400                  # 25 ms
@@ -125,9 +127,7 @@ def window_mels(samples: np.ndarray, starts: np.ndarray, frames: int = PARTIAL_F
     """(n, frames, 40) mel windows of `samples`, window i being the `frames` * 10 ms from
     sample starts[i] (zero-padded past the end), each as `mel_frames(piece)[:frames] *
     loudness_gain(piece)` gives it (to float32 rounding), for all windows at once: one
-    torch FFT over every frame of every window and one matrix product, on one thread
-    (7x faster than numpy per window on the benchmark's machine)."""
-    import torch
+    FFT over every frame of every window and one matrix product."""
     samples = np.asarray(samples, dtype=np.float32).reshape(-1)
     length, half = frames * HOP, N_FFT // 2
     padded = np.zeros((len(starts), length + 2 * half), np.float32)
@@ -135,19 +135,14 @@ def window_mels(samples: np.ndarray, starts: np.ndarray, frames: int = PARTIAL_F
         piece = samples[max(0, a): max(0, a) + length]
         padded[i, half: half + len(piece)] = piece
     power_mean = np.mean(np.square(padded[:, half: half + length], dtype=np.float64), axis=1)
-    gains = torch.tensor([_gain(p) for p in power_mean], dtype=torch.float32)
-    with one_thread(), torch.inference_mode():
-        framed = torch.from_numpy(padded).unfold(1, N_FFT, HOP)[:, :frames]
-        spectrum = torch.fft.rfft(framed * torch.from_numpy(_window()), dim=2)
-        mels = (spectrum.real.square() + spectrum.imag.square()) @ torch.from_numpy(mel_filters())
-        mels *= gains[:, None, None]
-        return mels.numpy()
-
-
-def one_thread(threads: int = 1):
-    """torch on `threads` threads inside the block (0: leave it as it is)."""
-    from .torch_threads import torch_threads
-    return torch_threads(threads)
+    gains = np.array([_gain(p) for p in power_mean], np.float32)
+    framed = np.lib.stride_tricks.sliding_window_view(padded, N_FFT, axis=1)[:, ::HOP][:, :frames]
+    spectrum = np.fft.rfft(framed * _window(), axis=2)
+    power = (spectrum.real ** 2 + spectrum.imag ** 2).astype(np.float32)
+    with one_blas_thread():
+        mels = power @ mel_filters()
+    mels *= gains[:, None, None]
+    return mels
 
 
 def _gain(power_mean: float) -> float:
@@ -165,56 +160,77 @@ def loudness_gain(samples: np.ndarray) -> float:
 
 
 # ------------------------------------------------------------------ network ---
-def _network():
-    import torch
-    from torch import nn
+def _ge2e_model(state: dict) -> bytes:
+    """resemblyzer's network as an ONNX graph (models.onnx_writer): three LSTM layers over
+    the mel frames (sequence first), the last one's final hidden state through the linear
+    layer and ReLU; the L2 norm is done in numpy. ONNX's LSTM takes the gate rows as
+    (i, o, f, c), PyTorch stores them as (i, f, g, o)."""
+    from .onnx_writer import node, onnx_model, value
+    hd = 256
 
-    class GE2E(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.lstm = nn.LSTM(N_MELS, 256, 3, batch_first=True)
-            self.linear = nn.Linear(256, EMBEDDING_DIM)
-
-        def forward(self, mels: torch.Tensor) -> torch.Tensor:
-            _, (hidden, _) = self.lstm(mels)
-            raw = torch.relu(self.linear(hidden[-1]))
-            return raw / torch.linalg.vector_norm(raw, dim=1, keepdim=True).clamp_min(1e-12)
-
-    return GE2E()
+    def iofc(a: np.ndarray) -> np.ndarray:
+        q = [a[g * hd:(g + 1) * hd] for g in range(4)]
+        return np.concatenate([q[0], q[3], q[1], q[2]]).astype(np.float32)
+    inits, nodes, prev = {}, [], "mels"
+    for k in range(3):
+        w, r = (iofc(state[f"lstm.{n}_l{k}"]) for n in ("weight_ih", "weight_hh"))
+        if r.shape != (4 * hd, hd) or w.shape[0] != 4 * hd or w.shape[1] != (N_MELS if k == 0
+                                                                           else hd):
+            raise KeyError(f"lstm layer {k} has the shape {w.shape}")
+        inits[f"W{k}"], inits[f"R{k}"] = w[None], r[None]
+        inits[f"B{k}"] = np.concatenate([iofc(state[f"lstm.bias_ih_l{k}"]),
+                                         iofc(state[f"lstm.bias_hh_l{k}"])])[None]
+        nodes.append(node("LSTM", [prev, f"W{k}", f"R{k}", f"B{k}"], [f"Y{k}", f"H{k}"],
+                          hidden_size=hd))
+        if k < 2:                   # Y: (steps, 1 direction, n, 256) -> (steps, n, 256)
+            nodes.append(node("Squeeze", [f"Y{k}", "axis1"], [f"S{k}"]))
+            prev = f"S{k}"
+    inits["axis0"], inits["axis1"] = np.array([0], np.int64), np.array([1], np.int64)
+    inits["LW"] = np.ascontiguousarray(state["linear.weight"].T, np.float32)
+    inits["LB"] = state["linear.bias"].astype(np.float32)
+    nodes += [node("Squeeze", ["H2", "axis0"], ["last"]),      # (1, n, 256) -> (n, 256)
+              node("MatMul", ["last", "LW"], ["lin"]), node("Add", ["lin", "LB"], ["biased"]),
+              node("Relu", ["biased"], ["raw"])]
+    return onnx_model(nodes, [value("mels", ["steps", "n", N_MELS])],
+                      [value("raw", ["n", EMBEDDING_DIM])], inits, name="ge2e")
 
 
 class SpeakerEncoder:
-    """The GE2E network on CPU, in inference mode; `embed` takes a batch of mel windows."""
+    """The GE2E network on CPU; `embed` takes a batch of mel windows. Run by onnxruntime
+    (which the speech stage's VAD has loaded already), not torch: the same vectors (to
+    float32 rounding) at the same speed, without torch's 1.2 s of CPU and ~200 MB a
+    process that an audio-only worker would load for this network alone."""
 
     version = "ge2e-resemblyzer-0.1.4"
 
-    def __init__(self, path: Path | None = None, threads: int = 0):
-        import torch
+    def __init__(self, path: Path | None = None):
+        from .torch_pickle import read_legacy_checkpoint
+        from .vision.ocr import quiet_session_options
+        import onnxruntime as ort
         self.path = Path(path) if path is not None else weights_path()
         try:
-            checkpoint = torch.load(self.path, map_location="cpu", weights_only=True)
-            state = checkpoint.get("model_state", checkpoint)
-            state = {k: v for k, v in state.items() if k.split(".")[0] in ("lstm", "linear")}
-            self.net = _network()
-            self.net.load_state_dict(state, strict=True)
-        except (OSError, RuntimeError, KeyError, AttributeError) as e:
+            checkpoint = read_legacy_checkpoint(self.path)
+            model = _ge2e_model(checkpoint.get("model_state", checkpoint))
+        except (OSError, ValueError, KeyError, AttributeError) as e:
             raise SpeakerWeightsMissing(f"{self.path} is not a usable GE2E checkpoint ({e}). "
                                         "Reinstall it: pip install --no-deps --force-reinstall "
                                         "resemblyzer==0.1.4") from e
-        self.net.eval()
-        self.threads = threads
+        # one thread: the LSTM's small matrices gain nothing from a second core, which the
+        # speech stage may be using (measured with torch: 80 windows 0.50 s on one thread,
+        # 0.68 s on two)
+        self.session = ort.InferenceSession(model, quiet_session_options(1),
+                                            providers=["CPUExecutionProvider"])
 
     def embed(self, mels: np.ndarray, batch: int = 64) -> np.ndarray:
         """(n, frames, 40) mel windows -> (n, 256) float32 unit vectors."""
-        import torch
         mels = np.asarray(mels, dtype=np.float32)
         if mels.ndim != 3 or mels.shape[2] != N_MELS:
             raise ValueError(f"expected (n, frames, {N_MELS}) mel windows, got {mels.shape}")
         out = np.zeros((len(mels), EMBEDDING_DIM), np.float32)
-        with one_thread(self.threads), torch.inference_mode():
-            for i in range(0, len(mels), batch):
-                out[i:i + batch] = self.net(torch.from_numpy(mels[i:i + batch])).numpy()
-        return out
+        for i in range(0, len(mels), batch):
+            steps_first = np.ascontiguousarray(mels[i:i + batch].transpose(1, 0, 2))
+            out[i:i + batch] = self.session.run(None, {"mels": steps_first})[0]
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
 
     def embed_samples(self, samples: np.ndarray) -> np.ndarray:
         """One 256-d vector for a stretch of 16 kHz audio: the normalised mean of its
@@ -229,7 +245,5 @@ class SpeakerEncoder:
         return mean / max(float(np.linalg.norm(mean)), 1e-12)
 
 
-# one thread: the LSTM's small matrices gain nothing from a second core (measured:
-# 80 windows 0.50 s on one thread, 0.68 s on two), which the speech stage may be using
 SPEAKER_ENCODER: LazyModel[SpeakerEncoder] = lazy(f"speaker-encoder:{SpeakerEncoder.version}",
-                                                  lambda: SpeakerEncoder(threads=1))
+                                                  SpeakerEncoder)

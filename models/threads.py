@@ -1,9 +1,10 @@
-"""torch on a set number of threads inside a block, then back to what it was.
+"""Thread limits for small models: torch's (`torch_threads`) and OpenBLAS's
+(`one_blas_thread`), inside a block, then back to what they were.
 
-Small networks (motion, the speaker encoder, the face descriptor ResNet) run far faster on
-one thread than on two when the other core is busy, and torch's OpenMP threads spin at
-barriers when they share a core. Switching is not free, so hold it around a batch or a
-whole file, not one small call. No DB, no Qt here.
+Small networks (motion, the face descriptor ResNet, the speaker encoder's LSTM) and
+search's small matrix products run far faster on one thread than on two when the other
+core is busy: OpenMP threads spin at barriers when they share a core. Switching is not
+free, so hold it around a batch or a whole file, not one small call. No DB, no Qt here.
 """
 from __future__ import annotations
 
@@ -22,3 +23,20 @@ def torch_threads(n: int = 1):
     finally:
         if n and before != n:
             torch.set_num_threads(before)
+
+
+_CONTROLLER = None
+
+
+def one_blas_thread():
+    """A context with OpenBLAS (numpy's matrix products) on one thread, through a cached
+    threadpoolctl controller: cheap enough to enter per search. Measured:
+    benchmarks/README.md "Scale: 1M moments" and "Speakers"."""
+    global _CONTROLLER
+    try:
+        if _CONTROLLER is None:
+            from threadpoolctl import ThreadpoolController
+            _CONTROLLER = ThreadpoolController()
+        return _CONTROLLER.limit(limits=1, user_api="blas")
+    except Exception:                                      # pragma: no cover
+        return contextlib.nullcontext()

@@ -67,7 +67,7 @@ def fit_whitening(vectors: np.ndarray, *, dims: int = DIMS, power: float = POWER
                   shrink: float = SHRINK, sample: int = 30000, seed: int = 0) -> Whitening:
     """Fit on (a sample of) the library's feature vectors (at most `dims` directions, and
     fewer than the rows: the shrinkage keeps a small library's weakest ones tame)."""
-    from models.binary_codes import one_blas_thread
+    from models.threads import one_blas_thread
     x = np.asarray(vectors, np.float32)
     if x.ndim != 2 or len(x) < 4:
         raise ValueError("need at least four vectors to fit a whitening")

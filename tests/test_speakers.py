@@ -5,6 +5,7 @@ here from the clips, so the truth of who speaks when is known."""
 from __future__ import annotations
 
 import subprocess
+import sys
 import wave
 from pathlib import Path
 
@@ -420,3 +421,63 @@ def test_silero_vad_with_fixed_shapes_gives_faster_whisper_timestamps(indexed):
             assert speech_timestamps(piece, VadOptions(**options)) == \
                 get_speech_timestamps(piece, VadOptions(**options))
     assert speech_timestamps(talk, VadOptions(**diarization.VAD_OPTIONS))
+
+
+def test_the_encoder_gives_torchs_vectors_without_torch(indexed):
+    """The GE2E weights are read from resemblyzer's legacy torch checkpoint without torch
+    (models.torch_pickle) and run by onnxruntime from a graph written without the onnx
+    package (models.onnx_writer): the vectors of real speech windows equal those of the
+    same network in torch to float32 rounding, and the graph is a valid ONNX model."""
+    torch = pytest.importorskip("torch")
+    onnx = pytest.importorskip("onnx")
+    from models.speaker_encoder import (EMBEDDING_DIM, N_MELS, SpeakerEncoder, _ge2e_model,
+                                        weights_path, window_mels)
+    from models.torch_pickle import read_legacy_checkpoint
+    reference = torch.load(weights_path(), map_location="cpu", weights_only=True)
+    ours = read_legacy_checkpoint(weights_path())
+    assert set(ours["model_state"]) == set(reference["model_state"])
+    for k, v in reference["model_state"].items():
+        assert np.array_equal(ours["model_state"][k], v.numpy()), k
+    onnx.checker.check_model(onnx.load_from_string(_ge2e_model(ours["model_state"])))
+    x = _trimmed(READER[0])
+    mels = window_mels(x, np.arange(0, len(x) - 25600, 8000))
+    lstm = torch.nn.LSTM(N_MELS, 256, 3, batch_first=True)
+    linear = torch.nn.Linear(256, EMBEDDING_DIM)
+    state = reference["model_state"]
+    lstm.load_state_dict({k[5:]: v for k, v in state.items() if k.startswith("lstm.")})
+    linear.load_state_dict({k[7:]: v for k, v in state.items() if k.startswith("linear.")})
+    with torch.inference_mode():
+        _, (hidden, _) = lstm(torch.from_numpy(mels))
+        raw = torch.relu(linear(hidden[-1])).numpy()
+    want = raw / np.linalg.norm(raw, axis=1, keepdims=True)
+    got = SpeakerEncoder().embed(mels)
+    assert len(got) >= 3 and np.abs(got - want).max() < 1e-4
+
+
+def test_an_audio_worker_transcribes_and_tells_speakers_without_torch(tmp_path):
+    """torch costs a process ~1.2 s of CPU and ~200 MB: indexing an audio file (probe,
+    speech, speakers, text) must not load it."""
+    code = f"""
+import sys
+from pathlib import Path
+from app.settings import Settings
+from app.stages import build_pipeline
+from indexer.intake import take
+from indexer.stages import StageContext
+from indexer.store import Store
+lib = Path({str(tmp_path / "lib.db")!r})
+store = Store(lib)
+media_id = take(store, Path({str(READER[0])!r})).media_id
+pipeline = build_pipeline(Settings(), lib)
+for name in ("probe", "speech", "speakers", "text"):
+    media = store.media(media_id)
+    saver = pipeline.get(name).run(media, StageContext(store=store))
+    with store.transaction():
+        saver(store)
+assert store.list_speakers(media_id), "no speaker"
+print("torch" in sys.modules)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300, cwd=Path(__file__).resolve().parents[1])
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "False"

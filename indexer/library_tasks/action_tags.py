@@ -162,10 +162,15 @@ def _near(rows: list[dict], examples: list[Example], margin: float = 2.0) -> np.
 def retrain_stale_tags(store) -> list[dict]:
     """Tags trained on an older encoder, retrained from their stored examples once all their
     media have descriptors of the current one (called after a batch)."""
+    models = store.tag_models()
+    if not models:                  # nothing to retrain: the encoder is not even loaded
+        return []
     version = _current_version(store)
+    if all(m["encoder_version"] == version for m in models):
+        return []
     done = []
     have = {r["media_id"] for r in store.motion_windows(version=version, with_vectors=False)[0]}
-    for m in store.tag_models():
+    for m in models:
         if m["encoder_version"] == version:
             continue
         ex = [Example.from_json(e) for e in m["examples"]]

@@ -109,7 +109,7 @@ def search(store: Store, query: str = "", *, image=None, **kw) -> list[Hit]:
     `models.face_model`; without either, an example image is compared as a whole only.
     See _search for the rest.
     """
-    from models.binary_codes import one_blas_thread
+    from models.threads import one_blas_thread
     with one_blas_thread(), one_check(store):
         return _search(store, query, image=image, **kw)
 
@@ -289,7 +289,7 @@ def more_like_this(store: Store, hit: Hit, limit: int = 20, *, filters: Filters 
     """Moments like `hit`, in its own modality: transcript windows near its window for
     what was said (or meant), keyframes near its frame for what was seen. The moment
     itself (and anything overlapping it in the same file) is left out."""
-    from models.binary_codes import one_blas_thread
+    from models.threads import one_blas_thread
     with one_blas_thread():
         return _more_like_this(store, hit, limit,
                                resolved_person(store, resolved(store, filters)), vector_path)

@@ -53,7 +53,7 @@ def vector_knn(store: Store, space: str, q: np.ndarray, k: int, f: Filters | Non
     (models.whitening), the nearest candidates are re-ranked by their cosine in the
     whitened space, which is the cosine returned: those the codes' re-rank step reads
     anyway, or the exact `candidates` nearest (default RERANK_CANDIDATES)."""
-    from models.binary_codes import one_blas_thread
+    from models.threads import one_blas_thread
     with one_blas_thread():
         return _vector_knn(store, space, q, k, f, path=path, exclude=exclude,
                            oversample=oversample, hamming_factor=hamming_factor,

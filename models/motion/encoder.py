@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..torch_threads import torch_threads  # noqa: F401  (re-exported: stages use it)
+from ..threads import torch_threads  # noqa: F401  (re-exported: stages use it)
 from .frames import contrast_normalise
 
 from .layout import ENC_DIM

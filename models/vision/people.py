@@ -239,7 +239,7 @@ class PeopleDetector:
 
 
 def _one_blas_thread():
-    from models.binary_codes import one_blas_thread
+    from models.threads import one_blas_thread
     return one_blas_thread()
 
 
