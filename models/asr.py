@@ -213,9 +213,9 @@ except (OSError, AttributeError):
 # CTranslate2 worker frees stays in its arena, where only that thread reuses it. Capping the
 # worker at one arena lowered the generate spikes of a 20-minute file (peaks 591-596 MB
 # against 610-647) but not clearly the worker's peak on the 60-minute file (618-630 against
-# 624-646 MB; 577 and 604 against 608-614 once OpenCV left the worker's start), so it is
-# off (0: glibc's default); AVINDEX_MALLOC_ARENAS=1 turns it on to measure again
-# (benchmarks/README.md "First search hit while indexing", "Worker memory").
+# 624-646 MB; 577 and 604 against 608-614 once OpenCV left the worker's start; with MKL's
+# pool off, below, 572 and 559 against 564-584), so it is off (0: glibc's default);
+# AVINDEX_MALLOC_ARENAS=1 turns it on to measure again (benchmarks/README.md "Worker memory").
 MALLOC_ARENAS = 0
 _M_ARENA_MAX = -8     # glibc's mallopt parameter number
 
@@ -223,11 +223,11 @@ _M_ARENA_MAX = -8     # glibc's mallopt parameter number
 # keeps the buffers each thread frees for that thread to reuse and gives none back: a trim
 # cannot reach them, so each worker thread held on to its largest encode and beam-search
 # buffers. Without that pool the buffers go to glibc and the trims between calls return
-# them; the worker's peak on a 20-minute file fell from 596-633 to 561-566 MB (same CPU
-# time). MKL reads MKL_DISABLE_FAST_MM (any value) when ctranslate2 is loaded, so it is
-# set here, on importing this module, before any engine imports ctranslate2; a process
-# that spawns the worker passes it on. AVINDEX_MKL_POOL=1 keeps MKL's pool (to measure it
-# again). Measured: benchmarks/README.md "Worker memory".
+# them: the worker's peak on the 60-minute file fell from 600-616 to 564-584 MB, the same
+# transcript and CPU time. MKL reads MKL_DISABLE_FAST_MM (any value) when ctranslate2 is
+# loaded, so it is set here, on importing this module, before any engine imports
+# ctranslate2; a process that spawns the worker passes it on. AVINDEX_MKL_POOL=1 keeps
+# MKL's pool (to measure it again). Measured: benchmarks/README.md "Worker memory".
 MKL_POOL = False
 if os.environ.get("AVINDEX_MKL_POOL", "1" if MKL_POOL else "0") == "0":
     os.environ.setdefault("MKL_DISABLE_FAST_MM", "1")
