@@ -37,3 +37,13 @@ def test_the_speech_engine_allocates_without_mkls_buffer_pool(keep_pool):
     assert flag == ("None" if keep_pool else "1")
     if status != "-1":
         assert int(status) == (0 if keep_pool else 1)
+
+
+def test_the_spawned_worker_loads_ctranslate2_only_after_models_asr():
+    """What a spawned worker imports before worker_main runs (app.worker and what it
+    imports) must not load ctranslate2: worker_main imports models.asr first, which is
+    what turns MKL's pool off, and MKL reads that only when ctranslate2 is loaded."""
+    probe = "import sys, app.worker; print('ctranslate2' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True, cwd=Path(__file__).resolve().parents[1])
+    assert out.stdout.split() == ["False"]
