@@ -82,18 +82,23 @@ def rows_text(store: Store, table: str, column: str, ids: Sequence[int]) -> dict
         f"SELECT id, {column} FROM {table} WHERE id IN ({_marks(len(ids))})", list(ids))}
 
 
-def _vocab_row(store: Store, fts: str, sql: str, params: tuple):
+def _vocab_rows(store: Store, fts: str, sql: str, params: tuple) -> list:
     """Run `sql` ({v} = a temp fts5vocab table over `fts`, made on first use on this
-    connection: document frequency per term) and return its first row."""
+    connection: document frequency per term) and return its rows."""
     name = f"temp.avindex_{fts}_vocab"
     try:
-        return store.db.execute(sql.format(v=name), params).fetchone()
+        return store.db.execute(sql.format(v=name), params).fetchall()
     except Exception as exc:
         if "no such table" not in str(exc):
             raise
     store.db.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS {name} "
                      f"USING fts5vocab(main, '{fts}', 'row')")
-    return store.db.execute(sql.format(v=name), params).fetchone()
+    return store.db.execute(sql.format(v=name), params).fetchall()
+
+
+def _vocab_row(store: Store, fts: str, sql: str, params: tuple):
+    rows = _vocab_rows(store, fts, sql, params)
+    return rows[0] if rows else None
 
 
 def doc_freq(store: Store, fts: str, term: str, prefix: bool) -> int:
@@ -109,11 +114,8 @@ def doc_freq(store: Store, fts: str, term: str, prefix: bool) -> int:
 
 def vocabulary(store: Store, fts: str, prefix: str, n: int) -> list[str]:
     """Up to n (folded) terms of an FTS table starting with `prefix`, in order."""
-    name = f"temp.avindex_{fts}_vocab"
-    _vocab_row(store, fts, "SELECT 1 FROM {v} LIMIT 1", ())     # makes the vocab table
-    return [r[0] for r in store.db.execute(
-        f"SELECT term FROM {name} WHERE term >= ? AND term < ? LIMIT ?",
-        (prefix, prefix + "\U0010ffff", n))]
+    return [r[0] for r in _vocab_rows(store, fts, "SELECT term FROM {v} WHERE term >= ? "
+                                      "AND term < ? LIMIT ?", (prefix, prefix + "\U0010ffff", n))]
 
 
 def media_languages(store: Store) -> list[str]:
