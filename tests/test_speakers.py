@@ -4,6 +4,7 @@ speech stage before the speakers stage, a real library file. Conversations are b
 here from the clips, so the truth of who speaks when is known."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import wave
@@ -454,7 +455,8 @@ def test_the_encoder_gives_torchs_vectors_without_torch(indexed):
     assert len(got) >= 3 and np.abs(got - want).max() < 1e-4
 
 
-def test_an_audio_worker_transcribes_and_tells_speakers_without_torch(tmp_path):
+def test_an_audio_worker_transcribes_and_tells_speakers_without_torch(tmp_path,
+                                                                     shared_models_dir):
     """torch costs a process ~1.2 s of CPU and ~200 MB: indexing an audio file (probe,
     speech, speakers, text) must not load it."""
     code = f"""
@@ -477,7 +479,9 @@ for name in ("probe", "speech", "speakers", "text"):
 assert store.list_speakers(media_id), "no speaker"
 print("torch" in sys.modules)
 """
+    env = {**os.environ, "AVINDEX_MODELS_DIR": str(shared_models_dir),
+           "AVINDEX_DATA_DIR": str(tmp_path / "data")}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=300, cwd=Path(__file__).resolve().parents[1])
+                         timeout=300, cwd=Path(__file__).resolve().parents[1], env=env)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "False"
