@@ -24,7 +24,6 @@ surprise raises ValueError, and the caller falls back to dlib's own embedder. No
 """
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 

@@ -116,10 +116,15 @@ def mel_frames(samples: np.ndarray) -> np.ndarray:
     n = 1 + (len(padded) - N_FFT) // HOP
     if n <= 0:
         return np.zeros((0, N_MELS), np.float32)
-    frames = np.lib.stride_tricks.sliding_window_view(padded, N_FFT)[::HOP][:n]
-    spectrum = np.fft.rfft(frames * _window(), axis=1)
+    return _mels(np.lib.stride_tricks.sliding_window_view(padded, N_FFT)[::HOP][:n])
+
+
+def _mels(frames: np.ndarray) -> np.ndarray:
+    """Power mel bands of (..., N_FFT) sample frames: Hann window, FFT, the filters."""
+    spectrum = np.fft.rfft(frames * _window(), axis=-1)
     power = (spectrum.real ** 2 + spectrum.imag ** 2).astype(np.float32)
-    return power @ mel_filters()
+    with one_blas_thread():
+        return power @ mel_filters()
 
 
 def window_mels(samples: np.ndarray, starts: np.ndarray, frames: int = PARTIAL_FRAMES
@@ -136,11 +141,8 @@ def window_mels(samples: np.ndarray, starts: np.ndarray, frames: int = PARTIAL_F
         padded[i, half: half + len(piece)] = piece
     power_mean = np.mean(np.square(padded[:, half: half + length], dtype=np.float64), axis=1)
     gains = np.array([_gain(p) for p in power_mean], np.float32)
-    framed = np.lib.stride_tricks.sliding_window_view(padded, N_FFT, axis=1)[:, ::HOP][:, :frames]
-    spectrum = np.fft.rfft(framed * _window(), axis=2)
-    power = (spectrum.real ** 2 + spectrum.imag ** 2).astype(np.float32)
-    with one_blas_thread():
-        mels = power @ mel_filters()
+    mels = _mels(np.lib.stride_tricks.sliding_window_view(padded, N_FFT, axis=1)
+                 [:, ::HOP][:, :frames])
     mels *= gains[:, None, None]
     return mels
 
@@ -204,9 +206,10 @@ class SpeakerEncoder:
     version = "ge2e-resemblyzer-0.1.4"
 
     def __init__(self, path: Path | None = None):
-        from .torch_pickle import read_legacy_checkpoint
-        from .vision.ocr import quiet_session_options
         import onnxruntime as ort
+
+        from .threads import quiet_session_options
+        from .torch_pickle import read_legacy_checkpoint
         self.path = Path(path) if path is not None else weights_path()
         try:
             checkpoint = read_legacy_checkpoint(self.path)

@@ -1,5 +1,6 @@
 """Thread limits for small models: torch's (`torch_threads`) and OpenBLAS's
-(`one_blas_thread`), inside a block, then back to what they were.
+(`one_blas_thread`), inside a block, then back to what they were; onnxruntime's for a
+session (`quiet_session_options`).
 
 Small networks (motion, the face descriptor ResNet, the speaker encoder's LSTM) and
 search's small matrix products run far faster on one thread than on two when the other
@@ -40,3 +41,21 @@ def one_blas_thread():
         return _CONTROLLER.limit(limits=1, user_api="blas")
     except Exception:                                      # pragma: no cover
         return contextlib.nullcontext()
+
+
+def quiet_session_options(threads: int = 0, *, arena: bool = True):
+    """onnxruntime options for small models on a shared CPU: no spin-waiting intra-op
+    threads, which fight whatever else runs (the decoder in the visual stage, other jobs).
+    The memory arena made no difference to speed, so OCR keeps rapidocr's choice of none
+    (less peak memory).
+    Measured: benchmarks/README.md "Prefetch thread and quiet onnxruntime"."""
+    import onnxruntime as ort
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 4
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.enable_cpu_mem_arena = arena
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    if threads:
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+    return opts

@@ -457,8 +457,8 @@ def test_the_encoder_gives_torchs_vectors_without_torch(indexed):
 
 def test_an_audio_worker_transcribes_and_tells_speakers_without_torch(tmp_path,
                                                                      shared_models_dir):
-    """torch costs a process ~1.2 s of CPU and ~200 MB: indexing an audio file (probe,
-    speech, speakers, text) must not load it."""
+    """torch costs a process ~1.2 s of CPU and ~200 MB, OpenCV ~24 MB: indexing an audio
+    file (probe, speech, speakers, text) must load neither."""
     code = f"""
 import sys
 from pathlib import Path
@@ -477,11 +477,11 @@ for name in ("probe", "speech", "speakers", "text"):
     with store.transaction():
         saver(store)
 assert store.list_speakers(media_id), "no speaker"
-print("torch" in sys.modules)
+print("torch" in sys.modules, "cv2" in sys.modules)
 """
     env = {**os.environ, "AVINDEX_MODELS_DIR": str(shared_models_dir),
            "AVINDEX_DATA_DIR": str(tmp_path / "data")}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=300, cwd=Path(__file__).resolve().parents[1], env=env)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.strip().splitlines()[-1] == "False"
+    assert out.stdout.strip().splitlines()[-1] == "False False"   # torch, OpenCV

@@ -26,8 +26,9 @@ reference pictures only, no deblocking, at most 1280 px wide). Per sampled frame
   (or the cut, or the end of the file). Its descriptor is that of its best aligned face
   (largest, surest; EMBEDS_PER_APPEARANCE = 1, chosen when dlib's own code ran the ResNet
   at ~95 ms a face, 40 % of the stage with two; torch runs it at 6-12 ms now, and more
-  faces per appearance are not measured), and that face becomes the thumbnail. Consecutive appearances in a shot that are
-  the same face (a missed sample, a quick move) are joined.
+  faces per appearance are not measured), and that face becomes the thumbnail.
+  Consecutive appearances in a shot that are the same face (a missed sample, a quick
+  move) are joined.
 
 The saver hands the appearances to the store, which puts each with the nearest person of
 the library or a new one (models.face_clustering). Faces never leave the machine.

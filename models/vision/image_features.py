@@ -226,7 +226,7 @@ class ImageClassifier:
         path = onnx_path(models_dir)
         if not path.is_file():
             export_onnx(models_dir)
-        from .ocr import quiet_session_options
+        from ..threads import quiet_session_options
         opts = quiet_session_options(self.threads)
         return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 

@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 
 from ..loading import LazyModel, lazy
+from ..threads import quiet_session_options
 
 log = logging.getLogger(__name__)
 
@@ -107,24 +108,6 @@ def _shrink(img: np.ndarray, max_width: int, max_side: int | None = None) -> tup
         return img, 1.0
     return cv2.resize(img, (max(1, round(w * s)), max(1, round(h * s))),
                       interpolation=cv2.INTER_AREA), s
-
-
-def quiet_session_options(threads: int = 0, *, arena: bool = True):
-    """onnxruntime options for small models on a shared CPU: no spin-waiting intra-op
-    threads, which fight whatever else runs (the decoder in the visual stage, other jobs).
-    The memory arena made no difference to speed, so OCR keeps rapidocr's choice of none
-    (less peak memory).
-    Measured: benchmarks/README.md "Prefetch thread and quiet onnxruntime"."""
-    import onnxruntime as ort
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 4
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.enable_cpu_mem_arena = arena
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    if threads:
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-    return opts
 
 
 def _quiet_sessions(engine, threads: int) -> None:
