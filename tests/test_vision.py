@@ -225,6 +225,23 @@ def test_rotated_video_gives_upright_frames(tmp_path, backend):
 
 
 @needs_ffmpeg
+@pytest.mark.parametrize("backend", ["opencv", "selective"])
+def test_small_copy_of_a_rotated_frame_is_the_upright_picture_scaled(tmp_path, backend):
+    # The selective reader scales the decoder's picture with swscale and turns it after;
+    # OpenCV's frames are resized with OpenCV. Either way: upright, the same picture.
+    from indexer.stages.keyframes import detect_width_frame, sampled_frames
+    rot, upright = _rotated_clip(tmp_path)
+    frame = next(iter(sampled_frames(rot, 4.0, backend=backend)))
+    small = frame.small(90)
+    want = detect_width_frame(upright, 90)
+    assert small.shape == want.shape == (160, 90, 3)
+    err = np.abs(small.astype(int) - want.astype(int)).mean()
+    flipped = np.abs(np.rot90(small, 2).astype(int) - want.astype(int)).mean()
+    assert err < 8 < flipped
+    assert frame.image.shape == upright.shape          # the full picture is still there
+
+
+@needs_ffmpeg
 def test_pyav_fallback_when_opencv_cannot_open(tmp_path, monkeypatch):
     import indexer.stages.keyframes as kf
     clip = tmp_path / "c.mp4"

@@ -59,11 +59,45 @@ class _Interlaced(VideoUnreadable):
     ("Cannot convert interlaced to progressive"), so it is read with plain PyAV."""
 
 
-@dataclass
 class Frame:
-    index: int            # running number of the sampled frame
-    time: float           # seconds from the start of the stream
-    image: np.ndarray     # upright BGR, full size
+    """A sampled frame: its running number, its time (s from the start of the stream) and
+    `image`, upright BGR at full size. A frame from PyAV keeps the decoder's picture and
+    converts it on first use of `image`: most samples only feed shot detection and motion,
+    whose small copy (`small()`) swscale makes straight from the YUV picture, 1.2 ms
+    instead of 6.2 for the full conversion and resize at 1080p (benchmarks/README.md,
+    "Visual stage speed")."""
+    __slots__ = ("index", "time", "_image", "_picture")
+
+    def __init__(self, index: int, time: float, image: np.ndarray | None = None, *,
+                 picture=None):
+        if image is None and picture is None:
+            raise ValueError("a frame needs an image or a decoded picture")
+        self.index, self.time, self._image, self._picture = index, time, image, picture
+
+    @property
+    def image(self) -> np.ndarray:
+        if self._image is None:
+            self._image, self._picture = _upright_bgr(self._picture), None
+        return self._image
+
+    @image.setter
+    def image(self, value: np.ndarray) -> None:
+        self._image, self._picture = value, None
+
+    def small(self, width: int = DETECT_WIDTH) -> np.ndarray:
+        """The frame `width` px wide (as detect_width_frame), scaled by swscale's area
+        filter from the decoder's picture when the full image was not needed."""
+        pic = self._picture
+        if pic is None:
+            return detect_width_frame(self.image, width)
+        turn = _turns(pic)
+        w, h = (pic.width, pic.height) if turn % 2 == 0 else (pic.height, pic.width)
+        if w <= width:
+            return self.image
+        out = (width, max(1, round(h * width / w)))
+        sw, sh = out if turn % 2 == 0 else out[::-1]
+        img = pic.to_ndarray(width=sw, height=sh, format="bgr24", interpolation="AREA")
+        return np.ascontiguousarray(np.rot90(img, turn)) if turn else img
 
 
 @dataclass
@@ -124,10 +158,15 @@ def _frame_time(pos: float, decoded: int, last_t: float, fps: float) -> float:
     return t
 
 
+def _turns(frame) -> int:
+    """Quarter turns (counter-clockwise, as np.rot90) that make a PyAV frame upright."""
+    return round((getattr(frame, "rotation", 0) or 0) / 90) % 4
+
+
 def _upright_bgr(frame) -> np.ndarray:
     """A PyAV frame as BGR, turned by its display-matrix rotation."""
     img = frame.to_ndarray(format="bgr24")
-    k = round((getattr(frame, "rotation", 0) or 0) / 90) % 4
+    k = _turns(frame)
     return np.ascontiguousarray(np.rot90(img, k)) if k else img
 
 
@@ -157,7 +196,7 @@ def _pyav_frames(path: str, step: float) -> Iterator[Frame]:
                 decoded += 1
                 if not _sample_due(t, next_t, step):
                     continue
-                yield Frame(sampled, t, _upright_bgr(frame))
+                yield Frame(sampled, t, picture=frame)
                 sampled += 1
                 next_t = _next_slot(t, step)
         except av.FFmpegError:
@@ -205,7 +244,7 @@ def cheap_sampled_frames(path: str | os.PathLike, sample_fps: float, *,
                     if not _sample_due(t, next_t, step):
                         continue
                     w, h = frame.width, frame.height
-                    turn = round((getattr(frame, "rotation", 0) or 0) / 90) % 4
+                    turn = _turns(frame)
                     if w > max_width:
                         h, w = max(2, round(h * max_width / w / 2) * 2), max_width
                     img = frame.to_ndarray(width=w, height=h, format="bgr24")
@@ -370,7 +409,7 @@ def _selective_frames(path: str, step: float, stats: dict | None = None) -> Iter
                 last_t = t
                 if not _sample_due(t, next_t, step):
                     continue
-                yield Frame(sampled, t, _upright_bgr(frame))
+                yield Frame(sampled, t, picture=frame)
                 sampled += 1
                 next_t = _next_slot(t, step)
         if decoded == 0:
@@ -584,7 +623,7 @@ def iter_keyframes(path: str | os.PathLike, *, sample_fps: float = DEFAULT_SAMPL
         if last_frame is not None:
             spacing.append(frame.time - last_frame.time)
         last_frame = frame
-        small = detect_width_frame(frame.image)
+        small = frame.small()
         if on_frame is not None:
             on_frame(frame.time, small)
         if is_blank(small):
@@ -622,8 +661,7 @@ def detect_cuts(path: str | os.PathLike, *, sample_fps: float = DEFAULT_SAMPLE_F
         times[frame.index] = frame.time
         last = frame
         cuts += [int(tc.frame_num) for tc in
-                 det.process_frame(_timecode(frame.index, sample_fps),
-                                   detect_width_frame(frame.image))]
+                 det.process_frame(_timecode(frame.index, sample_fps), frame.small())]
     if last is not None and hasattr(det, "post_process"):
         cuts += [int(tc.frame_num) for tc in
                  det.post_process(_timecode(last.index, sample_fps)) or ()]

@@ -115,11 +115,11 @@ def describe_file(path: str, analyser: MotionAnalyser, *, duration: float | None
     """Decode a file's sampled frames (as the visual stage samples them) and describe it."""
     from models.motion.encoder import torch_threads
 
-    from indexer.stages.keyframes import DEFAULT_SAMPLE_FPS, detect_width_frame, sampled_frames
+    from indexer.stages.keyframes import DEFAULT_SAMPLE_FPS, sampled_frames
     with torch_threads(1):
         for frame in sampled_frames(path, DEFAULT_SAMPLE_FPS):
             progress(frame.time)
-            analyser.tap(frame.time, detect_width_frame(frame.image))
+            analyser.tap(frame.time, frame.small())
         return analyser.finish(duration, keyframes)
 
 
