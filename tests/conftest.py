@@ -14,6 +14,8 @@ def shared_models_dir(tmp_path_factory):
     """Assembled/converted weights are made once per test session, not once per test."""
     path = tmp_path_factory.mktemp("models")
     os.environ["AVINDEX_MODELS_DIR"] = str(path)
+    # caches (the text embedder's tables) go there too, not to the user's cache folder
+    os.environ["AVINDEX_CACHE_DIR"] = str(path / "cache")
     return path
 
 

