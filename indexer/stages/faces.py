@@ -7,7 +7,8 @@
 It runs after "visual", whose keyframes give the shots. One sequential pass samples a frame
 every 1 / SAMPLE_FPS seconds (1 s: a person on screen for 2 s is seen at least twice; every
 shot of a second or more is looked at), decoded cheaply (keyframes.cheap_sampled_frames:
-reference pictures only, no deblocking, at most 1280 px wide). Per sampled frame:
+reference pictures only, no deblocking, at most 1280 px wide, converted to BGR only when
+looked at). Per sampled frame:
 
 * detect: the fast detector (models.faces.detect_fast, libfacedetection at 320 px: ~7 ms)
   scans at each cut, at every sample while a face is tracked, and every SCAN_EVERY s
@@ -138,9 +139,31 @@ def _quality(face) -> float:
     return q * 0.5 if face.detector == "cnn" else q   # a turned face describes a person worse
 
 
-def _signature(image: np.ndarray) -> np.ndarray:
-    from models.vision.ocr import frame_signature
-    return frame_signature(image)
+class _Sample:
+    """A sampled frame's pictures, each made on first use: BGR, RGB and the signature for
+    "the same picture as the last scan" (a skipped sample needs none of them)."""
+    __slots__ = ("frame", "_rgb", "_sig")
+
+    def __init__(self, frame):
+        self.frame, self._rgb, self._sig = frame, None, None
+
+    @property
+    def image(self) -> np.ndarray:
+        return self.frame.image
+
+    @property
+    def rgb(self) -> np.ndarray:
+        if self._rgb is None:
+            import cv2
+            self._rgb = cv2.cvtColor(self.image, cv2.COLOR_BGR2RGB)
+        return self._rgb
+
+    @property
+    def sig(self) -> np.ndarray:
+        if self._sig is None:
+            from models.vision.ocr import frame_signature
+            self._sig = frame_signature(self.image)
+        return self._sig
 
 
 class FacesStage:
@@ -191,7 +214,6 @@ class FacesStage:
         """Appearances of faces in a video (no saving). `shot_starts`: times where a new
         shot begins (tracks never cross them). `photo`: a photo file, seen once, so both
         detectors look at it (models.faces.FaceModels.detect_both)."""
-        import cv2
         models = self.models
         step = 1.0 / self.sample_fps
         cuts = sorted(float(t) for t in shot_starts if t > 0)
@@ -209,7 +231,7 @@ class FacesStage:
         # fast detector, which finds turned faces itself (Megamind: 3 looks, none found).
         use_cnn = self.use_cnn and not fast
         last_scan = -float("inf")
-        prev = None        # (time, image, rgb, shot) of the last sample when it was not scanned
+        prev = None        # (time, _Sample, shot) of the last sample when it was not scanned
         reported, w, h = -1.0, 1, 1
         start = time.perf_counter()
         s = time.perf_counter()
@@ -232,31 +254,36 @@ class FacesStage:
                     tr.end = max(tr.last, min(cut, t))
                 closed += active
                 active, scan_sig = [], None
-            image = frame.image
-            rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-            sig = _signature(image)
+            pic = _Sample(frame)
             d = time.perf_counter()
             faces = None
-            if scan_sig is not None and _same(scan_sig, sig):
+            no_scan_due = shot == last_shot and t - last_scan < scan_every - step / 2
+            if fast and no_scan_due and not active:
+                # nothing to follow, no scan due: the picture is not even converted (with
+                # the fast detector every face of the last scan is tracked, so a reused
+                # picture would give no face either)
+                faces = []
+                stats["skipped_frames"] += 1
+            elif scan_sig is not None and _same(scan_sig, pic.sig):
                 faces = scan_faces                    # the picture of the last scan
                 stats["reused_frames"] += 1
-            elif shot == last_shot and t - last_scan < scan_every - step / 2:
+            elif no_scan_due:
                 if not active:
                     faces = []                        # nothing to follow, no scan due
                     stats["skipped_frames"] += 1
                 elif not fast:                        # (the fast detector scans instead)
-                    faces = self._follow(models, image, rgb, [tr.box for tr in active])
+                    faces = self._follow(models, pic.image, pic.rgb, [tr.box for tr in active])
                     stats["followed_frames" if faces is not None else "follow_scans"] += 1
             if faces is None:
-                faces = (models.detect_both(image, rgb=rgb) if photo
-                         else self._scan(models, image, rgb, fast))
-                scan_sig, scan_faces, last_scan = sig, faces, t
+                faces = (models.detect_both(pic.image, rgb=pic.rgb) if photo
+                         else self._scan(models, pic, fast))
+                scan_sig, scan_faces, last_scan = pic.sig, faces, t
                 stats["scanned_frames"] += 1
             stats["detect_s"] += time.perf_counter() - d
             scanned = faces is scan_faces
             last_shot = shot
             stats["faces"] += len(faces)
-            h, w = image.shape[:2]
+            h, w = frame.shape
             pairs = match_faces([tr.box for tr in active], [f.box for f in faces])
             matched_t = {i for i, _ in pairs}
             matched_f = {j for _, j in pairs}
@@ -270,7 +297,7 @@ class FacesStage:
                 if use_cnn and not tr.searched and tr.last >= t - step * 1.5:
                     tr.searched = True
                     c = time.perf_counter()
-                    found = models.find_near(image, tr.box, rgb=rgb)
+                    found = models.find_near(pic.image, tr.box, rgb=pic.rgb)
                     stats["cnn_s"] += time.perf_counter() - c
                     stats["cnn_looks"] += 1
                 if found is not None and not any(box_iou(found.box, f.box) > 0.3 for f in faces):
@@ -287,16 +314,17 @@ class FacesStage:
                     new.append(tr)
                     sightings.append((tr, f))
             active = still + new
-            if new and scanned and prev is not None and prev[3] == shot:
+            if new and scanned and prev is not None and prev[2] == shot:
                 b = time.perf_counter()
                 self._backfill(models, prev, new, stats, fast)
                 stats["detect_s"] += time.perf_counter() - b
             a = time.perf_counter()
-            chips = models.chips(image, [f for _, f in sightings], rgb=rgb) if sightings else []
+            chips = (models.chips(pic.image, [f for _, f in sightings], rgb=pic.rgb)
+                     if sightings else [])
             stats["align_s"] += time.perf_counter() - a
             for (tr, f), chip in zip(sightings, chips):
                 tr.add(_Sighting(t, f.box, f.score, _quality(f), chip), self.keep)
-            prev = None if scanned else (t, image, rgb, shot)
+            prev = None if scanned else (t, pic, shot)
             s = time.perf_counter()
         end = duration if duration else last_time + step
         for tr in active:
@@ -310,11 +338,11 @@ class FacesStage:
         report(1.0)
         return res
 
-    def _scan(self, models, image, rgb, fast: bool) -> list:
+    def _scan(self, models, pic: _Sample, fast: bool) -> list:
         width = {} if self.scan_width is None else {"width": self.scan_width}
         if fast:
-            return models.detect_fast(image, min_size=MIN_VIDEO_FACE, **width)
-        return models.detect(image, rgb=rgb, gray=self.gray, **width)
+            return models.detect_fast(pic.image, min_size=MIN_VIDEO_FACE, **width)
+        return models.detect(pic.image, rgb=pic.rgb, gray=self.gray, **width)
 
     def _follow(self, models, image, rgb, boxes: list) -> list | None:
         """Faces near the followed ones only: HOG on a crop around each (crops that overlap
@@ -352,9 +380,10 @@ class FacesStage:
         """A face a scan found first may have been there at the sample before (followed
         or skipped, not scanned): look for it there, so its appearance starts when it did
         (the fast detector on the whole frame, else the HOG near each face)."""
-        t, image, rgb, _ = prev
+        t, pic, _ = prev
+        image, rgb = pic.image, pic.rgb
         if fast:
-            seen = self._scan(models, image, rgb, True)
+            seen = self._scan(models, pic, True)
             found = [(tracks[i], seen[j]) for i, j in
                      match_faces([tr.box for tr in tracks], [f.box for f in seen])]
         else:

@@ -61,28 +61,44 @@ class _Interlaced(VideoUnreadable):
 
 class Frame:
     """A sampled frame: its running number, its time (s from the start of the stream) and
-    `image`, upright BGR at full size. A frame from PyAV keeps the decoder's picture and
-    converts it on first use of `image`: most samples only feed shot detection and motion,
-    whose small copy (`small()`) swscale makes straight from the YUV picture, 1.2 ms
-    instead of 6.2 for the full conversion and resize at 1080p (benchmarks/README.md,
-    "Visual stage speed")."""
-    __slots__ = ("index", "time", "_image", "_picture")
+    `image`, upright BGR at full size (or at most `max_width` px wide, in the stored
+    orientation). A frame from PyAV keeps the decoder's picture and converts it on first
+    use of `image`: most samples only feed shot detection and motion, whose small copy
+    (`small()`) swscale makes straight from the YUV picture, 1.2 ms instead of 6.2 for the
+    full conversion and resize at 1080p (benchmarks/README.md, "Visual stage speed"); the
+    faces stage converts only the samples it looks at."""
+    __slots__ = ("index", "time", "_image", "_picture", "_size")
 
     def __init__(self, index: int, time: float, image: np.ndarray | None = None, *,
-                 picture=None):
+                 picture=None, max_width: int | None = None):
         if image is None and picture is None:
             raise ValueError("a frame needs an image or a decoded picture")
         self.index, self.time, self._image, self._picture = index, time, image, picture
+        self._size = None
+        if picture is not None:
+            w, h = picture.width, picture.height
+            if max_width is not None and w > max_width:
+                h, w = max(2, round(h * max_width / w / 2) * 2), max_width
+            self._size = (w, h)                       # of the stored picture, not turned
 
     @property
     def image(self) -> np.ndarray:
         if self._image is None:
-            self._image, self._picture = _upright_bgr(self._picture), None
+            self._image = _upright_bgr(self._picture, self._size)
+            self._picture = None
         return self._image
 
     @image.setter
     def image(self, value: np.ndarray) -> None:
         self._image, self._picture = value, None
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(height, width) of `image`, without converting the picture."""
+        if self._picture is None:
+            return self._image.shape[:2]
+        w, h = self._size
+        return (w, h) if _turns(self._picture) % 2 else (h, w)
 
     def small(self, width: int = DETECT_WIDTH) -> np.ndarray:
         """The frame `width` px wide (as detect_width_frame), scaled by swscale's area
@@ -163,9 +179,13 @@ def _turns(frame) -> int:
     return round((getattr(frame, "rotation", 0) or 0) / 90) % 4
 
 
-def _upright_bgr(frame) -> np.ndarray:
-    """A PyAV frame as BGR, turned by its display-matrix rotation."""
-    img = frame.to_ndarray(format="bgr24")
+def _upright_bgr(frame, size: tuple[int, int] | None = None) -> np.ndarray:
+    """A PyAV frame as BGR (scaled by swscale to `size`, width and height before turning),
+    turned by its display-matrix rotation."""
+    if size is not None and size != (frame.width, frame.height):
+        img = frame.to_ndarray(width=size[0], height=size[1], format="bgr24")
+    else:
+        img = frame.to_ndarray(format="bgr24")
     k = _turns(frame)
     return np.ascontiguousarray(np.rot90(img, k)) if k else img
 
@@ -243,14 +263,7 @@ def cheap_sampled_frames(path: str | os.PathLike, sample_fps: float, *,
                     last_t = t
                     if not _sample_due(t, next_t, step):
                         continue
-                    w, h = frame.width, frame.height
-                    turn = _turns(frame)
-                    if w > max_width:
-                        h, w = max(2, round(h * max_width / w / 2) * 2), max_width
-                    img = frame.to_ndarray(width=w, height=h, format="bgr24")
-                    if turn:
-                        img = np.ascontiguousarray(np.rot90(img, turn))
-                    yield Frame(produced, t, img)
+                    yield Frame(produced, t, picture=frame, max_width=max_width)
                     produced += 1
                     next_t = _next_slot(t, step)
             except av.FFmpegError:
