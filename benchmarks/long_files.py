@@ -1,0 +1,141 @@
+"""Speech on long files: one `avindex index FILE` per file against plain faster-whisper per
+file, as benchmarks/per_file_cli.py runs them, but on files minutes long, where a
+process's fixed costs no longer hide the engines' speed; with each side's WER.
+
+    .venv/bin/python -m benchmarks.long_files                  # 8 voices x 5 min, ~10 min
+    .venv/bin/python -m benchmarks.long_files --minutes 10 --voices en-allison fr-june
+
+The files: per voice of benchmarks/spoken_search.py (Debian's Asterisk prompts, real
+recorded speech, 5 languages), its 40 sentence prompts (the dev and test sentences of
+spoken_search) joined by 1 s of silence, round after round until the file lasts
+`--minutes`, 16 kHz mono WAV (cached under benchmarks/.cache/long_files/). Reference: each
+sentence's text as plain faster-whisper hears it alone (spoken_search's references, cached).
+avindex: default settings, every stage an audio file gets, a fresh library per file;
+plain: the same Whisper base int8 weights, beam 5, its defaults, model load included.
+Both sides in their own process per file, alternating, so a busy moment weighs on both.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from benchmarks import speakers, spoken_search  # noqa: E402
+from benchmarks.markdown import table  # noqa: E402
+
+CACHE = ROOT / "benchmarks" / ".cache" / "long_files"
+SENTENCES = 2 * spoken_search.PER_FILE
+PLAIN = """
+import json, sys
+from faster_whisper import WhisperModel
+from models.weights import resolve_model
+from app.settings import Settings
+folder = resolve_model("base", Settings().resolved_models_dir()).path
+model = WhisperModel(str(folder), device="cpu", compute_type="int8", cpu_threads=2,
+                     local_files_only=True)
+segments, _ = model.transcribe(sys.argv[1], beam_size=5)
+json.dump([s.text for s in segments], open(sys.argv[2], "w", encoding="utf-8"))
+"""
+
+
+def long_file(voice: str, minutes: float) -> tuple[Path, str]:
+    """The voice's long file (cached) and its reference text."""
+    picked = spoken_search.voice_sentences(voice, SENTENCES)
+    lang = spoken_search.VOICES[voice][1]
+    refs = [" ".join(s["text"] for s in spoken_search.plain(x, lang)) for _, x in picked]
+    gap = np.zeros(int(spoken_search.GAP_S * spoken_search.SR), np.float32)
+    parts, words, total = [], [], 0
+    want = minutes * 60 * spoken_search.SR
+    while total < want:
+        for (_, x), ref in zip(picked, refs):
+            parts += [x, gap]
+            words.append(ref)
+            total += len(x) + len(gap)
+            if total >= want:
+                break
+    path = CACHE / f"{voice}-{minutes:g}min.wav"
+    if not path.exists():
+        CACHE.mkdir(parents=True, exist_ok=True)
+        speakers._write_wav(path, np.concatenate(parts))
+    return path, " ".join(words)
+
+
+def _timed(cmd: list[str]) -> tuple[float, float]:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t = time.perf_counter()
+    subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL, timeout=7200)
+    wall = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def run_avindex(path: Path) -> tuple[float, float, str]:
+    with tempfile.TemporaryDirectory() as tmp:
+        lib = Path(tmp) / "lib.db"
+        wall, cpu = _timed([sys.executable, "-m", "app", "index", str(path), "--library",
+                            str(lib), "-q"])
+        lines = spoken_search.read_transcripts(lib)[path.name]
+    return wall, cpu, " ".join(s["text"] for s in lines)
+
+
+def run_plain(path: Path) -> tuple[float, float, str]:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "plain.json"
+        wall, cpu = _timed([sys.executable, "-c", PLAIN, str(path), str(out)])
+        text = " ".join(json.loads(out.read_text(encoding="utf-8")))
+    return wall, cpu, text
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--minutes", type=float, default=5.0)
+    ap.add_argument("--voices", nargs="+", default=list(spoken_search.VOICES),
+                    choices=list(spoken_search.VOICES))
+    args = ap.parse_args()
+    files = [(v, *long_file(v, args.minutes)) for v in args.voices]
+    warm = CACHE / "warm-up.wav"                   # models converted and cached, untimed
+    if not warm.exists():
+        speakers._write_wav(warm, spoken_search._read_wav(files[0][1])[:10 * spoken_search.SR])
+    run_avindex(warm)
+    rows, totals = [], {"avindex": [0.0, 0.0], "plain": [0.0, 0.0]}
+    refs, hyps = [], {"avindex": [], "plain": []}
+    audio = 0.0
+    for k, (voice, path, ref) in enumerate(files):
+        seconds = spoken_search._read_wav(path).size / spoken_search.SR
+        audio += seconds
+        order = [("avindex", run_avindex), ("plain", run_plain)]
+        got = {}
+        for name, fn in (order if k % 2 == 0 else order[::-1]):
+            got[name] = fn(path)
+            totals[name][0] += got[name][0]
+            totals[name][1] += got[name][1]
+            hyps[name].append(got[name][2])
+        refs.append(ref)
+        rows.append([voice, f"{seconds:.0f}",
+                     f"{got['avindex'][0]:.1f} / {got['plain'][0]:.1f}",
+                     f"{got['plain'][0] / got['avindex'][0]:.2f}x",
+                     f"{spoken_search.wer([ref], [got['avindex'][2]]):.3f}",
+                     f"{spoken_search.wer([ref], [got['plain'][2]]):.3f}"])
+        print(" | ".join(rows[-1]), flush=True)
+    print(f"\n{len(files)} files, {audio:.0f} s of audio, one process per file")
+    print(table(rows, ["voice", "audio s", "wall s avindex / plain", "plain / avindex",
+                       "WER avindex", "WER plain"]))
+    a, p = totals["avindex"], totals["plain"]
+    print(f"all: avindex {a[0]:.1f} s wall (RTF {a[0] / audio:.3f}), {a[1]:.1f} CPU s; plain "
+          f"{p[0]:.1f} s wall (RTF {p[0] / audio:.3f}), {p[1]:.1f} CPU s; plain / avindex "
+          f"{p[0] / a[0]:.2f}x wall, {p[1] / a[1]:.2f}x CPU; WER avindex "
+          f"{spoken_search.wer(refs, hyps['avindex']):.3f}, plain "
+          f"{spoken_search.wer(refs, hyps['plain']):.3f}")
+
+
+if __name__ == "__main__":
+    main()
