@@ -119,12 +119,25 @@ def mel_frames(samples: np.ndarray) -> np.ndarray:
     return _mels(np.lib.stride_tricks.sliding_window_view(padded, N_FFT)[::HOP][:n])
 
 
+@lru_cache(maxsize=1)
+def _windowed_dft() -> np.ndarray:
+    """(N_FFT, 2 * bins) float32: the Hann window times the real DFT's cosines and sines."""
+    angles = 2 * np.pi * np.outer(np.arange(N_FFT), np.arange(N_FFT // 2 + 1)) / N_FFT
+    basis = np.concatenate([np.cos(angles), np.sin(angles)], axis=1)
+    return (basis * _window().astype(np.float64)[:, None]).astype(np.float32)
+
+
 def _mels(frames: np.ndarray) -> np.ndarray:
-    """Power mel bands of (..., N_FFT) sample frames: Hann window, FFT, the filters."""
-    spectrum = np.fft.rfft(frames * _window(), axis=-1)
-    power = (spectrum.real ** 2 + spectrum.imag ** 2).astype(np.float32)
+    """Power mel bands of (..., N_FFT) sample frames: Hann window, DFT, the filters. The
+    DFT of 400 points is one float32 matrix product (~1/3 less CPU than numpy's FFT, which
+    works in float64 here; the bands agree to ~1e-6 of the largest)."""
+    bins = N_FFT // 2 + 1
+    flat = np.ascontiguousarray(frames, dtype=np.float32).reshape(-1, N_FFT)
     with one_blas_thread():
-        return power @ mel_filters()
+        z = flat @ _windowed_dft()
+        power = z[:, :bins] ** 2
+        power += z[:, bins:] ** 2
+        return (power @ mel_filters()).reshape(*frames.shape[:-1], N_MELS)
 
 
 def window_mels(samples: np.ndarray, starts: np.ndarray, frames: int = PARTIAL_FRAMES
