@@ -92,7 +92,8 @@ def worker_main(library: str, settings: dict, tasks, events, cancel_slot,
                 parent_pid: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)   # the parent decides about Ctrl-C
     _die_with_parent(parent_pid)
-    from models.asr import limit_malloc_arenas   # its import turns MKL's buffer pool off
+    # importing models.asr turns MKL's buffer pool off (see there)
+    from models.asr import limit_malloc_arenas, release_memory
     limit_malloc_arenas()            # off unless AVINDEX_MALLOC_ARENAS asks (see there)
     # tqdm (which faster-whisper uses) would make a multiprocessing lock: a named semaphore
     # that, when this worker is killed with its runner, is reported as leaked.
@@ -115,6 +116,7 @@ def worker_main(library: str, settings: dict, tasks, events, cancel_slot,
                 break
             runner.job_id = job_id
             _run_job(store, pipeline, job_id, runner, runner)
+            release_memory()         # what this job freed is not held under the next one's peak
         from models.loading import unload_all
         unload_all()                 # asked to stop (or recycled): give the models back first
     except ParentGone:

@@ -72,7 +72,7 @@ class Tracer:
 
         def call(obj, *a, **k):
             if name == "encode":
-                asr._release_memory()          # as the call itself does first
+                asr.release_memory()           # as the call itself does first
                 self.encode_bases.append(_status("VmRSS"))
             out = orig(obj, *a, **k)
             self._note(name)

@@ -188,7 +188,7 @@ class _WindowedEngine:
                     if on_window is not None:
                         on_window(nxt[0])      # the next window starts where this one ended
                     offset, samples = nxt
-                    _release_memory()
+                    release_memory()
                     _, _, window_segs = self._run(samples, language, beam_size, carried, seen)
             finally:
                 parts.close()  # closes the decoder (and its file) on early stop too
@@ -244,10 +244,12 @@ def limit_malloc_arenas(arenas: int | None = None) -> int:
     return arenas
 
 
-def _release_memory() -> None:
-    """Hand freed heap back to the OS between windows. CTranslate2, onnxruntime and FFmpeg
-    threads each allocate from their own glibc arena; without a trim, RSS crept up over a
-    long file. Measured: benchmarks/README.md "Batch memory and CPU workers"."""
+def release_memory() -> None:
+    """Hand freed heap back to the OS (between windows, and in the worker after each job).
+    CTranslate2, onnxruntime and FFmpeg threads each allocate from their own glibc arena;
+    without a trim, RSS crept up over a long file, and what one stage freed stayed in the
+    worker under the next stage's peak. Measured: benchmarks/README.md "Batch memory and
+    CPU workers", "Worker memory"."""
     if _libc is not None:
         _libc.malloc_trim(0)
 
@@ -447,7 +449,7 @@ class _ChunkWorkers:
 
     def _each_chunk(self, features, call) -> list:
         """call(chunk i as a one-row StorageView, i) for every chunk, at once on the workers."""
-        _release_memory()
+        release_memory()
         a = np.asarray(features)
         return self._map(lambda i: call(self._view(a, i, i + 1), i), list(range(a.shape[0])))
 
@@ -462,7 +464,7 @@ class _ChunkWorkers:
         return [r for ranked in rows for r in ranked]
 
     def generate(self, features, prompts, *args, **kwargs):
-        _release_memory()
+        release_memory()
         parts = self._parts(features.shape[0], self._workers)
         if len(parts) < 2:
             return self._model.generate(features, prompts, *args, **kwargs)
