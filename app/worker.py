@@ -20,6 +20,9 @@ from indexer.store import Store
 from .settings import Settings, log_error, log_note
 
 PROGRESS_INTERVAL_S = 0.2
+# a job that ran longer than this is followed by a heap trim (models.asr.release_memory:
+# 3-60 ms); the probe and subtitle jobs of small files allocate too little to matter
+TRIM_AFTER_S = 0.5
 PR_SET_PDEATHSIG = 1
 
 
@@ -115,8 +118,10 @@ def worker_main(library: str, settings: dict, tasks, events, cancel_slot,
             if job_id is None:
                 break
             runner.job_id = job_id
+            started = time.monotonic()
             _run_job(store, pipeline, job_id, runner, runner)
-            release_memory()         # what this job freed is not held under the next one's peak
+            if time.monotonic() - started > TRIM_AFTER_S:
+                release_memory()     # what this job freed is not held under the next one's peak
         from models.loading import unload_all
         unload_all()                 # asked to stop (or recycled): give the models back first
     except ParentGone:

