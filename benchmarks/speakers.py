@@ -571,8 +571,10 @@ def summary(split: str, res: dict) -> str:
                  f"({v['right']}/{v['shown']}), recall {v['recall']:.2f} "
                  f"({v['right']}/{v['should']})")
     sp, sk = sum(r["speech_s"] for r in rows), sum(r["speakers_s"] for r in rows)
-    lines.append(f"cost: speech stage {sp:.1f} s, speakers stage {sk:.1f} s = {sk / sp:.1%} "
-                 f"of speech (audio {sum(r['seconds'] for r in rows):.0f} s)")
+    lines.append(f"cost (the speech times come from the transcript cache, timed when it was "
+                 f"made; --cost times both stages now): speech stage {sp:.1f} s, speakers "
+                 f"stage {sk:.1f} s = {sk / sp:.1%} of speech "
+                 f"(audio {sum(r['seconds'] for r in rows):.0f} s)")
     return "\n".join(lines)
 
 
