@@ -18,11 +18,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -31,20 +28,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from benchmarks import speakers, spoken_search  # noqa: E402
 from benchmarks.markdown import table  # noqa: E402
+from benchmarks.per_file_cli import PLAIN, timed  # noqa: E402
 
 CACHE = ROOT / "benchmarks" / ".cache" / "long_files"
 SENTENCES = 2 * spoken_search.PER_FILE
-PLAIN = """
-import json, sys
-from faster_whisper import WhisperModel
-from models.weights import resolve_model
-from app.settings import Settings
-folder = resolve_model("base", Settings().resolved_models_dir()).path
-model = WhisperModel(str(folder), device="cpu", compute_type="int8", cpu_threads=2,
-                     local_files_only=True)
-segments, _ = model.transcribe(sys.argv[1], beam_size=5)
-json.dump([s.text for s in segments], open(sys.argv[2], "w", encoding="utf-8"))
-"""
 
 
 def long_file(voice: str, minutes: float) -> tuple[Path, str]:
@@ -69,20 +56,11 @@ def long_file(voice: str, minutes: float) -> tuple[Path, str]:
     return path, " ".join(words)
 
 
-def _timed(cmd: list[str]) -> tuple[float, float]:
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t = time.perf_counter()
-    subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL, timeout=7200)
-    wall = time.perf_counter() - t
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-
-
 def run_avindex(path: Path) -> tuple[float, float, str]:
     with tempfile.TemporaryDirectory() as tmp:
         lib = Path(tmp) / "lib.db"
-        wall, cpu = _timed([sys.executable, "-m", "app", "index", str(path), "--library",
-                            str(lib), "-q"])
+        wall, cpu = timed([sys.executable, "-m", "app", "index", str(path), "--library",
+                           str(lib), "-q"], timeout=7200)
         lines = spoken_search.read_transcripts(lib)[path.name]
     return wall, cpu, " ".join(s["text"] for s in lines)
 
@@ -90,7 +68,7 @@ def run_avindex(path: Path) -> tuple[float, float, str]:
 def run_plain(path: Path) -> tuple[float, float, str]:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "plain.json"
-        wall, cpu = _timed([sys.executable, "-c", PLAIN, str(path), str(out)])
+        wall, cpu = timed([sys.executable, "-c", PLAIN, str(path), str(out)], timeout=7200)
         text = " ".join(json.loads(out.read_text(encoding="utf-8")))
     return wall, cpu, text
 

@@ -35,7 +35,11 @@ folder = resolve_model("base", Settings().resolved_models_dir()).path
 model = WhisperModel(str(folder), device="cpu", compute_type="int8", cpu_threads=2,
                      local_files_only=True)
 segments, _ = model.transcribe(sys.argv[1], beam_size=5)
-print(sum(len(s.text) for s in segments))
+texts = [s.text for s in segments]
+if len(sys.argv) > 2:                       # the text, for a WER (benchmarks/long_files.py)
+    import json
+    json.dump(texts, open(sys.argv[2], "w", encoding="utf-8"))
+print(sum(map(len, texts)))
 """
 
 
@@ -44,10 +48,11 @@ def _seconds(path: str) -> float:
         return w.getnframes() / w.getframerate()
 
 
-def _timed(cmd: list[str], cwd: Path) -> tuple[float, float]:
+def timed(cmd: list[str], cwd: Path = ROOT, timeout: float = 1800) -> tuple[float, float]:
+    """(wall s, CPU s of the processes it started) of a command run to its end."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
-    subprocess.run(cmd, cwd=cwd, check=True, stdout=subprocess.DEVNULL, timeout=1800)
+    subprocess.run(cmd, cwd=cwd, check=True, stdout=subprocess.DEVNULL, timeout=timeout)
     wall = time.perf_counter() - t
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -58,11 +63,11 @@ def run(label: str, root: Path | None, files: list[str]) -> tuple[float, float]:
     wall = cpu = 0.0
     for f in files:
         if root is None:
-            w, c = _timed([sys.executable, "-c", PLAIN, f], ROOT)
+            w, c = timed([sys.executable, "-c", PLAIN, f])
         else:
             with tempfile.TemporaryDirectory() as tmp:
-                w, c = _timed([sys.executable, "-m", "app", "index", f, "--library",
-                               str(Path(tmp) / "lib.db"), "-q"], root)
+                w, c = timed([sys.executable, "-m", "app", "index", f, "--library",
+                              str(Path(tmp) / "lib.db"), "-q"], root)
         wall, cpu = wall + w, cpu + c
     return wall, cpu
 

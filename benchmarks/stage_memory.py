@@ -21,17 +21,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-
-
-def _rss_mb(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS"):
-                    return int(line.split()[1]) // 1024
-    except OSError:
-        pass
-    return 0
+from benchmarks.speech import _rss_mb  # noqa: E402
 
 
 def _children(pid: int) -> list[int]:
@@ -53,8 +43,8 @@ def measure(path: Path, code_root: Path) -> tuple[list[tuple], list[tuple]]:
         samples = []
         while proc.poll() is None:
             workers = _children(proc.pid)
-            samples.append((time.time() - t0, _rss_mb(proc.pid),
-                            max([_rss_mb(k) for k in workers] or [0])))
+            samples.append((time.time() - t0, _rss_mb(proc.pid) or 0,
+                            max([_rss_mb(k) or 0 for k in workers] or [0])))
             time.sleep(0.5)
         if proc.returncode:
             raise SystemExit(f"avindex index failed ({proc.returncode})")
@@ -84,9 +74,9 @@ def main() -> None:
     for stage, a, b in jobs:
         inside = [w for t, _, w in samples if a <= t <= b]
         if inside:
-            print(f"| {stage} | {b - a:.1f} | {max(inside)} | {inside[-1]} |")
-    print(f"worker peak {max(w for *_, w in samples)} MB, main process peak "
-          f"{max(m for _, m, _ in samples)} MB")
+            print(f"| {stage} | {b - a:.1f} | {max(inside):.0f} | {inside[-1]:.0f} |")
+    print(f"worker peak {max(w for *_, w in samples):.0f} MB, main process peak "
+          f"{max(m for _, m, _ in samples):.0f} MB")
 
 
 if __name__ == "__main__":

