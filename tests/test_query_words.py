@@ -240,13 +240,14 @@ def test_a_said_match_starts_at_the_sentence_of_its_line_that_holds_the_words(tm
                            "kind": "audio"}, [])
     words = "Welcome to the voicemail menu. To delete your greeting, press seven.".split()
     store.save_transcript(mid, "en", [{
-        "start": 10.0, "end": 10.0 + len(words), "language": "en", "text": " ".join(words),
-        "words": [{"start": 10.0 + k, "end": 10.5 + k, "word": " " + w}
+        "start": 10.0, "end": 10.0 + 0.5 * len(words), "language": "en",
+        "text": " ".join(words),
+        "words": [{"start": 10.0 + 0.5 * k, "end": 10.4 + 0.5 * k, "word": " " + w}
                   for k, w in enumerate(words)]}])
     hit = search(store, "delete greeting", mode="text")[0]
-    assert (hit.start, hit.seek) == (15.0, 16.0)        # "To", then "delete"
+    assert (hit.start, hit.seek) == (12.5, 13.0)        # "To", then "delete"
     hit = search(store, "voicemail menu", mode="text")[0]
-    assert (hit.start, hit.seek) == (10.0, 13.0)        # the line's first sentence
+    assert (hit.start, hit.seek) == (10.0, 11.5)        # the line's first sentence
     store.close()
 
 

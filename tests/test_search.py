@@ -348,6 +348,25 @@ def test_first_said_is_the_first_word_the_snippet_marks():
     assert S.first_said([(7.0, "don't")], "don") == 7.0               # FTS5 splits at the '
 
 
+def test_a_sentence_starts_after_a_full_stop_or_a_pause_in_its_line():
+    from indexer.search.query_text import sentence_start
+    # Two prompts the recogniser wrote as one line without a full stop (real timings from
+    # benchmarks.spoken_search: "...agent délogé | depuis un appelant incognis")
+    merged = [(36.98, " agent", 37.58), (37.58, " délogé", 38.18),
+              (38.91, " depuis", 40.01), (40.01, " un", 40.31), (40.31, " appelant", 40.81)]
+    assert sentence_start(merged, 40.31) == 38.91      # a 0.73 s silence before "depuis"
+    assert sentence_start(merged, 37.58) is None       # still the line's first sentence
+    # the silence swallowed by a word's timing: "...themselves as | to reset the audio"
+    stretched = [(12.96, " themselves", 13.50), (13.50, " as", 14.16), (14.16, " to", 15.20),
+                 (15.49, " reset", 15.97), (15.97, " the", 16.23)]
+    assert sentence_start(stretched, 15.49) == 14.16
+    # words said at an even pace, with commas: one sentence
+    even = [(1.0 + 0.4 * i, w, 1.3 + 0.4 * i)
+            for i, w in enumerate(" Well, after that, the elephant report".split(" ")[1:])]
+    assert sentence_start(even, 2.6) is None
+    assert sentence_start([(t, w) for t, w, _ in merged], 40.31) is None   # no end times
+
+
 LINE = [("Good", 10.0), ("morning.", 10.4), ("After", 11.0), ("that,", 11.3), ("the", 11.6),
         ("elephant", 11.8), ("report", 12.4), ("is", 12.9), ("due.", 13.1)]
 

@@ -238,7 +238,7 @@ def to_hits(store: Store, scored: list[tuple[float, Moment]], limit: int, query:
         store, [lead.rowid for _, _, lead in placed if query and lead.fts == "segments_fts"])
     if turns is not None:
         media_of = {lead.rowid: m.media_id for _, m, lead in placed}
-        said_words = {sid: [(t, w) for t, w in words if turns.holds(media_of[sid], t)]
+        said_words = {sid: [tw for tw in words if turns.holds(media_of[sid], tw[0])]
                       for sid, words in said_words.items()}
     paths = reads.media_paths_durations(store, [m.media_id for _, m, _ in placed])
     for (score, m, lead), said in zip(placed, said_sources(store, placed, sources)):

@@ -277,15 +277,15 @@ def make_snippet(text: str, query: str, *, relaxed: bool = False,
     return prefix + "".join(out) + suffix
 
 
-def first_said(words: Iterable[tuple[float, str]], query: str, *, relaxed: bool = False
+def first_said(words: Iterable[tuple], query: str, *, relaxed: bool = False
                ) -> float | None:
-    """The start of the first timed word (start, word) that the query matches, as
+    """The start of the first timed word (start, word[, end]) that the query matches, as
     make_snippet marks it (a phrase from its first word on); None when none does."""
     phrases, terms = query_patterns(query, relaxed)
     if not phrases and not terms:
         return None
     starts, tokens = [], []
-    for start, word in words:
+    for start, word, *_ in words:
         for w in WORD.findall(word.lower()):
             starts.append(float(start))
             tokens.append(_folded(w))
@@ -296,18 +296,32 @@ def first_said(words: Iterable[tuple[float, str]], query: str, *, relaxed: bool 
 SENTENCE_END = re.compile(r"[.!?…。！？؟।]['\")»”]*$")
 
 
-def sentence_start(words: Sequence[tuple[float, str]], t: float) -> float | None:
-    """The start of the sentence (within a line's timed words) holding the word at `t`:
-    the word after the last one before it that ends a sentence; None when that is the
-    line's first sentence (the line's own start stands)."""
-    out, opened = None, False
-    for start, word in words:
+# Within a recognised line, a silence this long between two words also ends a sentence
+# (the recogniser often writes two sentences as one line without a full stop), and so
+# does a word timed this long: Whisper's word timings stretch a word over the silence
+# before it. Chosen on benchmarks.spoken_search's dev split (benchmarks/README.md).
+PAUSE_S = 0.5
+STRETCHED_S = 0.7
+
+
+def sentence_start(words: Sequence[tuple], t: float) -> float | None:
+    """The start of the sentence (within a line's timed words, (start, word[, end]))
+    holding the word at `t`: the word after the last one before it that ends a sentence
+    or a pause (PAUSE_S, STRETCHED_S); None when that is the line's first sentence (the
+    line's own start stands)."""
+    out, opened, prev_end = None, False, None
+    for start, word, *rest in words:
         if start > t:
             break
+        end = rest[0] if rest else None
+        if prev_end is not None and end is not None and (
+                start - prev_end >= PAUSE_S or end - start >= STRETCHED_S):
+            opened = True
         if opened:
             out, opened = float(start), False
         if start < t and SENTENCE_END.search(word.strip()):
             opened = True                   # the next word opens a sentence
+        prev_end = end
     return out
 
 

@@ -190,19 +190,19 @@ _UNCORRECTED = """NOT EXISTS (SELECT 1 FROM corrections c
 
 
 def segments_word_times(store: Store, segment_ids: Sequence[int]
-                        ) -> dict[int, list[tuple[float, str]]]:
-    """segment id -> (start, word) of its words in order, for the segments given that
+                        ) -> dict[int, list[tuple[float, str, float]]]:
+    """segment id -> (start, word, end) of its words in order, for the segments given that
     have timed words and that the user did not correct (their words no longer match
     their text)."""
     if not segment_ids:
         return {}
     out: dict[int, list[tuple[float, str]]] = {}
-    for sid, start, word in store.db.execute(f"""
-            SELECT w.segment_id, w.start, w.word FROM words w
+    for sid, start, word, end in store.db.execute(f"""
+            SELECT w.segment_id, w.start, w.word, w.end FROM words w
             JOIN segments s ON s.id = w.segment_id
             WHERE s.id IN ({_marks(len(segment_ids))}) AND {_UNCORRECTED}
             ORDER BY w.segment_id, w.start""", list(segment_ids)):
-        out.setdefault(sid, []).append((start, word))
+        out.setdefault(sid, []).append((start, word, end))
     return out
 
 
