@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from indexer.stages import (STAGE_TYPES, FacesStage, LibraryTask, Pipeline, SpeechStage, Stage,
-                            VisualStage)
+from indexer.stages import (STAGE_TYPES, FacesStage, LibraryTask, Pipeline, SpeakersStage,
+                            SpeechStage, Stage, VisualStage)
 
 from .settings import Settings, thumbnail_dir
 
@@ -26,13 +26,18 @@ def _visual(settings: Settings, library: Path) -> VisualStage:
                        max_gap=settings.frame_interval_s, threads=settings.threads)
 
 
+def _speakers(settings: Settings, library: Path) -> SpeakersStage:
+    return SpeakersStage(threads=settings.threads)
+
+
 def _faces(settings: Settings, library: Path) -> FacesStage:
     return FacesStage(thumbnail_dir(library), settings.resolved_models_dir())
 
 
 # how the stage types that take settings or models are built; the others are built bare
 # (`Type()`), so a settings-free stage needs no line here
-_BUILDERS = {SpeechStage: _speech, VisualStage: _visual, FacesStage: _faces}
+_BUILDERS = {SpeechStage: _speech, VisualStage: _visual, SpeakersStage: _speakers,
+             FacesStage: _faces}
 
 
 def build_pipeline(settings: Settings, library: Path) -> Pipeline:

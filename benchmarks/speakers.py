@@ -615,7 +615,7 @@ def tune() -> None:
         per_hop = {}
         for hop in (0.8, 1.6):
             windows = dz.plan_windows(regions, dz.WINDOW_S, hop)
-            per_hop[hop] = (windows, dz.embed_windows(wav, windows, enc.embed))
+            per_hop[hop] = (windows, dz.embed_windows(wav, windows, enc.embed_at))
         data.append((wav.stem, units, regions, reft, len(ref["speakers"]), per_hop))
     store.close()
     results = []
@@ -672,7 +672,7 @@ def _lever_data(split: str) -> list[tuple]:
             for hop in missing:
                 windows = dz.plan_windows(regions, dz.WINDOW_S, hop)
                 per_hop[hop] = (windows, dz.embed_windows(wav, windows,
-                                                          SPEAKER_ENCODER.get().embed))
+                                                          SPEAKER_ENCODER.get().embed_at))
         if missing:
             cache.write_bytes(pickle.dumps(data))
         return data
@@ -693,7 +693,7 @@ def _lever_data(split: str) -> list[tuple]:
         per_hop = {}
         for hop in LEVER_HOPS:
             windows = dz.plan_windows(regions, dz.WINDOW_S, hop)
-            per_hop[hop] = (windows, dz.embed_windows(wav, windows, enc.embed))
+            per_hop[hop] = (windows, dz.embed_windows(wav, windows, enc.embed_at))
         data.append((wav, units, regions, reft, len(ref["speakers"]), per_hop))
     store.close()
     cache.write_bytes(pickle.dumps(data))
@@ -936,7 +936,7 @@ def _memory_child(minutes: float) -> None:
     regions = speech_regions(path)
     vad = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     t0 = time.perf_counter()
-    res = dz.diarize(path, enc.embed, regions=regions)
+    res = dz.diarize(path, enc.embed_at, regions=regions)
     took = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"minutes": minutes, "base_mb": base, "after_vad_mb": vad, "peak_mb": peak,
@@ -994,9 +994,10 @@ def cost(every: int = 3) -> None:
     store.close()
 
 
-def _embed_per_window(path: Path, windows: np.ndarray, embed) -> np.ndarray:
+def _embed_per_window(path: Path, windows: np.ndarray, embed_at) -> np.ndarray:
     """The front end before batching, for --speed: each window's mel spectrogram on its
     own with numpy (models.speaker_encoder.mel_frames), the whole file decoded."""
+    embed = embed_at.__self__.embed
     from models.audio_stream import decode_audio
     from models.speaker_encoder import loudness_gain, mel_frames
     x = decode_audio(path)
@@ -1031,7 +1032,7 @@ def speed(rounds: int = 3, every: int = 4) -> None:
     from indexer.store import Store
     from models import diarization as dz
     from models.speaker_encoder import SPEAKER_ENCODER
-    embed = SPEAKER_ENCODER.get().embed
+    embed = SPEAKER_ENCODER.get().embed_at
     lib = CACHE / "library-speed.db"
     for p in glob.glob(str(lib) + "*"):
         os.unlink(p)
@@ -1067,7 +1068,7 @@ def speed(rounds: int = 3, every: int = 4) -> None:
             dz.find_speech, dz.embed_windows),
         "one decode (scan), batched torch mel: kept": one_pass,
     }
-    embed(np.zeros((1, 160, 40), np.float32))
+    embed(np.zeros(16000, np.float32), [0])
     times: dict[str, list[float]] = {name: [] for name in variants}
     clustering: list[float] = []
     for _ in range(rounds):

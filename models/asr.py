@@ -675,7 +675,8 @@ class FasterWhisperEngine(_WindowedEngine):
         self.device = device
         self.compute_type = compute_type or ("float16" if device == "cuda" else "int8")
         self.model_name = model_name
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 4)
+        from .threads import cores
+        n_cores = cores()
         # English-only models (tiny.en) have nothing to detect, and decode chunk by chunk
         # (see BATCH_SIZE); batch_size > 1: VAD chunks of up to 30 s decoded together.
         if batch_size is None:
@@ -684,7 +685,7 @@ class FasterWhisperEngine(_WindowedEngine):
         # Threads: faster-whisper's own default is 4, whatever the machine. Batched on CPU,
         # `cpu_threads` (default: one per core) single-threaded workers share each batch
         # (_ChunkWorkers); chunk by chunk, one call at a time uses them all.
-        threads = cpu_threads if cpu_threads > 0 else cores
+        threads = cpu_threads if cpu_threads > 0 else n_cores
         workers = threads if device == "cpu" and batch_size > 1 else 1
         # local_files_only: a folder missing tokenizer.json must fail here, not go to the hub.
         self.model = WhisperModel(str(model_dir), device=device, compute_type=self.compute_type,

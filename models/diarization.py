@@ -37,7 +37,7 @@ import numpy as np
 
 from . import audio_stream
 from .speaker_clustering import spectral_labels
-from .speaker_encoder import FRAMES_PER_S, PARTIAL_FRAMES, SAMPLE_RATE, window_mels
+from .speaker_encoder import FRAMES_PER_S, PARTIAL_FRAMES, SAMPLE_RATE
 
 WINDOW_S = PARTIAL_FRAMES / FRAMES_PER_S   # 1.6 s: what the encoder was trained on
 HOP_S = 1.6                 # windows side by side: half the cost of 0.8 for a little DER (dev)
@@ -143,8 +143,8 @@ def embed_windows(path: str | os.PathLike, windows: np.ndarray, embed: Callable,
     """(n, 256) embeddings of `windows` (sorted by start) of the file's first audio
     stream. The audio is decoded CHUNK_S at a time with a tail carried over, so a window
     across two chunks is whole and memory stays flat in the file's length. `embed` maps
-    (m, frames, 40) mel windows to (m, 256) vectors (SpeakerEncoder.embed). A window past
-    the end of the audio is zero-padded."""
+    (samples, window starts in samples, frames) to (m, 256) vectors (SpeakerEncoder.embed_at).
+    A window past the end of the audio is zero-padded."""
     n = len(windows)
     out = np.zeros((n, 256), np.float32)
     if n == 0:
@@ -169,7 +169,7 @@ def embed_windows(path: str | os.PathLike, windows: np.ndarray, embed: Callable,
             idx = np.arange(i, min(i + EMBED_BATCH, nxt))
             starts = np.maximum(0, np.round(windows[idx, 0] * SAMPLE_RATE).astype(np.int64)
                                 - buf_start)
-            out[idx] = embed(window_mels(buf, starts, frames))
+            out[idx] = embed(buf, starts, frames)
             check()
             progress((idx[-1] + 1) / n)
         return nxt
@@ -686,7 +686,7 @@ def scan(path: str | os.PathLike, embed: Callable, words: np.ndarray,
         while embedded < ready:
             batch = np.asarray(windows[embedded: min(ready, embedded + EMBED_BATCH)])
             starts = np.round(batch[:, 0] * SAMPLE_RATE).astype(np.int64) - buf_start
-            vectors.append(embed(window_mels(buf, np.maximum(starts, 0), PARTIAL_FRAMES)))
+            vectors.append(embed(buf, np.maximum(starts, 0), PARTIAL_FRAMES))
             embedded += len(batch)
             check()
 
@@ -764,7 +764,7 @@ def diarize(path: str | os.PathLike, embed: Callable, *,
     nothing: outside the `covered` spans (its lines) over at least GAP_CHECK_S, up to
     `duration`; or, with covered None, the given `regions` (found by the VAD when None
     too). Less than MIN_SPEECH_S of speech gives no speakers. `embed`:
-    SpeakerEncoder.embed. Word speakers are given for `words` in their order."""
+    SpeakerEncoder.embed_at. Word speakers are given for `words` in their order."""
     word_arr = np.asarray([(float(s), float(max(e, s))) for s, e in (words or ())],
                           dtype=np.float64).reshape(-1, 2)
     duration = float(duration) if duration else audio_stream.probe_duration(path)

@@ -14,6 +14,7 @@ settings.
     mel = mel_frames(samples)                     # (frames, 40) float32, 100 frames/s
     vecs = enc.embed(np.stack([mel[0:160], mel[80:240]]))   # (2, 256), unit length
     vecs = enc.embed(window_mels(samples, [0, 8000]))         # the same windows' way, batched
+    vecs = enc.embed_at(samples, [0, 8000])                   # the same, on every core
 
 Whole clips of one voice score a cosine of about 0.75-0.9, of two voices about 0.4-0.7
 (benchmarks/README.md, "Speakers"). No DB, no Qt here.
@@ -28,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from .loading import LazyModel, lazy
-from .threads import one_blas_thread
+from .threads import cores, one_blas_thread
 
 SAMPLE_RATE = 16000
 N_FFT = 400                  # 25 ms
@@ -41,6 +42,13 @@ EMBEDDING_DIM = 256
 # mel spectrogram; a window is scaled the same way here
 TARGET_DBFS = -30.0
 _INT16_MAX = 2 ** 15 - 1
+
+# A batch's windows are embedded by up to this many threads at once, each given at least
+# MIN_PART windows: on this 2-core machine, 64 windows 0.27 s on one thread, 0.14 s on two;
+# 8 windows 0.034 and 0.018 s
+# (benchmarks/README.md, "Speakers")
+MAX_THREADS = 4
+MIN_PART = 4
 
 WEIGHTS_ENV = "AVINDEX_SPEAKER_WEIGHTS"   # another GE2E checkpoint in resemblyzer's format
 
@@ -116,7 +124,8 @@ def mel_frames(samples: np.ndarray) -> np.ndarray:
     n = 1 + (len(padded) - N_FFT) // HOP
     if n <= 0:
         return np.zeros((0, N_MELS), np.float32)
-    return _mels(np.lib.stride_tricks.sliding_window_view(padded, N_FFT)[::HOP][:n])
+    with one_blas_thread():
+        return _mels(np.lib.stride_tricks.sliding_window_view(padded, N_FFT)[::HOP][:n])
 
 
 @lru_cache(maxsize=1)
@@ -133,11 +142,10 @@ def _mels(frames: np.ndarray) -> np.ndarray:
     works in float64 here; the bands agree to ~1e-6 of the largest)."""
     bins = N_FFT // 2 + 1
     flat = np.ascontiguousarray(frames, dtype=np.float32).reshape(-1, N_FFT)
-    with one_blas_thread():
-        z = flat @ _windowed_dft()
-        power = z[:, :bins] ** 2
-        power += z[:, bins:] ** 2
-        return (power @ mel_filters()).reshape(*frames.shape[:-1], N_MELS)
+    z = flat @ _windowed_dft()
+    power = z[:, :bins] ** 2
+    power += z[:, bins:] ** 2
+    return (power @ mel_filters()).reshape(*frames.shape[:-1], N_MELS)
 
 
 def window_mels(samples: np.ndarray, starts: np.ndarray, frames: int = PARTIAL_FRAMES
@@ -146,7 +154,11 @@ def window_mels(samples: np.ndarray, starts: np.ndarray, frames: int = PARTIAL_F
     sample starts[i] (zero-padded past the end), each as `mel_frames(piece)[:frames] *
     loudness_gain(piece)` gives it (to float32 rounding), for all windows at once: one
     FFT over every frame of every window and one matrix product."""
-    samples = np.asarray(samples, dtype=np.float32).reshape(-1)
+    with one_blas_thread():
+        return _window_mels(np.asarray(samples, dtype=np.float32).reshape(-1), starts, frames)
+
+
+def _window_mels(samples: np.ndarray, starts: np.ndarray, frames: int) -> np.ndarray:
     length, half = frames * HOP, N_FFT // 2
     padded = np.zeros((len(starts), length + 2 * half), np.float32)
     for i, a in enumerate(np.asarray(starts, dtype=np.int64)):
@@ -231,21 +243,54 @@ class SpeakerEncoder:
             raise SpeakerWeightsMissing(f"{self.path} is not a usable GE2E checkpoint ({e}). "
                                         "Reinstall it: pip install --no-deps --force-reinstall "
                                         "resemblyzer==0.1.4") from e
-        # one thread: the LSTM's small matrices gain nothing from a second core, which the
-        # speech stage may be using (measured with torch: 80 windows 0.50 s on one thread,
-        # 0.68 s on two)
+        # one intra-op thread: the LSTM's small per-step products lose to a second one's
+        # barriers; cores are used by running parts of a batch at once instead (`embed`)
         self.session = ort.InferenceSession(model, quiet_session_options(1),
                                             providers=["CPUExecutionProvider"])
+        self._pool = None
 
-    def embed(self, mels: np.ndarray, batch: int = 64) -> np.ndarray:
+    def embed(self, mels: np.ndarray, batch: int = 64, threads: int = 0) -> np.ndarray:
         """(n, frames, 40) mel windows -> (n, 256) float32 unit vectors."""
         mels = np.asarray(mels, dtype=np.float32)
         if mels.ndim != 3 or mels.shape[2] != N_MELS:
             raise ValueError(f"expected (n, frames, {N_MELS}) mel windows, got {mels.shape}")
-        out = np.zeros((len(mels), EMBEDDING_DIM), np.float32)
-        for i in range(0, len(mels), batch):
-            steps_first = np.ascontiguousarray(mels[i:i + batch].transpose(1, 0, 2))
-            out[i:i + batch] = self.session.run(None, {"mels": steps_first})[0]
+        return self._embed_parts(len(mels), lambda i, j: mels[i:j], batch, threads)
+
+    def embed_at(self, samples: np.ndarray, starts: np.ndarray, frames: int = PARTIAL_FRAMES,
+                 batch: int = 64, threads: int = 0) -> np.ndarray:
+        """The vectors of `window_mels(samples, starts, frames)`: the front end and the
+        network run together, part by part, on the threads."""
+        samples = np.asarray(samples, dtype=np.float32).reshape(-1)
+        starts = np.asarray(starts, dtype=np.int64)
+        with one_blas_thread():         # held here: the limit is the process's, not a thread's
+            return self._embed_parts(
+                len(starts), lambda i, j: _window_mels(samples, starts[i:j], frames), batch,
+                threads)
+
+    def _embed_parts(self, n: int, mels_of, batch: int, threads: int) -> np.ndarray:
+        """Unit vectors of n windows whose mels `mels_of(i, j)` gives. A batch is cut into
+        up to `threads` parts (0: one per core, at most MAX_THREADS) of at least MIN_PART
+        windows, run at once on the one session (numpy and onnxruntime let go of the GIL;
+        a window's vector does not depend on its batch)."""
+        out = np.zeros((n, EMBEDDING_DIM), np.float32)
+        threads = min(threads or cores(), MAX_THREADS)
+
+        def run(i: int, j: int) -> None:
+            steps_first = np.ascontiguousarray(mels_of(i, j).transpose(1, 0, 2))
+            out[i:j] = self.session.run(None, {"mels": steps_first})[0]
+
+        for i in range(0, n, batch):
+            j = min(i + batch, n)
+            parts = max(1, min(threads, (j - i) // MIN_PART))
+            if parts == 1:
+                run(i, j)
+                continue
+            if self._pool is None or self._pool._max_workers < parts:
+                from concurrent.futures import ThreadPoolExecutor
+                self._pool = ThreadPoolExecutor(parts, thread_name_prefix="avindex-ge2e")
+            cuts = np.linspace(i, j, parts + 1).astype(int)
+            for f in [self._pool.submit(run, a, b) for a, b in zip(cuts[:-1], cuts[1:])]:
+                f.result()
         return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
 
     def embed_samples(self, samples: np.ndarray) -> np.ndarray:

@@ -10,6 +10,12 @@ free, so hold it around a batch or a whole file, not one small call. No DB, no Q
 from __future__ import annotations
 
 import contextlib
+import os
+
+
+def cores() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 @contextlib.contextmanager

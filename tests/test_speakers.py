@@ -135,7 +135,7 @@ def test_tones_noise_and_silence_give_no_speakers_and_no_error(indexed, tmp_path
     # without any transcript (the VAD alone), still nothing
     from models import diarization
     from models.speaker_encoder import SPEAKER_ENCODER
-    result = diarization.diarize(store.media(media_id)["path"], SPEAKER_ENCODER.get().embed)
+    result = diarization.diarize(store.media(media_id)["path"], SPEAKER_ENCODER.get().embed_at)
     assert result.speakers == [] and result.turns == []
     # a file with no audio to speak of at all: an empty stretch of silence
     silent = tmp_path / "silent.wav"
@@ -144,7 +144,7 @@ def test_tones_noise_and_silence_give_no_speakers_and_no_error(indexed, tmp_path
         w.setsampwidth(2)
         w.setframerate(SR)
         w.writeframes(b"\0\0" * SR * 3)
-    assert diarization.diarize(silent, SPEAKER_ENCODER.get().embed).speakers == []
+    assert diarization.diarize(silent, SPEAKER_ENCODER.get().embed_at).speakers == []
 
 
 def test_turns_never_split_a_word(indexed):
@@ -286,7 +286,7 @@ def test_spectral_clustering_counts_two_voices_and_keeps_them_apart_when_pooled(
     media_id, truth = files["talk1"]
     windows = diarization.plan_windows([(s, e) for s, e, _ in truth], diarization.WINDOW_S, 0.4)
     emb = diarization.embed_windows(store.media(media_id)["path"], windows,
-                                    SPEAKER_ENCODER.get().embed)
+                                    SPEAKER_ENCODER.get().embed_at)
     who = np.array([next(w for s, e, w in truth if s - 1e-6 <= (a + b) / 2 <= e + 1e-6)
                     for a, b in windows])
     for max_items in (diarization.MAX_ITEMS, len(windows) // 4):
@@ -317,7 +317,7 @@ def test_one_decode_gives_the_windows_and_vectors_of_two_passes(indexed):
     from models import audio_stream, diarization
     from models.speaker_encoder import SPEAKER_ENCODER
     store, files = indexed
-    embed = SPEAKER_ENCODER.get().embed
+    embed = SPEAKER_ENCODER.get().embed_at
     path = store.media(files["talk1"][0])["path"]
     words, gaps = _words_and_gaps(store, files["talk1"][0])
     assert len(words) > 20
@@ -357,7 +357,7 @@ def test_an_unsure_count_adds_the_windows_in_between(indexed):
     from models import diarization
     from models.speaker_encoder import SPEAKER_ENCODER
     store, files = indexed
-    embed = SPEAKER_ENCODER.get().embed
+    embed = SPEAKER_ENCODER.get().embed_at
     path = store.media(files["talk1"][0])["path"]
     words, _gaps = _words_and_gaps(store, files["talk1"][0])
     speech = diarization.merge_spans(map(tuple, words))
@@ -404,6 +404,22 @@ def test_batched_mel_front_end_matches_the_per_window_one(indexed):
     assert got.shape == (len(starts), 160, 40)
     assert np.max(np.abs(got - want)) <= 1e-5 * np.max(want)
 
+
+
+def test_windows_embedded_on_several_threads_equal_one_threads(indexed):
+    """embed_at (front end and network run part by part on threads) gives embed's vectors
+    of window_mels, whatever the threads and batch: a window's vector is its own."""
+    from models.speaker_encoder import SPEAKER_ENCODER, window_mels
+    store, files = indexed
+    x = decode_audio(store.media(files["talk1"][0])["path"])
+    enc = SPEAKER_ENCODER.get()
+    starts = np.arange(0, len(x) - 160 * 160, 8000)[:45]     # 45 windows
+    assert len(starts) == 45
+    want = enc.embed(window_mels(x, starts), threads=1)
+    for threads, batch in ((1, 64), (2, 64), (3, 20), (4, 7)):
+        got = enc.embed_at(x, starts, threads=threads, batch=batch)
+        assert got.shape == (45, 256)
+        assert np.max(np.abs(got - want)) <= 1e-6, (threads, batch)     # equal here
 
 def test_silero_vad_with_fixed_shapes_gives_faster_whisper_timestamps(indexed):
     """models.silero_vad against faster-whisper's own get_speech_timestamps on speech,

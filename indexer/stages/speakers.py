@@ -10,6 +10,7 @@ The diarization itself is models.diarization; the library's voices are the store
 """
 from __future__ import annotations
 
+import functools
 import logging
 
 from models.loading import LazyModel
@@ -32,7 +33,7 @@ class SpeakersStage:
     search_lists = ()
 
     def __init__(self, encoder: LazyModel | None = None, *, min_speakers: int | None = None,
-                 max_speakers: int | None = None):
+                 max_speakers: int | None = None, threads: int = 0):
         if min_speakers is not None and min_speakers < 1:
             raise ValueError("The least number of speakers must be at least 1.")
         if min_speakers and max_speakers and max_speakers < min_speakers:
@@ -41,6 +42,7 @@ class SpeakersStage:
         self._encoder = encoder
         self.min_speakers = min_speakers
         self.max_speakers = max_speakers
+        self.threads = threads              # the encoder's, for a batch (0: one per core)
 
     @property
     def encoder(self):
@@ -53,6 +55,8 @@ class SpeakersStage:
 
     def run(self, media: dict, ctx: StageContext) -> Saver:
         from models import diarization
+        encoder = self.encoder
+        embed = functools.partial(encoder.embed_at, threads=self.threads)
         words, covered, subtitles = [], [], False
         if ctx.store is not None:
             for line in ctx.store.transcript(media["id"]):
@@ -63,13 +67,13 @@ class SpeakersStage:
                 words.extend((w["start"], w["end"]) for w in line["words"])
         if covered:
             result = diarization.diarize(
-                media["path"], self.encoder.embed, words=words, covered=covered,
+                media["path"], embed, words=words, covered=covered,
                 duration=media.get("duration"), min_speakers=self.min_speakers,
                 max_speakers=self.max_speakers, check=ctx.check, progress=ctx.report)
         elif subtitles or ctx.store is None:
             # no recognised speech to build on: the VAD says where speech is
             result = diarization.diarize(
-                media["path"], self.encoder.embed, min_speakers=self.min_speakers,
+                media["path"], embed, min_speakers=self.min_speakers,
                 max_speakers=self.max_speakers, check=ctx.check, progress=ctx.report)
         else:
             result = diarization.Diarization([], [])   # the speech stage heard no speech
@@ -79,7 +83,7 @@ class SpeakersStage:
                      "windows": sp.windows} for sp in result.speakers]
         turns = [{"start": t.start, "end": t.end, "label": t.speaker + 1,
                   "embedding": t.embedding} for t in result.turns]
-        version = type(self.encoder).version if speakers else ""
+        version = type(encoder).version if speakers else ""
 
         def save(store: Store) -> None:
             store.save_speakers(media["id"], speakers, turns, encoder=version,
