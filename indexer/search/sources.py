@@ -26,13 +26,15 @@ BY_LIST = {s.list: s for s in SOURCES}
 TENTATIVE_LISTS = frozenset({"shown", "tag"})
 BY_FTS = {s.fts: s for s in SOURCES}
 
-# The RRF constant and the lists' weights were tuned on the dev split of
-# benchmarks/search_quality.py (see benchmarks/README.md "Search"): transcript word
-# matches ("said") at half the weight of meaning matches, ties broken towards the usual
-# rrf_k=60 by a rule fixed in advance. "shown", "tag" and "image" had no evaluation data
-# and keep weight 1.
+# The RRF constant, the weights of the said, keyword and meaning lists and the coverage
+# weight were learnt by grid search on the dev splits of both spoken benchmarks at once
+# (benchmarks/fusion_weights.py: search_quality's paraphrases and spoken_search's real
+# recorded sentences; benchmarks/README.md "Fusion weights learnt on both dev splits"):
+# transcript word matches ("said") and keywords at a quarter of the weight of meaning
+# matches, plus the coverage term. "shown", "tag" and "image" had no evaluation data and
+# keep weight 1.
 RRF_K = 60.0
 WEIGHTS = {lst.name: lst.weight for lst in SEARCH_LISTS}
 # A moment's score gains this times the share of the query's words (by idf) it holds
-# (moments.fuse), tuned with the weights above on the same dev split.
-COVERAGE_WEIGHT = 0.0
+# (moments.fuse), learnt with the weights above.
+COVERAGE_WEIGHT = 0.02

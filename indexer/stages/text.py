@@ -165,7 +165,7 @@ class TextIndexStage:
     name = "text"
     after = ("speech", "subtitles")
     derives = ("keywords",)            # segment_vec rows go with their segments (trigger)
-    search_lists = (SearchList("keyword", 0.5, "keywords_fts", "keywords", "keyword", "said"),
+    search_lists = (SearchList("keyword", 0.25, "keywords_fts", "keywords", "keyword", "said"),
                     SearchList("similar", 1.0))      # window embeddings (segment_vec)
 
     def applies(self, probe: dict) -> bool:
