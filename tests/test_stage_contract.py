@@ -64,7 +64,8 @@ def test_the_shipped_pipeline(library):
 
 def test_search_ranks_the_lists_the_stages_declare():
     from indexer.search.sources import SOURCES, WEIGHTS
-    assert WEIGHTS == {"said": 0.5, "keyword": 0.5, "similar": 1.0, "shown": 1.0, "tag": 1.0,
+    # said and keyword as learnt on the dev splits by benchmarks/fusion_weights.py
+    assert WEIGHTS == {"said": 0.25, "keyword": 0.25, "similar": 1.0, "shown": 1.0, "tag": 1.0,
                        "image": 1.0}
     assert {s.list: s.fts for s in SOURCES} == {
         "said": "segments_fts", "keyword": "keywords_fts", "shown": "screen_text_fts",
