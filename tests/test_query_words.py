@@ -149,6 +149,43 @@ def test_one_line_holding_every_word_comes_before_words_spread_over_a_window():
         moments.LINE_FIRST = True
 
 
+def test_a_line_holding_more_of_a_short_querys_words_comes_first():
+    from indexer.search import moments
+    from indexer.search.sources import RRF_K, WEIGHTS
+    # "esistono conferenze volte", "volte" never said: file 1's meaning window is the best
+    # meaning match and holds two words spread over its lines; file 2 says both in one line
+    window = Item("similar", "similar", 1, 44.0, 46.0, rank=1, similarity=0.7,
+                  covers=frozenset({0, 1}))
+    line = Item("said", "said", 2, 62.0, 65.0, rank=1, relaxed=True, creates=True,
+                covers=frozenset({0, 1}), fts="segments_fts", rowid=21)
+    lists = {"said": [line], "similar": [window]}
+    idf = (2.0, 1.0, 0.0)
+    assert [m.media_id for _, m in moments.fuse(lists, RRF_K, WEIGHTS, False, idf)] == [2, 1]
+    # a descriptive query (more words than COVERAGE_FIRST_WORDS) is ranked by score
+    idf4 = idf + (1.0,)
+    assert [m.media_id for _, m in moments.fuse(lists, RRF_K, WEIGHTS, False, idf4)] == [1, 2]
+
+
+def test_a_line_later_in_a_meaning_window_supports_that_windows_moment():
+    from indexer.search.moments import fuse
+    from indexer.search.sources import RRF_K, WEIGHTS
+    # relaxed_said found the words in the window's fourth line, 8 s after its first
+    # segment (where the "similar" item lies): that line supports the window's moment
+    # and makes it the one where a line holds the words
+    window = Item("similar", "similar", 1, 88.8, 91.2, rank=3, similarity=0.5,
+                  covers=frozenset({0, 2}))
+    other = Item("similar", "similar", 2, 46.5, 49.3, rank=2, similarity=0.55,
+                 covers=frozenset({2}))
+    line = Item("said", "said", 1, 93.0, 95.2, rank=1, relaxed=True, creates=False,
+                covers=frozenset({0, 2}), fts="segments_fts", rowid=7, window=window)
+    other_line = Item("said", "said", 2, 46.5, 49.3, rank=2, relaxed=True, creates=False,
+                      covers=frozenset({2}), fts="segments_fts", rowid=8, window=other)
+    lists = {"said": [line, other_line], "similar": [other, window]}
+    ranked = fuse(lists, RRF_K, WEIGHTS, False, (1.0, 1.0, 1.0))
+    assert [m.media_id for _, m in ranked] == [1, 2]
+    assert line in ranked[0][1].items and (ranked[0][1].start, ranked[0][1].end) == (88.8, 91.2)
+
+
 def _said_library(tmp_path, said: dict[str, list[str]]) -> tuple[Store, dict[str, int]]:
     """A library of one file per language whose lines are `said`, 4 s apart."""
     store = Store(tmp_path / "lib.db")

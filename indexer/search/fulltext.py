@@ -269,7 +269,8 @@ def relaxed_said(store: Store, groups: tuple, sem: list[Item], said: list[Item]
         total_score = sum(idf[g] for g in matched)
         out.append((total_score, Item("said", "said", best_seg[1], float(best_seg[2]),
                                       float(best_seg[3]), relaxed=True, rowid=best_seg[0],
-                                      fts="segments_fts", creates=False, covers=best_here)))
+                                      fts="segments_fts", creates=False, covers=best_here,
+                                      window=it)))
         have.add(best_seg[0])
     out.sort(key=lambda x: -x[0])
     return [it for _, it in out]

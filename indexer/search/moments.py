@@ -40,6 +40,10 @@ LINE_FIRST = True
 # not at the line's start: a line the recogniser made of several sentences
 SENTENCE_START = True
 _LINE_LISTS = ("said", "shown")
+# A query of at most this many content words is typed as keywords: among the moments that
+# do not hold every word, those where one line holds more of them (by idf) come first
+# ("esistono conferenze volte": the line saying two of them before a meaning window)
+COVERAGE_FIRST_WORDS = 3
 
 
 def fuse(lists: dict[str, list[Item]], rrf_k: float, weights: dict, relaxed_creates: bool,
@@ -55,17 +59,25 @@ def fuse(lists: dict[str, list[Item]], rrf_k: float, weights: dict, relaxed_crea
     them all come first (LINE_FIRST)."""
     moments: list[Moment] = []
     by_media: dict[int, list[Moment]] = {}
+    home: dict[int, Moment] = {}      # id(item) -> the moment it joined
 
     def place(it: Item, create: bool) -> None:
         for m in by_media.get(it.media_id, ()):
             if m.overlaps(it):
                 m.items.append(it)
                 m.tentative = m.tentative and not create
+                home[id(it)] = m
                 return
+        if it.window is not None and id(it.window) in home:
+            # a line later in a meaning window than the window's first segment: it
+            # supports the window's moment (relaxed_said found it there)
+            home[id(it.window)].items.append(it)
+            return
         if create or it.tentative:
             m = Moment(it.media_id, it.start, it.end, [it], tentative=not create)
             moments.append(m)
             by_media.setdefault(it.media_id, []).append(m)
+            home[id(it)] = m
 
     # Best ranks first, across lists, so the strongest hits define the moments.
     strict = sorted((it for items in lists.values() for it in items if not it.relaxed),
@@ -92,10 +104,15 @@ def fuse(lists: dict[str, list[Item]], rrf_k: float, weights: dict, relaxed_crea
             best[it.list] = min(best.get(it.list, 10 ** 9), it.rank)
         score = sum(weights.get(name, 1.0) / (rrf_k + r) for name, r in best.items()
                     if name != "coverage")
-        if held and per_coverage:
+        if words and held:
             score += per_coverage * sum(word_weights[g] for g in held) / total_idf
-        scored.append((whole + line, score, m))
-    scored.sort(key=lambda wsm: (-wsm[0], -wsm[1]))
+        first = 0.0                   # the most of the words one line holds, by idf
+        if held and not whole and words <= COVERAGE_FIRST_WORDS:
+            first = max((sum(word_weights[g] for g in it.covers) / total_idf for it in m.items
+                         if it.list in _LINE_LISTS and it.covers and it.fts is not None),
+                        default=0.0)
+        scored.append(((whole + line, first), score, m))
+    scored.sort(key=lambda wsm: (-wsm[0][0], -wsm[0][1], -wsm[1]))
     return [(score, m) for _, score, m in scored]
 
 
