@@ -81,6 +81,67 @@ def test_a_sentence_the_chunk_left_out_is_decoded_on_its_own(base, monkeypatch):
 
 
 @needs_librivox
+def test_speech_after_where_a_chunk_stopped_inside_one_run_is_decoded_alone(base, monkeypatch):
+    # Recordings 0.3 s apart are one VAD speech run. On real calls a chunk's text stopped
+    # at a change of language and went on 20 s later: the run had words, too many for a
+    # chunk whose text "ended early" (RESCUE_TOKENS_PER_S), and the speech between was
+    # lost. Here the first pass's words after the second recording are dropped (as if its
+    # text had ended there); the stretch of the run after the last word heard is then
+    # decoded on its own, with the real model.
+    audio, spans = joined(clips(), gap_s=0.3)
+    first_end = spans[1][1]
+    dropped = asr._batched_dropped
+
+    def stopped_early(s, run=None, **kw):
+        if run is None:          # the first pass: its words after the second recording go
+            s.words[:] = [w for w in s.words if w.end <= first_end]
+            if not s.words:
+                return True
+        return dropped(s, run, **kw)
+    monkeypatch.setattr(asr, "_batched_dropped", stopped_early)
+    _, segments = base.transcribe(audio, language="en")
+    segments = list(segments)
+    shares = kept(segments, spans)
+    assert all(share >= 0.6 for share in shares), (shares, [s.text for s in segments])
+    starts = [s.start for s in segments]
+    assert starts == sorted(starts)
+    heard = sum(len(tokens(w.word)) for s in segments for w in s.words)
+    assert heard <= 1.15 * sum(len(tokens(text)) for *_, text in spans), [s.text for s in segments]
+    # without the stretch rescue the three later recordings are lost
+    monkeypatch.setattr(asr, "RESCUE_GAP_S", 1e9)
+    _, segments = base.transcribe(audio, language="en")
+    assert max(kept(list(segments), spans)[2:]) < 0.3
+
+
+def test_unheard_stretches_of_a_run():
+    sr = SAMPLE_RATE
+    run = {"start": 0, "end": 30 * sr}
+    assert asr._unheard(run, []) == [run]                     # no word: the whole run
+    assert asr._unheard(run, [(40.0, 41.0)]) == [run]         # words of other runs only
+    words = [(0.5, 1.0), (1.2, 8.0), (20.0, 21.0), (21.5, 29.0)]
+    # 8 -> 20 s has no word; 1.0 -> 1.2 and 29 -> 30 s are shorter than RESCUE_GAP_S
+    assert asr._unheard(run, words) == [{"start": 8 * sr, "end": 20 * sr,
+                                         "between_words": True}]
+    assert asr._unheard(run, [(0.5, 1.0)], gap_s=2.0) == [
+        {"start": 1 * sr, "end": 30 * sr, "between_words": True}]
+
+
+def test_a_stretch_between_heard_words_is_kept_though_the_model_calls_it_silence():
+    from types import SimpleNamespace as NS
+    words = [NS(start=9.0 + i, end=9.5 + i, word=f" word{i}", probability=0.9) for i in range(12)]
+    seg = NS(words=words, avg_logprob=-0.36, no_speech_prob=0.71, compression_ratio=1.4,
+             text=" ".join(w.word for w in words))
+    # a run that gave no word at all: the model's "silence" drops it (music, noise)
+    assert asr._batched_dropped(seg, (8.0, 22.0))
+    # a stretch of a run the model heard words in: whisper's own rule (unsure too) applies
+    assert not asr._batched_dropped(seg, (8.0, 22.0), between_words=True)
+    unsure = NS(**{**vars(seg), "avg_logprob": -1.2})
+    assert asr._batched_dropped(unsure, (8.0, 22.0), between_words=True)
+    sparse = NS(**{**vars(seg), "words": words[:3]})         # 3 words in 14 s
+    assert asr._batched_dropped(sparse, (8.0, 22.0), between_words=True)
+
+
+@needs_librivox
 @pytest.mark.parametrize("rotate, window_s, repeat", [(0, 13.0, 1), (3, None, 2)])
 def test_every_sentence_is_kept_wherever_it_sits(base, rotate, window_s, repeat):
     # Windows of 13 s move the window edges over the sentences; the recordings twice over
