@@ -505,7 +505,10 @@ def run_split(split: str, stage, *, name_after: float = 0.5,
             reft = [(t["start"], t["end"], t["speaker"]) for t in ref["turns"]]
             d = der(reft, hyp)
             match = best_match(hyp, reft)
+            heard = heard_turns(reft, [(w["start"], w["end"]) for line in store.transcript(
+                media["id"], "speech") for w in line["words"]])
             rows.append({"file": wav.stem, "source": ref["source"], "seconds": ref["seconds"],
+                         "turn_s": sum(e - s for s, e, _ in reft), "heard_s": heard,
                          "ref_speakers": len(ref["speakers"]),
                          "hyp_speakers": len({w for *_, w in hyp}), **d,
                          "speech_s": speech_s, "speakers_s": spk_s, "media_id": media["id"],
@@ -542,6 +545,19 @@ def run_split(split: str, stage, *, name_after: float = 0.5,
     return {"rows": rows, "voices": voices}
 
 
+def heard_turns(turns: list[tuple], words: list[tuple[float, float]], margin: float = 0.2
+                ) -> float:
+    """Seconds of the reference turns that the speech stage heard a word in (a word's
+    midpoint within the turn, +-`margin`): speech the transcript lost shows here."""
+    mids = np.sort([(a + b) / 2 for a, b in words])
+    out = 0.0
+    for s, e, _ in turns:
+        i = int(np.searchsorted(mids, s - margin))
+        if i < len(mids) and mids[i] <= e + margin:
+            out += e - s
+    return out
+
+
 def summary(split: str, res: dict) -> str:
     rows = res["rows"]
     lines = [f"### {split}: {len(rows)} files, {sum(r['seconds'] for r in rows) / 60:.1f} min",
@@ -570,6 +586,9 @@ def summary(split: str, res: dict) -> str:
     lines.append(f"named voices in other files: precision {v['precision']:.2f} "
                  f"({v['right']}/{v['shown']}), recall {v['recall']:.2f} "
                  f"({v['right']}/{v['should']})")
+    lines.append(f"reference turns with a word heard by the speech stage: "
+                 f"{sum(r['heard_s'] for r in rows) / sum(r['turn_s'] for r in rows):.1%} of "
+                 f"{sum(r['turn_s'] for r in rows):.0f} s of speech")
     sp, sk = sum(r["speech_s"] for r in rows), sum(r["speakers_s"] for r in rows)
     lines.append(f"cost (the speech times come from the transcript cache, timed when it was "
                  f"made; --cost times both stages now): speech stage {sp:.1f} s, speakers "
