@@ -281,6 +281,9 @@ RESCUE_SECONDS_PER_WORD = 2.0  # ... and with at least a word per this many seco
 # is decoded again on its own as well (_unheard)
 RESCUE_GAP_S = 2.0
 RESCUE_ROUNDS = 3              # a stretch decoded alone that stops early again: its rest, again
+# Decoding a stretch again, the carried language gives way to a detection this sure of
+# another one (LANGUAGE_SWITCH_P elsewhere): the carried language already lost it
+RESCUE_SWITCH_P = 0.5
 _BATCH_VAD = dict(VAD_OPTIONS, max_speech_duration_s=float(_BATCH_CHUNK_S))
 
 _FW_OPTIONS = dict(
@@ -387,6 +390,7 @@ class _LanguageGate:
         self.current: str | None = None
         self.seen: dict[str, float] = {}
         self.last: list[str | None] = []
+        self.switch_p = LANGUAGE_SWITCH_P
 
     def __getattr__(self, name):
         return getattr(self._model, name)
@@ -397,7 +401,7 @@ class _LanguageGate:
         for ranked in results:  # one list per batch item, best first: [("<|en|>", p), ...]
             token, p = ranked[0]
             lang = token[2:-2]
-            if self.current is None or (lang != self.current and p > LANGUAGE_SWITCH_P):
+            if self.current is None or (lang != self.current and p > self.switch_p):
                 self.current = lang
                 self.seen[lang] = max(self.seen.get(lang, 0.0), p)
             elif lang != self.current:
@@ -493,6 +497,7 @@ def _batched_pipeline(model, gate: _LanguageGate | None):
         def __init__(self, model):
             super().__init__(model)
             self.lang_at: dict[int, str] = {}  # reset by the caller before each call
+            self.gate = gate
 
         def forward(self, features, tokenizer, chunks_metadata, options):
             out = super().forward(features, tokenizer, chunks_metadata, options)
@@ -558,6 +563,38 @@ def _unheard(run: dict, heard: list[tuple[float, float]], gap_s: float | None = 
                         "between_words": True})
         t = max(t, b)
     return out
+
+
+def _rescue_decode(batched, decode, audio: np.ndarray, stretches: list[dict]) -> list:
+    """decode() of each stretch on its own, where the language gate gives way to a
+    detection over RESCUE_SWITCH_P (the carried language already failed there) and keeps
+    the file's language for what comes after."""
+    gate = getattr(batched, "gate", None)
+    kept = (gate.current, gate.switch_p) if gate is not None else None
+    if gate is not None:
+        gate.switch_p = RESCUE_SWITCH_P
+    try:
+        alone, _ = decode(audio, [{"start": r["start"] / SAMPLE_RATE, "end": r["end"] / SAMPLE_RATE}
+                                  for r in stretches])
+    finally:
+        if gate is not None:
+            gate.current, gate.switch_p = kept
+    return alone
+
+
+def _pieces_of(audio: np.ndarray, stretch: dict) -> list[dict]:
+    """A stretch whose decoding gave nothing cut at its short pauses (the VAD with a
+    pause of 0.3 s), pieces of at least 1 s: each piece is detected and decoded in its
+    own language (two languages in one stretch leave the detector unsure of both)."""
+    from faster_whisper.vad import VadOptions
+
+    from .silero_vad import speech_timestamps
+    piece = audio[stretch["start"]: stretch["end"]]
+    found = speech_timestamps(piece, VadOptions(min_silence_duration_ms=300, speech_pad_ms=100))
+    out = [{"start": stretch["start"] + t["start"], "end": stretch["start"] + t["end"],
+            "between_words": True, "piece": True}
+           for t in found if t["end"] - t["start"] >= SAMPLE_RATE]
+    return out if len(out) > 1 else []
 
 
 def _pack(runs: list[dict], limit: int) -> list[list[dict]]:
@@ -664,8 +701,7 @@ def _batched_transcribe(batched, audio: np.ndarray, *, language: str, beam_size:
     for _ in range(RESCUE_ROUNDS):
         if not again:
             break
-        alone, _ = decode(audio, [{"start": r["start"] / SAMPLE_RATE, "end": r["end"] / SAMPLE_RATE}
-                                  for _, r in again])
+        alone = _rescue_decode(batched, decode, audio, [r for _, r in again])
         got: dict[int, list] = {}
         run_starts = np.array([r["start"] / SAMPLE_RATE for _, r in again])
         for s, lang in alone:   # s.seek: the start of the stretch it was decoded from
@@ -675,8 +711,12 @@ def _batched_transcribe(batched, audio: np.ndarray, *, language: str, beam_size:
                                     between_words=r.get("between_words", False)):
                 got.setdefault(i, []).append((s, lang))
         later = []              # decoding a stretch alone may stop early too: its rest
-        for i, segs in got.items():
-            g, r = again[i]
+        for i, (g, r) in enumerate(again):
+            if i not in got:    # nothing kept: a stretch of two languages, in pieces
+                if r.get("between_words") and not r.get("piece"):
+                    later += [(g, x) for x in _pieces_of(audio, r)]
+                continue
+            segs = got[i]
             found.setdefault(g, []).extend(segs)
             heard = sorted((float(w.start), float(w.end)) for s, _ in segs for w in (s.words or ()))
             later += [(g, x) for x in _unheard(r, heard)

@@ -126,6 +126,21 @@ def test_unheard_stretches_of_a_run():
         {"start": 1 * sr, "end": 30 * sr, "between_words": True}]
 
 
+@needs_librivox
+def test_a_stretch_decoded_in_vain_is_cut_at_its_short_pauses():
+    # two languages in one stretch leave the detector unsure of both: the stretch is
+    # decoded again piece by piece, cut where the speech pauses (here 0.5 s of silence)
+    parts = clips()
+    audio, spans = joined(parts[:3], gap_s=0.5)
+    stretch = {"start": 0, "end": len(audio), "between_words": True}
+    pieces = asr._pieces_of(audio, stretch)
+    assert len(pieces) == 3 and all(p["piece"] and p["between_words"] for p in pieces)
+    for p, (start, end, _) in zip(pieces, spans):
+        assert abs(p["start"] / SAMPLE_RATE - start) < 0.4 and abs(p["end"] / SAMPLE_RATE - end) < 0.4
+    one = {"start": 0, "end": len(parts[0][0]), "between_words": True}
+    assert asr._pieces_of(parts[0][0], one) == []            # one piece: nothing to cut
+
+
 def test_a_stretch_between_heard_words_is_kept_though_the_model_calls_it_silence():
     from types import SimpleNamespace as NS
     words = [NS(start=9.0 + i, end=9.5 + i, word=f" word{i}", probability=0.9) for i in range(12)]
