@@ -565,21 +565,25 @@ def _unheard(run: dict, heard: list[tuple[float, float]], gap_s: float | None = 
     return out
 
 
+def _heard(segs: list[tuple]) -> list[tuple[float, float]]:
+    """(start, end) of every word of (segment, language) pairs, in order."""
+    return sorted((float(w.start), float(w.end)) for s, _ in segs for w in (s.words or ()))
+
+
 def _rescue_decode(batched, decode, audio: np.ndarray, stretches: list[dict]) -> list:
     """decode() of each stretch on its own, where the language gate gives way to a
     detection over RESCUE_SWITCH_P (the carried language already failed there) and keeps
     the file's language for what comes after."""
-    gate = getattr(batched, "gate", None)
-    kept = (gate.current, gate.switch_p) if gate is not None else None
-    if gate is not None:
-        gate.switch_p = RESCUE_SWITCH_P
+    clips = [{"start": r["start"] / SAMPLE_RATE, "end": r["end"] / SAMPLE_RATE} for r in stretches]
+    gate = batched.gate
+    if gate is None:                     # a fixed language: nothing to switch
+        return decode(audio, clips)[0]
+    kept = gate.current, gate.switch_p
+    gate.switch_p = RESCUE_SWITCH_P
     try:
-        alone, _ = decode(audio, [{"start": r["start"] / SAMPLE_RATE, "end": r["end"] / SAMPLE_RATE}
-                                  for r in stretches])
+        return decode(audio, clips)[0]
     finally:
-        if gate is not None:
-            gate.current, gate.switch_p = kept
-    return alone
+        gate.current, gate.switch_p = kept
 
 
 def _pieces_of(audio: np.ndarray, stretch: dict) -> list[dict]:
@@ -694,8 +698,7 @@ def _batched_transcribe(batched, audio: np.ndarray, *, language: str, beam_size:
             by_group[g] = ok            # kept only if decoding its runs alone gives nothing
             continue
         kept += ok
-        heard = sorted((float(w.start), float(w.end)) for s, _ in ok for w in (s.words or ()))
-        again += [(g, r) for run in group for r in _unheard(run, heard)]
+        again += [(g, r) for run in group for r in _unheard(run, _heard(ok))]
     found: dict[int, list] = {}
     rescued = {g for g, _ in again}
     for _ in range(RESCUE_ROUNDS):
@@ -718,8 +721,7 @@ def _batched_transcribe(batched, audio: np.ndarray, *, language: str, beam_size:
                 continue
             segs = got[i]
             found.setdefault(g, []).extend(segs)
-            heard = sorted((float(w.start), float(w.end)) for s, _ in segs for w in (s.words or ()))
-            later += [(g, x) for x in _unheard(r, heard)
+            later += [(g, x) for x in _unheard(r, _heard(segs))
                       if (x["start"], x["end"]) != (r["start"], r["end"])]
         again = later
     for g in rescued:
