@@ -318,3 +318,38 @@ def test_hybrid_search_that_finds_nothing_falls_back_to_lines_holding_two_words(
     assert search(store, "appuyez recette chocolat", embedder=embedder,
                   min_similarity=0.99) == []
     store.close()
+
+
+def test_a_word_rare_as_typed_makes_a_hybrid_hit_though_its_other_forms_are_common(
+        tmp_path, embedder):
+    """"espere interesa vamos": "espere" is said in one line, its forms "espera",
+    "esperar" in many, and the other words nowhere. Counted with its forms the word is
+    common, so hybrid search (no meaning window near enough) found nothing where full
+    text found the line; as typed it is rare, and the line saying it is the hit. A line
+    holding only another form makes none."""
+    from indexer.search.word_forms import query_forms
+    from indexer.stages.text import transcript_windows
+    store = Store(tmp_path / "lib.db")
+    lines = ["Por favor espere mientras tratamos de comunicarnos.",
+             "Gracias por su espera.", "Su llamada está en espera.",
+             "Puede esperar en la línea.", "La espera estimada es de dos minutos.",
+             "Debe esperar la señal.",
+             "Bienvenido al sistema de mensajes.", "La conferencia está bloqueada."]
+    mid = store.add_media("/lib/menu.wav", "fp", 1000, 0)
+    store.save_probe(mid, {"duration": 60.0, "container": "wav", "streams": [],
+                           "kind": "audio"}, [])
+    store.save_transcript(mid, "es", [
+        {"start": 6.0 * k, "end": 6.0 * k + 4, "text": t, "language": "es",
+         "words": [{"start": 6.0 * k, "end": 6.0 * k + 4, "word": t}]}
+        for k, t in enumerate(lines)])
+    windows = transcript_windows(store.transcript(mid))
+    store.save_text_index(mid, windows, embedder.embed([w["text"] for w in windows],
+                                                       kind="passage"), [])
+    assert {"espera", "esperar"} <= set(query_forms(store, "espere interesa").get("espere", ()))
+    hits = search(store, "espere interesa vamos", embedder=embedder, min_similarity=0.99)
+    assert [(h.media_id, h.start) for h in hits] == [(mid, 0.0)]
+    assert "[espere]" in hits[0].snippet
+    # "esperar" as typed is in two lines: rare too, and only those lines are hits
+    hits = search(store, "esperar recetas chocolate", embedder=embedder, min_similarity=0.99)
+    assert sorted(h.start for h in hits) == [18.0, 30.0]
+    store.close()

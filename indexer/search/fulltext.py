@@ -43,6 +43,10 @@ FORMS_ALONE_SUPPORT_ONLY = True
 # Among matches holding the same query words, those holding more of them as typed (not
 # only in another form) come first
 TYPED_FIRST = True
+# A word rare as typed is specific evidence even when its other forms are common: a line
+# holding it as typed makes a moment in hybrid search ("espere", said in one line, where
+# "espera", "esperar" are said in many)
+RARE_AS_TYPED = True
 
 def doc_freq(store: Store, fts: str, term: str, prefix: bool) -> int:
     """Documents of an FTS table holding a term (or a prefix's terms, summed; an upper
@@ -120,12 +124,14 @@ def fts_rows(store: Store, name: str, fts: str, table: str, q: str, n: int,
             for rid, mid, s, e, _ in rows]
 
 
-def _rare_groups(store: Store, fts: str, table: str, groups: tuple) -> frozenset:
-    """The indices of the query's content words (each with its forms) that are rare in
-    this table (see RARE_*)."""
+def _rare_groups(store: Store, fts: str, table: str, groups: tuple,
+                 typed: bool = False) -> frozenset:
+    """The indices of the query's content words (each with its forms; `typed`: the form
+    typed alone) that are rare in this table (see RARE_*)."""
     limit = max(RARE_MIN_DOCS, RARE_FRACTION * table_rows(store, table))
     return frozenset(i for i, alts in enumerate(groups) if alts[0][0] not in STOPWORDS
-                     and 0 < sum(doc_freq(store, fts, t, p) for t, p in alts) <= limit)
+                     and 0 < sum(doc_freq(store, fts, t, p)
+                                 for t, p in (alts[:1] if typed else alts)) <= limit)
 
 
 def _any_of(groups: tuple, which) -> str | None:
@@ -188,8 +194,15 @@ def fts_lists(store: Store, query: str, n: int, f: Filters | None, *,
             it.covers = everyone
         tentative = hybrid and src.list in TENTATIVE_LISTS
         rare = _rare_groups(store, src.fts, src.table, groups) if hybrid else frozenset()
-        relaxed = (relaxed_query(query, src_forms) if not hybrid
-                   else _any_of(groups, range(len(groups)) if tentative else rare))
+        rare_typed = (_rare_groups(store, src.fts, src.table, groups, typed=True) - rare
+                      if hybrid and RARE_AS_TYPED else frozenset())
+        if not hybrid:
+            relaxed = relaxed_query(query, src_forms)
+        elif tentative:
+            relaxed = _any_of(groups, range(len(groups)))
+        else:   # a word rare only as typed: as typed (its other forms are for relaxed_said)
+            relaxed = " OR ".join(filter(None, (_any_of(groups, rare), _any_of(
+                tuple(alts[:1] for alts in groups), rare_typed)))) or None
         if relaxed and relaxed != strict and len(items) < n:
             seen = {it.rowid for it in items}
             try:
@@ -204,8 +217,9 @@ def fts_lists(store: Store, query: str, n: int, f: Filters | None, *,
                                       -len(as_typed.get(it.rowid, ())) if TYPED_FIRST else 0))
             for it in more:
                 it.relaxed = True
-                it.creates = not hybrid or (bool(it.covers & rare)
-                                            and (src.list != "keyword" or KEYWORDS_CREATE))
+                it.creates = not hybrid or (
+                    bool(it.covers & rare or as_typed.get(it.rowid, frozenset()) & rare_typed)
+                    and (src.list != "keyword" or KEYWORDS_CREATE))
                 # some of several words, none of them as typed ("starter" only as "start",
                 # English "taper" only as French "tapé"): too weak to make a moment
                 if (FORMS_ALONE_SUPPORT_ONLY and src.list not in TENTATIVE_LISTS
