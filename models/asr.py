@@ -56,6 +56,11 @@ LANGUAGE_SWITCH_P = 0.8
 # only: tiny.en (the fast mode) misheard more batched, so it goes chunk by chunk
 # (measured: benchmarks/README.md, "Speech" and "Batch memory and CPU workers").
 BATCH_SIZE = 8
+# Beam search takes a batch in parts of at most this many chunks, the workers taking the
+# next part as they finish: parts of 4 (8 chunks on 2 workers) set the hour file's peak in
+# some windows, parts of 2 keep it under the encoder's (benchmarks/README.md, "Beam search
+# in parts of two chunks")
+BEAM_PART_CHUNKS = 2
 # Adaptive decoding (batched only): greedy first, the full beam again only for chunks with a
 # segment under this mean token log-probability (benchmarks/README.md, "Adaptive decoding")
 FIRST_BEAM: int | None = None
@@ -417,7 +422,7 @@ class _ChunkWorkers:
 
     The batched pipeline hands every call all the chunks of a batch. Here encoding,
     language detection and word alignment go one chunk per call, and beam search gets
-    the batch in one part per worker; the parts run at once on CTranslate2's workers
+    the batch in parts of BEAM_PART_CHUNKS; the calls run at once on CTranslate2's workers
     (inter_threads), each on one core.
 
     Memory: an encoder pass holds self-attention over 1500 frames, and detection and
@@ -473,7 +478,8 @@ class _ChunkWorkers:
 
     def generate(self, features, prompts, *args, **kwargs):
         release_memory()
-        parts = self._parts(features.shape[0], self._workers)
+        n = features.shape[0]
+        parts = self._parts(n, max(self._workers, -(-n // BEAM_PART_CHUNKS)))
         if len(parts) < 2:
             return self._model.generate(features, prompts, *args, **kwargs)
         a = np.asarray(features)

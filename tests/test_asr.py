@@ -106,11 +106,15 @@ def test_default_engine_transcribes_librivox(engine, request):
     assert wer(refs, hyps) <= 0.10, list(zip(refs, hyps))
 
 
-def test_chunk_workers_give_what_whole_batch_calls_give(base):
+def test_chunk_workers_give_what_whole_batch_calls_give(base, monkeypatch):
     """_ChunkWorkers cuts each batch call into single chunks (encode, detection,
-    alignment) and per-worker parts (beam search) run at once: the results must be the
-    ones CTranslate2 gives the whole batch in one call (alignment: each chunk's own)."""
+    alignment) and parts (beam search; here one chunk each, more parts than workers) run
+    at once: the results must be the ones CTranslate2 gives the whole batch in one call
+    (alignment: each chunk's own)."""
     import ctranslate2
+
+    import models.asr as asr
+    monkeypatch.setattr(asr, "BEAM_PART_CHUNKS", 1)
     from faster_whisper.audio import pad_or_trim
     from faster_whisper.tokenizer import Tokenizer
 
