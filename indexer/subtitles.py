@@ -31,14 +31,15 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
+from indexer.cjk_text import CJK, CJK_RE
+
 __all__ = ["Cue", "FORMATS", "cut_cues", "line_cues", "render", "to_json", "to_srt", "to_txt",
            "to_vtt", "with_speakers"]
 
 FORMATS = ("srt", "vtt", "json", "txt")
 
-# Scripts written without spaces between words. Hangul is left out: Korean uses spaces.
-_CJK = r"\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f"
-_CJK_RE = re.compile(f"[{_CJK}]")
+# Scripts written without spaces between words (Hangul left out: Korean uses spaces).
+_CJK, _CJK_RE = CJK, CJK_RE
 # Punctuation that belongs to the preceding character (never starts a line).
 _CLOSE = "、。，．！？；：」』）】》〉〕…\"'”’!?,.:;)]}»"
 _PIECE_RE = re.compile(rf"\s*(?:[{_CJK}][{re.escape(_CLOSE)}]*|[^\s{_CJK}]+)")

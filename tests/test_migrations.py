@@ -37,6 +37,8 @@ def test_upgrade_from_previous_version_keeps_rows_and_backs_up(library):
         {"segment_id": seg_id, "start": 1.0, "end": 1.6, "word": " hello", "probability": 0.9},
         {"segment_id": seg_id, "start": 1.6, "end": 2.5, "word": " migrations",
          "probability": 0.8}])
+    zh_id = old.db["segments"].insert({"media_id": media_id, "start": 3.0, "end": 5.0,
+                                       "text": "我们去北京开会", "language": "zh"}).last_pk
     old.close()
 
     new = Store(library)
@@ -45,13 +47,22 @@ def test_upgrade_from_previous_version_keeps_rows_and_backs_up(library):
     # 0012: a job of the previous version has no resume point
     assert [(j["stage"], j["resume_at"]) for j in new.jobs(media_id)] == [("speech", None)]
     segs = new.transcript(media_id)
-    assert [s["text"] for s in segs] == ["hello migrations"]
+    assert [s["text"] for s in segs] == ["hello migrations", "我们去北京开会"]
     assert [w["word"] for w in segs[0]["words"]] == [" hello", " migrations"]
     # 0009: lines written before sources existed came from speech recognition.
-    assert new.db.execute("SELECT source, track FROM segments").fetchall() == [("speech", None)]
+    assert new.db.execute("SELECT source, track FROM segments").fetchall() == [("speech", None)] * 2
     # The FTS index made by an earlier migration still finds the old rows.
     assert new.db.execute("SELECT count(*) FROM segments_fts WHERE segments_fts MATCH 'migrations'"
                           ).fetchone()[0] == 1
+    # 0013: a line in Chinese, one FTS5 token before, is indexed again character by
+    # character, so a word inside it is found; removing it leaves the index consistent
+    def zh_rows(phrase: str) -> list:
+        return [r[0] for r in new.db.execute(
+            "SELECT rowid FROM segments_fts WHERE segments_fts MATCH ?", (phrase,))]
+    assert zh_rows('"北 京"') == [zh_id] and zh_rows('"我们去北京开会"') == []
+    new.db.execute("DELETE FROM segments WHERE id = ?", (zh_id,))
+    assert zh_rows('"北 京"') == []
+    new.db.execute("INSERT INTO segments_fts(segments_fts) VALUES ('integrity-check')")
     backups = glob.glob(str(library) + ".bak-*")
     assert len(backups) == 1
     backup = Store(backups[0], migrate_to=len(MIGRATIONS) - 1)   # opens without migrating

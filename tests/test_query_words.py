@@ -353,3 +353,38 @@ def test_a_word_rare_as_typed_makes_a_hybrid_hit_though_its_other_forms_are_comm
     hits = search(store, "esperar recetas chocolate", embedder=embedder, min_similarity=0.99)
     assert sorted(h.start for h in hits) == [18.0, 30.0]
     store.close()
+
+
+def test_chinese_and_japanese_words_are_found_inside_a_line(tmp_path, embedder):
+    """Chinese and Japanese are written without spaces, so FTS5 made one token of a whole
+    line and a word in it was never found. Each of their characters is now a word of the
+    full-text tables, and a query's run of them the phrase of its characters: found where
+    they stand together, marked whole, played at its first character's second."""
+    from indexer.stages.text import transcript_windows
+    store = Store(tmp_path / "lib.db")
+    lines = ["我们明天去北京开会。", "会议室在三楼。", "今天天气很好。", "東京タワーに行きました。"]
+    mid = store.add_media("/lib/zh.wav", "fp", 1000, 0)
+    store.save_probe(mid, {"duration": 30.0, "container": "wav", "streams": [],
+                           "kind": "audio"}, [])
+    store.save_transcript(mid, "zh", [
+        {"start": 5.0 * k, "end": 5.0 * k + 4, "text": t, "language": "zh",
+         "words": [{"start": 5.0 * k + 0.5 * j, "end": 5.0 * k + 0.5 * j + 0.4, "word": c}
+                   for j, c in enumerate(t)]}
+        for k, t in enumerate(lines)])
+    windows = transcript_windows(store.transcript(mid))
+    store.save_text_index(mid, windows, embedder.embed([w["text"] for w in windows],
+                                                       kind="passage"), [])
+    for mode in ("text", "hybrid"):
+        hits = search(store, "北京 开会", mode=mode, embedder=embedder)
+        assert [(h.start, h.seek, h.snippet) for h in hits][:1] == \
+            [(0.0, 2.5, "我们明天去[北京][开会]。")], mode
+        hits = search(store, "タワー", mode=mode, embedder=embedder)
+        assert (hits[0].start, hits[0].seek) == (15.0, 16.0), mode
+    assert [h.start for h in search(store, '"三楼"', mode="text")] == [5.0]
+    assert search(store, "京北", mode="text") == []       # the characters, not together
+    # an edited line is indexed the same way (the triggers space it too)
+    seg = store.transcript(mid)[2]
+    store.db.execute("UPDATE segments SET text = ? WHERE id = ?", ("今天下雨了。", seg["id"]))
+    assert search(store, "天气", mode="text") == []
+    assert [h.start for h in search(store, "下雨", mode="text")] == [10.0]
+    store.close()

@@ -11,11 +11,22 @@ import re
 import unicodedata
 from typing import Iterable, Sequence
 
+from indexer.cjk_text import CJK, spaced
+
 MARK_OPEN, MARK_CLOSE = "[", "]"
 SNIPPET_TOKENS = 20
 
 _TOKEN = re.compile(r'"[^"]*"|\S+')
-WORD = re.compile(r"\w+")
+# A word of a text as the full-text tables hold it: a run of word characters, except that
+# each Chinese or Japanese character is a word of its own (indexer.cjk_text); a query
+# word is such a run whole, searched as the phrase of its characters ("北 京")
+WORD = re.compile(rf"[{CJK}]|[^\W{CJK}]+")
+_QUERY_WORD = re.compile(rf"[{CJK}]+|[^\W{CJK}]+")
+
+
+def query_words(text: str) -> list[str]:
+    """The words of a query's text, a CJK run as its characters spaced ("北 京")."""
+    return [spaced(w) for w in _QUERY_WORD.findall(text)]
 
 # Words too common to make a relaxed (any-word) match mean anything: en, fr, de, es, it, pt.
 STOPWORDS = frozenset("""
@@ -124,12 +135,12 @@ def fts_query(text: str, forms: dict | None = None) -> str | None:
     parts = []
     for tok in _TOKEN.findall(text.strip()):
         if tok.startswith('"') and tok.endswith('"') and len(tok) > 1:
-            words = re.findall(r"\w+", tok[1:-1])
+            words = WORD.findall(tok[1:-1])
             if words:
                 parts.append('"' + " ".join(words) + '"')
             continue
         prefix = tok.endswith("*")
-        words = re.findall(r"\w+", tok)
+        words = query_words(tok)
         for i, word in enumerate(words):
             last_prefix = prefix and i == len(words) - 1
             parts.append(f'"{word}"*' if last_prefix else _alternatives(word, forms))
@@ -146,7 +157,7 @@ def relaxed_query(text: str, forms: dict | None = None) -> str | None:
     words, seen = [], set()
     for tok in _TOKEN.findall(text.strip()):
         prefix = tok.endswith("*")
-        ws = re.findall(r"\w+", tok)
+        ws = query_words(tok)
         for i, w in enumerate(ws):
             lw = w.lower()
             if lw in STOPWORDS or len(lw) < 2 or lw in seen:
@@ -203,13 +214,13 @@ def query_patterns(query: str, relaxed: bool) -> tuple[tuple, tuple]:
     phrases, terms = [], []
     for tok in _TOKEN.findall(query.strip()):
         if tok.startswith('"') and tok.endswith('"') and len(tok) > 1:
-            words = [fold(w) for w in re.findall(r"\w+", tok[1:-1])]
+            words = [fold(w) for w in WORD.findall(tok[1:-1])]
             if len(words) > 1:
                 phrases.append(words)
             elif words:
                 terms.append((words[0], False))
             continue
-        words = [fold(w) for w in re.findall(r"\w+", tok)]
+        words = [fold(w) for w in query_words(tok)]
         for i, w in enumerate(words):
             if relaxed and (w in STOPWORDS or len(w) < 2):
                 continue
@@ -227,6 +238,9 @@ def _matches(tokens: Sequence[str], phrases, terms) -> tuple[list[bool], list[bo
     matched phrase of the token before it."""
     hit = [False] * len(tokens)
     joined = [False] * len(tokens)
+    # a CJK word is the phrase of its characters
+    phrases = [*phrases, *(t.split() for t, _ in terms if " " in t)]
+    terms = [(t, p) for t, p in terms if " " not in t]
     for words in phrases:
         n = len(words)
         for i in range(len(tokens) - n + 1):
@@ -327,6 +341,7 @@ def sentence_start(words: Sequence[tuple], t: float) -> float | None:
 
 def matched_terms(text: str, terms) -> set:
     """The single terms (folded word, is_prefix) of a query that occur in a text."""
-    words = {_folded(w) for w in WORD.findall(text.lower())}
-    return {(t, p) for t, p in terms
-            if (t in words) or (p and any(w.startswith(t) for w in words))}
+    tokens = [_folded(w) for w in WORD.findall(text.lower())]
+    words, joined = set(tokens), f" {' '.join(tokens)} "
+    return {(t, p) for t, p in terms if (f" {t} " in joined if " " in t else t in words)
+            or (p and any(w.startswith(t) for w in words))}

@@ -92,7 +92,7 @@ def query_forms(store: Store, query: str) -> dict[str, tuple[str, ...]]:
     _, terms = query_patterns(query, False)
     out = {}
     for t, prefix in terms:
-        if prefix or t in out:
+        if prefix or t in out or " " in t:      # " ": a CJK word, which has no other forms
             continue
         found: list[str] = []
         for src in SOURCES:

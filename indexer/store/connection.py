@@ -15,6 +15,8 @@ import sqlean
 import sqlite_utils
 import sqlite_vec
 
+from indexer.cjk_text import FTS_TEXT_FUNCTION, spaced
+
 SQLITE_FULL = 13
 SQLITE_IOERR = 10
 # SQLite reports some writes on a full disk as I/O errors (growing the -shm file at
@@ -68,6 +70,8 @@ def connect(path: Path | str) -> sqlite_utils.Database:
         conn.enable_load_extension(True)
         sqlite_vec.load(conn)
         conn.enable_load_extension(False)
+        # the full-text tables' triggers call it (indexer.cjk_text)
+        conn.create_function(FTS_TEXT_FUNCTION, 1, spaced, deterministic=True)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("PRAGMA synchronous=NORMAL")

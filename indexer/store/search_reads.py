@@ -103,7 +103,12 @@ def _vocab_row(store: Store, fts: str, sql: str, params: tuple):
 
 def doc_freq(store: Store, fts: str, term: str, prefix: bool) -> int:
     """Rows of an FTS table holding a (folded) term, or the terms starting with it summed
-    (an upper bound)."""
+    (an upper bound); a term of several words (a CJK word's characters, "北 京") is
+    counted as a phrase, up to 5000."""
+    if " " in term:
+        return int(store.db.execute(
+            f"SELECT count(*) FROM (SELECT 1 FROM {fts} WHERE {fts} MATCH ? LIMIT 5000)",
+            ('"' + term.replace('"', " ") + '"' + ("*" if prefix else ""),)).fetchone()[0])
     if prefix:
         row = _vocab_row(store, fts, "SELECT sum(doc) FROM (SELECT doc FROM {v} WHERE term >= ? "
                          "AND term < ? LIMIT 5000)", (term, term + "\U0010ffff"))
