@@ -388,3 +388,30 @@ def test_chinese_and_japanese_words_are_found_inside_a_line(tmp_path, embedder):
     assert search(store, "天气", mode="text") == []
     assert [h.start for h in search(store, "下雨", mode="text")] == [10.0]
     store.close()
+
+
+def test_a_meaning_window_playing_from_a_line_already_shown_is_not_shown_again(
+        tmp_path, embedder):
+    """"Tokyo": the line saying it is a hit by its word, and the meaning window holding
+    the four lines is a moment of its own, which plays from the line with the query's
+    words, the same line: it was listed a second time, under the window's text."""
+    from indexer.stages.text import transcript_windows
+    store = Store(tmp_path / "lib.db")
+    lines = ["We are going to the meeting tomorrow.", "The room is on the third floor.",
+             "The weather is nice today.", "We visited the Tokyo tower."]
+    mid = store.add_media("/lib/en.wav", "fp", 1000, 0)
+    store.save_probe(mid, {"duration": 30.0, "container": "wav", "streams": [],
+                           "kind": "audio"}, [])
+    store.save_transcript(mid, "en", [
+        {"start": 5.0 * k, "end": 5.0 * k + 4, "text": t, "language": "en",
+         "words": [{"start": 5.0 * k + 0.5 * j, "end": 5.0 * k + 0.5 * j + 0.4,
+                    "word": " " + w} for j, w in enumerate(t.split())]}
+        for k, t in enumerate(lines)])
+    windows = transcript_windows(store.transcript(mid))
+    assert len(windows) == 1                     # one window holds the four lines
+    store.save_text_index(mid, windows, embedder.embed([w["text"] for w in windows],
+                                                       kind="passage"), [])
+    hits = search(store, "Tokyo", embedder=embedder)
+    assert [(h.start, h.kind, h.snippet) for h in hits] == \
+        [(15.0, "said", "We visited the [Tokyo] tower.")]
+    store.close()

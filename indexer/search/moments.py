@@ -40,6 +40,9 @@ LINE_FIRST = True
 # not at the line's start: a line the recogniser made of several sentences
 SENTENCE_START = True
 _LINE_LISTS = ("said", "shown")
+# Two hits of one file starting this close are one moment (a meaning window playing from
+# the line that is a hit of its own): shown once
+SAME_START_S = 0.01
 # A query of at most this many content words is typed as keywords: among the moments that
 # do not hold every word, those where one line holds more of them (by idf) come first
 # ("esistono conferenze volte": the line saying two of them before a meaning window)
@@ -242,7 +245,10 @@ def to_hits(store: Store, scored: list[tuple[float, Moment]], limit: int, query:
     from the first query word that voice says there, else from its first speech in it.
     A word's other `forms` (indexer.search.word_forms) are matched as the word is. A
     moment placed by a meaning window starts at the window's line that holds the
-    query's words (where it plays from), so its start is the sentence that matched."""
+    query's words (where it plays from), so its start is the sentence that matched; one
+    that starts inside a better hit of the same file (that line, found by its words) is
+    left out rather than shown twice, and a line found by its words that starts where a
+    better window's hit does becomes that hit (SAME_START_S)."""
     hits = []
     groups = content_groups(query, forms)
     query = with_forms(query, forms)
@@ -291,15 +297,31 @@ def to_hits(store: Store, scored: list[tuple[float, Moment]], limit: int, query:
         seek = seek_time(store, lead, query, float(start), float(end), said_words, groups)
         if lead.list == "similar":
             start = seek
+            if any(h.media_id == m.media_id and h.start <= start < max(h.end, h.start + 1e-6)
+                   for h in hits):
+                continue    # the window's line with the words is a better hit already shown
         elif SENTENCE_START and lead.fts == "segments_fts" and said_words.get(lead.rowid):
             # a line of several sentences: the moment is the sentence the words are in
             opens = sentence_start(said_words[lead.rowid], seek)
             if opens is not None and start <= opens <= seek:
                 start = opens
-        hits.append(Hit(m.media_id, path, float(start), float(end), lead.kind, snippet,
-                        float(score), kinds, None, seg, kf,
-                        vec[0].similarity if vec else None, ranks, seek,
-                        said[0] if said else None, said[1] if said else None))
+        hit = Hit(m.media_id, path, float(start), float(end), lead.kind, snippet,
+                  float(score), kinds, None, seg, kf,
+                  vec[0].similarity if vec else None, ranks, seek,
+                  said[0] if said else None, said[1] if said else None)
+        same = next((k for k, h in enumerate(hits)
+                     if h.media_id == hit.media_id and abs(h.start - hit.start) < SAME_START_S), None)
+        if same is None:
+            hits.append(hit)
+        elif hits[same].kind == "similar" and hit.kind != "similar":
+            # a meaning window playing from the line found by its words: one hit, in the
+            # window's place, shown as that line (its words marked, its end)
+            first = hits[same]
+            hit.score, hit.similarity = first.score, first.similarity
+            hit.kinds = first.kinds + [k for k in hit.kinds if k not in first.kinds]
+            hit.ranks = {name: min(r, first.ranks.get(name, r)) for name, r in
+                         {**first.ranks, **hit.ranks}.items()}
+            hits[same] = hit
     for h in hits:
         if turns is not None:
             turns.seek_within(h)
