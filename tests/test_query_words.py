@@ -415,3 +415,47 @@ def test_a_meaning_window_playing_from_a_line_already_shown_is_not_shown_again(
     assert [(h.start, h.kind, h.snippet) for h in hits] == \
         [(15.0, "said", "We visited the [Tokyo] tower.")]
     store.close()
+
+
+def test_query_words_fold_to_the_terms_fts5_makes(tmp_path):
+    """fold() is the term FTS5's unicode61 tokenizer (remove_diacritics 2) makes: Latin
+    letters lose their marks, other scripts keep theirs. It had folded Russian "й" to "и",
+    so "пожалуйста" or "попробуйте" were never found among the library's terms (their
+    rarity and weight came out as for a word the library does not hold)."""
+    from indexer.search.query_text import fold
+    from indexer.store import search_reads as reads
+    words = ["Café", "Việt", "ŞĞÇ", "Łódź", "пожалуйста", "ЁЛКА", "が", "서울에서", "ǅ",
+             "ﬁ", "Ａ", "ά", "straße", "Ø"]
+    store = Store(tmp_path / "lib.db")
+    mid = store.add_media("/lib/a.wav", "fp", 1000, 0)
+    store.save_probe(mid, {"duration": 9.0, "container": "wav", "streams": [],
+                           "kind": "audio"}, [])
+    store.save_transcript(mid, "ru", [{"start": float(k), "end": k + 0.5, "text": w,
+                                       "language": "ru", "words": []}
+                                      for k, w in enumerate(words)])
+    assert [fold(w) for w in words] == [
+        "cafe", "viet", "sgc", "łodz", "пожалуйста", "ёлка", "が", "서울에서", "ǆ", "ﬁ", "ａ",
+        "ά", "straße", "ø"]
+    assert all(reads.doc_freq(store, "segments_fts", fold(w), False) == 1 for w in words)
+    store.close()
+
+
+def test_a_korean_word_is_found_with_the_particle_joined_to_it(tmp_path):
+    """Korean joins particles and endings to the word ("서울에서": in Seoul), so a query's
+    Hangul word matches as a prefix, in the search and in the snippet."""
+    store = Store(tmp_path / "lib.db")
+    mid = store.add_media("/lib/ko.wav", "fp", 1000, 0)
+    store.save_probe(mid, {"duration": 30.0, "container": "wav", "streams": [],
+                           "kind": "audio"}, [])
+    lines = ["우리는 내일 서울에서 회의를 합니다.", "오늘 날씨가 좋습니다."]
+    store.save_transcript(mid, "ko", [
+        {"start": 5.0 * k, "end": 5.0 * k + 4, "text": t, "language": "ko",
+         "words": [{"start": 5.0 * k + 0.5 * j, "end": 5.0 * k + 0.5 * j + 0.4,
+                    "word": " " + w} for j, w in enumerate(t.split())]}
+        for k, t in enumerate(lines)])
+    hits = search(store, "서울 회의", mode="text")
+    assert [(h.start, h.seek, h.snippet) for h in hits] == \
+        [(0.0, 1.0, "우리는 내일 [서울에서] [회의를] 합니다.")]
+    assert [h.start for h in search(store, "날씨", mode="text")] == [5.0]
+    assert search(store, "부산", mode="text") == []
+    store.close()

@@ -11,7 +11,7 @@ import re
 import unicodedata
 from typing import Iterable, Sequence
 
-from indexer.cjk_text import CJK, spaced
+from indexer.cjk_text import CJK, joins_endings, spaced
 
 MARK_OPEN, MARK_CLOSE = "[", "]"
 SNIPPET_TOKENS = 20
@@ -114,10 +114,20 @@ def speaker_term(name: str | None = None, voice_id: int | None = None) -> str:
     return f"speaker:#{int(voice_id)}"
 
 
+def _fold_char(c: str) -> str:
+    o = ord(c)
+    if o <= 0x24F or 0x1E00 <= o <= 0x1EFF:       # Latin: the letter without its marks
+        return "".join(x for x in unicodedata.normalize("NFD", c) if not unicodedata.combining(x))
+    return c
+
+
 def fold(text: str) -> str:
-    """Lower case without diacritics, like FTS5's unicode61 remove_diacritics."""
-    decomposed = unicodedata.normalize("NFKD", text.lower())
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
+    """Lower case, Latin letters without diacritics: the term FTS5's unicode61 tokenizer
+    (remove_diacritics 2) makes of a word. Other scripts keep their marks there (Russian
+    "й" and "ё", Japanese "が", Hangul syllables) and so here, or a word holding one would
+    never be found among the library's terms."""
+    low = text.lower()
+    return low if low.isascii() else "".join(_fold_char(c) for c in low)
 
 
 def _alternatives(word: str, forms: dict | None) -> str:
@@ -142,7 +152,7 @@ def fts_query(text: str, forms: dict | None = None) -> str | None:
         prefix = tok.endswith("*")
         words = query_words(tok)
         for i, word in enumerate(words):
-            last_prefix = prefix and i == len(words) - 1
+            last_prefix = (prefix and i == len(words) - 1) or joins_endings(word)
             parts.append(f'"{word}"*' if last_prefix else _alternatives(word, forms))
     # AND spelled out: FTS5 takes "a" "b" as an AND, but not a bracketed group of
     # forms followed by anything ("(a OR b) c" is a syntax error)
@@ -163,7 +173,7 @@ def relaxed_query(text: str, forms: dict | None = None) -> str | None:
             if lw in STOPWORDS or len(lw) < 2 or lw in seen:
                 continue
             seen.add(lw)
-            if prefix and i == len(ws) - 1:
+            if (prefix and i == len(ws) - 1) or joins_endings(w):
                 words.append(f'"{w}"*')
             else:
                 words += [f'"{w}"'] + [f'"{f}"' for f in (forms or {}).get(fold(w), ())]
@@ -224,7 +234,7 @@ def query_patterns(query: str, relaxed: bool) -> tuple[tuple, tuple]:
         for i, w in enumerate(words):
             if relaxed and (w in STOPWORDS or len(w) < 2):
                 continue
-            terms.append((w, tok.endswith("*") and i == len(words) - 1))
+            terms.append((w, (tok.endswith("*") and i == len(words) - 1) or joins_endings(w)))
     return tuple(tuple(p) for p in phrases), tuple(terms)
 
 
