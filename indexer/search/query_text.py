@@ -20,8 +20,9 @@ _TOKEN = re.compile(r'"[^"]*"|\S+')
 # A word of a text as the full-text tables hold it: a run of word characters, except that
 # each Chinese or Japanese character is a word of its own (indexer.cjk_text); a query
 # word is such a run whole, searched as the phrase of its characters ("北 京")
-WORD = re.compile(rf"[{CJK}]|[^\W{CJK}]+")
-_QUERY_WORD = re.compile(rf"[{CJK}]+|[^\W{CJK}]+")
+# (FTS5 splits at "_" too: a connector, not a letter)
+WORD = re.compile(rf"[{CJK}]|[^\W_{CJK}]+")
+_QUERY_WORD = re.compile(rf"[{CJK}]+|[^\W_{CJK}]+")
 
 
 def query_words(text: str) -> list[str]:
