@@ -288,6 +288,33 @@ def test_a_said_match_starts_at_the_sentence_of_its_line_that_holds_the_words(tm
     store.close()
 
 
+def _one_file(tmp_path, lang: str, lines: list[str], *, step: float = 5.0,
+              words: str = "line", embedder=None) -> tuple[Store, int]:
+    """A library of one file saying `lines`, `step` s apart; each line's words timed as
+    one word ("line"), its whitespace words 0.5 s apart ("split") or its characters 0.5 s
+    apart ("chars"); with an embedder, its meaning windows indexed too."""
+    store = Store(tmp_path / "lib.db")
+    mid = store.add_media(f"/lib/{lang}.wav", "fp", 1000, 0)
+    store.save_probe(mid, {"duration": step * len(lines) + 10, "container": "wav",
+                           "streams": [], "kind": "audio"}, [])
+
+    def timed(k: int, t: str) -> list[dict]:
+        if words == "line":
+            return [{"start": step * k, "end": step * k + 4, "word": t}]
+        parts = [" " + w for w in t.split()] if words == "split" else list(t)
+        return [{"start": step * k + 0.5 * j, "end": step * k + 0.5 * j + 0.4, "word": w}
+                for j, w in enumerate(parts)]
+    store.save_transcript(mid, lang, [
+        {"start": step * k, "end": step * k + 4, "text": t, "language": lang,
+         "words": timed(k, t)} for k, t in enumerate(lines)])
+    if embedder is not None:
+        from indexer.stages.text import transcript_windows
+        windows = transcript_windows(store.transcript(mid))
+        store.save_text_index(mid, windows, embedder.embed([w["text"] for w in windows],
+                                                           kind="passage"), [])
+    return store, mid
+
+
 def test_hybrid_search_that_finds_nothing_falls_back_to_lines_holding_two_words(
         tmp_path, embedder):
     """"appuyez neige entrée" (the recogniser heard "neige" as "surnâche"): both other
@@ -295,23 +322,13 @@ def test_hybrid_search_that_finds_nothing_falls_back_to_lines_holding_two_words(
     meaning window near enough it found nothing. It now falls back to the line holding
     two of the words; a query sharing one common word with the library still finds
     nothing."""
-    from indexer.stages.text import transcript_windows
-    store = Store(tmp_path / "lib.db")
-    lines = ["Pour enregistrer votre message, appuyez sur un.", "Appuyez sur étoile pour annuler.",
-             "Appuyez sur dièse pour confirmer.", "Pour écouter vos messages, appuyez sur deux.",
-             "Appuyez surnâche pour plus d'entrée.", "Votre entrée n'est pas valide.",
-             "Cette entrée est déjà utilisée.", "Entrée refusée, essayez à nouveau.",
-             "Bienvenue dans la messagerie vocale.", "La conférence est verrouillée."]
-    mid = store.add_media("/lib/menu.wav", "fp", 1000, 0)
-    store.save_probe(mid, {"duration": 70.0, "container": "wav", "streams": [],
-                           "kind": "audio"}, [])
-    store.save_transcript(mid, "fr", [
-        {"start": 6.0 * k, "end": 6.0 * k + 4, "text": t, "language": "fr",
-         "words": [{"start": 6.0 * k, "end": 6.0 * k + 4, "word": t}]}
-        for k, t in enumerate(lines)])
-    windows = transcript_windows(store.transcript(mid))
-    store.save_text_index(mid, windows, embedder.embed([w["text"] for w in windows],
-                                                       kind="passage"), [])
+    store, mid = _one_file(tmp_path, "fr", [
+        "Pour enregistrer votre message, appuyez sur un.", "Appuyez sur étoile pour annuler.",
+        "Appuyez sur dièse pour confirmer.", "Pour écouter vos messages, appuyez sur deux.",
+        "Appuyez surnâche pour plus d'entrée.", "Votre entrée n'est pas valide.",
+        "Cette entrée est déjà utilisée.", "Entrée refusée, essayez à nouveau.",
+        "Bienvenue dans la messagerie vocale.", "La conférence est verrouillée."],
+        step=6.0, embedder=embedder)
     # a floor no window reaches: the meaning side finds nothing, as for the real query
     hits = search(store, "appuyez neige entrée", embedder=embedder, min_similarity=0.99)
     assert [(h.media_id, h.start) for h in hits] == [(mid, 24.0)]
@@ -328,23 +345,12 @@ def test_a_word_rare_as_typed_makes_a_hybrid_hit_though_its_other_forms_are_comm
     text found the line; as typed it is rare, and the line saying it is the hit. A line
     holding only another form makes none."""
     from indexer.search.word_forms import query_forms
-    from indexer.stages.text import transcript_windows
-    store = Store(tmp_path / "lib.db")
-    lines = ["Por favor espere mientras tratamos de comunicarnos.",
-             "Gracias por su espera.", "Su llamada está en espera.",
-             "Puede esperar en la línea.", "La espera estimada es de dos minutos.",
-             "Debe esperar la señal.",
-             "Bienvenido al sistema de mensajes.", "La conferencia está bloqueada."]
-    mid = store.add_media("/lib/menu.wav", "fp", 1000, 0)
-    store.save_probe(mid, {"duration": 60.0, "container": "wav", "streams": [],
-                           "kind": "audio"}, [])
-    store.save_transcript(mid, "es", [
-        {"start": 6.0 * k, "end": 6.0 * k + 4, "text": t, "language": "es",
-         "words": [{"start": 6.0 * k, "end": 6.0 * k + 4, "word": t}]}
-        for k, t in enumerate(lines)])
-    windows = transcript_windows(store.transcript(mid))
-    store.save_text_index(mid, windows, embedder.embed([w["text"] for w in windows],
-                                                       kind="passage"), [])
+    store, mid = _one_file(tmp_path, "es", [
+        "Por favor espere mientras tratamos de comunicarnos.", "Gracias por su espera.",
+        "Su llamada está en espera.", "Puede esperar en la línea.",
+        "La espera estimada es de dos minutos.", "Debe esperar la señal.",
+        "Bienvenido al sistema de mensajes.", "La conferencia está bloqueada."],
+        step=6.0, embedder=embedder)
     assert {"espera", "esperar"} <= set(query_forms(store, "espere interesa").get("espere", ()))
     hits = search(store, "espere interesa vamos", embedder=embedder, min_similarity=0.99)
     assert [(h.media_id, h.start) for h in hits] == [(mid, 0.0)]
@@ -360,20 +366,9 @@ def test_chinese_and_japanese_words_are_found_inside_a_line(tmp_path, embedder):
     line and a word in it was never found. Each of their characters is now a word of the
     full-text tables, and a query's run of them the phrase of its characters: found where
     they stand together, marked whole, played at its first character's second."""
-    from indexer.stages.text import transcript_windows
-    store = Store(tmp_path / "lib.db")
-    lines = ["我们明天去北京开会。", "会议室在三楼。", "今天天气很好。", "東京タワーに行きました。"]
-    mid = store.add_media("/lib/zh.wav", "fp", 1000, 0)
-    store.save_probe(mid, {"duration": 30.0, "container": "wav", "streams": [],
-                           "kind": "audio"}, [])
-    store.save_transcript(mid, "zh", [
-        {"start": 5.0 * k, "end": 5.0 * k + 4, "text": t, "language": "zh",
-         "words": [{"start": 5.0 * k + 0.5 * j, "end": 5.0 * k + 0.5 * j + 0.4, "word": c}
-                   for j, c in enumerate(t)]}
-        for k, t in enumerate(lines)])
-    windows = transcript_windows(store.transcript(mid))
-    store.save_text_index(mid, windows, embedder.embed([w["text"] for w in windows],
-                                                       kind="passage"), [])
+    store, mid = _one_file(tmp_path, "zh", [
+        "我们明天去北京开会。", "会议室在三楼。", "今天天气很好。", "東京タワーに行きました。"],
+        words="chars", embedder=embedder)
     for mode in ("text", "hybrid"):
         hits = search(store, "北京 开会", mode=mode, embedder=embedder)
         assert [(h.start, h.seek, h.snippet) for h in hits][:1] == \
@@ -395,22 +390,11 @@ def test_a_meaning_window_playing_from_a_line_already_shown_is_not_shown_again(
     """"Tokyo": the line saying it is a hit by its word, and the meaning window holding
     the four lines is a moment of its own, which plays from the line with the query's
     words, the same line: it was listed a second time, under the window's text."""
-    from indexer.stages.text import transcript_windows
-    store = Store(tmp_path / "lib.db")
-    lines = ["We are going to the meeting tomorrow.", "The room is on the third floor.",
-             "The weather is nice today.", "We visited the Tokyo tower."]
-    mid = store.add_media("/lib/en.wav", "fp", 1000, 0)
-    store.save_probe(mid, {"duration": 30.0, "container": "wav", "streams": [],
-                           "kind": "audio"}, [])
-    store.save_transcript(mid, "en", [
-        {"start": 5.0 * k, "end": 5.0 * k + 4, "text": t, "language": "en",
-         "words": [{"start": 5.0 * k + 0.5 * j, "end": 5.0 * k + 0.5 * j + 0.4,
-                    "word": " " + w} for j, w in enumerate(t.split())]}
-        for k, t in enumerate(lines)])
-    windows = transcript_windows(store.transcript(mid))
-    assert len(windows) == 1                     # one window holds the four lines
-    store.save_text_index(mid, windows, embedder.embed([w["text"] for w in windows],
-                                                       kind="passage"), [])
+    store, mid = _one_file(tmp_path, "en", [
+        "We are going to the meeting tomorrow.", "The room is on the third floor.",
+        "The weather is nice today.", "We visited the Tokyo tower."],
+        words="split", embedder=embedder)
+    assert len(store.db.execute("SELECT * FROM segment_vec").fetchall()) == 1   # one window
     hits = search(store, "Tokyo", embedder=embedder)
     assert [(h.start, h.kind, h.snippet) for h in hits] == \
         [(15.0, "said", "We visited the [Tokyo] tower.")]
@@ -426,13 +410,7 @@ def test_query_words_fold_to_the_terms_fts5_makes(tmp_path):
     from indexer.store import search_reads as reads
     words = ["Café", "Việt", "ŞĞÇ", "Łódź", "пожалуйста", "ЁЛКА", "が", "서울에서", "ǅ",
              "ﬁ", "Ａ", "ά", "straße", "Ø"]
-    store = Store(tmp_path / "lib.db")
-    mid = store.add_media("/lib/a.wav", "fp", 1000, 0)
-    store.save_probe(mid, {"duration": 9.0, "container": "wav", "streams": [],
-                           "kind": "audio"}, [])
-    store.save_transcript(mid, "ru", [{"start": float(k), "end": k + 0.5, "text": w,
-                                       "language": "ru", "words": []}
-                                      for k, w in enumerate(words)])
+    store, _ = _one_file(tmp_path, "ru", words, step=1.0)
     assert [fold(w) for w in words] == [
         "cafe", "viet", "sgc", "łodz", "пожалуйста", "ёлка", "が", "서울에서", "ǆ", "ﬁ", "ａ",
         "ά", "straße", "ø"]
@@ -443,16 +421,8 @@ def test_query_words_fold_to_the_terms_fts5_makes(tmp_path):
 def test_a_korean_word_is_found_with_the_particle_joined_to_it(tmp_path):
     """Korean joins particles and endings to the word ("서울에서": in Seoul), so a query's
     Hangul word matches as a prefix, in the search and in the snippet."""
-    store = Store(tmp_path / "lib.db")
-    mid = store.add_media("/lib/ko.wav", "fp", 1000, 0)
-    store.save_probe(mid, {"duration": 30.0, "container": "wav", "streams": [],
-                           "kind": "audio"}, [])
-    lines = ["우리는 내일 서울에서 회의를 합니다.", "오늘 날씨가 좋습니다."]
-    store.save_transcript(mid, "ko", [
-        {"start": 5.0 * k, "end": 5.0 * k + 4, "text": t, "language": "ko",
-         "words": [{"start": 5.0 * k + 0.5 * j, "end": 5.0 * k + 0.5 * j + 0.4,
-                    "word": " " + w} for j, w in enumerate(t.split())]}
-        for k, t in enumerate(lines)])
+    store, _ = _one_file(tmp_path, "ko", ["우리는 내일 서울에서 회의를 합니다.", "오늘 날씨가 좋습니다."],
+                         words="split")
     hits = search(store, "서울 회의", mode="text")
     assert [(h.start, h.seek, h.snippet) for h in hits] == \
         [(0.0, 1.0, "우리는 내일 [서울에서] [회의를] 합니다.")]
