@@ -429,3 +429,16 @@ def test_a_korean_word_is_found_with_the_particle_joined_to_it(tmp_path):
     assert [h.start for h in search(store, "날씨", mode="text")] == [5.0]
     assert search(store, "부산", mode="text") == []
     store.close()
+
+
+def test_a_word_written_with_combining_marks_is_found_whole(tmp_path):
+    """FTS5's unicode61 splits a Hindi word at its vowel signs and viramas ("नमस्ते":
+    "नमस", "त"). A query's word was then an AND of its pieces, found in any line holding
+    them apart ("नमस्कार तीन" holds "नमस" and "त"); it is now the phrase of its pieces,
+    marked whole."""
+    store, mid = _one_file(tmp_path, "hi", ["नमस्कार तीन लोग आए।", "नमस्ते दुनिया, आज मौसम अच्छा है।"],
+                           words="split")
+    hits = search(store, "नमस्ते", mode="text")
+    assert [(h.start, h.snippet) for h in hits] == [(5.0, "[नमस्ते] दुनिया, आज मौसम अच्छा है।")]
+    assert [h.start for h in search(store, "मौसम", mode="text")] == [5.0]
+    store.close()

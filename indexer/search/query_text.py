@@ -25,9 +25,33 @@ WORD = re.compile(rf"[{CJK}]|[^\W_{CJK}]+")
 _QUERY_WORD = re.compile(rf"[{CJK}]+|[^\W_{CJK}]+")
 
 
+def _marked_runs(text: str) -> Iterable[str]:
+    """Maximal runs of letters, digits and combining marks."""
+    run: list[str] = []
+    for c in text:
+        if c.isalnum() or unicodedata.category(c)[0] == "M":
+            run.append(c)
+        elif run:
+            yield "".join(run)
+            run = []
+    if run:
+        yield "".join(run)
+
+
 def query_words(text: str) -> list[str]:
-    """The words of a query's text, a CJK run as its characters spaced ("北 京")."""
-    return [spaced(w) for w in _QUERY_WORD.findall(text)]
+    """The words of a query's text, a CJK run as its characters spaced ("北 京"). A word
+    written with combining marks (Hindi, Thai, Hebrew points), which FTS5's unicode61
+    splits at its marks ("नमस्ते": "नमस", "त"), is the phrase of its pieces, as a CJK run is."""
+    if text.isascii():
+        return _QUERY_WORD.findall(text)
+    out = []
+    for run in _marked_runs(text):
+        if any(unicodedata.category(c)[0] == "M" for c in run):
+            if pieces := WORD.findall(run):
+                out.append(spaced(" ".join(pieces)))
+        else:
+            out += [spaced(w) for w in _QUERY_WORD.findall(run)]
+    return out
 
 # Words too common to make a relaxed (any-word) match mean anything: en, fr, de, es, it, pt.
 STOPWORDS = frozenset("""
@@ -293,8 +317,11 @@ def make_snippet(text: str, query: str, *, relaxed: bool = False,
             j = i
             while j + 1 < hi and hit[j + 1] and joined[j + 1]:
                 j += 1
-            out.append(text[pos:s] + MARK_OPEN + text[s:toks[j][1]] + MARK_CLOSE)
-            pos, i = toks[j][1], j + 1
+            e = toks[j][1]
+            while e < len(text) and unicodedata.category(text[e])[0] == "M":
+                e += 1                          # a word's last marks ("नमस्ते") are its own
+            out.append(text[pos:s] + MARK_OPEN + text[s:e] + MARK_CLOSE)
+            pos, i = e, j + 1
         else:
             out.append(text[pos:e])
             pos, i = e, i + 1
