@@ -31,7 +31,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from indexer.cjk_text import CJK, CJK_RE
+from indexer.unspaced_text import CJK, CJK_RE
 
 __all__ = ["Cue", "FORMATS", "cut_cues", "line_cues", "render", "to_json", "to_srt", "to_txt",
            "to_vtt", "with_speakers"]

@@ -293,6 +293,7 @@ def _one_file(tmp_path, lang: str, lines: list[str], *, step: float = 5.0,
     """A library of one file saying `lines`, `step` s apart; each line's words timed as
     one word ("line"), its whitespace words 0.5 s apart ("split") or its characters 0.5 s
     apart ("chars"); with an embedder, its meaning windows indexed too."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
     store = Store(tmp_path / "lib.db")
     mid = store.add_media(f"/lib/{lang}.wav", "fp", 1000, 0)
     store.save_probe(mid, {"duration": step * len(lines) + 10, "container": "wav",
@@ -377,11 +378,21 @@ def test_chinese_and_japanese_words_are_found_inside_a_line(tmp_path, embedder):
         assert (hits[0].start, hits[0].seek) == (15.0, 16.0), mode
     assert [h.start for h in search(store, '"三楼"', mode="text")] == [5.0]
     assert search(store, "京北", mode="text") == []       # the characters, not together
+    store.close()
+    # Thai too: no spaces between words, and vowel signs (marks) between its letters
+    store, mid = _one_file(tmp_path / "th", "th", ["สวัสดีครับ วันนี้เราไปตลาดน้ำ", "อากาศดีมาก"],
+                           words="split")
+    assert [h.snippet for h in search(store, "สวัสดี", mode="text")] == \
+        ["[สวัสดี]ครับ วันนี้เราไปตลาดน…"]
+    assert [h.start for h in search(store, "อากาศ", mode="text")] == [5.0]
+    assert search(store, "ตลาดดี", mode="text") == []
+    store.close()
+    store, mid = _one_file(tmp_path / "zh", "zh", ["今天天气很好。"], words="chars")
     # an edited line is indexed the same way (the triggers space it too)
-    seg = store.transcript(mid)[2]
+    seg = store.transcript(mid)[0]
     store.db.execute("UPDATE segments SET text = ? WHERE id = ?", ("今天下雨了。", seg["id"]))
     assert search(store, "天气", mode="text") == []
-    assert [h.start for h in search(store, "下雨", mode="text")] == [10.0]
+    assert [h.start for h in search(store, "下雨", mode="text")] == [0.0]
     store.close()
 
 

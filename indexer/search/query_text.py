@@ -11,18 +11,19 @@ import re
 import unicodedata
 from typing import Iterable, Sequence
 
-from indexer.cjk_text import CJK, joins_endings, spaced
+from indexer.unspaced_text import UNSPACED, joins_endings, spaced
 
 MARK_OPEN, MARK_CLOSE = "[", "]"
 SNIPPET_TOKENS = 20
 
 _TOKEN = re.compile(r'"[^"]*"|\S+')
 # A word of a text as the full-text tables hold it: a run of word characters, except that
-# each Chinese or Japanese character is a word of its own (indexer.cjk_text); a query
+# each letter of a script written without spaces (Chinese, Japanese, Thai...) is a word of
+# its own (indexer.unspaced_text); a query
 # word is such a run whole, searched as the phrase of its characters ("北 京")
 # (FTS5 splits at "_" too: a connector, not a letter)
-WORD = re.compile(rf"[{CJK}]|[^\W_{CJK}]+")
-_QUERY_WORD = re.compile(rf"[{CJK}]+|[^\W_{CJK}]+")
+WORD = re.compile(rf"[{UNSPACED}]|[^\W_{UNSPACED}]+")
+_QUERY_WORD = re.compile(rf"[{UNSPACED}]+|[^\W_{UNSPACED}]+")
 
 
 def _marked_runs(text: str) -> Iterable[str]:
@@ -39,9 +40,9 @@ def _marked_runs(text: str) -> Iterable[str]:
 
 
 def query_words(text: str) -> list[str]:
-    """The words of a query's text, a CJK run as its characters spaced ("北 京"). A word
+    """The words of a query's text, a run of unspaced letters spaced ("北 京"). A word
     written with combining marks (Hindi, Thai, Hebrew points), which FTS5's unicode61
-    splits at its marks ("नमस्ते": "नमस", "त"), is the phrase of its pieces, as a CJK run is."""
+    splits at its marks ("नमस्ते": "नमस", "त"), is the phrase of its pieces, as such a run is."""
     if text.isascii():
         return _QUERY_WORD.findall(text)
     out = []
@@ -273,7 +274,7 @@ def _matches(tokens: Sequence[str], phrases, terms) -> tuple[list[bool], list[bo
     matched phrase of the token before it."""
     hit = [False] * len(tokens)
     joined = [False] * len(tokens)
-    # a CJK word is the phrase of its characters
+    # a word of several pieces ("北 京") is the phrase of them
     phrases = [*phrases, *(t.split() for t, _ in terms if " " in t)]
     terms = [(t, p) for t, p in terms if " " not in t]
     for words in phrases:

@@ -15,7 +15,7 @@ import sqlean
 import sqlite_utils
 import sqlite_vec
 
-from indexer.cjk_text import FTS_TEXT_FUNCTION, spaced
+from indexer.unspaced_text import FTS_TEXT_FUNCTION, spaced
 
 SQLITE_FULL = 13
 SQLITE_IOERR = 10
@@ -70,7 +70,7 @@ def connect(path: Path | str) -> sqlite_utils.Database:
         conn.enable_load_extension(True)
         sqlite_vec.load(conn)
         conn.enable_load_extension(False)
-        # the full-text tables' triggers call it (indexer.cjk_text)
+        # the full-text tables' triggers call it (indexer.unspaced_text)
         conn.create_function(FTS_TEXT_FUNCTION, 1, spaced, deterministic=True)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA foreign_keys=ON")

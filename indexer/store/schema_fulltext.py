@@ -3,13 +3,14 @@ indexer.store.migrations.MIGRATIONS).
 
 The four full-text tables (segments, keywords, tags, screen_text) are external-content
 FTS5 indexes kept in step by triggers. From here on the triggers index
-`avindex_fts_text(column)`: the text with each Chinese or Japanese character spaced out
-(indexer.cjk_text), the same text as before for every other script. Rows already holding
+`avindex_fts_text(column)`: the text with each letter of a script written without spaces
+(Chinese, Japanese, Thai, Lao, Burmese, Khmer) spaced out (indexer.unspaced_text), the
+same text as before for every other script. Rows already holding
 such characters are indexed again that way; nothing else changes. The function is
 registered on every connection the library opens (indexer.store.connection)."""
 from __future__ import annotations
 
-from indexer.cjk_text import FTS_TEXT_FUNCTION, has_cjk, spaced
+from indexer.unspaced_text import FTS_TEXT_FUNCTION, has_unspaced, spaced
 
 FULLTEXT_TABLES = (("segments", "text"), ("keywords", "keyword"), ("tags", "label"),
                    ("screen_text", "text"))
@@ -35,17 +36,17 @@ def _triggers(table: str, column: str) -> list[str]:
 
 
 def spaced_fulltext(conn) -> None:
-    """The triggers above, and the rows holding CJK text indexed again with it spaced."""
+    """The triggers above, and the rows holding such letters indexed again spaced."""
     for table, column in FULLTEXT_TABLES:
         for stmt in _triggers(table, column):
             conn.execute(stmt)
         fts = f"{table}_fts"
         rows = [(rid, text) for rid, text in conn.execute(f"SELECT id, {column} FROM {table}")
-                if isinstance(text, str) and has_cjk(text)]
+                if isinstance(text, str) and has_unspaced(text)]
         for rid, text in rows:
             conn.execute(f"INSERT INTO {fts}({fts}, rowid, {column}) VALUES ('delete', ?, ?)",
                          (rid, text))
             conn.execute(f"INSERT INTO {fts}(rowid, {column}) VALUES (?, ?)", (rid, spaced(text)))
 
 
-MIGRATIONS: list[tuple[str, object]] = [("0013_fulltext_cjk", spaced_fulltext)]
+MIGRATIONS: list[tuple[str, object]] = [("0013_fulltext_unspaced", spaced_fulltext)]
