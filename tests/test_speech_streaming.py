@@ -181,7 +181,9 @@ def test_a_file_with_a_transcript_keeps_it_whole_until_the_new_one_is_done(store
     assert commits                                # streamed: the file had no transcript
     first = store.transcript(media_id, "speech")
     said = " ".join(ln["text"] for ln in first).lower()
-    assert "station" in said and "rain" in said
+    # words of the first sentences: tiny.en sometimes loops on the last one ("delta
+    # flight, di-di-di...") where its temperature fallback samples, so it is not asserted
+    assert "station" in said and "fence" in said
     commits.clear()
     saver = stage.run(media, StageContext(store=store, save_partial=save_partial))
     assert commits == []                          # the old transcript stayed until now
@@ -190,7 +192,7 @@ def test_a_file_with_a_transcript_keeps_it_whole_until_the_new_one_is_done(store
     # replaced whole (a fallback at temperature > 0 may word a line differently)
     again = store.transcript(media_id, "speech")
     said = " ".join(ln["text"] for ln in again).lower()
-    assert "station" in said and "rain" in said
+    assert "station" in said and "fence" in said
     assert len(again) <= len(first) + 2
     assert len({round(ln["start"], 2) for ln in again}) == len(again)
 
