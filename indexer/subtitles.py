@@ -31,15 +31,14 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from indexer.unspaced_text import CJK, CJK_RE
+from indexer.unspaced_text import CJK as _CJK
+from indexer.unspaced_text import CJK_RE as _CJK_RE
 
 __all__ = ["Cue", "FORMATS", "cut_cues", "line_cues", "render", "to_json", "to_srt", "to_txt",
            "to_vtt", "with_speakers"]
 
 FORMATS = ("srt", "vtt", "json", "txt")
 
-# Scripts written without spaces between words (Hangul left out: Korean uses spaces).
-_CJK, _CJK_RE = CJK, CJK_RE
 # Punctuation that belongs to the preceding character (never starts a line).
 _CLOSE = "、。，．！？；：」』）】》〉〕…\"'”’!?,.:;)]}»"
 _PIECE_RE = re.compile(rf"\s*(?:[{_CJK}][{re.escape(_CLOSE)}]*|[^\s{_CJK}]+)")

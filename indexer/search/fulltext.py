@@ -124,14 +124,21 @@ def fts_rows(store: Store, name: str, fts: str, table: str, q: str, n: int,
             for rid, mid, s, e, _ in rows]
 
 
-def _rare_groups(store: Store, fts: str, table: str, groups: tuple,
-                 typed: bool = False) -> frozenset:
-    """The indices of the query's content words (each with its forms; `typed`: the form
-    typed alone) that are rare in this table (see RARE_*)."""
+def _rare_groups(store: Store, fts: str, table: str, groups: tuple
+                 ) -> tuple[frozenset, frozenset]:
+    """The indices of the query's content words rare in this table (see RARE_*): counted
+    with their forms, and (RARE_AS_TYPED) those rare only as typed."""
     limit = max(RARE_MIN_DOCS, RARE_FRACTION * table_rows(store, table))
-    return frozenset(i for i, alts in enumerate(groups) if alts[0][0] not in STOPWORDS
-                     and 0 < sum(doc_freq(store, fts, t, p)
-                                 for t, p in (alts[:1] if typed else alts)) <= limit)
+    rare, typed = set(), set()
+    for i, alts in enumerate(groups):
+        if alts[0][0] in STOPWORDS:
+            continue
+        as_typed = doc_freq(store, fts, *alts[0])
+        if 0 < as_typed + sum(doc_freq(store, fts, t, p) for t, p in alts[1:]) <= limit:
+            rare.add(i)
+        elif RARE_AS_TYPED and 0 < as_typed <= limit:
+            typed.add(i)
+    return frozenset(rare), frozenset(typed)
 
 
 def _any_of(groups: tuple, which) -> str | None:
@@ -193,9 +200,8 @@ def fts_lists(store: Store, query: str, n: int, f: Filters | None, *,
         for it in items:
             it.covers = everyone
         tentative = hybrid and src.list in TENTATIVE_LISTS
-        rare = _rare_groups(store, src.fts, src.table, groups) if hybrid else frozenset()
-        rare_typed = (_rare_groups(store, src.fts, src.table, groups, typed=True) - rare
-                      if hybrid and RARE_AS_TYPED else frozenset())
+        rare, rare_typed = (_rare_groups(store, src.fts, src.table, groups) if hybrid
+                            else (frozenset(), frozenset()))
         if not hybrid:
             relaxed = relaxed_query(query, src_forms)
         elif tentative:

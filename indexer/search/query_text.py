@@ -19,9 +19,8 @@ SNIPPET_TOKENS = 20
 _TOKEN = re.compile(r'"[^"]*"|\S+')
 # A word of a text as the full-text tables hold it: a run of word characters, except that
 # each letter of a script written without spaces (Chinese, Japanese, Thai...) is a word of
-# its own (indexer.unspaced_text); a query
-# word is such a run whole, searched as the phrase of its characters ("北 京")
-# (FTS5 splits at "_" too: a connector, not a letter)
+# its own (indexer.unspaced_text); a query word is such a run whole, searched as the
+# phrase of its letters ("北 京"). FTS5 splits at "_" too: a connector, not a letter.
 WORD = re.compile(rf"[{UNSPACED}]|[^\W_{UNSPACED}]+")
 _QUERY_WORD = re.compile(rf"[{UNSPACED}]+|[^\W_{UNSPACED}]+")
 
@@ -233,6 +232,13 @@ def content_groups(query: str, forms: dict | None = None) -> tuple[tuple, ...]:
 def covered(text: str, groups: tuple[tuple, ...]) -> frozenset:
     """The indices of the content groups (content_groups) a text holds; an alternative
     of several words ("golden retriever") is held as a phrase."""
+    holds = _holder(text)
+    return frozenset(i for i, alts in enumerate(groups) if any(holds(t, p) for t, p in alts))
+
+
+def _holder(text: str):
+    """holds(term, is_prefix): whether the text holds a folded term; a term of several
+    words ("golden retriever", a CJK word's letters "北 京") as a phrase."""
     tokens = [_folded(w) for w in WORD.findall(text.lower())]
     words, joined = set(tokens), f" {' '.join(tokens)} "
 
@@ -240,7 +246,7 @@ def covered(text: str, groups: tuple[tuple, ...]) -> frozenset:
         if " " in t:
             return f" {' '.join(WORD.findall(t))} " in joined
         return t in words or (p and any(w.startswith(t) for w in words))
-    return frozenset(i for i, alts in enumerate(groups) if any(holds(t, p) for t, p in alts))
+    return holds
 
 
 @functools.lru_cache(maxsize=256)
@@ -380,7 +386,5 @@ def sentence_start(words: Sequence[tuple], t: float) -> float | None:
 
 def matched_terms(text: str, terms) -> set:
     """The single terms (folded word, is_prefix) of a query that occur in a text."""
-    tokens = [_folded(w) for w in WORD.findall(text.lower())]
-    words, joined = set(tokens), f" {' '.join(tokens)} "
-    return {(t, p) for t, p in terms if (f" {t} " in joined if " " in t else t in words)
-            or (p and any(w.startswith(t) for w in words))}
+    holds = _holder(text)
+    return {(t, p) for t, p in terms if holds(t, p)}

@@ -15,7 +15,7 @@ from indexer.store.schema_currency import MIGRATIONS as _CURRENCY # 0008-0009: w
 from indexer.store.schema_speakers import MIGRATIONS as _SPEAKERS # 0010: voices, speakers, turns
 from indexer.store.schema_faces import MIGRATIONS as _FACES       # 0011: people, face appearances
 from indexer.store.schema_progress import MIGRATIONS as _PROGRESS # 0012: jobs that commit as they go
-from indexer.store.schema_fulltext import MIGRATIONS as _FULLTEXT # 0013: CJK text spaced for FTS5
+from indexer.store.schema_fulltext import MIGRATIONS as _FULLTEXT # 0013: unspaced scripts spaced for FTS5
 
 MIGRATIONS: list[tuple[str, object]] = [*_CORE, *_SEARCH, *_MOTION, *_VECTORS, *_CURRENCY,
                                         *_SPEAKERS, *_FACES, *_PROGRESS, *_FULLTEXT]

@@ -107,6 +107,34 @@ CREATE INDEX screen_text_media ON screen_text(media_id, start);
 """
 
 
+# The tables with an FTS5 index ("<table>_fts") over one text column
+FULLTEXT_TABLES = (("segments", "text"), ("keywords", "keyword"), ("tags", "label"),
+                   ("screen_text", "text"))
+
+
+def fts_triggers(table: str, column: str, function: str | None = None) -> list[str]:
+    """The triggers keeping table_fts in step with table.column, the column's value passed
+    through an SQL `function` first when given (migration 0013: schema_fulltext)."""
+    fts = f"{table}_fts"
+
+    def value(row: str) -> str:
+        return f"{function}({row}.{column})" if function else f"{row}.{column}"
+    return [
+        f"""CREATE TRIGGER {table}_ai AFTER INSERT ON {table} BEGIN
+    INSERT INTO {fts}(rowid, {column}) VALUES (new.id, {value("new")});
+END""",
+        f"""CREATE TRIGGER {table}_ad AFTER DELETE ON {table} BEGIN
+    INSERT INTO {fts}({fts}, rowid, {column}) VALUES ('delete', old.id, {value("old")});
+END""",
+        f"""CREATE TRIGGER {table}_au AFTER UPDATE OF {column} ON {table} BEGIN
+    INSERT INTO {fts}({fts}, rowid, {column}) VALUES ('delete', old.id, {value("old")});
+    INSERT INTO {fts}(rowid, {column}) VALUES (new.id, {value("new")});
+END"""]
+
+
+_TRIGGERS_JOIN = ";\n"     # the migration splits a script line by line (migrations._statements)
+
+
 def _fts(table: str, column: str) -> str:
     """An external-content FTS5 index over table.column, kept in step by triggers."""
     fts = f"{table}_fts"
@@ -115,22 +143,12 @@ CREATE VIRTUAL TABLE {fts} USING fts5(
     {column}, content='{table}', content_rowid='id',
     tokenize='unicode61 remove_diacritics 2'
 );
-CREATE TRIGGER {table}_ai AFTER INSERT ON {table} BEGIN
-    INSERT INTO {fts}(rowid, {column}) VALUES (new.id, new.{column});
-END;
-CREATE TRIGGER {table}_ad AFTER DELETE ON {table} BEGIN
-    INSERT INTO {fts}({fts}, rowid, {column}) VALUES ('delete', old.id, old.{column});
-END;
-CREATE TRIGGER {table}_au AFTER UPDATE OF {column} ON {table} BEGIN
-    INSERT INTO {fts}({fts}, rowid, {column}) VALUES ('delete', old.id, old.{column});
-    INSERT INTO {fts}(rowid, {column}) VALUES (new.id, new.{column});
-END;
+{_TRIGGERS_JOIN.join(fts_triggers(table, column))};
 INSERT INTO {fts}({fts}) VALUES ('rebuild');
 """
 
 
-_FTS = (_fts("segments", "text") + _fts("keywords", "keyword")
-        + _fts("tags", "label") + _fts("screen_text", "text"))
+_FTS = "".join(_fts(table, column) for table, column in FULLTEXT_TABLES)
 
 # Metadata columns (media_id, kind, language) are filtered inside the KNN, so a
 # filtered query still returns k rows whenever k matching rows exist.

@@ -10,35 +10,17 @@ such characters are indexed again that way; nothing else changes. The function i
 registered on every connection the library opens (indexer.store.connection)."""
 from __future__ import annotations
 
+from indexer.store.schema import FULLTEXT_TABLES, fts_triggers
 from indexer.unspaced_text import FTS_TEXT_FUNCTION, has_unspaced, spaced
-
-FULLTEXT_TABLES = (("segments", "text"), ("keywords", "keyword"), ("tags", "label"),
-                   ("screen_text", "text"))
-
-
-def _triggers(table: str, column: str) -> list[str]:
-    fts, f = f"{table}_fts", FTS_TEXT_FUNCTION
-    return [
-        f"DROP TRIGGER IF EXISTS {table}_ai",
-        f"DROP TRIGGER IF EXISTS {table}_ad",
-        f"DROP TRIGGER IF EXISTS {table}_au",
-        f"""CREATE TRIGGER {table}_ai AFTER INSERT ON {table} BEGIN
-            INSERT INTO {fts}(rowid, {column}) VALUES (new.id, {f}(new.{column}));
-        END""",
-        f"""CREATE TRIGGER {table}_ad AFTER DELETE ON {table} BEGIN
-            INSERT INTO {fts}({fts}, rowid, {column}) VALUES ('delete', old.id, {f}(old.{column}));
-        END""",
-        f"""CREATE TRIGGER {table}_au AFTER UPDATE OF {column} ON {table} BEGIN
-            INSERT INTO {fts}({fts}, rowid, {column}) VALUES ('delete', old.id, {f}(old.{column}));
-            INSERT INTO {fts}(rowid, {column}) VALUES (new.id, {f}(new.{column}));
-        END""",
-    ]
 
 
 def spaced_fulltext(conn) -> None:
-    """The triggers above, and the rows holding such letters indexed again spaced."""
+    """The triggers passing the text through FTS_TEXT_FUNCTION, and the rows holding such
+    letters indexed again spaced."""
     for table, column in FULLTEXT_TABLES:
-        for stmt in _triggers(table, column):
+        for suffix in ("ai", "ad", "au"):
+            conn.execute(f"DROP TRIGGER IF EXISTS {table}_{suffix}")
+        for stmt in fts_triggers(table, column, FTS_TEXT_FUNCTION):
             conn.execute(stmt)
         fts = f"{table}_fts"
         rows = [(rid, text) for rid, text in conn.execute(f"SELECT id, {column} FROM {table}")
