@@ -453,3 +453,51 @@ def test_a_word_written_with_combining_marks_is_found_whole(tmp_path):
     assert [(h.start, h.snippet) for h in hits] == [(5.0, "[नमस्ते] दुनिया, आज मौसम अच्छा है।")]
     assert [h.start for h in search(store, "मौसम", mode="text")] == [5.0]
     store.close()
+
+
+def test_words_said_over_two_lines_play_from_the_first_of_them(tmp_path):
+    """"composé veillez essayez": the recogniser cut the sentence saying them after
+    "composé", so no line holds all three. The hit is the line holding two, and it now
+    starts at the line just before it that says the third, plays from that word and marks
+    the words of both lines. A line before it adding no word, or a line without any of
+    the words in between, is not joined."""
+    store, mid = _one_file(tmp_path / "joined", "fr", [
+        "Bienvenue dans la messagerie.", "Le numéro composé n'est pas en service.",
+        "Veillez vérifier le numéro et essayez de nouveau.", "Merci de votre appel."],
+        words="split")
+    hits = search(store, "composé veillez essayez", mode="text")
+    assert (hits[0].media_id, hits[0].start, hits[0].seek) == (mid, 5.0, 6.0)
+    assert "[composé]" in hits[0].snippet and "[Veillez]" in hits[0].snippet
+    assert hits[0].end == pytest.approx(14.0)
+    store.close()
+    store, mid = _one_file(tmp_path / "apart", "fr", [
+        "Le numéro composé n'est pas en service.", "Merci de votre patience.",
+        "Veillez vérifier le numéro et essayez de nouveau."], words="split")
+    hits = search(store, "composé veillez essayez", mode="text")
+    assert (hits[0].start, hits[0].seek) == (10.0, 10.0)
+    store.close()
+    store, mid = _one_file(tmp_path / "nothing new", "fr", [
+        "Veillez patienter.", "Veillez vérifier le numéro et essayez de nouveau."],
+        words="split")
+    hits = search(store, "composé veillez essayez", mode="text")
+    assert (hits[0].start, hits[0].seek) == (5.0, 5.0)
+    store.close()
+
+
+def test_a_meaning_window_plays_from_the_first_of_consecutive_lines_holding_the_words(
+        tmp_path):
+    """Within a meaning window, consecutive lines that together hold more of the query's
+    words than any one of them place the window's hit at the first; a tie goes to the
+    shortest run (one line holding them all, not the run that ends with it)."""
+    from indexer.search.moments import _best_segment_start
+    from indexer.search.query_text import content_groups
+    store, mid = _one_file(tmp_path, "fr", [
+        "Bienvenue dans la messagerie.", "Le numéro composé n'est pas en service.",
+        "Veillez vérifier le numéro et essayez de nouveau.", "Merci de votre appel.",
+        "Le service est fermé.", "Composé, veillez, essayez : tout est dit."])
+    segs = [(s["id"], s["start"], s["end"], s["text"]) for s in store.transcript(mid)]
+    assert _best_segment_start(store, segs[:4], content_groups("composé veillez essayez")) == 5.0
+    assert _best_segment_start(store, segs[3:], content_groups("composé veillez essayez")) == 25.0
+    assert _best_segment_start(store, segs[:4], content_groups("veillez service")) == 5.0
+    assert _best_segment_start(store, segs[:1], content_groups("veillez service")) is None
+    store.close()

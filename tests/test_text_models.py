@@ -218,11 +218,13 @@ def test_save_and_search_round_trip(tmp_path, emb):
         hits = semantic("soft brakes, how to get the air bubbles out of the fluid", limit=3)
         assert hits and hits[0].media_id == video
         assert "brake pedal" in window_text(hits[0].segment_id)
-        # the moment starts at the window's line that holds the query's words best
-        line = store.db.execute("SELECT text FROM segments WHERE media_id = ? AND start = ?",
-                                (video, hits[0].start)).fetchone()
-        assert hits[0].start >= seg_start(hits[0].segment_id) and line is not None
-        assert "bubbles" in line[0] and hits[0].seek == hits[0].start
+        # the moment starts at the first of the window's consecutive lines that hold the
+        # query's words best together: "brake ... air", then "fluid ... bubbles"
+        lines = store.db.execute("SELECT text FROM segments WHERE media_id = ? AND start >= ? "
+                                 "ORDER BY start LIMIT 2", (video, hits[0].start)).fetchall()
+        assert hits[0].start >= seg_start(hits[0].segment_id) and len(lines) == 2
+        assert lines[0][0].startswith("If the brake pedal") and "bubbles" in lines[1][0]
+        assert hits[0].seek == hits[0].start
         assert all(a.similarity >= b.similarity for a, b in zip(hits, hits[1:]))
         hits = semantic("die Preise steigen und die Notenbank erhöht die Zinsen",  # de query,
                         limit=3)                                                    # en speech

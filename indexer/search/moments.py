@@ -47,6 +47,11 @@ SAME_START_S = 0.01
 # do not hold every word, those where one line holds more of them (by idf) come first
 # ("esistono conferenze volte": the line saying two of them before a meaning window)
 COVERAGE_FIRST_WORDS = 3
+# A meaning window plays from the first of consecutive lines that together hold more of
+# the query's words than any one of them (`_best_segment_start`)
+ADJACENT_LINES = True
+ADJACENT_MAX_LINES = 3      # ... looking back at most this many lines
+ADJACENT_SPAN_S = 30.0      # ... starting at most this long before the line found
 
 
 def fuse(lists: dict[str, list[Item]], rrf_k: float, weights: dict, relaxed_creates: bool,
@@ -179,17 +184,56 @@ def seek_time(store: Store, lead: Item, query: str, start: float, end: float,
 
 
 def _best_segment_start(store: Store, segments: list, groups: tuple) -> float | None:
-    """The start of the window segment holding the query's content words best (by their
-    idf, as relaxed said matches are scored), None when none holds any."""
+    """The start of the window's segments holding the query's content words best (by
+    their idf, as relaxed said matches are scored), None when none holds any. With
+    ADJACENT_LINES, a run of consecutive segments each holding some of the words counts
+    as one when together they hold more ("composé veillez essayez": the recogniser cut
+    the sentence saying them at "composé"), and the shortest such run wins a tie."""
     if not groups:
         return None
     idf = group_weights(store, groups)
-    best, best_start = 0.0, None
-    for _id, seg_start, _end, text in segments:
-        score = sum(idf[g] for g in covered(text or "", groups))
-        if score > best:
-            best, best_start = score, seg_start
+    held = [(seg_start, covered(text or "", groups)) for _id, seg_start, _end, text in segments]
+    best, best_start = (0.0, 0), None
+    for i, (seg_start, _words) in enumerate(held):
+        union: frozenset = frozenset()
+        for n, (_, more) in enumerate(held[i:i + 1] if not ADJACENT_LINES else held[i:]):
+            if not more:
+                break                 # a line without any of the words ends the run
+            union |= more
+            score = (sum(idf[g] for g in union), -n)
+            if score > best:
+                best, best_start = score, seg_start
     return best_start
+
+
+def _earlier_lines(store: Store, media_id: int, lead: Item, groups: tuple,
+                   where: tuple[str, str | None] | None, text: str) -> list[tuple]:
+    """The lines just before a said line holding some of the query's words that hold
+    others (ADJACENT_LINES), earliest first: consecutive lines of its source and track,
+    each adding a word the later ones lack, within ADJACENT_SPAN_S of it."""
+    have = covered(text, groups)
+    if where is None or not have or len(have) == len(groups):
+        return []
+    out = []
+    for row in reads.lines_before(store, media_id, lead.start, ADJACENT_MAX_LINES, *where):
+        here = covered(row[3] or "", groups)
+        if not here - have or lead.start - row[1] > ADJACENT_SPAN_S:
+            break
+        have |= here
+        out.append(row)
+        if len(have) == len(groups):
+            break
+    return out[::-1]
+
+
+def _first_line_start(store: Store, line: tuple, query: str) -> tuple[float, float]:
+    """(start, second to play) of a moment that begins with this line (id, start, end,
+    text): the sentence of its first query word, played from that word."""
+    words = reads.segments_word_times(store, [line[0]]).get(line[0], [])
+    said = first_said(words, query, relaxed=True)
+    seek = float(line[1]) if said is None else max(float(said), float(line[1]))
+    opens = sentence_start(words, seek) if SENTENCE_START and words else None
+    return (opens if opens is not None and line[1] <= opens <= seek else float(line[1])), seek
 
 
 def _segment_of(it: Item) -> int | None:
@@ -278,7 +322,15 @@ def to_hits(store: Store, scored: list[tuple[float, Moment]], limit: int, query:
         for it in sorted(m.items, key=lambda it: it.rank):
             if it.kind not in kinds:
                 kinds.append(it.kind)
-        if (lead.fts, lead.rowid) in texts:
+        earlier = (_earlier_lines(store, m.media_id, lead, groups, sources.get(lead.rowid),
+                                  texts[lead.fts, lead.rowid])
+                   if (ADJACENT_LINES and lead.relaxed and turns is None
+                       and (lead.fts, lead.rowid) in texts and lead.fts == "segments_fts")
+                   else [])
+        if earlier:     # the words said over this line and the ones just before it
+            snippet = make_snippet(" ".join([r[3] for r in earlier] + [texts[lead.fts, lead.rowid]]),
+                                   query, relaxed=True)
+        elif (lead.fts, lead.rowid) in texts:
             snippet = make_snippet(texts[lead.fts, lead.rowid], query, relaxed=lead.relaxed)
         elif lead.fts is not None:
             snippet = lead.text or ""
@@ -305,6 +357,9 @@ def to_hits(store: Store, scored: list[tuple[float, Moment]], limit: int, query:
             opens = sentence_start(said_words[lead.rowid], seek)
             if opens is not None and start <= opens <= seek:
                 start = opens
+                earlier = []      # the words begin in a later sentence of the line
+        if earlier:
+            start, seek = _first_line_start(store, earlier[0], query)
         hit = Hit(m.media_id, path, float(start), float(end), lead.kind, snippet,
                   float(score), kinds, None, seg, kf,
                   vec[0].similarity if vec else None, ranks, seek,

@@ -183,6 +183,16 @@ def segments_from(store: Store, media_id: int, start: float, n: int, source: str
         (media_id, source, track, start, n)).fetchall()
 
 
+def lines_before(store: Store, media_id: int, start: float, n: int, source: str,
+                 track: str | None) -> list[tuple[int, float, float, str]]:
+    """(id, start, end, text) of the n segments of one source (and track) of a file that
+    start before `start`, latest first."""
+    return store.db.execute(
+        "SELECT id, start, end, text FROM segments WHERE media_id = ? AND source = ? "
+        "AND track IS ? AND start < ? ORDER BY start DESC, id DESC LIMIT ?",
+        (media_id, source, track, start, n)).fetchall()
+
+
 def segments_before(store: Store, media_id: int, t: float, n: int) -> list[int]:
     """Ids of a file's last n segments (any source) starting at or before t, latest first."""
     return [r[0] for r in store.db.execute(
