@@ -501,3 +501,47 @@ def test_a_meaning_window_plays_from_the_first_of_consecutive_lines_holding_the_
     assert _best_segment_start(store, segs[:4], content_groups("veillez service")) == 5.0
     assert _best_segment_start(store, segs[:1], content_groups("veillez service")) is None
     store.close()
+
+
+def test_a_line_holding_the_words_as_typed_comes_before_one_holding_their_other_forms():
+    """"presione engrasar número": file 1's meaning window is the best meaning match and
+    its line says "presionando un numerado", two of the words in other forms only; file
+    2's line says "Presione 1 para ingresar un número", the same two as typed. Both hold
+    two words, so the line as typed decides."""
+    from indexer.search import moments
+    from indexer.search.sources import RRF_K, WEIGHTS
+    window = Item("similar", "similar", 1, 32.0, 62.0, rank=1, similarity=0.7,
+                  covers=frozenset({0, 2}))
+    forms = Item("said", "said", 1, 32.0, 35.0, rank=2, relaxed=True, creates=False,
+                 covers=frozenset({0, 2}), typed=frozenset(), fts="segments_fts", rowid=11)
+    typed = Item("said", "said", 2, 39.0, 41.0, rank=1, relaxed=True, creates=True,
+                 covers=frozenset({0, 2}), typed=frozenset({0, 2}), fts="segments_fts",
+                 rowid=21)
+    lists = {"said": [typed, forms], "similar": [window]}
+    idf = (1.0, 2.0, 1.0)
+    assert [m.media_id for _, m in moments.fuse(lists, RRF_K, WEIGHTS, False, idf)] == [2, 1]
+    moments.TYPED_FIRST_LINE = False
+    try:       # the same words held: by score, the window with its line leads
+        assert [m.media_id for _, m in moments.fuse(lists, RRF_K, WEIGHTS, False,
+                                                    idf)] == [1, 2]
+    finally:
+        moments.TYPED_FIRST_LINE = True
+
+
+def test_a_line_holding_two_of_three_common_words_is_a_hybrid_hit(tmp_path, embedder):
+    """In hybrid search a line holding only common words of the query made no moment of
+    its own (only rare words did), so with a rare word's line found, the line saying two
+    of the three words was not listed at all; it is now."""
+    store, mid = _one_file(tmp_path, "es", [
+        "La conferencia está bloqueada.", "Hay que engrasar la bicicleta.",
+        "Presione uno para revisar sus mensajes.", "Presione dos para salir.",
+        "Presione tres para repetir.", "Ingrese su número de cuenta.",
+        "Su número no es válido.", "Presione cuatro para la ayuda.",
+        "Presione uno para ingresar un número.", "Marque el número de nuevo."],
+        step=6.0, embedder=embedder)
+    hits = search(store, "presione engrasar número", embedder=embedder, min_similarity=0.99)
+    assert {(h.media_id, h.start) for h in hits} == {(mid, 6.0), (mid, 48.0)}
+    # one common word shared with the library is still nothing
+    assert search(store, "presione recetas chocolate", embedder=embedder,
+                  min_similarity=0.99) == []
+    store.close()

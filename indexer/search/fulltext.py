@@ -47,6 +47,10 @@ TYPED_FIRST = True
 # holding it as typed makes a moment in hybrid search ("espere", said in one line, where
 # "espera", "esperar" are said in many)
 RARE_AS_TYPED = True
+# In hybrid search a line holding two or more of a query's three or more content words
+# makes a moment, however common the words ("presione engrasar número": "Presione 1 para
+# ingresar un número")
+TWO_WORDS_CREATE = True
 
 def doc_freq(store: Store, fts: str, term: str, prefix: bool) -> int:
     """Documents of an FTS table holding a term (or a prefix's terms, summed; an upper
@@ -147,6 +151,15 @@ def _any_of(groups: tuple, which) -> str | None:
     return " OR ".join(words) or None
 
 
+def _two_of(groups: tuple) -> str | None:
+    """An FTS5 query for rows holding at least two of three or more content groups
+    (TWO_WORDS_CREATE), None otherwise."""
+    if not TWO_WORDS_CREATE or len(groups) < 3:
+        return None
+    ors = [_any_of(groups, [i]) for i in range(len(groups))]
+    return " OR ".join(f"(({a}) AND ({b}))" for i, a in enumerate(ors) for b in ors[i + 1:])
+
+
 def _covering(store: Store, items: list[Item], groups: tuple) -> dict[int, frozenset]:
     """Each item's `covers`: the query's content words its row holds (one read per
     table). Returns, by row id, the words held as typed (not only in another form)."""
@@ -208,7 +221,7 @@ def fts_lists(store: Store, query: str, n: int, f: Filters | None, *,
             relaxed = _any_of(groups, range(len(groups)))
         else:   # a word rare only as typed: as typed (its other forms are for relaxed_said)
             relaxed = " OR ".join(filter(None, (_any_of(groups, rare), _any_of(
-                tuple(alts[:1] for alts in groups), rare_typed)))) or None
+                tuple(alts[:1] for alts in groups), rare_typed), _two_of(groups)))) or None
         if relaxed and relaxed != strict and len(items) < n:
             seen = {it.rowid for it in items}
             try:
@@ -223,8 +236,10 @@ def fts_lists(store: Store, query: str, n: int, f: Filters | None, *,
                                       -len(as_typed.get(it.rowid, ())) if TYPED_FIRST else 0))
             for it in more:
                 it.relaxed = True
+                it.typed = as_typed.get(it.rowid, frozenset())
                 it.creates = not hybrid or (
-                    bool(it.covers & rare or as_typed.get(it.rowid, frozenset()) & rare_typed)
+                    bool(it.covers & rare or as_typed.get(it.rowid, frozenset()) & rare_typed
+                         or (TWO_WORDS_CREATE and len(groups) > 2 and len(it.covers) >= 2))
                     and (src.list != "keyword" or KEYWORDS_CREATE))
                 # some of several words, none of them as typed ("starter" only as "start",
                 # English "taper" only as French "tapé"): too weak to make a moment
@@ -283,6 +298,7 @@ def relaxed_said(store: Store, groups: tuple, sem: list[Item], said: list[Item]
             matched |= here
             if score > best:
                 best, best_seg, best_here = score, r, here
+        typed = covered(best_seg[4], tuple(alts[:1] for alts in groups)) if best_seg else None
         it.covers = matched
         if best_seg is None or best_seg[0] in have:
             continue
@@ -290,7 +306,7 @@ def relaxed_said(store: Store, groups: tuple, sem: list[Item], said: list[Item]
         out.append((total_score, Item("said", "said", best_seg[1], float(best_seg[2]),
                                       float(best_seg[3]), relaxed=True, rowid=best_seg[0],
                                       fts="segments_fts", creates=False, covers=best_here,
-                                      window=it)))
+                                      typed=typed, window=it)))
         have.add(best_seg[0])
     out.sort(key=lambda x: -x[0])
     return [it for _, it in out]

@@ -47,6 +47,9 @@ SAME_START_S = 0.01
 # do not hold every word, those where one line holds more of them (by idf) come first
 # ("esistono conferenze volte": the line saying two of them before a meaning window)
 COVERAGE_FIRST_WORDS = 3
+# ... and of two moments whose best lines hold the same words, the one whose line holds
+# more of them as typed (not only in another form) comes first
+TYPED_FIRST_LINE = True
 # A meaning window plays from the first of consecutive lines that together hold more of
 # the query's words than any one of them (`_best_segment_start`)
 ADJACENT_LINES = True
@@ -114,13 +117,16 @@ def fuse(lists: dict[str, list[Item]], rrf_k: float, weights: dict, relaxed_crea
                     if name != "coverage")
         if words and held:
             score += per_coverage * sum(word_weights[g] for g in held) / total_idf
-        first = 0.0                   # the most of the words one line holds, by idf
+        # the most of the words one line holds, by idf, then of those the most as typed
+        first = (0.0, 0.0)
         if held and not whole and words <= COVERAGE_FIRST_WORDS:
-            first = max((sum(word_weights[g] for g in it.covers) / total_idf for it in m.items
+            first = max(((sum(word_weights[g] for g in it.covers) / total_idf,
+                          sum(word_weights[g] for g in (it.typed or ())) / total_idf
+                          if TYPED_FIRST_LINE else 0.0) for it in m.items
                          if it.list in _LINE_LISTS and it.covers and it.fts is not None),
-                        default=0.0)
+                        default=first)
         scored.append(((whole + line, first), score, m))
-    scored.sort(key=lambda wsm: (-wsm[0][0], -wsm[0][1], -wsm[1]))
+    scored.sort(key=lambda wsm: (-wsm[0][0], -wsm[0][1][0], -wsm[0][1][1], -wsm[1]))
     return [(score, m) for _, score, m in scored]
 
 

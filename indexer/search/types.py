@@ -102,6 +102,8 @@ class Item:
     tentative: bool = False           # may start a moment that ends up holding every word
     weak: bool = False                # relaxed, one word only in another form: never starts
                                       # a moment of its own, in full-text search either
+    typed: frozenset | None = None    # of `covers`, the words its text holds as typed (not
+                                      # only in another form); None: not looked at
     window: "Item | None" = None      # the meaning window a relaxed said match was found in
                                       # (fulltext.relaxed_said): it supports that moment
 
