@@ -160,13 +160,18 @@ def _two_of(groups: tuple) -> str | None:
     return " OR ".join(f"(({a}) AND ({b}))" for i, a in enumerate(ors) for b in ors[i + 1:])
 
 
+def _typed_only(groups: tuple) -> tuple:
+    """The content groups with each word as typed only (its other forms left out)."""
+    return tuple(alts[:1] for alts in groups)
+
+
 def _covering(store: Store, items: list[Item], groups: tuple) -> dict[int, frozenset]:
     """Each item's `covers`: the query's content words its row holds (one read per
     table). Returns, by row id, the words held as typed (not only in another form)."""
     by_fts: dict[str, list[Item]] = {}
     for it in items:
         by_fts.setdefault(it.fts, []).append(it)
-    typed = tuple(alts[:1] for alts in groups)
+    typed = _typed_only(groups)
     as_typed = {}
     for fts, its in by_fts.items():
         src = BY_FTS[fts]
@@ -221,7 +226,7 @@ def fts_lists(store: Store, query: str, n: int, f: Filters | None, *,
             relaxed = _any_of(groups, range(len(groups)))
         else:   # a word rare only as typed: as typed (its other forms are for relaxed_said)
             relaxed = " OR ".join(filter(None, (_any_of(groups, rare), _any_of(
-                tuple(alts[:1] for alts in groups), rare_typed), _two_of(groups)))) or None
+                _typed_only(groups), rare_typed), _two_of(groups)))) or None
         if relaxed and relaxed != strict and len(items) < n:
             seen = {it.rowid for it in items}
             try:
@@ -298,10 +303,10 @@ def relaxed_said(store: Store, groups: tuple, sem: list[Item], said: list[Item]
             matched |= here
             if score > best:
                 best, best_seg, best_here = score, r, here
-        typed = covered(best_seg[4], tuple(alts[:1] for alts in groups)) if best_seg else None
         it.covers = matched
         if best_seg is None or best_seg[0] in have:
             continue
+        typed = covered(best_seg[4], _typed_only(groups))
         total_score = sum(idf[g] for g in matched)
         out.append((total_score, Item("said", "said", best_seg[1], float(best_seg[2]),
                                       float(best_seg[3]), relaxed=True, rowid=best_seg[0],

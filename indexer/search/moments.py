@@ -334,8 +334,8 @@ def to_hits(store: Store, scored: list[tuple[float, Moment]], limit: int, query:
                        and (lead.fts, lead.rowid) in texts and lead.fts == "segments_fts")
                    else [])
         if earlier:     # the words said over this line and the ones just before it
-            snippet = make_snippet(" ".join([r[3] for r in earlier] + [texts[lead.fts, lead.rowid]]),
-                                   query, relaxed=True)
+            said_text = " ".join([r[3] for r in earlier] + [texts[lead.fts, lead.rowid]])
+            snippet = make_snippet(said_text, query, relaxed=True)
         elif (lead.fts, lead.rowid) in texts:
             snippet = make_snippet(texts[lead.fts, lead.rowid], query, relaxed=lead.relaxed)
         elif lead.fts is not None:
