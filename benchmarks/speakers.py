@@ -1133,7 +1133,8 @@ def main(argv=None) -> int:
         check_sources()
         return 0
     if args.levers is not None:
-        levers("dev", args.levers)
+        # tuned on dev; `--split test` runs the settings chosen there once
+        levers("test" if args.split == "test" else "dev", args.levers)
         return 0
     if args.tune:
         tune()
