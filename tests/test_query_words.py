@@ -316,6 +316,12 @@ def _one_file(tmp_path, lang: str, lines: list[str], *, step: float = 5.0,
     return store, mid
 
 
+def _words_only(store: Store, query: str, embedder) -> list:
+    """Hybrid search under a similarity floor no meaning window reaches: what the query's
+    words find by themselves, as for real queries whose meaning matches nothing."""
+    return search(store, query, embedder=embedder, min_similarity=0.99)
+
+
 def test_hybrid_search_that_finds_nothing_falls_back_to_lines_holding_two_words(
         tmp_path, embedder):
     """"appuyez neige entrée" (the recogniser heard "neige" as "surnâche"): both other
@@ -330,11 +336,9 @@ def test_hybrid_search_that_finds_nothing_falls_back_to_lines_holding_two_words(
         "Cette entrée est déjà utilisée.", "Entrée refusée, essayez à nouveau.",
         "Bienvenue dans la messagerie vocale.", "La conférence est verrouillée."],
         step=6.0, embedder=embedder)
-    # a floor no window reaches: the meaning side finds nothing, as for the real query
-    hits = search(store, "appuyez neige entrée", embedder=embedder, min_similarity=0.99)
+    hits = _words_only(store, "appuyez neige entrée", embedder)
     assert [(h.media_id, h.start) for h in hits] == [(mid, 24.0)]
-    assert search(store, "appuyez recette chocolat", embedder=embedder,
-                  min_similarity=0.99) == []
+    assert _words_only(store, "appuyez recette chocolat", embedder) == []
     store.close()
 
 
@@ -353,11 +357,11 @@ def test_a_word_rare_as_typed_makes_a_hybrid_hit_though_its_other_forms_are_comm
         "Bienvenido al sistema de mensajes.", "La conferencia está bloqueada."],
         step=6.0, embedder=embedder)
     assert {"espera", "esperar"} <= set(query_forms(store, "espere interesa").get("espere", ()))
-    hits = search(store, "espere interesa vamos", embedder=embedder, min_similarity=0.99)
+    hits = _words_only(store, "espere interesa vamos", embedder)
     assert [(h.media_id, h.start) for h in hits] == [(mid, 0.0)]
     assert "[espere]" in hits[0].snippet
     # "esperar" as typed is in two lines: rare too, and only those lines are hits
-    hits = search(store, "esperar recetas chocolate", embedder=embedder, min_similarity=0.99)
+    hits = _words_only(store, "esperar recetas chocolate", embedder)
     assert sorted(h.start for h in hits) == [18.0, 30.0]
     store.close()
 
@@ -539,9 +543,8 @@ def test_a_line_holding_two_of_three_common_words_is_a_hybrid_hit(tmp_path, embe
         "Su número no es válido.", "Presione cuatro para la ayuda.",
         "Presione uno para ingresar un número.", "Marque el número de nuevo."],
         step=6.0, embedder=embedder)
-    hits = search(store, "presione engrasar número", embedder=embedder, min_similarity=0.99)
+    hits = _words_only(store, "presione engrasar número", embedder)
     assert {(h.media_id, h.start) for h in hits} == {(mid, 6.0), (mid, 48.0)}
     # one common word shared with the library is still nothing
-    assert search(store, "presione recetas chocolate", embedder=embedder,
-                  min_similarity=0.99) == []
+    assert _words_only(store, "presione recetas chocolate", embedder) == []
     store.close()
