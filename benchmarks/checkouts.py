@@ -25,3 +25,19 @@ def checkout(rev: str) -> Path:
 def trees(baselines: list[str]) -> list[tuple[str, Path]]:
     """(label, root) for each baseline revision, then the working tree as "current"."""
     return [(rev, checkout(rev)) for rev in baselines] + [("current", ROOT)]
+
+
+
+# What makes an index (search code reads it only): a cached library indexed by other code
+# than this gives stale figures
+INDEXING_CODE = ("app", "indexer/stages", "indexer/store", "indexer/intake.py", "models",
+                 ":(exclude)indexer/store/search_reads.py")
+
+
+def code_stamp(paths: tuple[str, ...] = INDEXING_CODE) -> str:
+    """A stamp of the working tree's code under `paths` (git pathspecs): their files as
+    staged and any change not staged yet."""
+    import hashlib
+    files = subprocess.check_output(["git", "-C", str(ROOT), "ls-files", "-s", "--", *paths])
+    diff = subprocess.check_output(["git", "-C", str(ROOT), "diff", "--", *paths])
+    return hashlib.sha1(files + diff).hexdigest()[:12]

@@ -65,6 +65,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from benchmarks import speakers  # noqa: E402
+from benchmarks.checkouts import code_stamp  # noqa: E402
 from benchmarks.markdown import table  # noqa: E402
 
 CACHE = ROOT / "benchmarks" / ".cache" / "spoken"
@@ -477,11 +478,16 @@ def main(argv=None) -> int:
         splits = ["dev", "test"] if a.split == "both" else [a.split]
         files = [f for f in every if f["split"] in splits]
         lib = CACHE / f"{a.name}-{a.split}.db"
+        stamp, made_by = code_stamp(), Path(f"{lib}.code")
         if a.rebuild or not lib.exists():
             print(f"Indexing {len(files)} files with `avindex index` ...", flush=True)
             transcripts = index(files, lib)
+            made_by.write_text(stamp, encoding="utf-8")
         else:
             transcripts = read_transcripts(lib)
+            if not made_by.is_file() or made_by.read_text(encoding="utf-8") != stamp:
+                print(f"WARNING: {lib.name} was indexed by other code than this (indexing "
+                      f"code {stamp}); its figures may be stale: --rebuild", flush=True)
         scores = search_scores(lib, files, make_queries(files, every))
         result = report(files, transcripts, scores, splits)
         head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
