@@ -52,6 +52,7 @@ file speakers whose person was named.
 from __future__ import annotations
 
 import argparse
+import functools
 import glob
 import hashlib
 import itertools
@@ -460,6 +461,8 @@ def speech(store, media: dict, stage_holder: dict) -> float:
     if cache.exists():
         data = json.loads(cache.read_text())
         store.save_transcript(media["id"], data["language"], data["rows"])
+        if data.get("code") != _indexing_code():
+            STALE.add(cache.name)
         return data["seconds"]
     if "speech" not in stage_holder:
         from app.settings import Settings
@@ -473,8 +476,25 @@ def speech(store, media: dict, stage_holder: dict) -> float:
     rows = store.transcript(media["id"], "speech")
     cache.parent.mkdir(parents=True, exist_ok=True)
     cache.write_text(json.dumps({"language": store.media(media["id"])["language"],
-                                 "seconds": seconds, "rows": rows}))
+                                 "seconds": seconds, "rows": rows, "code": _indexing_code()}))
     return seconds
+
+
+# transcripts read from the cache that other speech code made (figures may be stale)
+STALE: set[str] = set()
+
+
+@functools.lru_cache(maxsize=1)
+def _indexing_code() -> str:
+    from benchmarks.checkouts import code_stamp
+    return code_stamp()
+
+
+def warn_stale() -> None:
+    if STALE:
+        print(f"WARNING: {len(STALE)} cached transcripts were made by other code than this "
+              f"(indexing code {_indexing_code()}); the figures may be stale: delete "
+              f"{CACHE / 'transcripts'} to make them again", flush=True)
 
 
 def run_split(split: str, stage, *, name_after: float = 0.5,
@@ -1135,6 +1155,7 @@ def main(argv=None) -> int:
     if args.levers is not None:
         # tuned on dev; `--split test` runs the settings chosen there once
         levers("test" if args.split == "test" else "dev", args.levers)
+        warn_stale()
         return 0
     if args.tune:
         tune()
@@ -1157,6 +1178,7 @@ def main(argv=None) -> int:
         tag = f"{args.sets}{'-before' if args.before else ''}"
         (CACHE / f"result-{split}-{tag}.json").write_text(json.dumps(res, indent=1, default=str))
         print(summary(f"{split} ({tag})", res), flush=True)
+    warn_stale()
     return 0
 
 
