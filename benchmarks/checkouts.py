@@ -1,7 +1,9 @@
 """Other revisions of this repository, checked out once under benchmarks/.cache/worktrees/,
-for benchmarks that run them side by side with the working tree."""
+for benchmarks that run them side by side with the working tree; and a stamp of the
+indexing code, kept beside what a benchmark caches so that stale caches are noticed."""
 from __future__ import annotations
 
+import hashlib
 import subprocess
 from pathlib import Path
 
@@ -27,7 +29,6 @@ def trees(baselines: list[str]) -> list[tuple[str, Path]]:
     return [(rev, checkout(rev)) for rev in baselines] + [("current", ROOT)]
 
 
-
 # What makes an index (search code reads it only): a cached library indexed by other code
 # than this gives stale figures
 INDEXING_CODE = ("app", "indexer/stages", "indexer/store", "indexer/intake.py", "models",
@@ -37,7 +38,6 @@ INDEXING_CODE = ("app", "indexer/stages", "indexer/store", "indexer/intake.py", 
 def code_stamp(paths: tuple[str, ...] = INDEXING_CODE) -> str:
     """A stamp of the working tree's code under `paths` (git pathspecs): their files as
     staged and any change not staged yet."""
-    import hashlib
     files = subprocess.check_output(["git", "-C", str(ROOT), "ls-files", "-s", "--", *paths])
     diff = subprocess.check_output(["git", "-C", str(ROOT), "diff", "--", *paths])
     return hashlib.sha1(files + diff).hexdigest()[:12]
