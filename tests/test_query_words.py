@@ -486,6 +486,13 @@ def test_words_said_over_two_lines_play_from_the_first_of_them(tmp_path):
     hits = search(store, "composé veillez essayez", mode="text")
     assert (hits[0].start, hits[0].seek) == (5.0, 5.0)
     store.close()
+    # the words begin in the line's second sentence: that sentence is the moment, alone
+    store, mid = _one_file(tmp_path / "later sentence", "fr", [
+        "Le numéro composé.", "Merci beaucoup. Veillez vérifier et essayez."], words="split")
+    hits = search(store, "composé veillez essayez", mode="text")
+    assert (hits[0].start, hits[0].seek) == (6.0, 6.0)
+    assert "composé" not in hits[0].snippet and "[Veillez]" in hits[0].snippet
+    store.close()
 
 
 def test_a_meaning_window_plays_from_the_first_of_consecutive_lines_holding_the_words(

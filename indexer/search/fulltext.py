@@ -52,6 +52,7 @@ RARE_AS_TYPED = True
 # ingresar un número")
 TWO_WORDS_CREATE = True
 
+
 def doc_freq(store: Store, fts: str, term: str, prefix: bool) -> int:
     """Documents of an FTS table holding a term (or a prefix's terms, summed; an upper
     bound), cached until the library changes."""
@@ -200,6 +201,7 @@ def fts_lists(store: Store, query: str, n: int, f: Filters | None, *,
     seen_as = tag_labels(query)
     groups = content_groups(query, merged(forms or {}, seen_as))
     everyone = frozenset(range(len(groups)))
+    pairs = _two_of(groups)      # lines holding two of the words (TWO_WORDS_CREATE)
     lists: dict[str, list[Item]] = {}
     for src in SOURCES:
         src_forms = merged(forms or {}, seen_as) if src.list == "tag" else forms
@@ -226,7 +228,7 @@ def fts_lists(store: Store, query: str, n: int, f: Filters | None, *,
             relaxed = _any_of(groups, range(len(groups)))
         else:   # a word rare only as typed: as typed (its other forms are for relaxed_said)
             relaxed = " OR ".join(filter(None, (_any_of(groups, rare), _any_of(
-                _typed_only(groups), rare_typed), _two_of(groups)))) or None
+                _typed_only(groups), rare_typed), pairs))) or None
         if relaxed and relaxed != strict and len(items) < n:
             seen = {it.rowid for it in items}
             try:
@@ -244,7 +246,7 @@ def fts_lists(store: Store, query: str, n: int, f: Filters | None, *,
                 it.typed = as_typed.get(it.rowid, frozenset())
                 it.creates = not hybrid or (
                     bool(it.covers & rare or as_typed.get(it.rowid, frozenset()) & rare_typed
-                         or (TWO_WORDS_CREATE and len(groups) > 2 and len(it.covers) >= 2))
+                         or (pairs is not None and len(it.covers) >= 2))
                     and (src.list != "keyword" or KEYWORDS_CREATE))
                 # some of several words, none of them as typed ("starter" only as "start",
                 # English "taper" only as French "tapé"): too weak to make a moment
@@ -286,6 +288,7 @@ def relaxed_said(store: Store, groups: tuple, sem: list[Item], said: list[Item]
     ids = sorted({it.segment_id + j for it in sem for j in range(WINDOW_SEGMENTS)})
     by_id = {r[0]: r for r in reads.segments_by_id(store, ids)}
     idf = group_weights(store, groups)
+    typed_groups = _typed_only(groups)
     have = {it.rowid for it in said}
     out = []
     for it in sem:
@@ -306,7 +309,7 @@ def relaxed_said(store: Store, groups: tuple, sem: list[Item], said: list[Item]
         it.covers = matched
         if best_seg is None or best_seg[0] in have:
             continue
-        typed = covered(best_seg[4], _typed_only(groups))
+        typed = covered(best_seg[4], typed_groups)
         total_score = sum(idf[g] for g in matched)
         out.append((total_score, Item("said", "said", best_seg[1], float(best_seg[2]),
                                       float(best_seg[3]), relaxed=True, rowid=best_seg[0],

@@ -328,11 +328,31 @@ def to_hits(store: Store, scored: list[tuple[float, Moment]], limit: int, query:
         for it in sorted(m.items, key=lambda it: it.rank):
             if it.kind not in kinds:
                 kinds.append(it.kind)
-        earlier = (_earlier_lines(store, m.media_id, lead, groups, sources.get(lead.rowid),
-                                  texts[lead.fts, lead.rowid])
-                   if (ADJACENT_LINES and lead.relaxed and turns is None
-                       and (lead.fts, lead.rowid) in texts and lead.fts == "segments_fts")
-                   else [])
+        seg = next((it.segment_id for it in m.items if it.segment_id is not None), None)
+        if seg is None and lead.fts == "segments_fts":
+            seg = lead.rowid
+        kf = next((it.keyframe_id for it in m.items if it.keyframe_id is not None), None)
+        ranks: dict[str, int] = {}
+        for it in m.items:
+            ranks[it.list] = min(ranks.get(it.list, 10 ** 9), it.rank)
+        seek = seek_time(store, lead, query, float(start), float(end), said_words, groups)
+        earlier: list[tuple] = []   # lines just before the lead saying the query's other words
+        if lead.list == "similar":
+            start = seek
+            if any(h.media_id == m.media_id and h.start <= start < max(h.end, h.start + 1e-6)
+                   for h in hits):
+                continue    # the window's line with the words is a better hit already shown
+        elif lead.fts == "segments_fts":
+            opens = (sentence_start(said_words[lead.rowid], seek)
+                     if SENTENCE_START and said_words.get(lead.rowid) else None)
+            if opens is not None and start <= opens <= seek:
+                start = opens     # a line of several sentences: the one the words are in
+            elif (ADJACENT_LINES and lead.relaxed and turns is None
+                  and (lead.fts, lead.rowid) in texts):
+                earlier = _earlier_lines(store, m.media_id, lead, groups,
+                                         sources.get(lead.rowid), texts[lead.fts, lead.rowid])
+                if earlier:
+                    start, seek = _first_line_start(store, earlier[0], query)
         if earlier:     # the words said over this line and the ones just before it
             said_text = " ".join([r[3] for r in earlier] + [texts[lead.fts, lead.rowid]])
             snippet = make_snippet(said_text, query, relaxed=True)
@@ -345,27 +365,6 @@ def to_hits(store: Store, scored: list[tuple[float, Moment]], limit: int, query:
         else:
             snippet = make_snippet(lead.text or "", query, relaxed=True,
                                    tokens=WINDOW_SNIPPET_TOKENS)
-        seg = next((it.segment_id for it in m.items if it.segment_id is not None), None)
-        if seg is None and lead.fts == "segments_fts":
-            seg = lead.rowid
-        kf = next((it.keyframe_id for it in m.items if it.keyframe_id is not None), None)
-        ranks: dict[str, int] = {}
-        for it in m.items:
-            ranks[it.list] = min(ranks.get(it.list, 10 ** 9), it.rank)
-        seek = seek_time(store, lead, query, float(start), float(end), said_words, groups)
-        if lead.list == "similar":
-            start = seek
-            if any(h.media_id == m.media_id and h.start <= start < max(h.end, h.start + 1e-6)
-                   for h in hits):
-                continue    # the window's line with the words is a better hit already shown
-        elif SENTENCE_START and lead.fts == "segments_fts" and said_words.get(lead.rowid):
-            # a line of several sentences: the moment is the sentence the words are in
-            opens = sentence_start(said_words[lead.rowid], seek)
-            if opens is not None and start <= opens <= seek:
-                start = opens
-                earlier = []      # the words begin in a later sentence of the line
-        if earlier:
-            start, seek = _first_line_start(store, earlier[0], query)
         hit = Hit(m.media_id, path, float(start), float(end), lead.kind, snippet,
                   float(score), kinds, None, seg, kf,
                   vec[0].similarity if vec else None, ranks, seek,
