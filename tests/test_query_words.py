@@ -342,6 +342,39 @@ def test_hybrid_search_that_finds_nothing_falls_back_to_lines_holding_two_words(
     store.close()
 
 
+def test_the_fallback_counts_the_words_a_line_says_in_a_near_spelling(tmp_path, embedder):
+    """"ждайте пожалуйста единение": the recogniser wrote "Жидайте, пожалуйста,
+    соединение.", so the line holds one of the words as typed, and hybrid search found
+    nothing. Its fallback now counts the other two, said there in a near spelling (one
+    letter more; the word inside a longer one), and finds that line first; a near spelling
+    counts only beside a word held as typed, so one common word still finds nothing."""
+    store, mid = _one_file(tmp_path, "ru", [
+        "Пожалуйста, проверьте номер и наберите еще раз.",
+        "Пожалуйста, попробуйте еще раз.", "Жидайте, пожалуйста, соединение.",
+        "Пустые конференции не существуют.", "Пожалуйста, введите номер канала.",
+        "Соединение прервано.", "Конференция записывается."],
+        step=6.0, embedder=embedder)
+    hits = _words_only(store, "ждайте пожалуйста единение", embedder)
+    assert [(h.media_id, h.start) for h in hits] == [(mid, 12.0)]
+    assert _words_only(store, "пожалуйста закажите пиццу", embedder) == []
+    # the same words in full-text search: the near spelling does not change its order
+    text = search(store, "ждайте пожалуйста единение", mode="text")
+    assert (mid, 12.0) in {(h.media_id, h.start) for h in text}
+    store.close()
+
+
+def test_near_spellings():
+    from indexer.search.query_text import content_groups, near_groups, near_words
+    assert near_words("ждайте", "жидайте") and near_words("единение", "соединение")
+    assert near_words("attisa", "attesa") and near_words("vocce", "vocca")
+    assert not near_words("voce", "vocce")                   # too short to guess at
+    assert not near_words("estere", "lettere")               # two letters apart
+    assert not near_words("nation", "international")         # inside, but a small part
+    groups = content_groups("ждайте пожалуйста единение")
+    assert near_groups("Жидайте, пожалуйста, соединение.", groups,
+                       frozenset({1})) == frozenset({0, 2})
+
+
 def test_a_word_rare_as_typed_makes_a_hybrid_hit_though_its_other_forms_are_common(
         tmp_path, embedder):
     """"espere interesa vamos": "espere" is said in one line, its forms "espera",

@@ -91,6 +91,9 @@ CANDIDATES = 50          # rows taken from each list before fusing (at least `li
 # Hybrid search that finds nothing falls back to full-text lines holding at least this
 # many of the query's content words (benchmarks/README.md, "Spoken search"); 0: never
 FALLBACK_WORDS = 2
+# ... counting the words a line holding one of them says in a near spelling (the
+# recogniser's "жидайте" for "ждайте"): in that fallback only, where hybrid found nothing
+FALLBACK_NEAR = True
 VOICE_OVERSAMPLE = 4     # a speaker or person filter asks the lists for this many times more
 IMAGE_MIN_SIMILARITY = None   # no floor for search by example: the nearest frames are asked for
 
@@ -238,7 +241,7 @@ def _search(store: Store, query: str = "", *, image=None, keyframe_id: int | Non
         # nothing met hybrid's gates (no meaning window near enough, no rare word): the
         # lines holding FALLBACK_WORDS of the query's words, as full-text search finds them
         text = fts_lists(store, query, n * VOICE_OVERSAMPLE if spans is not None else n,
-                         filters, hybrid=False, forms=forms)
+                         filters, hybrid=False, forms=forms, near=FALLBACK_NEAR)
         scored = [(score, m) for score, m in fuse(_narrowed(text, turns, spans), rrf_k,
                                                   weights, relaxed_creates=True,
                                                   word_weights=word_weights)

@@ -18,7 +18,7 @@ import numpy as np
 from indexer.search.filters import Filters, media_conditions
 from indexer.search.library_cache import cached
 from indexer.search.query_text import (STOPWORDS, content_groups, covered, fold, fts_query,
-                                       relaxed_query)
+                                       near_groups, relaxed_query)
 from indexer.search.sources import BY_FTS, BY_LIST, SOURCES, TENTATIVE_LISTS
 from indexer.search.word_forms import merged, tag_labels
 from indexer.search.speakers import voice_filter_condition
@@ -166,9 +166,11 @@ def _typed_only(groups: tuple) -> tuple:
     return tuple(alts[:1] for alts in groups)
 
 
-def _covering(store: Store, items: list[Item], groups: tuple) -> dict[int, frozenset]:
+def _covering(store: Store, items: list[Item], groups: tuple, near: bool = False
+              ) -> dict[int, frozenset]:
     """Each item's `covers`: the query's content words its row holds (one read per
-    table). Returns, by row id, the words held as typed (not only in another form)."""
+    table); with `near`, also those a row holding some of them says in a near spelling
+    (`Item.near`). Returns, by row id, the words held as typed (not only in another form)."""
     by_fts: dict[str, list[Item]] = {}
     for it in items:
         by_fts.setdefault(it.fts, []).append(it)
@@ -178,13 +180,18 @@ def _covering(store: Store, items: list[Item], groups: tuple) -> dict[int, froze
         src = BY_FTS[fts]
         texts = reads.rows_text(store, src.table, src.column, [it.rowid for it in its])
         for it in its:
-            it.covers = covered(texts.get(it.rowid, ""), groups)
-            as_typed[it.rowid] = covered(texts.get(it.rowid, ""), typed)
+            text = texts.get(it.rowid, "")
+            it.covers = covered(text, groups)
+            if near and it.covers:
+                it.near = near_groups(text, groups, it.covers)
+                it.covers |= it.near
+            as_typed[it.rowid] = covered(text, typed)
     return as_typed
 
 
 def fts_lists(store: Store, query: str, n: int, f: Filters | None, *,
-              hybrid: bool = False, forms: dict | None = None) -> dict[str, list[Item]]:
+              hybrid: bool = False, forms: dict | None = None, near: bool = False
+              ) -> dict[str, list[Item]]:
     """Per FTS source: the strict matches (every word, in any of its `forms`: folded
     word -> other forms, indexer.search.word_forms), topped up to n with relaxed ones.
 
@@ -195,7 +202,8 @@ def fts_lists(store: Store, query: str, n: int, f: Filters | None, *,
     them, so an unrelated query still finds nothing. What is shown and tagged is short
     text: there any content word makes a *tentative* match, which stands only where a
     moment ends up holding every word of the query ("people walking": a "person" tag
-    and a "walking" tag on the same shot)."""
+    and a "walking" tag on the same shot). `near`: relaxed lines also hold the words they
+    say in a near spelling (query_text.near_groups)."""
     if fts_query(query) is None:
         return {}
     seen_as = tag_labels(query)
@@ -236,7 +244,7 @@ def fts_lists(store: Store, query: str, n: int, f: Filters | None, *,
             except Exception:
                 more = []
             more = [it for it in more if it.rowid not in seen][:n - len(items)]
-            as_typed = _covering(store, more, groups)
+            as_typed = _covering(store, more, groups, near)
             # more of the query's words first (by their idf), then bm25's order
             idf = group_weights(store, groups, src.fts, src.table)
             more.sort(key=lambda it: (-sum(idf[g] for g in it.covers),

@@ -106,7 +106,7 @@ def fuse(lists: dict[str, list[Item]], rrf_k: float, weights: dict, relaxed_crea
         held = m.held()
         whole = bool(words) and len(held) == words
         line = whole and LINE_FIRST and any(
-            it.list in _LINE_LISTS and it.covers and len(it.covers) == words
+            it.list in _LINE_LISTS and it.covers and len(it.covers - it.near) == words
             and it.fts is not None for it in m.items)
         if m.tentative and not whole:
             continue

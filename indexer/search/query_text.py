@@ -236,6 +236,46 @@ def covered(text: str, groups: tuple[tuple, ...]) -> frozenset:
     return frozenset(i for i, alts in enumerate(groups) if any(holds(t, p) for t, p in alts))
 
 
+# A word the recogniser spelled a little differently ("vocce" for "voce", "жидайте" for
+# "ждайте", "соединение" heard where "за единение" was said): one edit apart, or one held
+# inside the other, for words of at least this many letters (near_groups)
+NEAR_MIN_LETTERS = 5
+NEAR_INSIDE_SHARE = 0.75    # ... the shorter word at least this share of the longer
+
+
+def _one_edit(a: str, b: str) -> bool:
+    """Whether two different words are one insertion, deletion, substitution or swap of
+    neighbouring letters apart."""
+    if abs(len(a) - len(b)) > 1 or a == b:
+        return False
+    i = 0
+    while i < min(len(a), len(b)) and a[i] == b[i]:
+        i += 1
+    if len(a) == len(b):
+        return a[i + 1:] == b[i + 1:] or (a[i + 2:] == b[i + 2:] and a[i:i + 2] == b[i:i + 2][::-1])
+    longer, shorter = (a, b) if len(a) > len(b) else (b, a)
+    return longer[i + 1:] == shorter[i:]
+
+
+def near_words(typed: str, word: str) -> bool:
+    """Whether a text's word is a near spelling of a query word as typed (both folded)."""
+    short, long_ = sorted((typed, word), key=len)
+    if len(short) < NEAR_MIN_LETTERS:
+        return False
+    return _one_edit(typed, word) or (short in long_ and len(short) >= NEAR_INSIDE_SHARE * len(long_))
+
+
+def near_groups(text: str, groups: tuple[tuple, ...], held: frozenset) -> frozenset:
+    """The content groups not in `held` whose word as typed is spelled nearly so in the
+    text (near_words); a phrase or a prefix is never matched nearly."""
+    todo = [(i, alts[0][0]) for i, alts in enumerate(groups) if i not in held
+            and not alts[0][1] and " " not in alts[0][0] and len(alts[0][0]) >= NEAR_MIN_LETTERS]
+    if not todo:
+        return frozenset()
+    tokens = {_folded(w) for w in WORD.findall(text.lower())}
+    return frozenset(i for i, t in todo if any(near_words(t, w) for w in tokens))
+
+
 def _holder(text: str):
     """holds(term, is_prefix): whether the text holds a folded term; a term of several
     words ("golden retriever", a CJK word's letters "北 京") as a phrase."""

@@ -104,6 +104,8 @@ class Item:
                                       # a moment of its own, in full-text search either
     typed: frozenset | None = None    # of `covers`, the words its text holds as typed (not
                                       # only in another form); None: not looked at
+    near: frozenset = frozenset()     # of `covers`, the words held only in a near spelling
+                                      # (search.FALLBACK_NEAR)
     window: "Item | None" = None      # the meaning window a relaxed said match was found in
                                       # (fulltext.relaxed_said): it supports that moment
 
