@@ -896,6 +896,87 @@ def levers(split: str = "dev", names: list[str] | None = None) -> None:
               flush=True)
 
 
+def _kept_results(data: list[tuple]) -> list:
+    """The shipped stage's diarization of each file of lever data (the "r2 chosen" row)."""
+    from models import diarization as dz
+    hop, _vthr, tuning = LEVERS["r2 chosen: hop 0.8 where two centroids >= 0.80, neighbours 0.33"]
+    unsure = float(hop.split()[1])
+    out = []
+    for _wav, units, regions, _reft, _k, per_hop in data:
+        res = None
+        for h in (1.6, 0.8):
+            windows, emb = per_hop[h]
+            res = dz.diarize_embeddings(windows, emb, words=units, regions=regions, hop_s=h,
+                                        **tuning)
+            if dz.closest_speakers(res) < unsure:
+                break
+        out.append(res)
+    return out
+
+
+def _as_norm_matching(k: int, z: float, floor: float):
+    """A voice match by adaptive score normalisation (tried, not kept): a speaker and a
+    voice are scored by their cosine standardised against each side's k most alike other
+    voices of the library (the cohort), matched at `z` or above and a cosine of at least
+    `floor`; with fewer than k other voices, the raw cosine threshold as shipped."""
+    from indexer.store import speakers as ss
+
+    def match(self, speakers, encoder, threshold, kept):
+        out = {label: (voice, None) for label, voice in kept.items()}
+        rows = [r for r in self._rows("SELECT id, centroid FROM voices WHERE encoder = ?",
+                                      (encoder,)) if r["id"] not in kept.values()]
+        todo = [sp for sp in speakers if int(sp["label"]) not in out]
+        if rows and todo:
+            V = np.stack([ss._unit(ss._vec(r["centroid"])) for r in rows])
+            S = np.stack([ss._unit(np.asarray(sp["centroid"], np.float32)) for sp in todo])
+            sim = S @ V.T
+            score, ok = sim, sim >= threshold
+            if len(rows) > k:
+                VV = V @ V.T
+                np.fill_diagonal(VV, -9.0)
+
+                def top(m):
+                    t = -np.sort(-m, axis=1)[:, :k]
+                    return t.mean(1), t.std(1) + 1e-3
+                (mv, sv), (ms, sd) = top(VV), top(sim)
+                score = 0.5 * ((sim - ms[:, None]) / sd[:, None] + (sim - mv) / sv)
+                ok = (score >= z) & (sim >= floor)
+            used: set[int] = set()
+            for i, j in sorted(np.ndindex(sim.shape), key=lambda ij: -score[ij]):
+                label = int(todo[i]["label"])
+                if ok[i, j] and label not in out and j not in used:
+                    out[label] = (rows[j]["id"], round(float(sim[i, j]), 4))
+                    used.add(j)
+        for sp in speakers:
+            out.setdefault(int(sp["label"]), (None, None))
+        return out
+    return match
+
+
+def voice_thresholds(split: str, thresholds: list[float], as_norm: list[str]) -> None:
+    """Named voices (precision / recall) of the shipped diarization at each voice match
+    threshold, then with each adaptive score normalisation "K,Z,FLOOR" (stop 34)."""
+    from indexer.store import speakers as ss
+    data = _lever_data(split)
+    results = _kept_results(data)
+    print(f"{split}: {len(data)} files")
+    for t in thresholds:
+        r = _voices_of(data, results, t)
+        print(f"cosine >= {t:.3f}: voices P {r['precision']:.3f} R {r['recall']:.3f} "
+              f"({r['shown']} shown)", flush=True)
+    shipped = ss.SpeakersMixin._match_voices
+    try:
+        for spec in as_norm:
+            k, z, floor = spec.split(",")
+            ss.SpeakersMixin._match_voices = _as_norm_matching(int(k), float(z), float(floor))
+            from models.diarization import VOICE_MATCH_THRESHOLD
+            r = _voices_of(data, results, VOICE_MATCH_THRESHOLD)
+            print(f"AS-norm k {k}, z >= {z}, cosine >= {floor}: voices P {r['precision']:.3f} "
+                  f"R {r['recall']:.3f} ({r['shown']} shown)", flush=True)
+    finally:
+        ss.SpeakersMixin._match_voices = shipped
+
+
 # ---------------------------------------------------------------- source check ---
 def check_sources(per_voice: int = 80) -> None:
     """Who speaks in the packaged sources, checked on the audio: per source, the cosine
@@ -1140,6 +1221,12 @@ def main(argv=None) -> int:
     ap.add_argument("--split", choices=("dev", "test", "both"), default="both")
     ap.add_argument("--sets", choices=("all", "first"), default="all",
                     help="first: only the first set (Asterisk and AMI), as before the enlargement")
+    ap.add_argument("--voice-thresholds", metavar="T,T,...",
+                    help="named voices of the shipped diarization at these match thresholds "
+                         "(cached lever data; --split dev or test)")
+    ap.add_argument("--as-norm", nargs="*", default=[], metavar="K,Z,FLOOR",
+                    help="with --voice-thresholds: voices matched by adaptive score "
+                         "normalisation too (tried, not kept)")
     ap.add_argument("--before", action="store_true",
                     help="the stage as it was before the unsure pass (one hop, neighbours to 1/2)")
     args = ap.parse_args(argv)
@@ -1155,6 +1242,11 @@ def main(argv=None) -> int:
     if args.levers is not None:
         # tuned on dev; `--split test` runs the settings chosen there once
         levers("test" if args.split == "test" else "dev", args.levers)
+        warn_stale()
+        return 0
+    if args.voice_thresholds:
+        voice_thresholds("test" if args.split == "test" else "dev",
+                         [float(t) for t in args.voice_thresholds.split(",")], args.as_norm)
         warn_stale()
         return 0
     if args.tune:
