@@ -187,9 +187,32 @@ def photo_faces(models) -> list[dict]:
     return out
 
 
-def photo_scores(faces: list[dict], orders: int = 5, threshold: float | None = None) -> dict:
+def library_people(vecs: np.ndarray, threshold: float) -> list[int]:
+    """The person each face ends up with when each is a file of its own, saved in this
+    order into a real library (`Store.save_faces`: assign, then join_close)."""
+    import tempfile
+    from indexer.store import Store
+    face = {"start": 0.0, "end": 1.0, "time": 0.0, "x": 0.4, "y": 0.2, "w": 0.2, "h": 0.3,
+            "score": 1.0, "sightings": 1, "thumbnail": None}
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Store(Path(tmp) / "people.db")
+        try:
+            rows = [store.save_faces(store.add_media(f"/faces/{i}.jpg", f"f{i}", 1, 0), [face],
+                                     [v], match_distance=threshold)[0]["id"]
+                    for i, v in enumerate(vecs)]
+            person = {r["id"]: r["person_id"] for r in store._rows(
+                "SELECT id, person_id FROM face_appearances")}
+        finally:
+            store.close()
+    return [person[r] for r in rows]
+
+
+def photo_scores(faces: list[dict], orders: int = 5, threshold: float | None = None,
+                 join: bool = True) -> dict:
     """P@1 (each face with a same-person face elsewhere queries all the others) and the
-    pairwise F1 of the incremental clustering, the faces fed in `orders` random orders."""
+    pairwise F1 of the incremental clustering, the faces fed in `orders` random orders,
+    each a file of its own saved into a real library (`join`: False, by `assign` alone,
+    as before people close enough were joined after each file)."""
     from models.face_clustering import MATCH_DISTANCE, assign, pairwise_f1
     threshold = MATCH_DISTANCE if threshold is None else threshold
     ids = np.array([f["identity"] for f in faces])
@@ -205,7 +228,10 @@ def photo_scores(faces: list[dict], orders: int = 5, threshold: float | None = N
     for _ in range(orders):
         order = rng.permutation(len(faces))
         labels = np.empty(len(faces), int)
-        labels[order] = assign(vecs[order], threshold=threshold).labels
+        if join:
+            labels[order] = library_people(vecs[order], threshold)
+        else:
+            labels[order] = assign(vecs[order], threshold=threshold).labels
         f1s.append(pairwise_f1(ids, labels))
     same = d[np.equal.outer(ids, ids) & np.isfinite(d)]
     other = d[~np.equal.outer(ids, ids)]
@@ -495,6 +521,9 @@ def main() -> None:
                          "whose name holds one of the WORDs, if given)")
     ap.add_argument("--fit-boxes", action="store_true",
                     help="fit the fast detector's box to dlib HOG's framing")
+    ap.add_argument("--no-join", action="store_true",
+                    help="people by assign alone, as before close people were joined after "
+                         "each file (stop 34)")
     ap.add_argument("--tune", action="store_true",
                     help="the clustering's F1 on the dev split under each MATCH_DISTANCE")
     ap.add_argument("--batch", type=int, default=10, help="files in the memory check")
@@ -526,7 +555,8 @@ def main() -> None:
     if args.tune:
         from benchmarks.faces_dev import dev_faces
         faces = dev_faces(models)
-        rows = [photo_scores(faces, orders=50, threshold=t) | {"threshold": t}
+        rows = [photo_scores(faces, orders=50, threshold=t, join=not args.no_join)
+                | {"threshold": t}
                 for t in TUNE_THRESHOLDS]
         print(table([[r["threshold"], r["precision"], r["recall"], r["f1_mean"], r["f1_min"]]
                      for r in rows], ["dev: MATCH_DISTANCE", "pair precision", "pair recall",
@@ -538,7 +568,7 @@ def main() -> None:
         from benchmarks.faces_dev import dev_faces
         splits.append(("dev", dev_faces))
     for split, faces_of in splits:
-        ps = photo_scores(faces_of(models))
+        ps = photo_scores(faces_of(models), join=not args.no_join)
         print(table([[split, ps["faces"], ps["identities"], ps["queries"], ps["p_at_1"],
                       ps["same_pairs"], ps["precision"], ps["recall"], ps["f1_mean"],
                       ps["f1_min"]]],

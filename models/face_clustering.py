@@ -11,6 +11,12 @@ a new person, which the following faces can join. So a file's faces join the peo
 library already knows without recomputing anyone, and two faces of one new person in the
 same file meet at once.
 
+After a file's faces are placed, people whose centroids have come closer than
+MATCH_DISTANCE become one (`join_close`, only among those the file touched): a person's
+first faces may start two people when they arrive in an unlucky order (a grimace, then a
+smile), and the centroids that the later faces move meet again. So the people found no
+longer depend on the order files were indexed in (benchmarks/README.md "Faces").
+
 MATCH_DISTANCE: dlib's model puts two faces of one person within 0.6 of each other (its
 LFW calibration, 99.38 %); the distance to a centroid is smaller than to a single face, so
 0.5 keeps the error on the side a user repairs with one merge (two people for one) rather
@@ -82,6 +88,49 @@ def assign(vecs, centroids=None, counts=None, *, threshold: float = MATCH_DISTAN
         labels[i] = best
     out = np.asarray(rows, np.float32).reshape(len(rows), dim)
     return Assignment(labels, out, np.asarray(counts_l, np.int64), len(rows) - n_old, dists)
+
+
+def join_close(centroids, counts, touched, *, threshold: float = MATCH_DISTANCE,
+               may_join=None) -> list[tuple[int, int]]:
+    """People to make one: (into, other) row pairs, in the order they are joined, closest
+    first. A pair joins when its centroids (the running means, moved by each join) are
+    nearer than `threshold` and one of them is `touched` (the people a file's faces just
+    joined or started; a joined person counts as touched). `may_join(a, b)`: whether two
+    rows may become one (a user's decisions keep some apart); `into` is the row with more
+    faces (the earlier on a tie)."""
+    cents = _as_matrix(centroids).astype(np.float64).copy()
+    cnts = np.asarray(counts, dtype=np.float64).copy()
+    alive = np.ones(len(cents), bool)
+    todo = {int(t) for t in touched}
+    refused: set[tuple[int, int]] = set()
+    joins: list[tuple[int, int]] = []
+    while todo:
+        best = None
+        for t in sorted(todo):
+            if not alive[t]:
+                continue
+            d = np.linalg.norm(cents - cents[t], axis=1)
+            d[~alive] = np.inf
+            d[t] = np.inf
+            for o in np.flatnonzero(d < threshold):
+                pair = (min(t, int(o)), max(t, int(o)))
+                if pair not in refused and (best is None or d[o] < best[0]):
+                    best = (float(d[o]), *pair)
+        if best is None:
+            break
+        _, a, b = best
+        if may_join is not None and not may_join(a, b):
+            refused.add((a, b))
+            continue
+        into, other = (a, b) if cnts[a] >= cnts[b] else (b, a)
+        n = cnts[into] + cnts[other]
+        cents[into] = (cents[into] * cnts[into] + cents[other] * cnts[other]) / n
+        cnts[into] = n
+        alive[other] = False
+        todo.discard(other)
+        todo.add(into)
+        joins.append((into, other))
+    return joins
 
 
 def centroid(vecs, weights=None) -> np.ndarray:

@@ -7,7 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.face_clustering import MATCH_DISTANCE, assign, link, pairwise_f1, two_groups
+from models.face_clustering import (MATCH_DISTANCE, assign, join_close, link, pairwise_f1,
+                                    two_groups)
 
 
 def _at(*coords) -> np.ndarray:
@@ -42,6 +43,22 @@ def test_people_that_may_not_be_joined_are_passed_over():
     face = _at(0.1)
     assert assign([face], known, [1, 1]).labels[0] == 0
     assert assign([face], known, [1, 1], joinable=[False, True]).labels[0] == 1
+
+
+def test_people_whose_centroids_came_close_become_one():
+    # two people 0.56 apart; a face at 0.2 joins the first and moves it to 0.1, 0.46 from
+    # the second: they are one person now, the one with more faces taking the other
+    first = assign([_at(0.2)], np.stack([_at(0.0), _at(0.56)]), [1, 1])
+    assert list(first.labels) == [0]
+    assert join_close(first.centroids, first.counts, [0]) == [(0, 1)]
+    # only pairs with a touched person are looked at, and may_join can refuse one
+    assert join_close(np.stack([_at(0.0), _at(0.46), _at(5.0)]), [1, 1, 1], [2]) == []
+    assert join_close(first.centroids, first.counts, [0], may_join=lambda a, b: False) == []
+    # a join moves the centroid, which may then reach a third person; a far one stays
+    # (0 and 0.45 x 3 meet at 0.3375, within 0.4625 of 0.8)
+    cents = np.stack([_at(0.0), _at(0.45), _at(0.8), _at(5.0)])
+    assert join_close(cents, [1, 3, 1, 1], [0]) == [(1, 0), (1, 2)]
+    assert join_close(cents, [1, 1, 1, 1], [3]) == []
 
 
 def test_counts_must_match_the_centroids():

@@ -242,6 +242,44 @@ def test_a_name_given_once_holds_across_files(store, descriptors):
         store.name_person(9999, "Anna")
 
 
+def _point(x: float) -> np.ndarray:
+    """A 128-d point x along the first axis: descriptors at known distances."""
+    v = np.zeros(128, np.float32)
+    v[0] = x
+    return v
+
+
+def test_people_whose_faces_meet_later_become_one_unless_a_user_kept_them_apart(store):
+    """A person's first two faces, 0.56 apart, start two people; a third face between them
+    moves the first person's centroid within the match distance of the second: they are
+    one person from then on, whatever order the files came in. Two named people, a hidden
+    one, or one whose faces a user placed are never joined so."""
+    files = [store.add_media(f"/lib/{k}.mp4", f"f{k}", 1, 0) for k in range(9)]
+    a = store.save_faces(files[0], [_appearance(0.0)], [_point(0.0)])[0]["person_id"]
+    b = store.save_faces(files[1], [_appearance(0.0)], [_point(0.56)])[0]["person_id"]
+    assert a != b
+    store.name_person(b, "Anna")
+    third = store.save_faces(files[2], [_appearance(0.0)], [_point(0.2)])
+    people = store.list_people()
+    assert [p["name"] for p in people] == ["Anna"] and people[0]["appearances"] == 3
+    assert third[0]["person_id"] == people[0]["id"]            # the name stays, with its person
+    assert {r["person_id"] for r in store.face_appearances(files[0])} == {people[0]["id"]}
+    # two named people stay two
+    c = store.save_faces(files[3], [_appearance(0.0)], [_point(10.0)])[0]["person_id"]
+    d = store.save_faces(files[4], [_appearance(0.0)], [_point(10.56)])[0]["person_id"]
+    store.name_person(c, "Bea")
+    store.name_person(d, "Cleo")
+    store.save_faces(files[5], [_appearance(0.0)], [_point(10.2)])
+    assert {p["name"] for p in store.list_people()} == {"Anna", "Bea", "Cleo"}
+    # a person the user split off is not joined back
+    e = store.save_faces(files[6], [_appearance(0.0)], [_point(20.0)])[0]["person_id"]
+    f = store.save_faces(files[7], [_appearance(0.0)], [_point(20.56)])[0]["person_id"]
+    store.merge_people(e, [f])
+    g = store.split_person(e, [store.face_appearances(files[7])[0]["id"]])
+    store.save_faces(files[8], [_appearance(0.0)], [_point(20.2)])
+    assert store.person(g)["appearances"] == 1 and store.person(e) is not None
+
+
 def test_merge_split_and_hide_keep_rows_consistent(store, descriptors):
     m = store.add_media("/lib/talk.mp4", "f", 1, 0)
     rows = store.save_faces(m, [_appearance(0.0), _appearance(4.0), _appearance(8.0)],

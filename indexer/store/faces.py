@@ -15,7 +15,10 @@ indexer/store/schema_faces.py; clustering: models.face_clustering (pure).
     store.shot_starts(media_id)         # where the visual stage found cuts (the stage's tracks)
 
 A file's appearances join the person whose centroid is nearest under the match distance,
-else start new people (models.face_clustering.assign); nothing else is recomputed. A
+else start new people (models.face_clustering.assign); then the people they touched join
+any person whose centroid has come that close (models.face_clustering.join_close), unless
+a user's decision keeps them apart (two named people, a hidden one, or one whose faces a
+user placed); nothing else is recomputed. A
 re-run on the same file keeps what a user decided: a new appearance matching an old one
 the user had moved stays with that person.
 """
@@ -131,7 +134,62 @@ class FacesMixin:
                            "VALUES (?, ?, ?)", (row["id"], _blob(vecs[i]), media_id))
                 saved.append(row)
             self._refresh_centroids()
+            moved = self._join_close_people(set(person_of.values()), threshold)
+            for row in saved:
+                row["person_id"] = moved.get(row["person_id"], row["person_id"])
         return saved
+
+    def _join_close_people(self, touched: set[int], threshold: float) -> dict[int, int]:
+        """Make one of people whose centroids are closer than `threshold`, one of them in
+        `touched` (models.face_clustering.join_close); a named person keeps the name.
+        Never two named people, a hidden one, or one with faces a user placed. Returns
+        {person id joined into another: the id it joined}."""
+        from models.face_clustering import join_close
+        people = self._rows("SELECT id, centroid, faces FROM people ORDER BY id")
+        rows = {p["id"]: k for k, p in enumerate(people)}
+        touched_rows = [rows[t] for t in touched if t in rows]
+        if len(people) < 2 or not touched_rows:
+            return {}
+        cents = np.frombuffer(b"".join(p["centroid"] for p in people),
+                              np.float32).reshape(len(people), FACE_DIM)
+        near = np.linalg.norm(cents[None, :, :] - cents[touched_rows][:, None, :], axis=2)
+        if (near < threshold).sum() <= len(touched_rows):     # each only near itself
+            return {}
+        facts: dict[int, dict] = {}
+
+        def fact(k: int) -> dict:
+            if k not in facts:
+                facts[k] = self._one("""SELECT name, hidden, EXISTS (SELECT 1 FROM
+                    face_appearances a WHERE a.person_id = p.id AND a.by_user = 1) AS placed
+                    FROM people p WHERE p.id = ?""", (people[k]["id"],))
+            return facts[k]
+
+        def may_join(a: int, b: int) -> bool:
+            pa, pb = fact(a), fact(b)
+            return not (pa["name"] and pb["name"]) and not (
+                pa["hidden"] or pb["hidden"] or pa["placed"] or pb["placed"])
+        joins = join_close(cents, [p["faces"] for p in people], touched_rows,
+                           threshold=threshold, may_join=may_join)
+        survivor = {k: p["id"] for k, p in enumerate(people)}
+        named = {p["id"]: fact(k)["name"] for k, p in enumerate(people)
+                 if any(k in pair for pair in joins)}
+        moved: dict[int, int] = {}
+        for into, other in joins:
+            keep, gone = survivor[into], survivor[other]
+            if named[gone] and not named[keep]:
+                keep, gone = gone, keep          # the name stays, with its person
+            self.db.execute("UPDATE face_appearances SET person_id = ? WHERE person_id = ?",
+                            (keep, gone))
+            self.db.execute("DELETE FROM people WHERE id = ?", (gone,))
+            self.db.execute("UPDATE people SET stale = 1 WHERE id = ?", (keep,))
+            survivor[into] = keep
+            for old, new in list(moved.items()):
+                if new == gone:
+                    moved[old] = keep
+            moved[gone] = keep
+        if moved:
+            self._refresh_centroids()
+        return moved
 
     def _user_choices(self, media_id: int) -> list[tuple[int, np.ndarray]]:
         rows = self._rows("SELECT a.person_id, v.embedding FROM face_appearances a "
