@@ -98,8 +98,9 @@ def join_close(centroids, counts, touched, *, threshold: float = MATCH_DISTANCE,
     joined or started; a joined person counts as touched). `may_join(a, b)`: whether two
     rows may become one (a user's decisions keep some apart); `into` is the row with more
     faces (the earlier on a tie)."""
-    cents = _as_matrix(centroids).astype(np.float64).copy()
-    cnts = np.asarray(counts, dtype=np.float64).copy()
+    cents = _as_matrix(centroids).copy()
+    sq = np.einsum("ij,ij->i", cents, cents)        # distances from dot products: one
+    cnts = np.asarray(counts, dtype=np.float64).copy()   # row of them per touched person
     alive = np.ones(len(cents), bool)
     todo = {int(t) for t in touched}
     refused: set[tuple[int, int]] = set()
@@ -109,7 +110,7 @@ def join_close(centroids, counts, touched, *, threshold: float = MATCH_DISTANCE,
         for t in sorted(todo):
             if not alive[t]:
                 continue
-            d = np.linalg.norm(cents - cents[t], axis=1)
+            d = np.sqrt(np.maximum(sq + sq[t] - 2.0 * (cents @ cents[t]), 0.0))
             d[~alive] = np.inf
             d[t] = np.inf
             for o in np.flatnonzero(d < threshold):
@@ -125,6 +126,7 @@ def join_close(centroids, counts, touched, *, threshold: float = MATCH_DISTANCE,
         into, other = (a, b) if cnts[a] >= cnts[b] else (b, a)
         n = cnts[into] + cnts[other]
         cents[into] = (cents[into] * cnts[into] + cents[other] * cnts[other]) / n
+        sq[into] = float(cents[into] @ cents[into])
         cnts[into] = n
         alive[other] = False
         todo.discard(other)

@@ -152,8 +152,9 @@ class FacesMixin:
             return {}
         cents = np.frombuffer(b"".join(p["centroid"] for p in people),
                               np.float32).reshape(len(people), FACE_DIM)
-        near = np.linalg.norm(cents[None, :, :] - cents[touched_rows][:, None, :], axis=2)
-        if (near < threshold).sum() <= len(touched_rows):     # each only near itself
+        sq = np.einsum("ij,ij->i", cents, cents)
+        d2 = sq[None, :] + sq[touched_rows][:, None] - 2.0 * (cents[touched_rows] @ cents.T)
+        if (d2 < threshold ** 2).sum() <= len(touched_rows):     # each only near itself
             return {}
         facts: dict[int, dict] = {}
 
@@ -171,8 +172,7 @@ class FacesMixin:
         joins = join_close(cents, [p["faces"] for p in people], touched_rows,
                            threshold=threshold, may_join=may_join)
         survivor = {k: p["id"] for k, p in enumerate(people)}
-        named = {p["id"]: fact(k)["name"] for k, p in enumerate(people)
-                 if any(k in pair for pair in joins)}
+        named = {people[k]["id"]: fact(k)["name"] for pair in joins for k in pair}
         moved: dict[int, int] = {}
         for into, other in joins:
             keep, gone = survivor[into], survivor[other]
