@@ -329,17 +329,25 @@ def test_hybrid_search_that_finds_nothing_falls_back_to_lines_holding_two_words(
     meaning window near enough it found nothing. It now falls back to the line holding
     two of the words; a query sharing one common word with the library still finds
     nothing."""
-    store, mid = _one_file(tmp_path, "fr", [
+    store, _ = _one_hit_then_none(tmp_path, embedder, "fr", [
         "Pour enregistrer votre message, appuyez sur un.", "Appuyez sur étoile pour annuler.",
         "Appuyez sur dièse pour confirmer.", "Pour écouter vos messages, appuyez sur deux.",
         "Appuyez surnâche pour plus d'entrée.", "Votre entrée n'est pas valide.",
         "Cette entrée est déjà utilisée.", "Entrée refusée, essayez à nouveau.",
         "Bienvenue dans la messagerie vocale.", "La conférence est verrouillée."],
-        step=6.0, embedder=embedder)
-    hits = _words_only(store, "appuyez neige entrée", embedder)
-    assert [(h.media_id, h.start) for h in hits] == [(mid, 24.0)]
-    assert _words_only(store, "appuyez recette chocolat", embedder) == []
+        "appuyez neige entrée", 24.0, "appuyez recette chocolat")
     store.close()
+
+
+def _one_hit_then_none(tmp_path, embedder, lang: str, lines: list[str], query: str,
+                       at: float, unrelated: str) -> tuple[Store, int]:
+    """A library of `lines` 6 s apart where hybrid search's words alone (`_words_only`)
+    find `query` at `at` only, and `unrelated` (one common word shared) nowhere."""
+    store, mid = _one_file(tmp_path, lang, lines, step=6.0, embedder=embedder)
+    hits = _words_only(store, query, embedder)
+    assert [(h.media_id, h.start) for h in hits] == [(mid, at)]
+    assert _words_only(store, unrelated, embedder) == []
+    return store, mid
 
 
 def test_the_fallback_counts_the_words_a_line_says_in_a_near_spelling(tmp_path, embedder):
@@ -348,15 +356,12 @@ def test_the_fallback_counts_the_words_a_line_says_in_a_near_spelling(tmp_path, 
     nothing. Its fallback now counts the other two, said there in a near spelling (one
     letter more; the word inside a longer one), and finds that line first; a near spelling
     counts only beside a word held as typed, so one common word still finds nothing."""
-    store, mid = _one_file(tmp_path, "ru", [
+    store, mid = _one_hit_then_none(tmp_path, embedder, "ru", [
         "Пожалуйста, проверьте номер и наберите еще раз.",
         "Пожалуйста, попробуйте еще раз.", "Жидайте, пожалуйста, соединение.",
         "Пустые конференции не существуют.", "Пожалуйста, введите номер канала.",
         "Соединение прервано.", "Конференция записывается."],
-        step=6.0, embedder=embedder)
-    hits = _words_only(store, "ждайте пожалуйста единение", embedder)
-    assert [(h.media_id, h.start) for h in hits] == [(mid, 12.0)]
-    assert _words_only(store, "пожалуйста закажите пиццу", embedder) == []
+        "ждайте пожалуйста единение", 12.0, "пожалуйста закажите пиццу")
     # the same words in full-text search: the near spelling does not change its order
     text = search(store, "ждайте пожалуйста единение", mode="text")
     assert (mid, 12.0) in {(h.media_id, h.start) for h in text}
