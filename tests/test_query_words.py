@@ -531,6 +531,14 @@ def test_words_said_over_two_lines_play_from_the_first_of_them(tmp_path):
     assert (hits[0].start, hits[0].seek) == (6.0, 6.0)
     assert "composé" not in hits[0].snippet and "[Veillez]" in hits[0].snippet
     store.close()
+    # the line says the third word itself, misheard ("composée"): the line before that
+    # says it as typed is another sentence, and is not joined
+    store, mid = _one_file(tmp_path / "misheard", "fr", [
+        "Le numéro composé n'est pas en service.",
+        "Composée, veillez vérifier le numéro et essayez de nouveau."], words="split")
+    hits = search(store, "composé veillez essayez", mode="text")
+    assert (hits[0].start, hits[0].seek) == (5.0, 5.5)
+    store.close()
 
 
 def test_a_meaning_window_plays_from_the_first_of_consecutive_lines_holding_the_words(

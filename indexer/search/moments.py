@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from indexer.search.fulltext import group_weights
 from indexer.search.query_text import (content_groups, covered, first_said, make_snippet,
-                                       sentence_start, with_forms)
+                                       near_groups, sentence_start, with_forms)
 from indexer.search.sources import BY_FTS
 from indexer.search.speakers import VoiceTurns
 from indexer.search.types import Hit, Item, Moment
@@ -55,6 +55,9 @@ TYPED_FIRST_LINE = True
 ADJACENT_LINES = True
 ADJACENT_MAX_LINES = 3      # ... looking back at most this many lines
 ADJACENT_SPAN_S = 30.0      # ... starting at most this long before the line found
+# ... and only for the words the line does not say in a near spelling either (the line's
+# "ведите" is the query's "видите" misheard, not the earlier line's "Видите")
+ADJACENT_NEAR = True
 
 
 def fuse(lists: dict[str, list[Item]], rrf_k: float, weights: dict, relaxed_creates: bool,
@@ -218,6 +221,8 @@ def _earlier_lines(store: Store, media_id: int, lead: Item, groups: tuple,
     others (ADJACENT_LINES), earliest first: consecutive lines of its source and track,
     each adding a word the later ones lack, within ADJACENT_SPAN_S of it."""
     have = covered(text, groups)
+    if have and ADJACENT_NEAR:
+        have |= near_groups(text, groups, have)     # said here, misheard: not before
     if where is None or not have or len(have) == len(groups):
         return []
     out = []
