@@ -96,8 +96,9 @@ def join_close(centroids, counts, touched, *, threshold: float = MATCH_DISTANCE,
     first. A pair joins when its centroids (the running means, moved by each join) are
     nearer than `threshold` and one of them is `touched` (the people a file's faces just
     joined or started; a joined person counts as touched). `may_join(a, b)`: whether two
-    rows may become one (a user's decisions keep some apart); `into` is the row with more
-    faces (the earlier on a tie)."""
+    rows may become one (a user's decisions keep some apart), asked just before they are
+    joined, so a caller can carry what the two hold together to later pairs; `into` is
+    the row with more faces (the earlier on a tie)."""
     cents = _as_matrix(centroids).copy()
     sq = np.einsum("ij,ij->i", cents, cents)        # distances from dot products: one
     cnts = np.asarray(counts, dtype=np.float64).copy()   # row of them per touched person

@@ -242,10 +242,10 @@ def test_a_name_given_once_holds_across_files(store, descriptors):
         store.name_person(9999, "Anna")
 
 
-def _point(x: float) -> np.ndarray:
-    """A 128-d point x along the first axis: descriptors at known distances."""
+def _point(x: float, y: float = 0.0) -> np.ndarray:
+    """A 128-d point (x, y, 0, ...): descriptors at known distances."""
     v = np.zeros(128, np.float32)
-    v[0] = x
+    v[:2] = x, y
     return v
 
 
@@ -278,6 +278,22 @@ def test_people_whose_faces_meet_later_become_one_unless_a_user_kept_them_apart(
     g = store.split_person(e, [store.face_appearances(files[7])[0]["id"]])
     store.save_faces(files[8], [_appearance(0.0)], [_point(20.2)])
     assert store.person(g)["appearances"] == 1 and store.person(e) is not None
+
+
+def test_an_unnamed_person_that_joined_a_named_one_brings_no_second_name(store):
+    """An unnamed person pulled toward Dana joins her; their joined centroid then lies
+    within the match distance of Eve, but two names are two people: Eve stays."""
+    files = [store.add_media(f"/lib/{k}.mp4", f"f{k}", 1, 0) for k in range(4)]
+    dana = store.save_faces(files[0], [_appearance(0.0)], [_point(30.0)])[0]["person_id"]
+    eve = store.save_faces(files[1], [_appearance(0.0)], [_point(30.287, 0.45)])[0]["person_id"]
+    store.name_person(dana, "Dana")
+    store.name_person(eve, "Eve")
+    other = store.save_faces(files[2], [_appearance(0.0)], [_point(30.56)])[0]["person_id"]
+    assert len({dana, eve, other}) == 3
+    pulled = store.save_faces(files[3], [_appearance(0.0)], [_point(30.3)])
+    assert pulled[0]["person_id"] == dana and store.person(other) is None
+    assert store.person(eve)["name"] == "Eve" and store.person(eve)["appearances"] == 1
+    assert store.person(dana)["appearances"] == 3
 
 
 def test_merge_split_and_hide_keep_rows_consistent(store, descriptors):

@@ -156,27 +156,32 @@ class FacesMixin:
         d2 = sq[None, :] + sq[touched_rows][:, None] - 2.0 * (cents[touched_rows] @ cents.T)
         if (d2 < threshold ** 2).sum() <= len(touched_rows):     # each only near itself
             return {}
-        facts: dict[int, dict] = {}
+        facts: dict[int, dict] = {}     # row -> name, hidden, placed (of its group, once joined)
 
         def fact(k: int) -> dict:
             if k not in facts:
-                facts[k] = self._one("""SELECT name, hidden, EXISTS (SELECT 1 FROM
+                facts[k] = dict(self._one("""SELECT name, hidden, EXISTS (SELECT 1 FROM
                     face_appearances a WHERE a.person_id = p.id AND a.by_user = 1) AS placed
-                    FROM people p WHERE p.id = ?""", (people[k]["id"],))
+                    FROM people p WHERE p.id = ?""", (people[k]["id"],)))
             return facts[k]
 
         def may_join(a: int, b: int) -> bool:
             pa, pb = fact(a), fact(b)
-            return not (pa["name"] and pb["name"]) and not (
-                pa["hidden"] or pb["hidden"] or pa["placed"] or pb["placed"])
+            if (pa["name"] and pb["name"]) or pa["hidden"] or pb["hidden"] \
+                    or pa["placed"] or pb["placed"]:
+                return False
+            # join_close joins them now: later pairs see the name the two hold together
+            facts[a] = facts[b] = {"name": pa["name"] or pb["name"], "hidden": 0, "placed": 0}
+            return True
         joins = join_close(cents, [p["faces"] for p in people], touched_rows,
                            threshold=threshold, may_join=may_join)
         survivor = {k: p["id"] for k, p in enumerate(people)}
-        named = {people[k]["id"]: fact(k)["name"] for pair in joins for k in pair}
+        names = {p["id"]: p["name"] for p in self._rows(
+            "SELECT id, name FROM people WHERE name IS NOT NULL")}
         moved: dict[int, int] = {}
         for into, other in joins:
             keep, gone = survivor[into], survivor[other]
-            if named[gone] and not named[keep]:
+            if names.get(gone) and not names.get(keep):
                 keep, gone = gone, keep          # the name stays, with its person
             self.db.execute("UPDATE face_appearances SET person_id = ? WHERE person_id = ?",
                             (keep, gone))
