@@ -1,0 +1,108 @@
+"""Where the speech engine's time goes: the faster-whisper engine as avindex runs it
+(`models.asr`, Whisper base int8, beam 5, batch 8) on real recorded speech, with every
+CTranslate2 call (encode, language detection, beam search, word alignment), the VAD and
+the log-mel features timed.
+
+    .venv/bin/python -m benchmarks.speech_profile            # spoken dev's fr-june, it-carlo, es-co joined
+    .venv/bin/python -m benchmarks.speech_profile --voices dev-ru dev-en-allison
+    .venv/bin/python -m benchmarks.speech_profile --write /tmp/joined.wav   # also keeps the audio
+    /usr/bin/time -v .venv/bin/avindex --library /tmp/joined.db index /tmp/joined.wav   # every stage
+
+The speech is benchmarks.spoken_search's (built by `benchmarks.spoken_search` first, into
+benchmarks/.cache/spoken/audio/), its files joined one after the other. The model is
+loaded and warmed on the first 20 s before the clock starts. Wall shares of the parts are
+of the whole transcription; the CTranslate2 calls run on the engine's two workers, so
+their wall is the calls' own (both cores busy), and the rest (the log-mel features, the
+VAD, Python) runs on one core.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+DEFAULT_VOICES = ["dev-fr-june", "dev-it-carlo", "dev-es-co"]
+
+
+def _timed(owner, name: str, totals: dict, rows_arg: bool = False) -> None:
+    """Wrap owner.name so each call adds its wall seconds (and, with rows_arg, the rows
+    of its first argument) to totals[name]."""
+    fn = getattr(owner, name)
+
+    def wrapper(*args, **kwargs):
+        t = time.perf_counter()
+        out = fn(*args, **kwargs)
+        entry = totals.setdefault(name, [0.0, 0, 0])
+        entry[0] += time.perf_counter() - t
+        entry[1] += 1
+        if rows_arg:
+            entry[2] += int(np.asarray(args[1]).shape[0])
+        return out
+    setattr(owner, name, wrapper)
+
+
+def _write_wav(path: Path, audio: np.ndarray, rate: int) -> None:
+    import wave
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes((np.clip(audio, -1, 1) * 32767).astype(np.int16).tobytes())
+
+
+def profile(voices: list[str], write: Path | None = None) -> dict:
+    import faster_whisper.feature_extractor as fe
+
+    from benchmarks.speech import models_dir
+    from benchmarks.spoken_search import CACHE, _read_wav
+    from models import asr, silero_vad
+    from models.asr import load_engine
+    audio = np.concatenate([_read_wav(CACHE / "audio" / f"{v}.wav") for v in voices])
+    if write is not None:
+        _write_wav(write, audio, asr.SAMPLE_RATE)
+    engine = load_engine("faster-whisper", "base", models_dir=models_dir())
+    totals: dict = {}
+    for name in ("encode", "detect_language", "generate", "align"):
+        _timed(asr._ChunkWorkers, name, totals, rows_arg=True)
+    _timed(fe.FeatureExtractor, "__call__", totals)
+    _timed(silero_vad, "speech_timestamps", totals)
+    info, segs = engine.transcribe(audio[:20 * asr.SAMPLE_RATE])
+    list(segs)                                    # warm: model loaded, first passes run
+    totals.clear()
+    t0, c0 = time.perf_counter(), time.process_time()
+    info, segs = engine.transcribe(audio)
+    lines = list(segs)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return {"audio_s": len(audio) / asr.SAMPLE_RATE, "wall_s": wall, "cpu_s": cpu,
+            "lines": len(lines), "parts": totals}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--voices", nargs="+", default=DEFAULT_VOICES,
+                    help="spoken_search audio files (without .wav), joined in this order")
+    ap.add_argument("--write", type=Path, metavar="WAV",
+                    help="also write the joined speech there (16 kHz mono), to index it")
+    args = ap.parse_args(argv)
+    r = profile(args.voices, args.write)
+    print(f"{r['audio_s']:.1f} s of speech, {r['lines']} lines: wall {r['wall_s']:.1f} s "
+          f"(RTF {r['wall_s'] / r['audio_s']:.3f}), CPU {r['cpu_s']:.1f} s")
+    print("| part | wall s | share of wall | calls | chunks |")
+    print("|---|---|---|---|---|")
+    names = {"__call__": "log-mel features", "speech_timestamps": "VAD (silero)",
+             "generate": "beam search (generate)", "encode": "encoder",
+             "align": "word alignment", "detect_language": "language detection"}
+    for name, (secs, calls, rows) in sorted(r["parts"].items(), key=lambda kv: -kv[1][0]):
+        print(f"| {names.get(name, name)} | {secs:.2f} | {secs / r['wall_s']:.0%} | {calls} | "
+              f"{rows or ''} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
