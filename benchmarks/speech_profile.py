@@ -7,6 +7,8 @@ the log-mel features timed.
     .venv/bin/python -m benchmarks.speech_profile --voices dev-ru dev-en-allison
     .venv/bin/python -m benchmarks.speech_profile --write /tmp/joined.wav   # also keeps the audio
     /usr/bin/time -v .venv/bin/avindex --library /tmp/joined.db index /tmp/joined.wav   # every stage
+    .venv/bin/python -m benchmarks.speech_profile --fill 120 240 360 --voices dev-fr-june \
+        dev-it-carlo dev-es-co dev-ru dev-en-allison dev-es-allison dev-fr-armelle dev-it-paola
 
 The speech is benchmarks.spoken_search's (built by `benchmarks.spoken_search` first, into
 benchmarks/.cache/spoken/audio/), its files joined one after the other. The model is
@@ -83,13 +85,39 @@ def profile(voices: list[str], write: Path | None = None) -> dict:
             "lines": len(lines), "parts": totals}
 
 
+def chunk_fill(voices: list[str], windows_s: list[float]) -> None:
+    """How full the 30 s decoding chunks are (VAD runs packed whole, as the engine packs
+    them) with windows of each length: chunks and their share of speech."""
+    from faster_whisper.vad import VadOptions
+
+    from benchmarks.spoken_search import CACHE, _read_wav
+    from models import asr, audio_stream
+    from models.silero_vad import speech_timestamps
+    audio = np.concatenate([_read_wav(CACHE / "audio" / f"{v}.wav") for v in voices])
+    print(f"{len(audio) / asr.SAMPLE_RATE:.1f} s of speech")
+    print("| window s | chunks | speech in them s | fill |")
+    print("|---|---|---|---|")
+    for win in windows_s:
+        chunks, speech = 0, 0.0
+        for _offset, w in audio_stream.windows([audio], win):
+            runs = speech_timestamps(w, VadOptions(**asr._BATCH_VAD))
+            chunks += len(asr._pack(runs, asr._BATCH_CHUNK_S * asr.SAMPLE_RATE))
+            speech += sum(r["end"] - r["start"] for r in runs) / asr.SAMPLE_RATE
+        print(f"| {win:g} | {chunks} | {speech:.1f} | {speech / (asr._BATCH_CHUNK_S * chunks):.0%} |")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--voices", nargs="+", default=DEFAULT_VOICES,
                     help="spoken_search audio files (without .wav), joined in this order")
     ap.add_argument("--write", type=Path, metavar="WAV",
                     help="also write the joined speech there (16 kHz mono), to index it")
+    ap.add_argument("--fill", nargs="+", type=float, metavar="WINDOW_S",
+                    help="only how full the decoding chunks are with windows this long")
     args = ap.parse_args(argv)
+    if args.fill:
+        chunk_fill(args.voices, args.fill)
+        return 0
     r = profile(args.voices, args.write)
     print(f"{r['audio_s']:.1f} s of speech, {r['lines']} lines: wall {r['wall_s']:.1f} s "
           f"(RTF {r['wall_s'] / r['audio_s']:.3f}), CPU {r['cpu_s']:.1f} s")
