@@ -789,23 +789,30 @@ def _voices_of(data: list[tuple], results: list, threshold: float) -> dict:
             "recall": right / should if should else float("nan"), "shown": shown}
 
 
-def evaluate(data: list[tuple], hop: float | str, voice_threshold: float, **tuning) -> dict:
-    """DER, count accuracy and named voices of one setting over precomputed data. A hop
+def _diarized(units, regions, per_hop: dict, hop: float | str, tuning: dict) -> tuple:
+    """(diarization, whether it was run again at hop 0.8) of one file of lever data. A hop
     "unsure U" runs 1.6 and, where two speakers' centroids are at least U alike, 0.8."""
     from models import diarization as dz
+
+    def run(h: float):
+        windows, emb = per_hop[h]
+        return dz.diarize_embeddings(windows, emb, words=units, regions=regions, hop_s=h,
+                                     **tuning)
+    res = run(1.6 if isinstance(hop, str) else hop)
+    if isinstance(hop, str) and dz.closest_speakers(res) >= float(hop.split()[1]):
+        return run(0.8), True
+    return res, False
+
+
+def evaluate(data: list[tuple], hop: float | str, voice_threshold: float, **tuning) -> dict:
+    """DER, count accuracy and named voices of one setting over precomputed data (hops as
+    `_diarized` reads them)."""
     tot = err = right = 0.0
     results = []
     reruns = 0
     for wav, units, regions, reft, k, per_hop in data:
-        h = 1.6 if isinstance(hop, str) else hop
-        windows, emb = per_hop[h]
-        res = dz.diarize_embeddings(windows, emb, words=units, regions=regions, hop_s=h,
-                                    **tuning)
-        if isinstance(hop, str) and dz.closest_speakers(res) >= float(hop.split()[1]):
-            reruns += 1
-            windows, emb = per_hop[0.8]
-            res = dz.diarize_embeddings(windows, emb, words=units, regions=regions, hop_s=0.8,
-                                        **tuning)
+        res, again = _diarized(units, regions, per_hop, hop, tuning)
+        reruns += again
         d = der(reft, [(t.start, t.end, str(t.speaker)) for t in res.turns])
         tot += d["total"]
         err += d["miss"] + d["fa"] + d["conf"]
@@ -898,20 +905,9 @@ def levers(split: str = "dev", names: list[str] | None = None) -> None:
 
 def _kept_results(data: list[tuple]) -> list:
     """The shipped stage's diarization of each file of lever data (the "r2 chosen" row)."""
-    from models import diarization as dz
     hop, _vthr, tuning = LEVERS["r2 chosen: hop 0.8 where two centroids >= 0.80, neighbours 0.33"]
-    unsure = float(hop.split()[1])
-    out = []
-    for _wav, units, regions, _reft, _k, per_hop in data:
-        res = None
-        for h in (1.6, 0.8):
-            windows, emb = per_hop[h]
-            res = dz.diarize_embeddings(windows, emb, words=units, regions=regions, hop_s=h,
-                                        **tuning)
-            if dz.closest_speakers(res) < unsure:
-                break
-        out.append(res)
-    return out
+    return [_diarized(units, regions, per_hop, hop, tuning)[0]
+            for _wav, units, regions, _reft, _k, per_hop in data]
 
 
 def _as_norm_matching(k: int, z: float, floor: float):

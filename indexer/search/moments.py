@@ -237,14 +237,21 @@ def _earlier_lines(store: Store, media_id: int, lead: Item, groups: tuple,
     return out[::-1]
 
 
+def _sentence_opening(words: list, start: float, seek: float) -> float | None:
+    """Where the sentence of a line (its timed `words`, from `start`) holding the word at
+    `seek` begins (SENTENCE_START), None when that is the line's own start."""
+    opens = sentence_start(words, seek) if SENTENCE_START and words else None
+    return opens if opens is not None and start <= opens <= seek else None
+
+
 def _first_line_start(store: Store, line: tuple, query: str) -> tuple[float, float]:
     """(start, second to play) of a moment that begins with this line (id, start, end,
     text): the sentence of its first query word, played from that word."""
     words = reads.segments_word_times(store, [line[0]]).get(line[0], [])
     said = first_said(words, query, relaxed=True)
     seek = float(line[1]) if said is None else max(float(said), float(line[1]))
-    opens = sentence_start(words, seek) if SENTENCE_START and words else None
-    return (opens if opens is not None and line[1] <= opens <= seek else float(line[1])), seek
+    opens = _sentence_opening(words, float(line[1]), seek)
+    return (float(line[1]) if opens is None else opens), seek
 
 
 def _segment_of(it: Item) -> int | None:
@@ -348,9 +355,8 @@ def to_hits(store: Store, scored: list[tuple[float, Moment]], limit: int, query:
                    for h in hits):
                 continue    # the window's line with the words is a better hit already shown
         elif lead.fts == "segments_fts":
-            opens = (sentence_start(said_words[lead.rowid], seek)
-                     if SENTENCE_START and said_words.get(lead.rowid) else None)
-            if opens is not None and start <= opens <= seek:
+            opens = _sentence_opening(said_words.get(lead.rowid, []), start, seek)
+            if opens is not None:
                 start = opens     # a line of several sentences: the one the words are in
             elif (ADJACENT_LINES and lead.relaxed and turns is None
                   and (lead.fts, lead.rowid) in texts):

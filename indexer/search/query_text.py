@@ -272,14 +272,19 @@ def near_groups(text: str, groups: tuple[tuple, ...], held: frozenset) -> frozen
             and not alts[0][1] and " " not in alts[0][0] and len(alts[0][0]) >= NEAR_MIN_LETTERS]
     if not todo:
         return frozenset()
-    tokens = {_folded(w) for w in WORD.findall(text.lower())}
+    tokens = set(_folded_words(text))
     return frozenset(i for i, t in todo if any(near_words(t, w) for w in tokens))
+
+
+def _folded_words(text: str) -> list[str]:
+    """A text's words (WORD) as the full-text tables hold them: lower-cased and folded."""
+    return [_folded(w) for w in WORD.findall(text.lower())]
 
 
 def _holder(text: str):
     """holds(term, is_prefix): whether the text holds a folded term; a term of several
     words ("golden retriever", a CJK word's letters "北 京") as a phrase."""
-    tokens = [_folded(w) for w in WORD.findall(text.lower())]
+    tokens = _folded_words(text)
     words, joined = set(tokens), f" {' '.join(tokens)} "
 
     def holds(t: str, p: bool) -> bool:
