@@ -4,6 +4,7 @@ process's fixed costs no longer hide the engines' speed; with each side's WER.
 
     .venv/bin/python -m benchmarks.long_files                  # 8 voices x 5 min, ~10 min
     .venv/bin/python -m benchmarks.long_files --minutes 10 --voices en-allison fr-june
+    .venv/bin/python -m benchmarks.long_files --compare-env AVINDEX_ENCODER_TRIM=0   # a third side
 
 The files: per voice of benchmarks/spoken_search.py (Debian's Asterisk prompts, real
 recorded speech, 5 languages), its 40 sentence prompts (the dev and test sentences of
@@ -13,6 +14,8 @@ sentence's text as plain faster-whisper hears it alone (spoken_search's referenc
 avindex: default settings, every stage an audio file gets, a fresh library per file;
 plain: the same Whisper base int8 weights, beam 5, its defaults, model load included.
 Both sides in their own process per file, alternating, so a busy moment weighs on both.
+--compare-env NAME=VALUE adds a third side: avindex with that environment (a switch the
+code keeps to measure a change again), in the same rotation.
 """
 from __future__ import annotations
 
@@ -56,11 +59,11 @@ def long_file(voice: str, minutes: float) -> tuple[Path, str]:
     return path, " ".join(words)
 
 
-def run_avindex(path: Path) -> tuple[float, float, str]:
+def run_avindex(path: Path, env: dict | None = None) -> tuple[float, float, str]:
     with tempfile.TemporaryDirectory() as tmp:
         lib = Path(tmp) / "lib.db"
         wall, cpu = timed([sys.executable, "-m", "app", "index", str(path), "--library",
-                           str(lib), "-q"], timeout=7200)
+                           str(lib), "-q"], timeout=7200, env=env)
         lines = spoken_search.read_transcripts(lib)[path.name]
     return wall, cpu, " ".join(s["text"] for s in lines)
 
@@ -78,41 +81,46 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=5.0)
     ap.add_argument("--voices", nargs="+", default=list(spoken_search.VOICES),
                     choices=list(spoken_search.VOICES))
+    ap.add_argument("--compare-env", metavar="NAME=VALUE", nargs="+",
+                    help="a third side: avindex with these variables set")
     args = ap.parse_args()
     files = [(v, *long_file(v, args.minutes)) for v in args.voices]
     warm = CACHE / "warm-up.wav"                   # models converted and cached, untimed
     if not warm.exists():
         speakers._write_wav(warm, spoken_search._read_wav(files[0][1])[:10 * spoken_search.SR])
     run_avindex(warm)
-    rows, totals = [], {"avindex": [0.0, 0.0], "plain": [0.0, 0.0]}
-    refs, hyps = [], {"avindex": [], "plain": []}
+    sides = [("avindex", run_avindex), ("plain", run_plain)]
+    if args.compare_env:
+        env = dict(kv.split("=", 1) for kv in args.compare_env)
+        sides.insert(1, (" ".join(args.compare_env), lambda p: run_avindex(p, env)))
+    names = [n for n, _ in sides]
+    totals = {n: [0.0, 0.0] for n in names}
+    rows, refs, hyps = [], [], {n: [] for n in names}
     audio = 0.0
     for k, (voice, path, ref) in enumerate(files):
         seconds = spoken_search._read_wav(path).size / spoken_search.SR
         audio += seconds
-        order = [("avindex", run_avindex), ("plain", run_plain)]
         got = {}
-        for name, fn in (order if k % 2 == 0 else order[::-1]):
+        for name, fn in (sides if k % 2 == 0 else sides[::-1]):
             got[name] = fn(path)
             totals[name][0] += got[name][0]
             totals[name][1] += got[name][1]
             hyps[name].append(got[name][2])
         refs.append(ref)
-        rows.append([voice, f"{seconds:.0f}",
-                     f"{got['avindex'][0]:.1f} / {got['plain'][0]:.1f}",
-                     f"{got['plain'][0] / got['avindex'][0]:.2f}x",
-                     f"{spoken_search.wer([ref], [got['avindex'][2]]):.3f}",
-                     f"{spoken_search.wer([ref], [got['plain'][2]]):.3f}"])
+        rows.append([voice, f"{seconds:.0f}", " / ".join(f"{got[n][0]:.1f}" for n in names),
+                     " / ".join(f"{got['plain'][0] / got[n][0]:.2f}x" for n in names if n != "plain"),
+                     *(f"{spoken_search.wer([ref], [got[n][2]]):.3f}" for n in names)])
         print(" | ".join(rows[-1]), flush=True)
     print(f"\n{len(files)} files, {audio:.0f} s of audio, one process per file")
-    print(table(rows, ["voice", "audio s", "wall s avindex / plain", "plain / avindex",
-                       "WER avindex", "WER plain"]))
-    a, p = totals["avindex"], totals["plain"]
-    print(f"all: avindex {a[0]:.1f} s wall (RTF {a[0] / audio:.3f}), {a[1]:.1f} CPU s; plain "
-          f"{p[0]:.1f} s wall (RTF {p[0] / audio:.3f}), {p[1]:.1f} CPU s; plain / avindex "
-          f"{p[0] / a[0]:.2f}x wall, {p[1] / a[1]:.2f}x CPU; WER avindex "
-          f"{spoken_search.wer(refs, hyps['avindex']):.3f}, plain "
-          f"{spoken_search.wer(refs, hyps['plain']):.3f}")
+    others = [n for n in names if n != "plain"]
+    print(table(rows, ["voice", "audio s", f"wall s {' / '.join(names)}",
+                       f"plain / {' / '.join(others)}", *(f"WER {n}" for n in names)]))
+    p = totals["plain"]
+    for n in names:
+        t = totals[n]
+        print(f"{n}: {t[0]:.1f} s wall (RTF {t[0] / audio:.3f}), {t[1]:.1f} CPU s; "
+              f"plain / this {p[0] / t[0]:.2f}x wall, {p[1] / t[1]:.2f}x CPU; "
+              f"WER {spoken_search.wer(refs, hyps[n]):.3f}")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import glob
+import os
 import resource
 import subprocess
 import sys
@@ -48,11 +49,14 @@ def _seconds(path: str) -> float:
         return w.getnframes() / w.getframerate()
 
 
-def timed(cmd: list[str], cwd: Path = ROOT, timeout: float = 1800) -> tuple[float, float]:
-    """(wall s, CPU s of the processes it started) of a command run to its end."""
+def timed(cmd: list[str], cwd: Path = ROOT, timeout: float = 1800, env: dict | None = None
+          ) -> tuple[float, float]:
+    """(wall s, CPU s of the processes it started) of a command run to its end; `env`:
+    variables set for it on top of this process's."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
-    subprocess.run(cmd, cwd=cwd, check=True, stdout=subprocess.DEVNULL, timeout=timeout)
+    subprocess.run(cmd, cwd=cwd, check=True, stdout=subprocess.DEVNULL, timeout=timeout,
+                   env=None if env is None else {**os.environ, **env})
     wall = time.perf_counter() - t
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)

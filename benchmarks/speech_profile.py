@@ -9,6 +9,7 @@ the log-mel features timed.
     /usr/bin/time -v .venv/bin/avindex --library /tmp/joined.db index /tmp/joined.wav   # every stage
     .venv/bin/python -m benchmarks.speech_profile --fill 120 240 360 --voices dev-fr-june \
         dev-it-carlo dev-es-co dev-ru dev-en-allison dev-es-allison dev-fr-armelle dev-it-paola
+    .venv/bin/python -m benchmarks.speech_profile --chunk-limits 30 25 20 --split dev   # WER and time
 
 The speech is benchmarks.spoken_search's (built by `benchmarks.spoken_search` first, into
 benchmarks/.cache/spoken/audio/), its files joined one after the other. The model is
@@ -44,7 +45,8 @@ def _timed(owner, name: str, totals: dict, rows_arg: bool = False) -> None:
         entry[0] += time.perf_counter() - t
         entry[1] += 1
         if rows_arg:
-            entry[2] += int(np.asarray(args[1]).shape[0])
+            x = args[1]   # a batch: features, or models.asr._Encoded
+            entry[2] += len(x) if hasattr(x, "parts") else int(np.asarray(x).shape[0])
         return out
     setattr(owner, name, wrapper)
 
@@ -106,6 +108,40 @@ def chunk_fill(voices: list[str], windows_s: list[float]) -> None:
         print(f"| {win:g} | {chunks} | {speech:.1f} | {speech / (asr._BATCH_CHUNK_S * chunks):.0%} |")
 
 
+def chunk_limits(split: str, limits: list[float]) -> None:
+    """The engine in-process on spoken_search's files of a split with decoding chunks of at
+    most each limit (the VAD's longest run too): wall, CPU and WER per language against the
+    sentences' references."""
+    from benchmarks.speech import models_dir
+    from benchmarks.spoken_search import CACHE, _read_wav, load, references, wer
+    from models import asr
+    files = [f for f in load() if f["split"] == split]
+    references(files)
+    engine = asr.load_engine("faster-whisper", "base", models_dir=models_dir())
+    audio = {f["file"]: _read_wav(CACHE / "audio" / f["file"]) for f in files}
+    list(engine.transcribe(audio[files[0]["file"]][:20 * asr.SAMPLE_RATE])[1])   # warm
+    langs = sorted({f["language"] for f in files}) + ["all"]
+    print("| chunk limit s | wall s | CPU s | " + " | ".join(f"WER {x}" for x in langs) + " |")
+    print("|---" * (3 + len(langs)) + "|")
+    shipped = asr._BATCH_CHUNK_S, asr._BATCH_VAD
+    try:
+        for limit in limits:
+            asr._BATCH_CHUNK_S = limit
+            asr._BATCH_VAD = dict(asr.VAD_OPTIONS, max_speech_duration_s=float(limit))
+            t0, c0 = time.perf_counter(), time.process_time()
+            heard = {name: " ".join(s.text for s in engine.transcribe(x)[1]) for name, x in audio.items()}
+            wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+            wers = []
+            for lang in langs:
+                lf = [f for f in files if lang in ("all", f["language"])]
+                wers.append(wer([" ".join(s["reference"] for s in f["sentences"]) for f in lf],
+                                [heard[f["file"]] for f in lf]))
+            print(f"| {limit:g} | {wall:.1f} | {cpu:.1f} | " + " | ".join(f"{w:.3f}" for w in wers) + " |",
+                  flush=True)
+    finally:
+        asr._BATCH_CHUNK_S, asr._BATCH_VAD = shipped
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--voices", nargs="+", default=DEFAULT_VOICES,
@@ -114,7 +150,13 @@ def main(argv=None) -> int:
                     help="also write the joined speech there (16 kHz mono), to index it")
     ap.add_argument("--fill", nargs="+", type=float, metavar="WINDOW_S",
                     help="only how full the decoding chunks are with windows this long")
+    ap.add_argument("--chunk-limits", nargs="+", type=float, metavar="S",
+                    help="only WER and time on spoken_search's --split with chunks of at most S s")
+    ap.add_argument("--split", default="dev", choices=("dev", "test"))
     args = ap.parse_args(argv)
+    if args.chunk_limits:
+        chunk_limits(args.split, args.chunk_limits)
+        return 0
     if args.fill:
         chunk_fill(args.voices, args.fill)
         return 0

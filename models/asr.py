@@ -61,6 +61,17 @@ BATCH_SIZE = 8
 # some windows, parts of 2 keep it under the encoder's (benchmarks/README.md, "Beam search
 # in parts of two chunks")
 BEAM_PART_CHUNKS = 2
+# Batched on CPU, each beam-search part is encoded only as long as its longest chunk's
+# speech and ENCODER_PAD_FRAMES of the padding (rounded up to ENCODER_STEP_FRAMES), not
+# padded to Whisper's 30 s: the encoder's self-attention makes a 24 s input cost two thirds
+# of a 30 s one. Some padding stays because the padding is how Whisper knows the speech has
+# ended: cut right after it, the decoder said a sentence twice or said one heard elsewhere
+# (benchmarks/README.md, "Encoder input cut to the speech"). AVINDEX_ENCODER_TRIM=0 pads to
+# 30 s as before and AVINDEX_ENCODER_PAD sets the padding kept (to measure them again).
+ENCODER_TRIM = os.environ.get("AVINDEX_ENCODER_TRIM", "1") != "0"
+ENCODER_STEP_FRAMES = 100    # 1 s of log-mel frames (even: the encoder's second conv strides 2)
+ENCODER_PAD_FRAMES = int(os.environ.get("AVINDEX_ENCODER_PAD", "200"))   # 2 s
+ENCODER_MIN_FRAMES = int(os.environ.get("AVINDEX_ENCODER_MIN", "1000"))  # 10 s
 # Adaptive decoding (batched only): greedy first, the full beam again only for chunks with a
 # segment under this mean token log-probability (benchmarks/README.md, "Adaptive decoding")
 FIRST_BEAM: int | None = None
@@ -417,13 +428,45 @@ class _LanguageGate:
         return gated
 
 
+class _Encoded:
+    """A batch's encoder output in the parts beam search takes it: (first chunk, array of
+    (chunks, positions, width)), each part as long as its longest chunk's speech."""
+
+    def __init__(self, parts: list[tuple[int, np.ndarray]]):
+        self.parts = parts
+
+    def __len__(self) -> int:
+        return sum(len(a) for _, a in self.parts)
+
+    def row(self, i: int) -> np.ndarray:
+        for lo, a in self.parts:
+            if lo <= i < lo + len(a):
+                return a[i - lo:i - lo + 1]
+        raise IndexError(i)
+
+
+def speech_frames(features: np.ndarray, step: int = ENCODER_STEP_FRAMES,
+                  pad: int | None = None, least: int | None = None) -> np.ndarray:
+    """Per chunk of a (chunks, mels, frames) batch: how many frames hold its audio, plus
+    `pad` frames of the padding, rounded up to `step`, and at least `least` (faster-whisper
+    pads a chunk's log-mel to 30 s with exact zeros)."""
+    pad = ENCODER_PAD_FRAMES if pad is None else pad
+    least = ENCODER_MIN_FRAMES if least is None else least
+    heard = np.abs(features).max(axis=1) > 0                      # (chunks, frames)
+    n = features.shape[2]
+    last = np.where(heard.any(axis=1), n - np.argmax(heard[:, ::-1], axis=1), 0)
+    return np.clip(np.maximum(-(-(last + pad) // step) * step, least), step, n)
+
+
 class _ChunkWorkers:
     """The CTranslate2 model on CPU, each batch spread over single-threaded workers.
 
     The batched pipeline hands every call all the chunks of a batch. Here encoding,
     language detection and word alignment go one chunk per call, and beam search gets
     the batch in parts of BEAM_PART_CHUNKS; the calls run at once on CTranslate2's workers
-    (inter_threads), each on one core.
+    (inter_threads), each on one core. With `trim` (batched decoding, ENCODER_TRIM) each
+    part is encoded only as long as its longest chunk's speech (_Encoded), and every later
+    call takes its chunks at that length.
 
     Memory: an encoder pass holds self-attention over 1500 frames, and detection and
     alignment hold cross-attention keys and values, per chunk in the call, so chunk by
@@ -434,13 +477,14 @@ class _ChunkWorkers:
     is trimmed before every call: with two chunks encoding at once the peak was higher
     without that. Measured: benchmarks/README.md "Batch memory and CPU workers"."""
 
-    def __init__(self, model, workers: int):
+    def __init__(self, model, workers: int, trim: bool = False):
         self._model = model
         self._pool = None
         if workers > 1:
             from concurrent.futures import ThreadPoolExecutor
             self._pool = ThreadPoolExecutor(workers, thread_name_prefix="avindex-asr")
         self._workers = max(1, workers)
+        self._trim = trim
 
     def __getattr__(self, name):
         return getattr(self._model, name)
@@ -451,26 +495,43 @@ class _ChunkWorkers:
         return list(self._pool.map(fn, items))
 
     @staticmethod
-    def _view(array: np.ndarray, lo: int, hi: int):
+    def _view(array: np.ndarray):
         import ctranslate2
 
-        return ctranslate2.StorageView.from_array(np.ascontiguousarray(array[lo:hi]))
+        return ctranslate2.StorageView.from_array(np.ascontiguousarray(array))
 
-    def _parts(self, n: int, parts: int) -> list[tuple[int, int]]:
+    def _beam_parts(self, n: int) -> list[tuple[int, int]]:
+        """The (first, end) chunks of each beam-search part of an n-chunk batch."""
+        parts = max(self._workers, -(-n // BEAM_PART_CHUNKS))
         bounds = [round(i * n / parts) for i in range(parts + 1)]
         return [(lo, hi) for lo, hi in zip(bounds, bounds[1:]) if hi > lo]
 
     def _each_chunk(self, features, call) -> list:
         """call(chunk i as a one-row StorageView, i) for every chunk, at once on the workers."""
         release_memory()
-        a = np.asarray(features)
-        return self._map(lambda i: call(self._view(a, i, i + 1), i), list(range(a.shape[0])))
+        if isinstance(features, _Encoded):
+            rows = [features.row(i) for i in range(len(features))]
+        else:
+            a = np.asarray(features)
+            rows = [a[i:i + 1] for i in range(a.shape[0])]
+        return self._map(lambda i: call(self._view(rows[i]), i), list(range(len(rows))))
 
     def encode(self, features, to_cpu=False):
         import ctranslate2
 
-        out = self._each_chunk(features, lambda row, i: np.asarray(self._model.encode(row, to_cpu=to_cpu)))
-        return ctranslate2.StorageView.from_array(np.concatenate(out))
+        if not self._trim:
+            out = self._each_chunk(features, lambda row, i: np.asarray(self._model.encode(row, to_cpu=to_cpu)))
+            return ctranslate2.StorageView.from_array(np.concatenate(out))
+        a = np.asarray(features)
+        parts = self._beam_parts(a.shape[0])
+        frames = speech_frames(a)
+        length = np.empty(a.shape[0], int)
+        for lo, hi in parts:
+            length[lo:hi] = frames[lo:hi].max()
+        release_memory()
+        out = self._map(lambda i: np.asarray(self._model.encode(
+            self._view(a[i:i + 1, :, :length[i]]), to_cpu=to_cpu)), list(range(a.shape[0])))
+        return _Encoded([(lo, np.concatenate(out[lo:hi])) for lo, hi in parts])
 
     def detect_language(self, features, *args, **kwargs):
         rows = self._each_chunk(features, lambda row, i: self._model.detect_language(row, *args, **kwargs))
@@ -478,12 +539,16 @@ class _ChunkWorkers:
 
     def generate(self, features, prompts, *args, **kwargs):
         release_memory()
-        n = features.shape[0]
-        parts = self._parts(n, max(self._workers, -(-n // BEAM_PART_CHUNKS)))
-        if len(parts) < 2:
-            return self._model.generate(features, prompts, *args, **kwargs)
-        a = np.asarray(features)
-        out = self._map(lambda p: self._model.generate(self._view(a, *p), prompts[p[0]:p[1]], *args, **kwargs),
+        if isinstance(features, _Encoded):
+            parts = [(lo, lo + len(a), a) for lo, a in features.parts]
+        else:
+            n = features.shape[0]
+            parts = self._beam_parts(n)
+            if len(parts) < 2:
+                return self._model.generate(features, prompts, *args, **kwargs)
+            a = np.asarray(features)
+            parts = [(lo, hi, a[lo:hi]) for lo, hi in parts]
+        out = self._map(lambda p: self._model.generate(self._view(p[2]), prompts[p[0]:p[1]], *args, **kwargs),
                         parts)
         return [r for part in out for r in part]
 
@@ -783,7 +848,8 @@ class FasterWhisperEngine(_WindowedEngine):
                                   cpu_threads=threads // workers, num_workers=workers,
                                   local_files_only=True)
         if device == "cpu":
-            self.model.model = _ChunkWorkers(self.model.model, workers)
+            self.model.model = _ChunkWorkers(self.model.model, workers,
+                                              trim=ENCODER_TRIM and batch_size > 1)
         self._gate = None
         if self.model.model.is_multilingual:
             self._gate = self.model.model = _LanguageGate(self.model.model)

@@ -1,6 +1,7 @@
 """ASR layer: real LibriVox speech through both engines, weight sources, conversion."""
 from __future__ import annotations
 
+import math
 import platform
 import re
 import subprocess
@@ -15,7 +16,8 @@ import pytest
 from whisper.normalizers import EnglishTextNormalizer
 
 from models.asr import (BATCH_SIZE, LANGUAGE_SWITCH_P, ASREngine, OpenAIWhisperEngine, _ChunkWorkers,
-                        _LanguageGate, load_engine)
+                        _LanguageGate, load_engine, speech_frames,
+                        ENCODER_MIN_FRAMES, ENCODER_PAD_FRAMES)
 from models.audio_stream import SAMPLE_RATE, decode_audio
 from models.weights import (
     ModelUnavailable,
@@ -120,6 +122,7 @@ def test_chunk_workers_give_what_whole_batch_calls_give(base, monkeypatch):
 
     workers = base.model.model._model
     assert isinstance(workers, _ChunkWorkers) and workers._workers >= 1
+    monkeypatch.setattr(workers, "_trim", False)     # padded to 30 s, as CTranslate2 is given it
     raw = workers._model
     clips = list(references())[:3]
     feats = np.stack([pad_or_trim(base.model.feature_extractor(decode_audio(p))[..., :-1]) for p in clips])
@@ -150,6 +153,70 @@ def test_chunk_workers_give_what_whole_batch_calls_give(base, monkeypatch):
     longest = max(range(len(clips)), key=lambda i: len(tokens[i]))
     whole_al = raw.align(whole_enc, sot, tokens, [1500] * len(clips))
     assert ours_al[longest].alignments == whole_al[longest].alignments
+
+
+def test_speech_frames_are_what_precedes_the_zero_padding():
+    feats = np.zeros((4, 80, 3000), np.float32)
+    feats[0, :, :1234] = -0.5          # 12.34 s of log-mel, then faster-whisper's zero padding
+    feats[1] = 0.25                    # a full 30 s chunk
+    feats[2, 7, :40] = 1.0             # 0.4 s, one mel band
+    # row 3: nothing at all. Padding kept after the audio: none, then 2 s; at least 10 s
+    assert speech_frames(feats, pad=0, least=0).tolist() == [1300, 3000, 100, 100]
+    assert speech_frames(feats, pad=200, least=0).tolist() == [1500, 3000, 300, 200]
+    assert speech_frames(feats, pad=200, least=1000).tolist() == [1500, 3000, 1000, 1000]
+
+
+def test_each_part_is_encoded_as_long_as_its_longest_speech(base, monkeypatch):
+    """Batched on CPU the encoder is not given Whisper's 30 s: each beam-search part is cut
+    to its longest chunk's speech and 2 s of the padding, rounded up to a second, and at
+    least 10 s. Every call after the encoder (detection, beam search, alignment) takes the
+    chunks at their part's length, and what they give is what CTranslate2 gives those cut
+    inputs; the words are the recordings'."""
+    import ctranslate2
+
+    import models.asr as asr
+    monkeypatch.setattr(asr, "BEAM_PART_CHUNKS", 2)
+    from faster_whisper.audio import pad_or_trim
+    from faster_whisper.tokenizer import Tokenizer
+
+    workers = base.model.model._model
+    assert workers._trim
+    raw = workers._model
+    refs = references()
+    paths = list(refs)
+    gap = np.zeros(int(0.3 * SAMPLE_RATE), np.float32)
+    # chunks as the pipeline packs them: three recordings in one, then one each
+    chunks = [np.concatenate([x for p in paths[:3] for x in (decode_audio(p), gap)]),
+              decode_audio(paths[3]), decode_audio(paths[4])]
+    texts = [" ".join(refs[p] for p in paths[:3]), refs[paths[3]], refs[paths[4]]]
+    seconds = [len(x) / SAMPLE_RATE for x in chunks]
+    assert 12 < seconds[0] < 25 and max(seconds[1:]) < 8, seconds
+    feats = np.stack([pad_or_trim(base.model.feature_extractor(x)[..., :-1]) for x in chunks])
+    enc = workers.encode(ctranslate2.StorageView.from_array(feats))
+    assert [(lo, len(a)) for lo, a in enc.parts] == [(lo, hi - lo) for lo, hi in workers._beam_parts(3)]
+    for lo, a in enc.parts:
+        # 100 log-mel frames a second, and the padding kept after the speech
+        frames = max(math.ceil(max(seconds[lo:lo + len(a)]) + ENCODER_PAD_FRAMES / 100) * 100,
+                     ENCODER_MIN_FRAMES)
+        assert a.shape[1] == frames // 2 < 1500           # encoder positions: one per 2 frames
+        alone = np.asarray(raw.encode(ctranslate2.StorageView.from_array(
+            np.ascontiguousarray(feats[lo:lo + len(a), :, :frames]))))
+        np.testing.assert_allclose(a, alone, atol=1e-3)
+
+    assert all(r[0][0] == "<|en|>" for r in workers.detect_language(enc))
+    tokenizer = Tokenizer(base.model.hf_tokenizer, True, task="transcribe", language="en")
+    prompt = base.model.get_prompt(tokenizer, [], without_timestamps=True)
+    kw = dict(beam_size=5, max_length=100)
+    ours = [r.sequences_ids[0] for r in workers.generate(enc, [prompt] * 3, **kw)]
+    theirs = [r.sequences_ids[0] for lo, a in enc.parts
+              for r in raw.generate(ctranslate2.StorageView.from_array(a), [prompt] * len(a), **kw)]
+    assert ours == theirs
+    assert wer(texts, [tokenizer.decode(t) for t in ours]) <= 0.10
+    aligned = workers.align(enc, list(tokenizer.sot_sequence), ours,
+                            [int(s * 100) for s in seconds])
+    for a, s in zip(aligned, seconds):        # each word's time inside its own clip
+        times = [t for _, t in a.alignments]
+        assert times and max(times) <= s * 50 + 1
 
 
 @pytest.mark.parametrize("window_s", [9.0, None], ids=["9s-windows", "one-window"])
