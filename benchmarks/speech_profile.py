@@ -29,6 +29,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from benchmarks.markdown import table  # noqa: E402
 
 DEFAULT_VOICES = ["dev-fr-june", "dev-it-carlo", "dev-es-co"]
 
@@ -97,15 +98,15 @@ def chunk_fill(voices: list[str], windows_s: list[float]) -> None:
     from models.silero_vad import speech_timestamps
     audio = np.concatenate([_read_wav(CACHE / "audio" / f"{v}.wav") for v in voices])
     print(f"{len(audio) / asr.SAMPLE_RATE:.1f} s of speech")
-    print("| window s | chunks | speech in them s | fill |")
-    print("|---|---|---|---|")
+    rows = []
     for win in windows_s:
         chunks, speech = 0, 0.0
         for _offset, w in audio_stream.windows([audio], win):
             runs = speech_timestamps(w, VadOptions(**asr._BATCH_VAD))
             chunks += len(asr._pack(runs, asr._BATCH_CHUNK_S * asr.SAMPLE_RATE))
             speech += sum(r["end"] - r["start"] for r in runs) / asr.SAMPLE_RATE
-        print(f"| {win:g} | {chunks} | {speech:.1f} | {speech / (asr._BATCH_CHUNK_S * chunks):.0%} |")
+        rows.append([f"{win:g}", chunks, f"{speech:.1f}", f"{speech / (asr._BATCH_CHUNK_S * chunks):.0%}"])
+    print(table(rows, ["window s", "chunks", "speech in them s", "fill"]))
 
 
 def chunk_limits(split: str, limits: list[float]) -> None:
@@ -121,8 +122,7 @@ def chunk_limits(split: str, limits: list[float]) -> None:
     audio = {f["file"]: _read_wav(CACHE / "audio" / f["file"]) for f in files}
     list(engine.transcribe(audio[files[0]["file"]][:20 * asr.SAMPLE_RATE])[1])   # warm
     langs = sorted({f["language"] for f in files}) + ["all"]
-    print("| chunk limit s | wall s | CPU s | " + " | ".join(f"WER {x}" for x in langs) + " |")
-    print("|---" * (3 + len(langs)) + "|")
+    rows = []
     shipped = asr._BATCH_CHUNK_S, asr._BATCH_VAD
     try:
         for limit in limits:
@@ -136,10 +136,11 @@ def chunk_limits(split: str, limits: list[float]) -> None:
                 lf = [f for f in files if lang in ("all", f["language"])]
                 wers.append(wer([" ".join(s["reference"] for s in f["sentences"]) for f in lf],
                                 [heard[f["file"]] for f in lf]))
-            print(f"| {limit:g} | {wall:.1f} | {cpu:.1f} | " + " | ".join(f"{w:.3f}" for w in wers) + " |",
-                  flush=True)
+            rows.append([f"{limit:g}", f"{wall:.1f}", f"{cpu:.1f}", *wers])
+            print(f"chunks of at most {limit:g} s: wall {wall:.1f} s", flush=True)
     finally:
         asr._BATCH_CHUNK_S, asr._BATCH_VAD = shipped
+    print(table(rows, ["chunk limit s", "wall s", "CPU s", *(f"WER {x}" for x in langs)]))
 
 
 def main(argv=None) -> int:
@@ -163,14 +164,12 @@ def main(argv=None) -> int:
     r = profile(args.voices, args.write)
     print(f"{r['audio_s']:.1f} s of speech, {r['lines']} lines: wall {r['wall_s']:.1f} s "
           f"(RTF {r['wall_s'] / r['audio_s']:.3f}), CPU {r['cpu_s']:.1f} s")
-    print("| part | wall s | share of wall | calls | chunks |")
-    print("|---|---|---|---|---|")
     names = {"__call__": "log-mel features", "speech_timestamps": "VAD (silero)",
              "generate": "beam search (generate)", "encode": "encoder",
              "align": "word alignment", "detect_language": "language detection"}
-    for name, (secs, calls, rows) in sorted(r["parts"].items(), key=lambda kv: -kv[1][0]):
-        print(f"| {names.get(name, name)} | {secs:.2f} | {secs / r['wall_s']:.0%} | {calls} | "
-              f"{rows or ''} |")
+    print(table([[names.get(name, name), f"{secs:.2f}", f"{secs / r['wall_s']:.0%}", calls, rows or ""]
+                 for name, (secs, calls, rows) in sorted(r["parts"].items(), key=lambda kv: -kv[1][0])],
+                ["part", "wall s", "share of wall", "calls", "chunks"]))
     return 0
 
 

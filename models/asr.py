@@ -67,7 +67,8 @@ BEAM_PART_CHUNKS = 2
 # of a 30 s one. Some padding stays because the padding is how Whisper knows the speech has
 # ended: cut right after it, the decoder said a sentence twice or said one heard elsewhere
 # (benchmarks/README.md, "Encoder input cut to the speech"). AVINDEX_ENCODER_TRIM=0 pads to
-# 30 s as before and AVINDEX_ENCODER_PAD sets the padding kept (to measure them again).
+# 30 s as before; AVINDEX_ENCODER_PAD and _MIN set the padding kept and the floor (frames),
+# to measure them again.
 ENCODER_TRIM = os.environ.get("AVINDEX_ENCODER_TRIM", "1") != "0"
 ENCODER_STEP_FRAMES = 100    # 1 s of log-mel frames (even: the encoder's second conv strides 2)
 ENCODER_PAD_FRAMES = int(os.environ.get("AVINDEX_ENCODER_PAD", "200"))   # 2 s
@@ -507,10 +508,13 @@ class _ChunkWorkers:
         return [(lo, hi) for lo, hi in zip(bounds, bounds[1:]) if hi > lo]
 
     def _each_chunk(self, features, call) -> list:
-        """call(chunk i as a one-row StorageView, i) for every chunk, at once on the workers."""
+        """call(chunk i as a one-row StorageView, i) for every chunk, at once on the workers;
+        `features` a batch, an _Encoded one, or a list of one-row arrays."""
         release_memory()
         if isinstance(features, _Encoded):
             rows = [features.row(i) for i in range(len(features))]
+        elif isinstance(features, list):
+            rows = features
         else:
             a = np.asarray(features)
             rows = [a[i:i + 1] for i in range(a.shape[0])]
@@ -519,18 +523,15 @@ class _ChunkWorkers:
     def encode(self, features, to_cpu=False):
         import ctranslate2
 
+        def encode(row, i):
+            return np.asarray(self._model.encode(row, to_cpu=to_cpu))
         if not self._trim:
-            out = self._each_chunk(features, lambda row, i: np.asarray(self._model.encode(row, to_cpu=to_cpu)))
-            return ctranslate2.StorageView.from_array(np.concatenate(out))
+            return ctranslate2.StorageView.from_array(np.concatenate(self._each_chunk(features, encode)))
         a = np.asarray(features)
         parts = self._beam_parts(a.shape[0])
         frames = speech_frames(a)
-        length = np.empty(a.shape[0], int)
-        for lo, hi in parts:
-            length[lo:hi] = frames[lo:hi].max()
-        release_memory()
-        out = self._map(lambda i: np.asarray(self._model.encode(
-            self._view(a[i:i + 1, :, :length[i]]), to_cpu=to_cpu)), list(range(a.shape[0])))
+        rows = [a[i:i + 1, :, :frames[lo:hi].max()] for lo, hi in parts for i in range(lo, hi)]
+        out = self._each_chunk(rows, encode)
         return _Encoded([(lo, np.concatenate(out[lo:hi])) for lo, hi in parts])
 
     def detect_language(self, features, *args, **kwargs):
