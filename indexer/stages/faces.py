@@ -10,7 +10,7 @@ shot of a second or more is looked at), decoded cheaply (keyframes.cheap_sampled
 reference pictures only, no deblocking, at most 1280 px wide, converted to BGR only when
 looked at). Per sampled frame:
 
-* detect: the fast detector (models.faces.detect_fast, libfacedetection at 320 px: ~7 ms)
+* detect: the fast detector (models.faces.detect_fast, libfacedetection at 320 px: ~4 ms)
   scans at each cut, at every sample while a face is tracked, and every SCAN_EVERY s
   otherwise; faces under MIN_VIDEO_FACE px are not tracked. Where its wheel does not exist,
   dlib's HOG (on grey levels, ~40-70 ms) scans only at each cut and every SCAN_EVERY s, and
