@@ -328,3 +328,43 @@ def test_adding_files_to_a_library_on_a_full_disk_shows_the_banner(qtbot, small_
         assert not service.is_running
     finally:
         service.shutdown()
+
+
+def test_a_long_said_line_shows_its_match_not_only_its_start(qtbot):
+    """A line longer than its column keeps the words before its first match that fit and
+    drops the rest of its start ("…"), so the bold match is on screen; a line that fits,
+    or one without a match, is drawn as it is."""
+    from PySide6.QtWidgets import QStyleOptionViewItem, QTableView
+
+    from ui.formatting import snippet_html
+    from ui.rich_text_delegate import MATCH_AT, RichTextDelegate, _x, first_bold
+    from ui.search_panel import HitsModel
+    opt = QStyleOptionViewItem()
+    opt.font = QApplication.font()
+    follow, plain = RichTextDelegate(follow_match=True), RichTextDelegate()
+    line = ("Good morning everyone, today we review the quarterly plans, and after a long "
+            "look at the numbers the [budget] for the launch is approved.")
+    whole = plain._fitted(opt, snippet_html(line), 300)
+    assert whole.toPlainText().startswith("Good morning")         # not following: as it is
+    doc = follow._fitted(opt, snippet_html(line), 300)
+    text = doc.toPlainText()
+    assert text.startswith("…") and text.endswith("is approved.")
+    assert "the numbers the budget" in text and "Good morning" not in text
+    start, end = first_bold(doc)
+    assert text[start:end] == "budget"
+    assert 0.5 * 300 < _x(doc, end) <= MATCH_AT * 300 + 1        # room used, match shown
+    for fits in (follow._fitted(opt, snippet_html(line), 2000),
+                 follow._fitted(opt, snippet_html(line.replace("[", "").replace("]", "")), 300)):
+        assert fits.toPlainText().startswith("Good morning")
+    # drawn in the results table without error, the column narrower than the line
+    model = HitsModel()
+    model.set_hits([{"name": "talk.mp4", "seek": 12.0, "snippet": line, "kind": "said",
+                     "path": "/m/talk.mp4", "media_kind": "video"}])
+    table = QTableView()
+    qtbot.addWidget(table)
+    table.setModel(model)
+    table.setItemDelegateForColumn(HitsModel.SNIPPET_COL, follow)
+    table.setColumnWidth(HitsModel.SNIPPET_COL, 300)
+    table.resize(800, 200)
+    table.show()
+    assert not table.grab().isNull()

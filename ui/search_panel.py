@@ -350,9 +350,9 @@ class SearchResults(QWidget):
 
         self.table = QTableView()
         self.table.setModel(self.model)
-        delegate = RichTextDelegate(self.table)
-        self.table.setItemDelegateForColumn(HitsModel.MATCH_COL, delegate)
-        self.table.setItemDelegateForColumn(HitsModel.SNIPPET_COL, delegate)
+        self.table.setItemDelegateForColumn(HitsModel.MATCH_COL, RichTextDelegate(self.table))
+        self.table.setItemDelegateForColumn(HitsModel.SNIPPET_COL,
+                                            RichTextDelegate(self.table, follow_match=True))
         self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SingleSelection)
         self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
