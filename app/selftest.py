@@ -126,7 +126,9 @@ def _ocr() -> str:
     except RuntimeError as exc:
         raise _Fail(_short(exc), f"{PIP} rapidocr-onnxruntime==1.4.4")
     lines = reader.read(np.full((64, 256, 3), 255, dtype=np.uint8))
-    return f"rapidocr PP-OCRv4 loaded ({len(lines)} line(s) on a blank frame)"
+    name = {"pp-ocrv6": "PP-OCRv6", "pp-ocrv4": "PP-OCRv4 (PP-OCRv6's files missing: "
+            f"{PIP} --no-deps rapidocr==3.10.0)"}.get(reader.model, reader.model)
+    return f"rapidocr {name} loaded ({len(lines)} line(s) on a blank frame)"
 
 
 def _make_clip(folder: Path) -> Path:

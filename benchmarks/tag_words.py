@@ -62,6 +62,7 @@ def pictures() -> dict[str, object]:
     for pkg in ("mate-backgrounds", "ukui-wallpapers"):
         target = CACHE / "debs" / pkg
         if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)   # dpkg -x makes only the last
             with tempfile.TemporaryDirectory() as tmp:
                 subprocess.run(["apt-get", "download", "-q", pkg], cwd=tmp, check=True,
                                stdout=subprocess.DEVNULL)

@@ -59,5 +59,8 @@ extra=""
 # resemblyzer for its speaker encoder weights only: without webrtcvad (a source-only
 # package that needs a compiler) and librosa, which avindex never imports.
 "${pip[@]}" --no-deps resemblyzer==0.1.4
+# rapidocr 3.10 for its PP-OCRv6 model files only (models/vision/ocr.py): never imported, so
+# none of its dependencies are needed.
+"${pip[@]}" --no-deps rapidocr==3.10.0
 echo "$want" > "$stamp"
 echo "==> environment ready"

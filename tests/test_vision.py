@@ -136,6 +136,34 @@ def test_ocr_subtitle_on_a_real_frame_at_1080p(reader):
     assert "see you tomorrow" in text
 
 
+def test_ocr_reads_the_letters_of_european_languages(reader, monkeypatch):
+    """PP-OCRv6 (the rapidocr wheel's model files) reads the accented and special letters of
+    German, Polish, Czech, Spanish and French on a rendered slide, which PP-OCRv4 (the
+    fallback where those files are missing) turns into other letters: "Grüße" -> "GruBe"."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    from models.vision import ocr
+    font = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
+    if not font.is_file():
+        pytest.skip("needs Debian's fonts-dejavu-core")
+    lines = ["Grüße aus München", "Usuwa nieużywane pakiety", "Zobrazí závislosti balíku",
+             "Año nuevo: ¿qué pasará?", "Réunion générale à Montréal"]
+    img = Image.new("RGB", (1280, 720), (22, 34, 64))
+    draw = ImageDraw.Draw(img)
+    for i, line in enumerate(lines):
+        draw.text((90, 80 + 120 * i), line, font=ImageFont.truetype(str(font), 44),
+                  fill=(250, 250, 250))
+    frame = cv2.cvtColor(np.asarray(img), cv2.COLOR_RGB2BGR)
+    assert reader.model == "pp-ocrv6"
+    read = [line.text for line in reader.read(frame)]
+    assert read == lines
+    monkeypatch.setattr(ocr, "v6_model_files", lambda: None)
+    fallback = ocr.ScreenTextReader()
+    assert fallback.model == "pp-ocrv4"
+    old = " ".join(line.text for line in fallback.read(frame))
+    assert "Montr" in old and "Grüße" not in old          # the lines, without their letters
+
+
 def test_cheap_text_check():
     from models.vision.ocr import might_have_text
     assert might_have_text(slide(["Quarterly results 2024"]))

@@ -1,7 +1,7 @@
 """Image models behind small interfaces (no DB, no Qt).
 
 image_features  EfficientNet-Lite0: ImageNet probabilities + 1280-d features (ONNX Runtime)
-ocr             PP-OCRv4 on-screen text (rapidocr-onnxruntime) and a cheap "might hold text" check
+ocr             PP-OCRv6 on-screen text (rapidocr-onnxruntime) and a cheap "might hold text" check
 tags            calibrated thresholds that turn ImageNet probabilities into tags
 calibrate       re-derives tag_thresholds.json (development tool; needs ffmpeg and opencv-doc)
 

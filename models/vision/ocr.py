@@ -1,4 +1,4 @@
-"""On-screen text: PP-OCRv4 (rapidocr-onnxruntime 1.4.4, Apache-2.0; weights in the wheel).
+"""On-screen text: PP-OCRv6 small (multilingual), run by rapidocr-onnxruntime 1.4.4.
 
     reader = ScreenTextReader()
     if might_have_text(frame_bgr):             # a few ms; skips blank, flat and smooth frames
@@ -17,12 +17,24 @@ closing). It passes nearly every frame with rendered text and rejects blank, noi
 gradient, blurred and flat frames; busy natural frames mostly pass, which only costs the
 detector's time.
 
-Measured: benchmarks/README.md "Model costs and the OCR gate".
+The models: PP-OCRv6's small detector and multilingual recogniser (Chinese, Japanese,
+English and 46 Latin-script languages: accents, ß, ñ, ¿), from the `rapidocr` 3.10.0
+wheel, which carries them; only its model files are used (it is installed without its
+dependencies and never imported). rapidocr-onnxruntime 1.4.4 runs them with its own
+pre- and post-processing (the same DB detector and CTC recogniser family; the recogniser
+carries its 18,708 characters in its metadata). Where those files are missing, its own
+PP-OCRv4 (Chinese and English only: "Grüße" reads "GruBe") reads instead.
+
+Measured: benchmarks/README.md "Model costs and the OCR gate", "PP-OCRv6 for on-screen text".
 """
 from __future__ import annotations
 
+import importlib.util
 import logging
+import os
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -36,6 +48,9 @@ GATE_WIDTH = 640              # the cheap check looks at a frame this wide
 DET_WIDTH = 640               # the text detector looks at a frame this wide
 REC_MAX_SIDE = 1920           # recognition crops come from the frame shrunk to this at most
 DEFAULT_MIN_CONFIDENCE = 0.6
+# PP-OCRv6's files in the `rapidocr` wheel (models/ of the package, found without importing it)
+V6_FILES = {"det_model_path": "PP-OCRv6_det_small.onnx",
+            "rec_model_path": "PP-OCRv6_rec_small.onnx"}
 
 
 @dataclass
@@ -129,11 +144,30 @@ def _quiet_sessions(engine, threads: int) -> None:
         log.debug("rapidocr sessions left as built: %s", exc)
 
 
+def v6_model_files() -> dict[str, str] | None:
+    """{"det_model_path": ..., "rec_model_path": ...} of PP-OCRv6 in the installed `rapidocr`
+    wheel (or where a desktop bundle put them), or None where a file is missing."""
+    try:
+        spec = importlib.util.find_spec("rapidocr")
+    except (ImportError, ValueError):
+        spec = None
+    folders = list(spec.submodule_search_locations or []) if spec else []
+    if getattr(sys, "frozen", False):
+        folders.append(str(Path(getattr(sys, "_MEIPASS", "")) / "rapidocr"))
+    for folder in folders:
+        files = {k: Path(folder) / "models" / name for k, name in V6_FILES.items()}
+        if all(f.is_file() for f in files.values()):
+            return {k: str(f) for k, f in files.items()}
+    return None
+
+
 class ScreenTextReader:
-    """PP-OCRv4 detection on a DET_WIDTH copy, recognition on full-size crops."""
+    """Text detection on a DET_WIDTH copy, recognition on full-size crops; PP-OCRv6 where
+    its files are installed (`model` says which: "pp-ocrv6" or "pp-ocrv4")."""
 
     def __init__(self, *, det_width: int = DET_WIDTH, rec_max_side: int = REC_MAX_SIDE,
-                 min_confidence: float = DEFAULT_MIN_CONFIDENCE, threads: int = 0):
+                 min_confidence: float = DEFAULT_MIN_CONFIDENCE, threads: int = 0,
+                 v6: bool | None = None):
         try:
             from rapidocr_onnxruntime import RapidOCR
         except ImportError as exc:
@@ -142,6 +176,12 @@ class ScreenTextReader:
         # det_limit_side_len=32 with the default "min" limit type: the detector keeps the
         # size it is given (rounded to /32) instead of enlarging small frames to 736 px.
         kwargs = {"text_score": min_confidence, "det_limit_side_len": 32}
+        if v6 is None:              # AVINDEX_OCR=pp-ocrv4: the old models (benchmarks' before)
+            v6 = os.environ.get("AVINDEX_OCR", "").lower() != "pp-ocrv4"
+        files = v6_model_files() if v6 else None
+        if files:
+            kwargs.update(files)
+        self.model = "pp-ocrv6" if files else "pp-ocrv4"
         if threads:
             kwargs.update(intra_op_num_threads=threads, inter_op_num_threads=1)
         self._engine = RapidOCR(**kwargs)
@@ -190,7 +230,8 @@ class ScreenTextReader:
 
 
 def shared_reader(*, threads: int = 0) -> LazyModel[ScreenTextReader]:
-    """The process's one ScreenTextReader (PP-OCRv4 from rapidocr-onnxruntime's own
-    weights) for this thread count (models.loading), loaded on first `get()`."""
-    return lazy(f"ocr:pp-ocrv4@rapidocr-onnxruntime:threads={threads}",
+    """The process's one ScreenTextReader (PP-OCRv6 from the rapidocr wheel, else PP-OCRv4
+    from rapidocr-onnxruntime's own) for this thread count (models.loading), loaded on
+    first `get()`."""
+    return lazy(f"ocr:pp-ocr@rapidocr-onnxruntime:threads={threads}",
                 lambda: ScreenTextReader(threads=threads))
