@@ -51,17 +51,22 @@ def _h(text: str) -> int:
     return int(hashlib.sha1(text.encode("utf-8")).hexdigest()[:8], 16)
 
 
+def _catalog(mo: Path) -> dict:
+    """msgid -> translation of a compiled message catalog ({} when it is missing)."""
+    if not mo.is_file():
+        return {}
+    with open(mo, "rb") as f:
+        return gettext.GNUTranslations(f)._catalog
+
+
 def messages(lang: str) -> list[tuple[str, str]]:
     """(msgid, this language's text) of short plain messages, in a fixed order."""
     out = {}
     for domain in CATALOGS:
-        mo = LOCALE / lang / "LC_MESSAGES" / f"{domain}.mo"
-        if lang != "en" and not mo.is_file():
-            continue
-        cat = gettext.GNUTranslations(open(mo, "rb")) if lang != "en" else None
-        src = LOCALE / "de" / "LC_MESSAGES" / f"{domain}.mo"      # the msgids, for English
-        ids = gettext.GNUTranslations(open(src, "rb"))._catalog if src.is_file() else {}
-        for msgid, text in ((cat._catalog if cat else ids).items()):
+        # English is the msgids (read from the German catalog)
+        catalog = _catalog(LOCALE / ("de" if lang == "en" else lang) / "LC_MESSAGES"
+                           / f"{domain}.mo")
+        for msgid, text in catalog.items():
             if not isinstance(msgid, str) or not msgid:
                 continue
             text = msgid if lang == "en" else text
