@@ -143,3 +143,42 @@ def test_the_worker_refuses_a_stage_it_does_not_know(library, tmp_path):
     assert job["state"] == "failed" and "Unknown stage 'lipreading'" in job["error"]
     assert {j["stage"]: j["state"] for j in s.jobs(mid)}["speech"] == "done"
     s.close()
+
+
+def test_a_stage_loads_its_models_while_the_job_before_it_runs(library, tmp_path):
+    """A stage's `warm_during`: while a job of one of those stages runs, the worker calls
+    the stage's `prepare()` on a thread of its own (the probe's job here waits until it
+    has been called, so it must run beside the job). The shipped pipeline loads the speech
+    engine while a file is probed and the text embedder while its speakers are found, and
+    nothing beside the speech stage, whose peak is the worker's."""
+    import threading
+
+    from app.worker import _run_job
+    called = threading.Event()
+    threads = []
+
+    class WaitsForTheWarmUp(Named):
+        def run(self, media, ctx):
+            assert called.wait(10), "prepare() did not run beside the job"
+            return lambda store: None
+
+    class WarmsDuringProbe(Named):
+        warm_during = ("probe",)
+
+        def prepare(self):
+            threads.append(threading.current_thread().name)
+            called.set()
+
+    s = Store(library)
+    take(s, make_media(tmp_path / "a.wav", seconds=1, video=False))
+    job = s.claim_next_job()
+    events = type("Events", (list,), {"send": list.append})()
+    pipeline = Pipeline([WaitsForTheWarmUp("probe"),
+                         WarmsDuringProbe("speech", ("probe",), applies=False)])
+    _run_job(s, pipeline, job["id"], events, threading.Event())
+    assert s.job(job["id"])["state"] == "done" and threads == ["warm-speech"]
+    s.close()
+    shipped = build_pipeline(Settings(), library)
+    assert [st.name for st in shipped.warm_during("probe")] == ["speech"]
+    assert [st.name for st in shipped.warm_during("speakers")] == ["text"]
+    assert shipped.warm_during("speech") == []
