@@ -139,21 +139,6 @@ def worker_main(library: str, settings: dict, tasks, events, cancel_slot,
             store.close()
 
 
-def _warm(pipeline: Pipeline, running: str) -> None:
-    """Load the models of the stages that warm during a `running` job (Pipeline.warm_during),
-    each on a thread of its own, beside the job."""
-    for stage in pipeline.warm_during(running):
-        threading.Thread(target=_prepare, args=(stage,), name=f"warm-{stage.name}",
-                         daemon=True).start()
-
-
-def _prepare(stage) -> None:
-    try:
-        stage.prepare()
-    except Exception:       # noqa: BLE001 - the stage's own job loads again and says why
-        pass
-
-
 def _run_job(store: Store, pipeline: Pipeline, job_id: int, events, cancel) -> None:
     job = store.job(job_id)
     media = store.media(job["media_id"])
@@ -179,8 +164,6 @@ def _run_job(store: Store, pipeline: Pipeline, job_id: int, events, cancel) -> N
         state, error = "failed", (f"Unknown stage {job['stage']!r}: this library was made "
                                   "by a newer avindex.")
     else:
-        _warm(pipeline, stage.name)
-
         def save_partial(saver, upto: float) -> None:
             with store.transaction():      # these rows and the resume point: all or none
                 saver(store)

@@ -6,7 +6,6 @@ from app.runner import Runner
 from app.settings import Settings
 from app.worker import _run_job
 from indexer.intake import take
-from indexer.stages import Pipeline
 from indexer.store import Store
 from tests.media_factory import make_media
 
@@ -42,7 +41,6 @@ class _Events(list):
 
 class _RaisesKeyError:
     name = "probe"
-    after = ()
 
     def run(self, media, ctx):
         return {}["duration"]
@@ -57,7 +55,7 @@ def _claimed_probe_job(library, tmp_path):
 def test_key_error_inside_a_stage_is_reported_as_itself(library, tmp_path):
     store, job = _claimed_probe_job(library, tmp_path)
     events = _Events()
-    _run_job(store, Pipeline([_RaisesKeyError()]), job["id"], events, threading.Event())
+    _run_job(store, {"probe": _RaisesKeyError()}, job["id"], events, threading.Event())
     error = store.job(job["id"])["error"]
     assert store.job(job["id"])["state"] == "failed"
     assert "newer avindex" not in error
@@ -70,6 +68,6 @@ def test_key_error_inside_a_stage_is_reported_as_itself(library, tmp_path):
 
 def test_an_unknown_stage_name_means_a_newer_library(library, tmp_path):
     store, job = _claimed_probe_job(library, tmp_path)
-    _run_job(store, Pipeline([]), job["id"], _Events(), threading.Event())
+    _run_job(store, {}, job["id"], _Events(), threading.Event())
     assert "newer avindex" in store.job(job["id"])["error"]
     store.close()

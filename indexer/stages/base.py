@@ -18,11 +18,6 @@
     derives         the tables it fills: a file whose content changed loses their rows
     search_lists    the ranked lists its rows feed into search (`SearchList`: a full-text
                     list names its FTS table; a vector list is ranked by indexer.search.vectors)
-    warm_during     (optional) stages during whose jobs the worker loads this stage's models
-    prepare()       ahead of it, on another thread (`prepare()`: loads them, nothing else):
-                    the speech engine while a file is probed, the text embedder while its
-                    speakers are found. Only where the load would otherwise run alone on one
-                    core and its memory is held anyway (not beside the speech stage's peak).
 
 Library-wide tasks (binary codes, the motion encoder, tag retraining) follow the
 `LibraryTask` contract and are registered beside the stages (app.stages).

@@ -47,12 +47,6 @@ class Pipeline:
     def __contains__(self, name: str) -> bool:
         return name in self.stages
 
-    def warm_during(self, running: str) -> list[Stage]:
-        """The stages whose models load ahead while a job of stage `running` runs
-        (their `warm_during`; see base.py)."""
-        return [s for s in self.stages.values()
-                if running in getattr(s, "warm_during", ()) and hasattr(s, "prepare")]
-
     def followers(self, done: str, probe: dict, finished: Iterable[str] = ()) -> list[str]:
         """The stages to queue now that `done` is done for a file: those after it that
         apply and whose other `after` stages are finished (or do not apply to the file).

@@ -67,7 +67,6 @@ class SpeechStage:
     after = ("probe", "subtitles")
     derives = ("segments",)
     search_lists = (SAID_LIST,)
-    warm_during = ("probe",)      # the engine loads while the file is probed (base.py)
 
     def __init__(self, engine: LazyModel | Callable[[], object], beam_size: int = 5, *,
                  trust_subtitles: bool = False):
@@ -80,9 +79,6 @@ class SpeechStage:
     @property
     def engine(self):
         return self._engine.get()         # loaded once per process, on first use
-
-    def prepare(self) -> None:
-        self.engine
 
     def applies(self, probe: dict) -> bool:
         return probe.get("has_audio", False)

@@ -167,11 +167,6 @@ class TextIndexStage:
     derives = ("keywords",)            # segment_vec rows go with their segments (trigger)
     search_lists = (SearchList("keyword", 0.25, "keywords_fts", "keywords", "keyword", "said"),
                     SearchList("similar", 1.0))      # window embeddings (segment_vec)
-    warm_during = ("speakers",)        # the embedder loads while speakers are found (base.py)
-
-    def prepare(self) -> None:
-        from models.text_embed import load_embedder
-        load_embedder()
 
     def applies(self, probe: dict) -> bool:
         return probe.get("has_audio", False) or carries_subtitles(probe)
