@@ -20,7 +20,8 @@ detector's time.
 The models: PP-OCRv6's small detector and multilingual recogniser (Chinese, Japanese,
 English and 46 Latin-script languages: accents, ß, ñ, ¿; Vietnamese only in part, its
 letters with two marks or a dot below are not in it; no Cyrillic), from the `rapidocr` 3.10.0
-wheel, which carries them; only its model files are used (it is installed without its
+wheel, which carries them (Apache-2.0: PaddleOCR's weights, its MODEL_LICENSES.md says
+so); only its model files are used (it is installed without its
 dependencies and never imported). rapidocr-onnxruntime 1.4.4 runs them with its own
 pre- and post-processing (the same DB detector and CTC recogniser family; the recogniser
 carries its 18,708 characters in its metadata). Where those files are missing, its own
