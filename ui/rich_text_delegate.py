@@ -2,7 +2,8 @@
 
 With `follow_match`, a line too long for its column that would hide its first bold run
 (a search snippet's first match) loses words from its start ("…" in their place), so
-the match shows with the words before it that fit: a hit's line, not its first half.
+the match shows with the words before it that fit: a hit's line, not its first half;
+and a line still too long ends at a whole word, "…" after it.
 """
 from __future__ import annotations
 
@@ -48,8 +49,7 @@ class RichTextDelegate(QStyledItemDelegate):
         return self._cached((html, option.font.key()), make)
 
     def _fitted(self, option, html: str, width: float) -> QTextDocument:
-        """The document, or (follow_match) a copy that starts later, so that its first
-        bold run ends within MATCH_AT of `width`."""
+        """The document, or (follow_match) a copy fitted to `width` (clipped_to_match)."""
         doc = self._document(option, html)
         if not self.follow_match or doc.idealWidth() <= width:
             return doc
@@ -114,25 +114,37 @@ def first_bold(doc: QTextDocument) -> tuple[int, int] | None:
 
 
 def clipped_to_match(doc: QTextDocument, width: float) -> QTextDocument:
-    """`doc`, or a copy of it without its first words (ELLIPSIS instead), so that its
-    first bold run ends within MATCH_AT x `width` px: as many words before the match
-    are kept as fit."""
+    """`doc`, or a copy that fits `width` px: without its first words (ELLIPSIS instead)
+    when its first bold run would end past MATCH_AT x `width` (as many words before the
+    match are kept as fit), and ending at its last whole word that fits, ELLIPSIS after
+    it, when it is still too wide (never before the match's end)."""
+    mark = QFontMetricsF(doc.defaultFont()).horizontalAdvance(ELLIPSIS)
     run = first_bold(doc)
-    if run is None:
-        return doc
-    end = _x(doc, run[1])
-    if end <= width * MATCH_AT:
-        return doc
-    text = doc.toPlainText()
-    room = width * MATCH_AT - QFontMetricsF(doc.defaultFont()).horizontalAdvance(ELLIPSIS)
-    cut = run[0]
-    for i in range(1, run[0] + 1):          # the first word start that makes it fit
-        if text[i - 1].isspace() and not text[i].isspace() and end - _x(doc, i) <= room:
-            cut = i
-            break
-    clipped = doc.clone()
-    cursor = QTextCursor(clipped)
-    cursor.setPosition(0)
-    cursor.setPosition(cut, QTextCursor.KeepAnchor)
+    out, keep = doc, run[1] if run else 0
+    if run is not None and _x(doc, run[1]) > width * MATCH_AT:
+        text, end = doc.toPlainText(), _x(doc, run[1])
+        cut = run[0]
+        for i in range(1, run[0] + 1):      # the first word start that makes it fit
+            if text[i - 1].isspace() and not text[i].isspace() and \
+                    end - _x(doc, i) <= width * MATCH_AT - mark:
+                cut = i
+                break
+        out = _replaced(doc, 0, cut)
+        keep = run[1] - cut + len(ELLIPSIS)
+    text = out.toPlainText()
+    if _x(out, len(text)) <= width:
+        return out
+    for i in range(len(text) - 1, keep, -1):  # the last word end that leaves room for "…"
+        if text[i].isspace() and not text[i - 1].isspace() and _x(out, i) + mark <= width:
+            return _replaced(out, i, len(text))
+    return out
+
+
+def _replaced(doc: QTextDocument, start: int, end: int) -> QTextDocument:
+    """A copy of `doc` with characters start..end replaced by ELLIPSIS."""
+    copy = doc.clone()
+    cursor = QTextCursor(copy)
+    cursor.setPosition(start)
+    cursor.setPosition(end, QTextCursor.KeepAnchor)
     cursor.insertText(ELLIPSIS)
-    return clipped
+    return copy
