@@ -54,6 +54,10 @@ DEFAULT_MIN_CONFIDENCE = 0.6
 # PP-OCRv6's files in the `rapidocr` wheel (models/ of the package, found without importing it)
 V6_FILES = {"det_model_path": "PP-OCRv6_det_small.onnx",
             "rec_model_path": "PP-OCRv6_rec_small.onnx"}
+# Letters only Vietnamese writes among PP-OCRv6's languages: a frame where v6 reads one holds
+# Vietnamese, whose letters with two marks v6 lacks ("Bạn" -> "Bn"), so its lines are read
+# again by PP-OCRv4, whose bare letters ("Ban") full-text search (diacritics folded) finds
+VIETNAMESE_ONLY = frozenset("ơưƠƯ")
 
 
 @dataclass
@@ -189,6 +193,8 @@ class ScreenTextReader:
             kwargs.update(intra_op_num_threads=threads, inter_op_num_threads=1)
         self._engine = RapidOCR(**kwargs)
         _quiet_sessions(self._engine, threads)
+        self._threads = threads
+        self._v4 = None                      # PP-OCRv4, made on the first Vietnamese frame
         self.det_width, self.rec_max_side = det_width, rec_max_side
         self.min_confidence = min_confidence
         e = self._engine
@@ -212,6 +218,8 @@ class ScreenTextReader:
         scaled = [np.ascontiguousarray(np.asarray(b, np.float32) * k) for b in boxes]
         crops = e.get_crop_img_list(rec_img, scaled)
         texts, _ = e.text_rec(crops)
+        if self.model == "pp-ocrv6" and any(VIETNAMESE_ONLY & set(str(t)) for t, _ in texts):
+            texts, _ = self._v4_engine().text_rec(crops)
         lines = []
         for box, (text, score) in zip(scaled, texts):
             text = " ".join(str(text).split())
@@ -220,6 +228,17 @@ class ScreenTextReader:
             lines.append(TextLine(text, float(score),
                                   [(float(x) / s_rec, float(y) / s_rec) for x, y in box]))
         return lines
+
+    def _v4_engine(self):
+        """rapidocr-onnxruntime's own PP-OCRv4 (for its recogniser), made once."""
+        if self._v4 is None:
+            from rapidocr_onnxruntime import RapidOCR
+            kwargs = {"text_score": self.min_confidence, "det_limit_side_len": 32}
+            if self._threads:
+                kwargs.update(intra_op_num_threads=self._threads, inter_op_num_threads=1)
+            self._v4 = RapidOCR(**kwargs)
+            _quiet_sessions(self._v4, self._threads)
+        return self._v4
 
     def _read_whole(self, image_bgr: np.ndarray) -> list[TextLine]:
         img, s = _shrink(image_bgr, 10 ** 6, self.rec_max_side)
