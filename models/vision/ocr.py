@@ -25,7 +25,8 @@ so); only its model files are used (it is installed without its
 dependencies and never imported). rapidocr-onnxruntime 1.4.4 runs them with its own
 pre- and post-processing (the same DB detector and CTC recogniser family; the recogniser
 carries its 18,708 characters in its metadata). Where those files are missing, its own
-PP-OCRv4 (Chinese and English only: "Grüße" reads "GruBe") reads instead.
+PP-OCRv4 (Chinese and English only: "Grüße" reads "GruBe") reads instead; it also reads
+again a frame v6 shows to be Vietnamese (VIETNAMESE_ONLY).
 
 Measured: benchmarks/README.md "Model costs and the OCR gate", "On-screen text in every
 language: PP-OCRv6".
