@@ -136,24 +136,28 @@ def test_ocr_subtitle_on_a_real_frame_at_1080p(reader):
     assert "see you tomorrow" in text
 
 
+def _drawn_slide(lines: list[str], top: int) -> np.ndarray:
+    """A 1280x720 BGR slide with `lines` in Debian's DejaVu Sans, any script it covers."""
+    from PIL import Image, ImageDraw, ImageFont
+    font = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
+    if not font.is_file():
+        pytest.skip("needs Debian's fonts-dejavu-core")
+    img = Image.new("RGB", (1280, 720), (22, 34, 64))
+    draw = ImageDraw.Draw(img)
+    for i, line in enumerate(lines):
+        draw.text((90, top + 120 * i), line, font=ImageFont.truetype(str(font), 44),
+                  fill=(250, 250, 250))
+    return cv2.cvtColor(np.asarray(img), cv2.COLOR_RGB2BGR)
+
+
 def test_ocr_reads_the_letters_of_european_languages(reader, monkeypatch):
     """PP-OCRv6 (the rapidocr wheel's model files) reads the accented and special letters of
     German, Polish, Czech, Spanish and French on a rendered slide, which PP-OCRv4 (the
     fallback where those files are missing) turns into other letters: "Grüße" -> "GruBe"."""
-    from PIL import Image, ImageDraw, ImageFont
-
     from models.vision import ocr
-    font = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
-    if not font.is_file():
-        pytest.skip("needs Debian's fonts-dejavu-core")
     lines = ["Grüße aus München", "Usuwa nieużywane pakiety", "Zobrazí závislosti balíku",
              "Año nuevo: ¿qué pasará?", "Réunion générale à Montréal"]
-    img = Image.new("RGB", (1280, 720), (22, 34, 64))
-    draw = ImageDraw.Draw(img)
-    for i, line in enumerate(lines):
-        draw.text((90, 80 + 120 * i), line, font=ImageFont.truetype(str(font), 44),
-                  fill=(250, 250, 250))
-    frame = cv2.cvtColor(np.asarray(img), cv2.COLOR_RGB2BGR)
+    frame = _drawn_slide(lines, top=80)
     assert reader.model == "pp-ocrv6"
     read = [line.text for line in reader.read(frame)]
     assert read == lines
@@ -170,18 +174,8 @@ def test_a_vietnamese_frame_is_read_again_by_the_older_model(reader):
     reads a letter only Vietnamese writes (ư, ơ) is read again by PP-OCRv4, whose bare
     letters full-text search finds (it folds diacritics). Debian apt's own Vietnamese."""
     import unicodedata
-
-    from PIL import Image, ImageDraw, ImageFont
-    font = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
-    if not font.is_file():
-        pytest.skip("needs Debian's fonts-dejavu-core")
     lines = ["In ra danh sách các gói được giữ lại", "Bạn có muốn tiếp tục không?"]
-    img = Image.new("RGB", (1280, 720), (22, 34, 64))
-    draw = ImageDraw.Draw(img)
-    for i, line in enumerate(lines):
-        draw.text((90, 200 + 120 * i), line, font=ImageFont.truetype(str(font), 44),
-                  fill=(250, 250, 250))
-    frame = cv2.cvtColor(np.asarray(img), cv2.COLOR_RGB2BGR)
+    frame = _drawn_slide(lines, top=200)
 
     def folded(text):
         text = unicodedata.normalize("NFKD", text.lower())
