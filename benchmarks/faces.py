@@ -456,7 +456,8 @@ def lever_scores(clip: Path, cases: list[dict], rounds: int = 2, only=()) -> lis
     from models.faces import shared_face_models
     models = shared_face_models().get()
     models.embed_chips([np.zeros((150, 150, 3), np.uint8)])   # torch's network built, warm
-    net = models.fast.net                 # models.yunet (None: the library's own call)
+    fast = models.fast                    # None where yuface is not installed
+    net = getattr(fast, "net", None)      # models.yunet (None: the library's own call)
     levers = [("HOG scan at every sample", {"fast": False, "scan_every": 0}),
               ("HOG scan every 2 s, follow on crops between", {"fast": False, "scan_every": 2.0}),
               ("HOG scan every 2 s at 640 px, follow between",
@@ -480,12 +481,16 @@ def lever_scores(clip: Path, cases: list[dict], rounds: int = 2, only=()) -> lis
         for name, kw in levers:
             kw = dict(kw)
             models.torch_embed = not kw.pop("dlib_embed", False)
-            models.fast.net = None if kw.pop("library_call", False) else net
+            library_call = kw.pop("library_call", False)
+            if fast is not None:
+                fast.net = None if library_call else net
             stage = FacesStage(CACHE, models=models, **kw)
             cpu = time.process_time()
             res = stage.analyse(str(clip), duration=duration, shot_starts=cuts)
             runs[name].append((time.process_time() - cpu, res))
-    models.torch_embed, models.fast.net = True, net
+    models.torch_embed = True
+    if fast is not None:
+        fast.net = net
     from indexer.stages.keyframes import cheap_sampled_frames
     decode = []                     # what a decode shared with the visual stage would save
     for _ in range(rounds):

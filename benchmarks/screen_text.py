@@ -140,10 +140,10 @@ def found_share(truth: str, read: str, words) -> tuple[int, int]:
 def score(readers: dict, items: list[dict], show: int = 0) -> dict:
     import jiwer
     out = {}
+    images = [draw(it["lines"], it["style"], it["k"]) for it in items]   # once for all models
     for name, reader in readers.items():
         rows = []
-        for it in items:
-            img = draw(it["lines"], it["style"], it["k"])
+        for it, img in zip(items, images):
             cpu = time.process_time()
             lines = reader.read(img)
             cpu = time.process_time() - cpu

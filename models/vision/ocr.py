@@ -176,28 +176,14 @@ class ScreenTextReader:
     def __init__(self, *, det_width: int = DET_WIDTH, rec_max_side: int = REC_MAX_SIDE,
                  min_confidence: float = DEFAULT_MIN_CONFIDENCE, threads: int = 0,
                  v6: bool | None = None):
-        try:
-            from rapidocr_onnxruntime import RapidOCR
-        except ImportError as exc:
-            raise RuntimeError("OCR needs rapidocr-onnxruntime: "
-                               "pip install rapidocr-onnxruntime==1.4.4") from exc
-        # det_limit_side_len=32 with the default "min" limit type: the detector keeps the
-        # size it is given (rounded to /32) instead of enlarging small frames to 736 px.
-        kwargs = {"text_score": min_confidence, "det_limit_side_len": 32}
         if v6 is None:              # AVINDEX_OCR=pp-ocrv4: the old models (benchmarks' before)
             v6 = os.environ.get("AVINDEX_OCR", "").lower() != "pp-ocrv4"
         files = v6_model_files() if v6 else None
-        if files:
-            kwargs.update(files)
         self.model = "pp-ocrv6" if files else "pp-ocrv4"
-        if threads:
-            kwargs.update(intra_op_num_threads=threads, inter_op_num_threads=1)
-        self._engine = RapidOCR(**kwargs)
-        _quiet_sessions(self._engine, threads)
-        self._threads = threads
+        self.min_confidence, self._threads = min_confidence, threads
+        self._engine = self._rapidocr(files or {})
         self._v4 = None                      # PP-OCRv4, made on the first Vietnamese frame
         self.det_width, self.rec_max_side = det_width, rec_max_side
-        self.min_confidence = min_confidence
         e = self._engine
         self._split = all(hasattr(e, a) for a in ("text_det", "text_rec", "get_crop_img_list",
                                                    "sorted_boxes"))
@@ -230,15 +216,27 @@ class ScreenTextReader:
                                   [(float(x) / s_rec, float(y) / s_rec) for x, y in box]))
         return lines
 
+    def _rapidocr(self, files: dict):
+        """rapidocr-onnxruntime's engine on these model files ({}: its own PP-OCRv4), with
+        quiet sessions."""
+        try:
+            from rapidocr_onnxruntime import RapidOCR
+        except ImportError as exc:
+            raise RuntimeError("OCR needs rapidocr-onnxruntime: "
+                               "pip install rapidocr-onnxruntime==1.4.4") from exc
+        # det_limit_side_len=32 with the default "min" limit type: the detector keeps the
+        # size it is given (rounded to /32) instead of enlarging small frames to 736 px.
+        kwargs = {"text_score": self.min_confidence, "det_limit_side_len": 32, **files}
+        if self._threads:
+            kwargs.update(intra_op_num_threads=self._threads, inter_op_num_threads=1)
+        engine = RapidOCR(**kwargs)
+        _quiet_sessions(engine, self._threads)
+        return engine
+
     def _v4_engine(self):
         """rapidocr-onnxruntime's own PP-OCRv4 (for its recogniser), made once."""
         if self._v4 is None:
-            from rapidocr_onnxruntime import RapidOCR
-            kwargs = {"text_score": self.min_confidence, "det_limit_side_len": 32}
-            if self._threads:
-                kwargs.update(intra_op_num_threads=self._threads, inter_op_num_threads=1)
-            self._v4 = RapidOCR(**kwargs)
-            _quiet_sessions(self._v4, self._threads)
+            self._v4 = self._rapidocr({})
         return self._v4
 
     def _read_whole(self, image_bgr: np.ndarray) -> list[TextLine]:
