@@ -13,7 +13,8 @@ import signal
 import sys
 from pathlib import Path
 
-from .settings import ASR_ENGINES, DEVICES, WHISPER_MODELS, Settings, library_path, log_file
+from .settings import (ASR_ENGINES, DEVICES, SPEAKER_MODELS, WHISPER_MODELS, Settings,
+                       library_path, log_file)
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LIBRARY, EXIT_NOT_FOUND, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 
@@ -697,6 +698,8 @@ def _settings(args) -> Settings:
         s.asr_engine = args.engine
     if getattr(args, "device", None):
         s.device = args.device
+    if getattr(args, "speaker_model", None):
+        s.speaker_model = args.speaker_model
     return s
 
 
@@ -715,6 +718,8 @@ def build_parser() -> argparse.ArgumentParser:
     engine.add_argument("--model", choices=[c for c, _ in WHISPER_MODELS], help="Whisper model")
     engine.add_argument("--engine", choices=[c for c, _ in ASR_ENGINES])
     engine.add_argument("--device", choices=[c for c, _ in DEVICES])
+    engine.add_argument("--speaker-model", choices=[c for c, _ in SPEAKER_MODELS],
+                        help="who speaks: ge2e (fast) or campplus (finer turns, slower)")
 
     cluster = argparse.ArgumentParser(add_help=False)
     cluster.add_argument(

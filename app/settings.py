@@ -40,6 +40,9 @@ WHISPER_MODELS = (("base", "base — multilingual, better (145 MB)"),
 ASR_ENGINES = (("faster-whisper", "faster-whisper (CTranslate2, recommended)"),
                ("openai-whisper", "openai-whisper (PyTorch)"))
 DEVICES = (("auto", "Automatic (GPU when available)"), ("cpu", "CPU"), ("cuda", "GPU (CUDA)"))
+# who speaks: models.speaker_encoder.encoder_for; benchmarks/README.md "CAM++ against GE2E"
+SPEAKER_MODELS = (("ge2e", "GE2E — fast"),
+                  ("campplus", "CAM++ — finer speaker turns, ~4x the speakers stage's time"))
 
 
 def _editable(default, label: str, choices=None):
@@ -61,6 +64,9 @@ class Settings:
     models_dir: str = _editable("", "Models folder")             # "": <data dir>/models
     # skip speech recognition for a file whose subtitle track covers its speech
     trust_existing_subtitles: bool = _editable(False, "Trust existing subtitles")
+    # applies to files indexed after a change; a named voice is recognised in files whose
+    # speakers the same model found
+    speaker_model: str = _editable("ge2e", "Speaker model", SPEAKER_MODELS)
     # where files are indexed: "" this machine's worker, "ray" a Ray on this machine,
     # "ray://HOST:PORT" a Ray cluster (the avindex[ray] extra; app.cluster_runner)
     cluster: str = _editable("", "Cluster")

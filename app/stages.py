@@ -27,7 +27,8 @@ def _visual(settings: Settings, library: Path) -> VisualStage:
 
 
 def _speakers(settings: Settings, library: Path) -> SpeakersStage:
-    return SpeakersStage(threads=settings.threads)
+    from models.speaker_encoder import encoder_for
+    return SpeakersStage(encoder_for(settings.speaker_model), threads=settings.threads)
 
 
 def _faces(settings: Settings, library: Path) -> FacesStage:

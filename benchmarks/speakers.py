@@ -637,8 +637,8 @@ def tune() -> None:
     and recall over pairs of file speakers of different files."""
     from indexer.store import Store
     from models import diarization as dz
-    from models.speaker_encoder import SPEAKER_ENCODER
-    enc = SPEAKER_ENCODER.get()
+    from models.speaker_encoder import default_encoder
+    enc = default_encoder().get()
     lib = CACHE / "library-tune.db"
     for p in glob.glob(str(lib) + "*"):
         os.unlink(p)
@@ -702,8 +702,9 @@ def _lever_data(split: str) -> list[tuple]:
     transcripts, the VAD where they are silent, the encoder over the windows)."""
     import pickle
     from models import diarization as dz
-    from models.speaker_encoder import SPEAKER_ENCODER
-    cache = CACHE / f"levers-{split}.pkl"
+    from models.speaker_encoder import default_encoder
+    model = os.environ.get("AVINDEX_SPEAKER_MODEL", "")
+    cache = CACHE / f"levers-{split}{'-' + model if model else ''}.pkl"
     if cache.exists():
         data = pickle.loads(cache.read_bytes())
         missing = [h for h in LEVER_HOPS if h not in data[0][5]]
@@ -711,12 +712,12 @@ def _lever_data(split: str) -> list[tuple]:
             for hop in missing:
                 windows = dz.plan_windows(regions, dz.WINDOW_S, hop)
                 per_hop[hop] = (windows, dz.embed_windows(wav, windows,
-                                                          SPEAKER_ENCODER.get().embed_at))
+                                                          default_encoder().get().embed_at))
         if missing:
             cache.write_bytes(pickle.dumps(data))
         return data
     from indexer.store import Store
-    enc = SPEAKER_ENCODER.get()
+    enc = default_encoder().get()
     lib = CACHE / "library-levers.db"
     for p in glob.glob(str(lib) + "*"):
         os.unlink(p)
@@ -888,6 +889,17 @@ for _k in (4, 6, 8):
         LEVERS[f"r2 over-cut {_k}, merge cos {_m}"] = (
             1.6, 0.875, dict(_KEPT, over_k=_k, merge_cos=_m))
 
+# third round (stop 37): CAM++ embeddings (AVINDEX_SPEAKER_MODEL=campplus), whose cosines
+# sit lower than GE2E's: its merge, unsure and voice thresholds
+for _m in (0.5, 0.6, 0.7, 0.75, 0.8):
+    LEVERS[f"cam merge {_m}"] = (1.6, 0.6, dict(method="spectral", merge_cos=_m))
+    LEVERS[f"cam merge {_m}, hop 0.8"] = (0.8, 0.6, dict(method="spectral", merge_cos=_m))
+    LEVERS[f"cam merge {_m}, hop 0.8 where unsure"] = (
+        f"unsure {_m - 0.025:.3f}", 0.6, dict(method="spectral", merge_cos=_m))
+
+for _v in (0.5, 0.55, 0.6, 0.65, 0.7):
+    LEVERS[f"cam chosen: merge 0.6, hop 0.8, voice {_v}"] = (
+        0.8, _v, dict(method="spectral", merge_cos=0.6))
 
 def levers(split: str = "dev", names: list[str] | None = None) -> None:
     data = _lever_data(split)
@@ -980,8 +992,8 @@ def check_sources(per_voice: int = 80) -> None:
     each voice's utterances' mean cosine to its own centroid; for KTuberling, the cosine
     between each language's theme centroids, for the first themes used and all themes."""
     import random
-    from models.speaker_encoder import SPEAKER_ENCODER
-    enc = SPEAKER_ENCODER.get()
+    from models.speaker_encoder import default_encoder
+    enc = default_encoder().get()
     fetch()
 
     def centroid(utts):
@@ -1030,7 +1042,7 @@ def _memory_child(minutes: float) -> None:
     """Diarize one long file (test conversations repeated), VAD regions, and print
     ru_maxrss in MB after loading the models and after the stage."""
     from models import diarization as dz
-    from models.speaker_encoder import SPEAKER_ENCODER
+    from models.speaker_encoder import default_encoder
     from models.speech_regions import speech_regions
     files = conversations("test")
     path = CACHE / f"long-{minutes:g}min.wav"
@@ -1046,13 +1058,13 @@ def _memory_child(minutes: float) -> None:
                     break
         _write_wav(path, np.concatenate(parts))
         del parts
-    enc = SPEAKER_ENCODER.get()
-    enc.embed(np.zeros((1, 160, 40), np.float32))
+    enc = default_encoder().get()
+    enc.embed_at(np.zeros(2 * SR, np.float32), np.zeros(1, np.int64))   # warmed up
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     regions = speech_regions(path)
     vad = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     t0 = time.perf_counter()
-    res = dz.diarize(path, enc.embed_at, regions=regions)
+    res = dz.diarize(path, enc.embed_at, regions=regions, **getattr(enc, "tuning", {}))
     took = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"minutes": minutes, "base_mb": base, "after_vad_mb": vad, "peak_mb": peak,
@@ -1147,8 +1159,8 @@ def speed(rounds: int = 3, every: int = 4) -> None:
     the rounds' process CPU time is reported (the cores are shared, wall time is noisy)."""
     from indexer.store import Store
     from models import diarization as dz
-    from models.speaker_encoder import SPEAKER_ENCODER
-    embed = SPEAKER_ENCODER.get().embed_at
+    from models.speaker_encoder import default_encoder
+    embed = default_encoder().get().embed_at
     lib = CACHE / "library-speed.db"
     for p in glob.glob(str(lib) + "*"):
         os.unlink(p)

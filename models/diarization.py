@@ -140,15 +140,16 @@ def embed_windows(path: str | os.PathLike, windows: np.ndarray, embed: Callable,
                   *, check: Callable[[], None] = lambda: None,
                   progress: Callable[[float], None] = lambda f: None,
                   chunk_s: float = CHUNK_S) -> np.ndarray:
-    """(n, 256) embeddings of `windows` (sorted by start) of the file's first audio
+    """(n, d) embeddings of `windows` (sorted by start) of the file's first audio
     stream. The audio is decoded CHUNK_S at a time with a tail carried over, so a window
     across two chunks is whole and memory stays flat in the file's length. `embed` maps
-    (samples, window starts in samples, frames) to (m, 256) vectors (SpeakerEncoder.embed_at).
+    (samples, window starts in samples, frames) to (m, d) vectors (SpeakerEncoder.embed_at,
+    CamPlusEncoder.embed_at).
     A window past the end of the audio is zero-padded."""
     n = len(windows)
-    out = np.zeros((n, 256), np.float32)
     if n == 0:
-        return out
+        return np.zeros((0, 256), np.float32)
+    out = None                     # allocated at the first batch: the encoder's own width
     frames = int(round((windows[0, 1] - windows[0, 0]) * FRAMES_PER_S))
     keep = int(np.ceil(float(np.max(windows[:, 1] - windows[:, 0])) * SAMPLE_RATE)) + 1
     tail = np.zeros(0, np.float32)
@@ -157,7 +158,7 @@ def embed_windows(path: str | os.PathLike, windows: np.ndarray, embed: Callable,
     parts = audio_stream.windows(audio_stream.decode_blocks(path), chunk_s)
 
     def embed_ready(buf: np.ndarray, buf_start: int, final: bool) -> int:
-        nonlocal nxt
+        nonlocal nxt, out
         end = buf_start + len(buf)
         first = nxt
         while nxt < n:
@@ -169,7 +170,10 @@ def embed_windows(path: str | os.PathLike, windows: np.ndarray, embed: Callable,
             idx = np.arange(i, min(i + EMBED_BATCH, nxt))
             starts = np.maximum(0, np.round(windows[idx, 0] * SAMPLE_RATE).astype(np.int64)
                                 - buf_start)
-            out[idx] = embed(buf, starts, frames)
+            vecs = embed(buf, starts, frames)
+            if out is None:
+                out = np.zeros((n, vecs.shape[1]), np.float32)
+            out[idx] = vecs
             check()
             progress((idx[-1] + 1) / n)
         return nxt

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from .loading import LazyModel, lazy
-from .threads import cores, one_blas_thread
+from .threads import PartRunner, one_blas_thread
 
 SAMPLE_RATE = 16000
 N_FFT = 400                  # 25 ms
@@ -247,7 +247,7 @@ class SpeakerEncoder:
         # barriers; cores are used by running parts of a batch at once instead (`embed`)
         self.session = ort.InferenceSession(model, quiet_session_options(1),
                                             providers=["CPUExecutionProvider"])
-        self._pool = None
+        self._parts = PartRunner("avindex-ge2e", MAX_THREADS, MIN_PART)
 
     def embed(self, mels: np.ndarray, batch: int = 64, threads: int = 0) -> np.ndarray:
         """(n, frames, 40) mel windows -> (n, 256) float32 unit vectors."""
@@ -273,24 +273,12 @@ class SpeakerEncoder:
         windows, run at once on the one session (numpy and onnxruntime let go of the GIL;
         a window's vector does not depend on its batch)."""
         out = np.zeros((n, EMBEDDING_DIM), np.float32)
-        threads = min(threads or cores(), MAX_THREADS)
 
         def run(i: int, j: int) -> None:
             steps_first = np.ascontiguousarray(mels_of(i, j).transpose(1, 0, 2))
             out[i:j] = self.session.run(None, {"mels": steps_first})[0]
 
-        for i in range(0, n, batch):
-            j = min(i + batch, n)
-            parts = max(1, min(threads, (j - i) // MIN_PART))
-            if parts == 1:
-                run(i, j)
-                continue
-            if self._pool is None or self._pool._max_workers < parts:
-                from concurrent.futures import ThreadPoolExecutor
-                self._pool = ThreadPoolExecutor(parts, thread_name_prefix="avindex-ge2e")
-            cuts = np.linspace(i, j, parts + 1).astype(int)
-            for f in [self._pool.submit(run, a, b) for a, b in zip(cuts[:-1], cuts[1:])]:
-                f.result()
+        self._parts.run(n, run, batch, threads)
         return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
 
     def embed_samples(self, samples: np.ndarray) -> np.ndarray:
@@ -308,3 +296,22 @@ class SpeakerEncoder:
 
 SPEAKER_ENCODER: LazyModel[SpeakerEncoder] = lazy(f"speaker-encoder:{SpeakerEncoder.version}",
                                                   SpeakerEncoder)
+
+
+MODEL_ENV = "AVINDEX_SPEAKER_MODEL"   # a stage built without settings (benchmarks): its model
+
+
+def encoder_for(name: str) -> LazyModel:
+    """The speaker encoder a setting names: "ge2e" (this module) or "campplus"
+    (models.campplus: finer turns at ~4x the cost)."""
+    if name == "campplus":
+        from .campplus import CAMPLUS
+        return CAMPLUS
+    if name != "ge2e":
+        raise ValueError(f"unknown speaker model {name!r}: ge2e or campplus")
+    return SPEAKER_ENCODER
+
+
+def default_encoder() -> LazyModel:
+    """The encoder of a speakers stage built without settings: GE2E, or MODEL_ENV's."""
+    return encoder_for(os.environ.get(MODEL_ENV, "").lower() or "ge2e")

@@ -12,6 +12,8 @@ from __future__ import annotations
 import contextlib
 import os
 
+import numpy as np
+
 
 def cores() -> int:
     """The cores this process may run on."""
@@ -75,3 +77,29 @@ def quiet_session_options(threads: int = 0, *, arena: bool = True):
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
     return opts
+
+
+class PartRunner:
+    """Runs `fn(i, j)` over the items [0, n), `batch` at a time, each batch cut into up to
+    `threads` parts (0: one per core, at most `max_threads`) of at least `min_part` items
+    run at once on one thread pool: for work that lets go of the GIL (numpy, onnxruntime)
+    and whose result for an item does not depend on its part."""
+
+    def __init__(self, name: str, max_threads: int, min_part: int):
+        self.name, self.max_threads, self.min_part = name, max_threads, min_part
+        self._pool = None
+
+    def run(self, n: int, fn, batch: int, threads: int = 0) -> None:
+        threads = min(threads or cores(), self.max_threads)
+        for i in range(0, n, batch):
+            j = min(i + batch, n)
+            parts = max(1, min(threads, (j - i) // self.min_part))
+            if parts == 1:
+                fn(i, j)
+                continue
+            if self._pool is None or self._pool._max_workers < parts:
+                from concurrent.futures import ThreadPoolExecutor
+                self._pool = ThreadPoolExecutor(parts, thread_name_prefix=self.name)
+            cuts = [int(c) for c in np.linspace(i, j, parts + 1)]
+            for f in [self._pool.submit(fn, a, b) for a, b in zip(cuts[:-1], cuts[1:])]:
+                f.result()

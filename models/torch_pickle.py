@@ -1,13 +1,16 @@
-"""Tensors of a legacy PyTorch checkpoint (the pre-1.6 `torch.save` format), read as
-numpy arrays without importing torch (1.2 s of CPU and ~200 MB of memory a process).
+"""Tensors of a PyTorch checkpoint, read as numpy arrays without importing torch (1.2 s
+of CPU and ~200 MB of memory a process).
 
     state = read_legacy_checkpoint(path)      # {"lstm.weight_ih_l0": ndarray, ...}
+    state = read_zip_checkpoint(path)         # the same for the zip format (torch >= 1.6)
 
 The format (torch/serialization.py, `_legacy_load`): four pickles in a row (a magic
 number, the protocol version, system info, then the object, whose tensors refer to their
 storages by persistent ids), a pickled list of storage keys, then each storage in that
 order as an 8-byte little-endian element count and its raw little-endian data. Only
 plain dense CPU float/int tensors are understood; anything else raises ValueError.
+The zip format (`_load`) holds the object's pickle as <archive>/data.pkl and each
+storage as raw little-endian data in <archive>/data/<key>.
 No DB, no Qt here.
 """
 from __future__ import annotations
@@ -76,6 +79,8 @@ class _Unpickler(pickle.Unpickler):
         kind = pid[0].decode("ascii") if isinstance(pid[0], bytes) else pid[0]
         if kind != "storage":
             raise ValueError(f"unexpected persistent id {kind!r}")
+        if len(pid) == 5:                   # the zip format: no view field
+            pid = (*pid, None)
         storage_type, key, _location, numel, view = pid[1:]
         if view is not None:
             raise ValueError("storage views are not supported")
@@ -117,5 +122,29 @@ def read_legacy_checkpoint(path: str | Path):
                 st.data = np.frombuffer(raw, st.dtype)
     except (pickle.UnpicklingError, EOFError, KeyError, AttributeError, IndexError,
             TypeError) as e:
+        raise ValueError(f"not a readable PyTorch checkpoint: {e}") from e
+    return _arrays(obj)
+
+
+def read_zip_checkpoint(path: str | Path):
+    """The object of a zip-format checkpoint (torch.save since 1.6), its tensors as numpy
+    arrays (ValueError if it is not one of plain tensors)."""
+    import zipfile
+    storages: dict = {}
+    try:
+        with zipfile.ZipFile(path) as z:
+            pkl = [n for n in z.namelist() if n.endswith("/data.pkl") or n == "data.pkl"]
+            if len(pkl) != 1:
+                raise ValueError("no data.pkl in the archive")
+            root = pkl[0][:-len("data.pkl")]
+            with z.open(pkl[0]) as f:
+                obj = _Unpickler(f, storages).load()
+            for key, st in storages.items():
+                raw = z.read(f"{root}data/{key}")
+                if len(raw) != st.numel * st.dtype.itemsize:
+                    raise ValueError("a storage's size does not match its tensor")
+                st.data = np.frombuffer(raw, st.dtype)
+    except (zipfile.BadZipFile, pickle.UnpicklingError, EOFError, KeyError, AttributeError,
+            IndexError, TypeError) as e:
         raise ValueError(f"not a readable PyTorch checkpoint: {e}") from e
     return _arrays(obj)

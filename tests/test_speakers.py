@@ -501,3 +501,98 @@ print("torch" in sys.modules, "cv2" in sys.modules)
                          timeout=300, cwd=Path(__file__).resolve().parents[1], env=env)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "False False"   # torch, OpenCV
+
+
+# ---- CAM++ (models.campplus), the encoder AVINDEX_SPEAKER_MODEL=campplus chooses ----------
+def test_the_campplus_checkpoint_is_read_without_torch_as_torch_reads_it():
+    import torch
+
+    from models.campplus import weights_path
+    from models.torch_pickle import read_zip_checkpoint
+    ours = read_zip_checkpoint(weights_path())
+    theirs = torch.load(weights_path(), weights_only=True)
+    assert sorted(ours) == sorted(theirs) and len(ours) == 937
+    for k, v in theirs.items():
+        assert np.array_equal(ours[k], v.numpy()), k
+
+
+def test_campplus_tells_two_real_voices_apart():
+    """Windows of other clips of one reader lie nearer that reader than the other voice."""
+    from models.campplus import CAMPLUS
+    enc = CAMPLUS.get()
+
+    def vectors(clips):
+        x = np.concatenate([_trimmed(c) for c in clips])
+        return enc.embed_at(x, np.arange(0, len(x) - 26000, 12800), threads=1)
+    reader, cards = vectors(READER[:3]), vectors(CARDS[:3])
+    reader2, cards2 = vectors(READER[3:]), vectors(CARDS[3:])
+    assert reader.shape[1] == 192 and np.allclose(np.linalg.norm(reader, axis=1), 1, atol=1e-4)
+    cr, cc = reader.mean(0), cards.mean(0)
+    right = np.concatenate([reader2 @ cr > reader2 @ cc, cards2 @ cc > cards2 @ cr])
+    assert right.mean() >= 0.9, right
+    same = float((reader2 @ cr).mean() / np.linalg.norm(cr))
+    other = float((cards2 @ cr).mean() / np.linalg.norm(cr))
+    assert same - other >= 0.25, (same, other)
+
+
+def test_campplus_diarizes_a_conversation_with_its_own_settings(tmp_path):
+    """The VAD's regions, CAM++ windows, the encoder's own tuning: two speakers, each
+    true turn mostly one of them, the two voices told apart."""
+    from models import diarization
+    from models.campplus import CAMPLUS
+    enc = CAMPLUS.get()
+    path = tmp_path / "talk.wav"
+    truth = _conversation(path, [("reader", READER[0]), ("cards", CARDS[4]),
+                                 ("reader", READER[1]), ("cards", CARDS[1]),
+                                 ("reader", READER[2]), ("cards", CARDS[0])])
+    result = diarization.diarize(path, enc.embed_at, **enc.tuning)
+    assert len(result.speakers) == 2
+    who_is = {}
+    for start, end, who in truth:
+        cover = {}
+        for t in result.turns:
+            cover[t.speaker] = cover.get(t.speaker, 0.0) + _overlap((start, end), (t.start, t.end))
+        best = max(cover, key=cover.get)
+        assert cover[best] >= 0.7 * (end - start), (start, end, who, cover)
+        assert who_is.setdefault(who, best) == best
+    assert len(set(who_is.values())) == 2
+
+
+def test_the_speaker_model_setting_chooses_the_encoder(tmp_path):
+    from app.settings import Settings
+    from app.stages import build_pipeline
+    cam = build_pipeline(Settings(speaker_model="campplus"), tmp_path / "a.db").get("speakers")
+    ge2e = build_pipeline(Settings(), tmp_path / "b.db").get("speakers")
+    assert type(cam.encoder).version.startswith("campplus") and cam.encoder.voice_match == 0.6
+    assert type(ge2e.encoder).version.startswith("ge2e")
+    with pytest.raises(ValueError):
+        Settings.coerce("speaker_model", "xvector")
+
+
+def test_campplus_names_a_voice_once_for_every_file_it_speaks_in(tmp_path, shared_models_dir):
+    """The real speech stage, then the speakers stage with CAM++ (its own clustering
+    settings and voice match threshold): two speakers in the conversation, and the reader
+    alone in another file (other clips) is the same voice, named once."""
+    from models.asr import shared_engine
+    from models.campplus import CAMPLUS
+    _conversation(tmp_path / "talk.wav", [
+        ("reader", READER[0]), ("cards", CARDS[4]), ("reader", READER[1]),
+        ("cards", CARDS[1]), ("reader", READER[2]), ("cards", CARDS[0])])
+    _conversation(tmp_path / "alone.wav", [("reader", READER[3]), ("reader", READER[4])],
+                  pause=0.4)
+    store = Store(tmp_path / "library.db")
+    speech = SpeechStage(shared_engine("faster-whisper", "base", models_dir=shared_models_dir))
+    speakers = SpeakersStage(CAMPLUS)
+    ids = {}
+    for name in ("talk", "alone"):
+        path = tmp_path / f"{name}.wav"
+        ids[name] = store.add_media(str(path), name, path.stat().st_size, 0)
+        media = store.media(ids[name])
+        speech.run(media, StageContext(store=store))(store)
+        speakers.run(media, StageContext(store=store))(store)
+    talk, alone = store.list_speakers(ids["talk"]), store.list_speakers(ids["alone"])
+    assert len(talk) == 2 and len(alone) == 1
+    assert alone[0]["voice_id"] == talk[0]["voice_id"] != talk[1]["voice_id"]
+    store.name_voice(talk[0]["voice_id"], "Reader")
+    assert store.list_speakers(ids["alone"])[0]["voice_name"] == "Reader"
+    store.close()

@@ -10,7 +10,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDialog,
                                QGroupBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QPushButton,
                                QSpinBox, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
-from app.settings import ASR_ENGINES, DEVICES, WHISPER_MODELS
+from app.settings import ASR_ENGINES, DEVICES, SPEAKER_MODELS, WHISPER_MODELS
 
 
 def _combo(items, current) -> QComboBox:
@@ -152,8 +152,8 @@ class WatchedFolders(QGroupBox):
 
 class SettingsDialog(QDialog):
     """Edits a plain dict: library, models_dir, whisper_model, asr_engine, device,
-    threads, frame_interval_s, trust_existing_subtitles, cluster, and watched_folders (dicts with
-    path and polling; see WatchedFolders for the two callables)."""
+    threads, frame_interval_s, trust_existing_subtitles, speaker_model, cluster, and
+    watched_folders (dicts with path and polling; see WatchedFolders for the two callables)."""
 
     def __init__(self, values: dict, default_models_dir: str = "", parent=None, *,
                  folder_problem: Callable | None = None,
@@ -179,6 +179,11 @@ class SettingsDialog(QDialog):
         self.trust_subtitles_check = QCheckBox(
             "Skip speech recognition where a file's subtitles cover its speech")
         self.trust_subtitles_check.setChecked(bool(values.get("trust_existing_subtitles")))
+        self.speaker_combo = _combo(SPEAKER_MODELS, values.get("speaker_model"))
+        self.speaker_combo.setToolTip(
+            "Who speaks: CAM++ finds speaker turns and counts speakers better "
+            "(benchmarks/README.md) at about four times the speakers stage's time. A named "
+            "voice is recognised in the files whose speakers the same model found.")
         self.cluster_edit = QLineEdit(values.get("cluster") or "")
         self.cluster_edit.setPlaceholderText("this computer (or: ray, ray://HOST:10001)")
         self.cluster_edit.setToolTip(
@@ -195,8 +200,10 @@ class SettingsDialog(QDialog):
         form.addRow("CPU threads:", self.threads_spin)
         form.addRow("Keyframe every:", self.interval_spin)
         form.addRow("Existing subtitles:", self.trust_subtitles_check)
+        form.addRow("Speaker model:", self.speaker_combo)
         form.addRow("Cluster:", self.cluster_edit)
-        note = QLabel("Model, engine and device changes apply from the next file indexed. "
+        note = QLabel("Model, engine, device and speaker model changes apply from the next "
+                      "file indexed. "
                       "Changing the library file switches to that library (indexing of the "
                       "current one stops; its queue is kept).")
         note.setWordWrap(True)
@@ -239,5 +246,6 @@ class SettingsDialog(QDialog):
                 "threads": self.threads_spin.value(),
                 "frame_interval_s": self.interval_spin.value(),
                 "trust_existing_subtitles": self.trust_subtitles_check.isChecked(),
+                "speaker_model": self.speaker_combo.currentData(),
                 "cluster": self.cluster_edit.text().strip(),
                 **({"watched_folders": self.watched.folders()} if self._has_watched else {})}

@@ -22,8 +22,8 @@ log = logging.getLogger(__name__)
 
 
 def _default_encoder() -> LazyModel:
-    from models.speaker_encoder import SPEAKER_ENCODER
-    return SPEAKER_ENCODER
+    from models.speaker_encoder import default_encoder
+    return default_encoder()
 
 
 class SpeakersStage:
@@ -65,16 +65,20 @@ class SpeakersStage:
                     continue
                 covered.append((line["start"], line["end"]))
                 words.extend((w["start"], w["end"]) for w in line["words"])
+        # an encoder's own clustering settings (its cosines sit on its own scale)
+        tuning = dict(getattr(encoder, "tuning", {}))
         if covered:
             result = diarization.diarize(
                 media["path"], embed, words=words, covered=covered,
                 duration=media.get("duration"), min_speakers=self.min_speakers,
-                max_speakers=self.max_speakers, check=ctx.check, progress=ctx.report)
+                max_speakers=self.max_speakers, check=ctx.check, progress=ctx.report,
+                **tuning)
         elif subtitles or ctx.store is None:
             # no recognised speech to build on: the VAD says where speech is
             result = diarization.diarize(
                 media["path"], embed, min_speakers=self.min_speakers,
-                max_speakers=self.max_speakers, check=ctx.check, progress=ctx.report)
+                max_speakers=self.max_speakers, check=ctx.check, progress=ctx.report,
+                **tuning)
         else:
             result = diarization.Diarization([], [])   # the speech stage heard no speech
         ctx.check()
@@ -84,8 +88,9 @@ class SpeakersStage:
         turns = [{"start": t.start, "end": t.end, "label": t.speaker + 1,
                   "embedding": t.embedding} for t in result.turns]
         version = type(encoder).version if speakers else ""
+        voice_match = getattr(encoder, "voice_match", diarization.VOICE_MATCH_THRESHOLD)
 
         def save(store: Store) -> None:
             store.save_speakers(media["id"], speakers, turns, encoder=version,
-                                match_threshold=diarization.VOICE_MATCH_THRESHOLD)
+                                match_threshold=voice_match)
         return save

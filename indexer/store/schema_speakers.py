@@ -3,8 +3,9 @@ indexer.store.migrations.MIGRATIONS).
 
 - `voices`: a person's voice across the library. `name` is NULL until a user names it
   (unique, case-insensitive). `centroid` is the mean of its file speakers' centroids
-  (float32 256-d, models.speaker_encoder), kept when their files go, so a named voice
-  is still recognised in new files; `encoder` says which encoder made it.
+  (float32: 256-d by GE2E, models.speaker_encoder; 192-d by CAM++, models.campplus),
+  kept when their files go, so a named voice is still recognised in new files; `encoder`
+  says which encoder made it (a voice is matched only to speakers of the same encoder).
 - `speakers`: one row per speaker of a file ("Speaker <label>", numbered in the order
   they first speak), with its centroid, its speech time and its voice. `matched` is the
   cosine at which it was matched to an existing voice (NULL: a new voice, or set by hand).
