@@ -702,8 +702,8 @@ def _lever_data(split: str) -> list[tuple]:
     transcripts, the VAD where they are silent, the encoder over the windows)."""
     import pickle
     from models import diarization as dz
-    from models.speaker_encoder import default_encoder
-    model = os.environ.get("AVINDEX_SPEAKER_MODEL", "")
+    from models.speaker_encoder import MODEL_ENV, default_encoder
+    model = os.environ.get(MODEL_ENV, "")          # one cache per encoder
     cache = CACHE / f"levers-{split}{'-' + model if model else ''}.pkl"
     if cache.exists():
         data = pickle.loads(cache.read_bytes())
@@ -900,6 +900,7 @@ for _m in (0.5, 0.6, 0.7, 0.75, 0.8):
 for _v in (0.5, 0.55, 0.6, 0.65, 0.7):
     LEVERS[f"cam chosen: merge 0.6, hop 0.8, voice {_v}"] = (
         0.8, _v, dict(method="spectral", merge_cos=0.6))
+
 
 def levers(split: str = "dev", names: list[str] | None = None) -> None:
     data = _lever_data(split)
