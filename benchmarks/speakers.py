@@ -11,6 +11,8 @@ against the speech stage and memory.
     .venv/bin/python -m benchmarks.speakers --check-sources   # who speaks, checked on the audio
     --split dev|test, --sets first (the first set alone), --before (the stage before the
     unsure pass: one hop, spectral neighbour counts up to half the windows)
+    AVINDEX_SPEAKER_MODEL=campplus before any of them: the CAM++ encoder (models.campplus)
+    with its own clustering settings instead of GE2E (lever data cached per encoder)
 
 Sources (fetched once with the ordinary clients into benchmarks/.cache/speakers/src):
   ami   the AMI meeting excerpts that pyannote.audio 4.0.7's sdist carries for its tests
