@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import re
 
+from indexer.store.speakers import speaker_model_name
+
 from .cli import EXIT_NOT_FOUND, EXIT_OK, EXIT_USAGE, CliError, _emit, _open_store, \
     _resolve_media, hhmmss
 
@@ -145,13 +147,16 @@ def _list(args, store, refs: list[str]) -> int:
         return EXIT_OK
     width = max(len(r["name"] or "(unnamed)") for r in rows)
     lines = [f"{len(rows)} voice{'s' * (len(rows) != 1)} in the library:"]
+    # a library indexed with both speaker models holds voices of each (never joined)
+    models = len({r["encoder"] for r in rows}) > 1
     for r in rows:
         where = ""
         if r["name"] is None and r["heard_as"]:
             first = r["heard_as"][0]
             where = f"  e.g. Speaker {first['label']} of {first['path']}"
+        model = f"  [{speaker_model_name(r['encoder'])}]" if models else ""
         lines.append(f"  voice {r['id']:<4} {(r['name'] or '(unnamed)'):<{width}}  "
-                     f"{_files(r['files']):>9}  {r['seconds']:8.1f} s{where}")
+                     f"{_files(r['files']):>9}  {r['seconds']:8.1f} s{model}{where}")
     lines.append("Name one with `avindex speakers name VOICE NAME`.")
     _emit(args, {"voices": rows}, "\n".join(lines))
     return EXIT_OK

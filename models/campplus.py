@@ -216,7 +216,8 @@ def _campplus_model(state: dict) -> bytes:
         x = g.res_block(x, f"head.{layer}.0", 2)
         x = g.res_block(x, f"head.{layer}.1", 1)
     x = g.conv(x, "head.conv2", "head.bn2", stride=(2, 1), pad=(1, 1), relu=True)
-    x = g.op("Reshape", [x, g.const(np.array([0, 32 * (N_MELS // 8), -1], np.int64), "shape")])  # (n, 320, T)
+    # (n, 32 channels, 10 frequency rows, T) -> (n, 320, T)
+    x = g.op("Reshape", [x, g.const(np.array([0, 32 * (N_MELS // 8), -1], np.int64), "shape")])
     x = g.conv(x, "xvector.tdnn.linear", "xvector.tdnn.nonlinear.batchnorm", stride=2, pad=2,
                relu=True)
     for b, (layers, dilation) in enumerate(BLOCKS, 1):

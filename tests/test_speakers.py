@@ -635,4 +635,5 @@ def test_voices_of_two_speaker_models_are_never_joined(tmp_path):
     again = store.list_speakers(a)[0]
     assert again["voice_name"] is None and again["voice_id"] != anna
     assert store.voice_centroid(anna).shape == (256,)       # kept: still known in GE2E files
+    assert {v["id"]: v["encoder"] for v in store.voices()}[anna] == ge2e
     store.close()

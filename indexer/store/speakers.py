@@ -44,7 +44,8 @@ def _half(blob: bytes | None) -> np.ndarray | None:
     return np.frombuffer(blob, dtype=np.float16).astype(np.float32)
 
 
-def _model_name(encoder: str) -> str:
+def speaker_model_name(encoder: str) -> str:
+    """The speaker model a voice's encoder string names, as a person reads it."""
     return {"ge2e": "GE2E", "campplus": "CAM++"}.get(encoder.split("-")[0], encoder)
 
 
@@ -247,9 +248,9 @@ class SpeakersMixin:
         return out
 
     def voices(self) -> list[dict]:
-        """Every voice: id, name, files, seconds; named ones first, by name."""
+        """Every voice: id, name, encoder, files, seconds; named ones first, by name."""
         return self._rows("""
-            SELECT v.id, v.name, count(DISTINCT s.media_id) AS files,
+            SELECT v.id, v.name, v.encoder, count(DISTINCT s.media_id) AS files,
                    coalesce(sum(s.seconds), 0) AS seconds
             FROM voices v LEFT JOIN speakers s ON s.voice_id = v.id
             GROUP BY v.id ORDER BY v.name IS NULL, v.name COLLATE NOCASE, v.id""")
@@ -355,10 +356,11 @@ class SpeakersMixin:
         if a["encoder"] == b["encoder"] or "unknown" in (a["encoder"], b["encoder"]):
             return
         what = f"'{name}' already names a voice" if name else "That voice was"
+        first, second = speaker_model_name(a["encoder"]), speaker_model_name(b["encoder"])
         raise ValueError(
-            f"{what} found by the {_model_name(a['encoder'])} speaker model, this one by "
-            f"{_model_name(b['encoder'])}: voices of two speaker models cannot be one. Give "
-            "another name, or index the files again with one speaker model.")
+            f"{what} found by the {first} speaker model, this one by {second}: voices of two "
+            "speaker models cannot be one. Give another name, or index the files again with "
+            "one speaker model.")
 
     def merge_speakers(self, keep_id: int, other_id: int) -> int:
         """Two speakers of one file are one person: the other's turns become keep's, which
