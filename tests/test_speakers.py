@@ -471,10 +471,11 @@ def test_the_encoder_gives_torchs_vectors_without_torch(indexed):
     assert len(got) >= 3 and np.abs(got - want).max() < 1e-4
 
 
-def test_an_audio_worker_transcribes_and_tells_speakers_without_torch(tmp_path,
+@pytest.mark.parametrize("model", ["ge2e", "campplus"])
+def test_an_audio_worker_transcribes_and_tells_speakers_without_torch(tmp_path, model,
                                                                      shared_models_dir):
     """torch costs a process ~1.2 s of CPU and ~200 MB, OpenCV ~24 MB: indexing an audio
-    file (probe, speech, speakers, text) must load neither."""
+    file (probe, speech, speakers, text) must load neither, with either speaker model."""
     code = f"""
 import sys
 from pathlib import Path
@@ -486,13 +487,14 @@ from indexer.store import Store
 lib = Path({str(tmp_path / "lib.db")!r})
 store = Store(lib)
 media_id = take(store, Path({str(READER[0])!r})).media_id
-pipeline = build_pipeline(Settings(), lib)
+pipeline = build_pipeline(Settings(speaker_model={model!r}), lib)
 for name in ("probe", "speech", "speakers", "text"):
     media = store.media(media_id)
     saver = pipeline.get(name).run(media, StageContext(store=store))
     with store.transaction():
         saver(store)
 assert store.list_speakers(media_id), "no speaker"
+assert [v["encoder"] for v in store.voices()][0].startswith({model!r})
 print("torch" in sys.modules, "cv2" in sys.modules)
 """
     env = {**os.environ, "AVINDEX_MODELS_DIR": str(shared_models_dir),
