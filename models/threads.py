@@ -79,6 +79,14 @@ def quiet_session_options(threads: int = 0, *, arena: bool = True):
     return opts
 
 
+def one_thread_session(model: bytes):
+    """An onnxruntime CPU session on one intra-op thread (quiet_session_options(1)) for a
+    graph avindex writes from weights it reads itself (models.onnx_writer)."""
+    import onnxruntime as ort
+    return ort.InferenceSession(model, quiet_session_options(1),
+                                providers=["CPUExecutionProvider"])
+
+
 class PartRunner:
     """Runs `fn(i, j)` over the items [0, n), `batch` at a time, each batch cut into up to
     `threads` parts (0: one per core, at most `max_threads`) of at least `min_part` items

@@ -186,13 +186,10 @@ class YuNet:
     """The network and its post-processing; see the module doc."""
 
     def __init__(self, weights: dict):
-        import onnxruntime as ort
-
-        from .threads import quiet_session_options
+        from .threads import one_thread_session
         # one thread: its small convolutions lose to a second thread's hand-offs on two
         # busy cores (and the faces stage runs beside other work)
-        self.session = ort.InferenceSession(_graph(weights), quiet_session_options(1),
-                                            providers=["CPUExecutionProvider"])
+        self.session = one_thread_session(_graph(weights))
         self._grids: dict[tuple[int, int], list[np.ndarray]] = {}
 
     @classmethod
