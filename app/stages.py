@@ -10,7 +10,7 @@ from indexer.stages import (STAGE_TYPES, FacesStage, LibraryTask, Pipeline, Spea
 
 from .settings import Settings, thumbnail_dir
 
-__all__ = ["build_pipeline", "build_tasks", "thumbnail_dir"]
+__all__ = ["build_pipeline", "build_tasks", "speaker_model", "thumbnail_dir"]
 
 
 def _speech(settings: Settings, library: Path) -> SpeechStage:
@@ -26,9 +26,20 @@ def _visual(settings: Settings, library: Path) -> VisualStage:
                        max_gap=settings.frame_interval_s, threads=settings.threads)
 
 
+def speaker_model(settings: Settings, library: Path) -> str:
+    """The speaker model a library's new files are diarized with: the setting's, or for
+    "auto" CAM++, except in a library whose voices GE2E found and CAM++ none (voices of two
+    models are never one, so its named voices keep being recognised in new files)."""
+    if settings.speaker_model != "auto":
+        return settings.speaker_model
+    from indexer.store.speakers import library_speaker_models
+    return "ge2e" if library_speaker_models(library) == {"ge2e"} else "campplus"
+
+
 def _speakers(settings: Settings, library: Path) -> SpeakersStage:
     from models.speaker_encoder import encoder_for
-    return SpeakersStage(encoder_for(settings.speaker_model), threads=settings.threads)
+    model = speaker_model(settings, library)
+    return SpeakersStage(encoder_for(model), threads=settings.threads, model=model)
 
 
 def _faces(settings: Settings, library: Path) -> FacesStage:

@@ -12,7 +12,8 @@ against the speech stage and memory.
     --split dev|test, --sets first (the first set alone), --before (the stage before the
     unsure pass: one hop, spectral neighbour counts up to half the windows)
     AVINDEX_SPEAKER_MODEL=campplus before any of them: the CAM++ encoder (models.campplus)
-    with its own clustering settings instead of GE2E (lever data cached per encoder)
+    with its own clustering settings instead of GE2E (lever data cached per encoder); add
+    AVINDEX_CAMPLUS_INT8=0 for its float network (int8 is what avindex runs)
 
 Sources (fetched once with the ordinary clients into benchmarks/.cache/speakers/src):
   ami   the AMI meeting excerpts that pyannote.audio 4.0.7's sdist carries for its tests
@@ -705,7 +706,10 @@ def _lever_data(split: str) -> list[tuple]:
     import pickle
     from models import diarization as dz
     from models.speaker_encoder import MODEL_ENV, default_encoder
-    model = os.environ.get(MODEL_ENV, "")          # one cache per encoder
+    from models.campplus import INT8_ENV
+    model = os.environ.get(MODEL_ENV, "")          # one cache per encoder (CAM++: and form)
+    if model == "campplus" and os.environ.get(INT8_ENV) == "0":
+        model += "-float"
     cache = CACHE / f"levers-{split}{'-' + model if model else ''}.pkl"
     if cache.exists():
         data = pickle.loads(cache.read_bytes())

@@ -6,7 +6,8 @@ costs ~0.6 s of CPU a process), for networks avindex builds from weights it read
                        initializers={"W": array})
     session = onnxruntime.InferenceSession(model, ...)
 
-Only what such graphs need: float32/int64 tensors as raw data, integer, float, string and
+Only what such graphs need: float32, int64 and (for quantized weights) int8, uint8 and
+int32 tensors as raw data, integer, float, string and
 integer-list attributes, dynamic or fixed input/output dimensions, one opset of the default
 domain.
 Field numbers are onnx.proto3's (ModelProto, GraphProto, NodeProto, AttributeProto,
@@ -20,7 +21,9 @@ import numpy as np
 
 IR_VERSION = 8
 OPSET = 17
-_FLOAT, _INT64 = 1, 7                      # TensorProto.DataType
+_FLOAT, _UINT8, _INT8, _INT32, _INT64 = 1, 2, 3, 6, 7      # TensorProto.DataType
+_TYPES = {np.dtype(np.float32): _FLOAT, np.dtype(np.uint8): _UINT8, np.dtype(np.int8): _INT8,
+          np.dtype(np.int32): _INT32, np.dtype(np.int64): _INT64}
 _ATTR_FLOAT, _ATTR_INT, _ATTR_STRING, _ATTR_INTS = 1, 2, 3, 7   # AttributeProto.AttributeType
 
 
@@ -56,7 +59,7 @@ def _str(field: int, text: str) -> bytes:
 def tensor(name: str, array: np.ndarray) -> bytes:
     """TensorProto: dims (1), data_type (2), name (8), raw_data (9, little-endian)."""
     a = np.asarray(array)
-    kind = {np.dtype(np.float32): _FLOAT, np.dtype(np.int64): _INT64}.get(a.dtype)
+    kind = _TYPES.get(a.dtype)
     if kind is None:
         raise ValueError(f"unsupported tensor type {a.dtype}")
     out = b"".join(_int(1, d) for d in a.shape) + _int(2, kind) + _str(8, name)

@@ -300,7 +300,7 @@ MODEL_ENV = "AVINDEX_SPEAKER_MODEL"   # a stage built without settings (benchmar
 
 def encoder_for(name: str) -> LazyModel:
     """The speaker encoder a setting names: "ge2e" (this module) or "campplus"
-    (models.campplus: finer turns at ~4x the cost)."""
+    (models.campplus: finer turns at ~2x the cost)."""
     if name == "campplus":
         from .campplus import CAMPLUS
         return CAMPLUS
@@ -309,6 +309,10 @@ def encoder_for(name: str) -> LazyModel:
     return SPEAKER_ENCODER
 
 
+def default_model() -> str:
+    """The model of a speakers stage built without settings: GE2E, or MODEL_ENV's."""
+    return os.environ.get(MODEL_ENV, "").lower() or "ge2e"
+
+
 def default_encoder() -> LazyModel:
-    """The encoder of a speakers stage built without settings: GE2E, or MODEL_ENV's."""
-    return encoder_for(os.environ.get(MODEL_ENV, "").lower() or "ge2e")
+    return encoder_for(default_model())

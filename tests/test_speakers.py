@@ -537,6 +537,31 @@ def test_campplus_tells_two_real_voices_apart():
     assert same - other >= 0.25, (same, other)
 
 
+def test_campplus_runs_in_int8_close_to_its_float_network(tmp_path):
+    """avindex runs CAM++'s convolutions in int8 (models/campplus_int8.json's ranges): on
+    real speech its vectors stay the float network's, and onnxruntime really fused them into
+    integer convolutions (what makes it ~2.5x cheaper, benchmarks/campplus_int8.py)."""
+    import onnxruntime as ort
+
+    from models import campplus as cam
+    from models.torch_pickle import read_zip_checkpoint
+    x = np.concatenate([_trimmed(c) for c in READER + CARDS])
+    feats = cam.window_feats(x, np.arange(0, len(x) - 26000, 12800))
+    state = read_zip_checkpoint(cam.weights_path())
+    ranges = cam.int8_ranges(True)
+    opts = ort.SessionOptions()
+    opts.optimized_model_filepath = str(tmp_path / "int8.onnx")
+    int8 = ort.InferenceSession(cam._campplus_model(state, ranges), opts,
+                                providers=["CPUExecutionProvider"])
+    flt = ort.InferenceSession(cam._campplus_model(state), providers=["CPUExecutionProvider"])
+    a, b = (s.run(None, {"feats": feats})[0] for s in (int8, flt))
+    cos = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+    assert len(cos) >= 20 and cos.min() >= 0.95 and cos.mean() >= 0.98, cos
+    fused = (tmp_path / "int8.onnx").read_bytes()
+    assert fused.count(b"QLinearConv") >= 100 and b"ConvInteger" not in fused
+    assert cam.CAMPLUS.get().int8 and cam.int8_ranges(False) is None
+
+
 def test_campplus_diarizes_a_conversation_with_its_own_settings(tmp_path):
     """The VAD's regions, CAM++ windows, the encoder's own tuning: two speakers, each
     true turn mostly one of them, the two voices told apart."""
@@ -564,11 +589,40 @@ def test_the_speaker_model_setting_chooses_the_encoder(tmp_path):
     from app.settings import Settings
     from app.stages import build_pipeline
     cam = build_pipeline(Settings(speaker_model="campplus"), tmp_path / "a.db").get("speakers")
-    ge2e = build_pipeline(Settings(), tmp_path / "b.db").get("speakers")
+    ge2e = build_pipeline(Settings(speaker_model="ge2e"), tmp_path / "b.db").get("speakers")
     assert type(cam.encoder).version.startswith("campplus") and cam.encoder.voice_match == 0.6
     assert type(ge2e.encoder).version.startswith("ge2e")
+    assert (cam.model, ge2e.model) == ("campplus", "ge2e")
     with pytest.raises(ValueError):
         Settings.coerce("speaker_model", "xvector")
+
+
+def test_automatic_keeps_the_speaker_model_of_a_librarys_voices(tmp_path):
+    """"auto" (the default) is CAM++ in a new library, and GE2E in one whose voices GE2E
+    found (their names keep matching new files); read from the library file, open or not."""
+    from app.settings import Settings
+    from app.stages import build_pipeline, speaker_model
+    from models.campplus import CamPlusEncoder
+    from models.speaker_encoder import SpeakerEncoder
+    assert Settings().speaker_model == "auto"
+    fresh = tmp_path / "fresh.db"
+    assert speaker_model(Settings(), fresh) == "campplus" and not fresh.exists()
+    assert build_pipeline(Settings(), fresh).get("speakers").model == "campplus"
+    old, new = tmp_path / "old.db", tmp_path / "new.db"
+    for lib, version, dim in ((old, SpeakerEncoder.version, 256),
+                              (new, CamPlusEncoder.version, 192)):
+        store = Store(lib)
+        mid = store.add_media(str(tmp_path / f"{lib.stem}.wav"), lib.stem, 1, 1)
+        assert speaker_model(Settings(), lib) == "campplus"      # no voices yet
+        v = np.ones(dim, np.float32) / np.sqrt(dim)
+        store.save_speakers(mid, [{"label": 1, "centroid": v, "seconds": 5.0, "windows": 4}],
+                            [{"start": 0.0, "end": 5.0, "label": 1, "embedding": v}],
+                            encoder=version, match_threshold=0.6)
+        assert speaker_model(Settings(), lib) == ("ge2e" if lib == old else "campplus")
+        store.close()
+    assert speaker_model(Settings(), old) == "ge2e"                 # closed, read-only
+    assert build_pipeline(Settings(), old).get("speakers").model == "ge2e"
+    assert speaker_model(Settings(speaker_model="campplus"), old) == "campplus"
 
 
 def test_campplus_names_a_voice_once_for_every_file_it_speaks_in(tmp_path, shared_models_dir):

@@ -181,9 +181,10 @@ class SettingsDialog(QDialog):
         self.trust_subtitles_check.setChecked(bool(values.get("trust_existing_subtitles")))
         self.speaker_combo = _combo(SPEAKER_MODELS, values.get("speaker_model"))
         self.speaker_combo.setToolTip(
-            "Who speaks: CAM++ finds speaker turns and counts speakers better "
-            "(benchmarks/README.md) at about four times the speakers stage's time. A named "
-            "voice is recognised in the files whose speakers the same model found.")
+            "Who speaks: CAM++ finds speaker turns and counts speakers better than GE2E "
+            "(benchmarks/README.md) at about twice its time. A named voice is recognised "
+            "in the files whose speakers the same model found, so Automatic keeps GE2E in "
+            "a library whose voices GE2E found.")
         self.cluster_edit = QLineEdit(values.get("cluster") or "")
         self.cluster_edit.setPlaceholderText("this computer (or: ray, ray://HOST:10001)")
         self.cluster_edit.setToolTip(

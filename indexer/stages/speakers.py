@@ -21,6 +21,11 @@ from indexer.store import Store
 log = logging.getLogger(__name__)
 
 
+def _default_model() -> str:
+    from models.speaker_encoder import default_model
+    return default_model()
+
+
 def _default_encoder() -> LazyModel:
     from models.speaker_encoder import default_encoder
     return default_encoder()
@@ -33,13 +38,15 @@ class SpeakersStage:
     search_lists = ()
 
     def __init__(self, encoder: LazyModel | None = None, *, min_speakers: int | None = None,
-                 max_speakers: int | None = None, threads: int = 0):
+                 max_speakers: int | None = None, threads: int = 0, model: str = ""):
         if min_speakers is not None and min_speakers < 1:
             raise ValueError("The least number of speakers must be at least 1.")
         if min_speakers and max_speakers and max_speakers < min_speakers:
             raise ValueError(f"The most speakers ({max_speakers}) is fewer than the least "
                              f"({min_speakers}).")
         self._encoder = encoder
+        # the speaker model's name ("ge2e", "campplus"), for the cluster's artifact keys
+        self.model = model or _default_model()
         self.min_speakers = min_speakers
         self.max_speakers = max_speakers
         self.threads = threads              # the encoder's, for a batch (0: one per core)

@@ -49,6 +49,24 @@ def speaker_model_name(encoder: str) -> str:
     return {"ge2e": "GE2E", "campplus": "CAM++"}.get(encoder.split("-")[0], encoder)
 
 
+def library_speaker_models(library) -> set[str]:
+    """The speaker models ("ge2e", "campplus") whose voices a library file holds, read
+    without writing anything; empty for a library not made yet or made before voices."""
+    import sqlean
+    from pathlib import Path
+    path = Path(library)
+    if not path.is_file():
+        return set()
+    conn = sqlean.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30.0)
+    try:
+        rows = conn.execute("SELECT DISTINCT encoder FROM voices").fetchall()
+    except sqlean.OperationalError:          # no voices table yet
+        return set()
+    finally:
+        conn.close()
+    return {r[0].split("-")[0] for r in rows}
+
+
 def _unit(v: np.ndarray) -> np.ndarray:
     return v / max(float(np.linalg.norm(v)), 1e-12)
 
