@@ -719,7 +719,8 @@ def build_parser() -> argparse.ArgumentParser:
     engine.add_argument("--engine", choices=[c for c, _ in ASR_ENGINES])
     engine.add_argument("--device", choices=[c for c, _ in DEVICES])
     engine.add_argument("--speaker-model", choices=[c for c, _ in SPEAKER_MODELS],
-                        help="who speaks: ge2e (fast) or campplus (finer turns, slower)")
+                        help="who speaks: campplus (finer turns), ge2e (faster), or auto "
+                             "(the default: campplus, but ge2e in a library of GE2E voices)")
 
     cluster = argparse.ArgumentParser(add_help=False)
     cluster.add_argument(

@@ -222,7 +222,7 @@ class _Graph:
                    ).astype(np.float32)
         wq = np.clip(np.round(w / w_scale.reshape(shape)), -127, 127).astype(np.int8)
         b_scale = np.float32(x_scale) * w_scale
-        bq = np.round(b / b_scale).astype(np.int32)
+        bq = np.clip(np.round(b / b_scale), -2 ** 31, 2 ** 31 - 1).astype(np.int32)
         wd = self.op("DequantizeLinear", [self.const(wq, "wq"), self.const(w_scale, "ws"),
                                           self.const(np.zeros(len(w), np.int8), "wz")], axis=0)
         bd = self.op("DequantizeLinear", [self.const(bq, "bq"), self.const(b_scale, "bs"),
