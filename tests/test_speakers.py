@@ -623,6 +623,9 @@ def test_automatic_keeps_the_speaker_model_of_a_librarys_voices(tmp_path):
     assert speaker_model(Settings(), old) == "ge2e"                 # closed, read-only
     assert build_pipeline(Settings(), old).get("speakers").model == "ge2e"
     assert speaker_model(Settings(speaker_model="campplus"), old) == "campplus"
+    junk = tmp_path / "junk.db"
+    junk.write_text("not a library")              # the Store, not this, says what is wrong
+    assert speaker_model(Settings(), junk) == "campplus"
 
 
 def test_campplus_names_a_voice_once_for_every_file_it_speaks_in(tmp_path, shared_models_dir):

@@ -57,13 +57,14 @@ def library_speaker_models(library) -> set[str]:
     path = Path(library)
     if not path.is_file():
         return set()
-    conn = sqlean.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30.0)
     try:
-        rows = conn.execute("SELECT DISTINCT encoder FROM voices").fetchall()
-    except sqlean.OperationalError:          # no voices table yet
+        conn = sqlean.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30.0)
+        try:
+            rows = conn.execute("SELECT DISTINCT encoder FROM voices").fetchall()
+        finally:
+            conn.close()
+    except sqlean.Error:          # no voices table yet, or a file the Store will report on
         return set()
-    finally:
-        conn.close()
     return {r[0].split("-")[0] for r in rows}
 
 
