@@ -55,13 +55,11 @@ def _conversation(path: Path, clips: list[tuple[str, Path]], pause: float = 0.7)
     return turns
 
 
-@pytest.fixture(scope="module")
-def indexed(tmp_path_factory, shared_models_dir):
-    """A library with three files through the real speech and speakers stages: a
-    conversation of the reader and the cards speaker, the reader alone (clips the
-    conversation does not have), and a file of tones, noise and silence."""
+def _index_three_files(root, models_dir, encoder=None):
+    """A library with three files through the real speech and speakers stages (GE2E, or
+    `encoder`): a conversation of the reader and the cards speaker, the reader alone (clips
+    the conversation does not have), and a file of tones, noise and silence."""
     from models.asr import shared_engine
-    root = tmp_path_factory.mktemp("speakers")
     files = {
         "talk1": _conversation(root / "talk1.wav", [
             ("reader", READER[0]), ("cards", CARDS[4]), ("reader", READER[1]),
@@ -77,8 +75,8 @@ def indexed(tmp_path_factory, shared_models_dir):
                     "-ac", "1", str(root / "noise.wav")], check=True)
     files["noise"] = []
     store = Store(root / "library.db")
-    speech = SpeechStage(shared_engine("faster-whisper", "base", models_dir=shared_models_dir))
-    speakers = SpeakersStage()
+    speech = SpeechStage(shared_engine("faster-whisper", "base", models_dir=models_dir))
+    speakers = SpeakersStage(encoder)
     out = {}
     for name in ("talk1", "alone", "noise"):
         path = root / f"{name}.wav"
@@ -87,16 +85,39 @@ def indexed(tmp_path_factory, shared_models_dir):
         speech.run(media, StageContext(store=store))(store)
         speakers.run(media, StageContext(store=store))(store)
         out[name] = (media_id, files[name])
+    return store, out
+
+
+@pytest.fixture(scope="module")
+def indexed(tmp_path_factory, shared_models_dir):
+    """The three files with GE2E (its internals are tested on them too)."""
+    store, out = _index_three_files(tmp_path_factory.mktemp("speakers"), shared_models_dir)
     yield store, out
     store.close()
+
+
+@pytest.fixture(scope="module")
+def indexed_campplus(tmp_path_factory, shared_models_dir):
+    """The three files with CAM++ (in int8), what a new library uses."""
+    from models.campplus import CAMPLUS
+    store, out = _index_three_files(tmp_path_factory.mktemp("speakers_cam"), shared_models_dir,
+                                    CAMPLUS)
+    yield store, out
+    store.close()
+
+
+@pytest.fixture(params=["indexed", "indexed_campplus"])
+def by_each_model(request):
+    """The three files, indexed with each speaker model in turn."""
+    return request.getfixturevalue(request.param)
 
 
 def _overlap(a, b) -> float:
     return max(0.0, min(a[1], b[1]) - max(a[0], b[0]))
 
 
-def test_two_speakers_found_with_turns_near_the_truth(indexed):
-    store, files = indexed
+def test_two_speakers_found_with_turns_near_the_truth(by_each_model):
+    store, files = by_each_model
     media_id, truth = files["talk1"]
     speakers = store.list_speakers(media_id)
     assert [s["name"] for s in speakers] == ["Speaker 1", "Speaker 2"]
@@ -119,24 +140,27 @@ def test_two_speakers_found_with_turns_near_the_truth(indexed):
     assert store.speaker_at(media_id, 0.1) is None
 
 
-def test_one_speaker_file_gets_one_speaker(indexed):
-    store, files = indexed
+def test_one_speaker_file_gets_one_speaker(by_each_model):
+    store, files = by_each_model
     media_id, truth = files["alone"]
     speakers = store.list_speakers(media_id)
     assert len(speakers) == 1
     assert speakers[0]["seconds"] >= 0.6 * sum(e - s for s, e, _ in truth)
 
 
-def test_tones_noise_and_silence_give_no_speakers_and_no_error(indexed, tmp_path):
-    store, files = indexed
+def test_tones_noise_and_silence_give_no_speakers_and_no_error(by_each_model, tmp_path):
+    store, files = by_each_model
     media_id, _ = files["noise"]
     assert store.list_speakers(media_id) == []
     assert store.speaker_turns(media_id) == []
     # without any transcript (the VAD alone), still nothing
     from models import diarization
+    from models.campplus import CAMPLUS
     from models.speaker_encoder import SPEAKER_ENCODER
-    result = diarization.diarize(store.media(media_id)["path"], SPEAKER_ENCODER.get().embed_at)
-    assert result.speakers == [] and result.turns == []
+    for enc in (SPEAKER_ENCODER.get(), CAMPLUS.get()):
+        result = diarization.diarize(store.media(media_id)["path"], enc.embed_at,
+                                     **getattr(enc, "tuning", {}))
+        assert result.speakers == [] and result.turns == []
     # a file with no audio to speak of at all: an empty stretch of silence
     silent = tmp_path / "silent.wav"
     with wave.open(str(silent), "wb") as w:
@@ -144,11 +168,13 @@ def test_tones_noise_and_silence_give_no_speakers_and_no_error(indexed, tmp_path
         w.setsampwidth(2)
         w.setframerate(SR)
         w.writeframes(b"\0\0" * SR * 3)
-    assert diarization.diarize(silent, SPEAKER_ENCODER.get().embed_at).speakers == []
+    for enc in (SPEAKER_ENCODER.get(), CAMPLUS.get()):
+        assert diarization.diarize(silent, enc.embed_at, **getattr(enc, "tuning", {})
+                                   ).speakers == []
 
 
-def test_turns_never_split_a_word(indexed):
-    store, files = indexed
+def test_turns_never_split_a_word(by_each_model):
+    store, files = by_each_model
     for name in ("talk1", "alone"):
         media_id, _ = files[name]
         words = [w for line in store.transcript(media_id, "speech") for w in line["words"]]
