@@ -203,13 +203,20 @@ def cmd_retry(args) -> int:
 
 # ---- status / search / export / prune ----------------------------------------------
 def cmd_status(args) -> int:
+    from indexer.store.speakers import speaker_model_name
+    from .stages import speaker_model
     store = _open_store(args)
     summary = store.status_summary()
     store.close()
+    settings = _settings(args)
+    # which model the next file's speakers come from ("auto" follows the library's voices)
+    summary["speaker_model"] = speaker_model(settings, args.library_path)
+    automatic = " (automatic)" if settings.speaker_model == "auto" else ""
     lines = [f"Library: {summary['library']}",
              f"{summary['media']} file(s), {summary['hours']:.2f} h, {summary['segments']} segments",
              "Status: " + (", ".join(f"{k} {v}" for k, v in sorted(summary["by_status"].items()))
-                           or "empty")]
+                           or "empty"),
+             f"Speaker model: {speaker_model_name(summary['speaker_model'])}{automatic}"]
     for f in summary["failures"]:
         lines.append(f"  FAILED [{f['stage']}] {f['path']}\n          {f['error']}")
     _emit(args, summary, "\n".join(lines))

@@ -623,7 +623,7 @@ def test_the_speaker_model_setting_chooses_the_encoder(tmp_path):
         Settings.coerce("speaker_model", "xvector")
 
 
-def test_automatic_keeps_the_speaker_model_of_a_librarys_voices(tmp_path):
+def test_automatic_keeps_the_speaker_model_of_a_librarys_voices(tmp_path, capsys):
     """"auto" (the default) is CAM++ in a new library, and GE2E in one whose voices GE2E
     found (their names keep matching new files); read from the library file, open or not."""
     from app.settings import Settings
@@ -648,6 +648,11 @@ def test_automatic_keeps_the_speaker_model_of_a_librarys_voices(tmp_path):
         store.close()
     assert speaker_model(Settings(), old) == "ge2e"                 # closed, read-only
     assert build_pipeline(Settings(), old).get("speakers").model == "ge2e"
+    from app.cli import main                                         # and `avindex status` says so
+    assert main(["--library", str(old), "status"]) == 0
+    assert "Speaker model: GE2E (automatic)" in capsys.readouterr().out
+    assert main(["--library", str(new), "status"]) == 0
+    assert "Speaker model: CAM++ (automatic)" in capsys.readouterr().out
     assert speaker_model(Settings(speaker_model="campplus"), old) == "campplus"
     junk = tmp_path / "junk.db"
     junk.write_text("not a library")              # the Store, not this, says what is wrong
