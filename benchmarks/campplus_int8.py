@@ -11,8 +11,9 @@ prompts, Fish Fillets and KTuberling voices), 1.6 s windows every 1.6 s of each 
 speech and pauses alike, in random batches of 32. A range is the mean over the batches of
 the minimum and of the maximum a conv's input or output takes (`models.campplus.calibrate`;
 against the overall minimum and maximum, test: cosine to float mean 0.9917 against 0.9888,
-worst window 0.962 against 0.945). The report compares int8 with float on the test conversations' windows (cosine
-of the two unit vectors of each window) and times both, one thread, batch RUN_BATCH.
+worst window 0.958 against 0.945). The report compares int8 with float on the test
+conversations' windows (cosine of the two unit vectors of each window) and times both, one
+thread, batch RUN_BATCH.
 """
 from __future__ import annotations
 
