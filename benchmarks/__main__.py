@@ -1,5 +1,7 @@
-"""`make bench`: run every benchmark in turn (each is also runnable on its own:
-`.venv/bin/python -m benchmarks.NAME --help`)."""
+"""`make bench`: run the benchmarks below in turn, those that need no sources fetched
+beforehand and finish within the hour; every other one (speakers, spoken_search, faces,
+campplus_int8, ...) runs on its own with the command its section of benchmarks/README.md
+gives (`.venv/bin/python -m benchmarks.NAME --help`)."""
 import importlib.util
 import subprocess
 import sys
