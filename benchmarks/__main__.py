@@ -1,7 +1,6 @@
-"""`make bench`: run the benchmarks below in turn, those that need no sources fetched
-beforehand and finish within the hour; every other one (speakers, spoken_search, faces,
-campplus_int8, ...) runs on its own with the command its section of benchmarks/README.md
-gives (`.venv/bin/python -m benchmarks.NAME --help`)."""
+"""`make bench`: run the benchmarks in BENCHMARKS in turn. Every other one (speakers,
+spoken_search, faces, campplus_int8, ...) runs on its own with the command its section of
+benchmarks/README.md gives (`.venv/bin/python -m benchmarks.NAME --help`)."""
 import importlib.util
 import subprocess
 import sys
