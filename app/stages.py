@@ -37,9 +37,7 @@ def speaker_model(settings: Settings, library: Path) -> str:
 
 
 def _speakers(settings: Settings, library: Path) -> SpeakersStage:
-    from models.speaker_encoder import encoder_for
-    model = speaker_model(settings, library)
-    return SpeakersStage(encoder_for(model), threads=settings.threads, model=model)
+    return SpeakersStage(speaker_model(settings, library), threads=settings.threads)
 
 
 def _faces(settings: Settings, library: Path) -> FacesStage:

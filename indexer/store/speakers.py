@@ -44,9 +44,15 @@ def _half(blob: bytes | None) -> np.ndarray | None:
     return np.frombuffer(blob, dtype=np.float16).astype(np.float32)
 
 
+def speaker_model_of(encoder: str) -> str:
+    """The speaker model ("ge2e", "campplus") of a voice's encoder string (its version,
+    "campplus-zh-en-..."); a model name gives itself."""
+    return encoder.split("-")[0]
+
+
 def speaker_model_name(encoder: str) -> str:
     """The speaker model a voice's encoder string names, as a person reads it."""
-    return {"ge2e": "GE2E", "campplus": "CAM++"}.get(encoder.split("-")[0], encoder)
+    return {"ge2e": "GE2E", "campplus": "CAM++"}.get(speaker_model_of(encoder), encoder)
 
 
 def library_speaker_models(library) -> set[str]:
@@ -65,7 +71,7 @@ def library_speaker_models(library) -> set[str]:
             conn.close()
     except sqlean.Error:          # no voices table yet, or a file the Store will report on
         return set()
-    return {r[0].split("-")[0] for r in rows}
+    return {speaker_model_of(r[0]) for r in rows}
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
